@@ -1,0 +1,674 @@
+"""The engine: checks, certificates, CloudFront attachment, cleanup and the edge projection.
+
+Called by Celery tasks and management commands alike. Every function takes ids or
+hostnames and reloads what it needs, so a late or repeated call acts on the current state.
+
+Concurrency rules (STYLE.md, "Concurrency"):
+- a check claims its domains by pushing `next_check_at` forward (a lease) in one statement
+  before any DNS or AWS call, so two beats or ten workers never check a domain twice at once
+  and a crash mid-check cannot loop;
+- results are written only if the status is still the one the check saw;
+- status changes go through `services.transition` (compare-and-swap).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from domains import selectors, services
+from domains.integrations import acm, cdn, dns, edge_store
+from domains.integrations.edge_store import EdgeItem
+from domains.integrations.errors import IntegrationError
+from domains.models import CustomDomain, DomainStatus, EventKind
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_RETRY = timedelta(seconds=60)
+CLEANUP_RETRY = timedelta(seconds=30)
+ACM_THREADS = 16
+
+
+@dataclass
+class CheckOutcome:
+    domain_id: int
+    hostname: str
+    outcome: str  # skipped | waiting | activated | misconfigured | fixed | failed | ...
+    status: str = ""
+    detail: str = ""
+
+
+# --- scheduling -----------------------------------------------------------------------------
+
+
+def domains_due(*, limit: int = 10000, now: datetime | None = None) -> list[int]:
+    """Ids of domains whose next check (or cleanup step) is due, most overdue first."""
+    now = now or timezone.now()
+    return list(
+        CustomDomain.objects.filter(next_check_at__lte=now)
+        .order_by("next_check_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def next_interval(domain: CustomDomain, now: datetime) -> timedelta:
+    """Adaptive: every few seconds right after registration or "verify", then backing off.
+
+    Outside the fast window the interval grows with the domain's age (a twelfth of it),
+    from the base interval up to the maximum: minutes in the first hour, hours after a day.
+    """
+    if domain.fast_checks_until and now < domain.fast_checks_until:
+        return timedelta(seconds=settings.VEDOMAINS_FAST_CHECK_SECONDS)
+    base = timedelta(seconds=settings.VEDOMAINS_CHECK_INTERVAL_SECONDS)
+    grown = (now - domain.created_at) / 12
+    return min(settings.VEDOMAINS_MAX_CHECK_INTERVAL, max(base, grown))
+
+
+def claim(domain_ids: Iterable[int], *, now: datetime, force: bool = False) -> list[int]:
+    """Lease due domains to this caller; returns the ids it won."""
+    ids = list(domain_ids)
+    if not ids:
+        return []
+    lease_until = now + settings.VEDOMAINS_CHECK_LEASE
+    with transaction.atomic():
+        qs = CustomDomain.objects.filter(pk__in=ids)
+        if not force:
+            qs = qs.filter(next_check_at__lte=now)
+        # skip_locked: rows another claimer holds right now are simply not ours.
+        won = list(qs.select_for_update(skip_locked=True).values_list("pk", flat=True))
+        if won:
+            CustomDomain.objects.filter(pk__in=won).update(next_check_at=lease_until)
+    return won
+
+
+# --- certificates ---------------------------------------------------------------------------
+
+
+def domain_request_certificate(*, domain_id: int) -> str:
+    domain = CustomDomain.objects.filter(pk=domain_id).first()
+    if domain is None:
+        return "missing"
+    if domain.certificate_arn:
+        return "exists"
+    if domain.status != DomainStatus.PENDING_VALIDATION:
+        return "not_pending"
+    arn = acm.request_certificate(
+        hostname=domain.hostname,
+        key=f"vedomains:{domain.pk}:{domain.hostname}",
+        tags={"vedomains-domain-id": str(domain.pk), "vedomains-workspace": domain.workspace.slug},
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        # The arn is stored whatever the status now is, so a removal that raced with this
+        # request still finds (and deletes) the certificate.
+        stored = CustomDomain.objects.filter(pk=domain.pk, certificate_arn="").update(
+            certificate_arn=arn, certificate_status="PENDING_VALIDATION",
+            certificate_requested_at=now, updated_at=now,
+        )
+        if stored:
+            services.event_record(domain=domain, kind=EventKind.CERTIFICATE_REQUESTED,
+                                  source="system:acm", data={"arn": arn})
+    _refresh_certificate(domain_id=domain.pk, arn=arn)
+    return "requested"
+
+
+def _refresh_certificate(*, domain_id: int, arn: str) -> acm.Certificate | None:
+    """Store the status and validation records as soon as ACM publishes them."""
+    try:
+        cert = acm.describe_certificate(arn)
+    except IntegrationError as exc:
+        log.info("describe %s failed: %s", arn, exc)
+        return None
+    CustomDomain.objects.filter(pk=domain_id, certificate_arn=arn).update(
+        certificate_status=cert.status, validation_records=cert.validation_records
+    )
+    return cert
+
+
+# --- checks ---------------------------------------------------------------------------------
+
+
+def domain_check(*, domain_id: int, source: str = "system:check", force: bool = False
+                 ) -> CheckOutcome:
+    outcomes = domains_check(domain_ids=[domain_id], source=source, force=force)
+    if outcomes:
+        return outcomes[0]
+    return CheckOutcome(domain_id, "", "skipped", detail="not due or claimed by another worker")
+
+
+def domains_check(*, domain_ids: Iterable[int], source: str = "system:check",
+                  force: bool = False, now: datetime | None = None) -> list[CheckOutcome]:
+    """Check a batch: claim, resolve DNS concurrently, read certificates, then decide each."""
+    now = now or timezone.now()
+    won = claim(domain_ids, now=now, force=force)
+    if not won:
+        return []
+    domains = list(CustomDomain.objects.select_related("workspace").filter(pk__in=won))
+    outcomes: list[CheckOutcome] = []
+
+    for domain in [d for d in domains if d.status == DomainStatus.REMOVED]:
+        outcomes.append(_guarded(domain, lambda d: _cleanup_outcome(d)))
+    live = [d for d in domains if d.status in services.LIVE_STATUSES]
+    for domain in [d for d in domains if d not in live and d.status != DomainStatus.REMOVED]:
+        # Failed domains have nothing left to check; drop them from the schedule.
+        CustomDomain.objects.filter(pk=domain.pk).update(next_check_at=None)
+        outcomes.append(CheckOutcome(domain.pk, domain.hostname, "skipped", domain.status))
+    if not live:
+        return outcomes
+
+    dns_results = dns.check_many(
+        [d.hostname for d in live],
+        txt_for=[d.hostname for d in live
+                 if d.ownership_required and d.ownership_verified_at is None],
+    )
+    certs = _describe_certificates(
+        [d for d in live if d.status == DomainStatus.PENDING_VALIDATION and d.certificate_arn]
+    )
+    for domain in live:
+        result = dns_results[domain.hostname]
+        outcomes.append(_guarded(domain, lambda d, r=result: _evaluate(
+            d, r, certs.get(d.certificate_arn), now=now, source=source)))
+    return outcomes
+
+
+def _guarded(domain: CustomDomain, fn: Callable[[CustomDomain], CheckOutcome]) -> CheckOutcome:
+    """One domain's failure must not stop the batch; it is recorded and retried later."""
+    try:
+        return fn(domain)
+    except Exception as exc:  # noqa: BLE001 - recorded on the domain, retried
+        log.exception("check of %s failed", domain.hostname)
+        transient = not (isinstance(exc, IntegrationError) and exc.permanent)
+        CustomDomain.objects.filter(pk=domain.pk).update(
+            last_error=str(exc)[:2000],
+            next_check_at=timezone.now() + (TRANSIENT_RETRY if transient else CLEANUP_RETRY * 10),
+        )
+        return CheckOutcome(domain.pk, domain.hostname, "error", domain.status, str(exc))
+
+
+def _describe_certificates(domains: list[CustomDomain]) -> dict[str, acm.Certificate | None]:
+    def describe(arn: str) -> tuple[str, acm.Certificate | None]:
+        try:
+            return arn, acm.describe_certificate(arn)
+        except IntegrationError as exc:
+            log.info("describe %s failed: %s", arn, exc)
+            return arn, None
+
+    arns = [d.certificate_arn for d in domains]
+    if not arns:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(ACM_THREADS, len(arns))) as pool:
+        return dict(pool.map(describe, arns))
+
+
+def _check_record(ok: bool, detail: str, now: datetime, **extra: Any) -> dict[str, Any]:
+    return {"ok": ok, "detail": detail, "at": now.isoformat(), **extra}
+
+
+def _evaluate(domain: CustomDomain, result: dns.DnsResult, cert: acm.Certificate | None, *,
+              now: datetime, source: str) -> CheckOutcome:
+    routing = result.routing
+    checks = dict(domain.checks or {})
+    checks["dns"] = _check_record(routing.ok, routing.detail, now, reason=routing.reason,
+                                  chain=list(routing.chain), transient=routing.transient)
+    updates: dict[str, Any] = {"last_checked_at": now, "check_count": F("check_count") + 1}
+
+    if domain.status == DomainStatus.PENDING_VALIDATION:
+        return _evaluate_pending(domain, result, cert, checks, updates, now=now, source=source)
+    return _evaluate_live(domain, routing, checks, updates, now=now, source=source)
+
+
+def _save_check(domain: CustomDomain, checks: dict[str, Any], updates: dict[str, Any]) -> bool:
+    """Write check results only if the status is still what this check saw."""
+    return CustomDomain.objects.filter(pk=domain.pk, status=domain.status).update(
+        checks=checks, updated_at=timezone.now(), **updates) == 1
+
+
+def _evaluate_pending(domain: CustomDomain, result: dns.DnsResult, cert: acm.Certificate | None,
+                      checks: dict[str, Any], updates: dict[str, Any], *, now: datetime,
+                      source: str) -> CheckOutcome:
+    routing = result.routing
+    ownership_ok = not domain.ownership_required or domain.ownership_verified_at is not None
+    if not ownership_ok and result.txt is not None:
+        expected = domain.ownership_record_value
+        ownership_ok = expected in result.txt.values
+        checks["ownership"] = _check_record(
+            ownership_ok,
+            "TXT record found." if ownership_ok else
+            (result.txt.detail or f"Expected TXT {expected} at {domain.ownership_record_name}."),
+            now, transient=result.txt.transient,
+        )
+        if ownership_ok:
+            updates["ownership_verified_at"] = now
+            services.event_record(domain=domain, kind=EventKind.OWNERSHIP_VERIFIED, source=source)
+
+    if cert is not None:
+        updates["certificate_status"] = cert.status
+        updates["validation_records"] = cert.validation_records
+        checks["certificate"] = _check_record(
+            cert.issued, cert.failure_reason or f"Certificate is {cert.status}.", now,
+            status=cert.status)
+    elif not domain.certificate_arn:
+        checks["certificate"] = _check_record(False, "Certificate not requested yet.", now)
+        services.enqueue_after_commit("request_certificate", domain.pk)
+
+    # Give up when ACM gave up, or when nothing came together in the pending window.
+    failure = ""
+    if cert is not None and cert.failed:
+        failure = f"The certificate could not be issued: {cert.failure_reason or cert.status}."
+    elif now - domain.created_at > settings.VEDOMAINS_PENDING_TIMEOUT:
+        if not routing.ok:
+            failure = ("The domain was never pointed at us within "
+                       f"{settings.VEDOMAINS_PENDING_TIMEOUT}: {routing.detail}")
+        elif not (cert and cert.issued):
+            failure = ("The certificate was not validated within "
+                       f"{settings.VEDOMAINS_PENDING_TIMEOUT}; the validation CNAME is missing.")
+        elif not ownership_ok:
+            failure = "The ownership TXT record was not found in time."
+    if failure:
+        with transaction.atomic():
+            _save_check(domain, checks, {**updates, "last_error": failure})
+            applied = services.transition(
+                domain=domain, to=DomainStatus.FAILED,
+                allowed_from=[DomainStatus.PENDING_VALIDATION], source=source, message=failure,
+                updates={"failed_at": now, "next_check_at": None},
+            )
+        return CheckOutcome(domain.pk, domain.hostname, "failed" if applied else "skipped",
+                            DomainStatus.FAILED, failure)
+
+    if routing.ok and ownership_ok and cert is not None and cert.issued:
+        return _attach_and_activate(domain, cert, checks, updates, now=now, source=source)
+
+    updates["next_check_at"] = now + (
+        min(TRANSIENT_RETRY, next_interval(domain, now)) if routing.transient
+        else next_interval(domain, now)
+    )
+    updates["last_error"] = "" if not routing.transient else routing.detail
+    _save_check(domain, checks, updates)
+    waiting = [name for name, ok in (("dns", routing.ok), ("ownership", ownership_ok),
+                                     ("certificate", bool(cert and cert.issued))) if not ok]
+    return CheckOutcome(domain.pk, domain.hostname, "waiting", domain.status,
+                        "waiting for " + ", ".join(waiting))
+
+
+def _attach_and_activate(domain: CustomDomain, cert: acm.Certificate, checks: dict[str, Any],
+                         updates: dict[str, Any], *, now: datetime, source: str) -> CheckOutcome:
+    strategy = cdn.strategy()
+    resource_id = domain.cdn_resource_id
+    if not resource_id:
+        try:
+            attachment = strategy.attach(hostname=domain.hostname, certificate_arn=cert.arn,
+                                         reference=f"vedomains-{domain.pk}")
+        except IntegrationError as exc:
+            checks["cdn"] = _check_record(False, exc.message, now, code=exc.code)
+            if exc.permanent:
+                with transaction.atomic():
+                    _save_check(domain, checks, {**updates, "last_error": exc.message})
+                    services.transition(
+                        domain=domain, to=DomainStatus.FAILED,
+                        allowed_from=[DomainStatus.PENDING_VALIDATION], source=source,
+                        message=exc.message, data={"code": exc.code},
+                        updates={"failed_at": now, "next_check_at": None},
+                    )
+                return CheckOutcome(domain.pk, domain.hostname, "failed", DomainStatus.FAILED,
+                                    exc.message)
+            _save_check(domain, checks, {**updates, "last_error": exc.message,
+                                         "next_check_at": now + TRANSIENT_RETRY})
+            return CheckOutcome(domain.pk, domain.hostname, "waiting", domain.status, exc.message)
+        resource_id = attachment.resource_id
+        with transaction.atomic():
+            # Recorded before activation and whatever the status, so a removal racing with
+            # this check still detaches it.
+            CustomDomain.objects.filter(pk=domain.pk, cdn_resource_id="").update(
+                cdn_resource_id=attachment.resource_id, cdn_domain_name=attachment.domain_name)
+            services.event_record(domain=domain, kind=EventKind.CDN_ATTACHED, source=source,
+                                  data={"strategy": strategy.name, "resource_id": resource_id})
+    checks["cdn"] = _check_record(True, f"Attached ({strategy.name}: {resource_id}).", now)
+    with transaction.atomic():
+        _save_check(domain, checks, {**updates, "last_error": ""})
+        applied = services.transition(
+            domain=domain, to=DomainStatus.ACTIVE, allowed_from=[DomainStatus.PENDING_VALIDATION],
+            source=source, message="DNS, ownership and certificate verified; attached.",
+            updates={"verified_at": now, "activated_at": now,
+                     "next_check_at": now + settings.VEDOMAINS_ACTIVE_RECHECK},
+        )
+    if not applied:
+        # Removed while we attached: the cleanup owns the attachment now.
+        services.enqueue_after_commit("cleanup_domain", domain.pk)
+        return CheckOutcome(domain.pk, domain.hostname, "skipped", "", "changed during check")
+    return CheckOutcome(domain.pk, domain.hostname, "activated", DomainStatus.ACTIVE)
+
+
+def _evaluate_live(domain: CustomDomain, routing: dns.RoutingCheck, checks: dict[str, Any],
+                   updates: dict[str, Any], *, now: datetime, source: str) -> CheckOutcome:
+    """Active and misconfigured domains: only a DNS verdict moves them, never a transient."""
+    recheck = settings.VEDOMAINS_ACTIVE_RECHECK
+    if routing.transient:
+        _save_check(domain, checks, {**updates, "last_error": routing.detail,
+                                     "next_check_at": now + TRANSIENT_RETRY})
+        return CheckOutcome(domain.pk, domain.hostname, "transient", domain.status,
+                            routing.detail)
+    if routing.ok:
+        if domain.status == DomainStatus.ACTIVE:
+            _save_check(domain, checks, {**updates, "last_error": "",
+                                         "next_check_at": now + recheck})
+            return CheckOutcome(domain.pk, domain.hostname, "ok", domain.status)
+        with transaction.atomic():
+            _save_check(domain, checks, {**updates, "last_error": ""})
+            applied = services.transition(
+                domain=domain, to=DomainStatus.ACTIVE, allowed_from=[DomainStatus.MISCONFIGURED],
+                source=source, message="DNS points at us again.",
+                updates={"misconfigured_at": None, "next_check_at": now + recheck},
+            )
+        return CheckOutcome(domain.pk, domain.hostname, "fixed" if applied else "skipped",
+                            DomainStatus.ACTIVE)
+
+    grace = settings.VEDOMAINS_MISCONFIGURED_GRACE
+    if domain.status == DomainStatus.ACTIVE:
+        deadline = now + grace
+        with transaction.atomic():
+            _save_check(domain, checks, {**updates, "last_error": routing.detail})
+            applied = services.transition(
+                domain=domain, to=DomainStatus.MISCONFIGURED,
+                allowed_from=[DomainStatus.ACTIVE], source=source, message=routing.detail,
+                data={"detach_after": deadline.isoformat(), "reason": routing.reason},
+                updates={"misconfigured_at": now,
+                         "next_check_at": now + min(settings.VEDOMAINS_MISCONFIGURED_RECHECK,
+                                                    grace)},
+            )
+        return CheckOutcome(domain.pk, domain.hostname,
+                            "misconfigured" if applied else "skipped", DomainStatus.MISCONFIGURED,
+                            routing.detail)
+
+    since = domain.misconfigured_at or now
+    if now - since >= grace:
+        # Detach so no dangling alias or edge mapping is left for someone else to claim.
+        message = f"DNS has not pointed at us for {grace}; detached. {routing.detail}"
+        with transaction.atomic():
+            _save_check(domain, checks, {**updates, "last_error": routing.detail})
+            applied = services.transition(
+                domain=domain, to=DomainStatus.REMOVED,
+                allowed_from=[DomainStatus.MISCONFIGURED], source=source, message=message,
+                updates={"removed_at": now, "next_check_at": now},
+            )
+            if applied:
+                services.enqueue_after_commit("cleanup_domain", domain.pk)
+        return CheckOutcome(domain.pk, domain.hostname, "detached" if applied else "skipped",
+                            DomainStatus.REMOVED, message)
+    next_at = min(now + settings.VEDOMAINS_MISCONFIGURED_RECHECK, since + grace)
+    _save_check(domain, checks, {**updates, "last_error": routing.detail, "next_check_at": next_at})
+    return CheckOutcome(domain.pk, domain.hostname, "still_misconfigured", domain.status,
+                        routing.detail)
+
+
+# --- removal cleanup ------------------------------------------------------------------------
+
+
+def _cleanup_outcome(domain: CustomDomain) -> CheckOutcome:
+    return CheckOutcome(domain.pk, domain.hostname, domain_cleanup(domain_id=domain.pk),
+                        DomainStatus.REMOVED)
+
+
+def domain_cleanup(*, domain_id: int) -> str:
+    """Detach from the CDN, tombstone at the edge, delete the certificate; resumable.
+
+    Each step is recorded as it completes; a step that cannot finish yet (a distribution
+    still deploying) reschedules the domain so the dispatcher calls this again.
+    """
+    domain = CustomDomain.objects.select_related("workspace").filter(pk=domain_id).first()
+    if domain is None:
+        return "missing"
+    if domain.status != DomainStatus.REMOVED:
+        return "not_removed"
+    now = timezone.now()
+    try:
+        if domain.cdn_resource_id:
+            detachment = cdn.strategy().detach(resource_id=domain.cdn_resource_id)
+            if not detachment.done:
+                CustomDomain.objects.filter(pk=domain.pk).update(
+                    next_check_at=now + CLEANUP_RETRY, last_error="")
+                return "detaching"
+            with transaction.atomic():
+                CustomDomain.objects.filter(pk=domain.pk,
+                                            cdn_resource_id=domain.cdn_resource_id).update(
+                    cdn_resource_id="", cdn_domain_name="")
+                services.event_record(domain=domain, kind=EventKind.CDN_DETACHED,
+                                      source="system:cleanup",
+                                      data={"resource_id": domain.cdn_resource_id,
+                                            "detail": detachment.detail})
+        if not domain.edge_in_sync:
+            edge_sync_hostname(hostname=domain.hostname)
+        if domain.certificate_arn:
+            acm.delete_certificate(domain.certificate_arn)
+            with transaction.atomic():
+                CustomDomain.objects.filter(pk=domain.pk,
+                                            certificate_arn=domain.certificate_arn).update(
+                    certificate_arn="", certificate_status="DELETED")
+                services.event_record(domain=domain, kind=EventKind.CERTIFICATE_DELETED,
+                                      source="system:cleanup",
+                                      data={"arn": domain.certificate_arn})
+    except IntegrationError as exc:
+        CustomDomain.objects.filter(pk=domain.pk).update(
+            next_check_at=now + CLEANUP_RETRY, last_error=str(exc)[:2000])
+        raise
+    domain.refresh_from_db()
+    if domain.cleanup_pending:
+        CustomDomain.objects.filter(pk=domain.pk).update(next_check_at=now + CLEANUP_RETRY)
+        return "pending"
+    CustomDomain.objects.filter(pk=domain.pk).update(next_check_at=None, last_error="")
+    return "clean"
+
+
+# --- edge projection ------------------------------------------------------------------------
+
+
+def edge_sync_hostname(*, hostname: str) -> str:
+    """Make the edge item for `hostname` reflect Django now (whatever the caller saw)."""
+    truth = selectors.edge_truth_for_hostname(hostname)
+    if truth is None:
+        return "unknown"
+    item = EdgeItem.from_plain(selectors.edge_item_for(truth))
+    if item.status != "active" and truth.edge_version == 0:
+        return "nothing_to_sync"  # never routed, never tombstoned: the edge has no item
+    if edge_store.put_item(item):
+        _mark_synced(truth.pk, item.version)
+        return "written"
+    current = edge_store.get_item(hostname)
+    if item.same_routing(current):
+        _mark_synced(truth.pk, item.version)
+        return "already_current"
+    assert current is not None
+    if current.version >= item.version:
+        # The table holds a higher version than Django knows (a repair wrote it, or an
+        # older record's tombstone): move Django's version past it and write again.
+        new_version = current.version + 1
+        CustomDomain.objects.filter(pk=truth.pk, edge_version__lt=new_version).update(
+            edge_version=new_version)
+        return edge_sync_hostname(hostname=hostname)
+    return "refused"
+
+
+def _mark_synced(domain_id: int, version: int) -> None:
+    CustomDomain.objects.filter(pk=domain_id, edge_synced_version__lt=version).update(
+        edge_synced_version=version)
+
+
+def edge_sync_pending(*, limit: int = 1000) -> int:
+    """Sync every record whose edge version is ahead of what was pushed (lost tasks)."""
+    hostnames = list(
+        CustomDomain.objects.filter(edge_synced_version__lt=F("edge_version"))
+        .order_by("updated_at").values_list("hostname", flat=True).distinct()[:limit]
+    )
+    for hostname in hostnames:
+        edge_sync_hostname(hostname=hostname)
+    return len(hostnames)
+
+
+def _routed_truths(chunk_size: int = 2000) -> Iterator[CustomDomain]:
+    return (
+        CustomDomain.objects.select_related("workspace")
+        .filter(status__in=[DomainStatus.ACTIVE, DomainStatus.MISCONFIGURED])
+        .order_by("pk")
+        .iterator(chunk_size=chunk_size)
+    )
+
+
+def edge_backfill(*, dry_run: bool = False, window: int = 2000,
+                  progress: Callable[[int], None] | None = None) -> dict[str, int]:
+    """Push every active mapping with BatchWriteItem, then re-sync what changed meanwhile.
+
+    BatchWriteItem cannot be conditional, so a record that changed while its batch was in
+    flight is pushed again with the conditional single write, which always wins.
+    """
+    counts = {"active": 0, "written": 0, "resynced": 0}
+    buffer: list[CustomDomain] = []
+
+    def flush() -> None:
+        items = [EdgeItem.from_plain(selectors.edge_item_for(d)) for d in buffer]
+        counts["active"] += len(items)
+        if not dry_run:
+            counts["written"] += edge_store.batch_put(items)
+            by_version: dict[int, list[int]] = defaultdict(list)
+            for d in buffer:
+                by_version[d.edge_version].append(d.pk)
+            for version, ids in by_version.items():
+                CustomDomain.objects.filter(pk__in=ids, edge_version=version,
+                                            edge_synced_version__lt=version).update(
+                    edge_synced_version=version)
+            changed = CustomDomain.objects.filter(pk__in=[d.pk for d in buffer]).exclude(
+                Q(edge_version__in=list(by_version)))
+            for hostname in changed.values_list("hostname", flat=True):
+                edge_sync_hostname(hostname=hostname)
+                counts["resynced"] += 1
+        if progress:
+            progress(len(buffer))
+        buffer.clear()
+
+    for domain in _routed_truths():
+        buffer.append(domain)
+        if len(buffer) >= window:
+            flush()
+    if buffer:
+        flush()
+    return counts
+
+
+@dataclass
+class ReconcileReport:
+    scanned: int = 0
+    checked: int = 0
+    missing: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    repaired: int = 0
+    sample_limit: int = 100
+
+    def note(self, kind: str, hostname: str) -> None:
+        bucket: list[str] = getattr(self, kind)
+        self._counts[kind] = self._counts.get(kind, 0) + 1
+        if len(bucket) < self.sample_limit:
+            bucket.append(hostname)
+
+    def __post_init__(self) -> None:
+        self._counts: dict[str, int] = {}
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "scanned": self.scanned, "checked": self.checked,
+            "missing": self._counts.get("missing", 0), "stale": self._counts.get("stale", 0),
+            "extra": self._counts.get("extra", 0), "repaired": self.repaired,
+        }
+
+
+def edge_reconcile(*, repair: bool = True, page: int = 1000,
+                   progress: Callable[[int], None] | None = None) -> ReconcileReport:
+    """Diff Django against the table and (unless told not to) repair the differences.
+
+    Memory stays bounded: the table is read a page at a time and each page is compared with
+    one Django query; Django's routed records are then checked against the table in chunks.
+    """
+    report = ReconcileReport()
+
+    # 1. Items in the table: extra (routed at the edge, not in Django) and stale ones.
+    batch: list[EdgeItem] = []
+    for item in edge_store.scan():
+        batch.append(item)
+        if len(batch) >= page:
+            _reconcile_page(batch, report, repair=repair)
+            batch = []
+            if progress:
+                progress(page)
+    if batch:
+        _reconcile_page(batch, report, repair=repair)
+        if progress:
+            progress(len(batch))
+
+    # 2. Routed records missing from the table.
+    chunk: list[CustomDomain] = []
+    for domain in _routed_truths():
+        chunk.append(domain)
+        if len(chunk) >= 100:
+            _reconcile_missing(chunk, report, repair=repair)
+            chunk = []
+    if chunk:
+        _reconcile_missing(chunk, report, repair=repair)
+    return report
+
+
+def _reconcile_page(items: list[EdgeItem], report: ReconcileReport, *, repair: bool) -> None:
+    report.scanned += len(items)
+    truths: dict[str, CustomDomain] = {}
+    for d in (CustomDomain.objects.select_related("workspace")
+              .filter(hostname__in=[i.domain for i in items])):
+        # The edge follows the live record, else the newest one (see edge_truth_for_hostname).
+        best = truths.get(d.hostname)
+        if best is None or _truth_rank(d) > _truth_rank(best):
+            truths[d.hostname] = d
+    for item in items:
+        truth = truths.get(item.domain)
+        if truth is None:
+            if item.status == "active":
+                report.note("extra", item.domain)
+                if repair:
+                    edge_store.put_item(EdgeItem(item.domain, item.workspace_id, "inactive",
+                                                 item.version + 1,
+                                                 updated_at=timezone.now().isoformat()))
+                    report.repaired += 1
+            continue
+        expected = EdgeItem.from_plain(selectors.edge_item_for(truth))
+        if expected.same_routing(item) and item.version >= expected.version:
+            continue
+        if expected.same_routing(item):
+            # Same routing, older version: only the bookkeeping is behind.
+            _mark_synced(truth.pk, item.version)
+            continue
+        report.note("extra" if item.status == "active" and expected.status != "active"
+                    else "stale", item.domain)
+        if repair:
+            edge_sync_hostname(hostname=item.domain)
+            report.repaired += 1
+
+
+def _truth_rank(domain: CustomDomain) -> tuple[int, int, int]:
+    return (int(domain.status != DomainStatus.REMOVED), domain.edge_version, domain.pk)
+
+
+def _reconcile_missing(domains: list[CustomDomain], report: ReconcileReport, *,
+                       repair: bool) -> None:
+    report.checked += len(domains)
+    found = edge_store.existing_domains([d.hostname for d in domains])
+    for domain in domains:
+        if domain.hostname not in found:
+            report.note("missing", domain.hostname)
+            if repair:
+                edge_sync_hostname(hostname=domain.hostname)
+                report.repaired += 1

@@ -1,0 +1,148 @@
+"""Hostname normalization and validation (DESIGN.md, "Hostname rules").
+
+`normalize_hostname` either returns the canonical form (lowercase ASCII, punycode labels, no
+trailing dot) or raises `HostnameError` with a message a customer can act on. It never
+raises anything else, whatever it is given.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from functools import lru_cache
+
+import idna
+from django.conf import settings
+from publicsuffixlist import PublicSuffixList
+
+MAX_HOSTNAME_LENGTH = 253
+MAX_LABEL_LENGTH = 63
+_LDH_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+_FORBIDDEN_CHARS = {
+    "/": "a path",
+    "?": "a query string",
+    "#": "a fragment",
+    "@": "user info",
+    "\\": "a backslash",
+}
+
+
+class HostnameError(ValueError):
+    """The hostname cannot be used; `message` says why, `code` is machine-readable."""
+
+    def __init__(self, message: str, code: str = "invalid_hostname") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@lru_cache(maxsize=1)
+def _psl() -> PublicSuffixList:
+    # The list ships inside the package (offline). accept_unknown=False so that a name under
+    # an unknown TLD is rejected instead of being treated as its own public suffix.
+    return PublicSuffixList(accept_unknown=False)
+
+
+def _to_ascii(text: str) -> str:
+    try:
+        # UTS #46 mapping lowercases and maps compatibility forms before IDNA 2008 checks;
+        # std3_rules rejects underscores and other characters no certificate can carry.
+        return idna.encode(text, uts46=True, std3_rules=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError, ValueError, IndexError) as exc:
+        raise HostnameError(f"'{text[:80]}' is not a valid hostname: {exc}") from exc
+
+
+def normalize_hostname(raw: object) -> str:
+    """Return the canonical form of `raw` or raise HostnameError."""
+    if not isinstance(raw, str):
+        raise HostnameError("The hostname must be a string.")
+    text = raw.strip()
+    if not text:
+        raise HostnameError("The hostname is empty.", code="required")
+    if len(text) > 1024:
+        raise HostnameError("The hostname is far longer than 253 characters.")
+    if "://" in text:
+        raise HostnameError(
+            "Give the hostname only, without a scheme: 'gallery.client.com', not "
+            "'https://gallery.client.com'."
+        )
+    for char, what in _FORBIDDEN_CHARS.items():
+        if char in text:
+            raise HostnameError(f"Give the hostname only, without {what}.")
+    if any(c.isspace() for c in text):
+        raise HostnameError("A hostname cannot contain spaces.")
+    if text.startswith("[") or _is_ip(text):
+        raise HostnameError("An IP address cannot be a custom domain; use a hostname.")
+    if ":" in text:
+        raise HostnameError("Give the hostname without a port.")
+    if "*" in text:
+        raise HostnameError("Wildcard domains are not supported; add each hostname.")
+    if text.endswith("."):
+        text = text[:-1]
+    if not text or text.startswith(".") or ".." in text:
+        raise HostnameError("The hostname has an empty label.")
+
+    host = _to_ascii(text).lower()
+    if host.endswith("."):
+        host = host[:-1]
+    if _is_ip(host):
+        raise HostnameError("An IP address cannot be a custom domain; use a hostname.")
+    if len(host) > MAX_HOSTNAME_LENGTH:
+        raise HostnameError(f"The hostname is longer than {MAX_HOSTNAME_LENGTH} characters.")
+    labels = host.split(".")
+    for label in labels:
+        if len(label) > MAX_LABEL_LENGTH:
+            raise HostnameError(f"The label '{label[:20]}...' is longer than 63 characters.")
+        if not _LDH_LABEL.match(label):
+            raise HostnameError(f"The label '{label}' is not a valid DNS label.")
+    if len(labels) < 2:
+        raise HostnameError("A custom domain needs at least two labels, like 'client.com'.")
+    return host
+
+
+def validate_custom_hostname(raw: object) -> str:
+    """Normalize and apply the product rules: public suffix, apex and platform domains."""
+    host = normalize_hostname(raw)
+    _check_platform(host)
+    psl = _psl()
+    suffix = psl.publicsuffix(host)
+    if suffix is None:
+        raise HostnameError(
+            f"'{host}' is not under a known public suffix (top-level domain).",
+            code="unknown_suffix",
+        )
+    if suffix == host:
+        raise HostnameError(
+            f"'{host}' is a public suffix; register a name under it instead.",
+            code="public_suffix",
+        )
+    if psl.privatesuffix(host) == host and not settings.VEDOMAINS_ALLOW_APEX:
+        raise HostnameError(
+            f"'{host}' is an apex domain, and DNS does not allow a CNAME at the apex. "
+            f"Use a subdomain such as 'www.{host}' or 'gallery.{host}'.",
+            code="apex_not_supported",
+        )
+    return host
+
+
+def is_platform_hostname(host: str) -> bool:
+    zones = {settings.VEDOMAINS_PLATFORM_DOMAIN, settings.VEDOMAINS_CNAME_TARGET}
+    zones.update(d.lower().rstrip(".") for d in settings.VEDOMAINS_RESERVED_DOMAINS if d)
+    return any(host == zone or host.endswith("." + zone) for zone in zones if zone)
+
+
+def _check_platform(host: str) -> None:
+    if is_platform_hostname(host):
+        raise HostnameError(
+            f"'{host}' belongs to the platform and cannot be used as a custom domain.",
+            code="platform_domain",
+        )
+
+
+def _is_ip(text: str) -> bool:
+    candidate = text.strip("[]").rstrip(".")
+    try:
+        ipaddress.ip_address(candidate)
+    except ValueError:
+        return False
+    return True

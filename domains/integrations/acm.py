@@ -1,0 +1,98 @@
+"""ACM in us-east-1: request, describe and delete certificates validated by DNS.
+
+CloudFront only accepts certificates from us-east-1:
+https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cnames-and-https-requirements.html
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from domains.integrations import aws
+
+ACM_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class Certificate:
+    arn: str
+    status: str  # PENDING_VALIDATION | ISSUED | INACTIVE | EXPIRED | VALIDATION_TIMED_OUT | ...
+    validation_records: list[dict[str, str]] = field(default_factory=list)
+    failure_reason: str = ""
+    not_after: datetime | None = None
+    renewal_status: str = ""
+    in_use_by: list[str] = field(default_factory=list)
+
+    @property
+    def issued(self) -> bool:
+        return self.status == "ISSUED"
+
+    @property
+    def failed(self) -> bool:
+        return self.status in {"FAILED", "VALIDATION_TIMED_OUT", "REVOKED", "EXPIRED"}
+
+
+def idempotency_token(key: str) -> str:
+    # ACM accepts 1-32 word characters; the same token within an hour returns the same ARN.
+    # https://docs.aws.amazon.com/acm/latest/APIReference/API_RequestCertificate.html
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def request_certificate(*, hostname: str, key: str, tags: dict[str, str] | None = None) -> str:
+    try:
+        resp = aws.client("acm", ACM_REGION).request_certificate(
+            DomainName=hostname,
+            ValidationMethod="DNS",
+            IdempotencyToken=idempotency_token(key),
+            Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()] or [
+                {"Key": "vedomains", "Value": "true"}
+            ],
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise aws.classify(exc, "acm.RequestCertificate") from exc
+    return str(resp["CertificateArn"])
+
+
+def describe_certificate(arn: str) -> Certificate:
+    try:
+        resp = aws.client("acm", ACM_REGION).describe_certificate(CertificateArn=arn)
+    except (ClientError, BotoCoreError) as exc:
+        raise aws.classify(exc, "acm.DescribeCertificate") from exc
+    cert = resp["Certificate"]
+    records = []
+    for option in cert.get("DomainValidationOptions", []) or []:
+        rr = option.get("ResourceRecord")
+        if rr:
+            records.append({"name": rr["Name"], "type": rr["Type"], "value": rr["Value"]})
+    renewal = cert.get("RenewalSummary") or {}
+    return Certificate(
+        arn=arn,
+        status=str(cert.get("Status", "")),
+        validation_records=records,
+        failure_reason=str(cert.get("FailureReason", "") or ""),
+        not_after=cert.get("NotAfter"),
+        renewal_status=str(renewal.get("RenewalStatus", "") or ""),
+        in_use_by=list(cert.get("InUseBy", []) or []),
+    )
+
+
+def delete_certificate(arn: str) -> None:
+    """Delete; an already-deleted certificate counts as done."""
+    try:
+        aws.client("acm", ACM_REGION).delete_certificate(CertificateArn=arn)
+    except ClientError as exc:
+        code = aws.error_code(exc)
+        if code == "ResourceNotFoundException":
+            return
+        err = aws.classify(exc, "acm.DeleteCertificate")
+        if code == "ResourceInUseException":
+            # CloudFront releases the certificate only once the distribution is gone, which
+            # takes minutes: wait and retry, do not give up.
+            err.permanent = False
+        raise err from exc
+    except BotoCoreError as exc:
+        raise aws.classify(exc, "acm.DeleteCertificate") from exc

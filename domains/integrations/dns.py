@@ -1,0 +1,201 @@
+"""DNS checks with dnspython: does a hostname's CNAME chain reach our target, what TXT is set.
+
+The one distinction that matters: NXDOMAIN / no CNAME / a CNAME elsewhere means the
+customer's DNS is wrong (a verdict); a timeout, SERVFAIL or REFUSED means we could not tell
+(transient: retried, never used to deactivate a domain).
+
+Many domains are checked concurrently with the async resolver; single lookups use the same
+code through `run_sync`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import dns.asyncresolver
+import dns.exception
+import dns.name
+import dns.nameserver
+import dns.rdatatype
+import dns.resolver
+from django.conf import settings
+
+from domains.integrations.errors import IntegrationError
+
+MAX_CHAIN = 10
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RoutingCheck:
+    hostname: str
+    ok: bool
+    # points_to_target | nxdomain | no_cname | wrong_target | loop | transient
+    reason: str
+    detail: str
+    chain: tuple[str, ...] = ()
+
+    @property
+    def transient(self) -> bool:
+        return self.reason == "transient"
+
+
+@dataclass(frozen=True)
+class TxtCheck:
+    name: str
+    values: tuple[str, ...] = ()
+    transient: bool = False
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class DnsResult:
+    routing: RoutingCheck
+    txt: TxtCheck | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _nameservers() -> list[dns.nameserver.Nameserver]:
+    servers = []
+    for entry in settings.VEDOMAINS_DNS_NAMESERVERS:
+        host, _, port = entry.strip().rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+        servers.append(dns.nameserver.Do53Nameserver(host or entry, int(port or 53)))
+    return servers
+
+
+def make_resolver() -> dns.asyncresolver.Resolver:
+    servers = _nameservers()
+    if servers:
+        resolver = dns.asyncresolver.Resolver(configure=False)
+        resolver.nameservers = servers  # type: ignore[assignment]
+    else:
+        resolver = dns.asyncresolver.Resolver()
+    resolver.lifetime = settings.VEDOMAINS_DNS_TIMEOUT
+    resolver.timeout = max(0.5, settings.VEDOMAINS_DNS_TIMEOUT / 2)
+    return resolver
+
+
+def _norm(name: dns.name.Name | str) -> str:
+    return str(name).rstrip(".").lower()
+
+
+async def check_routing_async(
+    resolver: dns.asyncresolver.Resolver, hostname: str, target: str
+) -> RoutingCheck:
+    target = target.rstrip(".").lower()
+    chain = [hostname]
+    current = hostname
+    seen = {hostname}
+    for _ in range(MAX_CHAIN):
+        if current == target:
+            return RoutingCheck(hostname, True, "points_to_target",
+                                f"{' -> '.join(chain)}", tuple(chain))
+        try:
+            answer = await resolver.resolve(current, "CNAME", raise_on_no_answer=False)
+        except dns.resolver.NXDOMAIN:
+            if current == hostname:
+                return RoutingCheck(hostname, False, "nxdomain",
+                                    f"{hostname} does not exist in DNS (NXDOMAIN).", tuple(chain))
+            return RoutingCheck(hostname, False, "wrong_target",
+                                f"The CNAME chain ends at {current}, which does not exist.",
+                                tuple(chain))
+        except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
+            return RoutingCheck(hostname, False, "transient", f"DNS lookup failed: {exc}",
+                                tuple(chain))
+        except dns.exception.DNSException as exc:
+            return RoutingCheck(hostname, False, "transient", f"DNS error: {exc}", tuple(chain))
+        # A resolver may return the whole chain at once; follow whatever it gave us.
+        links = {
+            _norm(rrset.name): _norm(rrset[0].target)
+            for rrset in answer.response.answer
+            if rrset.rdtype == dns.rdatatype.CNAME and len(rrset)
+        }
+        if current not in links:
+            if current == hostname:
+                return RoutingCheck(
+                    hostname, False, "no_cname",
+                    f"{hostname} has no CNAME record; add CNAME {hostname} -> {target}.",
+                    tuple(chain),
+                )
+            return RoutingCheck(hostname, False, "wrong_target",
+                                f"{hostname} points to {current}, not {target}.", tuple(chain))
+        while current in links:
+            current = links[current]
+            if current in seen:
+                return RoutingCheck(hostname, False, "loop",
+                                    f"CNAME loop: {' -> '.join([*chain, current])}", tuple(chain))
+            seen.add(current)
+            chain.append(current)
+            if current == target:
+                break
+    if current == target:
+        return RoutingCheck(hostname, True, "points_to_target", " -> ".join(chain), tuple(chain))
+    return RoutingCheck(hostname, False, "wrong_target",
+                        f"{hostname} points to {current}, not {target}.", tuple(chain))
+
+
+async def lookup_txt_async(resolver: dns.asyncresolver.Resolver, name: str) -> TxtCheck:
+    try:
+        answer = await resolver.resolve(name, "TXT", raise_on_no_answer=False)
+    except dns.resolver.NXDOMAIN:
+        return TxtCheck(name, (), False, f"{name} does not exist (NXDOMAIN).")
+    except dns.exception.DNSException as exc:
+        return TxtCheck(name, (), True, f"DNS lookup failed: {exc}")
+    values = []
+    for rrset in answer.response.answer:
+        if rrset.rdtype != dns.rdatatype.TXT or _norm(rrset.name) != name.lower():
+            continue
+        for rdata in rrset:
+            # Long TXT values arrive split into 255-byte strings; they form one value.
+            values.append(b"".join(rdata.strings).decode("utf-8", "replace"))
+    return TxtCheck(name, tuple(values), False, "" if values else f"No TXT record at {name}.")
+
+
+async def check_many_async(
+    hostnames: Iterable[str], *, txt_for: Iterable[str] = (), target: str | None = None
+) -> dict[str, DnsResult]:
+    """Routing (and, for `txt_for`, ownership TXT) for many hostnames, concurrently."""
+    target = target or settings.VEDOMAINS_CNAME_TARGET
+    resolver = make_resolver()
+    txt_wanted = set(txt_for)
+    semaphore = asyncio.Semaphore(settings.VEDOMAINS_DNS_CONCURRENCY)
+    prefix = settings.VEDOMAINS_OWNERSHIP_TXT_PREFIX
+
+    async def one(host: str) -> tuple[str, DnsResult]:
+        async with semaphore:
+            routing = await check_routing_async(resolver, host, target)
+            txt = await lookup_txt_async(resolver, f"{prefix}.{host}") if host in txt_wanted else None
+            return host, DnsResult(routing=routing, txt=txt)
+
+    results = await asyncio.gather(*(one(h) for h in dict.fromkeys(hostnames)))
+    return dict(results)
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from sync code, even when the caller already has an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def check_many(hostnames: Iterable[str], *, txt_for: Iterable[str] = ()) -> dict[str, DnsResult]:
+    return run_sync(check_many_async(list(hostnames), txt_for=list(txt_for)))
+
+
+def check_routing(hostname: str) -> RoutingCheck:
+    return check_many([hostname])[hostname].routing
+
+
+def lookup_txt(name: str) -> list[str]:
+    """TXT values at `name`; raises a transient IntegrationError when DNS cannot tell."""
+    result = run_sync(lookup_txt_async(make_resolver(), name))
+    if result.transient:
+        raise IntegrationError(result.detail, permanent=False, code="dns_transient")
+    return list(result.values)

@@ -1,0 +1,234 @@
+"""The DynamoDB table the edge reads: `domain-workspace-mappings`, key `domain` (S).
+
+Single writes are conditional on `version`, so a late, older write never overwrites a newer
+one. Bulk writes use BatchWriteItem (25 items a request, unprocessed items retried), which
+cannot be conditional; callers re-sync anything that changed while a batch ran.
+https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
+
+from domains.integrations import aws
+from domains.integrations.errors import IntegrationError
+
+BATCH_SIZE = 25
+MAX_BATCH_ROUNDS = 8
+
+
+@dataclass(frozen=True)
+class EdgeItem:
+    domain: str
+    workspace_id: str
+    status: str  # "active" | "inactive"
+    version: int
+    created_at: str = ""
+    verified_at: str = ""
+    updated_at: str = ""
+
+    def to_dynamo(self) -> dict[str, dict[str, str]]:
+        item = {
+            "domain": {"S": self.domain},
+            "workspaceId": {"S": self.workspace_id},
+            "status": {"S": self.status},
+            "version": {"N": str(self.version)},
+        }
+        for key, value in (("createdAt", self.created_at), ("verifiedAt", self.verified_at),
+                           ("updatedAt", self.updated_at)):
+            if value:
+                item[key] = {"S": value}
+        return item
+
+    @classmethod
+    def from_dynamo(cls, raw: dict[str, dict[str, str]]) -> EdgeItem:
+        return cls(
+            domain=raw["domain"]["S"],
+            workspace_id=raw.get("workspaceId", {}).get("S", ""),
+            status=raw.get("status", {}).get("S", ""),
+            version=int(raw.get("version", {}).get("N", "0")),
+            created_at=raw.get("createdAt", {}).get("S", ""),
+            verified_at=raw.get("verifiedAt", {}).get("S", ""),
+            updated_at=raw.get("updatedAt", {}).get("S", ""),
+        )
+
+    @classmethod
+    def from_plain(cls, data: dict[str, Any]) -> EdgeItem:
+        return cls(
+            domain=data["domain"],
+            workspace_id=data["workspaceId"],
+            status=data["status"],
+            version=int(data["version"]),
+            created_at=data.get("createdAt", ""),
+            verified_at=data.get("verifiedAt", ""),
+            updated_at=data.get("updatedAt", ""),
+        )
+
+    def same_routing(self, other: EdgeItem | None) -> bool:
+        return (
+            other is not None
+            and other.status == self.status
+            and (self.status != "active" or other.workspace_id == self.workspace_id)
+        )
+
+
+def _ddb() -> Any:
+    return aws.client("dynamodb")
+
+
+def table_name() -> str:
+    return settings.VEDOMAINS_EDGE_TABLE
+
+
+def put_item(item: EdgeItem) -> bool:
+    """Write if newer than what the table holds. False: a newer (or equal) version is stored."""
+    try:
+        _ddb().put_item(
+            TableName=table_name(),
+            Item=item.to_dynamo(),
+            ConditionExpression="attribute_not_exists(#d) OR #v < :v",
+            ExpressionAttributeNames={"#d": "domain", "#v": "version"},
+            ExpressionAttributeValues={":v": {"N": str(item.version)}},
+        )
+    except ClientError as exc:
+        if aws.error_code(exc) == "ConditionalCheckFailedException":
+            return False
+        raise aws.classify(exc, "dynamodb.PutItem") from exc
+    except BotoCoreError as exc:
+        raise aws.classify(exc, "dynamodb.PutItem") from exc
+    return True
+
+
+def get_item(domain: str) -> EdgeItem | None:
+    try:
+        resp = _ddb().get_item(TableName=table_name(), Key={"domain": {"S": domain}},
+                               ConsistentRead=True)
+    except (ClientError, BotoCoreError) as exc:
+        raise aws.classify(exc, "dynamodb.GetItem") from exc
+    raw = resp.get("Item")
+    return EdgeItem.from_dynamo(raw) if raw else None
+
+
+def existing_domains(domains: list[str]) -> set[str]:
+    """Which of `domains` have an item (BatchGetItem, 100 keys a request)."""
+    name = table_name()
+    keys: list[dict[str, Any]] = [{"domain": {"S": d}} for d in domains]
+    found: set[str] = set()
+    while keys:
+        request, keys = keys[:100], keys[100:]
+        try:
+            resp = _ddb().batch_get_item(RequestItems={name: {
+                "Keys": request, "ProjectionExpression": "#d",
+                "ExpressionAttributeNames": {"#d": "domain"}}})
+        except (ClientError, BotoCoreError) as exc:
+            raise aws.classify(exc, "dynamodb.BatchGetItem") from exc
+        found.update(raw["domain"]["S"] for raw in resp.get("Responses", {}).get(name, []))
+        keys += resp.get("UnprocessedKeys", {}).get(name, {}).get("Keys", [])
+    return found
+
+
+def batch_put(items: Iterable[EdgeItem], *, workers: int = 8) -> int:
+    """Write items 25 to a request, `workers` requests at a time; returns the count written."""
+    chunks: list[list[EdgeItem]] = []
+    chunk: list[EdgeItem] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == BATCH_SIZE:
+            chunks.append(chunk)
+            chunk = []
+    if chunk:
+        chunks.append(chunk)
+    if not chunks:
+        return 0
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        return sum(pool.map(_write_batch, chunks))
+
+
+def _write_batch(items: list[EdgeItem]) -> int:
+    requests: list[dict[str, Any]] = [{"PutRequest": {"Item": i.to_dynamo()}} for i in items]
+    name = table_name()
+    for attempt in range(MAX_BATCH_ROUNDS):
+        try:
+            resp = _ddb().batch_write_item(RequestItems={name: requests})
+        except (ClientError, BotoCoreError) as exc:
+            err = aws.classify(exc, "dynamodb.BatchWriteItem")
+            if err.permanent or attempt == MAX_BATCH_ROUNDS - 1:
+                raise err from exc
+            time.sleep(random.uniform(0, 0.05 * 2**attempt))
+            continue
+        requests = resp.get("UnprocessedItems", {}).get(name, [])
+        if not requests:
+            return len(items)
+        # Unprocessed items mean the table is throttling us: back off before resending.
+        time.sleep(random.uniform(0, 0.05 * 2**attempt))
+    raise IntegrationError(f"{len(requests)} items stayed unprocessed after retries",
+                           permanent=False, code="UnprocessedItems")
+
+
+def scan(*, segments: int = 4, page_size: int = 1000) -> Iterator[EdgeItem]:
+    """Every item, read by `segments` parallel scan workers, yielded page by page."""
+    segments = max(1, segments)
+
+    def read_segment(segment: int, start: dict[str, Any] | None) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "TableName": table_name(),
+            "Segment": segment,
+            "TotalSegments": segments,
+            "Limit": page_size,
+            "ProjectionExpression": "#d, workspaceId, #s, #v",
+            "ExpressionAttributeNames": {"#d": "domain", "#s": "status", "#v": "version"},
+        }
+        if start:
+            params["ExclusiveStartKey"] = start
+        try:
+            return dict(_ddb().scan(**params))
+        except (ClientError, BotoCoreError) as exc:
+            raise aws.classify(exc, "dynamodb.Scan") from exc
+
+    # Each round fetches the next page of every unfinished segment in parallel, so memory
+    # holds at most `segments` pages at a time however large the table is.
+    cursors: dict[int, dict[str, Any] | None] = dict.fromkeys(range(segments))
+    with ThreadPoolExecutor(max_workers=segments) as pool:
+        while cursors:
+            futures = {seg: pool.submit(read_segment, seg, start) for seg, start in cursors.items()}
+            for seg, future in futures.items():
+                page = future.result()
+                for raw in page.get("Items", []):
+                    yield EdgeItem.from_dynamo(raw)
+                last = page.get("LastEvaluatedKey")
+                if last:
+                    cursors[seg] = last
+                else:
+                    cursors.pop(seg)
+
+
+def create_table(*, name: str | None = None, wait: bool = True) -> bool:
+    """Create the table as deploy/ defines it (on demand, key `domain`). False if it exists."""
+    name = name or table_name()
+    try:
+        _ddb().create_table(
+            TableName=name,
+            AttributeDefinitions=[{"AttributeName": "domain", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "domain", "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+            SSESpecification={"Enabled": True},
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+    except ClientError as exc:
+        if aws.error_code(exc) == "ResourceInUseException":
+            return False
+        raise aws.classify(exc, "dynamodb.CreateTable") from exc
+    except BotoCoreError as exc:
+        raise aws.classify(exc, "dynamodb.CreateTable") from exc
+    if wait:
+        _ddb().get_waiter("table_exists").wait(TableName=name,
+                                               WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    return True

@@ -1,0 +1,20 @@
+"""The one error every integration raises.
+
+`permanent=True`: retrying cannot help (the customer's DNS is wrong, the alias belongs to
+another AWS account, the request is invalid). `permanent=False`: timeouts, throttling,
+SERVFAIL, network; retried with backoff and never taken as the customer's fault.
+"""
+
+from __future__ import annotations
+
+
+class IntegrationError(Exception):
+    def __init__(self, message: str, *, permanent: bool, code: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+        self.code = code
+
+    def __str__(self) -> str:
+        kind = "permanent" if self.permanent else "transient"
+        return f"{self.message} ({kind}{', ' + self.code if self.code else ''})"

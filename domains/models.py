@@ -1,0 +1,234 @@
+"""Records: workspaces, their custom domains, and the audit trail.
+
+Fields, constraints and cheap properties only; every state change goes through
+`domains.services`.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+
+# A workspace slug is used as a DNS label (`<slug>.ve.ai`), so it must be one.
+slug_validator = RegexValidator(
+    r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+    "A workspace slug is 1-63 lowercase letters, digits or hyphens, "
+    "not starting or ending with a hyphen.",
+)
+
+
+class Plan(models.TextChoices):
+    FREE = "free", "Free"
+    PRO = "pro", "Pro"
+    BUSINESS = "business", "Business"
+    ENTERPRISE = "enterprise", "Enterprise"
+
+
+class Workspace(models.Model):
+    slug = models.CharField(max_length=63, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=200)
+    plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.FREE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces"
+    )
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+    @property
+    def domain_limit(self) -> int:
+        return int(settings.VEDOMAINS_PLAN_LIMITS.get(self.plan, 0))
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    MEMBER = "member", "Member"
+
+
+# Roles that may add, verify and remove domains; members may only read.
+WRITE_ROLES = frozenset({Role.OWNER, Role.ADMIN})
+
+
+class Membership(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "user"], name="uniq_membership"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.workspace} ({self.role})"
+
+
+class DomainStatus(models.TextChoices):
+    PENDING_VALIDATION = "pending_validation", "Pending validation"
+    ACTIVE = "active", "Active"
+    MISCONFIGURED = "misconfigured", "Misconfigured"
+    FAILED = "failed", "Failed"
+    REMOVED = "removed", "Removed"
+
+
+# Statuses in which the edge routes the hostname: a misconfigured domain keeps serving
+# through its grace period, in case the DNS change was a mistake the customer reverts.
+EDGE_ROUTED_STATUSES = frozenset({DomainStatus.ACTIVE, DomainStatus.MISCONFIGURED})
+
+
+class CustomDomain(models.Model):
+    hostname = models.CharField(max_length=253)
+    workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="domains")
+    status = models.CharField(
+        max_length=20, choices=DomainStatus.choices, default=DomainStatus.PENDING_VALIDATION
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    # Ownership proof: the TXT value expected at _vedomains-challenge.<hostname>.
+    ownership_token = models.CharField(max_length=64)
+    ownership_required = models.BooleanField(default=False)
+    ownership_verified_at = models.DateTimeField(null=True, blank=True)
+
+    certificate_arn = models.CharField(max_length=2048, blank=True, default="")
+    certificate_status = models.CharField(max_length=40, blank=True, default="")
+    certificate_requested_at = models.DateTimeField(null=True, blank=True)
+    # [{"name", "type", "value"}] as ACM publishes them for DNS validation.
+    validation_records = models.JSONField(default=list, blank=True)
+
+    cdn_resource_id = models.CharField(max_length=200, blank=True, default="")
+    cdn_domain_name = models.CharField(max_length=253, blank=True, default="")
+
+    # Last result of each check: {"dns": {"ok", "detail", "at", ...}, "ownership": ...}.
+    checks = models.JSONField(default=dict, blank=True)
+    check_count = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    # Checks run every few seconds until then (after registration or a user's "verify").
+    fast_checks_until = models.DateTimeField(null=True, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    activated_at = models.DateTimeField(null=True, blank=True)
+    misconfigured_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    # The edge item's version: monotonic per hostname across records, bumped by every
+    # change the edge must see; the edge store refuses writes older than what it holds.
+    edge_version = models.BigIntegerField(default=0)
+    edge_synced_version = models.BigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hostname"],
+                condition=~Q(status="removed"),
+                name="uniq_hostname_not_removed",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=DomainStatus.values), name="domain_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(hostname=Lower("hostname")), name="domain_hostname_lowercase"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_check_at"], name="domain_due_idx"),
+            models.Index(fields=["workspace", "status"], name="domain_ws_status_idx"),
+            models.Index(fields=["hostname"], name="domain_hostname_idx"),
+            models.Index(fields=["created_at"], name="domain_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.hostname
+
+    def clean(self) -> None:
+        from domains.hostnames import HostnameError, normalize_hostname
+
+        try:
+            self.hostname = normalize_hostname(self.hostname)
+        except HostnameError as exc:
+            raise ValidationError({"hostname": exc.message}) from exc
+
+    @property
+    def is_edge_routed(self) -> bool:
+        return self.status in EDGE_ROUTED_STATUSES
+
+    @property
+    def edge_in_sync(self) -> bool:
+        return self.edge_synced_version >= self.edge_version
+
+    @property
+    def ownership_record_name(self) -> str:
+        return f"{settings.VEDOMAINS_OWNERSHIP_TXT_PREFIX}.{self.hostname}"
+
+    @property
+    def ownership_record_value(self) -> str:
+        return f"vedomains-verification={self.ownership_token}"
+
+    @property
+    def cleanup_pending(self) -> bool:
+        """A removed domain still holding AWS resources or an unsynced tombstone."""
+        return self.status == DomainStatus.REMOVED and bool(
+            self.cdn_resource_id or self.certificate_arn or not self.edge_in_sync
+        )
+
+
+class EventKind(models.TextChoices):
+    REGISTERED = "registered", "Registered"
+    STATUS_CHANGED = "status_changed", "Status changed"
+    CHECK_REQUESTED = "check_requested", "Check requested"
+    CERTIFICATE_REQUESTED = "certificate_requested", "Certificate requested"
+    CERTIFICATE_DELETED = "certificate_deleted", "Certificate deleted"
+    CDN_ATTACHED = "cdn_attached", "Attached to CDN"
+    CDN_DETACHED = "cdn_detached", "Detached from CDN"
+    EDGE_PUSH_REQUESTED = "edge_push_requested", "Edge push requested"
+    OWNERSHIP_VERIFIED = "ownership_verified", "Ownership verified"
+    RELEASED = "released", "Released to another workspace"
+    ERROR = "error", "Error"
+
+
+class DomainEvent(models.Model):
+    """Append-only audit trail: who or what changed a domain, and why."""
+
+    domain = models.ForeignKey(CustomDomain, on_delete=models.CASCADE, related_name="events")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    kind = models.CharField(max_length=40, choices=EventKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # "api", "admin", "system:check", "command:check_domains", ...
+    source = models.CharField(max_length=60)
+    from_status = models.CharField(max_length=20, blank=True, default="")
+    to_status = models.CharField(max_length=20, blank=True, default="")
+    message = models.TextField(blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["domain", "created_at"], name="event_domain_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.domain_id} {self.kind} {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise ValueError("DomainEvent rows are append-only")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]

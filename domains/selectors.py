@@ -1,0 +1,109 @@
+"""Reads: who may see what, and the shapes the interfaces show."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from domains.models import CustomDomain, DomainStatus, Membership, Workspace
+
+
+def membership_role(*, user: AbstractBaseUser | AnonymousUser, workspace: Workspace) -> str | None:
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return (
+        Membership.objects.filter(user=user, workspace=workspace)
+        .values_list("role", flat=True)
+        .first()
+    )
+
+
+def workspaces_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Workspace]:
+    if getattr(user, "is_staff", False):
+        return Workspace.objects.all()
+    if not getattr(user, "is_authenticated", False):
+        return Workspace.objects.none()
+    return Workspace.objects.filter(memberships__user=user)
+
+
+def domains_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[CustomDomain]:
+    qs = CustomDomain.objects.select_related("workspace")
+    if getattr(user, "is_staff", False):
+        return qs
+    if not getattr(user, "is_authenticated", False):
+        return qs.none()
+    return qs.filter(workspace__memberships__user=user)
+
+
+def live_domain_for_hostname(hostname: str) -> CustomDomain | None:
+    """The record currently holding `hostname` (at most one, by constraint)."""
+    return (
+        CustomDomain.objects.select_related("workspace")
+        .filter(hostname=hostname)
+        .exclude(status=DomainStatus.REMOVED)
+        .first()
+    )
+
+
+def domain_dns_records(domain: CustomDomain) -> list[dict[str, str]]:
+    """The DNS records the customer must create, in the order they should create them."""
+    records = [
+        {
+            "purpose": "routing",
+            "type": "CNAME",
+            "name": domain.hostname,
+            "value": settings.VEDOMAINS_CNAME_TARGET,
+        }
+    ]
+    for rec in domain.validation_records or []:
+        records.append(
+            {
+                "purpose": "certificate_validation",
+                "type": rec.get("type", "CNAME"),
+                "name": rec["name"].rstrip("."),
+                "value": rec["value"].rstrip("."),
+            }
+        )
+    if domain.ownership_required and domain.ownership_verified_at is None:
+        records.append(
+            {
+                "purpose": "ownership",
+                "type": "TXT",
+                "name": domain.ownership_record_name,
+                "value": domain.ownership_record_value,
+            }
+        )
+    return records
+
+
+def edge_truth_for_hostname(hostname: str) -> CustomDomain | None:
+    """The record whose state the edge item for `hostname` must reflect.
+
+    The live record when there is one, else the most recent record (a tombstone).
+    """
+    live = live_domain_for_hostname(hostname)
+    if live is not None:
+        return live
+    return (
+        CustomDomain.objects.select_related("workspace")
+        .filter(hostname=hostname)
+        .order_by("-edge_version", "-id")
+        .first()
+    )
+
+
+def edge_item_for(domain: CustomDomain) -> dict[str, Any]:
+    """The DynamoDB item (plain values) the edge should hold for this record."""
+    active = domain.is_edge_routed
+    return {
+        "domain": domain.hostname,
+        "workspaceId": domain.workspace.slug,
+        "status": "active" if active else "inactive",
+        "createdAt": domain.created_at.isoformat(),
+        "verifiedAt": domain.verified_at.isoformat() if domain.verified_at else "",
+        "updatedAt": domain.updated_at.isoformat(),
+        "version": domain.edge_version,
+    }

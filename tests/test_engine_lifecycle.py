@@ -1,0 +1,212 @@
+"""The whole lifecycle against real servers: moto (server mode) and the loopback DNS server."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from domains import engine, services
+from domains.integrations import acm, aws, edge_store
+from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
+from tests.factories import WorkspaceFactory
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+HOST = "gallery.client.com"
+TARGET = "domain.ve.ai"
+
+
+def _cloudfront_aliases() -> dict[str, list[str]]:
+    cf = aws.client("cloudfront", "us-east-1")
+    found: dict[str, list[str]] = {}
+    for item in cf.list_distributions()["DistributionList"].get("Items", []) or []:
+        found[item["Id"]] = list(item.get("Aliases", {}).get("Items") or [])
+    return found
+
+
+def _wait_issued(arn: str, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while acm.describe_certificate(arn).status != "ISSUED":
+        assert time.monotonic() < deadline, "moto never issued the certificate"
+        time.sleep(0.2)
+
+
+def _register_and_activate(workspace, dns_server) -> CustomDomain:  # type: ignore[no-untyped-def]
+    domain = services.domain_register(workspace=workspace, hostname=HOST, by=None)
+    assert engine.domain_request_certificate(domain_id=domain.pk) == "requested"
+    dns_server.store.set_record(HOST, "CNAME", TARGET)
+    if domain.ownership_required:
+        dns_server.store.set_record(domain.ownership_record_name, "TXT",
+                                    domain.ownership_record_value)
+    domain.refresh_from_db()
+    _wait_issued(domain.certificate_arn)
+    outcome = engine.domain_check(domain_id=domain.pk, force=True)
+    assert outcome.outcome == "activated", outcome
+    assert engine.edge_sync_hostname(hostname=HOST) == "written"
+    domain.refresh_from_db()
+    return domain
+
+
+def test_register_to_active_to_misconfigured_to_detached(aws_stack, dns_server, settings):  # type: ignore[no-untyped-def]
+    workspace = WorkspaceFactory(slug="acme", plan="pro")
+    domain = services.domain_register(workspace=workspace, hostname=HOST, by=None)
+    assert domain.status == DomainStatus.PENDING_VALIDATION
+
+    assert engine.domain_request_certificate(domain_id=domain.pk) == "requested"
+    domain.refresh_from_db()
+    assert domain.certificate_arn.startswith("arn:aws:acm:us-east-1:")
+    # Validation records reach the customer as soon as ACM publishes them.
+    assert domain.validation_records, "ACM validation CNAME was not recorded"
+    assert domain.validation_records[0]["type"] == "CNAME"
+
+    # No DNS yet: the check waits and says why.
+    outcome = engine.domain_check(domain_id=domain.pk, force=True)
+    assert outcome.outcome == "waiting"
+    domain.refresh_from_db()
+    assert domain.status == DomainStatus.PENDING_VALIDATION
+    assert domain.checks["dns"]["reason"] == "nxdomain"
+    assert domain.next_check_at is not None and domain.next_check_at > timezone.now()
+
+    dns_server.store.set_record(HOST, "CNAME", TARGET)
+    _wait_issued(domain.certificate_arn)
+    outcome = engine.domain_check(domain_id=domain.pk, force=True)
+    assert outcome.outcome == "activated"
+    domain.refresh_from_db()
+    assert domain.status == DomainStatus.ACTIVE
+    assert domain.activated_at is not None and domain.verified_at is not None
+    assert domain.cdn_resource_id in _cloudfront_aliases()
+    assert _cloudfront_aliases()[domain.cdn_resource_id] == [HOST]
+
+    assert engine.edge_sync_hostname(hostname=HOST) == "written"
+    item = edge_store.get_item(HOST)
+    assert item is not None
+    assert (item.workspace_id, item.status, item.version) == ("acme", "active", 1)
+    domain.refresh_from_db()
+    assert domain.edge_in_sync
+
+    # DNS leaves us: misconfigured, still routed during the grace period.
+    dns_server.store.set_record(HOST, "CNAME", "elsewhere.example.net")
+    outcome = engine.domain_check(domain_id=domain.pk, force=True)
+    assert outcome.outcome == "misconfigured"
+    domain.refresh_from_db()
+    assert domain.status == DomainStatus.MISCONFIGURED
+    assert edge_store.get_item(HOST).status == "active"  # type: ignore[union-attr]
+
+    # Grace passes: detached, tombstoned, certificate deleted.
+    later = timezone.now() + settings.VEDOMAINS_MISCONFIGURED_GRACE + timedelta(minutes=1)
+    with time_machine.travel(later, tick=True):
+        outcome = engine.domain_check(domain_id=domain.pk, force=True)
+        assert outcome.outcome == "detached"
+        for _ in range(10):
+            if engine.domain_cleanup(domain_id=domain.pk) == "clean":
+                break
+        else:
+            pytest.fail("cleanup never finished")
+    domain.refresh_from_db()
+    assert domain.status == DomainStatus.REMOVED
+    assert domain.cdn_resource_id == "" and domain.certificate_arn == ""
+    assert domain.next_check_at is None
+    item = edge_store.get_item(HOST)
+    assert item is not None and item.status == "inactive" and item.version == 2
+    assert HOST not in sum(_cloudfront_aliases().values(), [])
+    kinds = list(DomainEvent.objects.filter(domain=domain).values_list("kind", flat=True))
+    assert kinds.count(EventKind.STATUS_CHANGED) == 3
+    assert EventKind.CDN_DETACHED in kinds and EventKind.CERTIFICATE_DELETED in kinds
+
+
+def test_remove_cleans_cdn_edge_and_certificate(aws_stack, dns_server):  # type: ignore[no-untyped-def]
+    domain = _register_and_activate(WorkspaceFactory(slug="acme"), dns_server)
+    arn = domain.certificate_arn
+
+    services.domain_remove(domain=domain, by=None, source="test")
+    for _ in range(10):
+        if engine.domain_cleanup(domain_id=domain.pk) == "clean":
+            break
+    domain.refresh_from_db()
+    assert domain.status == DomainStatus.REMOVED and not domain.cleanup_pending
+    assert edge_store.get_item(HOST).status == "inactive"  # type: ignore[union-attr]
+    assert HOST not in sum(_cloudfront_aliases().values(), [])
+    with pytest.raises(Exception, match="ResourceNotFound"):
+        acm.describe_certificate(arn)
+
+
+def test_transient_dns_never_changes_an_active_domain(aws_stack, dns_server):  # type: ignore[no-untyped-def]
+    domain = _register_and_activate(WorkspaceFactory(slug="acme"), dns_server)
+    for fault in ("timeout", "servfail", "refused"):
+        dns_server.store.set_fault(fault)
+        outcome = engine.domain_check(domain_id=domain.pk, force=True)
+        assert outcome.outcome == "transient", (fault, outcome)
+        domain.refresh_from_db()
+        assert domain.status == DomainStatus.ACTIVE
+        assert domain.checks["dns"]["transient"] is True
+        # Retried soon, not after a day.
+        assert domain.next_check_at < timezone.now() + timedelta(minutes=5)
+    dns_server.store.clear_faults()
+    assert engine.domain_check(domain_id=domain.pk, force=True).outcome == "ok"
+
+
+def test_pending_domain_fails_after_the_pending_window(aws_stack, dns_server, settings):  # type: ignore[no-untyped-def]
+    domain = services.domain_register(workspace=WorkspaceFactory(), hostname=HOST, by=None)
+    engine.domain_request_certificate(domain_id=domain.pk)
+    later = timezone.now() + settings.VEDOMAINS_PENDING_TIMEOUT + timedelta(minutes=1)
+    with time_machine.travel(later, tick=True):
+        outcome = engine.domain_check(domain_id=domain.pk, force=True)
+    assert outcome.outcome == "failed"
+    domain.refresh_from_db()
+    assert domain.status == DomainStatus.FAILED
+    assert "never pointed at us" in domain.last_error
+    assert domain.next_check_at is None
+
+
+def test_stale_sync_cannot_overwrite_a_newer_item(aws_stack, dns_server):  # type: ignore[no-untyped-def]
+    domain = _register_and_activate(WorkspaceFactory(slug="acme"), dns_server)
+    services.domain_remove(domain=domain, by=None, source="test")
+    assert engine.edge_sync_hostname(hostname=HOST) == "written"  # tombstone v2
+    stale = edge_store.EdgeItem(HOST, "acme", "active", 1)
+    assert edge_store.put_item(stale) is False
+    assert edge_store.get_item(HOST).status == "inactive"  # type: ignore[union-attr]
+    # And a late sync task re-reads Django, so it writes (or keeps) the tombstone.
+    assert engine.edge_sync_hostname(hostname=HOST) == "already_current"
+
+
+def test_hostname_reused_by_another_workspace_gets_a_higher_version(aws_stack, dns_server):  # type: ignore[no-untyped-def]
+    first = _register_and_activate(WorkspaceFactory(slug="first"), dns_server)
+    services.domain_remove(domain=first, by=None, source="test")
+    engine.edge_sync_hostname(hostname=HOST)
+    # Takeover protection: the hostname was active for another workspace, so the new
+    # holder must prove ownership with the TXT record before it is activated.
+    pending = services.domain_register(workspace=WorkspaceFactory(slug="second"), hostname=HOST,
+                                       by=None)
+    assert pending.ownership_required is True
+    engine.domain_request_certificate(domain_id=pending.pk)
+    pending.refresh_from_db()
+    _wait_issued(pending.certificate_arn)
+    assert engine.domain_check(domain_id=pending.pk, force=True).detail == "waiting for ownership"
+    dns_server.store.set_record(pending.ownership_record_name, "TXT", pending.ownership_record_value)
+    assert engine.domain_check(domain_id=pending.pk, force=True).outcome == "activated"
+    assert engine.edge_sync_hostname(hostname=HOST) == "written"
+    item = edge_store.get_item(HOST)
+    assert item is not None and item.workspace_id == "second" and item.status == "active"
+    assert item.version > 2
+
+
+def test_two_check_runs_over_the_same_domains_apply_each_transition_once(aws_stack, dns_server):  # type: ignore[no-untyped-def]
+    workspace = WorkspaceFactory(plan="enterprise")
+    domains = [services.domain_register(workspace=workspace, hostname=f"d{i}.client.com", by=None)
+               for i in range(5)]
+    for d in domains:
+        engine.domain_request_certificate(domain_id=d.pk)
+        dns_server.store.set_record(d.hostname, "CNAME", TARGET)
+    time.sleep(1.2)
+    ids = [d.pk for d in domains]
+    CustomDomain.objects.filter(pk__in=ids).update(next_check_at=timezone.now())
+    first = engine.domains_check(domain_ids=ids)
+    second = engine.domains_check(domain_ids=ids)  # not due any more: claims nothing
+    assert [o.outcome for o in first] == ["activated"] * 5
+    assert second == []
+    for d in domains:
+        assert DomainEvent.objects.filter(domain=d, to_status=DomainStatus.ACTIVE).count() == 1

@@ -1,0 +1,31 @@
+"""The Celery app: Redis broker, settings from Django, the beat schedule."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vedomains_site.settings")
+
+app = Celery("vedomains")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+@app.on_after_finalize.connect
+def _setup_periodic_tasks(sender: Celery, **_: object) -> None:
+    from django.conf import settings
+
+    # The dispatcher only selects what is due: each domain's own next_check_at carries the
+    # adaptive schedule, so a short tick costs one indexed query.
+    sender.add_periodic_task(
+        settings.VEDOMAINS_DISPATCH_INTERVAL_SECONDS,
+        sender.signature("domains.tasks.dispatch_due_checks"),
+        name="dispatch due domain checks",
+    )
+    sender.add_periodic_task(
+        float(settings.VEDOMAINS_RECONCILE_INTERVAL_SECONDS),
+        sender.signature("domains.tasks.reconcile_edge"),
+        name="reconcile the edge table with Django",
+    )

@@ -1,0 +1,257 @@
+"""Settings for vedomains: one module, driven by the environment.
+
+Every value can be set by an environment variable of the same name (or in a `.env` file next
+to `manage.py`); `.env.example` documents them all. Values the service cannot run without
+fail here, at start-up, with a message that names the variable.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+if (BASE_DIR / ".env").is_file():
+    environ.Env.read_env(BASE_DIR / ".env")
+
+TESTING = "pytest" in sys.modules
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not (DEBUG or TESTING):
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set. Set it in the environment (or .env); "
+            "DJANGO_DEBUG=true allows an insecure development key."
+        )
+    # Only for local runs and tests; production refuses to start without a real key.
+    SECRET_KEY = "insecure-development-key-not-for-production"
+
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "domains",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "vedomains_site.urls"
+WSGI_APPLICATION = "vedomains_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# SQLite is the embedded default so a newcomer needs no database server; CI and production
+# set DATABASE_URL (PostgreSQL).
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The web process, the worker and beat share the file: wait for locks instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    )
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # A file, not :memory:, so worker and web processes started by tests share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static"))
+
+EMAIL_BACKEND = env.str(
+    "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="domains@ve.ai")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"botocore": {"level": "WARNING"}, "urllib3": {"level": "WARNING"}},
+}
+
+# --- REST API -------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "domains.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "domain_register_user": env.str("VEDOMAINS_THROTTLE_REGISTER_USER", default="30/hour"),
+        "domain_register_workspace": env.str(
+            "VEDOMAINS_THROTTLE_REGISTER_WORKSPACE", default="60/hour"
+        ),
+        "domain_verify_user": env.str("VEDOMAINS_THROTTLE_VERIFY_USER", default="20/minute"),
+        "domain_verify_workspace": env.str(
+            "VEDOMAINS_THROTTLE_VERIFY_WORKSPACE", default="60/minute"
+        ),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "vedomains API",
+    "DESCRIPTION": "Custom domains for ve.ai workspaces.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Serve Swagger UI and Redoc from our static files, not a CDN: /api/docs/ works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# Throttle counters must be shared by every web process, so production uses Redis.
+CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://vedomains")}
+
+# --- Celery ---------------------------------------------------------------------------------
+if TESTING:
+    # Each pytest-xdist worker gets its own Redis database, so queued tasks never cross.
+    _xdist = int("".join(c for c in env.str("PYTEST_XDIST_WORKER", default="") if c.isdigit()) or 0)
+    CELERY_BROKER_URL = env.str("VEDOMAINS_TEST_BROKER_URL", default=f"redis://127.0.0.1:6379/{10 + _xdist % 5}")
+else:
+    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_ACKS_LATE = True
+# A worker killed mid-task must leave the message for another worker, not drop it.
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TIMEZONE = "UTC"
+
+# --- Domains --------------------------------------------------------------------------------
+# The name customers point their CNAME at, and the platform's own zones, which are never
+# accepted as custom domains.
+VEDOMAINS_CNAME_TARGET = env.str("VEDOMAINS_CNAME_TARGET", default="domain.ve.ai").lower()
+VEDOMAINS_PLATFORM_DOMAIN = env.str("VEDOMAINS_PLATFORM_DOMAIN", default="ve.ai").lower()
+VEDOMAINS_RESERVED_DOMAINS = env.list("VEDOMAINS_RESERVED_DOMAINS", default=[])
+# Apex names cannot carry a CNAME; allow them only where ALIAS/ANAME support is offered.
+VEDOMAINS_ALLOW_APEX = env.bool("VEDOMAINS_ALLOW_APEX", default=False)
+# "always": every domain proves ownership with a TXT record; "previously-held": only
+# hostnames that were active for another workspace before (takeover protection).
+VEDOMAINS_OWNERSHIP_TXT = env.str("VEDOMAINS_OWNERSHIP_TXT", default="previously-held")
+if VEDOMAINS_OWNERSHIP_TXT not in {"always", "previously-held"}:
+    raise ImproperlyConfigured("VEDOMAINS_OWNERSHIP_TXT must be 'always' or 'previously-held'")
+VEDOMAINS_OWNERSHIP_TXT_PREFIX = "_vedomains-challenge"
+
+_default_limits = {"free": 0, "pro": 3, "business": 25, "enterprise": 1000}
+try:
+    VEDOMAINS_PLAN_LIMITS: dict[str, int] = {
+        **_default_limits,
+        **json.loads(env.str("VEDOMAINS_PLAN_LIMITS", default="{}")),
+    }
+except json.JSONDecodeError as exc:
+    raise ImproperlyConfigured(f"VEDOMAINS_PLAN_LIMITS is not valid JSON: {exc}") from exc
+
+# DNS: "host:port" entries; empty means the system resolver.
+VEDOMAINS_DNS_NAMESERVERS = env.list("VEDOMAINS_DNS_NAMESERVERS", default=[])
+VEDOMAINS_DNS_TIMEOUT = env.float("VEDOMAINS_DNS_TIMEOUT", default=3.0)
+VEDOMAINS_DNS_CONCURRENCY = env.int("VEDOMAINS_DNS_CONCURRENCY", default=100)
+
+# AWS. ACM certificates for CloudFront must live in us-east-1.
+# https://docs.aws.amazon.com/acm/latest/userguide/acm-regions.html
+VEDOMAINS_AWS_ENDPOINT_URL = env.str("VEDOMAINS_AWS_ENDPOINT_URL", default="") or None
+VEDOMAINS_AWS_REGION = env.str("VEDOMAINS_AWS_REGION", default="us-east-1")
+VEDOMAINS_AWS_CONNECT_TIMEOUT = env.float("VEDOMAINS_AWS_CONNECT_TIMEOUT", default=3.0)
+VEDOMAINS_AWS_READ_TIMEOUT = env.float("VEDOMAINS_AWS_READ_TIMEOUT", default=10.0)
+VEDOMAINS_EDGE_TABLE = env.str("VEDOMAINS_EDGE_TABLE", default="domain-workspace-mappings")
+VEDOMAINS_EDGE_REPLICA_REGIONS = env.list(
+    "VEDOMAINS_EDGE_REPLICA_REGIONS",
+    default=["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1",
+             "ap-southeast-1", "ap-southeast-2", "ap-south-1", "sa-east-1"],
+)
+VEDOMAINS_EDGE_ORIGIN_DOMAIN = env.str("VEDOMAINS_EDGE_ORIGIN_DOMAIN", default="origin.ve.ai")
+VEDOMAINS_EDGE_REWRITE_ORIGIN = env.bool("VEDOMAINS_EDGE_REWRITE_ORIGIN", default=False)
+VEDOMAINS_EDGE_MODE = env.str("VEDOMAINS_EDGE_MODE", default="origin-request")
+VEDOMAINS_EDGE_POSITIVE_TTL = env.int("VEDOMAINS_EDGE_POSITIVE_TTL", default=300)
+VEDOMAINS_EDGE_NEGATIVE_TTL = env.int("VEDOMAINS_EDGE_NEGATIVE_TTL", default=30)
+
+VEDOMAINS_CDN_STRATEGY = env.str("VEDOMAINS_CDN_STRATEGY", default="distribution-per-domain")
+if VEDOMAINS_CDN_STRATEGY not in {"distribution-per-domain", "saas-tenant"}:
+    raise ImproperlyConfigured(
+        "VEDOMAINS_CDN_STRATEGY must be 'distribution-per-domain' or 'saas-tenant'"
+    )
+# distribution-per-domain clones this distribution's config; saas-tenant adds tenants to it.
+VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID = env.str("VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID", default="")
+VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID = env.str(
+    "VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID", default=""
+)
+VEDOMAINS_CDN_CONNECTION_GROUP_ID = env.str("VEDOMAINS_CDN_CONNECTION_GROUP_ID", default="")
+
+# Checks. The dispatcher tick is cheap (one indexed query); each domain carries its own
+# adaptive next_check_at, so a tick every few seconds does not mean a check every tick.
+VEDOMAINS_DISPATCH_INTERVAL_SECONDS = env.float("VEDOMAINS_DISPATCH_INTERVAL_SECONDS", default=10)
+VEDOMAINS_CHECK_INTERVAL_SECONDS = env.int("VEDOMAINS_CHECK_INTERVAL_SECONDS", default=300)
+VEDOMAINS_FAST_CHECK_SECONDS = env.int("VEDOMAINS_FAST_CHECK_SECONDS", default=10)
+VEDOMAINS_FAST_CHECK_WINDOW = timedelta(minutes=env.int("VEDOMAINS_FAST_CHECK_MINUTES", default=15))
+VEDOMAINS_MAX_CHECK_INTERVAL = timedelta(hours=env.int("VEDOMAINS_MAX_CHECK_HOURS", default=6))
+VEDOMAINS_CHECK_LEASE = timedelta(seconds=env.int("VEDOMAINS_CHECK_LEASE_SECONDS", default=300))
+VEDOMAINS_DISPATCH_LIMIT = env.int("VEDOMAINS_DISPATCH_LIMIT", default=10000)
+VEDOMAINS_DISPATCH_CHUNK = max(1, env.int("VEDOMAINS_DISPATCH_CHUNK", default=25))
+VEDOMAINS_PENDING_TIMEOUT = timedelta(hours=env.int("VEDOMAINS_PENDING_TIMEOUT_HOURS", default=72))
+VEDOMAINS_ACTIVE_RECHECK = timedelta(hours=env.int("VEDOMAINS_ACTIVE_RECHECK_HOURS", default=24))
+VEDOMAINS_MISCONFIGURED_GRACE = timedelta(
+    hours=env.int("VEDOMAINS_MISCONFIGURED_GRACE_HOURS", default=72)
+)
+VEDOMAINS_MISCONFIGURED_RECHECK = timedelta(
+    minutes=env.int("VEDOMAINS_MISCONFIGURED_RECHECK_MINUTES", default=30)
+)
+VEDOMAINS_RECONCILE_INTERVAL_SECONDS = env.int("VEDOMAINS_RECONCILE_INTERVAL_SECONDS", default=3600)
+VEDOMAINS_ACM_MAX_PENDING = env.int("VEDOMAINS_ACM_MAX_PENDING", default=1000)

@@ -1,0 +1,716 @@
+"""Lambda@Edge function: map the viewer's Host to a ve.ai workspace.
+
+CloudFront calls `handler(event, context)` on origin-request (default) or viewer-request.
+For every request it:
+
+* removes any `workspace-id` (and `x-forwarded-host`) header the viewer sent, on every path;
+* normalizes the Host (lowercase, no port, no trailing dot, punycode);
+* maps `<slug>.<platform_domain>` to `<slug>` without any lookup;
+* otherwise looks the host up in a per-container LRU cache, then with one DynamoDB GetItem
+  on the replica region nearest to the executing region;
+* on a match sets `workspace-id` (and, in origin-request mode with `rewrite_origin`, points
+  the custom origin at `<workspaceId>.<origin_domain>`);
+* answers unknown or inactive hosts with a small 404 generated at the edge, and a DynamoDB
+  failure with the stale cache entry if there is one, else a 503 with Retry-After.
+
+This module is the whole function: the zip is this file plus `edge_config.json`. It imports
+only the standard library and the boto3 that the Lambda Python runtime ships, because
+Lambda@Edge caps viewer-trigger packages at 1 MB and has no layers and no environment
+variables: https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/edge-functions-restrictions.html
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Final, NamedTuple
+
+import boto3
+from botocore.config import Config as BotoConfig
+
+CONFIG_FILENAME: Final = "edge_config.json"
+WORKSPACE_HEADER: Final = "workspace-id"
+# Headers a viewer could use to impersonate a workspace or the routed host at the origin.
+# CloudFront lowercases the keys of `request.headers`, so one pop per name is enough.
+STRIPPED_HEADERS: Final = (WORKSPACE_HEADER, "x-forwarded-host")
+
+ORIGIN_REQUEST: Final = "origin-request"
+VIEWER_REQUEST: Final = "viewer-request"
+
+# Regions with a CloudFront regional edge cache, which is where Lambda@Edge functions run
+# (and so the values `AWS_REGION` takes at the edge). The list is the one AWS gives for
+# Origin Shield / the Lambda@Edge service-linked roles:
+# https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/origin-shield.html#choose-origin-shield-region
+REGIONAL_EDGE_CACHE_REGIONS: Final = (
+    "us-east-1",
+    "us-east-2",
+    "us-west-2",
+    "ap-south-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "eu-central-1",
+    "eu-west-1",
+    "eu-west-2",
+    "sa-east-1",
+)
+
+# Values every config key falls back to. Required keys without a sensible default
+# (platform_domain, table_region, replica_regions) are absent on purpose.
+DEFAULTS: Final[Mapping[str, Any]] = {
+    "table_name": "domain-workspace-mappings",
+    "positive_ttl_seconds": 300,
+    "negative_ttl_seconds": 30,
+    "max_cache_entries": 100_000,
+    "mode": ORIGIN_REQUEST,
+    "rewrite_origin": False,
+    "origin_domain": "",
+    "connect_timeout": 0.3,
+    "read_timeout": 0.5,
+    "max_attempts": 2,
+    # Seconds a stale entry keeps being served after a failed lookup before DynamoDB is
+    # tried again, so an outage does not cost every request a full timeout.
+    "error_retry_seconds": 5,
+    # Platform labels that are not workspaces: `www.<platform>` is the marketing site and
+    # `domain.<platform>` the customers' CNAME target. The bare platform domain is never a
+    # workspace either. The first label of origin_domain is added automatically.
+    "reserved_labels": ["www", "domain"],
+    "metrics_namespace": "vedomains/Edge",
+    "metrics_flush_invocations": 1000,
+    "metrics_flush_seconds": 60,
+}
+REQUIRED_KEYS: Final = ("platform_domain", "table_region", "replica_regions")
+ALL_KEYS: Final = frozenset(DEFAULTS) | frozenset(REQUIRED_KEYS)
+
+# Botocore's retry back-off sleeps up to 1 s before a retry (standard mode, first retry):
+# https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
+_RETRY_BACKOFF_MAX_SECONDS: Final = 1.0
+# Viewer triggers get 5 s in total; keep a second for CloudFront and the cold start.
+_LOOKUP_BUDGET_SECONDS: Final = 4.0
+
+_LABEL_RE: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+_HOST_RE: Final = re.compile(
+    r"(?=[a-z0-9.-]{1,253}\Z)"  # total length, allowed characters
+    r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+"  # one or more labels and a dot
+    r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z"  # last label (a TLD needs at least one dot)
+)
+_REGION_RE: Final = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}\Z")
+_TABLE_RE: Final = re.compile(r"[A-Za-z0-9_.-]{3,255}\Z")
+# IDNA 2003 (stdlib) and IDNA 2008 (what the Django side registers with) map these four
+# differently, e.g. "ß" -> "ss" versus "xn--zca". Refusing them keeps one host from ever
+# resolving to two spellings.
+_IDNA_DEVIATIONS: Final = frozenset("\u00df\u03c2\u200c\u200d")
+# The full stops IDNA treats as label separators, mapped to "." before the port and
+# trailing-dot handling so "bücher.de。" and "bücher.de." normalize alike (RFC 3490 3.1).
+_IDNA_DOTS: Final = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+# Longer Host values are garbage; refuse them before spending any CPU on them.
+_MAX_RAW_HOST: Final = 1024
+
+
+class EdgeConfigError(ValueError):
+    """The edge configuration is invalid; the message lists every problem found."""
+
+
+class Settings(NamedTuple):
+    """The validated configuration, with the values the hot path needs precomputed."""
+
+    platform_domain: str
+    platform_suffix: str  # "." + platform_domain
+    reserved_labels: frozenset[str]
+    table_name: str
+    table_region: str
+    replica_regions: Mapping[str, str]
+    positive_ttl: float
+    negative_ttl: float
+    max_cache_entries: int
+    mode: str
+    rewrite_origin: bool
+    origin_suffix: str  # "." + origin_domain, or "" when not rewriting
+    connect_timeout: float
+    read_timeout: float
+    max_attempts: int
+    error_retry_seconds: float
+    metrics_namespace: str
+    metrics_flush_invocations: int
+    metrics_flush_seconds: float
+    not_found_cache_control: str
+
+
+# --------------------------------------------------------------------------- hosts
+
+
+def normalize_host(raw: object) -> str | None:
+    """Return the canonical form of a Host header value, or None for anything unusable.
+
+    Lowercase ASCII (punycode for IDNs), no port, no trailing dot, at least two labels,
+    no IP literal. Never raises; `normalize_host(normalize_host(x)) == normalize_host(x)`.
+    """
+    if not isinstance(raw, str) or not raw or len(raw) > _MAX_RAW_HOST:
+        return None
+    host = raw.strip().lower()
+    if not host.isascii():
+        host = host.translate(_IDNA_DOTS)
+    if host.startswith("["):  # IPv6 literal, "[::1]:443"
+        return None
+    if ":" in host:
+        host, _, port = host.rpartition(":")
+        if (port and not port.isdigit()) or ":" in host:
+            return None
+    if host.endswith("."):
+        host = host[:-1]
+    if not host.isascii():
+        host = _to_ascii(host)
+        if host is None:
+            return None
+    if _HOST_RE.match(host) is None:
+        return None
+    if host[host.rfind(".") + 1 :].isdigit():  # IPv4 literal: no TLD is numeric
+        return None
+    return host
+
+
+def _to_ascii(host: str) -> str | None:
+    """Punycode a unicode host with the stdlib IDNA codec; None if it cannot be encoded."""
+    if not _IDNA_DEVIATIONS.isdisjoint(host):
+        return None
+    try:
+        encoded = host.encode("idna").decode("ascii")
+    except (UnicodeError, ValueError):
+        return None
+    # One trailing dot was already stripped; a second one makes the host invalid.
+    return None if encoded.endswith(".") else encoded
+
+
+def is_dns_label(value: object) -> bool:
+    """True for a lowercase LDH label of 1-63 characters (workspace slugs are these)."""
+    return isinstance(value, str) and _LABEL_RE.match(value) is not None
+
+
+def platform_workspace(host: str, settings: Settings) -> str | None:
+    """For a normalized host on the platform domain: its workspace slug, or None.
+
+    Only `<slug>.<platform_domain>` with a single, non-reserved label is a workspace; the
+    bare platform domain, reserved labels and deeper names are not.
+    """
+    if not host.endswith(settings.platform_suffix):
+        return None
+    slug = host[: -len(settings.platform_suffix)]
+    if "." in slug or slug in settings.reserved_labels:
+        return None
+    return slug
+
+
+# --------------------------------------------------------------------------- config
+
+
+def validate_config(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a config mapping and return it complete (defaults filled in).
+
+    Raises EdgeConfigError naming every problem, so a bad build fails before deploy
+    rather than at the edge.
+    """
+    if not isinstance(raw, Mapping):
+        raise EdgeConfigError("edge config must be a mapping")
+    errors: list[str] = []
+    unknown = sorted(set(raw) - ALL_KEYS)
+    if unknown:
+        errors.append(f"unknown keys: {', '.join(unknown)}")
+    missing = [key for key in REQUIRED_KEYS if key not in raw]
+    if missing:
+        errors.append(f"missing keys: {', '.join(missing)}")
+    cfg: dict[str, Any] = {**DEFAULTS, **raw}
+
+    def check(ok: bool, message: str) -> None:
+        if not ok:
+            errors.append(message)
+
+    def is_int(value: object, low: int, high: int) -> bool:
+        return type(value) is int and low <= value <= high
+
+    def is_number(value: object, low: float, high: float) -> bool:
+        return type(value) in (int, float) and low <= value <= high
+
+    platform = cfg.get("platform_domain")
+    check(
+        isinstance(platform, str) and normalize_host(platform) == platform,
+        f"platform_domain must be a normalized host name such as 've.ai', got {platform!r}",
+    )
+    check(
+        isinstance(cfg["table_name"], str) and _TABLE_RE.match(cfg["table_name"]) is not None,
+        f"table_name is not a valid DynamoDB table name: {cfg['table_name']!r}",
+    )
+    check(
+        isinstance(cfg.get("table_region"), str)
+        and _REGION_RE.match(cfg["table_region"]) is not None,
+        f"table_region must be an AWS region code, got {cfg.get('table_region')!r}",
+    )
+    replicas = cfg.get("replica_regions")
+    if not isinstance(replicas, Mapping):
+        errors.append("replica_regions must map region -> replica region, with a 'default'")
+    else:
+        bad = sorted(
+            f"{key}->{value}"
+            for key, value in replicas.items()
+            if not (isinstance(key, str) and (key == "default" or _REGION_RE.match(key)))
+            or not (isinstance(value, str) and _REGION_RE.match(value))
+        )
+        check(not bad, f"replica_regions has invalid entries: {', '.join(bad)}")
+        absent = [r for r in ("default", *REGIONAL_EDGE_CACHE_REGIONS) if r not in replicas]
+        check(
+            not absent,
+            "replica_regions must cover 'default' and every region with a CloudFront "
+            f"regional edge cache; missing: {', '.join(absent)}",
+        )
+    check(
+        is_int(cfg["positive_ttl_seconds"], 1, 86_400),
+        "positive_ttl_seconds must be an integer in 1..86400",
+    )
+    positive = cfg["positive_ttl_seconds"]
+    check(
+        is_int(cfg["negative_ttl_seconds"], 1, positive if is_int(positive, 1, 86_400) else 86_400),
+        "negative_ttl_seconds must be an integer in 1..positive_ttl_seconds",
+    )
+    # ~250 bytes per cached host (see the memory test): 1M entries would still fit 128 MB
+    # only without boto3, so stay at 500k at most.
+    check(
+        is_int(cfg["max_cache_entries"], 1, 500_000),
+        "max_cache_entries must be an integer in 1..500000",
+    )
+    check(
+        cfg["mode"] in (ORIGIN_REQUEST, VIEWER_REQUEST),
+        f"mode must be {ORIGIN_REQUEST!r} or {VIEWER_REQUEST!r}, got {cfg['mode']!r}",
+    )
+    check(isinstance(cfg["rewrite_origin"], bool), "rewrite_origin must be true or false")
+    origin = cfg["origin_domain"]
+    check(
+        origin == "" or (isinstance(origin, str) and normalize_host(origin) == origin),
+        f"origin_domain must be a normalized host name or empty, got {origin!r}",
+    )
+    if cfg["rewrite_origin"] is True:
+        check(bool(origin), "rewrite_origin needs origin_domain")
+        # The Host header is read-only in viewer-request events and there is no origin
+        # object to rewrite: https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/edge-function-restrictions-all.html
+        check(cfg["mode"] == ORIGIN_REQUEST, "rewrite_origin only works in origin-request mode")
+    for key in ("connect_timeout", "read_timeout"):
+        check(is_number(cfg[key], 0.01, 1.0), f"{key} must be a number of seconds in 0.01..1.0")
+    check(is_int(cfg["max_attempts"], 1, 3), "max_attempts must be an integer in 1..3")
+    timeouts_ok = all(is_number(cfg[k], 0.01, 1.0) for k in ("connect_timeout", "read_timeout"))
+    if timeouts_ok and is_int(cfg["max_attempts"], 1, 3):
+        attempts = cfg["max_attempts"]
+        worst = attempts * (cfg["connect_timeout"] + cfg["read_timeout"])
+        worst += (attempts - 1) * _RETRY_BACKOFF_MAX_SECONDS
+        check(
+            worst <= _LOOKUP_BUDGET_SECONDS,
+            f"worst-case lookup time {worst:.2f}s exceeds the {_LOOKUP_BUDGET_SECONDS}s budget "
+            "(viewer triggers time out after 5 s)",
+        )
+    check(
+        is_number(cfg["error_retry_seconds"], 0, 60),
+        "error_retry_seconds must be a number in 0..60",
+    )
+    labels = cfg["reserved_labels"]
+    check(
+        isinstance(labels, list | tuple) and all(is_dns_label(label) for label in labels),
+        "reserved_labels must be a list of DNS labels",
+    )
+    check(
+        isinstance(cfg["metrics_namespace"], str) and 0 < len(cfg["metrics_namespace"]) <= 255,
+        "metrics_namespace must be a non-empty string",
+    )
+    check(
+        is_int(cfg["metrics_flush_invocations"], 1, 1_000_000),
+        "metrics_flush_invocations must be >= 1",
+    )
+    check(
+        is_number(cfg["metrics_flush_seconds"], 1, 3600), "metrics_flush_seconds must be in 1..3600"
+    )
+    if errors:
+        raise EdgeConfigError("invalid edge config: " + "; ".join(errors))
+    cfg["replica_regions"] = dict(cfg["replica_regions"])
+    cfg["reserved_labels"] = sorted(set(cfg["reserved_labels"]))
+    return cfg
+
+
+def settings_from_config(raw: Mapping[str, Any]) -> Settings:
+    cfg = validate_config(raw)
+    platform = cfg["platform_domain"]
+    origin = cfg["origin_domain"]
+    reserved = set(cfg["reserved_labels"])
+    if origin.endswith("." + platform):
+        # If Host were not forwarded, CloudFront would hand us the origin's own name; it
+        # must never read as a workspace.
+        reserved.add(origin[: -len(platform) - 1].rpartition(".")[2])
+    return Settings(
+        platform_domain=platform,
+        platform_suffix="." + platform,
+        reserved_labels=frozenset(reserved),
+        table_name=cfg["table_name"],
+        table_region=cfg["table_region"],
+        replica_regions=cfg["replica_regions"],
+        positive_ttl=float(cfg["positive_ttl_seconds"]),
+        negative_ttl=float(cfg["negative_ttl_seconds"]),
+        max_cache_entries=cfg["max_cache_entries"],
+        mode=cfg["mode"],
+        rewrite_origin=cfg["rewrite_origin"],
+        origin_suffix="." + origin if origin and cfg["rewrite_origin"] else "",
+        connect_timeout=float(cfg["connect_timeout"]),
+        read_timeout=float(cfg["read_timeout"]),
+        max_attempts=cfg["max_attempts"],
+        error_retry_seconds=float(cfg["error_retry_seconds"]),
+        metrics_namespace=cfg["metrics_namespace"],
+        metrics_flush_invocations=cfg["metrics_flush_invocations"],
+        metrics_flush_seconds=float(cfg["metrics_flush_seconds"]),
+        not_found_cache_control=f"public, max-age={cfg['negative_ttl_seconds']}",
+    )
+
+
+def _load_settings() -> Settings:
+    """Read edge_config.json from next to this file, once per container."""
+    global _settings
+    path = Path(__file__).with_name(CONFIG_FILENAME)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise EdgeConfigError(
+            f"{path} is missing: build the package with `python manage.py build_edge_lambda`"
+        ) from None
+    _settings = settings_from_config(raw)
+    return _settings
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+class _Metrics:
+    """Counters aggregated per container and written as one EMF line per flush.
+
+    CloudWatch extracts the metrics from the log line itself, so the request path makes no
+    API call: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
+    """
+
+    COUNTERS: Final = (
+        "Requests",
+        "CacheHit",
+        "CacheMiss",
+        "LookupError",
+        "StaleServed",
+        "PlatformHost",
+        "InvalidHost",
+        "InvalidItem",
+        "NotFound",
+        "Unavailable",
+    )
+    # EMF accepts at most 100 values per metric in one document; flush when full.
+    MAX_SAMPLES: Final = 100
+
+    __slots__ = (
+        "error",
+        "hit",
+        "invalid_host",
+        "invalid_item",
+        "latency_ms",
+        "miss",
+        "not_found",
+        "platform",
+        "requests",
+        "stale",
+        "unavailable",
+        "window_start",
+    )
+
+    def __init__(self, now: float) -> None:
+        self.reset(now)
+
+    def reset(self, now: float) -> None:
+        self.requests = self.hit = self.miss = self.error = self.stale = 0
+        self.platform = self.invalid_host = self.invalid_item = 0
+        self.not_found = self.unavailable = 0
+        self.latency_ms: list[float] = []
+        self.window_start = now
+
+    def document(self, namespace: str, region: str, timestamp_ms: int) -> dict[str, Any]:
+        values = (
+            self.requests,
+            self.hit,
+            self.miss,
+            self.error,
+            self.stale,
+            self.platform,
+            self.invalid_host,
+            self.invalid_item,
+            self.not_found,
+            self.unavailable,
+        )
+        definitions: list[dict[str, str]] = [{"Name": n, "Unit": "Count"} for n in self.COUNTERS]
+        doc: dict[str, Any] = dict(zip(self.COUNTERS, values, strict=True))
+        doc["CacheSize"] = len(_cache)
+        definitions.append({"Name": "CacheSize", "Unit": "Count"})
+        if self.latency_ms:
+            doc["LookupLatency"] = list(self.latency_ms)
+            definitions.append({"Name": "LookupLatency", "Unit": "Milliseconds"})
+        doc["Region"] = region
+        doc["_aws"] = {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [
+                {"Namespace": namespace, "Dimensions": [["Region"]], "Metrics": definitions}
+            ],
+        }
+        return doc
+
+
+def flush_metrics(now: float | None = None) -> None:
+    """Write the pending counters as one EMF JSON line on stdout and start a new window."""
+    settings = _settings
+    current = _clock() if now is None else now
+    if settings is None or _metrics.requests == 0:
+        _metrics.reset(current)
+        return
+    doc = _metrics.document(
+        settings.metrics_namespace,
+        os.environ.get("AWS_REGION", "unknown"),
+        int(time.time() * 1000),
+    )
+    sys.stdout.write(json.dumps(doc, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+    _metrics.reset(current)
+
+
+# --------------------------------------------------------------------------- state
+
+# Per-container state. Lambda reuses a container for many invocations, one at a time, so
+# plain module globals are the cache; nothing here needs a lock.
+_settings: Settings | None = None
+# host -> (workspaceId or None for "unknown/inactive", expiry on _clock). Expired entries
+# stay (until evicted) so they can be served stale when DynamoDB fails.
+_cache: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
+_client: Any = None
+_clock: Callable[[], float] = time.monotonic
+_metrics = _Metrics(time.monotonic())
+
+
+class _Unavailable:
+    """Marker for "DynamoDB failed and nothing is cached"."""
+
+
+_UNAVAILABLE: Final = _Unavailable()
+
+
+def _reset_for_tests(
+    config: Mapping[str, Any] | None = None, clock: Callable[[], float] | None = None
+) -> None:
+    """Forget every per-container cache (settings, hosts, client, metrics).
+
+    With `config`, install those settings instead of reading edge_config.json; with
+    `clock`, use it (a zero-argument callable returning seconds) instead of time.monotonic.
+    """
+    global _settings, _client, _clock
+    _settings = settings_from_config(config) if config is not None else None
+    _cache.clear()
+    _client = None
+    _clock = clock if clock is not None else time.monotonic
+    _metrics.reset(_clock())
+
+
+def _dynamodb() -> Any:
+    """The DynamoDB client for the replica nearest to this edge region, built once."""
+    global _client
+    if _client is None:
+        settings = _settings or _load_settings()
+        # AWS_REGION is set by the Lambda runtime to the region the replica runs in; it is
+        # not a user environment variable (those do not exist at the edge).
+        region = os.environ.get("AWS_REGION", "")
+        replica = settings.replica_regions.get(region) or settings.replica_regions["default"]
+        config = BotoConfig(
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            # total_max_attempts counts the first try; the SDK default (60 s timeouts,
+            # 3+ attempts) would blow the 5 s viewer-trigger budget.
+            retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
+            tcp_keepalive=True,
+        )
+        # AWS_ENDPOINT_URL (local runs and tests) is honoured by boto3 itself.
+        _client = boto3.session.Session().client("dynamodb", region_name=replica, config=config)
+    return _client
+
+
+def _lookup(host: str, settings: Settings) -> str | None:
+    """One GetItem: the active workspace for `host`, or None. Raises on any AWS failure."""
+    response = _dynamodb().get_item(
+        TableName=settings.table_name,
+        Key={"domain": {"S": host}},
+        # `status` is a DynamoDB reserved word, hence the placeholder:
+        # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ReservedWords.html
+        ProjectionExpression="workspaceId, #st",
+        ExpressionAttributeNames={"#st": "status"},
+    )
+    item = response.get("Item")
+    if not item or item.get("status", {}).get("S") != "active":
+        return None
+    workspace = item.get("workspaceId", {}).get("S")
+    if not is_dns_label(workspace):
+        # It goes into a header and maybe a host name: refuse anything that is not a slug.
+        _metrics.invalid_item += 1
+        return None
+    return sys.intern(workspace)
+
+
+def _store(host: str, workspace: str | None, expires: float, limit: int) -> None:
+    _cache[host] = (workspace, expires)
+    _cache.move_to_end(host)
+    while len(_cache) > limit:
+        _cache.popitem(last=False)
+
+
+def _resolve_slow(
+    raw: str, now: float, settings: Settings
+) -> tuple[str, str | _Unavailable | None]:
+    """Everything but the cache-hit fast path: normalize, platform hosts, lookup, errors."""
+    metrics = _metrics
+    host = normalize_host(raw)
+    if host is None:
+        metrics.invalid_host += 1
+        return "", None
+    if host == settings.platform_domain or host.endswith(settings.platform_suffix):
+        metrics.platform += 1
+        return host, platform_workspace(host, settings)
+    entry = _cache.get(host)
+    if entry is not None and entry[1] > now:  # the raw value differed (port, case, IDN...)
+        _cache.move_to_end(host)
+        metrics.hit += 1
+        return host, entry[0]
+    metrics.miss += 1
+    started = 0.0
+    try:
+        _dynamodb()  # built once per container, and kept out of the latency figure
+        started = time.perf_counter()
+        workspace = _lookup(host, settings)
+    except Exception:  # noqa: BLE001 - timeout, throttling, 5xx, bad response: all "unavailable"
+        metrics.error += 1
+        if entry is None:
+            return host, _UNAVAILABLE
+        # Serve the last answer we had (positive or negative) and hold off retrying.
+        metrics.stale += 1
+        _store(host, entry[0], now + settings.error_retry_seconds, settings.max_cache_entries)
+        return host, entry[0]
+    finally:
+        if started and len(metrics.latency_ms) < metrics.MAX_SAMPLES:
+            metrics.latency_ms.append(round((time.perf_counter() - started) * 1000, 3))
+    ttl = settings.positive_ttl if workspace is not None else settings.negative_ttl
+    _store(host, workspace, now + ttl, settings.max_cache_entries)
+    return host, workspace
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def _header(key: str, value: str) -> list[dict[str, str]]:
+    # CloudFront header format: lowercase name -> list of {key: original case, value}.
+    # https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/lambda-event-structure.html
+    return [{"key": key, "value": value}]
+
+
+def _not_found(settings: Settings) -> dict[str, Any]:
+    # In origin-request mode CloudFront caches generated responses like origin ones, so
+    # the max-age bounds how long a newly activated domain can still see this 404.
+    return {
+        "status": "404",
+        "statusDescription": "Not Found",
+        "headers": {
+            "content-type": _header("Content-Type", "text/plain; charset=utf-8"),
+            "cache-control": _header("Cache-Control", settings.not_found_cache_control),
+        },
+        "bodyEncoding": "text",
+        "body": "404 Not Found: this domain is not connected to a workspace.\n",
+    }
+
+
+def _unavailable() -> dict[str, Any]:
+    return {
+        "status": "503",
+        "statusDescription": "Service Unavailable",
+        "headers": {
+            "content-type": _header("Content-Type", "text/plain; charset=utf-8"),
+            "cache-control": _header("Cache-Control", "no-store"),
+            "retry-after": _header("Retry-After", "5"),
+        },
+        "bodyEncoding": "text",
+        "body": "503 Service Unavailable: please retry shortly.\n",
+    }
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def route(request: dict[str, Any], event_type: str | None = None) -> dict[str, Any]:
+    """Route one CloudFront request object (`event.Records[0].cf.request`), in place.
+
+    Returns the request to forward, or a generated response (404/503). This is the whole
+    per-request logic, separate from event unwrapping so it can be benchmarked.
+    """
+    settings = _settings or _load_settings()
+    metrics = _metrics
+    metrics.requests += 1
+    headers: dict[str, Any] = request["headers"]
+    for name in STRIPPED_HEADERS:
+        headers.pop(name, None)
+    now = _clock()
+
+    host_values = headers.get("host")
+    raw = host_values[0]["value"] if host_values else ""
+    # Fast path: most Host values already are canonical, and only canonical hosts are
+    # ever cached, so a hit on the lowercased raw value needs no parsing at all.
+    host = raw.lower()
+    entry = _cache.get(host)
+    workspace: str | _Unavailable | None
+    if entry is not None and entry[1] > now:
+        _cache.move_to_end(host)
+        metrics.hit += 1
+        workspace = entry[0]
+    else:
+        host, workspace = _resolve_slow(raw, now, settings)
+
+    if workspace is None:
+        metrics.not_found += 1
+        result: dict[str, Any] = _not_found(settings)
+    elif isinstance(workspace, str):
+        headers[WORKSPACE_HEADER] = _header(WORKSPACE_HEADER, workspace)
+        if settings.origin_suffix and (event_type or settings.mode) == ORIGIN_REQUEST:
+            custom = request.get("origin", {}).get("custom")
+            # Only custom origins can be re-pointed per workspace; an S3 origin is kept.
+            if custom is not None:
+                target = workspace + settings.origin_suffix
+                custom["domainName"] = target
+                # With Host forwarded, CloudFront would send (and check the origin's TLS
+                # certificate against) the viewer's host; send the origin's own name.
+                headers["host"] = _header("Host", target)
+                headers["x-forwarded-host"] = _header("X-Forwarded-Host", host)
+        result = request
+    else:  # DynamoDB failed and nothing was cached: never route without a workspace
+        metrics.unavailable += 1
+        result = _unavailable()
+
+    if (
+        metrics.requests >= settings.metrics_flush_invocations
+        or now - metrics.window_start >= settings.metrics_flush_seconds
+        or len(metrics.latency_ms) >= metrics.MAX_SAMPLES
+    ):
+        flush_metrics(now)
+    return result
+
+
+def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
+    """Lambda entry point for CloudFront origin-request and viewer-request triggers."""
+    cf = event["Records"][0]["cf"]
+    event_type = cf.get("config", {}).get("eventType")
+    if event_type not in (ORIGIN_REQUEST, VIEWER_REQUEST, None):
+        # Attached to a response trigger by mistake: fail loudly (CloudFront answers 5xx)
+        # rather than return a request object where a response is expected.
+        raise ValueError(f"unsupported CloudFront event type {event_type!r}")
+    return route(cf["request"], event_type)

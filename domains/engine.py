@@ -35,7 +35,6 @@ from domains.models import CustomDomain, DomainStatus, EventKind
 log = logging.getLogger(__name__)
 
 TRANSIENT_RETRY = timedelta(seconds=60)
-CLEANUP_RETRY = timedelta(seconds=30)
 ACM_THREADS = 16
 
 
@@ -185,12 +184,12 @@ def _guarded(domain: CustomDomain, fn: Callable[[CustomDomain], CheckOutcome]) -
     """One domain's failure must not stop the batch; it is recorded and retried later."""
     try:
         return fn(domain)
-    except Exception as exc:  # noqa: BLE001 - recorded on the domain, retried
+    except Exception as exc:
         log.exception("check of %s failed", domain.hostname)
         transient = not (isinstance(exc, IntegrationError) and exc.permanent)
         CustomDomain.objects.filter(pk=domain.pk).update(
             last_error=str(exc)[:2000],
-            next_check_at=timezone.now() + (TRANSIENT_RETRY if transient else CLEANUP_RETRY * 10),
+            next_check_at=timezone.now() + (TRANSIENT_RETRY if transient else TRANSIENT_RETRY * 5),
         )
         return CheckOutcome(domain.pk, domain.hostname, "error", domain.status, str(exc))
 
@@ -410,7 +409,11 @@ def _evaluate_live(domain: CustomDomain, routing: dns.RoutingCheck, checks: dict
                         routing.detail)
 
 
-# --- removal cleanup ------------------------------------------------------------------------
+# --- removal cleanup -----------------------------------------------------------------------
+
+
+def _cleanup_retry() -> timedelta:
+    return timedelta(seconds=settings.VEDOMAINS_CLEANUP_RETRY_SECONDS)
 
 
 def _cleanup_outcome(domain: CustomDomain) -> CheckOutcome:
@@ -435,7 +438,7 @@ def domain_cleanup(*, domain_id: int) -> str:
             detachment = cdn.strategy().detach(resource_id=domain.cdn_resource_id)
             if not detachment.done:
                 CustomDomain.objects.filter(pk=domain.pk).update(
-                    next_check_at=now + CLEANUP_RETRY, last_error="")
+                    next_check_at=now + _cleanup_retry(), last_error="")
                 return "detaching"
             with transaction.atomic():
                 CustomDomain.objects.filter(pk=domain.pk,
@@ -458,11 +461,11 @@ def domain_cleanup(*, domain_id: int) -> str:
                                       data={"arn": domain.certificate_arn})
     except IntegrationError as exc:
         CustomDomain.objects.filter(pk=domain.pk).update(
-            next_check_at=now + CLEANUP_RETRY, last_error=str(exc)[:2000])
+            next_check_at=now + _cleanup_retry(), last_error=str(exc)[:2000])
         raise
     domain.refresh_from_db()
     if domain.cleanup_pending:
-        CustomDomain.objects.filter(pk=domain.pk).update(next_check_at=now + CLEANUP_RETRY)
+        CustomDomain.objects.filter(pk=domain.pk).update(next_check_at=now + _cleanup_retry())
         return "pending"
     CustomDomain.objects.filter(pk=domain.pk).update(next_check_at=None, last_error="")
     return "clean"

@@ -111,13 +111,16 @@ def database_url_for_subprocess() -> str:
     user = cfg.get("USER") or ""
     password = f":{cfg['PASSWORD']}" if cfg.get("PASSWORD") else ""
     auth = f"{user}{password}@" if user else ""
-    return f"postgres://{auth}{cfg.get('HOST') or '127.0.0.1'}:{cfg.get('PORT') or 5432}/{cfg['NAME']}"
+    return (
+        f"postgres://{auth}{cfg.get('HOST') or '127.0.0.1'}:{cfg.get('PORT') or 5432}/{cfg['NAME']}"
+    )
 
 
 def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for a child process that must see the same settings as the test."""
     from django.conf import settings
 
+    template_id = settings.VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID
     env = dict(os.environ)
     env.update(
         {
@@ -127,7 +130,7 @@ def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
             "VEDOMAINS_AWS_ENDPOINT_URL": settings.VEDOMAINS_AWS_ENDPOINT_URL or "",
             "VEDOMAINS_DNS_NAMESERVERS": ",".join(settings.VEDOMAINS_DNS_NAMESERVERS),
             "VEDOMAINS_DNS_TIMEOUT": str(settings.VEDOMAINS_DNS_TIMEOUT),
-            "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID": settings.VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID,
+            "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID": template_id,
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -138,8 +141,15 @@ def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 class WorkerProcess:
     """A real `celery worker` in its own process group, stopped (or killed) by the test."""
 
-    def __init__(self, broker_url: str, log_path: Path, *, concurrency: int = 2,
-                 extra_env: dict[str, str] | None = None, beat: bool = False) -> None:
+    def __init__(
+        self,
+        broker_url: str,
+        log_path: Path,
+        *,
+        concurrency: int = 2,
+        extra_env: dict[str, str] | None = None,
+        beat: bool = False,
+    ) -> None:
         self.broker_url = broker_url
         self.log_path = log_path
         self.concurrency = concurrency
@@ -148,15 +158,32 @@ class WorkerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
-        cmd = [sys.executable, "-m", "celery", "-A", "vedomains_site", "worker",
-               "--loglevel=INFO", f"--concurrency={self.concurrency}", "--pool=prefork",
-               "--without-gossip", "--without-mingle", "--without-heartbeat"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "vedomains_site",
+            "worker",
+            "--loglevel=INFO",
+            f"--concurrency={self.concurrency}",
+            "--pool=prefork",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
         if self.beat:
             cmd += ["--beat", "--schedule", str(self.log_path.with_suffix(".beat"))]
         env = subprocess_env({"CELERY_BROKER_URL": self.broker_url, **self.extra_env})
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -184,13 +211,20 @@ class WorkerProcess:
 
 
 @pytest.fixture
-def celery_worker(clean_redis: str, tmp_path: Path, aws_stack: dict[str, str],
-                  dns_server: LocalDNSServer, settings: Any) -> Iterator[WorkerProcess]:
+def celery_worker(
+    clean_redis: str,
+    tmp_path: Path,
+    aws_stack: dict[str, str],
+    dns_server: LocalDNSServer,
+    settings: Any,
+) -> Iterator[WorkerProcess]:
     """A real worker on Redis, seeing this test's database, moto and DNS server.
 
     Needs `transactional_db` in the test (data must be committed for another process).
     """
-    worker = WorkerProcess(clean_redis, tmp_path / "worker.log")
+    worker = WorkerProcess(
+        clean_redis, tmp_path / "worker.log", extra_env={"VEDOMAINS_CLEANUP_RETRY_SECONDS": "1"}
+    )
     worker.start()
     try:
         yield worker

@@ -40,8 +40,9 @@ def _register_and_activate(workspace, dns_server) -> CustomDomain:  # type: igno
     assert engine.domain_request_certificate(domain_id=domain.pk) == "requested"
     dns_server.store.set_record(HOST, "CNAME", TARGET)
     if domain.ownership_required:
-        dns_server.store.set_record(domain.ownership_record_name, "TXT",
-                                    domain.ownership_record_value)
+        dns_server.store.set_record(
+            domain.ownership_record_name, "TXT", domain.ownership_record_value
+        )
     domain.refresh_from_db()
     _wait_issued(domain.certificate_arn)
     outcome = engine.domain_check(domain_id=domain.pk, force=True)
@@ -179,14 +180,17 @@ def test_hostname_reused_by_another_workspace_gets_a_higher_version(aws_stack, d
     engine.edge_sync_hostname(hostname=HOST)
     # Takeover protection: the hostname was active for another workspace, so the new
     # holder must prove ownership with the TXT record before it is activated.
-    pending = services.domain_register(workspace=WorkspaceFactory(slug="second"), hostname=HOST,
-                                       by=None)
+    pending = services.domain_register(
+        workspace=WorkspaceFactory(slug="second"), hostname=HOST, by=None
+    )
     assert pending.ownership_required is True
     engine.domain_request_certificate(domain_id=pending.pk)
     pending.refresh_from_db()
     _wait_issued(pending.certificate_arn)
     assert engine.domain_check(domain_id=pending.pk, force=True).detail == "waiting for ownership"
-    dns_server.store.set_record(pending.ownership_record_name, "TXT", pending.ownership_record_value)
+    dns_server.store.set_record(
+        pending.ownership_record_name, "TXT", pending.ownership_record_value
+    )
     assert engine.domain_check(domain_id=pending.pk, force=True).outcome == "activated"
     assert engine.edge_sync_hostname(hostname=HOST) == "written"
     item = edge_store.get_item(HOST)
@@ -196,8 +200,10 @@ def test_hostname_reused_by_another_workspace_gets_a_higher_version(aws_stack, d
 
 def test_two_check_runs_over_the_same_domains_apply_each_transition_once(aws_stack, dns_server):  # type: ignore[no-untyped-def]
     workspace = WorkspaceFactory(plan="enterprise")
-    domains = [services.domain_register(workspace=workspace, hostname=f"d{i}.client.com", by=None)
-               for i in range(5)]
+    domains = [
+        services.domain_register(workspace=workspace, hostname=f"d{i}.client.com", by=None)
+        for i in range(5)
+    ]
     for d in domains:
         engine.domain_request_certificate(domain_id=d.pk)
         dns_server.store.set_record(d.hostname, "CNAME", TARGET)
@@ -210,3 +216,48 @@ def test_two_check_runs_over_the_same_domains_apply_each_transition_once(aws_sta
     assert second == []
     for d in domains:
         assert DomainEvent.objects.filter(domain=d, to_status=DomainStatus.ACTIVE).count() == 1
+
+
+def test_stubbed_cname_already_exists_fails_the_domain_with_the_reason(  # type: ignore[no-untyped-def]
+    aws_stack, dns_server, monkeypatch
+):
+    """moto cannot raise CNAMEAlreadyExists: CloudFront is stubbed (real API model), the
+    rest (ACM, DNS, database) is real."""
+    import boto3
+    from botocore.stub import ANY, Stubber
+
+    from domains.integrations import cdn
+
+    domain = services.domain_register(workspace=WorkspaceFactory(), hostname=HOST, by=None)
+    engine.domain_request_certificate(domain_id=domain.pk)
+    dns_server.store.set_record(HOST, "CNAME", TARGET)
+    domain.refresh_from_db()
+    _wait_issued(domain.certificate_arn)
+
+    real_template = aws.client("cloudfront", "us-east-1").get_distribution_config(
+        Id=aws_stack["template_id"]
+    )
+    stubbed = boto3.client("cloudfront", region_name="us-east-1")
+    monkeypatch.setattr(cdn, "_cf", lambda: stubbed)
+    with Stubber(stubbed) as stub:
+        stub.add_response(
+            "get_distribution_config",
+            {
+                "DistributionConfig": real_template["DistributionConfig"],
+                "ETag": real_template["ETag"],
+            },
+            {"Id": aws_stack["template_id"]},
+        )
+        stub.add_client_error(
+            "create_distribution",
+            service_error_code="CNAMEAlreadyExists",
+            http_status_code=409,
+            expected_params={"DistributionConfig": ANY},
+        )
+        outcome = engine.domain_check(domain_id=domain.pk, force=True)
+    assert outcome.outcome == "failed"
+    domain.refresh_from_db()
+    assert domain.status == DomainStatus.FAILED
+    assert "already an alternate domain name" in domain.last_error
+    assert domain.checks["cdn"]["code"] == "CNAMEAlreadyExists"
+    assert domain.next_check_at is None  # not retried

@@ -25,6 +25,11 @@ def _setup_periodic_tasks(sender: Celery, **_: object) -> None:
         name="dispatch due domain checks",
     )
     sender.add_periodic_task(
+        60.0,
+        sender.signature("domains.tasks.sync_pending_edges"),
+        name="push unconfirmed edge changes",
+    )
+    sender.add_periodic_task(
         float(settings.VEDOMAINS_RECONCILE_INTERVAL_SECONDS),
         sender.signature("domains.tasks.reconcile_edge"),
         name="reconcile the edge table with Django",

@@ -8,6 +8,7 @@ fail here, at start-up, with a message that names the variable.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -90,8 +91,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     )
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    # A file, not :memory:, so worker and web processes started by tests share it.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # A file, not :memory:, so worker and web processes started by tests share it; one per
+    # test process, so two test runs on one machine never share (or delete) each other's.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -113,6 +115,14 @@ EMAIL_BACKEND = env.str(
     "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
 )
 DEFAULT_FROM_EMAIL = env.str("DJANGO_DEFAULT_FROM_EMAIL", default="domains@ve.ai")
+# SMTP, used when DJANGO_EMAIL_BACKEND is django.core.mail.backends.smtp.EmailBackend.
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=587)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=True)
+# A hung SMTP server must not hold a worker for ever (Django's default is no timeout).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=20)
 
 LOGGING = {
     "version": 1,
@@ -163,7 +173,9 @@ CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://vedomains")}
 if TESTING:
     # Each pytest-xdist worker gets its own Redis database, so queued tasks never cross.
     _xdist = int("".join(c for c in env.str("PYTEST_XDIST_WORKER", default="") if c.isdigit()) or 0)
-    CELERY_BROKER_URL = env.str("VEDOMAINS_TEST_BROKER_URL", default=f"redis://127.0.0.1:6379/{10 + _xdist % 5}")
+    CELERY_BROKER_URL = env.str(
+        "VEDOMAINS_TEST_BROKER_URL", default=f"redis://127.0.0.1:6379/{10 + _xdist % 5}"
+    )
 else:
     CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
@@ -229,7 +241,9 @@ if VEDOMAINS_CDN_STRATEGY not in {"distribution-per-domain", "saas-tenant"}:
         "VEDOMAINS_CDN_STRATEGY must be 'distribution-per-domain' or 'saas-tenant'"
     )
 # distribution-per-domain clones this distribution's config; saas-tenant adds tenants to it.
-VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID = env.str("VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID", default="")
+VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID = env.str(
+    "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID", default=""
+)
 VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID = env.str(
     "VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID", default=""
 )
@@ -253,5 +267,33 @@ VEDOMAINS_MISCONFIGURED_GRACE = timedelta(
 VEDOMAINS_MISCONFIGURED_RECHECK = timedelta(
     minutes=env.int("VEDOMAINS_MISCONFIGURED_RECHECK_MINUTES", default=30)
 )
+# How soon a removal's cleanup looks again at a distribution that is still deploying.
+VEDOMAINS_CLEANUP_RETRY_SECONDS = env.int("VEDOMAINS_CLEANUP_RETRY_SECONDS", default=30)
 VEDOMAINS_RECONCILE_INTERVAL_SECONDS = env.int("VEDOMAINS_RECONCILE_INTERVAL_SECONDS", default=3600)
 VEDOMAINS_ACM_MAX_PENDING = env.int("VEDOMAINS_ACM_MAX_PENDING", default=1000)
+
+# --- Notifications, webhooks, certificate watch (issue 8) -----------------------------------
+# Webhook POSTs: one timeout for connect and each read; retries back off exponentially
+# (with jitter) from the base delay up to the cap, for the retry window after the event.
+VEDOMAINS_WEBHOOK_TIMEOUT = env.float("VEDOMAINS_WEBHOOK_TIMEOUT", default=10.0)
+VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS = env.int("VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS", default=30)
+VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS = env.int("VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS", default=7200)
+VEDOMAINS_WEBHOOK_RETRY_WINDOW = timedelta(
+    hours=env.int("VEDOMAINS_WEBHOOK_RETRY_WINDOW_HOURS", default=24)
+)
+# How often beat sends due webhook deliveries and notification emails (retries, and any
+# whose immediate task was lost to a broker outage).
+VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS = env.float(
+    "VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS", default=30
+)
+# A certificate this close to expiry that is not renewing is "in trouble".
+VEDOMAINS_CERTIFICATE_TROUBLE_WINDOW = timedelta(
+    days=env.int("VEDOMAINS_CERTIFICATE_TROUBLE_DAYS", default=30)
+)
+# At most one DescribeCertificate per domain per interval, however often it is checked.
+VEDOMAINS_CERTIFICATE_WATCH_INTERVAL = timedelta(
+    hours=env.int("VEDOMAINS_CERTIFICATE_WATCH_HOURS", default=12)
+)
+VEDOMAINS_CERTIFICATE_SWEEP_INTERVAL_SECONDS = env.int(
+    "VEDOMAINS_CERTIFICATE_SWEEP_INTERVAL_SECONDS", default=86400
+)

@@ -96,3 +96,28 @@ def delete_certificate(arn: str) -> None:
         raise err from exc
     except BotoCoreError as exc:
         raise aws.classify(exc, "acm.DeleteCertificate") from exc
+
+
+# --- used by the certificate sweep (issue 8) -------------------------------------------------
+
+
+def list_certificate_arns(*, statuses: list[str]) -> list[str]:
+    """ARNs of the account's certificates in `statuses` (all pages)."""
+    client = aws.client("acm", ACM_REGION)
+    arns: list[str] = []
+    try:
+        for page in client.get_paginator("list_certificates").paginate(
+            CertificateStatuses=statuses
+        ):
+            arns.extend(str(s["CertificateArn"]) for s in page.get("CertificateSummaryList", []))
+    except (ClientError, BotoCoreError) as exc:
+        raise aws.classify(exc, "acm.ListCertificates") from exc
+    return arns
+
+
+def certificate_tags(arn: str) -> dict[str, str]:
+    try:
+        resp = aws.client("acm", ACM_REGION).list_tags_for_certificate(CertificateArn=arn)
+    except (ClientError, BotoCoreError) as exc:
+        raise aws.classify(exc, "acm.ListTagsForCertificate") from exc
+    return {str(t["Key"]): str(t.get("Value", "")) for t in resp.get("Tags", [])}

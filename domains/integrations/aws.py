@@ -91,7 +91,8 @@ def classify(exc: BaseException, action: str) -> IntegrationError:
         transient = code in TRANSIENT_CODES or status >= 500 or status == 429
         return IntegrationError(f"{action}: {code}: {message}", permanent=not transient, code=code)
     if isinstance(
-        exc, EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError | ConnectionClosedError
+        exc,
+        EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError | ConnectionClosedError,
     ):
         return IntegrationError(f"{action}: {exc}", permanent=False, code="network")
     if isinstance(exc, BotoCoreError):

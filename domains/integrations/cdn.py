@@ -75,10 +75,13 @@ class DistributionPerDomain:
     name = "distribution-per-domain"
 
     def __init__(self, template_distribution_id: str | None = None) -> None:
-        self.template_id = template_distribution_id or settings.VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID
+        self.template_id = (
+            template_distribution_id or settings.VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID
+        )
 
-    def build_config(self, template: dict[str, Any], *, hostname: str, certificate_arn: str,
-                     reference: str) -> dict[str, Any]:
+    def build_config(
+        self, template: dict[str, Any], *, hostname: str, certificate_arn: str, reference: str
+    ) -> dict[str, Any]:
         config = copy.deepcopy(template)
         config["CallerReference"] = reference
         config["Aliases"] = {"Quantity": 1, "Items": [hostname]}
@@ -95,15 +98,17 @@ class DistributionPerDomain:
     def attach(self, *, hostname: str, certificate_arn: str, reference: str) -> Attachment:
         if not self.template_id:
             raise IntegrationError(
-                "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID is not set.", permanent=True,
+                "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID is not set.",
+                permanent=True,
                 code="not_configured",
             )
         try:
             template = _cf().get_distribution_config(Id=self.template_id)["DistributionConfig"]
         except (ClientError, BotoCoreError) as exc:
             raise _raise(exc, "cloudfront.GetDistributionConfig(template)") from exc
-        config = self.build_config(template, hostname=hostname, certificate_arn=certificate_arn,
-                                   reference=reference)
+        config = self.build_config(
+            template, hostname=hostname, certificate_arn=certificate_arn, reference=reference
+        )
         try:
             resp = _cf().create_distribution(DistributionConfig=config)
         except ClientError as exc:
@@ -153,8 +158,9 @@ class DistributionPerDomain:
                     config["Aliases"] = {"Quantity": 0}
                     # Release the customer's certificate so ACM can delete it later.
                     config["ViewerCertificate"] = {"CloudFrontDefaultCertificate": True}
-                    _cf().update_distribution(Id=resource_id, IfMatch=etag,
-                                              DistributionConfig=config)
+                    _cf().update_distribution(
+                        Id=resource_id, IfMatch=etag, DistributionConfig=config
+                    )
                     return Detachment(False, "disabled; waiting for deployment to delete")
                 status = _cf().get_distribution(Id=resource_id)["Distribution"].get("Status")
                 if status != "Deployed":
@@ -172,8 +178,11 @@ class DistributionPerDomain:
                 raise _raise(exc, "cloudfront.detach") from exc
             except BotoCoreError as exc:
                 raise _raise(exc, "cloudfront.detach") from exc
-        raise IntegrationError("CloudFront kept changing under us (PreconditionFailed)",
-                               permanent=False, code="PreconditionFailed")
+        raise IntegrationError(
+            "CloudFront kept changing under us (PreconditionFailed)",
+            permanent=False,
+            code="PreconditionFailed",
+        )
 
 
 class SaasTenant:
@@ -184,11 +193,15 @@ class SaasTenant:
 
     name = "saas-tenant"
 
-    def __init__(self, distribution_id: str | None = None,
-                 connection_group_id: str | None = None) -> None:
-        self.distribution_id = distribution_id or settings.VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID
+    def __init__(
+        self, distribution_id: str | None = None, connection_group_id: str | None = None
+    ) -> None:
+        self.distribution_id = (
+            distribution_id or settings.VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID
+        )
         self.connection_group_id = (
-            connection_group_id if connection_group_id is not None
+            connection_group_id
+            if connection_group_id is not None
             else settings.VEDOMAINS_CDN_CONNECTION_GROUP_ID
         )
 
@@ -199,8 +212,11 @@ class SaasTenant:
 
     def attach(self, *, hostname: str, certificate_arn: str, reference: str) -> Attachment:
         if not self.distribution_id:
-            raise IntegrationError("VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID is not set.",
-                                   permanent=True, code="not_configured")
+            raise IntegrationError(
+                "VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID is not set.",
+                permanent=True,
+                code="not_configured",
+            )
         params: dict[str, Any] = {
             "DistributionId": self.distribution_id,
             "Name": self.tenant_name(hostname),
@@ -259,8 +275,11 @@ class SaasTenant:
                 raise _raise(exc, "cloudfront.detach tenant") from exc
             except BotoCoreError as exc:
                 raise _raise(exc, "cloudfront.detach tenant") from exc
-        raise IntegrationError("CloudFront kept changing under us (PreconditionFailed)",
-                               permanent=False, code="PreconditionFailed")
+        raise IntegrationError(
+            "CloudFront kept changing under us (PreconditionFailed)",
+            permanent=False,
+            code="PreconditionFailed",
+        )
 
 
 def strategy() -> CdnStrategy:
@@ -269,8 +288,7 @@ def strategy() -> CdnStrategy:
     return DistributionPerDomain()
 
 
-def create_template_distribution(*, origin_domain: str, comment: str = "vedomains template"
-                                 ) -> str:
+def create_template_distribution(*, origin_domain: str, comment: str = "vedomains template") -> str:
     """Create a template distribution (local emulator and tests; production uses deploy/).
 
     A minimal config with one custom origin; deploy/ adds the cache policy with Host in the
@@ -283,13 +301,17 @@ def create_template_distribution(*, origin_domain: str, comment: str = "vedomain
         "Aliases": {"Quantity": 0},
         "Origins": {
             "Quantity": 1,
-            "Items": [{
-                "Id": "ve-origin",
-                "DomainName": origin_domain,
-                "CustomOriginConfig": {
-                    "HTTPPort": 80, "HTTPSPort": 443, "OriginProtocolPolicy": "https-only",
-                },
-            }],
+            "Items": [
+                {
+                    "Id": "ve-origin",
+                    "DomainName": origin_domain,
+                    "CustomOriginConfig": {
+                        "HTTPPort": 80,
+                        "HTTPSPort": 443,
+                        "OriginProtocolPolicy": "https-only",
+                    },
+                }
+            ],
         },
         "DefaultCacheBehavior": {
             "TargetOriginId": "ve-origin",

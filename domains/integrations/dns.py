@@ -92,20 +92,31 @@ async def check_routing_async(
     seen = {hostname}
     for _ in range(MAX_CHAIN):
         if current == target:
-            return RoutingCheck(hostname, True, "points_to_target",
-                                f"{' -> '.join(chain)}", tuple(chain))
+            return RoutingCheck(
+                hostname, True, "points_to_target", f"{' -> '.join(chain)}", tuple(chain)
+            )
         try:
             answer = await resolver.resolve(current, "CNAME", raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN:
             if current == hostname:
-                return RoutingCheck(hostname, False, "nxdomain",
-                                    f"{hostname} does not exist in DNS (NXDOMAIN).", tuple(chain))
-            return RoutingCheck(hostname, False, "wrong_target",
-                                f"The CNAME chain ends at {current}, which does not exist.",
-                                tuple(chain))
+                return RoutingCheck(
+                    hostname,
+                    False,
+                    "nxdomain",
+                    f"{hostname} does not exist in DNS (NXDOMAIN).",
+                    tuple(chain),
+                )
+            return RoutingCheck(
+                hostname,
+                False,
+                "wrong_target",
+                f"The CNAME chain ends at {current}, which does not exist.",
+                tuple(chain),
+            )
         except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
-            return RoutingCheck(hostname, False, "transient", f"DNS lookup failed: {exc}",
-                                tuple(chain))
+            return RoutingCheck(
+                hostname, False, "transient", f"DNS lookup failed: {exc}", tuple(chain)
+            )
         except dns.exception.DNSException as exc:
             return RoutingCheck(hostname, False, "transient", f"DNS error: {exc}", tuple(chain))
         # A resolver may return the whole chain at once; follow whatever it gave us.
@@ -117,25 +128,42 @@ async def check_routing_async(
         if current not in links:
             if current == hostname:
                 return RoutingCheck(
-                    hostname, False, "no_cname",
+                    hostname,
+                    False,
+                    "no_cname",
                     f"{hostname} has no CNAME record; add CNAME {hostname} -> {target}.",
                     tuple(chain),
                 )
-            return RoutingCheck(hostname, False, "wrong_target",
-                                f"{hostname} points to {current}, not {target}.", tuple(chain))
+            return RoutingCheck(
+                hostname,
+                False,
+                "wrong_target",
+                f"{hostname} points to {current}, not {target}.",
+                tuple(chain),
+            )
         while current in links:
             current = links[current]
             if current in seen:
-                return RoutingCheck(hostname, False, "loop",
-                                    f"CNAME loop: {' -> '.join([*chain, current])}", tuple(chain))
+                return RoutingCheck(
+                    hostname,
+                    False,
+                    "loop",
+                    f"CNAME loop: {' -> '.join([*chain, current])}",
+                    tuple(chain),
+                )
             seen.add(current)
             chain.append(current)
             if current == target:
                 break
     if current == target:
         return RoutingCheck(hostname, True, "points_to_target", " -> ".join(chain), tuple(chain))
-    return RoutingCheck(hostname, False, "wrong_target",
-                        f"{hostname} points to {current}, not {target}.", tuple(chain))
+    return RoutingCheck(
+        hostname,
+        False,
+        "wrong_target",
+        f"{hostname} points to {current}, not {target}.",
+        tuple(chain),
+    )
 
 
 async def lookup_txt_async(resolver: dns.asyncresolver.Resolver, name: str) -> TxtCheck:
@@ -168,7 +196,9 @@ async def check_many_async(
     async def one(host: str) -> tuple[str, DnsResult]:
         async with semaphore:
             routing = await check_routing_async(resolver, host, target)
-            txt = await lookup_txt_async(resolver, f"{prefix}.{host}") if host in txt_wanted else None
+            txt = (
+                await lookup_txt_async(resolver, f"{prefix}.{host}") if host in txt_wanted else None
+            )
             return host, DnsResult(routing=routing, txt=txt)
 
     results = await asyncio.gather(*(one(h) for h in dict.fromkeys(hostnames)))

@@ -1,0 +1,69 @@
+"""CAA lookups (RFC 8659) with the app's resolver: which CAs may issue for a hostname.
+
+Kept beside `dns.py` rather than in it: only the certificate renewal watch needs it, and it
+shares that module's resolver (nameservers and timeouts from settings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dns.asyncresolver
+import dns.exception
+import dns.rdatatype
+import dns.resolver
+
+from domains.integrations.dns import make_resolver, run_sync
+
+
+@dataclass(frozen=True)
+class CaaRecord:
+    flags: int
+    tag: str
+    value: str
+
+
+@dataclass(frozen=True)
+class CaaResult:
+    hostname: str
+    # The name whose CAA RRset applies ("" when no name up the tree has one).
+    found_at: str = ""
+    records: tuple[CaaRecord, ...] = ()
+    transient: bool = False
+    detail: str = ""
+
+    def issuers(self, tag: str = "issue") -> list[str]:
+        # An issuer value may carry parameters after ";" (`amazon.com; account=...`);
+        # an empty issuer (`0 issue ";"`) allows no CA at all.
+        return [r.value.split(";", 1)[0].strip().lower() for r in self.records if r.tag == tag]
+
+
+async def lookup_caa_async(resolver: dns.asyncresolver.Resolver, hostname: str) -> CaaResult:
+    """The relevant CAA RRset: climb from the hostname towards the root (RFC 8659 section 3).
+
+    Resolution follows CNAMEs (the resolver does), as CAs do; an NXDOMAIN or empty answer
+    moves on to the parent. A timeout or SERVFAIL stops with `transient`: we cannot tell.
+    """
+    labels = hostname.rstrip(".").lower().split(".")
+    for start in range(len(labels)):
+        name = ".".join(labels[start:])
+        try:
+            answer = await resolver.resolve(name, "CAA", raise_on_no_answer=False)
+        except dns.resolver.NXDOMAIN:
+            continue
+        except dns.exception.DNSException as exc:
+            return CaaResult(hostname, transient=True, detail=f"CAA lookup of {name} failed: {exc}")
+        records = tuple(
+            CaaRecord(int(rdata.flags), rdata.tag.decode("ascii", "replace").lower(),
+                      rdata.value.decode("utf-8", "replace"))
+            for rrset in answer.response.answer
+            if rrset.rdtype == dns.rdatatype.CAA
+            for rdata in rrset
+        )
+        if records:
+            return CaaResult(hostname, found_at=name, records=records)
+    return CaaResult(hostname)
+
+
+def lookup_caa(hostname: str) -> CaaResult:
+    return run_sync(lookup_caa_async(make_resolver(), hostname))

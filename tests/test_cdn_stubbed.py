@@ -1,0 +1,236 @@
+"""CloudFront behaviour moto cannot emulate, checked with botocore's Stubber.
+
+moto has no CloudFront SaaS Manager (distribution tenants), no ETag conflicts and no
+CNAMEAlreadyExists. Stubber validates every request (and every canned response) against
+the real CloudFront API model shipped with botocore, so these tests pin the exact request
+shapes without pretending to be AWS.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+
+from domains.integrations import cdn
+from domains.integrations.errors import IntegrationError
+
+ARN = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
+HOST = "gallery.client.com"
+
+TEMPLATE: dict[str, Any] = {
+    "CallerReference": "template",
+    "Comment": "vedomains template",
+    "Enabled": False,
+    "Aliases": {"Quantity": 0},
+    "Origins": {"Quantity": 1, "Items": [{"Id": "ve", "DomainName": "origin.ve.ai"}]},
+    "DefaultCacheBehavior": {"TargetOriginId": "ve", "ViewerProtocolPolicy": "redirect-to-https"},
+    "ViewerCertificate": {"CloudFrontDefaultCertificate": True},
+}
+
+
+@pytest.fixture
+def stubbed_cf(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
+    client = boto3.client(
+        "cloudfront", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    monkeypatch.setattr(cdn, "_cf", lambda: client)
+    with Stubber(client) as stub:
+        yield stub
+        stub.assert_no_pending_responses()
+
+
+def _distribution(dist_id: str, config: dict[str, Any], status: str = "Deployed") -> dict[str, Any]:
+    return {
+        "Id": dist_id,
+        "ARN": f"arn:aws:cloudfront::123456789012:distribution/{dist_id}",
+        "Status": status,
+        "LastModifiedTime": datetime(2026, 1, 1, tzinfo=UTC),
+        "InProgressInvalidationBatches": 0,
+        "DomainName": f"{dist_id.lower()}.cloudfront.net",
+        "ActiveTrustedSigners": {"Enabled": False, "Quantity": 0},
+        "DistributionConfig": config,
+    }
+
+
+def _tenant(enabled: bool) -> dict[str, Any]:
+    return {
+        "DistributionTenant": {
+            "Id": "dt_123",
+            "DistributionId": "EMT",
+            "Name": HOST,
+            "Enabled": enabled,
+            "Status": "Deployed",
+        },
+        "ETag": "E1",
+    }
+
+
+def test_stubbed_per_domain_attach_clones_the_template_with_one_alias_and_its_certificate(
+    stubbed_cf: Stubber,
+) -> None:
+    stubbed_cf.add_response(
+        "get_distribution_config",
+        {"DistributionConfig": copy.deepcopy(TEMPLATE), "ETag": "T1"},
+        {"Id": "ETEMPLATE"},
+    )
+    expected = cdn.DistributionPerDomain("ETEMPLATE").build_config(
+        TEMPLATE, hostname=HOST, certificate_arn=ARN, reference="vedomains-7"
+    )
+    stubbed_cf.add_response(
+        "create_distribution",
+        {
+            "Distribution": _distribution("ENEW", expected, "InProgress"),
+            "Location": "https://x",
+            "ETag": "N1",
+        },
+        {"DistributionConfig": expected},
+    )
+    attachment = cdn.DistributionPerDomain("ETEMPLATE").attach(
+        hostname=HOST, certificate_arn=ARN, reference="vedomains-7"
+    )
+    assert attachment.resource_id == "ENEW"
+    assert expected["Aliases"] == {"Quantity": 1, "Items": [HOST]}
+    assert expected["ViewerCertificate"]["ACMCertificateArn"] == ARN
+    assert expected["ViewerCertificate"]["SSLSupportMethod"] == "sni-only"
+    assert TEMPLATE["Aliases"] == {"Quantity": 0}, "the template itself must not change"
+
+
+def test_stubbed_cname_already_exists_is_a_permanent_explained_failure(stubbed_cf: Stubber) -> None:
+    stubbed_cf.add_response(
+        "get_distribution_config",
+        {"DistributionConfig": copy.deepcopy(TEMPLATE), "ETag": "T1"},
+        {"Id": "ETEMPLATE"},
+    )
+    stubbed_cf.add_client_error(
+        "create_distribution",
+        service_error_code="CNAMEAlreadyExists",
+        http_status_code=409,
+        service_message="One or more aliases already exist.",
+    )
+    with pytest.raises(IntegrationError) as caught:
+        cdn.DistributionPerDomain("ETEMPLATE").attach(
+            hostname=HOST, certificate_arn=ARN, reference="vedomains-7"
+        )
+    assert caught.value.permanent is True
+    assert caught.value.code == "CNAMEAlreadyExists"
+    assert "another distribution" in caught.value.message
+
+
+def test_stubbed_detach_retries_on_precondition_failed_with_the_new_etag(
+    stubbed_cf: Stubber,
+) -> None:
+    attached = copy.deepcopy(TEMPLATE)
+    attached.update(
+        Enabled=True,
+        Aliases={"Quantity": 1, "Items": [HOST]},
+        ViewerCertificate={"ACMCertificateArn": ARN, "SSLSupportMethod": "sni-only"},
+    )
+    # Fresh copies per response: the code under test edits the config it reads.
+    stubbed_cf.add_response(
+        "get_distribution_config",
+        {"DistributionConfig": copy.deepcopy(attached), "ETag": "E1"},
+        {"Id": "EDIST"},
+    )
+    stubbed_cf.add_client_error(
+        "update_distribution",
+        service_error_code="PreconditionFailed",
+        http_status_code=412,
+        expected_params={"Id": "EDIST", "IfMatch": "E1", "DistributionConfig": ANY},
+    )
+    stubbed_cf.add_response(
+        "get_distribution_config",
+        {"DistributionConfig": copy.deepcopy(attached), "ETag": "E2"},
+        {"Id": "EDIST"},
+    )
+    disabled = copy.deepcopy(attached)
+    disabled.update(
+        Enabled=False,
+        Aliases={"Quantity": 0},
+        ViewerCertificate={"CloudFrontDefaultCertificate": True},
+    )
+    stubbed_cf.add_response(
+        "update_distribution",
+        {"Distribution": _distribution("EDIST", disabled, "InProgress"), "ETag": "E3"},
+        {"Id": "EDIST", "IfMatch": "E2", "DistributionConfig": disabled},
+    )
+    result = cdn.DistributionPerDomain("ETEMPLATE").detach(resource_id="EDIST")
+    assert result.done is False and "disabled" in result.detail
+
+    # Next call: disabled but still deploying, so not deleted yet; then deployed: deleted.
+    stubbed_cf.add_response(
+        "get_distribution_config", {"DistributionConfig": disabled, "ETag": "E3"}, {"Id": "EDIST"}
+    )
+    stubbed_cf.add_response(
+        "get_distribution",
+        {"Distribution": _distribution("EDIST", disabled, "InProgress"), "ETag": "E3"},
+        {"Id": "EDIST"},
+    )
+    assert cdn.DistributionPerDomain("ETEMPLATE").detach(resource_id="EDIST").done is False
+    stubbed_cf.add_response(
+        "get_distribution_config", {"DistributionConfig": disabled, "ETag": "E3"}, {"Id": "EDIST"}
+    )
+    stubbed_cf.add_response(
+        "get_distribution",
+        {"Distribution": _distribution("EDIST", disabled), "ETag": "E3"},
+        {"Id": "EDIST"},
+    )
+    stubbed_cf.add_response("delete_distribution", {}, {"Id": "EDIST", "IfMatch": "E3"})
+    assert cdn.DistributionPerDomain("ETEMPLATE").detach(resource_id="EDIST").done is True
+
+
+def test_stubbed_saas_tenant_attach_sends_domain_and_certificate(stubbed_cf: Stubber) -> None:
+    stubbed_cf.add_response(
+        "create_distribution_tenant",
+        _tenant(True),
+        {
+            "DistributionId": "EMT",
+            "Name": HOST,
+            "Domains": [{"Domain": HOST}],
+            "Customizations": {"Certificate": {"Arn": ARN}},
+            "Enabled": True,
+            "ConnectionGroupId": "cg_1",
+            "Tags": {"Items": [{"Key": "vedomains-reference", "Value": "vedomains-7"}]},
+        },
+    )
+    attachment = cdn.SaasTenant("EMT", "cg_1").attach(
+        hostname=HOST, certificate_arn=ARN, reference="vedomains-7"
+    )
+    assert attachment.resource_id == "dt_123"
+
+
+def test_stubbed_saas_tenant_cname_taken_is_permanent(stubbed_cf: Stubber) -> None:
+    stubbed_cf.add_client_error(
+        "create_distribution_tenant", service_error_code="CNAMEAlreadyExists", http_status_code=409
+    )
+    with pytest.raises(IntegrationError) as caught:
+        cdn.SaasTenant("EMT", "").attach(hostname=HOST, certificate_arn=ARN, reference="r")
+    assert caught.value.permanent and caught.value.code == "CNAMEAlreadyExists"
+
+
+def test_stubbed_saas_tenant_detach_disables_then_deletes_with_if_match(
+    stubbed_cf: Stubber,
+) -> None:
+    stubbed_cf.add_response("get_distribution_tenant", _tenant(True), {"Identifier": "dt_123"})
+    stubbed_cf.add_response(
+        "update_distribution_tenant",
+        {"DistributionTenant": _tenant(False)["DistributionTenant"], "ETag": "E2"},
+        {"Id": "dt_123", "IfMatch": "E1", "Enabled": False},
+    )
+    stubbed_cf.add_response(
+        "get_distribution_tenant", {**_tenant(False), "ETag": "E2"}, {"Identifier": "dt_123"}
+    )
+    stubbed_cf.add_response("delete_distribution_tenant", {}, {"Id": "dt_123", "IfMatch": "E2"})
+    assert cdn.SaasTenant("EMT", "").detach(resource_id="dt_123").done is True
+
+
+def test_stubbed_saas_tenant_detach_of_a_deleted_tenant_is_done(stubbed_cf: Stubber) -> None:
+    stubbed_cf.add_client_error(
+        "get_distribution_tenant", service_error_code="EntityNotFound", http_status_code=404
+    )
+    assert cdn.SaasTenant("EMT", "").detach(resource_id="dt_gone").done is True

@@ -68,6 +68,9 @@ def describe_certificate(arn: str) -> Certificate:
         rr = option.get("ResourceRecord")
         if rr:
             records.append({"name": rr["Name"], "type": rr["Type"], "value": rr["Value"]})
+    # Sorted: the order of DomainValidationOptions is not guaranteed (moto builds it from
+    # a set), and a stable order keeps the DNS instructions shown to the customer stable.
+    records.sort(key=lambda r: (r["name"], r["value"]))
     renewal = cert.get("RenewalSummary") or {}
     return Certificate(
         arn=arn,

@@ -59,12 +59,21 @@ class DnsResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def parse_nameserver(entry: str) -> dns.nameserver.Do53Nameserver:
+    """`1.2.3.4`, `1.2.3.4:5353`, `::1` or `[::1]:5353`."""
+    entry = entry.strip()
+    if entry.startswith("["):
+        host, _, port = entry[1:].partition("]")
+        port = port.lstrip(":")
+    elif entry.count(":") == 1:
+        host, _, port = entry.partition(":")
+    else:  # a bare IPv4 or IPv6 address
+        host, port = entry, ""
+    return dns.nameserver.Do53Nameserver(host, int(port or 53))
+
+
 def _nameservers() -> list[dns.nameserver.Nameserver]:
-    servers = []
-    for entry in settings.VEDOMAINS_DNS_NAMESERVERS:
-        host, _, port = entry.strip().rpartition(":") if entry.count(":") == 1 else (entry, "", "")
-        servers.append(dns.nameserver.Do53Nameserver(host or entry, int(port or 53)))
-    return servers
+    return [parse_nameserver(e) for e in settings.VEDOMAINS_DNS_NAMESERVERS if e.strip()]
 
 
 def make_resolver() -> dns.asyncresolver.Resolver:

@@ -518,6 +518,14 @@ def _reset_for_tests(
     _metrics.reset(_clock())
 
 
+def configure(config: Mapping[str, Any]) -> None:
+    """Run with `config` instead of the baked-in edge_config.json (the local edge proxy).
+
+    Not used in Lambda, where the packaged file is the only configuration.
+    """
+    _reset_for_tests(config)
+
+
 def _dynamodb() -> Any:
     """The DynamoDB client for the replica nearest to this edge region, built once."""
     global _client

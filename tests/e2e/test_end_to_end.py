@@ -1,0 +1,407 @@
+"""A domain from request to edge, through the whole local stack, over HTTP only.
+
+Starts `python -m localdev.stack` exactly as `./dev run` does (real processes: gunicorn,
+Celery worker and beat, moto, the DNS server, the edge proxy and the demo origin) on free
+ports, against its own database: a fresh SQLite file, or a dedicated PostgreSQL database
+when DATABASE_URL names PostgreSQL. Not pytest-django's test database: other processes
+must see the data, and the stack migrates its database itself.
+
+The only step that is not HTTP is creating the workspace member and its token, done with
+`python -m localdev.bootstrap member` in a subprocess before the HTTP part. Activation is
+driven by beat and the worker alone. The stack is stopped with SIGTERM at the end (pass
+or fail), and the test checks that none of its processes is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import boto3
+import pytest
+import redis
+
+from localdev.moto_server import aws_env
+from localdev.stack import PORTS
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+# Its own Redis database, apart from the ones the other tests use (10-14 under xdist).
+BROKER_URL = os.environ.get("VEDOMAINS_E2E_BROKER_URL", "redis://127.0.0.1:6379/15")
+START_TIMEOUT = 150.0
+ACTIVE_TIMEOUT = 90.0
+STOP_TIMEOUT = 45.0
+POSITIVE_TTL = 3
+NEGATIVE_TTL = 1
+T = TypeVar("T")
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _free_port(taken: set[int]) -> int:
+    """A port free for TCP and UDP (the DNS server needs both) and not handed out yet."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = int(tcp.getsockname()[1])
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                    udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        if port not in taken:
+            taken.add(port)
+            return port
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.5) -> T:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def http(
+    method: str,
+    url: str,
+    *,
+    token: str | None = None,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if token:
+        request.add_header("Authorization", f"Token {token}")
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if not request.has_header("Accept"):
+        request.add_header("Accept", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            raw, status, resp_headers = response.read(), response.status, response.headers
+    except urllib.error.HTTPError as exc:
+        raw, status, resp_headers = exc.read(), exc.code, exc.headers
+    text = raw.decode("utf-8", "replace")
+    try:
+        return status, json.loads(text), resp_headers
+    except ValueError:
+        return status, text, resp_headers
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)  # every child leads its own process group
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# --- the stack --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def e2e_database(tmp_path: Path) -> Iterator[str]:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        yield f"sqlite:///{tmp_path / 'e2e.sqlite3'}"
+        return
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    name = f"vedomains_e2e_{os.getpid()}"
+    maintenance = urlunsplit(parts._replace(path="/postgres"))
+
+    def run(statement: sql.Composed) -> None:
+        with psycopg.connect(maintenance, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(statement)
+
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    run(drop)
+    run(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        run(drop)
+
+
+class RunningStack:
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        summary: dict[str, Any],
+        env: dict[str, str],
+        output: Path,
+    ) -> None:
+        self.proc = proc
+        self.summary = summary
+        self.env = env
+        self.output = output
+
+    @property
+    def urls(self) -> dict[str, str]:
+        return dict(self.summary["urls"])
+
+    def child_pids(self) -> list[int]:
+        return [int(pid) for pid in self.summary["pids"].values()]
+
+    def stop(self) -> float:
+        """SIGTERM, as Ctrl-C or `kill` would; returns how long the stack took to stop."""
+        started = time.monotonic()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.kill_everything()
+                raise AssertionError(f"the stack did not stop within {STOP_TIMEOUT:.0f}s") from None
+        return time.monotonic() - started
+
+    def kill_everything(self) -> None:
+        for pid in [self.proc.pid, *self.child_pids()]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def stack(tmp_path: Path, e2e_database: str) -> Iterator[RunningStack]:
+    try:
+        redis.Redis.from_url(BROKER_URL, socket_connect_timeout=2).flushdb()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is not reachable at {BROKER_URL}: {exc}. `./dev test` starts it.")
+    taken: set[int] = set()
+    env = dict(os.environ)
+    env.update({var: str(_free_port(taken)) for _, var, _, _ in PORTS})
+    env.update(
+        {
+            "DATABASE_URL": e2e_database,
+            "CELERY_BROKER_URL": BROKER_URL,
+            "DJANGO_DEBUG": "true",
+            "VEDOMAINS_LOCAL_ACM_WAIT": "1",
+            "VEDOMAINS_DISPATCH_INTERVAL_SECONDS": "1",
+            "VEDOMAINS_FAST_CHECK_SECONDS": "1",
+            "VEDOMAINS_DNS_TIMEOUT": "1",
+            # Short edge caches, so a removed domain 404s within seconds.
+            "VEDOMAINS_EDGE_POSITIVE_TTL": str(POSITIVE_TTL),
+            "VEDOMAINS_EDGE_NEGATIVE_TTL": str(NEGATIVE_TTL),
+        }
+    )
+    summary_file = tmp_path / "summary.json"
+    output = tmp_path / "stack.out"
+    with open(output, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "localdev.stack",
+                "--var-dir",
+                str(tmp_path / "var"),
+                "--summary-file",
+                str(summary_file),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    running: RunningStack | None = None
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not summary_file.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the stack did not start:\n{output.read_text()[-4000:]}")
+            time.sleep(0.2)
+        running = RunningStack(proc, json.loads(summary_file.read_text()), env, output)
+        yield running
+    finally:
+        if running is not None:
+            try:
+                running.stop()
+            finally:
+                running.kill_everything()  # no-op when the stop was clean
+        elif proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        redis.Redis.from_url(BROKER_URL).flushdb()
+
+
+# --- the test ---------------------------------------------------------------------------------
+
+
+def test_domain_from_request_to_edge_and_back(stack: RunningStack) -> None:
+    started = time.monotonic()
+    urls = stack.urls
+    api = urls["api"]
+    hostname = f"gallery-{uuid.uuid4().hex[:8]}.e2e-example.com"
+
+    # Set-up, outside HTTP: a workspace on a paid plan, its owner and an API token.
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "localdev.bootstrap",
+            "member",
+            "--workspace",
+            "e2e",
+            "--username",
+            "e2e-owner",
+        ],
+        cwd=ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    member = json.loads(made.stdout.splitlines()[-1])
+    token = member["token"]
+
+    # The pages a newcomer opens first answer, with their static files (no collectstatic).
+    for path in ("/admin/login/", "/api/docs/", "/static/admin/css/base.css"):
+        status, _, _ = http(
+            "GET", urls["admin"].replace("/admin/", path), headers={"Accept": "text/html,*/*"}
+        )
+        assert status == 200, path
+
+    # Register through the API; the answer says which DNS records to create.
+    status, domain, _ = http(
+        "POST", api, token=token, body={"hostname": hostname, "workspace": "e2e"}
+    )
+    assert status == 201, domain
+    assert domain["status"] == "pending_validation"
+    routing = [r for r in domain["dns_records"] if r["purpose"] == "routing"]
+    assert routing == [
+        {"purpose": "routing", "type": "CNAME", "name": hostname, "value": "domain.ve.ai"}
+    ]
+
+    # The certificate's validation CNAME appears once ACM has published it (a worker task).
+    detail = f"{api}{hostname}/"
+
+    def validation_published() -> list[dict[str, str]] | None:
+        _, body, _ = http("GET", detail, token=token)
+        records = body["dns_records"]
+        purposes = {r["purpose"] for r in records}
+        return records if "certificate_validation" in purposes else None
+
+    records = wait_for("the certificate validation record", validation_published, 30)
+
+    # "Create" every record at the customer's DNS provider: the local DNS control API.
+    control = urls["dns_control"]
+    for record in records:
+        status, body, _ = http(
+            "PUT",
+            f"{control}/records",
+            body={
+                "name": record["name"],
+                "type": record["type"],
+                "value": record["value"],
+                "ttl": 60,
+            },
+        )
+        assert status == 200, body
+
+    # Beat dispatches, the worker checks DNS and the certificate, attaches and activates.
+    def active() -> dict[str, Any] | None:
+        _, body, _ = http("GET", detail, token=token)
+        assert body["status"] in ("pending_validation", "active"), body
+        return body if body["status"] == "active" else None
+
+    activated = wait_for("the domain to turn active", active, ACTIVE_TIMEOUT)
+    assert activated["checks"]["dns"]["ok"] and activated["checks"]["certificate"]["ok"]
+    activated_after = time.monotonic() - started
+
+    # The edge projection: one active item in DynamoDB (moto), tagged with the workspace.
+    ddb = boto3.client(
+        "dynamodb",
+        region_name="us-east-1",
+        endpoint_url=urls["moto"],
+        aws_access_key_id=aws_env(urls["moto"])["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=aws_env(urls["moto"])["AWS_SECRET_ACCESS_KEY"],
+    )
+
+    def edge_item(status: str) -> dict[str, Any] | None:
+        item = ddb.get_item(
+            TableName="domain-workspace-mappings", Key={"domain": {"S": hostname}}
+        ).get("Item")
+        return item if item and item["status"]["S"] == status else None
+
+    item = wait_for("the active DynamoDB item", lambda: edge_item("active"), 20)
+    assert item["workspaceId"]["S"] == "e2e"
+    assert int(item["version"]["N"]) >= 1
+
+    # Through the edge: the demo origin sees the workspace, never a viewer-sent one.
+    edge = urls["edge"]
+
+    def through_edge() -> dict[str, Any] | None:
+        status, body, _ = http(
+            "GET",
+            f"{edge}gallery/photos?format=json",
+            headers={"Host": hostname, "workspace-id": "someone-else"},
+        )
+        return body if status == 200 else None
+
+    seen = wait_for("the edge to route the domain", through_edge, 2 * NEGATIVE_TTL + 10)
+    assert seen["workspace"] == "e2e"
+    assert seen["host"] == hostname
+    assert seen["path"] == "/gallery/photos"
+
+    # A spoofed workspace-id on a host nobody registered: 404 at the edge, origin untouched.
+    marker = f"/spoof-{uuid.uuid4().hex}"
+    status, body, _ = http(
+        "GET",
+        f"{edge}{marker.lstrip('/')}",
+        headers={"Host": "unknown.e2e-example.com", "workspace-id": "e2e"},
+    )
+    assert status == 404, body
+    _, log, _ = http("GET", f"{urls['origin']}__origin/requests")
+    assert marker not in [r["path"] for r in log["requests"]], "the origin saw a refused request"
+
+    # Remove: the API answers at once; the edge follows once the item is tombstoned and the
+    # edge's positive cache entry expires.
+    status, removed, _ = http("DELETE", detail, token=token)
+    assert status == 200 and removed["status"] == "removed", removed
+    wait_for("the DynamoDB tombstone", lambda: edge_item("inactive"), 30)
+
+    def edge_404() -> bool:
+        status, _, _ = http("GET", f"{edge}?format=json", headers={"Host": hostname})
+        return status == 404
+
+    wait_for("the edge to answer 404", edge_404, POSITIVE_TTL + 15)
+
+    # Everything stops on SIGTERM, and nothing the stack started is left running.
+    pids = stack.child_pids()
+    stop_seconds = stack.stop()
+    leftovers = [pid for pid in pids if _alive(pid)]
+    assert not leftovers, f"processes left behind: {leftovers}"
+    assert stack.proc.returncode == 0, stack.output.read_text()[-3000:]
+    total = time.monotonic() - started
+    print(
+        f"\ne2e: active after {activated_after:.1f}s, test body {total:.1f}s, "
+        f"stack stopped in {stop_seconds:.1f}s"
+    )

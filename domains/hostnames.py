@@ -79,7 +79,7 @@ def normalize_hostname(raw: object) -> str:
         raise HostnameError("Wildcard domains are not supported; add each hostname.")
     if text.endswith("."):
         text = text[:-1]
-    if not text or text.startswith(".") or ".." in text:
+    if not text or text.startswith(".") or text.endswith(".") or ".." in text:
         raise HostnameError("The hostname has an empty label.")
 
     host = _to_ascii(text).lower()

@@ -12,6 +12,12 @@ pytest_plugins = ["tests.infra"]
 
 
 @pytest.fixture(autouse=True)
+def _fast_passwords(settings):  # type: ignore[no-untyped-def]
+    # Factories hash a password per user; PBKDF2 makes that ~0.3 s each.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _isolated_cache(settings):  # type: ignore[no-untyped-def]
     # Throttle counters live in the cache; a fresh one per test keeps tests independent.
     from django.core.cache import cache

@@ -1,0 +1,22 @@
+"""Request parsers that turn every malformed body into a 400, never a 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import parsers
+from rest_framework.exceptions import ParseError
+
+
+class JSONParser(parsers.JSONParser):
+    def parse(self, stream: Any, media_type: str | None = None,
+              parser_context: dict[str, Any] | None = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            # json.loads recurses per nesting level; DRF catches only ValueError, so a body
+            # like "[[[[...]]]]" would otherwise escape as a 500.
+            raise ParseError("JSON parse error - the body is nested too deeply.") from None
+
+
+PARSER_CLASSES = [JSONParser, parsers.FormParser, parsers.MultiPartParser]

@@ -1,0 +1,158 @@
+"""Input validation and output shapes for the domains API.
+
+Input serializers check types and shapes only; the hostname rules, entitlement and
+conflicts live in `domains.services.domain_register`, so the API, the admin and the
+commands apply the same rules.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from domains import selectors
+from domains.models import CustomDomain, DomainStatus, slug_validator
+
+# Longer than any valid hostname (253) so normalization, not a length check, explains what is
+# wrong with e.g. a URL; short enough that nobody makes the server process megabytes.
+MAX_HOSTNAME_INPUT = 1024
+
+
+def workspace_slug_field(**kwargs: Any) -> serializers.CharField:
+    return serializers.CharField(
+        max_length=63, validators=[slug_validator], help_text="The workspace slug (workspaceId).",
+        **kwargs,
+    )
+
+
+# --- input --------------------------------------------------------------------------------
+
+
+class DomainRegisterSerializer(serializers.Serializer):
+    hostname = serializers.CharField(
+        max_length=MAX_HOSTNAME_INPUT,
+        help_text="The custom hostname, e.g. `gallery.client.com`. Unicode names are "
+        "accepted and stored in their punycode form.",
+    )
+    workspace = workspace_slug_field()
+
+
+class LegacyRegisterSerializer(serializers.Serializer):
+    """The seed frontend's body: `{"subdomain", "domain", "workspaceId"}`."""
+
+    subdomain = serializers.CharField(
+        max_length=MAX_HOSTNAME_INPUT, required=False, allow_blank=True, default="",
+        help_text="Left part of the hostname (`gallery`); empty to register `domain` itself.",
+    )
+    domain = serializers.CharField(max_length=MAX_HOSTNAME_INPUT, help_text="e.g. `client.com`")
+    # camelCase because that is the seed frontend's wire name.
+    workspaceId = workspace_slug_field()
+
+
+class DomainListQuerySerializer(serializers.Serializer):
+    workspace = workspace_slug_field(required=False)
+    status = serializers.ChoiceField(
+        choices=DomainStatus.choices,
+        required=False,
+        help_text="Only domains in this status. Removed domains are listed only when asked "
+        "for with `status=removed`.",
+    )
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+class DnsRecordSerializer(serializers.Serializer):
+    purpose = serializers.ChoiceField(
+        choices=["routing", "certificate_validation", "ownership"],
+        help_text="routing: points the hostname at ve.ai; certificate_validation: lets the "
+        "certificate authority issue TLS; ownership: proves you control the name.",
+    )
+    type = serializers.CharField(help_text="CNAME or TXT")
+    name = serializers.CharField()
+    value = serializers.CharField()
+
+
+class CheckResultSerializer(serializers.Serializer):
+    """The last result of one check (documentation only; a check may add keys)."""
+
+    ok = serializers.BooleanField(help_text="Whether the check passed.")
+    detail = serializers.CharField(allow_blank=True, help_text="What was found.")
+    at = serializers.DateTimeField(help_text="When the check ran.")
+
+
+class DomainSerializer(serializers.ModelSerializer):
+    workspace = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    dns_records = serializers.SerializerMethodField()
+    checks = serializers.SerializerMethodField(
+        help_text="Last result of each check, keyed by check name (dns, ownership, "
+        "certificate, cdn, ...).",
+    )
+    edge_synced = serializers.BooleanField(
+        source="edge_in_sync", read_only=True,
+        help_text="Whether the edge holds this record's latest state.",
+    )
+
+    class Meta:
+        model = CustomDomain
+        fields = [
+            "hostname",
+            "workspace",
+            "status",
+            "dns_records",
+            "checks",
+            "last_error",
+            "certificate_status",
+            "ownership_required",
+            "edge_synced",
+            "created_at",
+            "updated_at",
+            "last_checked_at",
+            "next_check_at",
+            "verified_at",
+            "activated_at",
+            "removed_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(DnsRecordSerializer(many=True))
+    def get_dns_records(self, obj: CustomDomain) -> list[dict[str, str]]:
+        return selectors.domain_dns_records(obj)
+
+    # Passed through as stored: a check may carry more keys (reason, chain, code) than the
+    # three every check has, and a client showing them should not wait for an API change.
+    @extend_schema_field(serializers.DictField(child=CheckResultSerializer()))
+    def get_checks(self, obj: CustomDomain) -> dict[str, Any]:
+        return obj.checks if isinstance(obj.checks, dict) else {}
+
+
+class LegacyVerifySerializer(DomainSerializer):
+    check_requested = serializers.BooleanField(
+        read_only=True,
+        help_text="Whether this call queued a check (it does not when one is already due "
+        "soon, when the caller may only read, or when the rate limit is reached).",
+    )
+
+    class Meta(DomainSerializer.Meta):
+        fields = [*DomainSerializer.Meta.fields, "check_requested"]
+        read_only_fields = fields
+
+
+# --- errors (documentation of the shape `domains.api.errors` produces) ---------------------
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Machine-readable, e.g. `not_member`.")
+    message = serializers.CharField(help_text="What went wrong and what to do about it.")
+    field = serializers.CharField(
+        required=False, help_text="The input field the error concerns (`body` for the body)."
+    )
+    details = serializers.DictField(
+        required=False, help_text="Extra data, e.g. the DNS record that proves ownership."
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()

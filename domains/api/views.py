@@ -1,0 +1,374 @@
+"""The domains API: thin views over `domains.services` and `domains.selectors`.
+
+Status codes:
+- `POST /api/domains/` and `POST /api/domains/register` (seed path): 201 with the record.
+- `GET /api/domains/`: 200, a page of records; `GET /api/domains/<hostname>/`: 200.
+- `POST /api/domains/<hostname>/verify`: 202 with the record (the check runs in a worker).
+- `DELETE /api/domains/<hostname>/`: 200 with the final record (status `removed`), not 204:
+  the client learns the removal time and that the edge sync is under way.
+- `GET /api/domains/verify/<domain>` (seed path): 200 with the record and whether it
+  queued a check.
+Errors: see `domains.api.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
+from django.urls import Resolver404, resolve, reverse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+)
+from rest_framework import generics, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from domains import selectors, services
+from domains.api import serializers as s
+from domains.api.errors import error_body
+from domains.api.parsers import PARSER_CLASSES
+from domains.api.permissions import CanWriteDomain, visible_domain, visible_workspace
+from domains.api.throttling import (
+    REGISTER_WORKSPACE_SCOPE,
+    VERIFY_WORKSPACE_SCOPE,
+    RegisterUserThrottle,
+    VerifyUserThrottle,
+    throttle_workspace,
+    user_throttle_allows,
+    workspace_throttle_allows,
+)
+from domains.errors import DomainError, InvalidInput
+from domains.hostnames import HostnameError, normalize_hostname
+from domains.models import CustomDomain, DomainStatus
+
+TAG = "domains"
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Invalid input; `error.field` names the offending field (`body` for the body).",
+    401: "Not authenticated.",
+    403: "Not a member of the workspace (`not_member`) or a read-only role "
+    "(`role_read_only`).",
+    404: "No such domain among the caller's workspaces.",
+    409: "The domain changed concurrently or is already removed.",
+    429: "Rate limited; see the `Retry-After` header.",
+}
+
+
+def _errors(*codes: int, **overrides: str) -> dict[int, OpenApiResponse]:
+    """Error responses for the schema; `overrides` are keyed `e403="..."`."""
+    return {
+        code: OpenApiResponse(
+            s.ErrorSerializer, description=overrides.get(f"e{code}", _ERROR_DESCRIPTIONS[code])
+        )
+        for code in codes
+    }
+
+
+_REGISTER_ERRORS = _errors(
+    400, 401, 403, 409, 429,
+    e403="Not a member of the workspace, or it does not exist (`not_member`); a read-only "
+    "role (`role_read_only`); no custom domains on the plan (`plan_not_entitled`); or the "
+    "plan's limit reached (`domain_limit_reached`).",
+    e409="The hostname is held by another workspace (`hostname_taken`; `error.details` holds "
+    "the TXT record that proves ownership) or already registered here (`already_registered`).",
+    e429="Rate limited per user or per workspace (`throttled`), or too many certificates "
+    "pending platform-wide (`certificate_quota`); see the `Retry-After` header.",
+)
+
+
+def _require_object(data: object) -> Mapping[str, Any]:
+    # A JSON list, number, string or null parses fine but is not a request we understand.
+    if not isinstance(data, Mapping):
+        raise InvalidInput(
+            "The request body must be a JSON object.", code="invalid_body", field="body"
+        )
+    return data
+
+
+def _record(domain: CustomDomain, status_code: int = status.HTTP_200_OK, **kwargs: Any) -> Response:
+    return Response(s.DomainSerializer(domain).data, status=status_code, **kwargs)
+
+
+def _location(domain: CustomDomain) -> dict[str, str]:
+    return {"Location": reverse("domains-api:domain-detail", kwargs={"hostname": domain.hostname})}
+
+
+class DomainPagination(PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class _WriteOnPost(APIView):
+    """Views whose POST is a write on a workspace the body names."""
+
+    parser_classes = PARSER_CLASSES
+
+    def get_permissions(self) -> list[BasePermission]:
+        perms: list[BasePermission] = [IsAuthenticated()]
+        if self.request is not None and self.request.method == "POST":
+            perms.append(CanWriteDomain())
+        return perms
+
+    def get_throttles(self) -> list[Any]:
+        if self.request is not None and self.request.method == "POST":
+            return [RegisterUserThrottle()]
+        return []
+
+    def _register(self, request: Request, *, hostname: str, slug: str, ws_field: str) -> Response:
+        workspace = visible_workspace(user=request.user, slug=slug, field=ws_field)
+        self.check_object_permissions(request, workspace)
+        throttle_workspace(request, self, scope=REGISTER_WORKSPACE_SCOPE, workspace=workspace)
+        domain = services.domain_register(
+            workspace=workspace, hostname=hostname, by=request.user, source="api"
+        )
+        return _record(domain, status.HTTP_201_CREATED, headers=_location(domain))
+
+
+@extend_schema(tags=[TAG])
+class DomainListCreateView(_WriteOnPost, generics.ListAPIView):
+    serializer_class = s.DomainSerializer
+    pagination_class = DomainPagination
+
+    def get_queryset(self) -> QuerySet[CustomDomain]:
+        query = s.DomainListQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        qs = selectors.domains_visible_to(self.request.user)
+        slug = query.validated_data.get("workspace")
+        if slug:
+            qs = qs.filter(workspace=visible_workspace(user=self.request.user, slug=slug))
+        wanted = query.validated_data.get("status")
+        # Removed records are history: listed only when asked for by name.
+        return qs.filter(status=wanted) if wanted else qs.exclude(status=DomainStatus.REMOVED)
+
+    @extend_schema(
+        summary="List custom domains",
+        description="Domains of every workspace the caller belongs to (all, for staff), "
+        "newest first, or of one workspace with `?workspace=<slug>`.",
+        parameters=[s.DomainListQuerySerializer],
+        responses={
+            200: s.DomainSerializer(many=True),
+            **_errors(
+                400, 401, 403, 404,
+                e403="Not a member of the workspace, or it does not exist (`not_member`).",
+                e404="No such page.",
+            ),
+        },
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        summary="Register a custom domain",
+        description="Validates the hostname, checks the plan and conflicts, records the "
+        "domain and requests its certificate. The answer lists the DNS records to create; "
+        "the certificate validation record appears once the certificate authority has "
+        "published it (poll the domain).",
+        request=s.DomainRegisterSerializer,
+        responses={201: s.DomainSerializer, **_REGISTER_ERRORS},
+        examples=[
+            OpenApiExample(
+                "Register",
+                value={"hostname": "gallery.client.com", "workspace": "acme"},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        body = s.DomainRegisterSerializer(data=_require_object(request.data))
+        body.is_valid(raise_exception=True)
+        return self._register(
+            request,
+            hostname=body.validated_data["hostname"],
+            slug=body.validated_data["workspace"],
+            ws_field="workspace",
+        )
+
+
+_hostname_param = OpenApiParameter(
+    "hostname",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description="The hostname, in any case, unicode or punycode, with or without the "
+    "trailing dot.",
+)
+
+
+@extend_schema(tags=[TAG], parameters=[_hostname_param])
+class DomainDetailView(APIView):
+    parser_classes = PARSER_CLASSES
+
+    def get_permissions(self) -> list[BasePermission]:
+        perms: list[BasePermission] = [IsAuthenticated()]
+        if self.request is not None and self.request.method == "DELETE":
+            perms.append(CanWriteDomain())
+        return perms
+
+    def _domain(self, request: Request, hostname: str) -> CustomDomain:
+        domain = visible_domain(user=request.user, hostname=hostname)
+        self.check_object_permissions(request, domain)
+        return domain
+
+    @extend_schema(
+        summary="Show a custom domain",
+        responses={200: s.DomainSerializer, **_errors(401, 404)},
+    )
+    def get(self, request: Request, hostname: str) -> Response:
+        return _record(self._domain(request, hostname))
+
+    @extend_schema(
+        summary="Remove a custom domain",
+        description="Marks the domain removed at once (the hostname is free again) and "
+        "detaches it from the CDN, the edge and its certificate in the background. Answers "
+        "200 with the final record.",
+        responses={200: s.DomainSerializer, **_errors(401, 403, 404, 409)},
+    )
+    def delete(self, request: Request, hostname: str) -> Response:
+        domain = self._domain(request, hostname)
+        domain = services.domain_remove(domain=domain, by=request.user, source="api")
+        return _record(domain)
+
+
+@extend_schema(tags=[TAG], parameters=[_hostname_param])
+class DomainVerifyView(APIView):
+    parser_classes = PARSER_CLASSES
+    permission_classes = [IsAuthenticated, CanWriteDomain]
+    throttle_classes = [VerifyUserThrottle]
+
+    @extend_schema(
+        summary="Check a custom domain now",
+        description="Queues a check (DNS, ownership, certificate, CDN) and switches the "
+        "domain to frequent checks for a while. Rate-limited per user and per workspace.",
+        request=None,
+        responses={202: s.DomainSerializer, **_errors(401, 403, 404, 409, 429)},
+    )
+    def post(self, request: Request, hostname: str) -> Response:
+        domain = visible_domain(user=request.user, hostname=hostname)
+        self.check_object_permissions(request, domain)
+        throttle_workspace(request, self, scope=VERIFY_WORKSPACE_SCOPE, workspace=domain.workspace)
+        domain = services.domain_request_check(domain=domain, by=request.user, source="api")
+        return _record(domain, status.HTTP_202_ACCEPTED)
+
+
+# --- the seed's paths, kept for the existing frontend ---------------------------------------
+
+
+@extend_schema(tags=[f"{TAG} (seed paths)"])
+class LegacyRegisterView(_WriteOnPost):
+    @extend_schema(
+        summary="Register a custom domain (seed path)",
+        description="Same as `POST /api/domains/` with the seed frontend's body: the "
+        "hostname is `<subdomain>.<domain>` (or `domain` when `subdomain` is empty) and "
+        "`workspaceId` is the workspace slug.",
+        request=s.LegacyRegisterSerializer,
+        responses={201: s.DomainSerializer, **_REGISTER_ERRORS},
+    )
+    def post(self, request: Request) -> Response:
+        body = s.LegacyRegisterSerializer(data=_require_object(request.data))
+        body.is_valid(raise_exception=True)
+        subdomain = body.validated_data["subdomain"].strip().strip(".")
+        domain = body.validated_data["domain"].strip()
+        if subdomain:
+            _check_subdomain(subdomain)
+        hostname = f"{subdomain}.{domain}" if subdomain else domain
+        try:
+            return self._register(
+                request, hostname=hostname, slug=body.validated_data["workspaceId"],
+                ws_field="workspaceId",
+            )
+        except DomainError as exc:
+            # The seed's form has no `hostname` input; point at the part the user typed.
+            if exc.field == "hostname":
+                exc.field = "domain"
+            raise
+
+
+def _check_subdomain(subdomain: str) -> None:
+    # Validate the left part on its own (under a known-good parent) so an error in it is
+    # reported against `subdomain`, not against the whole hostname.
+    try:
+        normalize_hostname(f"{subdomain}.example.com")
+    except HostnameError as exc:
+        raise InvalidInput(
+            f"'{subdomain[:80]}' is not a valid subdomain: {exc.message}",
+            code="invalid_subdomain",
+            field="subdomain",
+        ) from exc
+
+
+@extend_schema(tags=[f"{TAG} (seed paths)"])
+class LegacyVerifyView(APIView):
+    parser_classes = PARSER_CLASSES
+    @extend_schema(
+        summary="Domain status, checking it if allowed (seed path)",
+        description="Returns the domain's status and DNS records. When the caller may change "
+        "the domain, no check is already imminent, and the verify rate limits allow it, it "
+        "also queues a check, like `POST /api/domains/<hostname>/verify`. Never answers 429: "
+        "the frontend polls this path, so a rate-limited poll still gets the status.",
+        parameters=[
+            OpenApiParameter("domain", OpenApiTypes.STR, OpenApiParameter.PATH),
+        ],
+        responses={200: s.LegacyVerifySerializer, **_errors(401, 404)},
+    )
+    def get(self, request: Request, domain: str) -> Response:
+        record = visible_domain(user=request.user, hostname=domain)
+        record.check_requested = False  # type: ignore[attr-defined]
+        if self._should_check(request, record):
+            record = services.domain_request_check(domain=record, by=request.user, source="api")
+            record.check_requested = True  # type: ignore[attr-defined]
+        return Response(s.LegacyVerifySerializer(record).data)
+
+    def _should_check(self, request: Request, record: CustomDomain) -> bool:
+        # A domain already in its fast-check window is checked every few seconds anyway;
+        # queueing another check per poll would only add audit rows and load.
+        if record.fast_checks_until is not None and record.fast_checks_until > timezone.now():
+            return False
+        try:
+            services.check_write_access(user=request.user, workspace=record.workspace)
+        except DomainError:
+            return False
+        return user_throttle_allows(request, self, VerifyUserThrottle) and (
+            workspace_throttle_allows(
+                request, self, scope=VERIFY_WORKSPACE_SCOPE, workspace=record.workspace
+            )
+            is None
+        )
+
+
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    """Any other path under /api/: a JSON 404 in the API's error shape, not Django's page.
+
+    This catch-all also stops CommonMiddleware's APPEND_SLASH redirect, so do it here: a
+    GET for `/api/domains` goes to `/api/domains/`; other methods are told the right path
+    (a redirect would turn a POST into a GET).
+    """
+    with_slash = request.path + "/"
+    if not request.path.endswith("/") and _resolves_to_a_view(with_slash):
+        if request.method in ("GET", "HEAD"):
+            query = request.META.get("QUERY_STRING", "")
+            return HttpResponsePermanentRedirect(with_slash + (f"?{query}" if query else ""))
+        message = f"No such API endpoint; did you mean {with_slash}?"
+    else:
+        message = "No such API endpoint."
+    return JsonResponse(
+        error_body(code="not_found", message=message), status=status.HTTP_404_NOT_FOUND
+    )
+
+
+def _resolves_to_a_view(path: str) -> bool:
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return False
+    return match.func is not api_not_found

@@ -1,0 +1,100 @@
+"""The OpenAPI schema and the docs page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from drf_spectacular.validation import validate_schema
+from rest_framework.test import APIClient
+
+from tests.factories import CustomDomainFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings: Any) -> None:
+    # Factories hash a password per user; PBKDF2 makes that ~0.3 s each.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+PATHS = {
+    "/api/domains/": {"get", "post"},
+    "/api/domains/{hostname}/": {"get", "delete"},
+    "/api/domains/{hostname}/verify": {"post"},
+    "/api/domains/register": {"post"},
+    "/api/domains/verify/{domain}": {"get"},
+}
+
+
+@pytest.fixture
+def schema(db: Any) -> dict[str, Any]:
+    r = Client().get("/api/schema/?format=json")
+    assert r.status_code == 200
+    return r.json()
+
+
+def test_schema_is_valid_openapi(schema: dict[str, Any]) -> None:
+    validate_schema(schema)  # raises on an invalid document
+    assert schema["openapi"].startswith("3.")
+
+
+def test_schema_documents_every_endpoint(schema: dict[str, Any]) -> None:
+    for path, methods in PATHS.items():
+        assert path in schema["paths"], path
+        assert methods <= set(schema["paths"][path]), (path, set(schema["paths"][path]))
+
+
+def test_schema_documents_bodies_and_error_shapes(schema: dict[str, Any]) -> None:
+    ops = schema["paths"]
+    register = ops["/api/domains/"]["post"]
+    body = register["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert body.endswith("/DomainRegister")
+    assert register["responses"]["201"]["content"]["application/json"]["schema"]["$ref"] \
+        .endswith("/Domain")
+    for code in ("400", "401", "403", "409", "429"):
+        ref = register["responses"][code]["content"]["application/json"]["schema"]["$ref"]
+        assert ref.endswith("/Error"), code
+    assert {"200", "404"} <= set(ops["/api/domains/{hostname}/"]["get"]["responses"])
+    assert "202" in ops["/api/domains/{hostname}/verify"]["post"]["responses"]
+    assert "429" in ops["/api/domains/{hostname}/verify"]["post"]["responses"]
+
+    components = schema["components"]["schemas"]
+    assert components["Error"]["required"] == ["error"]
+    assert set(components["ErrorDetail"]["required"]) == {"code", "message"}
+    assert set(components["LegacyRegister"]["properties"]) == {
+        "subdomain", "domain", "workspaceId"
+    }
+    # The list is paginated.
+    list_ref = ops["/api/domains/"]["get"]["responses"]["200"]["content"]["application/json"][
+        "schema"]["$ref"]
+    assert list_ref.endswith("/PaginatedDomainList")
+
+
+def test_responses_match_the_documented_domain_shape(
+    schema: dict[str, Any], api: APIClient, workspace: Any
+) -> None:
+    """The serializer and the schema cannot drift apart: same keys, required ones present."""
+    CustomDomainFactory(workspace=workspace, hostname="gallery.client.com")
+    domain_schema = schema["components"]["schemas"]["Domain"]
+    record = api.get("/api/domains/gallery.client.com/").json()
+    assert set(record) == set(domain_schema["properties"])
+    assert set(domain_schema["required"]) <= set(record)
+    record_schema = schema["components"]["schemas"]["DnsRecord"]
+    for dns_record in record["dns_records"]:
+        assert set(dns_record) == set(record_schema["properties"])
+
+    error = api.get("/api/domains/missing.client.com/").json()
+    assert set(error) == {"error"}
+    assert set(error["error"]) <= set(schema["components"]["schemas"]["ErrorDetail"]["properties"])
+
+
+def test_docs_page_works_offline(db: Any) -> None:
+    r = Client().get("/api/docs/")
+    assert r.status_code == 200
+    html = r.content.decode()
+    # Swagger UI comes from our own static files (drf-spectacular-sidecar), not a CDN.
+    assert "drf_spectacular_sidecar/swagger-ui-dist" in html
+    assert "cdn.jsdelivr.net" not in html and "unpkg.com" not in html
+    assert "/api/schema/" in html

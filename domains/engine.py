@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from domains import selectors, services
+from domains import certificates, selectors, services
 from domains.integrations import acm, cdn, dns, edge_store
 from domains.integrations.edge_store import EdgeItem
 from domains.integrations.errors import IntegrationError
@@ -356,6 +356,9 @@ def _evaluate_live(domain: CustomDomain, routing: dns.RoutingCheck, checks: dict
                                      "next_check_at": now + TRANSIENT_RETRY})
         return CheckOutcome(domain.pk, domain.hostname, "transient", domain.status,
                             routing.detail)
+    # Certificate renewal watch (issue 8): at most one ACM look per domain per 12 h.
+    certificates.certificate_watch_live(domain=domain, routing_ok=routing.ok, checks=checks,
+                                        now=now)
     if routing.ok:
         if domain.status == DomainStatus.ACTIVE:
             _save_check(domain, checks, {**updates, "last_error": "",

@@ -6,9 +6,11 @@ Fields, constraints and cheap properties only; every state change goes through
 
 from __future__ import annotations
 
+import secrets
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import RegexValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -108,6 +110,13 @@ class CustomDomain(models.Model):
     certificate_requested_at = models.DateTimeField(null=True, blank=True)
     # [{"name", "type", "value"}] as ACM publishes them for DNS validation.
     validation_records = models.JSONField(default=list, blank=True)
+    # Certificate renewal watch (issue 8; written only by domains.certificates): what ACM
+    # said at the last daily look, and why renewal is in trouble (blank when it is not).
+    certificate_not_after = models.DateTimeField(null=True, blank=True)
+    certificate_renewal_status = models.CharField(max_length=40, blank=True, default="")
+    certificate_checked_at = models.DateTimeField(null=True, blank=True)
+    certificate_trouble = models.TextField(blank=True, default="")
+    certificate_trouble_at = models.DateTimeField(null=True, blank=True)
 
     cdn_resource_id = models.CharField(max_length=200, blank=True, default="")
     cdn_domain_name = models.CharField(max_length=253, blank=True, default="")
@@ -232,3 +241,159 @@ class DomainEvent(models.Model):
         if self.pk is not None:
             raise ValueError("DomainEvent rows are append-only")
         super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+# --- notifications and webhooks (issue 8) ---------------------------------------------------
+
+
+def generate_webhook_secret() -> str:
+    # 256 bits, URL-safe; the prefix makes a leaked secret easy to recognise in a scanner.
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+class WebhookEventType(models.TextChoices):
+    STATUS_CHANGED = "domain.status_changed", "Domain status changed"
+    CERTIFICATE_TROUBLE = "domain.certificate_trouble", "Certificate renewal trouble"
+
+
+class WebhookEndpoint(models.Model):
+    """A receiver (the main ve.ai app) of signed domain events; managed by staff in the admin."""
+
+    name = models.CharField(max_length=100)
+    url = models.URLField(
+        max_length=2000,
+        validators=[URLValidator(schemes=["http", "https"])],
+        help_text="Receives a POST per event. Redirects are not followed: give the final URL.",
+    )
+    # Readable by staff on the admin change page only; never logged or put in __str__.
+    secret = models.CharField(max_length=100, default=generate_webhook_secret, editable=False)
+    active = models.BooleanField(default=True)
+    # Event types this endpoint wants; empty means all of them.
+    event_types = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.url})"
+
+    def wants(self, event_type: str) -> bool:
+        return not self.event_types or event_type in self.event_types
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed (gave up)"
+
+
+class WebhookDelivery(models.Model):
+    """One event for one endpoint: every attempt updates it and is appended to attempt_log.
+
+    Created in the same transaction as the DomainEvent it carries (an outbox), so a broker
+    outage delays deliveries but cannot lose them: the periodic pass sends what is due.
+    """
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    domain = models.ForeignKey(
+        CustomDomain, on_delete=models.CASCADE, related_name="webhook_deliveries"
+    )
+    event = models.ForeignKey(
+        DomainEvent, on_delete=models.CASCADE, related_name="webhook_deliveries"
+    )
+    event_type = models.CharField(max_length=60, choices=WebhookEventType.choices)
+    # The exact JSON object sent (snapshot at the time of the event; replays send it again).
+    payload = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=20, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    replays = models.PositiveIntegerField(default=0)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    response_excerpt = models.TextField(blank=True, default="")
+    last_error = models.TextField(blank=True, default="")
+    # [{"attempt", "at", "status_code", "latency_ms", "error"}], newest last, capped.
+    attempt_log = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Due time of the next attempt, also used as a lease while an attempt runs; null when done.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # Retries stop here (24 h after the event, or after a replay).
+    expires_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            # The outbox is written once per (endpoint, event), whoever writes it.
+            models.UniqueConstraint(fields=["endpoint", "event"], name="uniq_delivery_per_event"),
+            models.CheckConstraint(
+                condition=Q(status__in=DeliveryStatus.values), name="delivery_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_due_idx"),
+            models.Index(fields=["domain", "created_at"], name="delivery_domain_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} v{self.event_id} -> {self.endpoint_id} ({self.status})"
+
+    @property
+    def version(self) -> int:
+        return int(self.event_id)
+
+
+class NotificationKind(models.TextChoices):
+    DOMAIN_ACTIVE = "domain_active", "Domain active"
+    DOMAIN_MISCONFIGURED = "domain_misconfigured", "Domain misconfigured"
+    DOMAIN_FAILED = "domain_failed", "Domain failed"
+    CERTIFICATE_TROUBLE = "certificate_trouble", "Certificate trouble"
+
+
+class Notification(models.Model):
+    """An email to a workspace's owners and admins about one state of one domain.
+
+    `state_key` names the state (the transition's event id, or the certificate and its
+    expiry), and (domain, state_key) is unique: a repeated check, a retried task or two
+    workers can never send a second message about the same state.
+    """
+
+    domain = models.ForeignKey(
+        CustomDomain, on_delete=models.CASCADE, related_name="notifications"
+    )
+    kind = models.CharField(max_length=40, choices=NotificationKind.choices)
+    state_key = models.CharField(max_length=200)
+    event = models.ForeignKey(
+        DomainEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # What the message says, captured when the state was entered (finding, deadline, ...).
+    context = models.JSONField(default=dict, blank=True)
+    # The addresses it was sent to (each once, even across retried attempts).
+    recipients = models.JSONField(default=list, blank=True)
+    subject = models.CharField(max_length=300, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0)
+    # Due time of the next send attempt, also the lease while one runs; null when done.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # Why nothing was sent: "superseded" (the domain left the state first), "no_recipients".
+    skipped = models.CharField(max_length=40, blank=True, default="")
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["domain", "state_key"], name="uniq_notification_per_state"
+            ),
+        ]
+        indexes = [models.Index(fields=["next_attempt_at"], name="notification_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.domain_id} ({self.state_key})"

@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from domains import selectors
+from domains import notifications, selectors
 from domains.errors import (
     Conflict,
     InvalidInput,
@@ -141,7 +141,7 @@ def transition(
     if not applied:
         return False
     domain.refresh_from_db()
-    event_record(
+    event = event_record(
         domain=domain,
         kind=EventKind.STATUS_CHANGED,
         source=source,
@@ -151,6 +151,8 @@ def transition(
         to_status=to,
         data=data,
     )
+    # Webhooks and owner emails (issue 8): outbox rows in this transaction, sent after commit.
+    notifications.on_status_changed(domain=domain, event=event)
     if edge_change:
         enqueue_after_commit("sync_edge", domain.hostname)
     return True

@@ -113,3 +113,12 @@ def sync_pending_edges() -> int:
 @shared_task(acks_late=True, name="domains.tasks.reconcile_edge")
 def reconcile_edge() -> dict[str, int]:
     return engine.edge_reconcile(repair=True).counts()
+
+
+# Issue 8: notification, webhook and certificate-sweep tasks, registered with the worker here.
+from domains.notify_tasks import (  # noqa: E402,F401
+    deliver_webhook,
+    dispatch_notifications,
+    send_notification,
+    sweep_expired_certificates,
+)

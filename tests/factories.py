@@ -19,7 +19,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", "pw-12345-long")
 
     @factory.post_generation
-    def _save(obj, create: bool, extracted: object, **kwargs: object) -> None:  # noqa: N805
+    def _save(obj, create: bool, extracted: object, **kwargs: object) -> None:
         if create:
             obj.save()
 
@@ -52,3 +52,15 @@ class CustomDomainFactory(factory.django.DjangoModelFactory):
     ownership_token = factory.LazyAttribute(
         lambda o: ownership_token_for(workspace_slug=o.workspace.slug, hostname=o.hostname)
     )
+
+
+# --- issue 8: notifications and webhooks ---------------------------------------------------
+
+
+class WebhookEndpointFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "domains.WebhookEndpoint"
+
+    name = factory.Sequence(lambda n: f"receiver {n}")
+    url = "http://127.0.0.1:9/hooks"
+    active = True

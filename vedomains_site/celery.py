@@ -34,3 +34,14 @@ def _setup_periodic_tasks(sender: Celery, **_: object) -> None:
         sender.signature("domains.tasks.reconcile_edge"),
         name="reconcile the edge table with Django",
     )
+    # Issue 8: webhook retries and emails that are due (and any whose task was lost).
+    sender.add_periodic_task(
+        settings.VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS,
+        sender.signature("domains.tasks.dispatch_notifications"),
+        name="send due webhooks and notification emails",
+    )
+    sender.add_periodic_task(
+        float(settings.VEDOMAINS_CERTIFICATE_SWEEP_INTERVAL_SECONDS),
+        sender.signature("domains.tasks.sweep_expired_certificates"),
+        name="delete expired certificates of removed domains",
+    )

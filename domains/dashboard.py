@@ -1,0 +1,268 @@
+"""The staff dashboard: where the fleet stands, what needs a person, how fast domains go live.
+
+Every number is an aggregate query, so the page costs the same handful of queries with ten
+domains or a hundred thousand. The chart is SVG built here (no JavaScript, no CDN).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import (
+    Avg,
+    BooleanField,
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Max,
+    Q,
+    QuerySet,
+)
+from django.db.models.functions import TruncDate
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+
+from domains.models import (
+    CustomDomain,
+    DeliveryStatus,
+    DomainEvent,
+    DomainStatus,
+    EventKind,
+    Notification,
+    WebhookDelivery,
+)
+
+ATTENTION_LIST_LIMIT = 50
+CHART_DAYS = 30
+PENDING_ALERT = timedelta(days=1)
+FAILED_RECENT = timedelta(days=7)
+
+ATTENTION_LABELS = {
+    "misconfigured": "Misconfigured",
+    "failing": "Failing",
+    "certificate_trouble": "Certificate trouble",
+    "pending_over_a_day": "Pending for more than a day",
+}
+
+
+def attention_conditions(now: datetime) -> dict[str, Q]:
+    """What "needs attention" means; shared by the dashboard and the admin list filter."""
+    return {
+        "misconfigured": Q(status=DomainStatus.MISCONFIGURED),
+        # Failed lately, or a check that keeps erroring on a domain that is still live.
+        "failing": (Q(status=DomainStatus.FAILED) & Q(failed_at__gte=now - FAILED_RECENT))
+        | (Q(status__in=[DomainStatus.PENDING_VALIDATION, DomainStatus.ACTIVE])
+           & ~Q(last_error="")),
+        "certificate_trouble": Q(certificate_trouble_at__isnull=False)
+        & ~Q(status=DomainStatus.REMOVED),
+        "pending_over_a_day": Q(status=DomainStatus.PENDING_VALIDATION)
+        & Q(created_at__lt=now - PENDING_ALERT),
+    }
+
+
+def _any(conditions: dict[str, Q]) -> Q:
+    combined = Q(pk__in=[])
+    for condition in conditions.values():
+        combined |= condition
+    return combined
+
+
+def attention_domains(now: datetime, limit: int = ATTENTION_LIST_LIMIT) -> QuerySet[CustomDomain]:
+    """The domains needing attention (one query), each flagged with its reasons."""
+    conditions = attention_conditions(now)
+    flags = {f"is_{name}": ExpressionWrapper(q, output_field=BooleanField())
+             for name, q in conditions.items()}
+    return (
+        CustomDomain.objects.filter(_any(conditions))
+        .select_related("workspace")
+        .annotate(**flags)
+        .order_by("-updated_at", "-id")[:limit]
+    )
+
+
+def dashboard_data(now: datetime | None = None) -> dict[str, Any]:
+    now = now or timezone.now()
+    day_ago = now - timedelta(hours=24)
+    conditions = attention_conditions(now)
+
+    by_status = dict(CustomDomain.objects.order_by().values_list("status")
+                     .annotate(n=Count("id")).values_list("status", "n"))
+    totals = CustomDomain.objects.aggregate(
+        **{name: Count("id", filter=q) for name, q in conditions.items()},
+        checked_24h=Count("id", filter=Q(last_checked_at__gte=day_ago)),
+        errors_24h=Count("id", filter=Q(last_checked_at__gte=day_ago) & ~Q(last_error="")),
+    )
+    events_24h = DomainEvent.objects.filter(created_at__gte=day_ago).aggregate(
+        status_changes=Count("id", filter=Q(kind=EventKind.STATUS_CHANGED)),
+        errors=Count("id", filter=Q(kind=EventKind.ERROR)),
+        activated=Count("id", filter=Q(kind=EventKind.STATUS_CHANGED,
+                                       to_status=DomainStatus.ACTIVE)),
+        misconfigured=Count("id", filter=Q(kind=EventKind.STATUS_CHANGED,
+                                           to_status=DomainStatus.MISCONFIGURED)),
+    )
+    webhooks = WebhookDelivery.objects.aggregate(
+        pending=Count("id", filter=Q(status=DeliveryStatus.PENDING)),
+        delivered_24h=Count("id", filter=Q(delivered_at__gte=day_ago)),
+        failed_24h=Count("id", filter=Q(status=DeliveryStatus.FAILED, created_at__gte=day_ago)),
+    )
+    emails = Notification.objects.aggregate(
+        sent_24h=Count("id", filter=Q(sent_at__gte=day_ago)),
+        waiting=Count("id", filter=Q(sent_at__isnull=True, skipped="",
+                                     next_attempt_at__isnull=False)),
+    )
+
+    changelist = reverse("admin:domains_customdomain_changelist")
+    attention = [
+        {"name": name, "label": ATTENTION_LABELS[name], "count": totals[name],
+         "url": f"{changelist}?attention={name}"}
+        for name in conditions
+    ]
+    rows = []
+    for domain in attention_domains(now):
+        reasons = [ATTENTION_LABELS[n] for n in conditions if getattr(domain, f"is_{n}")]
+        detail = domain.certificate_trouble if domain.certificate_trouble_at else domain.last_error
+        rows.append({"domain": domain, "reasons": reasons, "detail": detail,
+                     "url": reverse("admin:domains_customdomain_change", args=[domain.pk])})
+
+    return {
+        "now": now,
+        "status_counts": [
+            {"status": value, "label": label, "count": by_status.get(value, 0),
+             "url": f"{changelist}?status__exact={value}"}
+            for value, label in DomainStatus.choices
+        ],
+        "total_domains": sum(by_status.values()),
+        "attention": attention,
+        "attention_rows": rows,
+        "attention_limit": ATTENTION_LIST_LIMIT,
+        "checks": {**totals, **{f"events_{k}": v for k, v in events_24h.items()}},
+        "webhooks": webhooks,
+        "emails": emails,
+        "chart": activation_chart(now),
+    }
+
+
+# --- registration -> active chart ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DayPoint:
+    day: date
+    count: int
+    average: timedelta | None
+    longest: timedelta | None
+
+
+def activation_series(now: datetime, days: int = CHART_DAYS) -> list[DayPoint]:
+    """Per day of activation over the last `days`: how many, mean and longest time to active."""
+    start = (now - timedelta(days=days - 1)).date()
+    duration = ExpressionWrapper(F("activated_at") - F("created_at"),
+                                 output_field=DurationField())
+    rows = {
+        r["day"]: r
+        for r in CustomDomain.objects.filter(
+            activated_at__date__gte=start, activated_at__lte=now)
+        .annotate(day=TruncDate("activated_at")).order_by().values("day")
+        .annotate(n=Count("id"), avg=Avg(duration), longest=Max(duration))
+    }
+    series = []
+    for offset in range(days):
+        day = start + timedelta(days=offset)
+        row = rows.get(day)
+        series.append(DayPoint(day, row["n"], _as_delta(row["avg"]), _as_delta(row["longest"]))
+                      if row else DayPoint(day, 0, None, None))
+    return series
+
+
+def _as_delta(value: Any) -> timedelta | None:
+    # SQLite hands back the average of microsecond counts as a number, PostgreSQL an interval.
+    if value is None or isinstance(value, timedelta):
+        return value
+    return timedelta(microseconds=float(value))
+
+
+def _unit(longest_seconds: float) -> tuple[str, float]:
+    if longest_seconds >= 2 * 86400:
+        return "days", 86400.0
+    if longest_seconds >= 2 * 3600:
+        return "hours", 3600.0
+    return "minutes", 60.0
+
+
+def _nice_ceiling(value: float) -> float:
+    if value <= 0:
+        return 1.0
+    magnitude = 10 ** math.floor(math.log10(value))
+    for step in (1, 2, 2.5, 5, 10):
+        if value <= step * magnitude:
+            return step * magnitude
+    return 10 * magnitude
+
+
+def activation_chart(now: datetime, days: int = CHART_DAYS) -> dict[str, Any]:
+    """Geometry for the SVG bar chart: bars are the daily mean, ticks the daily longest."""
+    series = activation_series(now, days)
+    width, height = 820, 260
+    left, right, top, bottom = 56, 16, 16, 40
+    plot_w, plot_h = width - left - right, height - top - bottom
+    longest = max((p.longest.total_seconds() for p in series if p.longest), default=0.0)
+    unit, seconds_per_unit = _unit(longest)
+    y_max = _nice_ceiling(longest / seconds_per_unit)
+    slot = plot_w / days
+    bar_w = max(2.0, slot * 0.6)
+
+    def y_of(value: float) -> float:
+        return top + plot_h - (value / y_max) * plot_h
+
+    bars = []
+    for index, point in enumerate(series):
+        x = left + index * slot + (slot - bar_w) / 2
+        bar: dict[str, Any] = {"x": round(x, 1), "w": round(bar_w, 1), "day": point.day,
+                               "count": point.count, "label": index % 5 == 0 or index == days - 1,
+                               "label_x": round(x + bar_w / 2, 1)}
+        if point.average is not None and point.longest is not None:
+            avg = point.average.total_seconds() / seconds_per_unit
+            top_y = y_of(avg)
+            bar.update(y=round(top_y, 1), h=round(top + plot_h - top_y, 1),
+                       avg=round(avg, 1), longest=round(point.longest.total_seconds()
+                                                        / seconds_per_unit, 1),
+                       max_y=round(y_of(point.longest.total_seconds() / seconds_per_unit), 1))
+        bars.append(bar)
+    ticks = [{"y": round(y_of(y_max * i / 4), 1), "value": _fmt(y_max * i / 4)}
+             for i in range(5)]
+    total = sum(p.count for p in series)
+    overall = (sum((p.average.total_seconds() * p.count for p in series if p.average), 0.0)
+               / total / seconds_per_unit) if total else None
+    return {
+        "width": width, "height": height, "left": left, "right": width - right, "top": top,
+        "baseline": top + plot_h, "bars": bars, "ticks": ticks, "unit": unit,
+        "activated": total, "overall_mean": round(overall, 1) if overall is not None else None,
+        "axis_label_y": round(top + plot_h / 2, 1), "days": days,
+    }
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}" if value == int(value) else f"{value:.1f}"
+
+
+# --- the view ----------------------------------------------------------------------------------
+
+
+def dashboard_view(request: HttpRequest) -> HttpResponse:
+    """Mounted at /admin/domains/dashboard/ inside `admin.site.admin_view` (staff login)."""
+    if not request.user.has_perm("domains.view_customdomain"):
+        raise PermissionDenied
+    context = {
+        **admin.site.each_context(request),
+        "title": "Custom domains dashboard",
+        **dashboard_data(),
+    }
+    return TemplateResponse(request, "admin/domains/dashboard.html", context)

@@ -1,0 +1,57 @@
+"""Every environment variable settings.py reads is documented in .env.example."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Set by pytest-xdist or by the test harness itself, not by operators.
+INTERNAL = {"PYTEST_XDIST_WORKER", "VEDOMAINS_TEST_BROKER_URL"}
+
+
+def test_env_example_documents_every_setting() -> None:
+    source = (ROOT / "vedomains_site" / "settings.py").read_text()
+    read = set(re.findall(r'env\.\w+\(\s*"([A-Z0-9_]+)"', source)) - INTERNAL
+    documented = set(re.findall(r"^([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert read, "no env reads found: the pattern no longer matches settings.py"
+    assert sorted(read - documented) == [], "add these to .env.example"
+    assert sorted(documented - read) == [], ".env.example names settings nobody reads"
+
+
+def test_the_documented_values_load(tmp_path: Path) -> None:
+    """A copy of .env.example (plus a secret) is a working configuration."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VEDOMAINS_", "DJANGO_"))}
+    env.pop("DATABASE_URL", None)
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            env[key] = value
+    env["DJANGO_SECRET_KEY"] = "x" * 50
+    code = ("import django; django.setup(); from django.conf import settings as s; "
+            "print(s.DATABASES['default']['ENGINE'], s.VEDOMAINS_CNAME_TARGET, "
+            "s.VEDOMAINS_DNS_NAMESERVERS, s.VEDOMAINS_PLAN_LIMITS['pro'])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=60,
+                         env={**env, "DJANGO_SETTINGS_MODULE": "vedomains_site.settings",
+                              "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[:2] == ["django.db.backends.sqlite3", "domain.ve.ai"]
+    assert out.stdout.strip().endswith("3")
+
+
+def test_production_refuses_to_start_without_a_secret_key(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VEDOMAINS_", "DJANGO_"))}
+    out = subprocess.run([sys.executable, "-c", "import vedomains_site.settings"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                         env={**env, "PYTHONPATH": str(ROOT), "DJANGO_DEBUG": "false"})
+    assert out.returncode != 0
+    assert "DJANGO_SECRET_KEY is not set" in out.stderr

@@ -486,11 +486,11 @@ def edge_sync_hostname(*, hostname: str) -> str:
     if item.status != "active" and truth.edge_version == 0:
         return "nothing_to_sync"  # never routed, never tombstoned: the edge has no item
     if edge_store.put_item(item):
-        _mark_synced(truth.pk, item.version)
+        _mark_synced(truth, item.version)
         return "written"
     current = edge_store.get_item(hostname)
     if item.same_routing(current):
-        _mark_synced(truth.pk, item.version)
+        _mark_synced(truth, item.version)
         return "already_current"
     assert current is not None
     if current.version >= item.version:
@@ -503,9 +503,18 @@ def edge_sync_hostname(*, hostname: str) -> str:
     return "refused"
 
 
-def _mark_synced(domain_id: int, version: int) -> None:
-    CustomDomain.objects.filter(pk=domain_id, edge_synced_version__lt=version).update(
+def _mark_synced(truth: CustomDomain, version: int) -> None:
+    """Record that the edge holds `version`; older records of the hostname are superseded.
+
+    Without the second update, a removed record whose hostname moved to another workspace
+    would wait forever for a tombstone of its own that the edge no longer needs.
+    """
+    CustomDomain.objects.filter(pk=truth.pk, edge_synced_version__lt=version).update(
         edge_synced_version=version)
+    CustomDomain.objects.filter(
+        hostname=truth.hostname, edge_version__lte=version,
+        edge_synced_version__lt=F("edge_version"),
+    ).exclude(pk=truth.pk).update(edge_synced_version=F("edge_version"))
 
 
 def edge_sync_pending(*, limit: int = 1000) -> int:
@@ -655,7 +664,7 @@ def _reconcile_page(items: list[EdgeItem], report: ReconcileReport, *, repair: b
             continue
         if expected.same_routing(item):
             # Same routing, older version: only the bookkeeping is behind.
-            _mark_synced(truth.pk, item.version)
+            _mark_synced(truth, item.version)
             continue
         report.note("extra" if item.status == "active" and expected.status != "active"
                     else "stale", item.domain)

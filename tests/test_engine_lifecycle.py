@@ -261,3 +261,22 @@ def test_stubbed_cname_already_exists_fails_the_domain_with_the_reason(  # type:
     assert "already an alternate domain name" in domain.last_error
     assert domain.checks["cdn"]["code"] == "CNAMEAlreadyExists"
     assert domain.next_check_at is None  # not retried
+
+
+def test_cleanup_finishes_when_the_hostname_moved_to_another_workspace(aws_stack, dns_server):  # type: ignore[no-untyped-def]
+    first = _register_and_activate(WorkspaceFactory(slug="first"), dns_server)
+    services.domain_remove(domain=first, by=None, source="test")
+    # The hostname is claimed again before the first record's tombstone was pushed.
+    second = services.domain_register(workspace=WorkspaceFactory(slug="second"), hostname=HOST,
+                                      by=None)
+    for _ in range(10):
+        if engine.domain_cleanup(domain_id=first.pk) == "clean":
+            break
+    else:
+        pytest.fail("the superseded record's cleanup never finished")
+    first.refresh_from_db()
+    assert not first.cleanup_pending and first.next_check_at is None
+    item = edge_store.get_item(HOST)
+    assert item is not None and item.status == "inactive"  # nothing routes to `first`
+    second.refresh_from_db()
+    assert second.status == DomainStatus.PENDING_VALIDATION and second.edge_in_sync

@@ -97,38 +97,23 @@ async def check_routing_async(
 ) -> RoutingCheck:
     target = target.rstrip(".").lower()
     chain = [hostname]
-    current = hostname
-    seen = {hostname}
-    for _ in range(MAX_CHAIN):
+
+    def result(ok: bool, reason: str, detail: str) -> RoutingCheck:
+        return RoutingCheck(hostname, ok, reason, detail, tuple(chain))
+
+    while len(chain) <= MAX_CHAIN:
+        current = chain[-1]
         if current == target:
-            return RoutingCheck(
-                hostname, True, "points_to_target", f"{' -> '.join(chain)}", tuple(chain)
-            )
+            return result(True, "points_to_target", " -> ".join(chain))
         try:
             answer = await resolver.resolve(current, "CNAME", raise_on_no_answer=False)
         except dns.resolver.NXDOMAIN:
             if current == hostname:
-                return RoutingCheck(
-                    hostname,
-                    False,
-                    "nxdomain",
-                    f"{hostname} does not exist in DNS (NXDOMAIN).",
-                    tuple(chain),
-                )
-            return RoutingCheck(
-                hostname,
-                False,
-                "wrong_target",
-                f"The CNAME chain ends at {current}, which does not exist.",
-                tuple(chain),
-            )
-        except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
-            return RoutingCheck(
-                hostname, False, "transient", f"DNS lookup failed: {exc}", tuple(chain)
-            )
-        except dns.exception.DNSException as exc:
-            return RoutingCheck(hostname, False, "transient", f"DNS error: {exc}", tuple(chain))
-        # A resolver may return the whole chain at once; follow whatever it gave us.
+                return result(False, "nxdomain", f"{hostname} does not exist in DNS (NXDOMAIN).")
+            return result(False, "wrong_target",
+                          f"The CNAME chain ends at {current}, which does not exist.")
+        except dns.exception.DNSException as exc:  # timeout, SERVFAIL, REFUSED: no verdict
+            return result(False, "transient", f"DNS lookup failed: {exc}")
         links = {
             _norm(rrset.name): _norm(rrset[0].target)
             for rrset in answer.response.answer
@@ -136,43 +121,17 @@ async def check_routing_async(
         }
         if current not in links:
             if current == hostname:
-                return RoutingCheck(
-                    hostname,
-                    False,
-                    "no_cname",
-                    f"{hostname} has no CNAME record; add CNAME {hostname} -> {target}.",
-                    tuple(chain),
-                )
-            return RoutingCheck(
-                hostname,
-                False,
-                "wrong_target",
-                f"{hostname} points to {current}, not {target}.",
-                tuple(chain),
-            )
-        while current in links:
+                return result(False, "no_cname",
+                              f"{hostname} has no CNAME record; add CNAME {hostname} -> {target}.")
+            return result(False, "wrong_target", f"{hostname} points to {current}, not {target}.")
+        # A resolver may return the whole chain at once; follow whatever it gave us.
+        while current in links and current != target:
             current = links[current]
-            if current in seen:
-                return RoutingCheck(
-                    hostname,
-                    False,
-                    "loop",
-                    f"CNAME loop: {' -> '.join([*chain, current])}",
-                    tuple(chain),
-                )
-            seen.add(current)
+            if current in chain:
+                return result(False, "loop", f"CNAME loop: {' -> '.join([*chain, current])}")
             chain.append(current)
-            if current == target:
-                break
-    if current == target:
-        return RoutingCheck(hostname, True, "points_to_target", " -> ".join(chain), tuple(chain))
-    return RoutingCheck(
-        hostname,
-        False,
-        "wrong_target",
-        f"{hostname} points to {current}, not {target}.",
-        tuple(chain),
-    )
+    return result(False, "wrong_target",
+                  f"The CNAME chain of {hostname} is longer than {MAX_CHAIN} links.")
 
 
 async def lookup_txt_async(resolver: dns.asyncresolver.Resolver, name: str) -> TxtCheck:

@@ -161,6 +161,9 @@ class CustomDomain(models.Model):
         indexes = [
             models.Index(fields=["status", "next_check_at"], name="domain_due_idx"),
             models.Index(fields=["workspace", "status"], name="domain_ws_status_idx"),
+            # The API lists a workspace's domains newest first: one page is read from this
+            # index however many domains the workspace has.
+            models.Index(fields=["workspace", "-created_at", "-id"], name="domain_ws_recent_idx"),
             models.Index(fields=["hostname"], name="domain_hostname_idx"),
             models.Index(fields=["created_at"], name="domain_created_idx"),
         ]

@@ -1,0 +1,61 @@
+"""bench/ still runs: `bench/run.py --quick --only edge` end to end, in its own process.
+
+The edge benchmark is the one that needs no database: it builds the real package, starts
+moto, installs and runs the reference JS handler, and prints the table. The full run
+(`python bench/run.py`) is not part of the suite; bench/README.md holds its latest table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+EDGE_ROWS = (
+    "cache hit, per invocation",
+    "cache miss (one GetItem on moto)",
+    "cold start",
+    "DynamoDB reads per",
+    "deployment package (zip)",
+    "peak RSS with",
+)
+
+
+@pytest.mark.skipif(shutil.which("node") is None or shutil.which("npm") is None,
+                    reason="the edge benchmark's reference handler needs Node.js and npm")
+def test_quick_edge_benchmark_prints_the_table(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    # Its own scratch directory: a benchmark running at the same time keeps its own.
+    env["VEDOMAINS_BENCH_WORK_DIR"] = str(tmp_path / "work")
+    result = subprocess.run(
+        [sys.executable, "bench/run.py", "--quick", "--only", "edge",
+         "--results-dir", str(tmp_path / "results")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    table = result.stdout
+    assert "| Benchmark | Metric | Ours | Reference / baseline | Ratio | Target | Result |" in table
+    for row in EDGE_ROWS:
+        assert any(line.startswith("| edge | " + row) for line in table.splitlines()), row
+    assert (tmp_path / "results" / "latest.md").read_text() in table
+
+    rows = json.loads((tmp_path / "results" / "latest.json").read_text())["rows"]
+    assert [r["bench"] for r in rows] == ["edge"] * len(EDGE_ROWS)
+    # Both handlers answered the same replay the same way, and the package (a figure that
+    # does not depend on machine load) stays far under 1 MiB.
+    reads = next(r for r in rows if r["metric"].startswith("DynamoDB reads"))["data"]
+    assert reads["routed"]["python"] == reads["routed"]["node"] > 0
+    assert reads["reads"]["python"] > 0 and reads["reads"]["node"] > 0
+    package = next(r for r in rows if r["metric"] == "deployment package (zip)")
+    assert package["result"] == "PASS"
+    assert package["data"]["python_bytes"] < 1_048_576

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 TRANSIENT_RETRY = timedelta(seconds=60)
 ACM_THREADS = 16
+CERTIFICATE_READ_INTERVAL = timedelta(minutes=10)
 
 
 @dataclass
@@ -165,14 +166,16 @@ def domains_check(*, domain_ids: Iterable[int], source: str = "system:check",
     if not live:
         return outcomes
 
-    dns_results = dns.check_many(
-        [d.hostname for d in live],
-        txt_for=[d.hostname for d in live
-                 if d.ownership_required and d.ownership_verified_at is None],
-    )
-    certs = _describe_certificates(
-        [d for d in live if d.status == DomainStatus.PENDING_VALIDATION and d.certificate_arn]
-    )
+    arns = [d.certificate_arn for d in live if _needs_certificate_read(d, now)]
+    # ACM reads run in threads while DNS resolves: the two wait on different servers.
+    with ThreadPoolExecutor(max_workers=max(1, min(ACM_THREADS, len(arns)))) as pool:
+        pending_certs = pool.map(_describe_or_none, arns)
+        dns_results = dns.check_many(
+            [d.hostname for d in live],
+            txt_for=[d.hostname for d in live
+                     if d.ownership_required and d.ownership_verified_at is None],
+        )
+        certs = dict(zip(arns, pending_certs, strict=True))
     for domain in live:
         result = dns_results[domain.hostname]
         outcomes.append(_guarded(domain, lambda d, r=result: _evaluate(
@@ -194,19 +197,33 @@ def _guarded(domain: CustomDomain, fn: Callable[[CustomDomain], CheckOutcome]) -
         return CheckOutcome(domain.pk, domain.hostname, "error", domain.status, str(exc))
 
 
-def _describe_certificates(domains: list[CustomDomain]) -> dict[str, acm.Certificate | None]:
-    def describe(arn: str) -> tuple[str, acm.Certificate | None]:
-        try:
-            return arn, acm.describe_certificate(arn)
-        except IntegrationError as exc:
-            log.info("describe %s failed: %s", arn, exc)
-            return arn, None
+def _needs_certificate_read(domain: CustomDomain, now: datetime) -> bool:
+    """Read a pending certificate only when its status can change what happens next.
 
-    arns = [d.certificate_arn for d in domains]
-    if not arns:
-        return {}
-    with ThreadPoolExecutor(max_workers=min(ACM_THREADS, len(arns))) as pool:
-        return dict(pool.map(describe, arns))
+    ACM allows a few DescribeCertificate calls a second per account, and most pending
+    domains are waiting for the customer's DNS. Their certificate is read when its
+    validation records are not known yet, when the last check found the DNS pointing at us
+    (activation needs an ISSUED certificate), and otherwise every CERTIFICATE_READ_INTERVAL.
+    https://docs.aws.amazon.com/acm/latest/userguide/acm-limits.html
+    """
+    if domain.status != DomainStatus.PENDING_VALIDATION or not domain.certificate_arn:
+        return False
+    checks = domain.checks or {}
+    if not domain.validation_records or (checks.get("dns") or {}).get("ok"):
+        return True
+    last_read = (checks.get("certificate") or {}).get("at")
+    if not last_read:
+        return True
+    return now - datetime.fromisoformat(last_read) >= CERTIFICATE_READ_INTERVAL
+
+
+def _describe_or_none(arn: str) -> acm.Certificate | None:
+    """A certificate we could not read this time is retried at the next check."""
+    try:
+        return acm.describe_certificate(arn)
+    except IntegrationError as exc:
+        log.info("describe %s failed: %s", arn, exc)
+        return None
 
 
 def _check_record(ok: bool, detail: str, now: datetime, **extra: Any) -> dict[str, Any]:
@@ -250,6 +267,10 @@ def _evaluate_pending(domain: CustomDomain, result: dns.DnsResult, cert: acm.Cer
             updates["ownership_verified_at"] = now
             services.event_record(domain=domain, kind=EventKind.OWNERSHIP_VERIFIED, source=source)
 
+    if cert is None and routing.ok and domain.certificate_arn:
+        # DNS has just started pointing at us and the batch skipped this certificate (see
+        # _needs_certificate_read): read it now rather than one check later.
+        cert = _describe_or_none(domain.certificate_arn)
     if cert is not None:
         updates["certificate_status"] = cert.status
         updates["validation_records"] = cert.validation_records
@@ -260,17 +281,25 @@ def _evaluate_pending(domain: CustomDomain, result: dns.DnsResult, cert: acm.Cer
         checks["certificate"] = _check_record(False, "Certificate not requested yet.", now)
         services.enqueue_after_commit("request_certificate", domain.pk)
 
-    # Give up when ACM gave up, or when nothing came together in the pending window.
+    # Give up when ACM gave up, or when nothing came together in the pending window. A DNS
+    # lookup that failed (timeout, SERVFAIL) is no verdict, so it cannot end the window; one
+    # still failing at twice the window is (the customer's nameservers are broken), so a
+    # claim cannot be held for ever.
+    transient = routing.transient or (result.txt is not None and result.txt.transient)
+    age = now - domain.created_at
+    window = settings.VEDOMAINS_PENDING_TIMEOUT
     failure = ""
     if cert is not None and cert.failed:
         failure = f"The certificate could not be issued: {cert.failure_reason or cert.status}."
-    elif now - domain.created_at > settings.VEDOMAINS_PENDING_TIMEOUT:
+    elif age > window and (not transient or age > 2 * window):
         if not routing.ok:
             failure = ("The domain was never pointed at us within "
                        f"{settings.VEDOMAINS_PENDING_TIMEOUT}: {routing.detail}")
-        elif not (cert and cert.issued):
+        elif cert is not None and not cert.issued:
             failure = ("The certificate was not validated within "
                        f"{settings.VEDOMAINS_PENDING_TIMEOUT}; the validation CNAME is missing.")
+        elif not domain.certificate_arn:
+            failure = "No certificate could be requested for this hostname."
         elif not ownership_ok:
             failure = "The ownership TXT record was not found in time."
     if failure:
@@ -309,7 +338,13 @@ def _attach_and_activate(domain: CustomDomain, cert: acm.Certificate, checks: di
                                          reference=f"vedomains-{domain.pk}")
         except IntegrationError as exc:
             checks["cdn"] = _check_record(False, exc.message, now, code=exc.code)
-            if exc.permanent:
+            # CNAMEAlreadyExists while our own earlier record for this name (released by a
+            # TXT proof, or removed and registered again) is still being detached: that
+            # alias goes away shortly, so wait for it instead of failing the new owner.
+            ours = exc.code == "CNAMEAlreadyExists" and CustomDomain.objects.filter(
+                hostname=domain.hostname, status=DomainStatus.REMOVED
+            ).exclude(cdn_resource_id="").exists()
+            if exc.permanent and not ours:
                 with transaction.atomic():
                     _save_check(domain, checks, {**updates, "last_error": exc.message})
                     services.transition(

@@ -280,3 +280,42 @@ def test_cleanup_finishes_when_the_hostname_moved_to_another_workspace(aws_stack
     assert item is not None and item.status == "inactive"  # nothing routes to `first`
     second.refresh_from_db()
     assert second.status == DomainStatus.PENDING_VALIDATION and second.edge_in_sync
+
+
+def test_certificate_is_read_only_when_it_can_change_the_outcome(  # type: ignore[no-untyped-def]
+        aws_stack, dns_server, monkeypatch):
+    domain = services.domain_register(workspace=WorkspaceFactory(), hostname=HOST, by=None)
+    engine.domain_request_certificate(domain_id=domain.pk)
+    reads: list[str] = []
+    real_describe = acm.describe_certificate
+
+    def counting_describe(arn: str) -> acm.Certificate:  # a spy: the real call goes through
+        reads.append(arn)
+        return real_describe(arn)
+
+    monkeypatch.setattr(acm, "describe_certificate", counting_describe)
+    assert engine.domain_check(domain_id=domain.pk, force=True).outcome == "waiting"
+    assert len(reads) == 1  # first check: read once, records are known now
+    for _ in range(3):  # the customer has not set DNS: no need to ask ACM again yet
+        engine.domain_check(domain_id=domain.pk, force=True)
+    assert len(reads) == 1
+
+    dns_server.store.set_record(HOST, "CNAME", TARGET)
+    domain.refresh_from_db()
+    _wait_issued(domain.certificate_arn)
+    reads.clear()
+    # DNS now points at us: the check reads the certificate on the spot and activates.
+    assert engine.domain_check(domain_id=domain.pk, force=True).outcome == "activated"
+    assert len(reads) == 1
+
+    # Without DNS, the certificate is still read now and then (ACM may have failed it).
+    other = services.domain_register(workspace=WorkspaceFactory(), hostname="other.client.com",
+                                     by=None)
+    engine.domain_request_certificate(domain_id=other.pk)
+    engine.domain_check(domain_id=other.pk, force=True)
+    reads.clear()
+    engine.domain_check(domain_id=other.pk, force=True)
+    assert reads == []
+    with time_machine.travel(timezone.now() + engine.CERTIFICATE_READ_INTERVAL, tick=True):
+        engine.domain_check(domain_id=other.pk, force=True)
+    assert len(reads) == 1

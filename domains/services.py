@@ -133,10 +133,13 @@ def transition(
         return False
     now = timezone.now()
     fields: dict[str, Any] = {"status": to, "updated_at": now, **(updates or {})}
-    # The edge must hear about every change into or out of a routed status.
-    edge_change = (old in EDGE_ROUTED_STATUSES) != (to in EDGE_ROUTED_STATUSES)
+    # The edge must hear about every change into or out of a routed status, and about any
+    # change whose caller bumps the version itself (a removal tombstones even a pending name).
+    edge_change = (old in EDGE_ROUTED_STATUSES) != (to in EDGE_ROUTED_STATUSES) or (
+        "edge_version" in fields
+    )
     if edge_change:
-        fields["edge_version"] = F("edge_version") + 1
+        fields.setdefault("edge_version", F("edge_version") + 1)
     applied = CustomDomain.objects.filter(pk=domain.pk, status=old).update(**fields) == 1
     if not applied:
         return False
@@ -226,6 +229,16 @@ def domain_register(
                     f"The {workspace.get_plan_display()} plan allows {limit} custom domains "
                     "and this workspace has reached that limit.",
                     code="domain_limit_reached",
+                )
+            # Counted under the workspace lock, so parallel requests cannot overshoot it.
+            cap = settings.VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE
+            if cap > 0 and CustomDomain.objects.filter(
+                workspace=workspace, status=DomainStatus.PENDING_VALIDATION
+            ).count() >= cap:
+                raise Throttled(
+                    f"This workspace already has {cap} domains waiting for certificates; "
+                    "finish or remove some of them, then try again.",
+                    code="workspace_certificate_quota",
                 )
             holder = (
                 CustomDomain.objects.select_for_update()
@@ -371,7 +384,6 @@ def domain_remove(
                 "The domain changed while it was being removed; reload and try again.",
                 code="concurrent_change",
             )
-        enqueue_after_commit("sync_edge", domain.hostname)
         enqueue_after_commit("cleanup_domain", domain.pk)
     return domain
 

@@ -278,6 +278,11 @@ VEDOMAINS_MISCONFIGURED_RECHECK = timedelta(
 VEDOMAINS_CLEANUP_RETRY_SECONDS = env.int("VEDOMAINS_CLEANUP_RETRY_SECONDS", default=30)
 VEDOMAINS_RECONCILE_INTERVAL_SECONDS = env.int("VEDOMAINS_RECONCILE_INTERVAL_SECONDS", default=3600)
 VEDOMAINS_ACM_MAX_PENDING = env.int("VEDOMAINS_ACM_MAX_PENDING", default=1000)
+# One workspace's pending certificates: without it a single large plan could take the whole
+# account quota above and pause registration for everyone (0 = no per-workspace cap).
+VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE = env.int(
+    "VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE", default=100
+)
 
 # --- Notifications, webhooks, certificate watch (issue 8) -----------------------------------
 # Webhook POSTs: one timeout for connect and each read; retries back off exponentially

@@ -31,7 +31,11 @@ def workspace_slug_field(**kwargs: Any) -> serializers.CharField:
 
 
 class DomainRegisterSerializer(serializers.Serializer):
+    # min_length only documents what allow_blank=False already enforces: without it the
+    # schema calls "" a valid hostname (drf-spectacular adds minLength to query parameters
+    # only).
     hostname = serializers.CharField(
+        min_length=1,
         max_length=MAX_HOSTNAME_INPUT,
         help_text="The custom hostname, e.g. `gallery.client.com`. Unicode names are "
         "accepted and stored in their punycode form.",
@@ -46,7 +50,9 @@ class LegacyRegisterSerializer(serializers.Serializer):
         max_length=MAX_HOSTNAME_INPUT, required=False, allow_blank=True, default="",
         help_text="Left part of the hostname (`gallery`); empty to register `domain` itself.",
     )
-    domain = serializers.CharField(max_length=MAX_HOSTNAME_INPUT, help_text="e.g. `client.com`")
+    domain = serializers.CharField(
+        min_length=1, max_length=MAX_HOSTNAME_INPUT, help_text="e.g. `client.com`"
+    )
     # camelCase because that is the seed frontend's wire name.
     workspaceId = workspace_slug_field()
 

@@ -62,6 +62,7 @@ _ERROR_DESCRIPTIONS = {
     "(`role_read_only`).",
     404: "No such domain among the caller's workspaces.",
     409: "The domain changed concurrently or is already removed.",
+    415: "The body's Content-Type is not JSON, form-encoded or multipart.",
     429: "Rate limited; see the `Retry-After` header.",
 }
 
@@ -77,14 +78,15 @@ def _errors(*codes: int, **overrides: str) -> dict[int, OpenApiResponse]:
 
 
 _REGISTER_ERRORS = _errors(
-    400, 401, 403, 409, 429,
+    400, 401, 403, 409, 415, 429,
     e403="Not a member of the workspace, or it does not exist (`not_member`); a read-only "
     "role (`role_read_only`); no custom domains on the plan (`plan_not_entitled`); or the "
     "plan's limit reached (`domain_limit_reached`).",
     e409="The hostname is held by another workspace (`hostname_taken`; `error.details` holds "
     "the TXT record that proves ownership) or already registered here (`already_registered`).",
     e429="Rate limited per user or per workspace (`throttled`), or too many certificates "
-    "pending platform-wide (`certificate_quota`); see the `Retry-After` header.",
+    "pending platform-wide (`certificate_quota`) or in this workspace "
+    "(`workspace_certificate_quota`); see the `Retry-After` header.",
 )
 
 
@@ -136,6 +138,25 @@ class _WriteOnPost(APIView):
         return _record(domain, status.HTTP_201_CREATED, headers=_location(domain))
 
 
+# An empty filter (`?workspace=`, `?status=`) means "no filter", as in an HTML form; the
+# generated parameters said minLength 1, so a conforming client could not know that.
+_EMPTY_FILTER_PARAMS = [
+    OpenApiParameter(
+        "workspace",
+        {"type": "string", "maxLength": 63,
+         "pattern": "^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)?$"},
+        description="Only this workspace's domains (its slug); empty means all of yours.",
+    ),
+    OpenApiParameter(
+        "status",
+        str,
+        enum=["", *DomainStatus.values],
+        description="Only domains in this status; empty means all but removed. Removed "
+        "domains are listed only when asked for with `status=removed`.",
+    ),
+]
+
+
 @extend_schema(tags=[TAG])
 class DomainListCreateView(_WriteOnPost, generics.ListAPIView):
     serializer_class = s.DomainSerializer
@@ -156,7 +177,7 @@ class DomainListCreateView(_WriteOnPost, generics.ListAPIView):
         summary="List custom domains",
         description="Domains of every workspace the caller belongs to (all, for staff), "
         "newest first, or of one workspace with `?workspace=<slug>`.",
-        parameters=[s.DomainListQuerySerializer],
+        parameters=[s.DomainListQuerySerializer, *_EMPTY_FILTER_PARAMS],
         responses={
             200: s.DomainSerializer(many=True),
             **_errors(

@@ -45,5 +45,22 @@ def api(owner) -> APIClient:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
+def stubbed_acm(monkeypatch):  # type: ignore[no-untyped-def]
+    """ACM through botocore's Stubber (checked against the real ACM API model), for the
+    states moto cannot produce. Tests using it are named test_stubbed_…."""
+    import boto3
+    from botocore.stub import Stubber
+
+    from domains.integrations import aws
+
+    client = boto3.client("acm", region_name="us-east-1", aws_access_key_id="x",
+                          aws_secret_access_key="x")
+    monkeypatch.setattr(aws, "client", lambda service, region=None: client)
+    with Stubber(client) as stub:
+        yield stub
+        stub.assert_no_pending_responses()
+
+
+@pytest.fixture
 def staff_user(db):  # type: ignore[no-untyped-def]
     return UserFactory(is_staff=True, is_superuser=True)

@@ -6,29 +6,18 @@ moto has it at once. The customer must see the record as soon as it exists, not 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 
 from domains import selectors
-from domains.integrations import acm, aws
+from domains.integrations import acm
 from domains.integrations.errors import IntegrationError
 from tests.factories import CustomDomainFactory
 
 ARN = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
 
-
-@pytest.fixture
-def stubbed_acm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
-    client = boto3.client("acm", region_name="us-east-1", aws_access_key_id="x",
-                          aws_secret_access_key="x")
-    monkeypatch.setattr(aws, "client", lambda service, region=None: client)
-    with Stubber(client) as stub:
-        yield stub
-        stub.assert_no_pending_responses()
 
 
 def _described(with_record: bool, status: str = "PENDING_VALIDATION") -> dict[str, Any]:

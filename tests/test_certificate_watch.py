@@ -8,11 +8,9 @@ with time-machine. One test runs the watch against moto's own certificate end to
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 import time_machine
 from botocore.stub import Stubber
@@ -51,17 +49,6 @@ DISTRIBUTION = "arn:aws:cloudfront::123456789012:distribution/E2EXAMPLE"
 NOT_AFTER = (datetime.now(UTC) + timedelta(days=400)).replace(hour=12, minute=0, second=0,
                                                                microsecond=0)
 
-
-@pytest.fixture
-def stubbed_acm(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stubber]:
-    from domains.integrations import aws
-
-    client = boto3.client("acm", region_name="us-east-1", aws_access_key_id="x",
-                          aws_secret_access_key="x")
-    monkeypatch.setattr(aws, "client", lambda service, region=None: client)
-    with Stubber(client) as stub:
-        yield stub
-        stub.assert_no_pending_responses()
 
 
 @pytest.fixture

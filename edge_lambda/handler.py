@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stringprep
 import sys
 import time
 from collections import OrderedDict
@@ -179,6 +180,11 @@ def normalize_host(raw: object) -> str | None:
 def _to_ascii(host: str) -> str | None:
     """Punycode a unicode host with the stdlib IDNA codec; None if it cannot be encoded."""
     if not _IDNA_DEVIATIONS.isdisjoint(host):
+        return None
+    # The stdlib codec knows Unicode 3.2 and passes newer code points through unmapped,
+    # where Django's IDNA 2008 maps or refuses them (U+1DFD0 -> U+0263): refuse them here
+    # too, so the edge never looks up a spelling that no record can be stored under.
+    if any(stringprep.in_table_a1(c) for c in host):
         return None
     try:
         encoded = host.encode("idna").decode("ascii")

@@ -71,6 +71,7 @@ _any_host = st.builds(
 @example("ｇａｌｌｅｒｙ.client.com")  # full-width letters
 @example("ὈΔΥΣΣΕΎΣ.client.com")  # final sigma, another IDNA 2003/2008 deviation
 @example("xn--bcher-kva.b-client.com")
+@example("\U0001dfd0.com")  # newer than Unicode 3.2: IDNA 2008 maps it to U+0263
 def test_the_edge_and_django_never_map_a_host_to_different_records(raw: str) -> None:
     at_edge = edge.normalize_host(raw)
     in_django = django_form(raw)

@@ -362,10 +362,14 @@ def _attach_and_activate(domain: CustomDomain, cert: acm.Certificate, checks: di
         with transaction.atomic():
             # Recorded before activation and whatever the status, so a removal racing with
             # this check still detaches it.
-            CustomDomain.objects.filter(pk=domain.pk, cdn_resource_id="").update(
+            stored = CustomDomain.objects.filter(pk=domain.pk, cdn_resource_id="").update(
                 cdn_resource_id=attachment.resource_id, cdn_domain_name=attachment.domain_name)
-            services.event_record(domain=domain, kind=EventKind.CDN_ATTACHED, source=source,
-                                  data={"strategy": strategy.name, "resource_id": resource_id})
+            if stored:
+                services.event_record(domain=domain, kind=EventKind.CDN_ATTACHED, source=source,
+                                      data={"strategy": strategy.name,
+                                            "resource_id": resource_id})
+        if not stored:
+            resource_id = _keep_recorded_attachment(domain, attachment.resource_id, strategy)
     checks["cdn"] = _check_record(True, f"Attached ({strategy.name}: {resource_id}).", now)
     with transaction.atomic():
         _save_check(domain, checks, {**updates, "last_error": ""})
@@ -380,6 +384,24 @@ def _attach_and_activate(domain: CustomDomain, cert: acm.Certificate, checks: di
         services.enqueue_after_commit("cleanup_domain", domain.pk)
         return CheckOutcome(domain.pk, domain.hostname, "skipped", "", "changed during check")
     return CheckOutcome(domain.pk, domain.hostname, "activated", DomainStatus.ACTIVE)
+
+
+def _keep_recorded_attachment(domain: CustomDomain, ours: str,
+                              strategy: cdn.CdnStrategy) -> str:
+    """Another check recorded an attachment first: keep that one, take ours down.
+
+    The lease makes this rare (a check outliving its lease), but a second distribution
+    holding the alias must not be left behind.
+    """
+    recorded = (CustomDomain.objects.filter(pk=domain.pk)
+                .values_list("cdn_resource_id", flat=True).first()) or ours
+    if recorded != ours:
+        log.warning("%s: duplicate attachment %s; keeping %s", domain.hostname, ours, recorded)
+        try:
+            strategy.detach(resource_id=ours)
+        except IntegrationError as exc:
+            log.error("%s: could not take down duplicate %s: %s", domain.hostname, ours, exc)
+    return recorded
 
 
 def _evaluate_live(domain: CustomDomain, routing: dns.RoutingCheck, checks: dict[str, Any],

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -142,47 +143,24 @@ class DistributionPerDomain:
         caller calls again until `done`.
         https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/HowToDeleteDistribution.html
         """
-        for _ in range(ETAG_ATTEMPTS):
-            try:
-                got = _cf().get_distribution_config(Id=resource_id)
-            except ClientError as exc:
-                if aws.error_code(exc) == "NoSuchDistribution":
-                    return Detachment(True, "distribution already deleted")
-                raise _raise(exc, "cloudfront.GetDistributionConfig") from exc
-            except BotoCoreError as exc:
-                raise _raise(exc, "cloudfront.GetDistributionConfig") from exc
+        def attempt() -> Detachment:
+            got = _cf().get_distribution_config(Id=resource_id)
             config, etag = got["DistributionConfig"], got["ETag"]
-            try:
-                if config.get("Enabled") or (config.get("Aliases") or {}).get("Quantity"):
-                    config["Enabled"] = False
-                    config["Aliases"] = {"Quantity": 0}
-                    # Release the customer's certificate so ACM can delete it later.
-                    config["ViewerCertificate"] = {"CloudFrontDefaultCertificate": True}
-                    _cf().update_distribution(
-                        Id=resource_id, IfMatch=etag, DistributionConfig=config
-                    )
-                    return Detachment(False, "disabled; waiting for deployment to delete")
-                status = _cf().get_distribution(Id=resource_id)["Distribution"].get("Status")
-                if status != "Deployed":
-                    return Detachment(False, f"distribution is {status}; delete pending")
-                _cf().delete_distribution(Id=resource_id, IfMatch=etag)
-                return Detachment(True, "distribution deleted")
-            except ClientError as exc:
-                code = aws.error_code(exc)
-                if code == "NoSuchDistribution":
-                    return Detachment(True, "distribution already deleted")
-                if code in {"PreconditionFailed", "InvalidIfMatchVersion"}:
-                    continue  # someone else changed it: read the new ETag and try again
-                if code == "DistributionNotDisabled":
-                    return Detachment(False, "distribution not yet disabled")
-                raise _raise(exc, "cloudfront.detach") from exc
-            except BotoCoreError as exc:
-                raise _raise(exc, "cloudfront.detach") from exc
-        raise IntegrationError(
-            "CloudFront kept changing under us (PreconditionFailed)",
-            permanent=False,
-            code="PreconditionFailed",
-        )
+            if config.get("Enabled") or (config.get("Aliases") or {}).get("Quantity"):
+                config["Enabled"] = False
+                config["Aliases"] = {"Quantity": 0}
+                # Release the customer's certificate so ACM can delete it later.
+                config["ViewerCertificate"] = {"CloudFrontDefaultCertificate": True}
+                _cf().update_distribution(Id=resource_id, IfMatch=etag, DistributionConfig=config)
+                return Detachment(False, "disabled; waiting for deployment to delete")
+            status = _cf().get_distribution(Id=resource_id)["Distribution"].get("Status")
+            if status != "Deployed":
+                return Detachment(False, f"distribution is {status}; delete pending")
+            _cf().delete_distribution(Id=resource_id, IfMatch=etag)
+            return Detachment(True, "distribution deleted")
+
+        return _with_etag_retries(attempt, gone="NoSuchDistribution",
+                                  not_ready="DistributionNotDisabled", what="distribution")
 
 
 class SaasTenant:
@@ -252,34 +230,51 @@ class SaasTenant:
             raise _raise(exc, "cloudfront.GetDistributionTenant") from exc
 
     def detach(self, *, resource_id: str) -> Detachment:
-        for _ in range(ETAG_ATTEMPTS):
+        def attempt() -> Detachment | None:
             got = self._get(resource_id)
             if got is None:
                 return Detachment(True, "tenant already deleted")
             tenant, etag = got["DistributionTenant"], got["ETag"]
-            try:
-                if tenant.get("Enabled"):
-                    # A tenant must be disabled before it can be deleted.
-                    _cf().update_distribution_tenant(Id=resource_id, IfMatch=etag, Enabled=False)
-                    continue
-                _cf().delete_distribution_tenant(Id=resource_id, IfMatch=etag)
-                return Detachment(True, "tenant deleted")
-            except ClientError as exc:
-                code = aws.error_code(exc)
-                if code == "EntityNotFound":
-                    return Detachment(True, "tenant already deleted")
-                if code in {"PreconditionFailed", "InvalidIfMatchVersion"}:
-                    continue
-                if code == "ResourceNotDisabled":
-                    return Detachment(False, "tenant not yet disabled")
-                raise _raise(exc, "cloudfront.detach tenant") from exc
-            except BotoCoreError as exc:
-                raise _raise(exc, "cloudfront.detach tenant") from exc
-        raise IntegrationError(
-            "CloudFront kept changing under us (PreconditionFailed)",
-            permanent=False,
-            code="PreconditionFailed",
-        )
+            if tenant.get("Enabled"):
+                # A tenant must be disabled before it can be deleted: disable, then read the
+                # new ETag and delete.
+                _cf().update_distribution_tenant(Id=resource_id, IfMatch=etag, Enabled=False)
+                return None
+            _cf().delete_distribution_tenant(Id=resource_id, IfMatch=etag)
+            return Detachment(True, "tenant deleted")
+
+        return _with_etag_retries(attempt, gone="EntityNotFound", not_ready="ResourceNotDisabled",
+                                  what="tenant")
+
+
+def _with_etag_retries(attempt: Callable[[], Detachment | None], *, gone: str, not_ready: str,
+                       what: str) -> Detachment:
+    """Run one read-ETag-then-act `attempt` until it gives an answer.
+
+    `None` from `attempt`, or PreconditionFailed (someone changed the resource since we
+    read its ETag), means: read again and retry, up to ETAG_ATTEMPTS times.
+    """
+    for _ in range(ETAG_ATTEMPTS):
+        try:
+            result = attempt()
+        except ClientError as exc:
+            code = aws.error_code(exc)
+            if code == gone:
+                return Detachment(True, f"{what} already deleted")
+            if code in {"PreconditionFailed", "InvalidIfMatchVersion"}:
+                continue
+            if code == not_ready:
+                return Detachment(False, f"{what} not yet disabled")
+            raise _raise(exc, f"cloudfront.detach {what}") from exc
+        except BotoCoreError as exc:
+            raise _raise(exc, f"cloudfront.detach {what}") from exc
+        if result is not None:
+            return result
+    raise IntegrationError(
+        "CloudFront kept changing under us (PreconditionFailed)",
+        permanent=False,
+        code="PreconditionFailed",
+    )
 
 
 def strategy() -> CdnStrategy:

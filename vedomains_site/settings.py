@@ -199,8 +199,14 @@ CELERY_TIMEZONE = "UTC"
 VEDOMAINS_CNAME_TARGET = env.str("VEDOMAINS_CNAME_TARGET", default="domain.ve.ai").lower()
 VEDOMAINS_PLATFORM_DOMAIN = env.str("VEDOMAINS_PLATFORM_DOMAIN", default="ve.ai").lower()
 VEDOMAINS_RESERVED_DOMAINS = env.list("VEDOMAINS_RESERVED_DOMAINS", default=[])
-# Apex names cannot carry a CNAME; allow them only where ALIAS/ANAME support is offered.
-VEDOMAINS_ALLOW_APEX = env.bool("VEDOMAINS_ALLOW_APEX", default=False)
+# Apex names cannot carry a CNAME and the check follows a CNAME, so an apex domain accepted
+# here would sit pending until it failed. The setting that allowed it is refused by name so
+# that a deployment still setting it learns why at start-up, not from customers.
+if "VEDOMAINS_ALLOW_APEX" in os.environ:
+    raise ImproperlyConfigured(
+        "VEDOMAINS_ALLOW_APEX is no longer supported: apex domains cannot be verified through "
+        "a CNAME. Remove it; customers use a subdomain such as www.<domain>."
+    )
 # "always": every domain proves ownership with a TXT record; "previously-held": only
 # hostnames that were active for another workspace before (takeover protection).
 VEDOMAINS_OWNERSHIP_TXT = env.str("VEDOMAINS_OWNERSHIP_TXT", default="previously-held")

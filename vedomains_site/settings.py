@@ -236,6 +236,25 @@ VEDOMAINS_AWS_ENDPOINT_URL = env.str("VEDOMAINS_AWS_ENDPOINT_URL", default="") o
 VEDOMAINS_AWS_REGION = env.str("VEDOMAINS_AWS_REGION", default="us-east-1")
 VEDOMAINS_AWS_CONNECT_TIMEOUT = env.float("VEDOMAINS_AWS_CONNECT_TIMEOUT", default=3.0)
 VEDOMAINS_AWS_READ_TIMEOUT = env.float("VEDOMAINS_AWS_READ_TIMEOUT", default=10.0)
+# Calls a second per "service.Operation" (or "service.*" for one bucket shared by the
+# service's other operations), for the whole fleet: AWS throttles per account. The defaults
+# are 80 % of ACM's documented rates (the rest is left to other tools in the account);
+# CloudFront publishes no per-operation rates. DynamoDB (on-demand) is not limited.
+VEDOMAINS_AWS_RATE_LIMITS = env.json(
+    "VEDOMAINS_AWS_RATE_LIMITS",
+    default={
+        "acm.RequestCertificate": 4,
+        "acm.DescribeCertificate": 8,
+        "acm.DeleteCertificate": 8,
+        "acm.ListCertificates": 6,
+        "cloudfront.*": 8,
+    },
+)
+# How long a call waits for a token before it is retried later as a transient error.
+VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT = env.float("VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT", default=5.0)
+VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL = env.str(
+    "VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL", default=""
+) or CELERY_BROKER_URL
 VEDOMAINS_EDGE_TABLE = env.str("VEDOMAINS_EDGE_TABLE", default="domain-workspace-mappings")
 VEDOMAINS_EDGE_REPLICA_REGIONS = env.list(
     "VEDOMAINS_EDGE_REPLICA_REGIONS",

@@ -191,6 +191,19 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_IGNORE_RESULT = True
+# Three queues, so a flood of checks never delays an edge push or a webhook: production runs
+# a worker per queue (`celery -A vedomains_site worker -Q edge`); a worker started without
+# -Q (development, tests) consumes all three. Anything not routed goes to `checks`.
+CELERY_TASK_QUEUES = {"checks": {}, "edge": {}, "notifications": {}}
+CELERY_TASK_DEFAULT_QUEUE = "checks"
+CELERY_TASK_ROUTES = {
+    "domains.tasks.sync_edge": {"queue": "edge"},
+    "domains.tasks.sync_pending_edges": {"queue": "edge"},
+    "domains.tasks.reconcile_edge": {"queue": "edge"},
+    "domains.tasks.deliver_webhook": {"queue": "notifications"},
+    "domains.tasks.send_notification": {"queue": "notifications"},
+    "domains.tasks.dispatch_notifications": {"queue": "notifications"},
+}
 CELERY_TIMEZONE = "UTC"
 
 # --- Domains --------------------------------------------------------------------------------

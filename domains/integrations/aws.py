@@ -18,6 +18,7 @@ from botocore.exceptions import (
 from django.conf import settings
 
 from domains.integrations.errors import IntegrationError
+from vedomains_site.observability import aws_metrics
 
 _lock = threading.Lock()
 _clients: dict[tuple[str, str, str | None], Any] = {}
@@ -68,6 +69,8 @@ def client(service: str, region: str | None = None) -> Any:
                     max_pool_connections=50,
                 ),
             )
+            # Calls, errors and throttles by operation, counted from botocore's events.
+            aws_metrics.instrument(_clients[key])
         return _clients[key]
 
 

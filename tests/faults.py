@@ -33,6 +33,8 @@ from typing import Any
 
 import redis
 
+from vedomains_site.observability.queues import QUEUES
+
 # --- TCP proxy -----------------------------------------------------------------------------
 
 
@@ -252,12 +254,15 @@ class RedisServer:
     def stop(self) -> None:
         self.kill()
 
-    def queued(self, queue: str = "celery") -> int:
-        return int(redis.Redis.from_url(self.url).llen(queue))
+    def queued(self, queue: str | None = None) -> int:
+        """Messages waiting in `queue`, or in every queue the app routes to (queues.py)."""
+        client = redis.Redis.from_url(self.url)
+        return sum(int(client.llen(name)) for name in ([queue] if queue else QUEUES))
 
-    def queued_tasks(self, queue: str = "celery") -> Counter[str]:
-        """Task names of the messages waiting in `queue` (Celery message protocol 2)."""
-        raw = redis.Redis.from_url(self.url).lrange(queue, 0, -1)
+    def queued_tasks(self, queue: str | None = None) -> Counter[str]:
+        """Task names of the messages waiting (Celery message protocol 2)."""
+        client = redis.Redis.from_url(self.url)
+        raw = [m for name in ([queue] if queue else QUEUES) for m in client.lrange(name, 0, -1)]
         return Counter(json.loads(m).get("headers", {}).get("task", "?") for m in raw)
 
 

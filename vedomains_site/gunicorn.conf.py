@@ -11,7 +11,7 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vedomains_site.settings")
 
-from django.conf import settings  # noqa: E402
+from django.conf import settings
 
 # 0.0.0.0 inside the container: the load balancer reaches the task on its VPC address.
 # Local runs and the tests never use this file (localdev.stack binds 127.0.0.1).

@@ -39,6 +39,7 @@ def test_deploy_has_the_expected_templates() -> None:
         "edge-function.yaml",
         "cloudfront.yaml",
         "app-iam-policy.yaml",
+        "control-plane.yaml",
     } <= names
 
 

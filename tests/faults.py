@@ -33,7 +33,7 @@ from typing import Any
 
 import redis
 
-from vedomains_site.observability.queues import QUEUES
+from vedomains_site.observability.queues import names as queue_names
 
 # --- TCP proxy -----------------------------------------------------------------------------
 
@@ -257,12 +257,13 @@ class RedisServer:
     def queued(self, queue: str | None = None) -> int:
         """Messages waiting in `queue`, or in every queue the app routes to (queues.py)."""
         client = redis.Redis.from_url(self.url)
-        return sum(int(client.llen(name)) for name in ([queue] if queue else QUEUES))
+        return sum(int(client.llen(name)) for name in ([queue] if queue else queue_names()))
 
     def queued_tasks(self, queue: str | None = None) -> Counter[str]:
         """Task names of the messages waiting (Celery message protocol 2)."""
         client = redis.Redis.from_url(self.url)
-        raw = [m for name in ([queue] if queue else QUEUES) for m in client.lrange(name, 0, -1)]
+        raw = [m for name in ([queue] if queue else queue_names())
+               for m in client.lrange(name, 0, -1)]
         return Counter(json.loads(m).get("headers", {}).get("task", "?") for m in raw)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from django.conf import settings
 
 from vedomains_site.observability import emf, middleware, queues
 
@@ -61,8 +62,8 @@ def test_one_web_service_a_worker_service_per_queue_and_exactly_one_beat() -> No
     assert commands["MigrateTaskDefinition"] == ["migrate"]
     worker_queues = [c[1] for c in commands.values() if c[0] == "worker"]
     consumed = {q for qs in worker_queues for q in qs.split(",")}
-    assert consumed == set(queues.QUEUES), "every queue needs a worker service"
-    assert {r["queue"] for r in queues.ROUTES.values()} <= consumed
+    assert consumed == set(queues.names()), "every queue needs a worker service"
+    assert {r["queue"] for r in settings.CELERY_TASK_ROUTES.values()} <= consumed
 
     services = _of_type("AWS::ECS::Service")
     used = {s["TaskDefinition"]["Ref"] for s in services.values()}
@@ -113,7 +114,7 @@ def test_workers_scale_on_the_queue_depth_beat_publishes() -> None:
         assert dimension["Name"] == emf.DIMENSION
         scaled_queues.add(dimension["Value"])
         assert [m["ReturnData"] for m in metrics] == [False, False, True]
-    assert scaled_queues == {"checks", "aws", "notify"}
+    assert scaled_queues == set(queues.names())
 
 
 def test_data_stores_are_private_encrypted_and_kept() -> None:

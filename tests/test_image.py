@@ -278,7 +278,7 @@ def test_beat_process_starts_and_publishes_queue_depth(
     beat = started("beat", "beat", "--schedule", str(tmp_path / "schedule"), env=env)
     beat.wait_for(lambda: '"_aws"' in beat.text(), "an EMF queue-depth line")
     documents = [e for e in _json_lines(beat.text()) if "_aws" in e]
-    assert {d["Queue"] for d in documents} >= {"checks", "aws", "notify", "celery"}
+    assert {d["Queue"] for d in documents} == {"checks", "edge", "notifications"}
     assert any(e.get("message", "").startswith("beat: Starting") for e in _json_lines(
         beat.text()))
 

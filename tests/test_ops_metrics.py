@@ -232,20 +232,20 @@ def test_webhook_deliveries_and_failures_move(
 
 @pytest.mark.django_db
 def test_queue_depth_per_queue_from_the_broker_and_as_emf(clean_redis: str) -> None:
-    assert set(scrape().total("vedomains_queue_depth", queue=q) for q in queues.QUEUES) == {0}
+    assert set(scrape().total("vedomains_queue_depth", queue=q) for q in queues.names()) == {0}
     for _ in range(3):
         tasks.check_batch.apply_async(args=[[1]])
     tasks.deliver_webhook.apply_async(args=[1])
     tasks.sync_edge.apply_async(args=["x.client.com"])
     found = scrape()
-    assert {q: found.get_value("vedomains_queue_depth", queue=q) for q in queues.QUEUES} == {
-        "checks": 3, "notify": 1, "aws": 1, "celery": 0}
+    assert {q: found.get_value("vedomains_queue_depth", queue=q) for q in queues.names()} == {
+        "checks": 3, "notifications": 1, "edge": 1}
 
     out = io.StringIO()
     emf.publish_once(out)
     documents = [json.loads(line) for line in out.getvalue().splitlines()]
     assert {d["Queue"]: d["QueueDepth"] for d in documents} == {
-        "checks": 3, "notify": 1, "aws": 1, "celery": 0}
+        "checks": 3, "notifications": 1, "edge": 1}
     directive = documents[0]["_aws"]["CloudWatchMetrics"][0]
     assert directive == {"Namespace": "vedomains", "Dimensions": [["Queue"]],
                          "Metrics": [{"Name": "QueueDepth", "Unit": "Count"}]}

@@ -17,6 +17,7 @@ from botocore.exceptions import (
 )
 from django.conf import settings
 
+from domains.integrations import ratelimit
 from domains.integrations.errors import IntegrationError
 from vedomains_site.observability import aws_metrics
 
@@ -28,6 +29,7 @@ TRANSIENT_CODES = frozenset(
     {
         "Throttling",
         "ThrottlingException",
+        "TooManyRequests",
         "TooManyRequestsException",
         "RequestLimitExceeded",
         "ProvisionedThroughputExceededException",
@@ -69,6 +71,8 @@ def client(service: str, region: str | None = None) -> Any:
                     max_pool_connections=50,
                 ),
             )
+            # AWS rate limits are per account: every worker draws from one shared bucket.
+            _clients[key].meta.events.register("before-send", ratelimit.before_send)
             # Calls, errors and throttles by operation, counted from botocore's events.
             aws_metrics.instrument(_clients[key])
         return _clients[key]

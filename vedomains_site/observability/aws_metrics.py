@@ -5,8 +5,9 @@
 
 - `after-call.*` fires once per API call with its final answer (after botocore's retries):
   one call, and one error (labelled with the AWS error code) when the status is >= 300;
-- `after-call-error.*` fires when no answer came at all (connection refused, timeouts):
-  one call and one error with code `network`;
+- `after-call-error.*` fires when no answer came at all: one call and one error, with code
+  `network` (connection refused, timeouts) or the exception's class (for example the
+  fleet-wide rate limiter's refusal, raised before anything is sent);
 - `needs-retry.*` fires after every attempt, so throttles are counted per attempt, including
   the ones botocore retried successfully: an operator sees the account brushing against a
   rate limit before any call fails.
@@ -18,7 +19,17 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from botocore.exceptions import (
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
 from vedomains_site.observability import counters
+
+_NETWORK: Final = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError,
+                   ConnectionClosedError)
 
 # Codes AWS uses for "slow down" (a subset of domains.integrations.aws.TRANSIENT_CODES:
 # server faults there are errors here, not throttles).
@@ -58,7 +69,8 @@ def _after_call_error(*, exception: BaseException, context: Any = None, **kwargs
     _, _, rest = event.partition(".")
     service, _, operation = rest.partition(".")
     labels = {"service": service, "operation": operation}
-    counters.incr_many([(CALLS, labels), (ERRORS, {**labels, "code": "network"})])
+    code = "network" if isinstance(exception, _NETWORK) else type(exception).__name__
+    counters.incr_many([(CALLS, labels), (ERRORS, {**labels, "code": code})])
 
 
 def _needs_retry(*, response: Any = None, operation: Any = None, **_: Any) -> None:

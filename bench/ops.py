@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import BENCH_BROKER_URL, percentile, prepare_environment  # noqa: E402
+from bench.common import BENCH_BROKER_URL, percentile, prepare_environment
 
 
 def _times(fn, n: int) -> list[float]:  # type: ignore[no-untyped-def]
@@ -87,8 +87,9 @@ def main() -> int:
             assert client.get("/health/ready").status_code == 200
 
         probe = _times(ready, 50)
-        print(f"/health/ready (database, broker, Redis cache): p50 "
-              f"{statistics.median(probe) * 1000:.1f} ms, p99 {percentile(probe, 99) * 1000:.1f} ms")
+        print(f"/health/ready (database, broker, Redis cache): "
+              f"p50 {statistics.median(probe) * 1000:.1f} ms, "
+              f"p99 {percentile(probe, 99) * 1000:.1f} ms")
     finally:
         database.teardown()
     return 0

@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-
-from vedomains_site.observability.queues import names as queue_names
+from django.conf import settings
 
 # --- TCP proxy -----------------------------------------------------------------------------
 
@@ -254,22 +253,21 @@ class RedisServer:
     def stop(self) -> None:
         self.kill()
 
-    def queued(self, queue: str | None = None) -> int:
-        """Messages waiting in `queue`, or in every queue the app routes to (queues.py)."""
+    def queued(self) -> int:
+        """Messages waiting in all the app's queues."""
         client = redis.Redis.from_url(self.url)
-        return sum(int(client.llen(name)) for name in ([queue] if queue else queue_names()))
+        return sum(int(client.llen(queue)) for queue in settings.CELERY_TASK_QUEUES)
 
-    def queued_tasks(self, queue: str | None = None) -> Counter[str]:
-        """Task names of the messages waiting (Celery message protocol 2)."""
+    def queued_tasks(self) -> Counter[str]:
+        """Task names of the messages waiting in all queues (Celery message protocol 2)."""
         client = redis.Redis.from_url(self.url)
-        raw = [m for name in ([queue] if queue else queue_names())
-               for m in client.lrange(name, 0, -1)]
+        raw = [m for queue in settings.CELERY_TASK_QUEUES for m in client.lrange(queue, 0, -1)]
         return Counter(json.loads(m).get("headers", {}).get("task", "?") for m in raw)
 
 
 @contextlib.contextmanager
 def use_broker(url: str) -> Iterator[None]:
-    """Point this process's Celery producer (tasks.send) at `url` for the block."""
+    """Point this process's Celery producer (lifecycle.task_send) at `url` for the block."""
     from kombu import pools
     from kombu.utils.collections import eqhash
 

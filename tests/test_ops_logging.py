@@ -16,7 +16,7 @@ from django.db import transaction
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from domains import services, tasks
+from domains import lifecycle, tasks
 from domains.models import CustomDomain, DeliveryStatus, DomainStatus, Role, WebhookDelivery
 from tests.factories import (
     CustomDomainFactory,
@@ -169,7 +169,7 @@ def test_a_real_run_never_logs_the_api_token_or_the_webhook_secret(
                 assert client.get("/api/domains/").status_code == 401
                 domain = CustomDomain.objects.get(hostname="logs.client.com")
                 with transaction.atomic():
-                    assert services.transition(domain=domain, to=DomainStatus.FAILED,
+                    assert lifecycle.domain_transition(domain=domain, to=DomainStatus.FAILED,
                                                allowed_from=[domain.status], source="test")
                 deadline = time.monotonic() + 60
                 while not (WebhookDelivery.objects.filter(status=DeliveryStatus.DELIVERED).exists()

@@ -16,7 +16,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from domains import engine, services, tasks
+from domains import certificates, edge_sync, lifecycle, services, tasks
 from domains.integrations import acm, aws
 from domains.integrations.errors import IntegrationError
 from domains.models import CustomDomain, DomainStatus, WebhookDelivery
@@ -74,7 +74,7 @@ def test_a_real_check_moves_domains_checks_durations_aws_calls_and_edge_lag(
     assert (after_register.get_value("vedomains_domains", status="pending_validation")
             == before.get_value("vedomains_domains", status="pending_validation") + 1)
 
-    assert engine.domain_request_certificate(domain_id=domain.pk) == "requested"
+    assert certificates.domain_request_certificate(domain_id=domain.pk) == "requested"
     dns_server.store.set_record(HOST, "CNAME", "domain.ve.ai")
     domain.refresh_from_db()
     deadline = time.monotonic() + 15
@@ -113,7 +113,7 @@ def test_a_real_check_moves_domains_checks_durations_aws_calls_and_edge_lag(
     # Activation queued an edge push that has not run: the edge is behind, then caught up.
     assert after.get_value("vedomains_edge_unsynced_domains") >= 1
     assert after.get_value("vedomains_edge_sync_lag_seconds") >= 0
-    assert engine.edge_sync_hostname(hostname=HOST) == "written"
+    assert edge_sync.edge_sync_hostname(hostname=HOST) == "written"
     synced = scrape()
     assert synced.get_value("vedomains_edge_unsynced_domains") == 0
     assert synced.get_value("vedomains_edge_sync_lag_seconds") == 0
@@ -204,15 +204,15 @@ def test_an_aws_endpoint_that_does_not_answer_counts_a_network_error(
 def test_webhook_deliveries_and_failures_move(
     clean_redis: str, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(tasks, "send", lambda *a, **k: None)  # the test runs the task itself
+    monkeypatch.setattr(lifecycle, "task_send", lambda *a, **k: None)  # the test runs them
     with webhook_receiver() as receiver:
         WebhookEndpointFactory(url=receiver.url)
         before = scrape()
         for to in (DomainStatus.ACTIVE, DomainStatus.MISCONFIGURED):
             domain = CustomDomainFactory()
             with django_capture_on_commit_callbacks(execute=True):
-                assert services.transition(domain=domain, to=to, allowed_from=[domain.status],
-                                           source="test")
+                assert lifecycle.domain_transition(domain=domain, to=to,
+                                                   allowed_from=[domain.status], source="test")
         first, second = WebhookDelivery.objects.order_by("pk")
         assert tasks.deliver_webhook.apply(args=[first.pk]).get() == "delivered"
         receiver.default = 500

@@ -15,6 +15,7 @@ from botocore.stub import Stubber
 
 from domains.integrations import aws, ratelimit
 from domains.integrations.errors import IntegrationError
+from vedomains_site.observability import aws_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -120,8 +121,7 @@ def test_with_redis_unreachable_calls_go_through(limited: Any) -> None:
         acm.list_certificates()
 
 
-@pytest.mark.parametrize("code", ["Throttling", "ThrottlingException", "TooManyRequests",
-                                  "TooManyRequestsException", "RequestLimitExceeded"])
+@pytest.mark.parametrize("code", sorted(aws_metrics.THROTTLE_CODES))
 def test_stubbed_throttling_answers_are_transient(code: str) -> None:
     acm = boto3.client("acm", region_name="us-east-1", aws_access_key_id="x",
                        aws_secret_access_key="x")

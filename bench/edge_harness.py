@@ -2,8 +2,8 @@
 
 The Python twin of bench/reference/bench.mjs: same modes, same protocol, so both
 languages are measured the same way. Standard library only at module level, so `cold`
-measures what a Lambda cold start pays: the interpreter, the handler's imports (boto3),
-building the client and one DynamoDB read.
+measures what a Lambda cold start pays: the interpreter, the handler's imports (the
+standard library only), building the client and one DynamoDB read.
 
     python bench/edge_harness.py cold  <package_dir> <event.json> <host>
     python bench/edge_harness.py serve <package_dir> <event.json>   (JSON lines on stdin/stdout)
@@ -102,9 +102,15 @@ def serve(package_dir: str, event_path: str) -> None:
         nonlocal reads
         reads += 1
 
-    # One count per GetItem API call (before-call fires once per call, whatever the
-    # retries), the same unit as wrapping `send` on the Node side.
-    handler._dynamodb().meta.events.register("before-call.dynamodb.GetItem", count_read)
+    # One count per GetItem API call (whatever the retries), the same unit as wrapping
+    # `send` on the Node side: the handler makes exactly one `_lookup` per GetItem call.
+    real_lookup = handler._lookup
+
+    def counting_lookup(host: str, settings: Any) -> Any:
+        count_read()
+        return real_lookup(host, settings)
+
+    handler._lookup = counting_lookup
     replay_hosts: dict[str, list[str]] = {}
     clock = VirtualClock(time.monotonic())
     _send({"ready": True})
@@ -174,7 +180,7 @@ def mem(package_dir: str, event_path: str, count: int) -> None:
     handler = _load_handler(package_dir)
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115
     make = _event_factory(event_path)
-    handler._dynamodb()  # boto3 and its DynamoDB model are part of the footprint
+    handler._dynamodb()  # the client (and its imports) are part of the footprint
     baseline_kb = peak_rss_kb()
 
     # A distinct workspace per host: the worst case for memory. 100k real GetItem calls

@@ -3,15 +3,19 @@
 CloudFront calls `handler(event, context)` on origin-request (default) or viewer-request.
 For every request it:
 
-* removes any `workspace-id` (and `x-forwarded-host`) header the viewer sent, on every path;
+* removes any `workspace-id` the viewer sent, with every spelling a server may read as it,
+  and the headers a server may take the request's host from (`x-forwarded-host`,
+  `x-original-host`, `x-host`, `forwarded`...), on every path;
 * normalizes the Host (lowercase, no port, no trailing dot, punycode);
 * maps `<slug>.<platform_domain>` to `<slug>` without any lookup;
 * otherwise looks the host up in a per-container LRU cache, then with one DynamoDB GetItem
   on the replica region nearest to the executing region;
-* on a match sets `workspace-id` (and, in origin-request mode with `rewrite_origin`, points
-  the custom origin at `<workspaceId>.<origin_domain>`);
+* on a match sets `workspace-id`; in origin-request mode it sends a custom origin its own
+  name as Host (the name its certificate holds) with the viewer's host in
+  `X-Forwarded-Host`, and with `rewrite_origin` points it at `<workspaceId>.<origin_domain>`;
 * answers unknown or inactive hosts with a small 404 generated at the edge, and a DynamoDB
-  failure with the stale cache entry if there is one, else a 503 with Retry-After.
+  failure with the stale cache entry if there is one (for at most `max_stale_seconds` past
+  its TTL), else a 503 with Retry-After.
 
 This module is the whole function: the zip is this file plus `edge_config.json`. It imports
 only the standard library (its DynamoDB client is its own: SigV4 and the JSON protocol over
@@ -24,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import http.client
+import itertools
 import json
 import os
 import random
@@ -42,12 +47,42 @@ from typing import Any, Final, NamedTuple
 
 CONFIG_FILENAME: Final = "edge_config.json"
 WORKSPACE_HEADER: Final = "workspace-id"
-# Headers a viewer could use to impersonate a workspace or the routed host at the origin.
-# CloudFront lowercases the keys of `request.headers`, so one pop per name is enough.
-STRIPPED_HEADERS: Final = (WORKSPACE_HEADER, "x-forwarded-host")
 
 ORIGIN_REQUEST: Final = "origin-request"
 VIEWER_REQUEST: Final = "viewer-request"
+_REQUEST_EVENTS: Final = frozenset({ORIGIN_REQUEST, VIEWER_REQUEST, None})
+
+
+def _spellings(*words: str) -> set[str]:
+    """Every way of joining `words` with "-", "_" or nothing.
+
+    CGI and WSGI servers turn both "-" and "_" into "_" (HTTP_WORKSPACE_ID), and some
+    frameworks ignore separators, so each of these reads as the same header at the origin.
+    """
+    joined: set[str] = set()
+    for separators in itertools.product(("-", "_", ""), repeat=len(words) - 1):
+        name = words[0]
+        for separator, word in zip(separators, words[1:], strict=True):
+            name += separator + word
+        joined.add(name)
+    return joined
+
+
+# Headers a viewer could use to impersonate a workspace, or the routed host at the origin
+# (frameworks take the request's host from X-Forwarded-Host, X-Original-Host, X-Host,
+# Forwarded: host=...). Removed on every path, before anything else reads the request.
+# CloudFront lowercases the keys of `request.headers`, so case needs no variants.
+_SPOOFABLE_HEADERS: Final = frozenset().union(
+    _spellings("workspace", "id"),
+    _spellings("x", "workspace", "id"),
+    _spellings("x", "forwarded", "host"),
+    _spellings("x", "forwarded", "server"),
+    _spellings("x", "original", "host"),
+    _spellings("x", "host"),
+    _spellings("x", "http", "host", "override"),
+    {"forwarded"},
+)
+STRIPPED_HEADERS: Final = tuple(sorted(_SPOOFABLE_HEADERS))
 
 # Regions with a CloudFront regional edge cache, which is where Lambda@Edge functions run
 # (and so the values `AWS_REGION` takes at the edge). The list is the one AWS gives for
@@ -78,17 +113,30 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "mode": ORIGIN_REQUEST,
     "rewrite_origin": False,
     "origin_domain": "",
+    # False: origin-request sends a custom origin its own name as Host (the name its TLS
+    # certificate holds) and the viewer's host in X-Forwarded-Host. True only for an origin
+    # that can present a certificate for every custom domain (or takes plain HTTP).
+    "forward_viewer_host": False,
     "connect_timeout": 0.3,
     "read_timeout": 0.5,
     "max_attempts": 2,
     # Seconds a stale entry keeps being served after a failed lookup before DynamoDB is
     # tried again, so an outage does not cost every request a full timeout.
     "error_retry_seconds": 5,
+    # How long past its TTL an entry may be served while DynamoDB fails. Only a successful
+    # read moves this limit, so a domain removed during an outage stops routing at most
+    # positive_ttl + max_stale seconds after its last successful read.
+    "max_stale_seconds": 600,
     # Platform labels that are not workspaces: `www.<platform>` is the marketing site and
     # `domain.<platform>` the customers' CNAME target. The bare platform domain is never a
     # workspace either. The first label of origin_domain is added automatically.
     "reserved_labels": ["www", "domain"],
     "metrics_namespace": "vedomains/Edge",
+    # The seed's dashboards read CacheHit in CustomDomain/Cache; "" stops that copy.
+    "seed_metrics_namespace": "CustomDomain/Cache",
+    # A recycled container loses what it has not flushed: at most this many - 1
+    # invocations' counts. 1 flushes per invocation (one ~1 KB log line, ~15 us each:
+    # the hit path's p99 would be the flush); 1000 keeps it to 0.1% of requests.
     "metrics_flush_invocations": 1000,
     "metrics_flush_seconds": 60,
 }
@@ -139,11 +187,14 @@ class Settings(NamedTuple):
     mode: str
     rewrite_origin: bool
     origin_suffix: str  # "." + origin_domain, or "" when not rewriting
+    rewrite_host: bool  # origin-request: Host := the custom origin's name (not forward_viewer_host)
     connect_timeout: float
     read_timeout: float
     max_attempts: int
     error_retry_seconds: float
+    max_stale: float
     metrics_namespace: str
+    seed_metrics_namespace: str
     metrics_flush_invocations: int
     metrics_flush_seconds: float
     not_found_cache_control: str
@@ -299,6 +350,11 @@ def validate_config(raw: Mapping[str, Any]) -> dict[str, Any]:
         f"mode must be {ORIGIN_REQUEST!r} or {VIEWER_REQUEST!r}, got {cfg['mode']!r}",
     )
     check(isinstance(cfg["rewrite_origin"], bool), "rewrite_origin must be true or false")
+    check(isinstance(cfg["forward_viewer_host"], bool), "forward_viewer_host must be true or false")
+    check(
+        not (cfg["forward_viewer_host"] is True and cfg["rewrite_origin"] is True),
+        "rewrite_origin sends <workspace>.<origin_domain> as Host: it cannot forward_viewer_host",
+    )
     origin = cfg["origin_domain"]
     check(
         origin == "" or (isinstance(origin, str) and normalize_host(origin) == origin),
@@ -326,6 +382,10 @@ def validate_config(raw: Mapping[str, Any]) -> dict[str, Any]:
         is_number(cfg["error_retry_seconds"], 0, 60),
         "error_retry_seconds must be a number in 0..60",
     )
+    check(
+        is_int(cfg["max_stale_seconds"], 0, 3600),
+        "max_stale_seconds must be an integer in 0..3600",
+    )
     labels = cfg["reserved_labels"]
     check(
         isinstance(labels, list | tuple) and all(is_dns_label(label) for label in labels),
@@ -334,6 +394,11 @@ def validate_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     check(
         isinstance(cfg["metrics_namespace"], str) and 0 < len(cfg["metrics_namespace"]) <= 255,
         "metrics_namespace must be a non-empty string",
+    )
+    check(
+        isinstance(cfg["seed_metrics_namespace"], str)
+        and len(cfg["seed_metrics_namespace"]) <= 255,
+        "seed_metrics_namespace must be a string (empty: not emitted)",
     )
     check(
         is_int(cfg["metrics_flush_invocations"], 1, 1_000_000),
@@ -371,11 +436,14 @@ def settings_from_config(raw: Mapping[str, Any]) -> Settings:
         mode=cfg["mode"],
         rewrite_origin=cfg["rewrite_origin"],
         origin_suffix="." + origin if origin and cfg["rewrite_origin"] else "",
+        rewrite_host=not cfg["forward_viewer_host"],
         connect_timeout=float(cfg["connect_timeout"]),
         read_timeout=float(cfg["read_timeout"]),
         max_attempts=cfg["max_attempts"],
         error_retry_seconds=float(cfg["error_retry_seconds"]),
+        max_stale=float(cfg["max_stale_seconds"]),
         metrics_namespace=cfg["metrics_namespace"],
+        seed_metrics_namespace=cfg["seed_metrics_namespace"],
         metrics_flush_invocations=cfg["metrics_flush_invocations"],
         metrics_flush_seconds=float(cfg["metrics_flush_seconds"]),
         not_found_cache_control=f"public, max-age={cfg['negative_ttl_seconds']}",
@@ -399,80 +467,95 @@ def _load_settings() -> Settings:
 # --------------------------------------------------------------------------- metrics
 
 
-class _Metrics:
-    """Counters aggregated per container and written as one EMF line per flush.
+class Metrics:
+    """One window's counters, written as one CloudWatch EMF log line per flush.
 
     CloudWatch extracts the metrics from the log line itself, so the request path makes no
     API call: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
+
+    COUNTERS is the only list of metrics: attribute -> EMF name; adding one is one line.
+    What a recycled container had not flushed is lost: at most `metrics_flush_invocations`
+    - 1 invocations' counts per container (see edge_lambda/README.md, "Metrics").
     """
 
-    COUNTERS: Final = (
-        "Requests",
-        "CacheHit",
-        "CacheMiss",
-        "LookupError",
-        "StaleServed",
-        "PlatformHost",
-        "InvalidHost",
-        "InvalidItem",
-        "NotFound",
-        "Unavailable",
-    )
+    COUNTERS: Final[Mapping[str, str]] = {
+        "requests": "Requests",
+        "hit": "CacheHit",
+        "miss": "CacheMiss",
+        "error": "LookupError",
+        "stale": "StaleServed",
+        "stale_expired": "StaleExpired",
+        "platform": "PlatformHost",
+        "invalid_host": "InvalidHost",
+        "invalid_item": "InvalidItem",
+        "not_found": "NotFound",
+        "unavailable": "Unavailable",
+        "spoofed": "SpoofedHeader",
+    }
+    # The seed's dashboards read these in their own namespace (CustomDomain/Cache).
+    SEED_COUNTERS: Final = ("CacheHit", "CacheMiss")
     # EMF accepts at most 100 values per metric in one document; flush when full.
     MAX_SAMPLES: Final = 100
 
-    __slots__ = (
-        "error",
-        "hit",
-        "invalid_host",
-        "invalid_item",
-        "latency_ms",
-        "miss",
-        "not_found",
-        "platform",
-        "requests",
-        "stale",
-        "unavailable",
-        "window_start",
-    )
+    __slots__ = (*COUNTERS, "deadline", "latency_ms", "window_start")
+
+    requests: int
+    hit: int
+    miss: int
+    error: int
+    stale: int
+    stale_expired: int
+    platform: int
+    invalid_host: int
+    invalid_item: int
+    not_found: int
+    unavailable: int
+    spoofed: int
 
     def __init__(self, now: float) -> None:
-        self.reset(now)
+        self.reset(now, 60.0)
 
-    def reset(self, now: float) -> None:
-        self.requests = self.hit = self.miss = self.error = self.stale = 0
-        self.platform = self.invalid_host = self.invalid_item = 0
-        self.not_found = self.unavailable = 0
+    def reset(self, now: float, window_seconds: float) -> None:
+        for name in self.COUNTERS:
+            setattr(self, name, 0)
         self.latency_ms: list[float] = []
         self.window_start = now
+        # The hot path compares one number; a full latency list pulls it to "now".
+        self.deadline = now + window_seconds
 
-    def document(self, namespace: str, region: str, timestamp_ms: int) -> dict[str, Any]:
-        values = (
-            self.requests,
-            self.hit,
-            self.miss,
-            self.error,
-            self.stale,
-            self.platform,
-            self.invalid_host,
-            self.invalid_item,
-            self.not_found,
-            self.unavailable,
-        )
-        definitions: list[dict[str, str]] = [{"Name": n, "Unit": "Count"} for n in self.COUNTERS]
-        doc: dict[str, Any] = dict(zip(self.COUNTERS, values, strict=True))
-        doc["CacheSize"] = len(_cache)
+    def add_latency(self, milliseconds: float) -> None:
+        self.latency_ms.append(round(milliseconds, 3))
+        if len(self.latency_ms) >= self.MAX_SAMPLES:
+            self.deadline = -1.0
+
+    def document(
+        self, namespace: str, seed_namespace: str, region: str, timestamp_ms: int, cache_size: int
+    ) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            metric: getattr(self, name) for name, metric in self.COUNTERS.items()
+        }
+        definitions = [{"Name": metric, "Unit": "Count"} for metric in self.COUNTERS.values()]
+        doc["CacheSize"] = cache_size
         definitions.append({"Name": "CacheSize", "Unit": "Count"})
         if self.latency_ms:
             doc["LookupLatency"] = list(self.latency_ms)
             definitions.append({"Name": "LookupLatency", "Unit": "Milliseconds"})
         doc["Region"] = region
-        doc["_aws"] = {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [
-                {"Namespace": namespace, "Dimensions": [["Region"]], "Metrics": definitions}
-            ],
-        }
+        directives: list[dict[str, Any]] = [
+            {"Namespace": namespace, "Dimensions": [["Region"]], "Metrics": definitions}
+        ]
+        if seed_namespace:
+            # The same root values, once more without dimensions: what the seed's
+            # PutMetricData wrote. Its Sum is the seed's Sum; its Average (the seed's hit
+            # ratio, one 0/1 sample per request) is CacheHit / (CacheHit + CacheMiss).
+            directives.append(
+                {
+                    "Namespace": seed_namespace,
+                    "Dimensions": [[]],
+                    "Metrics": [{"Name": m, "Unit": "Count"} for m in self.SEED_COUNTERS],
+                }
+            )
+        doc["_aws"] = {"Timestamp": timestamp_ms, "CloudWatchMetrics": directives}
         return doc
 
 
@@ -480,17 +563,20 @@ def flush_metrics(now: float | None = None) -> None:
     """Write the pending counters as one EMF JSON line on stdout and start a new window."""
     settings = _settings
     current = _clock() if now is None else now
+    window = settings.metrics_flush_seconds if settings is not None else 60.0
     if settings is None or _metrics.requests == 0:
-        _metrics.reset(current)
+        _metrics.reset(current, window)
         return
     doc = _metrics.document(
         settings.metrics_namespace,
+        settings.seed_metrics_namespace,
         os.environ.get("AWS_REGION", "unknown"),
         int(time.time() * 1000),
+        len(_cache),
     )
     sys.stdout.write(json.dumps(doc, separators=(",", ":")) + "\n")
     sys.stdout.flush()
-    _metrics.reset(current)
+    _metrics.reset(current, window)
 
 
 # --------------------------------------------------------------------------- DynamoDB client
@@ -921,16 +1007,17 @@ def client_from_environment(
 # Per-container state. Lambda reuses a container for many invocations, one at a time, so
 # plain module globals are the cache; nothing here needs a lock.
 _settings: Settings | None = None
-# host -> (workspaceId or None for "unknown/inactive", expiry on _clock). Expired entries
-# stay (until evicted) so they can be served stale when DynamoDB fails.
-_cache: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
+# host -> (workspaceId or None for "unknown/inactive", fresh until, servable stale until),
+# both on _clock. Expired entries stay (until evicted) so they can be served stale when
+# DynamoDB fails, but never past the third field, which only a successful read moves.
+_cache: OrderedDict[str, tuple[str | None, float, float]] = OrderedDict()
 _client: DynamoDBClient | None = None
 _clock: Callable[[], float] = time.monotonic
-_metrics = _Metrics(time.monotonic())
+_metrics = Metrics(time.monotonic())
 
 
 class _Unavailable:
-    """Marker for "DynamoDB failed and nothing is cached"."""
+    """Marker for "DynamoDB failed and nothing (servable) is cached"."""
 
 
 _UNAVAILABLE: Final = _Unavailable()
@@ -951,7 +1038,7 @@ def _reset_for_tests(
         _client.close()
     _client = None
     _clock = clock if clock is not None else time.monotonic
-    _metrics.reset(_clock())
+    _metrics.reset(_clock(), _settings.metrics_flush_seconds if _settings else 60.0)
 
 
 def configure(config: Mapping[str, Any]) -> None:
@@ -986,9 +1073,13 @@ def _lookup(host: str, settings: Settings) -> str | None:
         ExpressionAttributeNames={"#st": "status"},
     )
     item = response.get("Item")
-    if not item or item.get("status", {}).get("S") != "active":
+    if not isinstance(item, dict):
         return None
-    workspace = item.get("workspaceId", {}).get("S")
+    status = item.get("status")
+    if not isinstance(status, dict) or status.get("S") != "active":
+        return None
+    workspace = item.get("workspaceId")
+    workspace = workspace.get("S") if isinstance(workspace, dict) else None
     if not is_dns_label(workspace):
         # It goes into a header and maybe a host name: refuse anything that is not a slug.
         _metrics.invalid_item += 1
@@ -996,8 +1087,18 @@ def _lookup(host: str, settings: Settings) -> str | None:
     return sys.intern(workspace)
 
 
-def _store(host: str, workspace: str | None, expires: float, limit: int) -> None:
-    _cache[host] = (workspace, expires)
+def _store(
+    host: str,
+    workspace: str | None,
+    expires: float,
+    limit: int,
+    stale_until: float | None = None,
+) -> None:
+    """Cache an answer fresh until `expires`; servable on errors until `stale_until`
+    (by default `max_stale_seconds` past `expires`)."""
+    if stale_until is None:
+        stale_until = expires + (_settings.max_stale if _settings is not None else 0.0)
+    _cache[host] = (workspace, expires, stale_until)
     _cache.move_to_end(host)
     while len(_cache) > limit:
         _cache.popitem(last=False)
@@ -1030,25 +1131,28 @@ def _resolve_slow(
         metrics.error += 1
         if entry is None:
             return host, _UNAVAILABLE
+        stale_until = entry[2]
+        if now >= stale_until:
+            # Served stale long enough: a domain removed during an outage must stop
+            # routing. Failures never move stale_until, so this bound holds however long
+            # the outage lasts.
+            del _cache[host]
+            metrics.stale_expired += 1
+            return host, _UNAVAILABLE
         # Serve the last answer we had (positive or negative) and hold off retrying.
         metrics.stale += 1
-        _store(host, entry[0], now + settings.error_retry_seconds, settings.max_cache_entries)
+        retry_at = min(now + settings.error_retry_seconds, stale_until)
+        _store(host, entry[0], retry_at, settings.max_cache_entries, stale_until)
         return host, entry[0]
     finally:
-        if started and len(metrics.latency_ms) < metrics.MAX_SAMPLES:
-            metrics.latency_ms.append(round((time.perf_counter() - started) * 1000, 3))
+        if started:
+            metrics.add_latency((time.perf_counter() - started) * 1000)
     ttl = settings.positive_ttl if workspace is not None else settings.negative_ttl
-    _store(host, workspace, now + ttl, settings.max_cache_entries)
+    _store(host, workspace, now + ttl, settings.max_cache_entries, now + ttl + settings.max_stale)
     return host, workspace
 
 
 # --------------------------------------------------------------------------- responses
-
-
-def _header(key: str, value: str) -> list[dict[str, str]]:
-    # CloudFront header format: lowercase name -> list of {key: original case, value}.
-    # https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/lambda-event-structure.html
-    return [{"key": key, "value": value}]
 
 
 def _not_found(settings: Settings) -> dict[str, Any]:
@@ -1058,8 +1162,8 @@ def _not_found(settings: Settings) -> dict[str, Any]:
         "status": "404",
         "statusDescription": "Not Found",
         "headers": {
-            "content-type": _header("Content-Type", "text/plain; charset=utf-8"),
-            "cache-control": _header("Cache-Control", settings.not_found_cache_control),
+            "content-type": [{"key": "Content-Type", "value": "text/plain; charset=utf-8"}],
+            "cache-control": [{"key": "Cache-Control", "value": settings.not_found_cache_control}],
         },
         "bodyEncoding": "text",
         "body": "404 Not Found: this domain is not connected to a workspace.\n",
@@ -1071,9 +1175,9 @@ def _unavailable() -> dict[str, Any]:
         "status": "503",
         "statusDescription": "Service Unavailable",
         "headers": {
-            "content-type": _header("Content-Type", "text/plain; charset=utf-8"),
-            "cache-control": _header("Cache-Control", "no-store"),
-            "retry-after": _header("Retry-After", "5"),
+            "content-type": [{"key": "Content-Type", "value": "text/plain; charset=utf-8"}],
+            "cache-control": [{"key": "Cache-Control", "value": "no-store"}],
+            "retry-after": [{"key": "Retry-After", "value": "5"}],
         },
         "bodyEncoding": "text",
         "body": "503 Service Unavailable: please retry shortly.\n",
@@ -1092,9 +1196,13 @@ def route(request: dict[str, Any], event_type: str | None = None) -> dict[str, A
     settings = _settings or _load_settings()
     metrics = _metrics
     metrics.requests += 1
+    # CloudFront header format: lowercase name -> list of {key: original case, value}:
+    # https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/lambda-event-structure.html
     headers: dict[str, Any] = request["headers"]
-    for name in STRIPPED_HEADERS:
-        headers.pop(name, None)
+    if not _SPOOFABLE_HEADERS.isdisjoint(headers):
+        for name in _SPOOFABLE_HEADERS.intersection(headers):
+            del headers[name]
+        metrics.spoofed += 1
     now = _clock()
 
     host_values = headers.get("host")
@@ -1114,28 +1222,25 @@ def route(request: dict[str, Any], event_type: str | None = None) -> dict[str, A
     if workspace is None:
         metrics.not_found += 1
         result: dict[str, Any] = _not_found(settings)
-    elif isinstance(workspace, str):
-        headers[WORKSPACE_HEADER] = _header(WORKSPACE_HEADER, workspace)
-        if settings.origin_suffix and (event_type or settings.mode) == ORIGIN_REQUEST:
-            custom = request.get("origin", {}).get("custom")
-            # Only custom origins can be re-pointed per workspace; an S3 origin is kept.
+    elif workspace.__class__ is str:
+        headers[WORKSPACE_HEADER] = [{"key": WORKSPACE_HEADER, "value": workspace}]
+        if settings.rewrite_host and (event_type or settings.mode) == ORIGIN_REQUEST:
+            origin = request.get("origin")
+            custom = origin.get("custom") if origin else None
+            # Only a custom origin is re-pointed; an S3 origin is CloudFront's business.
             if custom is not None:
-                target = workspace + settings.origin_suffix
-                custom["domainName"] = target
-                # With Host forwarded, CloudFront would send (and check the origin's TLS
-                # certificate against) the viewer's host; send the origin's own name.
-                headers["host"] = _header("Host", target)
-                headers["x-forwarded-host"] = _header("X-Forwarded-Host", host)
+                if settings.origin_suffix:
+                    custom["domainName"] = workspace + settings.origin_suffix  # type: ignore[operator]
+                # CloudFront sends this Host and checks the origin's TLS certificate
+                # against it: the origin's own name, never the viewer's custom domain.
+                headers["host"] = [{"key": "Host", "value": custom["domainName"]}]
+                headers["x-forwarded-host"] = [{"key": "X-Forwarded-Host", "value": host}]
         result = request
     else:  # DynamoDB failed and nothing was cached: never route without a workspace
         metrics.unavailable += 1
         result = _unavailable()
 
-    if (
-        metrics.requests >= settings.metrics_flush_invocations
-        or now - metrics.window_start >= settings.metrics_flush_seconds
-        or len(metrics.latency_ms) >= metrics.MAX_SAMPLES
-    ):
+    if metrics.requests >= settings.metrics_flush_invocations or now >= metrics.deadline:
         flush_metrics(now)
     return result
 
@@ -1143,8 +1248,9 @@ def route(request: dict[str, Any], event_type: str | None = None) -> dict[str, A
 def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     """Lambda entry point for CloudFront origin-request and viewer-request triggers."""
     cf = event["Records"][0]["cf"]
-    event_type = cf.get("config", {}).get("eventType")
-    if event_type not in (ORIGIN_REQUEST, VIEWER_REQUEST, None):
+    config = cf.get("config")
+    event_type = config.get("eventType") if config else None
+    if event_type not in _REQUEST_EVENTS:
         # Attached to a response trigger by mistake: fail loudly (CloudFront answers 5xx)
         # rather than return a request object where a response is expected.
         raise ValueError(f"unsupported CloudFront event type {event_type!r}")

@@ -200,6 +200,9 @@ def test_a_real_boto3_client_sends_the_same_signed_request(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The serializer + signer pairing above is what a boto3 client really sends."""
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
     when = datetime.datetime(2026, 11, 28, 23, 59, 59)
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda *a, **k: when)
     captured: list[Any] = []

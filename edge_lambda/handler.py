@@ -339,8 +339,9 @@ def validate_config(raw: Mapping[str, Any]) -> dict[str, Any]:
         is_int(cfg["negative_ttl_seconds"], 1, positive if is_int(positive, 1, 86_400) else 86_400),
         "negative_ttl_seconds must be an integer in 1..positive_ttl_seconds",
     )
-    # ~250 bytes per cached host (see the memory test): 1M entries would still fit 128 MB
-    # only without boto3, so stay at 500k at most.
+    # ~280 bytes per cached host (test_cache_of_100k_hosts_stays_small), more when every
+    # host has its own workspace (bench/: 59 MiB peak with 100k): 500k is the most that
+    # can fit the 128 MB of a viewer trigger.
     check(
         is_int(cfg["max_cache_entries"], 1, 500_000),
         "max_cache_entries must be an integer in 1..500000",

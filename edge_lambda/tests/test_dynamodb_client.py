@@ -662,3 +662,62 @@ def test_tls_is_verified(tls_server: tuple[str, Path]) -> None:
     trusted = client(endpoint_url=url, max_attempts=1, ca_bundle=str(cert_file))
     assert trusted.get_item(**get_item_params("t", "a.example.com")) == {}
     trusted.close()
+
+
+# --------------------------------------------------------------------------- no SDK
+
+
+_STDLIB_ONLY_RUNNER = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import handler
+result = handler.handler(json.loads(sys.stdin.read()), None)
+print(json.dumps({"routed": result["headers"]["workspace-id"][0]["value"],
+                  "modules": sorted(sys.modules)}))
+"""
+
+
+@pytest.mark.integration
+def test_no_sdk_is_imported_on_the_request_path(tmp_path: Path, table: MappingTable) -> None:
+    """The unpacked package answers a miss (a real GetItem on moto) in a fresh interpreter
+    that never imports boto3, botocore or urllib3; handler.py imports the stdlib only."""
+    import ast
+    import subprocess
+    import sys
+    import zipfile
+
+    from edge_lambda.build import build_package, default_config
+
+    source = Path(edge.__file__).read_text(encoding="utf-8")
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.partition(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.partition(".")[0])
+    assert imported <= sys.stdlib_module_names | {"__future__"}, imported - sys.stdlib_module_names
+
+    table.put("gallery.client.com", "acme")
+    zip_path = build_package(default_config(), tmp_path / "edge.zip")
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(tmp_path / "task")
+    event = json.loads(
+        (Path(__file__).with_name("events") / "origin-request-custom.json").read_text()
+    )
+    completed = subprocess.run(
+        [sys.executable, "-I", "-c", _STDLIB_ONLY_RUNNER, str(tmp_path / "task")],
+        input=json.dumps(event),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    answer = json.loads(completed.stdout.splitlines()[-1])
+    assert answer["routed"] == "acme"
+    sdk = [
+        m
+        for m in answer["modules"]
+        if m.partition(".")[0] in {"boto3", "botocore", "urllib3", "s3transfer"}
+    ]
+    assert sdk == []

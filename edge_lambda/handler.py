@@ -20,7 +20,8 @@ For every request it:
 This module is the whole function: the zip is this file plus `edge_config.json`. It imports
 only the standard library (its DynamoDB client is its own: SigV4 and the JSON protocol over
 http.client, no boto3 on the request path), because Lambda@Edge caps viewer-trigger packages
-at 1 MB, has no layers and no environment variables, and a cold start pays for every import: https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/edge-functions-restrictions.html
+at 1 MB, has no layers and no environment variables, and a cold start pays for every import:
+https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/edge-functions-restrictions.html
 """
 
 from __future__ import annotations
@@ -1223,7 +1224,7 @@ def route(request: dict[str, Any], event_type: str | None = None) -> dict[str, A
     if workspace is None:
         metrics.not_found += 1
         result: dict[str, Any] = _not_found(settings)
-    elif workspace.__class__ is str:
+    elif isinstance(workspace, str):
         headers[WORKSPACE_HEADER] = [{"key": WORKSPACE_HEADER, "value": workspace}]
         if settings.rewrite_host and (event_type or settings.mode) == ORIGIN_REQUEST:
             origin = request.get("origin")
@@ -1231,7 +1232,7 @@ def route(request: dict[str, Any], event_type: str | None = None) -> dict[str, A
             # Only a custom origin is re-pointed; an S3 origin is CloudFront's business.
             if custom is not None:
                 if settings.origin_suffix:
-                    custom["domainName"] = workspace + settings.origin_suffix  # type: ignore[operator]
+                    custom["domainName"] = workspace + settings.origin_suffix
                 # CloudFront sends this Host and checks the origin's TLS certificate
                 # against it: the origin's own name, never the viewer's custom domain.
                 headers["host"] = [{"key": "Host", "value": custom["domainName"]}]

@@ -12,13 +12,17 @@
 
 from __future__ import annotations
 
+import ast
 import datetime
 import hashlib
 import json
 import select
 import socket
 import ssl
+import subprocess
+import sys
 import threading
+import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -38,6 +42,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge_lambda import handler as edge
+from edge_lambda.build import build_package, default_config
 from edge_lambda.handler import DynamoDBClient, DynamoDBError
 from edge_lambda.tests.conftest import MappingTable
 
@@ -557,9 +562,7 @@ def test_reads_items_from_moto_with_a_session_token(
 ) -> None:
     table.put("gallery.client.com", "acme")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEJr//session-token")
-    settings = edge.settings_from_config(
-        __import__("edge_lambda.build", fromlist=["default_config"]).default_config()
-    )
+    settings = edge.settings_from_config(default_config())
     ours = edge.client_from_environment("us-east-1", settings)
     assert ours.meta.endpoint_url == aws_env
     found = ours.get_item(**get_item_params(table.name, "gallery.client.com"))
@@ -572,9 +575,7 @@ def test_reads_items_from_moto_with_a_session_token(
 
 
 def test_missing_credentials_are_an_error_not_an_unsigned_request() -> None:
-    settings = edge.settings_from_config(
-        __import__("edge_lambda.build", fromlist=["default_config"]).default_config()
-    )
+    settings = edge.settings_from_config(default_config())
     with pytest.raises(DynamoDBError, match="credentials"):
         edge.client_from_environment("us-east-1", settings, environ={})
 
@@ -681,13 +682,6 @@ print(json.dumps({"routed": result["headers"]["workspace-id"][0]["value"],
 def test_no_sdk_is_imported_on_the_request_path(tmp_path: Path, table: MappingTable) -> None:
     """The unpacked package answers a miss (a real GetItem on moto) in a fresh interpreter
     that never imports boto3, botocore or urllib3; handler.py imports the stdlib only."""
-    import ast
-    import subprocess
-    import sys
-    import zipfile
-
-    from edge_lambda.build import build_package, default_config
-
     source = Path(edge.__file__).read_text(encoding="utf-8")
     imported = set()
     for node in ast.walk(ast.parse(source)):

@@ -197,7 +197,8 @@ PAGE_ACTIONS = {
 class CustomDomainAdmin(admin.ModelAdmin):
     # What a support person scans; the rest is on the domain's page. Fits 1280 px with the
     # filter sidebar (tests/e2e/test_admin_support_browser.py measures it).
-    list_display = ["hostname", "workspace", "state", "problem", "age", "next_check"]
+    list_display = ["domain", "workspace", "state", "problem", "age", "next_check"]
+    list_display_links = ["domain"]
     list_filter = [
         "status",
         "workspace__plan",
@@ -337,7 +338,8 @@ class CustomDomainAdmin(admin.ModelAdmin):
                     for name, (label, _, _) in PAGE_ACTIONS.items()
                 ] if can_act and obj.status != DomainStatus.REMOVED else [],
                 title=obj.hostname,
-                now=timezone.now(),
+                subtitle=None,
+                hostname_unicode=support.hostname_unicode(obj.hostname),
             )
         return super().render_change_form(request, context, add, change, form_url, obj)
 
@@ -362,13 +364,21 @@ class CustomDomainAdmin(admin.ModelAdmin):
 
     # --- list columns ------------------------------------------------------------------
 
+    @admin.display(description="Hostname", ordering="hostname")
+    def domain(self, obj: CustomDomain) -> SafeString:
+        # A Unicode name is stored as punycode; show both, as the customer knows the first.
+        shown = support.hostname_unicode(obj.hostname)
+        if shown:
+            return format_html('{}<br><span class="vd-quiet">{}</span>', shown, obj.hostname)
+        return format_html("{}", obj.hostname)
+
     @admin.display(description="State", ordering="status")
     def state(self, obj: CustomDomain) -> SafeString:
-        return format_html('<span class="vd-badge vd-{}">{}</span>',
+        return format_html('<span class="vd-badge vd-tone-{}">{}</span>',
                            support.STATE_TONES[DomainStatus(obj.status)],
                            support.STATE_WORDS[DomainStatus(obj.status)])
 
-    @admin.display(description="Problem")
+    @admin.display(description="Problem", empty_value="")
     def problem(self, obj: CustomDomain) -> SafeString | str:
         text = support.domain_problem(obj)
         if not text:
@@ -386,7 +396,7 @@ class CustomDomainAdmin(admin.ModelAdmin):
         if obj.next_check_at is None:
             return "\u2014"
         when = timezone.localtime(obj.next_check_at).strftime("%Y-%m-%d %H:%M")
-        if obj.next_check_at <= timezone.now():
+        if obj.next_check_at <= timezone.now() + timedelta(minutes=1):
             return format_html('<span title="{}">due now</span>', when)
         return format_html('<span title="{}">in {}</span>', when,
                            timeuntil(obj.next_check_at, depth=1))

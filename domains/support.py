@@ -9,13 +9,15 @@ module returns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import idna
 from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.timesince import timesince, timeuntil
 
 from domains import selectors
 from domains.hostnames import HostnameError, normalize_search_hostname
@@ -83,11 +85,17 @@ PURPOSE_LABELS = {
     "ownership": "Ownership proof",
 }
 
+# Where an event came from, as "who did it" reads: alone for the system, after the user's
+# name for a person ("alice, in the admin").
 SOURCE_WORDS = {
-    "api": "the customer's app (API)",
-    "admin": "staff (admin)",
-    "system:check": "automatic check",
-    "system:cleanup": "automatic clean-up",
+    "api": "through the API",
+    "admin": "in the admin",
+}
+SYSTEM_SOURCE_WORDS = {
+    "check": "Automatic check",
+    "acm": "Automatic certificate request",
+    "cleanup": "Automatic clean-up",
+    "edge": "Automatic edge sync",
 }
 
 
@@ -116,6 +124,7 @@ class Moment:
     label: str
     at: datetime
     note: str = ""
+    when: str = ""
 
 
 @dataclass(frozen=True)
@@ -132,7 +141,9 @@ class DomainSummary:
     checks_heading: str
     checks: list[CheckLine]
     certificate: str
-    facts: list[tuple[str, str]] = field(default_factory=list)
+    reason_heading: str = "What is wrong"
+    # How a check's result reads: (passed, not passed).
+    result_words: tuple[str, str] = ("OK", "Not yet")
 
 
 @dataclass(frozen=True)
@@ -217,9 +228,13 @@ def _check_lines(checks: dict[str, dict[str, Any]]) -> list[CheckLine]:
     for name in names:
         result = checks[name]
         ok = result.get("ok")
+        detail = str(result.get("detail", ""))
+        status = str(result.get("status", ""))
+        if status and detail == f"Certificate is {status}.":
+            detail = f"{certificate_status_words(status)}."
         lines.append(CheckLine(CHECK_LABELS.get(name, name.replace("_", " ").capitalize()),
-                               ok if isinstance(ok, bool) else None,
-                               str(result.get("detail", "")), _at(result.get("at"))))
+                               ok if isinstance(ok, bool) else None, detail,
+                               _at(result.get("at"))))
     return lines
 
 
@@ -230,7 +245,7 @@ def _next_check(domain: CustomDomain, now: datetime) -> list[Moment]:
     if domain.fast_checks_until and domain.fast_checks_until > now:
         note = (f"checked every {settings.VEDOMAINS_FAST_CHECK_SECONDS} s until "
                 f"{timezone.localtime(domain.fast_checks_until):%H:%M}")
-    elif domain.next_check_at < now:
+    elif domain.next_check_at <= now + timedelta(minutes=1):
         note = "due now"
     return [Moment("Next check", domain.next_check_at, note)]
 
@@ -242,15 +257,37 @@ def _removal_event(domain: CustomDomain) -> DomainEvent | None:
 
 
 def _who(event: DomainEvent) -> str:
-    source = SOURCE_WORDS.get(event.source, event.source.replace(":", " "))
+    source = event.source
     if event.actor_id is not None and event.actor is not None:
-        return f"{event.actor.get_username()} via {source}"
-    return source[:1].upper() + source[1:]
+        return f"{event.actor.get_username()}, {SOURCE_WORDS.get(source, 'via ' + source)}"
+    if source == "api":
+        return "The customer's app (API)"
+    if source.startswith("system:"):
+        kind = source.split(":", 1)[1]
+        return SYSTEM_SOURCE_WORDS.get(kind, f"Automatic ({kind})")
+    if source.startswith("command:"):
+        return f"Command {source.split(':', 1)[1]}"
+    return source
+
+
+def relative(at: datetime, now: datetime) -> str:
+    """'in 3 hours, 5 minutes', '2 days ago', or 'now' within a minute."""
+    if abs((at - now).total_seconds()) < 60:
+        return "now"
+    if at > now:
+        return f"in {timeuntil(at, now, depth=2)}"
+    return f"{timesince(at, now, depth=2)} ago"
 
 
 def domain_summary(*, domain: CustomDomain, now: datetime | None = None) -> DomainSummary:
     """The domain in words: state, what is wrong, what the customer must do, what comes next."""
     now = now or timezone.now()
+    summary = _summary(domain, now)
+    return replace(summary, moments=[replace(m, when=relative(m.at, now))
+                                     for m in summary.moments])
+
+
+def _summary(domain: CustomDomain, now: datetime) -> DomainSummary:
     checks = _checks(domain)
     status = DomainStatus(domain.status)
     certificate = certificate_status_words(domain.certificate_status)
@@ -330,7 +367,7 @@ def domain_summary(*, domain: CustomDomain, now: datetime | None = None) -> Doma
         if domain.failed_at:
             moments.append(Moment("Failed", domain.failed_at))
         return DomainSummary(
-            **common, headline="Failed: we stopped trying.",
+            **common, headline="Failed: we stopped trying.", reason_heading="Why it failed",
             reason=domain.last_error or "No reason was recorded.",
             action=("Create the DNS records below, then register the domain again (it is no "
                     "longer checked)."),
@@ -347,7 +384,7 @@ def domain_summary(*, domain: CustomDomain, now: datetime | None = None) -> Doma
         moments.append(Moment("Next clean-up attempt", domain.next_check_at))
     reason = event.message if event and event.message else "Removed."
     if event is not None:
-        reason = f"{reason} ({_who(event)})"
+        reason = f"{reason} Removed by: {_who(event)}."
     cleanup = [
         CheckLine("CDN attachment", not domain.cdn_resource_id,
                   "Detached." if not domain.cdn_resource_id
@@ -362,6 +399,7 @@ def domain_summary(*, domain: CustomDomain, now: datetime | None = None) -> Doma
     return DomainSummary(
         **{**common, "checks": cleanup, "checks_heading": "Clean-up"},
         headline="Removed: no longer served.", reason=reason,
+        reason_heading="Why it was removed", result_words=("Done", "Pending"),
         action="Nothing. To use the hostname again, the customer registers it again.",
         records_heading="", records=[],
         next_step=("Clean-up of CDN, certificate and edge mapping is retried until done."
@@ -388,6 +426,16 @@ def domain_audit_trail(*, domain: CustomDomain, limit: int = AUDIT_TRAIL_LIMIT
 
 def domain_age(domain: CustomDomain, now: datetime | None = None) -> timedelta:
     return (now or timezone.now()) - domain.created_at
+
+
+def hostname_unicode(hostname: str) -> str:
+    """The Unicode spelling of a punycode hostname, or "" when it has none."""
+    if "xn--" not in hostname:
+        return ""
+    try:
+        return idna.decode(hostname)
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return ""
 
 
 def hostname_search_forms(query: str) -> list[str]:

@@ -96,7 +96,8 @@ def test_dashboard_renders_10000_domains_in_a_bounded_number_of_queries(
     CustomDomain.objects.all().delete()
     make_fleet(10_000, workspaces=50)
     assert CustomDomain.objects.count() == 10_000
-    with django_assert_max_num_queries(12):
+    # 4 of them are the capacity rows and the failure breakdown (issue 18).
+    with django_assert_max_num_queries(16):
         response = client.get(URL)
     page = response.content.decode()
     large, _ = _queries_for_dashboard(client)

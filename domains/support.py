@@ -291,6 +291,11 @@ def _summary(domain: CustomDomain, now: datetime) -> DomainSummary:
     checks = _checks(domain)
     status = DomainStatus(domain.status)
     certificate = certificate_status_words(domain.certificate_status)
+    if domain.certificate_renewal_status and status in (DomainStatus.ACTIVE,
+                                                        DomainStatus.MISCONFIGURED):
+        renewal = RENEWAL_STATUS_WORDS.get(domain.certificate_renewal_status,
+                                           domain.certificate_renewal_status)
+        certificate = f"{certificate}; {renewal.lower()}"
     records = _record_lines(domain, checks)
     routing = settings.VEDOMAINS_CNAME_TARGET
     moments = _next_check(domain, now)

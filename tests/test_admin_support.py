@@ -13,8 +13,16 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.utils import timezone
 
-from domains import capacity, dashboard, engine, services, support, tasks
-from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Plan
+from domains import capacity, dashboard, services, support, tasks
+from domains.models import (
+    CustomDomain,
+    DomainEvent,
+    DomainStatus,
+    EventKind,
+    Notification,
+    NotificationKind,
+    Plan,
+)
 from tests.factories import CustomDomainFactory, UserFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
@@ -91,9 +99,11 @@ def test_misconfigured_summary_gives_the_detach_deadline(staff: Client) -> None:
 
 
 def test_active_summary_asks_nothing_unless_the_certificate_is_in_trouble() -> None:
-    fine = CustomDomainFactory(status=DomainStatus.ACTIVE, certificate_status="ISSUED")
+    fine = CustomDomainFactory(status=DomainStatus.ACTIVE, certificate_status="ISSUED",
+                               certificate_renewal_status="PENDING_AUTO_RENEWAL")
     summary = support.domain_summary(domain=fine)
     assert (summary.state, summary.reason) == ("Live", "")
+    assert summary.certificate == "Issued; renewal under way"
     assert summary.action.startswith("Nothing")
     trouble = CustomDomainFactory(status=DomainStatus.ACTIVE, certificate_status="ISSUED",
                                   certificate_trouble="CAA at client.com forbids Amazon.",
@@ -114,16 +124,14 @@ def test_failed_summary_says_why_and_that_nothing_happens_by_itself(staff: Clien
 
 
 def test_removed_page_asks_for_no_records_and_does_not_claim_attached(
-    staff: Client, staff_user: Any, monkeypatch: pytest.MonkeyPatch,
-    django_capture_on_commit_callbacks: Any,
+    staff: Client, staff_user: Any, django_capture_on_commit_callbacks: Any,
 ) -> None:
-    monkeypatch.setattr(tasks, "send", lambda task, *args: None)
     domain = CustomDomainFactory(
         status=DomainStatus.ACTIVE, cdn_resource_id="E123", certificate_arn="arn:aws:acm:x",
         checks={"cdn": {"ok": True, "detail": "Attached (distribution-per-domain: E123)."}},
         validation_records=[{"name": "_abc.x.", "type": "CNAME", "value": "_def.y."}],
     )
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=False):  # no worker: clean-up pending
         services.domain_remove(domain=domain, by=staff_user, source="admin",
                                reason="Customer asked to stop.")
     domain.refresh_from_db()
@@ -178,23 +186,38 @@ def test_domain_page_queries_do_not_grow_with_events(staff: Client,
     assert "All events for this domain" in html
 
 
+def test_read_only_pages_have_no_save_buttons(staff: Client) -> None:
+    domain = CustomDomainFactory()
+    event = DomainEvent.objects.create(domain=domain, kind=EventKind.REGISTERED, source="api")
+    notification = Notification.objects.create(domain=domain, kind=NotificationKind.DOMAIN_ACTIVE,
+                                               state_key="status:1")
+    for url in (f"{CHANGELIST}{domain.pk}/change/",
+                f"/admin/domains/domainevent/{event.pk}/change/",
+                f"/admin/domains/notification/{notification.pk}/change/"):
+        response = staff.get(url)
+        assert response.status_code == 200, url
+        html = response.content.decode()
+        assert not [b for b in SAVE_BUTTONS if b in html], url
+
+
 # --- page buttons ---------------------------------------------------------------------------
 
 
 def test_check_now_button_on_the_page(staff: Client, staff_user: Any,
-                                      monkeypatch: pytest.MonkeyPatch,
                                       django_capture_on_commit_callbacks: Any) -> None:
-    sent: list[tuple[str, tuple[Any, ...]]] = []
-    monkeypatch.setattr(tasks, "send", lambda task, *args: sent.append((task.name, args)))
     domain = CustomDomainFactory()
     url = f"{CHANGELIST}{domain.pk}/act/check_now/"
     assert url in page(staff, domain)
     assert staff.get(url).status_code == 405
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=False) as queued:
         response = staff.post(url)
     assert response.status_code == 302 and response["Location"].endswith(f"/{domain.pk}/change/")
-    assert sent == [("domains.tasks.check_domain", (domain.pk,))]
-    assert domain.events.get().actor == staff_user
+    assert len(queued) == 1  # the check, enqueued after commit by the same service as the API
+    event = domain.events.get()
+    assert (event.kind, event.source, event.actor) == (EventKind.CHECK_REQUESTED, "admin",
+                                                       staff_user)
+    domain.refresh_from_db()
+    assert domain.next_check_at is not None and domain.fast_checks_until is not None
     assert staff.post(f"{CHANGELIST}{domain.pk}/act/remove_domains/").status_code == 403
 
 
@@ -309,24 +332,25 @@ def test_capacity_sources_are_the_extension_point(monkeypatch: pytest.MonkeyPatc
     assert rows[-1] == extra and extra.level == "warn"
 
 
-def test_failure_breakdown_from_the_engine(aws_stack: Any, dns_server: Any, settings: Any,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail a domain through the real engine, so the classifier follows its wording."""
-    monkeypatch.setattr(tasks, "send", lambda task, *args: None)
+def test_failure_breakdown_from_the_engine(aws_stack: Any, dns_server: Any,
+                                           settings: Any) -> None:
+    """Fail a domain through the real engine (by its tasks, the interface the structure
+    work keeps), so the classifier follows the engine's wording."""
     ws = WorkspaceFactory(plan=Plan.BUSINESS)
     start = timezone.now()
     with time_machine.travel(start, tick=False):
         never = services.domain_register(workspace=ws, hostname="never.client-example.com",
                                          by=None)
-    engine.domain_request_certificate(domain_id=never.pk)
+    assert tasks.request_certificate(never.pk) == "requested"
     with time_machine.travel(start + settings.VEDOMAINS_PENDING_TIMEOUT + timedelta(hours=1)):
-        engine.domain_check(domain_id=never.pk, force=True)
+        assert tasks.check_domain(never.pk) == "failed"
     never.refresh_from_db()
     assert never.status == DomainStatus.FAILED, never.last_error
 
     live = CustomDomainFactory(workspace=ws, hostname="live.client-example.com",
-                               status=DomainStatus.ACTIVE, activated_at=start)
-    engine.domain_check(domain_id=live.pk, force=True)  # no CNAME any more: NXDOMAIN
+                               status=DomainStatus.ACTIVE, activated_at=start,
+                               next_check_at=start)
+    assert tasks.check_domain(live.pk) == "misconfigured"  # no CNAME any more: NXDOMAIN
     live.refresh_from_db()
     assert live.status == DomainStatus.MISCONFIGURED
 

@@ -401,6 +401,9 @@ def _summary(domain: CustomDomain, now: datetime) -> DomainSummary:
                   "Removed from the edge." if domain.edge_in_sync
                   else "Removal not yet pushed to the edge; retrying.", None),
     ]
+    if not domain.certificate_arn:
+        common["certificate"] = ("Deleted" if domain.certificate_status
+                                 else "None was requested")
     return DomainSummary(
         **{**common, "checks": cleanup, "checks_heading": "Clean-up"},
         headline="Removed: no longer served.", reason=reason,

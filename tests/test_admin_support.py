@@ -153,6 +153,7 @@ def test_removed_page_asks_for_no_records_and_does_not_claim_attached(
     assert [c.detail for c in summary.checks] == ["Detached.", "Deleted.",
                                                   "Removed from the edge."]
     assert summary.next_step == "Nothing: the clean-up is complete."
+    assert summary.certificate == "None was requested"
 
 
 def test_audit_trail_is_newest_first_and_says_who(staff_user: Any) -> None:

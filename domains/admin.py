@@ -29,6 +29,11 @@ from django.utils.safestring import SafeString
 from django.utils.timesince import timesince, timeuntil
 
 from domains import services, support
+from domains.admin_notify import (
+    CERTIFICATE_WATCH_FIELDS,
+    AttentionFilter,
+    CertificateTroubleFilter,
+)
 from domains.errors import DomainError
 from domains.models import (
     CustomDomain,
@@ -205,6 +210,8 @@ class CustomDomainAdmin(admin.ModelAdmin):
         HasErrorFilter,
         CertificatePendingFilter,
         EdgeOutOfSyncFilter,
+        CertificateTroubleFilter,
+        AttentionFilter,
     ]
     search_fields = ["hostname", "workspace__slug", "workspace__name"]
     search_help_text = ("Hostname in any spelling (Unicode, punycode, trailing dot, a pasted "
@@ -244,6 +251,7 @@ class CustomDomainAdmin(admin.ModelAdmin):
         "removed_at",
         "edge_version",
         "edge_synced_version",
+        *CERTIFICATE_WATCH_FIELDS,
     ]
     # Shown collapsed under "Technical details", below the summary, checks and audit trail.
     fieldsets = [
@@ -258,6 +266,7 @@ class CustomDomainAdmin(admin.ModelAdmin):
                                      "edge_synced_version"]}),
         ("Timeline", {"fields": ["created_at", "updated_at", "verified_at", "activated_at",
                                  "misconfigured_at", "failed_at", "removed_at"]}),
+        ("Certificate renewal watch", {"fields": CERTIFICATE_WATCH_FIELDS}),
     ]
     add_fieldsets = [(None, {"fields": ["hostname", "workspace"]})]
 
@@ -483,6 +492,3 @@ class DomainEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-
-from domains import admin_notify  # noqa: E402,F401

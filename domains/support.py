@@ -432,10 +432,6 @@ def domain_audit_trail(*, domain: CustomDomain, limit: int = AUDIT_TRAIL_LIMIT
     ]
 
 
-def domain_age(domain: CustomDomain, now: datetime | None = None) -> timedelta:
-    return (now or timezone.now()) - domain.created_at
-
-
 def hostname_unicode(hostname: str) -> str:
     """The Unicode spelling of a punycode hostname, or "" when it has none."""
     if "xn--" not in hostname:

@@ -9,15 +9,17 @@ import yaml
 
 
 class _CfnLoader(yaml.SafeLoader):
-    """Accepts CloudFormation short-form tags, each read as a one-key mapping."""
+    """Reads each short-form tag as its long form (`!If x` -> `{"Fn::If": x}`, `!Ref x` ->
+    `{"Ref": x}`), so a template reads the same whichever form it is written in."""
 
 
 def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
     if isinstance(node, yaml.ScalarNode):
-        return {suffix: loader.construct_scalar(node)}
+        return {name: loader.construct_scalar(node)}
     if isinstance(node, yaml.SequenceNode):
-        return {suffix: loader.construct_sequence(node, deep=True)}
-    return {suffix: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
+        return {name: loader.construct_sequence(node, deep=True)}
+    return {name: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
 
 
 _CfnLoader.add_multi_constructor("!", _tag)

@@ -72,8 +72,8 @@ def test_every_variable_the_tasks_get_is_a_documented_setting() -> None:
         names = {e["Name"] for e in container["Environment"]}
         secrets = {}
         for entry in container["Secrets"]:
-            if "If" in entry:  # optional secret: [condition, value, AWS::NoValue]
-                entry = entry["If"][1]
+            if "Fn::If" in entry:  # optional secret: [condition, value, AWS::NoValue]
+                entry = entry["Fn::If"][1]
             secrets[entry["Name"]] = entry["ValueFrom"]
         assert names | set(secrets) <= documented, (name, sorted((names | set(secrets))
                                                                - documented))

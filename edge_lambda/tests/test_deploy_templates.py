@@ -103,5 +103,5 @@ def test_global_table_is_on_demand_with_pitr_and_sse() -> None:
     home = table["Replicas"][0]
     assert home["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     for conditional in table["Replicas"][1:]:
-        replica = conditional["If"][1]
+        replica = conditional["Fn::If"][1]
         assert replica["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}

@@ -171,6 +171,8 @@ def domain_register(
         host = validate_custom_hostname(hostname)
     except HostnameError as exc:
         raise InvalidInput(exc.message, code=exc.code, field="hostname") from exc
+    # Before the plan checks: at the limit, a name already held here is a 409, not a 403.
+    _refuse_if_registered_here(host=host, workspace=workspace)
 
     limit = workspace.domain_limit
     if limit <= 0:
@@ -287,6 +289,15 @@ def domain_register(
             field="hostname",
         ) from exc
     return domain
+
+
+def _refuse_if_registered_here(*, host: str, workspace: Workspace) -> None:
+    holder = selectors.live_domain_for_hostname(host)
+    if holder is not None and holder.workspace_id == workspace.id and (
+        holder.status != DomainStatus.FAILED
+    ):
+        raise Conflict(f"'{host}' is already registered in this workspace.",
+                       code="already_registered", field="hostname")
 
 
 def _release_holder(

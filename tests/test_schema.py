@@ -22,7 +22,7 @@ def _fast_passwords(settings: Any) -> None:
 PATHS = {
     "/api/domains/": {"get", "post"},
     "/api/domains/{hostname}/": {"get", "delete"},
-    "/api/domains/{hostname}/verify": {"post"},
+    "/api/domains/{hostname}/verify/": {"post"},
     "/api/domains/register": {"post"},
     "/api/domains/verify/{domain}": {"get"},
 }
@@ -57,8 +57,8 @@ def test_schema_documents_bodies_and_error_shapes(schema: dict[str, Any]) -> Non
         ref = register["responses"][code]["content"]["application/json"]["schema"]["$ref"]
         assert ref.endswith("/Error"), code
     assert {"200", "404"} <= set(ops["/api/domains/{hostname}/"]["get"]["responses"])
-    assert "202" in ops["/api/domains/{hostname}/verify"]["post"]["responses"]
-    assert "429" in ops["/api/domains/{hostname}/verify"]["post"]["responses"]
+    assert "202" in ops["/api/domains/{hostname}/verify/"]["post"]["responses"]
+    assert "429" in ops["/api/domains/{hostname}/verify/"]["post"]["responses"]
 
     components = schema["components"]["schemas"]
     assert components["Error"]["required"] == ["error"]

@@ -169,7 +169,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Each path is answered with and without its final slash; the schema shows it once.
+    "PREPROCESSING_HOOKS": ["domains.api.schema_hooks.drop_alternate_spellings"],
 }
+# A CSRF refusal under /api/ is answered in the API's JSON error shape, not Django's page.
+CSRF_FAILURE_VIEW = "domains.api.views.csrf_failure"
 
 # Throttle counters must be shared by every web process, so production uses Redis.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://vedomains")}

@@ -114,7 +114,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static"))
+STATIC_ROOT = env.str("DJANGO_STATIC_ROOT", default="") or str(VAR_DIR / "static")
 
 EMAIL_BACKEND = env.str(
     "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
@@ -262,7 +262,7 @@ VEDOMAINS_CDN_CONNECTION_GROUP_ID = env.str("VEDOMAINS_CDN_CONNECTION_GROUP_ID",
 
 # Checks. The dispatcher tick is cheap (one indexed query); each domain carries its own
 # adaptive next_check_at, so a tick every few seconds does not mean a check every tick.
-VEDOMAINS_DISPATCH_INTERVAL_SECONDS = env.float("VEDOMAINS_DISPATCH_INTERVAL_SECONDS", default=10)
+VEDOMAINS_DISPATCH_INTERVAL_SECONDS = env.float("VEDOMAINS_DISPATCH_INTERVAL_SECONDS", default=10.0)
 VEDOMAINS_CHECK_INTERVAL_SECONDS = env.int("VEDOMAINS_CHECK_INTERVAL_SECONDS", default=300)
 VEDOMAINS_FAST_CHECK_SECONDS = env.int("VEDOMAINS_FAST_CHECK_SECONDS", default=10)
 VEDOMAINS_FAST_CHECK_WINDOW = timedelta(minutes=env.int("VEDOMAINS_FAST_CHECK_MINUTES", default=15))
@@ -300,7 +300,7 @@ VEDOMAINS_WEBHOOK_RETRY_WINDOW = timedelta(
 # How often beat sends due webhook deliveries and notification emails (retries, and any
 # whose immediate task was lost to a broker outage).
 VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS = env.float(
-    "VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS", default=30
+    "VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS", default=30.0
 )
 # A certificate this close to expiry that is not renewing is "in trouble".
 VEDOMAINS_CERTIFICATE_TROUBLE_WINDOW = timedelta(

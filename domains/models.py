@@ -255,8 +255,15 @@ def generate_webhook_secret() -> str:
 
 
 class WebhookEventType(models.TextChoices):
+    REGISTERED = "domain.registered", "Domain registered"
     STATUS_CHANGED = "domain.status_changed", "Domain status changed"
+    REMOVED = "domain.removed", "Domain removed"
     CERTIFICATE_TROUBLE = "domain.certificate_trouble", "Certificate renewal trouble"
+
+
+# Registering and removing change the status too: an endpoint subscribed to status changes
+# (before these types existed) keeps hearing about them.
+STATUS_EVENT_TYPES = frozenset({"domain.registered", "domain.removed"})
 
 
 class WebhookEndpoint(models.Model):
@@ -283,7 +290,10 @@ class WebhookEndpoint(models.Model):
         return f"{self.name} ({self.url})"
 
     def wants(self, event_type: str) -> bool:
-        return not self.event_types or event_type in self.event_types
+        return not self.event_types or event_type in self.event_types or (
+            event_type in STATUS_EVENT_TYPES
+            and WebhookEventType.STATUS_CHANGED in self.event_types
+        )
 
 
 class DeliveryStatus(models.TextChoices):

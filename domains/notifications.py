@@ -74,10 +74,21 @@ STATUS_NOTIFICATIONS = {
 # --- hooks (called inside the caller's transaction) -------------------------------------------
 
 
+def on_registered(*, domain: CustomDomain, event: DomainEvent) -> None:
+    """`services.domain_register` calls this with the REGISTERED event: the main app hears of
+    a new domain at once, not only when it leaves pending."""
+    _webhook_outbox(
+        domain=domain, event=event, event_type=WebhookEventType.REGISTERED,
+        status=domain.status, previous_status="",
+    )
+
+
 def on_status_changed(*, domain: CustomDomain, event: DomainEvent) -> None:
     """`services.transition` calls this right after recording the status change."""
+    removed = event.to_status == DomainStatus.REMOVED
     _webhook_outbox(
-        domain=domain, event=event, event_type=WebhookEventType.STATUS_CHANGED,
+        domain=domain, event=event,
+        event_type=WebhookEventType.REMOVED if removed else WebhookEventType.STATUS_CHANGED,
         status=event.to_status, previous_status=event.from_status,
     )
     kind = STATUS_NOTIFICATIONS.get(event.to_status)  # type: ignore[call-overload]

@@ -272,7 +272,7 @@ def domain_register(
                 edge_version=last_version,
                 edge_synced_version=last_version,
             )
-            event_record(
+            registered = event_record(
                 domain=domain,
                 kind=EventKind.REGISTERED,
                 source=source,
@@ -281,6 +281,7 @@ def domain_register(
                 message=f"Registered for workspace {workspace.slug}",
                 data={"ownership_required": ownership_required, "ownership_proven": proof},
             )
+            notifications.on_registered(domain=domain, event=registered)
             enqueue_after_commit("request_certificate", domain.pk)
     except IntegrityError as exc:
         # Another request registered the same hostname between our check and our insert.

@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from domains import certificates, selectors, services
+from domains import certificates, missing_certificates, selectors, services
 from domains.integrations import acm, cdn, dns, edge_store
 from domains.integrations.edge_store import EdgeItem
 from domains.integrations.errors import IntegrationError
@@ -104,7 +104,7 @@ def domain_request_certificate(*, domain_id: int) -> str:
         return "not_pending"
     arn = acm.request_certificate(
         hostname=domain.hostname,
-        key=f"vedomains:{domain.pk}:{domain.hostname}",
+        key=missing_certificates.request_key(domain),
         tags={"vedomains-domain-id": str(domain.pk), "vedomains-workspace": domain.workspace.slug},
     )
     now = timezone.now()
@@ -222,6 +222,8 @@ def _describe_or_none(arn: str) -> acm.Certificate | None:
     try:
         return acm.describe_certificate(arn)
     except IntegrationError as exc:
+        if missing_certificates.is_missing(exc):
+            return missing_certificates.missing_certificate(arn)
         log.info("describe %s failed: %s", arn, exc)
         return None
 
@@ -271,6 +273,12 @@ def _evaluate_pending(domain: CustomDomain, result: dns.DnsResult, cert: acm.Cer
         # DNS has just started pointing at us and the batch skipped this certificate (see
         # _needs_certificate_read): read it now rather than one check later.
         cert = _describe_or_none(domain.certificate_arn)
+    if cert is not None and cert.status == missing_certificates.MISSING:
+        # Gone from ACM (issue 11): shown as such, and a new certificate is requested.
+        missing_certificates.certificate_replace_missing(
+            domain=domain, cert=cert, checks=checks, now=now, source=source)
+        return CheckOutcome(domain.pk, domain.hostname, "waiting", domain.status,
+                            cert.failure_reason)
     if cert is not None:
         updates["certificate_status"] = cert.status
         updates["validation_records"] = cert.validation_records

@@ -209,6 +209,8 @@ class EventKind(models.TextChoices):
     CHECK_REQUESTED = "check_requested", "Check requested"
     CERTIFICATE_REQUESTED = "certificate_requested", "Certificate requested"
     CERTIFICATE_DELETED = "certificate_deleted", "Certificate deleted"
+    # ACM no longer has the certificate (deleted by hand, or the local emulator restarted).
+    CERTIFICATE_MISSING = "certificate_missing", "Certificate missing"
     CDN_ATTACHED = "cdn_attached", "Attached to CDN"
     CDN_DETACHED = "cdn_detached", "Detached from CDN"
     EDGE_PUSH_REQUESTED = "edge_push_requested", "Edge push requested"

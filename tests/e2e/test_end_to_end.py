@@ -404,9 +404,21 @@ def test_domain_from_request_to_edge_and_back(stack: RunningStack) -> None:
 
     wait_for("the edge to answer 404", edge_404, POSITIVE_TTL + 15)
 
+    # `./dev manage` in another shell finds this stack (issue 11): the file names its moto,
+    # its DNS server and its database, and goes when the stack stops.
+    stack_file = Path(stack.summary["log_dir"]).parent / "stack.json"
+    described = json.loads(stack_file.read_text())
+    assert described["env"]["VEDOMAINS_AWS_ENDPOINT_URL"] == urls["moto"]
+    assert described["env"]["VEDOMAINS_DNS_NAMESERVERS"] == urls["dns"]
+    assert described["env"]["DATABASE_URL"] == stack.env["DATABASE_URL"]
+    assert stack_file.stat().st_mode & 0o077 == 0
+    # moto's own log is where the README says.
+    assert b"POST / HTTP" in (Path(stack.summary["log_dir"]) / "moto.log").read_bytes()
+
     # Everything stops on SIGTERM, and nothing the stack started is left running.
     pids = stack.child_pids()
     stop_seconds = stack.stop()
+    assert not stack_file.exists()
     leftovers = [pid for pid in pids if _alive(pid)]
     assert not leftovers, f"processes left behind: {leftovers}"
     assert stack.proc.returncode == 0, stack.output.read_text()[-3000:]

@@ -145,3 +145,23 @@ def test_bad_input_does_not_spend_the_register_limit(token_client: Client, works
                           content_type="application/json")
     assert assert_json(r, 429)["error"]["code"] == "throttled"
     assert int(r["Retry-After"]) > 0
+
+
+# --- item 10: the Unicode form beside the punycode ------------------------------------------
+
+
+def test_a_unicode_hostname_comes_back_in_both_forms(token_client: Client,
+                                                     workspace: Any) -> None:
+    r = token_client.post("/api/domains/", {"hostname": "Bücher.Client.com",
+                                            "workspace": "acme"},
+                          content_type="application/json")
+    body = assert_json(r, 201)
+    assert body["hostname"] == "xn--bcher-kva.client.com"
+    assert body["hostname_unicode"] == "bücher.client.com"
+    shown = assert_json(token_client.get("/api/domains/bücher.client.com/"), 200)
+    assert shown["hostname_unicode"] == "bücher.client.com"
+    listed = assert_json(token_client.get("/api/domains/"), 200)["results"]
+    assert [d["hostname_unicode"] for d in listed] == ["bücher.client.com"]
+    CustomDomainFactory(workspace=workspace, hostname="plain.client.com")
+    assert assert_json(token_client.get("/api/domains/plain.client.com/"),
+                       200)["hostname_unicode"] == "plain.client.com"

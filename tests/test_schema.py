@@ -44,6 +44,9 @@ def test_schema_documents_every_endpoint(schema: dict[str, Any]) -> None:
     for path, methods in PATHS.items():
         assert path in schema["paths"], path
         assert methods <= set(schema["paths"][path]), (path, set(schema["paths"][path]))
+    # Each path once: the twin spelling (with or without the final slash) is answered but
+    # not documented.
+    assert set(schema["paths"]) == set(PATHS)
 
 
 def test_schema_documents_bodies_and_error_shapes(schema: dict[str, Any]) -> None:
@@ -81,6 +84,9 @@ def test_responses_match_the_documented_domain_shape(
     record = api.get("/api/domains/gallery.client.com/").json()
     assert set(record) == set(domain_schema["properties"])
     assert set(domain_schema["required"]) <= set(record)
+    # Both spellings of the hostname are documented (issue 11).
+    assert {"hostname", "hostname_unicode"} <= set(domain_schema["required"])
+    assert domain_schema["properties"]["hostname_unicode"]["type"] == "string"
     record_schema = schema["components"]["schemas"]["DnsRecord"]
     for dns_record in record["dns_records"]:
         assert set(dns_record) == set(record_schema["properties"])

@@ -119,3 +119,46 @@ def test_postgresql_only_tests_fail_rather_than_skip_under_ci(tmp_path: Path) ->
     output = out.stdout + out.stderr
     assert out.returncode == 1, output[-3000:]
     assert "1 failed" in output and "PostgreSQL only" in output, output[-3000:]
+
+
+def test_dev_run_starts_from_a_fresh_clone_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """The other README command: on SQLite, with no Redis where CELERY_BROKER_URL points
+    (the stack starts its own as a child), on free ports; SIGTERM stops everything."""
+    import json
+    import signal
+    import time
+
+    from localdev.stack import PORTS
+
+    clone = fresh_copy(tmp_path)
+    ports = {var: str(free_port()) for _, var, _, _ in PORTS}
+    redis_port = free_port()
+    env = newcomer_env(CELERY_BROKER_URL=f"redis://127.0.0.1:{redis_port}/0",
+                       VEDOMAINS_LOCAL_ACM_WAIT="1", **ports)
+    out_path = tmp_path / "run.out"
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(["./dev", "run"], cwd=clone, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    stack_file = clone / "var" / "stack.json"
+    try:
+        deadline = time.monotonic() + 240
+        while not stack_file.exists():
+            assert proc.poll() is None, out_path.read_text()[-4000:]
+            assert time.monotonic() < deadline, out_path.read_text()[-4000:]
+            time.sleep(0.5)
+        described = json.loads(stack_file.read_text())
+        assert described["env"]["DATABASE_URL"].startswith("sqlite:///")
+        assert redis_answers(redis_port)
+        banner = out_path.read_text()
+        assert "Rate limits  register 600/hour per user" in banner
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    assert proc.returncode == 0, out_path.read_text()[-3000:]
+    assert not stack_file.exists()
+    assert not redis_answers(redis_port)  # the Redis it started went with it

@@ -165,3 +165,13 @@ def test_a_unicode_hostname_comes_back_in_both_forms(token_client: Client,
     CustomDomainFactory(workspace=workspace, hostname="plain.client.com")
     assert assert_json(token_client.get("/api/domains/plain.client.com/"),
                        200)["hostname_unicode"] == "plain.client.com"
+
+
+def test_django_s_own_csrf_refusal_is_json_under_api_only(rf: Any) -> None:
+    from domains.api.views import csrf_failure
+
+    r = csrf_failure(rf.post("/api/anything"), reason="CSRF cookie not set.")
+    body = assert_json(r, 403)
+    assert body["error"]["code"] == "csrf_failed" and "cookie not set" in body["error"]["message"]
+    page = csrf_failure(rf.post("/admin/login/"), reason="CSRF cookie not set.")
+    assert page.status_code == 403 and page["Content-Type"].startswith("text/html")

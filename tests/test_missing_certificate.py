@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from domains import engine, services, tasks
+from domains import certificates, checks, services, tasks
 from domains.integrations import acm, aws
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
 from tests.notify_helpers import TaskRecorder
@@ -41,14 +41,14 @@ def test_a_deleted_certificate_is_shown_and_replaced(
     django_capture_on_commit_callbacks: Any, caplog: pytest.LogCaptureFixture,
 ) -> None:
     domain = services.domain_register(workspace=workspace, hostname=HOST, by=None)
-    assert engine.domain_request_certificate(domain_id=domain.pk) == "requested"
+    assert certificates.domain_request_certificate(domain_id=domain.pk) == "requested"
     domain.refresh_from_db()
     old_arn = domain.certificate_arn
     aws.client("acm", "us-east-1").delete_certificate(CertificateArn=old_arn)
     dns_server.store.set_record(HOST, "CNAME", "domain.ve.ai")
 
     with django_capture_on_commit_callbacks(execute=True):
-        outcome = engine.domain_check(domain_id=domain.pk, force=True)
+        outcome = checks.domain_check(domain_id=domain.pk, force=True)
     assert outcome.outcome == "waiting"
     domain.refresh_from_db()
     # Visible: status, reason, the certificate check and the audit trail all say so.
@@ -64,7 +64,7 @@ def test_a_deleted_certificate_is_shown_and_replaced(
     assert "no longer exists" in shown["last_error"]
     # A second check before the new request runs finds nothing more to record or log.
     with django_capture_on_commit_callbacks(execute=True):
-        engine.domain_check(domain_id=domain.pk, force=True)
+        checks.domain_check(domain_id=domain.pk, force=True)
     assert DomainEvent.objects.filter(kind=EventKind.CERTIFICATE_MISSING).count() == 1
 
     # By itself: the queued request gets a new certificate (a new idempotency token: the
@@ -75,7 +75,7 @@ def test_a_deleted_certificate_is_shown_and_replaced(
     assert domain.certificate_status == "PENDING_VALIDATION"
     _wait_issued(domain.certificate_arn)
     with django_capture_on_commit_callbacks(execute=True):
-        outcome = engine.domain_check(domain_id=domain.pk, force=True)
+        outcome = checks.domain_check(domain_id=domain.pk, force=True)
     assert outcome.outcome == "activated", outcome
     domain.refresh_from_db()
     assert domain.status == DomainStatus.ACTIVE and domain.last_error == ""

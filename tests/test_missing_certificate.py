@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from domains import certificates, checks, services, tasks
+from domains import certificates, checks, services
 from domains.integrations import acm, aws
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
 from tests.notify_helpers import TaskRecorder
@@ -23,10 +23,8 @@ HOST = "gallery.client.com"
 
 
 @pytest.fixture
-def queued(monkeypatch: pytest.MonkeyPatch) -> TaskRecorder:
-    recorder = TaskRecorder()
-    monkeypatch.setattr(tasks, "send", recorder)
-    return recorder
+def queued(queued_tasks: TaskRecorder) -> TaskRecorder:
+    return queued_tasks
 
 
 def _wait_issued(arn: str, seconds: float = 15) -> None:

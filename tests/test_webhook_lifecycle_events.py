@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from domains import tasks
 from domains.models import WebhookEventType
 from tests.factories import WebhookEndpointFactory
 from tests.notify_helpers import Receiver, TaskRecorder, webhook_receiver
@@ -17,10 +16,8 @@ pytestmark = [pytest.mark.django_db]
 
 
 @pytest.fixture
-def queued(monkeypatch: pytest.MonkeyPatch) -> TaskRecorder:
-    recorder = TaskRecorder()
-    monkeypatch.setattr(tasks, "send", recorder)
-    return recorder
+def queued(queued_tasks: TaskRecorder) -> TaskRecorder:
+    return queued_tasks
 
 
 @pytest.fixture

@@ -15,17 +15,24 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from domains import lifecycle, outbox
 from domains.integrations import acm, dns, dns_caa
 from domains.integrations.errors import IntegrationError
-from domains.models import EDGE_ROUTED_STATUSES, CustomDomain, DomainStatus, EventKind
+from domains.models import (
+    EDGE_ROUTED_STATUSES,
+    CustomDomain,
+    DomainEvent,
+    DomainStatus,
+    EventKind,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +80,7 @@ def domain_request_certificate(*, domain_id: int) -> str:
         return "not_pending"
     arn = acm.request_certificate(
         hostname=domain.hostname,
-        key=f"vedomains:{domain.pk}:{domain.hostname}",
+        key=certificate_request_key(domain),
         tags={"vedomains-domain-id": str(domain.pk), "vedomains-workspace": domain.workspace.slug},
     )
     now = timezone.now()
@@ -102,12 +109,75 @@ def certificate_refresh(*, domain_id: int, arn: str) -> acm.Certificate | None:
 
 
 def certificate_describe_or_none(arn: str) -> acm.Certificate | None:
-    """A certificate we could not read this time is read again at the next check."""
+    """A certificate we could not read this time is read again at the next check; one ACM
+    no longer has comes back with status MISSING (see below)."""
     try:
         return acm.describe_certificate(arn)
     except IntegrationError as exc:
+        if exc.code == NOT_FOUND_CODE:
+            return missing_certificate(arn)
         log.info("describe %s failed: %s", arn, exc)
         return None
+
+
+# --- a certificate ACM no longer has (issue 11) ------------------------------------------------
+#
+# Someone deleted a pending certificate in the AWS console, or the local stack restarted (moto
+# keeps its certificates in memory). Before, every check logged ResourceNotFoundException for
+# ever while API, admin and dashboard showed an empty error, and only remove-and-register got
+# the domain going. Now the check that meets it records it once (status MISSING, the reason
+# in `last_error` and in the certificate check, a CERTIFICATE_MISSING audit event), forgets
+# the ARN and queues a new request, under a new idempotency token: ACM (and moto) answer a
+# token repeated within the hour with the same, deleted, ARN.
+# https://docs.aws.amazon.com/acm/latest/APIReference/API_RequestCertificate.html
+
+MISSING = "MISSING"
+NOT_FOUND_CODE = "ResourceNotFoundException"
+# The new certificate's request is queued at once; look again soon after.
+MISSING_RECHECK_AFTER = timedelta(seconds=5)
+
+
+def missing_certificate(arn: str) -> acm.Certificate:
+    return acm.Certificate(
+        arn=arn, status=MISSING,
+        failure_reason=f"The certificate {arn} no longer exists in ACM (deleted outside "
+        "vedomains, or the local AWS emulator restarted); a new one is being requested.",
+    )
+
+
+def certificate_request_key(domain: CustomDomain) -> str:
+    """Idempotency key of the domain's next request: a new one after each missing
+    certificate, the original one otherwise."""
+    key = f"vedomains:{domain.pk}:{domain.hostname}"
+    replaced = DomainEvent.objects.filter(domain=domain,
+                                          kind=EventKind.CERTIFICATE_MISSING).count()
+    return f"{key}:{replaced}" if replaced else key
+
+
+def certificate_replace_missing(*, domain: CustomDomain, cert: acm.Certificate,
+                                checks: dict[str, Any], now: datetime, source: str) -> bool:
+    """Record the missing certificate and queue a new request; False if the domain moved on
+    meanwhile (another check did it, or the status or certificate changed)."""
+    checks = {**checks, "certificate": {"ok": False, "detail": cert.failure_reason,
+                                        "at": now.isoformat(), "status": MISSING}}
+    with transaction.atomic():
+        applied = CustomDomain.objects.filter(
+            pk=domain.pk, status=domain.status, certificate_arn=cert.arn
+        ).update(
+            certificate_arn="", certificate_status=MISSING, validation_records=[],
+            checks=checks, last_error=cert.failure_reason, last_checked_at=now,
+            check_count=F("check_count") + 1, next_check_at=now + MISSING_RECHECK_AFTER,
+            updated_at=now,
+        ) == 1
+        if applied:
+            lifecycle.event_record(domain=domain, kind=EventKind.CERTIFICATE_MISSING,
+                                   source=source, message=cert.failure_reason,
+                                   data={"arn": cert.arn})
+            lifecycle.enqueue_after_commit("request_certificate", domain.pk)
+    if applied:
+        log.warning("%s: certificate %s no longer exists; requesting a new one",
+                    domain.hostname, cert.arn)
+    return applied
 
 
 # --- the watch --------------------------------------------------------------------------------

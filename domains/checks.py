@@ -263,6 +263,12 @@ def _evaluate_pending(domain: CustomDomain, result: dns.DnsResult, cert: acm.Cer
     routing = result.routing
     ownership_ok = _pending_ownership(domain, result, checks, updates, now=now, source=source)
     cert = _pending_certificate(domain, routing, cert, checks, updates, now=now)
+    if cert is not None and cert.status == certificates.MISSING:
+        # Gone from ACM (issue 11): shown as such, and a new certificate is requested.
+        certificates.certificate_replace_missing(domain=domain, cert=cert, checks=checks,
+                                                 now=now, source=source)
+        return CheckOutcome(domain.pk, domain.hostname, "waiting", domain.status,
+                            cert.failure_reason)
 
     failure = _pending_failure(domain, result, cert, ownership_ok=ownership_ok, now=now)
     if failure:

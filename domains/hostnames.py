@@ -52,6 +52,18 @@ def _to_ascii(text: str) -> str:
         raise HostnameError(f"'{text[:80]}' is not a valid hostname: {exc}") from exc
 
 
+def to_unicode(host: str) -> str:
+    """The hostname as a browser's address bar shows it: punycode labels decoded (IDNA 2008).
+    A label that does not decode (never stored, but be safe) is shown as stored."""
+    labels = []
+    for label in host.split("."):
+        try:
+            labels.append(idna.decode(label) if label.startswith("xn--") else label)
+        except (idna.IDNAError, UnicodeError, ValueError):
+            labels.append(label)
+    return ".".join(labels)
+
+
 def normalize_hostname(raw: object) -> str:
     """Return the canonical form of `raw` or raise HostnameError."""
     if not isinstance(raw, str):

@@ -227,6 +227,8 @@ class EventKind(models.TextChoices):
     CHECK_REQUESTED = "check_requested", "Check requested"
     CERTIFICATE_REQUESTED = "certificate_requested", "Certificate requested"
     CERTIFICATE_DELETED = "certificate_deleted", "Certificate deleted"
+    # ACM no longer has the certificate (deleted by hand, or the local emulator restarted).
+    CERTIFICATE_MISSING = "certificate_missing", "Certificate missing"
     CDN_ATTACHED = "cdn_attached", "Attached to CDN"
     CDN_DETACHED = "cdn_detached", "Detached from CDN"
     EDGE_PUSH_REQUESTED = "edge_push_requested", "Edge push requested"
@@ -273,8 +275,15 @@ def generate_webhook_secret() -> str:
 
 
 class WebhookEventType(models.TextChoices):
+    REGISTERED = "domain.registered", "Domain registered"
     STATUS_CHANGED = "domain.status_changed", "Domain status changed"
+    REMOVED = "domain.removed", "Domain removed"
     CERTIFICATE_TROUBLE = "domain.certificate_trouble", "Certificate renewal trouble"
+
+
+# Registering and removing change the status too: an endpoint subscribed to status changes
+# (before these types existed) keeps hearing about them.
+STATUS_EVENT_TYPES = frozenset({"domain.registered", "domain.removed"})
 
 
 class WebhookEndpoint(models.Model):
@@ -301,7 +310,10 @@ class WebhookEndpoint(models.Model):
         return f"{self.name} ({self.url})"
 
     def wants(self, event_type: str) -> bool:
-        return not self.event_types or event_type in self.event_types
+        return not self.event_types or event_type in self.event_types or (
+            event_type in STATUS_EVENT_TYPES
+            and WebhookEventType.STATUS_CHANGED in self.event_types
+        )
 
 
 class DeliveryStatus(models.TextChoices):

@@ -49,10 +49,22 @@ STATUS_NOTIFICATIONS = {
 # --- hooks (called inside the caller's transaction) -------------------------------------------
 
 
+def outbox_registered(*, domain: CustomDomain, event: DomainEvent) -> Queued:
+    """`services.domain_register` calls this with the REGISTERED event: the main app hears of
+    a new domain at once, not only when it leaves pending (issue 11)."""
+    return _webhook_outbox(
+        domain=domain, event=event, event_type=WebhookEventType.REGISTERED,
+        status=domain.status, previous_status="",
+    )
+
+
 def outbox_status_changed(*, domain: CustomDomain, event: DomainEvent) -> Queued:
-    """`lifecycle.domain_transition` calls this right after recording the status change."""
+    """`lifecycle.domain_transition` calls this right after recording the status change.
+    A move into `removed` is announced as `domain.removed` (issue 11)."""
+    removed = event.to_status == DomainStatus.REMOVED
     queued = _webhook_outbox(
-        domain=domain, event=event, event_type=WebhookEventType.STATUS_CHANGED,
+        domain=domain, event=event,
+        event_type=WebhookEventType.REMOVED if removed else WebhookEventType.STATUS_CHANGED,
         status=event.to_status, previous_status=event.from_status,
     )
     kind = STATUS_NOTIFICATIONS.get(event.to_status)  # type: ignore[call-overload]

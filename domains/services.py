@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from domains import selectors
+from domains import outbox, selectors
 from domains.errors import (
     Conflict,
     InvalidInput,
@@ -30,7 +30,13 @@ from domains.errors import (
 from domains.hostnames import HostnameError, validate_custom_hostname
 from domains.integrations import dns
 from domains.integrations.errors import IntegrationError
-from domains.lifecycle import actor_or_none, domain_transition, enqueue_after_commit, event_record
+from domains.lifecycle import (
+    actor_or_none,
+    domain_transition,
+    enqueue_after_commit,
+    enqueue_all_after_commit,
+    event_record,
+)
 from domains.models import (
     LIVE_STATUSES,
     WRITE_ROLES,
@@ -79,6 +85,8 @@ def domain_register(
 ) -> CustomDomain:
     """Claim `hostname` for `workspace`; checks and the certificate request follow."""
     host = _register_validate_hostname(hostname)
+    # Before the plan checks: at the limit, a name already held here is a 409, not a 403.
+    _register_refuse_if_held_here(host=host, workspace=workspace)
     _register_check_entitlement(workspace)
     _register_check_account_quota()
     token = ownership_token_for(workspace_slug=workspace.slug, hostname=host)
@@ -218,7 +226,7 @@ def _register_create(*, workspace: Workspace, host: str, token: str, proof: bool
         edge_version=last_version,
         edge_synced_version=last_version,
     )
-    event_record(
+    registered = event_record(
         domain=domain,
         kind=EventKind.REGISTERED,
         source=source,
@@ -227,8 +235,19 @@ def _register_create(*, workspace: Workspace, host: str, token: str, proof: bool
         message=f"Registered for workspace {workspace.slug}",
         data={"ownership_required": ownership_required, "ownership_proven": proof},
     )
+    # The main app hears of the new domain now, not only when it leaves pending (issue 11).
+    enqueue_all_after_commit(outbox.outbox_registered(domain=domain, event=registered))
     enqueue_after_commit("request_certificate", domain.pk)
     return domain
+
+
+def _register_refuse_if_held_here(*, host: str, workspace: Workspace) -> None:
+    holder = selectors.live_domain_for_hostname(host)
+    if holder is not None and holder.workspace_id == workspace.id and (
+        holder.status != DomainStatus.FAILED
+    ):
+        raise Conflict(f"'{host}' is already registered in this workspace.",
+                       code="already_registered", field="hostname")
 
 
 def _release_holder(

@@ -275,6 +275,10 @@ class RecordStore:
         with self._lock:
             if key is None:
                 self._global_fault = mode
+                if mode is None:
+                    # "off" for every name means off: per-name faults left behind would
+                    # keep failing lookups the developer believes fixed.
+                    self._name_faults.clear()
             elif mode is None:
                 self._name_faults.pop(key, None)
             else:

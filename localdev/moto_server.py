@@ -83,8 +83,10 @@ class MotoHandle:
         acm_validation_wait: int,
         extra_env: dict[str, str] | None = None,
         startup_timeout: float = STARTUP_TIMEOUT,
+        inherit_output: bool = False,
     ) -> None:
         self.host = host
+        self.inherit_output = inherit_output
         self.port = port
         self.acm_validation_wait = acm_validation_wait
         self.startup_timeout = startup_timeout
@@ -144,6 +146,14 @@ class MotoHandle:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if self.inherit_output:
+            # Standalone (`./dev run`): moto's requests and errors go where ours go, i.e.
+            # var/log/moto.log, not to a temporary file deleted at exit.
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+                env=env, pass_fds=(fd,), stdin=subprocess.DEVNULL,
+            )
+            return
         log_fd, log_name = tempfile.mkstemp(prefix=f"moto-{self.port}-", suffix=".log")
         self._log_path = Path(log_name)
         with os.fdopen(log_fd, "wb") as log_file:
@@ -227,6 +237,7 @@ def start_moto(
     *,
     extra_env: dict[str, str] | None = None,
     startup_timeout: float = STARTUP_TIMEOUT,
+    inherit_output: bool = False,
 ) -> MotoHandle:
     """Start moto server on `host:port` (0 = a free port) and wait until it answers.
 
@@ -245,6 +256,7 @@ def start_moto(
         acm_validation_wait=acm_validation_wait,
         extra_env=extra_env,
         startup_timeout=startup_timeout,
+        inherit_output=inherit_output,
     )
     return handle.start()
 
@@ -258,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--acm-validation-wait", type=int, default=5, help="seconds")
     args = parser.parse_args(argv)
     try:
-        moto = start_moto(args.port, args.host, args.acm_validation_wait)
+        moto = start_moto(args.port, args.host, args.acm_validation_wait, inherit_output=True)
     except (MotoStartError, ValueError, TypeError) as exc:
         print(f"moto failed to start: {exc}", file=sys.stderr)
         return 1
@@ -270,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    print(f"moto: {moto.endpoint_url} (pid {moto.pid}, log {moto.log_path})", flush=True)
+    print(f"moto: {moto.endpoint_url} (pid {moto.pid}; its log follows)", flush=True)
     try:
         while not stop.wait(0.5):
             if not moto.is_running():

@@ -80,7 +80,8 @@ def test_register_stores_unicode_as_punycode(api: APIClient, workspace: Any) -> 
 
 
 def test_register_accepts_form_encoded_bodies(api: APIClient, workspace: Any) -> None:
-    r = api.post("/api/domains/", {"hostname": "www.client.com", "workspace": "acme"})
+    r = api.post("/api/domains/", "hostname=www.client.com&workspace=acme",
+                 content_type="application/x-www-form-urlencoded")
     assert r.status_code == 201, r.content
 
 
@@ -681,11 +682,16 @@ def test_unknown_api_paths_are_json_404(api: APIClient) -> None:
     assert api.post("/api/nothing", {}, format="json").status_code == 404
 
 
-def test_missing_trailing_slash_is_redirected_or_explained(api: APIClient, workspace: Any) -> None:
+def test_missing_trailing_slash_is_redirected_or_answered(api: APIClient, workspace: Any) -> None:
     r = api.get("/api/domains?workspace=acme")
-    assert r.status_code == 301
-    assert r["Location"] == "/api/domains/?workspace=acme"
+    assert r.status_code == 200
     r = api.post("/api/domains", {"hostname": "a.client.com", "workspace": "acme"},
                  format="json")
+    assert r.status_code == 201
+    # A path that exists only with its slash: a GET is redirected, anything else told.
+    r = api.get("/api/schema?format=json")
+    assert r.status_code == 301
+    assert r["Location"] == "/api/schema/?format=json"
+    r = api.post("/api/schema", {}, format="json")
     assert r.status_code == 404
-    assert "/api/domains/" in error(r)["message"]
+    assert "/api/schema/" in error(r)["message"]

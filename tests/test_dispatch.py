@@ -15,14 +15,9 @@ from django.utils import timezone
 from domains import checks, tasks
 from domains.models import CustomDomain
 from tests.factories import WorkspaceFactory
-from tests.infra import skip_or_fail
+from tests.needs import need_postgresql
 
 pytestmark = [pytest.mark.integration]
-
-
-def _postgresql_only(why: str) -> None:
-    if connection.vendor != "postgresql":
-        skip_or_fail(f"PostgreSQL only: {why}")
 
 
 def _due_domains(n: int, *, overdue: timedelta = timedelta(minutes=1)) -> list[int]:
@@ -83,7 +78,7 @@ def test_check_domains_command_includes_queued_domains() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_two_dispatchers_at_once_hand_out_disjoint_ids() -> None:
-    _postgresql_only("the dispatcher's SELECT ... FOR UPDATE SKIP LOCKED")
+    need_postgresql("the dispatcher's SELECT ... FOR UPDATE SKIP LOCKED")
     ids = _due_domains(400)
     got: list[list[int]] = []
     start = threading.Barrier(2)
@@ -107,7 +102,7 @@ def test_two_dispatchers_at_once_hand_out_disjoint_ids() -> None:
 
 @pytest.mark.django_db
 def test_the_due_query_reads_its_index_at_100000_rows() -> None:
-    _postgresql_only("the plan under test is PostgreSQL's")
+    need_postgresql("the plan under test is PostgreSQL's")
     template = CustomDomain.objects.get(pk=_due_domains(1)[0])
     table = CustomDomain._meta.db_table
     columns = [f.column for f in CustomDomain._meta.concrete_fields if f.column != "id"]

@@ -99,6 +99,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so worker and web processes started by tests share it; one per
     # test process, so two test runs on one machine never share (or delete) each other's.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
+    if TESTING:
+        # A fresh clone has no var/ yet, and SQLite cannot create the directory itself.
+        VAR_DIR.mkdir(exist_ok=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -116,7 +119,7 @@ USE_TZ = True
 FORMAT_MODULE_PATH = ["vedomains_site.formats"]
 
 STATIC_URL = "static/"
-STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static"))
+STATIC_ROOT = env.str("DJANGO_STATIC_ROOT", default="") or str(VAR_DIR / "static")
 
 EMAIL_BACKEND = env.str(
     "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
@@ -171,7 +174,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Each path is answered with and without its final slash; the schema shows it once.
+    "PREPROCESSING_HOOKS": ["domains.api.schema_hooks.drop_alternate_spellings"],
 }
+# A CSRF refusal under /api/ is answered in the API's JSON error shape, not Django's page.
+CSRF_FAILURE_VIEW = "domains.api.views.csrf_failure"
 
 # Throttle counters must be shared by every web process, so production uses Redis.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://vedomains")}
@@ -314,7 +321,7 @@ VEDOMAINS_CDN_CONNECTION_GROUP_ID = env.str("VEDOMAINS_CDN_CONNECTION_GROUP_ID",
 
 # Checks. The dispatcher tick is cheap (one indexed query); each domain carries its own
 # adaptive next_check_at, so a tick every few seconds does not mean a check every tick.
-VEDOMAINS_DISPATCH_INTERVAL_SECONDS = env.float("VEDOMAINS_DISPATCH_INTERVAL_SECONDS", default=10)
+VEDOMAINS_DISPATCH_INTERVAL_SECONDS = env.float("VEDOMAINS_DISPATCH_INTERVAL_SECONDS", default=10.0)
 VEDOMAINS_CHECK_INTERVAL_SECONDS = env.int("VEDOMAINS_CHECK_INTERVAL_SECONDS", default=300)
 VEDOMAINS_FAST_CHECK_SECONDS = env.int("VEDOMAINS_FAST_CHECK_SECONDS", default=10)
 VEDOMAINS_FAST_CHECK_WINDOW = timedelta(minutes=env.int("VEDOMAINS_FAST_CHECK_MINUTES", default=15))
@@ -357,7 +364,7 @@ VEDOMAINS_WEBHOOK_RETRY_WINDOW = timedelta(
 # How often beat sends due webhook deliveries and notification emails (retries, and any
 # whose immediate task was lost to a broker outage).
 VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS = env.float(
-    "VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS", default=30
+    "VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS", default=30.0
 )
 # A certificate this close to expiry that is not renewing is "in trouble".
 VEDOMAINS_CERTIFICATE_TROUBLE_WINDOW = timedelta(
@@ -436,7 +443,7 @@ VEDOMAINS_METRICS_TOKEN = env.str("VEDOMAINS_METRICS_TOKEN", default="")
 VEDOMAINS_METRICS_REDIS_URL = env.str("VEDOMAINS_METRICS_REDIS_URL", default="")
 # Beat writes queue depth as CloudWatch EMF lines this often (for autoscaling); 0 = off.
 VEDOMAINS_QUEUE_METRICS_INTERVAL_SECONDS = env.float(
-    "VEDOMAINS_QUEUE_METRICS_INTERVAL_SECONDS", default=60)
+    "VEDOMAINS_QUEUE_METRICS_INTERVAL_SECONDS", default=60.0)
 VEDOMAINS_QUEUE_METRICS_NAMESPACE = env.str("VEDOMAINS_QUEUE_METRICS_NAMESPACE",
                                             default="vedomains")
 

@@ -13,6 +13,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from domains import selectors
+from domains.hostnames import to_unicode
 from domains.models import CustomDomain, DomainStatus, slug_validator
 
 # Longer than any valid hostname (253) so normalization, not a length check, explains what is
@@ -100,11 +101,16 @@ class DomainSerializer(serializers.ModelSerializer):
         source="edge_in_sync", read_only=True,
         help_text="Whether the edge holds this record's latest state.",
     )
+    hostname_unicode = serializers.SerializerMethodField(
+        help_text="The hostname as browsers show it (`bücher.client.com`); `hostname` is its "
+        "ASCII (punycode) form, the one DNS and certificates use. Equal for ASCII names.",
+    )
 
     class Meta:
         model = CustomDomain
         fields = [
             "hostname",
+            "hostname_unicode",
             "workspace",
             "status",
             "dns_records",
@@ -122,6 +128,9 @@ class DomainSerializer(serializers.ModelSerializer):
             "removed_at",
         ]
         read_only_fields = fields
+
+    def get_hostname_unicode(self, obj: CustomDomain) -> str:
+        return to_unicode(obj.hostname)
 
     @extend_schema_field(DnsRecordSerializer(many=True))
     def get_dns_records(self, obj: CustomDomain) -> list[dict[str, str]]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -40,8 +41,10 @@ from localdev.stack import PORTS
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-# Its own Redis database, apart from the ones the other tests use (10-14 under xdist).
-BROKER_URL = os.environ.get("VEDOMAINS_E2E_BROKER_URL", "redis://127.0.0.1:6379/15")
+# Its own Redis: VEDOMAINS_E2E_BROKER_URL (`./dev test` sets it), or else a free port on
+# which the stack starts a redis-server of its own, as `./dev run` does when none answers.
+# Either way two test runs on one machine never share a Redis database.
+BROKER_URL_FROM_ENV = os.environ.get("VEDOMAINS_E2E_BROKER_URL", "")
 START_TIMEOUT = 150.0
 ACTIVE_TIMEOUT = 90.0
 STOP_TIMEOUT = 45.0
@@ -189,17 +192,23 @@ class RunningStack:
 
 @pytest.fixture
 def stack(tmp_path: Path, e2e_database: str) -> Iterator[RunningStack]:
-    try:
-        redis.Redis.from_url(BROKER_URL, socket_connect_timeout=2).flushdb()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis is not reachable at {BROKER_URL}: {exc}. `./dev test` starts it.")
     taken: set[int] = set()
+    broker_url = BROKER_URL_FROM_ENV
+    if broker_url:
+        try:
+            redis.Redis.from_url(broker_url, socket_connect_timeout=2).flushdb()
+        except redis.RedisError as exc:
+            pytest.fail(f"Redis is not reachable at {broker_url}: {exc}. `./dev test` starts it.")
+    elif shutil.which("redis-server") is None:
+        pytest.fail("set VEDOMAINS_E2E_BROKER_URL, or install redis-server for a private one")
+    else:
+        broker_url = f"redis://127.0.0.1:{_free_port(taken)}/0"
     env = dict(os.environ)
     env.update({var: str(_free_port(taken)) for _, var, _, _ in PORTS})
     env.update(
         {
             "DATABASE_URL": e2e_database,
-            "CELERY_BROKER_URL": BROKER_URL,
+            "CELERY_BROKER_URL": broker_url,
             "DJANGO_DEBUG": "true",
             "VEDOMAINS_LOCAL_ACM_WAIT": "1",
             "VEDOMAINS_DISPATCH_INTERVAL_SECONDS": "1",
@@ -248,7 +257,8 @@ def stack(tmp_path: Path, e2e_database: str) -> Iterator[RunningStack]:
         elif proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
-        redis.Redis.from_url(BROKER_URL).flushdb()
+        if BROKER_URL_FROM_ENV:
+            redis.Redis.from_url(broker_url).flushdb()
 
 
 # --- the test ---------------------------------------------------------------------------------
@@ -394,9 +404,21 @@ def test_domain_from_request_to_edge_and_back(stack: RunningStack) -> None:
 
     wait_for("the edge to answer 404", edge_404, POSITIVE_TTL + 15)
 
+    # `./dev manage` in another shell finds this stack (issue 11): the file names its moto,
+    # its DNS server and its database, and goes when the stack stops.
+    stack_file = Path(stack.summary["log_dir"]).parent / "stack.json"
+    described = json.loads(stack_file.read_text())
+    assert described["env"]["VEDOMAINS_AWS_ENDPOINT_URL"] == urls["moto"]
+    assert described["env"]["VEDOMAINS_DNS_NAMESERVERS"] == urls["dns"]
+    assert described["env"]["DATABASE_URL"] == stack.env["DATABASE_URL"]
+    assert stack_file.stat().st_mode & 0o077 == 0
+    # moto's own log is where the README says.
+    assert b"POST / HTTP" in (Path(stack.summary["log_dir"]) / "moto.log").read_bytes()
+
     # Everything stops on SIGTERM, and nothing the stack started is left running.
     pids = stack.child_pids()
     stop_seconds = stack.stop()
+    assert not stack_file.exists()
     leftovers = [pid for pid in pids if _alive(pid)]
     assert not leftovers, f"processes left behind: {leftovers}"
     assert stack.proc.returncode == 0, stack.output.read_text()[-3000:]

@@ -26,6 +26,14 @@ def _render(value: Any) -> str:
     return str(value)
 
 
+def _is_number(text: str | None) -> bool:
+    try:
+        float(text or "")
+    except ValueError:
+        return False
+    return True
+
+
 def _defaults() -> dict[str, Any]:
     tree = ast.parse((ROOT / "vedomains_site" / "settings.py").read_text())
     found: dict[str, Any] = {}
@@ -51,6 +59,12 @@ def test_every_default_in_settings_matches_env_example() -> None:
         if isinstance(default, dict):
             if json.loads(example.get(name) or "null") != default:
                 mismatched[name] = (json.dumps(default), example.get(name))
+            continue
+        if (isinstance(default, int | float) and not isinstance(default, bool)
+                and _is_number(example.get(name))):
+            # 10 and 10.0 are one value to env.float: compare numbers, not their spelling.
+            if float(example[name]) != float(default):
+                mismatched[name] = (_render(default), example.get(name))
             continue
         if _render(default) != example.get(name):
             mismatched[name] = (_render(default), example.get(name))

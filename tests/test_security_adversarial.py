@@ -68,3 +68,28 @@ def test_attack_dns_control_json_from_a_foreign_origin_or_rebound_host(
     assert control_server.records() == []
     # Our own client (no Origin, JSON) still works.
     assert _control(control_server, "PUT", "/records", body, json_type) == 200
+
+
+# --- item 9: NUL byte in admin filters ------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", [
+    "/admin/domains/customdomain/?q=a%00b",
+    "/admin/domains/customdomain/?status=active%00",
+    "/admin/domains/customdomain/?workspace__plan=pro%00",
+    "/admin/domains/workspace/?q=%00",
+    "/admin/autocomplete/?term=%00&app_label=domains&model_name=customdomain"
+    "&field_name=workspace",
+])
+def test_attack_nul_byte_in_admin_filter_or_autocomplete_term(client: Any, url: str) -> None:
+    from django.db import connection
+
+    from tests.factories import CustomDomainFactory, UserFactory
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the 500 is PostgreSQL's (SQLite accepts NUL in strings)")
+    CustomDomainFactory()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    response = client.get(url)
+    assert response.status_code == 400

@@ -93,3 +93,44 @@ def test_attack_nul_byte_in_admin_filter_or_autocomplete_term(client: Any, url: 
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
     response = client.get(url)
     assert response.status_code == 400
+
+
+# --- item 8: one owner's bad address ----------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_attack_crlf_owner_address_blocks_the_other_owners(
+    monkeypatch: pytest.MonkeyPatch, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """An owner sets their email to `a@evil.test\\r\\nBcc: ...`: the header injection must
+    not be sent, and the other owners still get their message, without a retry loop."""
+    from django.core import mail
+    from django.db import transaction
+
+    from domains import notifications, services, tasks
+    from domains.models import DomainStatus, Notification, Role
+    from tests.factories import (
+        CustomDomainFactory,
+        MembershipFactory,
+        UserFactory,
+        WorkspaceFactory,
+    )
+    from tests.notify_helpers import LOCMEM_EMAIL, TaskRecorder
+
+    settings.EMAIL_BACKEND = LOCMEM_EMAIL
+    queued = TaskRecorder()
+    monkeypatch.setattr(tasks, "send", queued)
+    workspace = WorkspaceFactory()
+    MembershipFactory(workspace=workspace, role=Role.OWNER,
+                      user=UserFactory(email="a@evil.test\r\nBcc: victim@elsewhere.test"))
+    MembershipFactory(workspace=workspace, role=Role.ADMIN,
+                      user=UserFactory(email="owner@acme.test"))
+    domain = CustomDomainFactory(workspace=workspace)
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        services.transition(domain=domain, to=DomainStatus.ACTIVE,
+                            allowed_from=[DomainStatus.PENDING_VALIDATION], source="test")
+    assert queued.run("send_notification") == ["sent"]
+    assert [m.to for m in mail.outbox] == [["owner@acme.test"]]
+    assert all("victim" not in str(m.message()) for m in mail.outbox)
+    assert notifications.due_notifications() == []
+    assert Notification.objects.get(domain=domain).recipients == ["owner@acme.test"]

@@ -410,4 +410,4 @@ class DomainEventAdmin(admin.ModelAdmin):
         return False
 
 
-from domains import admin_notify  # noqa: E402,F401
+from domains import admin_notify, admin_security  # noqa: E402,F401

@@ -20,6 +20,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from domains import dashboard, notifications
+from domains.admin_security import mask_secret
 from domains.models import (
     CustomDomain,
     DeliveryStatus,
@@ -124,21 +125,34 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
             n_failed=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.FAILED)),
         )
 
+    def _secret_field(self, request: HttpRequest) -> str:
+        # Only staff who may change the endpoint see its secret (issue 15): with it anyone
+        # can forge events the receiver trusts. Others see it masked.
+        if request.user.has_perm("domains.change_webhookendpoint"):
+            return "signing_secret"
+        return "signing_secret_masked"
+
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         fields = ["name", "url", "active", "event_types"]
         if obj is not None:
-            fields += ["signing_secret", "created_at", "updated_at"]
+            fields += [self._secret_field(request), "created_at", "updated_at"]
         return fields
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return ["signing_secret", "created_at", "updated_at"] if obj is not None else []
+        if obj is None:
+            return []
+        return [self._secret_field(request), "created_at", "updated_at"]
 
     @admin.display(description="Signing secret")
     def signing_secret(self, obj: WebhookEndpoint) -> SafeString:
-        # Staff-only page; the secret appears nowhere else (not in lists, logs or __str__).
+        # The secret appears nowhere else (not in lists, logs or __str__).
         return format_html(
             "<code>{}</code><br><span class='help'>Give this to the receiver; it verifies "
             "X-Vedomains-Signature with it (docs/webhooks.md).</span>", obj.secret)
+
+    @admin.display(description="Signing secret")
+    def signing_secret_masked(self, obj: WebhookEndpoint) -> str:
+        return mask_secret(obj.secret, keep=10) + " (shown to staff who may change endpoints)"
 
     @admin.display(description="Events")
     def event_filter(self, obj: WebhookEndpoint) -> str:

@@ -100,8 +100,11 @@ def ownership_token_for(*, workspace_slug: str, hostname: str) -> str:
     return digest[:32]
 
 
-def check_write_access(*, user: User | AnonymousUser, workspace: Workspace) -> None:
-    if getattr(user, "is_staff", False):
+def check_write_access(
+    *, user: User | AnonymousUser, workspace: Workspace, action: str = "change"
+) -> None:
+    """Owners and admins may write; staff only with Django's `<action>_customdomain` perm."""
+    if selectors.staff_may(user, f"domains.{action}_customdomain"):
         return
     role = selectors.membership_role(user=user, workspace=workspace)
     if role is None:

@@ -24,6 +24,16 @@ class UserFactory(factory.django.DjangoModelFactory):
             obj.save()
 
 
+def staff_with_perms(*codenames: str) -> object:
+    """A staff user (not superuser) holding exactly these `domains` model permissions."""
+    from django.contrib.auth.models import Permission
+
+    user = UserFactory(is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="domains",
+                                                        codename__in=codenames))
+    return user
+
+
 class WorkspaceFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Workspace

@@ -134,3 +134,92 @@ def test_attack_crlf_owner_address_blocks_the_other_owners(
     assert all("victim" not in str(m.message()) for m in mail.outbox)
     assert notifications.due_notifications() == []
     assert Notification.objects.get(domain=domain).recipients == ["owner@acme.test"]
+
+
+# --- item 3: staff powers follow Django permissions ------------------------------------------
+
+
+def _api_as(user: Any) -> Any:
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.mark.django_db
+def test_attack_staff_without_permissions_deletes_any_workspace_domain() -> None:
+    from domains.models import CustomDomain, DomainStatus
+    from tests.factories import CustomDomainFactory, UserFactory, staff_with_perms
+
+    victim = CustomDomainFactory(hostname="gallery.victim.com", status=DomainStatus.ACTIVE)
+    for staff in (UserFactory(is_staff=True), staff_with_perms("view_customdomain")):
+        response = _api_as(staff).delete("/api/domains/gallery.victim.com/")
+        assert response.status_code in (403, 404), response.content
+        assert CustomDomain.objects.get(pk=victim.pk).status == DomainStatus.ACTIVE
+    # The permission Django's admin would require does allow it.
+    allowed = staff_with_perms("delete_customdomain", "view_customdomain")
+    assert _api_as(allowed).delete("/api/domains/gallery.victim.com/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_attack_staff_without_permissions_registers_into_any_workspace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from domains import tasks
+    from domains.models import CustomDomain
+    from tests.factories import UserFactory, WorkspaceFactory, staff_with_perms
+
+    monkeypatch.setattr(tasks, "send", lambda task, *args: None)
+    WorkspaceFactory(slug="victim", plan="pro")
+    for staff in (UserFactory(is_staff=True), staff_with_perms("view_customdomain")):
+        response = _api_as(staff).post(
+            "/api/domains/", {"hostname": "shop.victim-client.com", "workspace": "victim"},
+            format="json")
+        assert response.status_code == 403, response.content
+    assert not CustomDomain.objects.exists()
+    allowed = staff_with_perms("add_customdomain")
+    assert _api_as(allowed).post(
+        "/api/domains/", {"hostname": "shop.victim-client.com", "workspace": "victim"},
+        format="json").status_code == 201
+
+
+@pytest.mark.django_db
+def test_attack_view_only_staff_reads_api_tokens_in_the_admin(client: Any) -> None:
+    from django.contrib.auth.models import Permission
+    from rest_framework.authtoken.models import Token
+
+    from tests.factories import UserFactory
+
+    victim = UserFactory(username="victim")
+    token = Token.objects.create(user=victim)
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.set(Permission.objects.filter(codename="view_tokenproxy"))
+    for user in (viewer, UserFactory(is_staff=True, is_superuser=True)):
+        client.force_login(user)
+        for url in ("/admin/authtoken/tokenproxy/",
+                    f"/admin/authtoken/tokenproxy/{victim.pk}/change/",
+                    f"/admin/authtoken/tokenproxy/{victim.pk}/delete/"):
+            response = client.get(url, follow=True)
+            assert response.status_code in (200, 403)
+            assert token.key not in response.content.decode(), url
+    # A superuser adding a token sees its key once, on the page the add leads to.
+    other = UserFactory(username="newcomer")
+    response = client.post("/admin/authtoken/tokenproxy/add/", {"user": other.pk}, follow=True)
+    assert Token.objects.get(user=other).key in response.content.decode()
+    assert Token.objects.get(user=other).key not in client.get(
+        "/admin/authtoken/tokenproxy/").content.decode()
+
+
+@pytest.mark.django_db
+def test_attack_view_only_staff_reads_webhook_signing_secret(client: Any) -> None:
+    from tests.factories import WebhookEndpointFactory, staff_with_perms
+
+    endpoint = WebhookEndpointFactory()
+    url = f"/admin/domains/webhookendpoint/{endpoint.pk}/change/"
+    client.force_login(staff_with_perms("view_webhookendpoint"))
+    response = client.get(url)
+    assert response.status_code == 200
+    assert endpoint.secret not in response.content.decode()
+    client.force_login(staff_with_perms("view_webhookendpoint", "change_webhookendpoint"))
+    assert endpoint.secret in client.get(url).content.decode()

@@ -116,6 +116,7 @@ class _WriteOnPost(APIView):
     """Views whose POST is a write on a workspace the body names."""
 
     parser_classes = PARSER_CLASSES
+    staff_action = "add"
 
     def get_permissions(self) -> list[BasePermission]:
         perms: list[BasePermission] = [IsAuthenticated()]

@@ -137,6 +137,9 @@ class CustomDomain(models.Model):
     misconfigured_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     removed_at = models.DateTimeField(null=True, blank=True)
+    # Set when the workspace released the hostname explicitly (services.domain_release):
+    # only then may another workspace claim it without the ownership TXT proof.
+    released_at = models.DateTimeField(null=True, blank=True)
 
     # The edge item's version: monotonic per hostname across records, bumped by every
     # change the edge must see; the edge store refuses writes older than what it holds.
@@ -214,6 +217,7 @@ class EventKind(models.TextChoices):
     EDGE_PUSH_REQUESTED = "edge_push_requested", "Edge push requested"
     OWNERSHIP_VERIFIED = "ownership_verified", "Ownership verified"
     RELEASED = "released", "Released to another workspace"
+    RELINQUISHED = "relinquished", "Released by its workspace"
     ERROR = "error", "Error"
 
 

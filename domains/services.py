@@ -88,14 +88,17 @@ def enqueue_after_commit(task_name: str, *args: object) -> None:
     transaction.on_commit(lambda: tasks.send(task, *args))
 
 
-def ownership_token_for(*, workspace_slug: str, hostname: str) -> str:
+def ownership_token_for(*, workspace_id: int, hostname: str) -> str:
     """The TXT token a workspace proves it controls `hostname` with.
 
     Derived (not random) so a workspace can be told the token before it holds a record,
-    which is how a real owner proves a claim held by someone else.
+    which is how a real owner proves a claim held by someone else. Derived from the
+    workspace's immutable id, never its slug (issue 15): a token must not pass to another
+    workspace with a name. Tokens already stored on records keep being the ones checked.
     """
     digest = hmac.new(
-        settings.SECRET_KEY.encode(), f"{workspace_slug}:{hostname}".encode(), hashlib.sha256
+        settings.SECRET_KEY.encode(), f"workspace-id:{workspace_id}:{hostname}".encode(),
+        hashlib.sha256,
     ).hexdigest()
     return digest[:32]
 
@@ -193,7 +196,7 @@ def domain_register(
             code="certificate_quota",
         )
 
-    token = ownership_token_for(workspace_slug=workspace.slug, hostname=host)
+    token = ownership_token_for(workspace_id=workspace.pk, hostname=host)
     holder = selectors.live_domain_for_hostname(host)
     proof = False
     if holder is not None and holder.workspace_id != workspace.id and holder.status != (
@@ -252,9 +255,8 @@ def domain_register(
             if holder is not None:
                 _release_holder(holder=holder, workspace=workspace, by=by, source=source,
                                 proof=proof)
-            previous = CustomDomain.objects.filter(hostname=host).exclude(workspace=workspace)
             ownership_required = settings.VEDOMAINS_OWNERSHIP_TXT == "always" or (
-                previous.filter(activated_at__isnull=False).exists()
+                hostname_needs_proof(hostname=host, workspace=workspace)
             )
             last_version = (
                 CustomDomain.objects.filter(hostname=host).aggregate(v=Max("edge_version"))["v"]
@@ -290,6 +292,21 @@ def domain_register(
             field="hostname",
         ) from exc
     return domain
+
+
+def hostname_needs_proof(*, hostname: str, workspace: Workspace) -> bool:
+    """Has another workspace ever held a record for `hostname` that it did not release?
+
+    Whatever that record's status (issue 15): a claim that failed or was removed may have
+    left the customer's CNAME, and the ACM validation CNAME that ACM reuses per name and
+    account, pointing at us; only that workspace's explicit release (`domain_release`) frees
+    the name for others without the TXT proof.
+    """
+    return (
+        CustomDomain.objects.filter(hostname=hostname, released_at__isnull=True)
+        .exclude(workspace=workspace)
+        .exists()
+    )
 
 
 def _release_holder(
@@ -388,6 +405,30 @@ def domain_remove(
                 code="concurrent_change",
             )
         enqueue_after_commit("cleanup_domain", domain.pk)
+    return domain
+
+
+def domain_release(
+    *, domain: CustomDomain, by: User | None, source: str = "api"
+) -> CustomDomain:
+    """The workspace gives the hostname up for good: any workspace may then claim it
+    without the ownership TXT proof (issue 15). Removes the domain if it is still live.
+
+    Every record the workspace holds for the hostname is marked released, so none of them
+    makes `hostname_needs_proof` ask a newcomer for proof.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        if domain.status != DomainStatus.REMOVED:
+            domain_remove(domain=domain, by=by, source=source,
+                          reason="Released by its workspace")
+        CustomDomain.objects.filter(
+            hostname=domain.hostname, workspace_id=domain.workspace_id, released_at__isnull=True
+        ).update(released_at=now)
+        event_record(domain=domain, kind=EventKind.RELINQUISHED, source=source, by=by,
+                     message=f"Workspace {domain.workspace.slug} released the hostname: the "
+                     "next workspace to register it needs no ownership proof.")
+    domain.refresh_from_db()
     return domain
 
 

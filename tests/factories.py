@@ -60,7 +60,7 @@ class CustomDomainFactory(factory.django.DjangoModelFactory):
     hostname = factory.Sequence(lambda n: f"gallery{n}.client.com")
     status = DomainStatus.PENDING_VALIDATION
     ownership_token = factory.LazyAttribute(
-        lambda o: ownership_token_for(workspace_slug=o.workspace.slug, hostname=o.hostname)
+        lambda o: ownership_token_for(workspace_id=o.workspace.pk, hostname=o.hostname)
     )
 
 

@@ -51,7 +51,7 @@ def make_domains(n: int, **fields: Any) -> list[CustomDomain]:
         host = f"d{next(_serial)}.bulk-client.com"
         rows.append(CustomDomain(
             hostname=host, workspace=ws,
-            ownership_token=ownership_token_for(workspace_slug=ws.slug, hostname=host),
+            ownership_token=ownership_token_for(workspace_id=ws.pk, hostname=host),
             last_error="boom" if i % 2 else "", edge_version=i % 3,
             checks={"dns": {"ok": True, "detail": "ok", "at": timezone.now().isoformat()}},
             **fields,

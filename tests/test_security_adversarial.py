@@ -223,3 +223,108 @@ def test_attack_view_only_staff_reads_webhook_signing_secret(client: Any) -> Non
     assert endpoint.secret not in response.content.decode()
     client.force_login(staff_with_perms("view_webhookendpoint", "change_webhookendpoint"))
     assert endpoint.secret in client.get(url).content.decode()
+
+
+# --- item 1: takeover through a failed or removed claim -------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("first_claim_ended", ["failed", "removed"])
+def test_attack_takeover_after_another_workspace_s_claim_failed_or_was_removed(
+    monkeypatch: pytest.MonkeyPatch, first_claim_ended: str
+) -> None:
+    """A registered the name (its customer's CNAME, and ACM's validation CNAME, may still
+    point at us); the claim failed or was removed without ever activating. B registers the
+    name: B must prove ownership with its own TXT record."""
+    from django.db import transaction
+
+    from domains import services, tasks
+    from domains.models import DomainStatus
+    from tests.factories import WorkspaceFactory
+
+    monkeypatch.setattr(tasks, "send", lambda task, *args: None)
+    a, b = WorkspaceFactory(slug="ws-a"), WorkspaceFactory(slug="ws-b")
+    first = services.domain_register(workspace=a, hostname="gallery.client.com", by=None)
+    if first_claim_ended == "failed":
+        with transaction.atomic():
+            services.transition(domain=first, to=DomainStatus.FAILED,
+                                allowed_from=[DomainStatus.PENDING_VALIDATION], source="test")
+    else:
+        services.domain_remove(domain=first, by=None, source="test")
+    second = services.domain_register(workspace=b, hostname="gallery.client.com", by=None)
+    assert second.ownership_required is True
+    assert second.ownership_verified_at is None
+
+
+@pytest.mark.django_db
+def test_attack_explicit_release_is_the_only_way_to_skip_the_proof(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The counterpart: A releases the name explicitly (API), then B needs no TXT proof."""
+    from domains import tasks
+    from domains.models import CustomDomain, DomainEvent, Role
+    from tests.factories import MembershipFactory, WorkspaceFactory
+
+    monkeypatch.setattr(tasks, "send", lambda task, *args: None)
+    a, b = WorkspaceFactory(slug="ws-a"), WorkspaceFactory(slug="ws-b")
+    a_owner = MembershipFactory(workspace=a, role=Role.OWNER).user
+    b_owner = MembershipFactory(workspace=b, role=Role.OWNER).user
+    body = {"hostname": "gallery.client.com"}
+    assert _api_as(a_owner).post("/api/domains/", {**body, "workspace": "ws-a"},
+                                 format="json").status_code == 201
+    # A member of B cannot release A's name.
+    assert _api_as(b_owner).post("/api/domains/gallery.client.com/release").status_code == 404
+    released = _api_as(a_owner).post("/api/domains/gallery.client.com/release")
+    assert released.status_code == 200, released.content
+    assert released.json()["status"] == "removed"
+    assert DomainEvent.objects.filter(kind="relinquished", actor=a_owner).count() == 1
+    assert _api_as(b_owner).post("/api/domains/", {**body, "workspace": "ws-b"},
+                                 format="json").status_code == 201
+    assert CustomDomain.objects.get(workspace=b).ownership_required is False
+
+
+# --- item 4: slug rename -------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_attack_new_workspace_takes_an_old_slug_and_inherits_txt_tokens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tokens were derived from the slug: a workspace created later under a slug another
+    workspace once had would be handed that workspace's proofs. They follow the id now."""
+    from domains import services
+    from domains.models import Workspace
+
+    first = Workspace.objects.create(slug="acme", name="Acme", plan="pro")
+    before = services.ownership_token_for(
+        **_token_kwargs(services, first), hostname="gallery.client.com")
+    first.delete()
+    second = Workspace.objects.create(slug="acme", name="Impostor", plan="pro")
+    after = services.ownership_token_for(
+        **_token_kwargs(services, second), hostname="gallery.client.com")
+    assert before != after
+
+
+def _token_kwargs(services: Any, workspace: Any) -> dict[str, Any]:
+    import inspect
+
+    params = inspect.signature(services.ownership_token_for).parameters
+    return ({"workspace_id": workspace.pk} if "workspace_id" in params
+            else {"workspace_slug": workspace.slug})
+
+
+@pytest.mark.django_db
+def test_attack_slug_rename_in_the_admin_leaves_the_edge_on_the_old_slug(client: Any) -> None:
+    """Renaming is refused: the slug is read-only once the workspace exists."""
+    from domains.models import Workspace
+    from tests.factories import UserFactory, WorkspaceFactory
+
+    workspace = WorkspaceFactory(slug="acme", name="Acme", plan="pro")
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    url = f"/admin/domains/workspace/{workspace.pk}/change/"
+    form = {"slug": "renamed", "name": "Acme", "plan": "pro",
+            "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0",
+            "memberships-MIN_NUM_FORMS": "0", "memberships-MAX_NUM_FORMS": "1000"}
+    response = client.post(url, form)
+    assert response.status_code in (200, 302)
+    assert Workspace.objects.get(pk=workspace.pk).slug == "acme"

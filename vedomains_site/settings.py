@@ -223,7 +223,8 @@ if "VEDOMAINS_ALLOW_APEX" in os.environ:
         "a CNAME. Remove it; customers use a subdomain such as www.<domain>."
     )
 # "always": every domain proves ownership with a TXT record; "previously-held": only
-# hostnames that were active for another workspace before (takeover protection).
+# hostnames another workspace has held before, in any status, unless it released them
+# explicitly (takeover protection, issue 15).
 VEDOMAINS_OWNERSHIP_TXT = env.str("VEDOMAINS_OWNERSHIP_TXT", default="previously-held")
 if VEDOMAINS_OWNERSHIP_TXT not in {"always", "previously-held"}:
     raise ImproperlyConfigured("VEDOMAINS_OWNERSHIP_TXT must be 'always' or 'previously-held'")

@@ -16,5 +16,7 @@ urlpatterns = [
     path("domains/", views.DomainListCreateView.as_view(), name="domain-list"),
     path("domains/<str:hostname>/", views.DomainDetailView.as_view(), name="domain-detail"),
     path("domains/<str:hostname>/verify", views.DomainVerifyView.as_view(), name="domain-verify"),
+    path("domains/<str:hostname>/release", views.DomainReleaseView.as_view(),
+         name="domain-release"),
     re_path(r"^", views.api_not_found, name="not-found"),
 ]

@@ -21,6 +21,8 @@ from django.utils.safestring import SafeString
 
 from domains import dashboard, notifications
 from domains.admin_security import mask_secret
+from domains.integrations import webhook_http
+from domains.integrations.errors import IntegrationError
 from domains.models import (
     CustomDomain,
     DeliveryStatus,
@@ -110,6 +112,18 @@ class WebhookEndpointForm(forms.ModelForm):
         model = WebhookEndpoint
         fields = ["name", "url", "active", "event_types"]
 
+    def clean_url(self) -> str:
+        # Resolve now too, so a name pointing at an internal address is refused at save
+        # (the sender checks again at every send: DNS may change afterwards).
+        url = str(self.cleaned_data["url"])
+        try:
+            webhook_http.check_destination(url)
+        except IntegrationError as exc:
+            # A name that does not resolve yet is accepted: it is checked at every send.
+            if exc.code == "forbidden_destination":
+                raise forms.ValidationError(exc.message) from exc
+        return url
+
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
@@ -189,7 +203,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     ordering = ["-created_at", "-id"]
     actions = ["replay"]
     fields = ["endpoint", "domain", "event_type", "version", "status", "attempts", "replays",
-              "status_code", "latency_ms", "last_error", "response_excerpt", "created_at",
+              "status_code", "latency_ms", "last_error", "created_at",
               "next_attempt_at", "expires_at", "delivered_at", "payload_json", "attempts_table"]
     readonly_fields = fields
 

@@ -258,6 +258,18 @@ def generate_webhook_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
+def validate_webhook_url(value: str) -> None:
+    """Save-time SSRF check without I/O (scheme, metadata names, literal addresses); the
+    sender checks what the name resolves to at send time (integrations.webhook_http)."""
+    from domains.integrations import webhook_http
+    from domains.integrations.errors import IntegrationError
+
+    try:
+        webhook_http.check_url(value)
+    except IntegrationError as exc:
+        raise ValidationError(exc.message, code="forbidden_destination") from exc
+
+
 class WebhookEventType(models.TextChoices):
     STATUS_CHANGED = "domain.status_changed", "Domain status changed"
     CERTIFICATE_TROUBLE = "domain.certificate_trouble", "Certificate renewal trouble"
@@ -269,7 +281,7 @@ class WebhookEndpoint(models.Model):
     name = models.CharField(max_length=100)
     url = models.URLField(
         max_length=2000,
-        validators=[URLValidator(schemes=["http", "https"])],
+        validators=[URLValidator(schemes=["http", "https"]), validate_webhook_url],
         help_text="Receives a POST per event. Redirects are not followed: give the final URL.",
     )
     # Readable by staff on the admin change page only; never logged or put in __str__.
@@ -322,7 +334,8 @@ class WebhookDelivery(models.Model):
     replays = models.PositiveIntegerField(default=0)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
-    response_excerpt = models.TextField(blank=True, default="")
+    # No response body is stored (issue 15): an SSRF'd internal service's answer must not
+    # end up on a staff page. Status, timing and errors only.
     last_error = models.TextField(blank=True, default="")
     # [{"attempt", "at", "status_code", "latency_ms", "error"}], newest last, capped.
     attempt_log = models.JSONField(default=list, blank=True)

@@ -460,7 +460,6 @@ def webhook_deliver(*, delivery_id: int) -> str:
         "attempts": attempt,
         "status_code": result.status_code if result else None,
         "latency_ms": result.latency_ms if result else None,
-        "response_excerpt": result.excerpt if result else "",
         "last_error": error,
         "attempt_log": [*delivery.attempt_log, entry][-ATTEMPT_LOG_MAX:],
     }

@@ -328,3 +328,158 @@ def test_attack_slug_rename_in_the_admin_leaves_the_edge_on_the_old_slug(client:
     response = client.post(url, form)
     assert response.status_code in (200, 302)
     assert Workspace.objects.get(pk=workspace.pk).slug == "acme"
+
+
+# --- item 5: webhook SSRF ------------------------------------------------------------------
+
+SSRF_URLS = [
+    "https://169.254.169.254/latest/meta-data/",
+    "https://[fd00:ec2::254]/latest/meta-data/",
+    "https://10.0.0.5/hooks",
+    "https://192.168.1.10/hooks",
+    "https://localhost/hooks",
+    "https://[::1]/hooks",
+    "https://[::ffff:127.0.0.1]/hooks",
+    "https://[64:ff9b::a9fe:a9fe]/hooks",
+    "https://metadata.google.internal/computeMetadata/v1/",
+]
+
+
+def _deliver_once(url: str, django_capture_on_commit_callbacks: Any,
+                  monkeypatch: pytest.MonkeyPatch) -> Any:
+    from django.db import transaction
+
+    from domains import notifications, services, tasks
+    from domains.models import DomainStatus, WebhookDelivery, WebhookEndpoint
+    from tests.factories import CustomDomainFactory, WebhookEndpointFactory
+
+    monkeypatch.setattr(tasks, "send", lambda task, *args: None)
+    endpoint = WebhookEndpointFactory()
+    # Straight into the table: the sender must not rely on the save-time check.
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=url)
+    domain = CustomDomainFactory()
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        services.transition(domain=domain, to=DomainStatus.ACTIVE,
+                            allowed_from=[DomainStatus.PENDING_VALIDATION], source="test")
+    delivery = WebhookDelivery.objects.get(endpoint=endpoint)
+    outcome = notifications.webhook_deliver(delivery_id=delivery.pk)
+    delivery.refresh_from_db()
+    return outcome, delivery
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", SSRF_URLS)
+def test_attack_webhook_ssrf_to_metadata_private_and_loopback_addresses(
+    url: str, settings: Any, monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from django.core.exceptions import ValidationError
+
+    from tests.factories import WebhookEndpointFactory
+
+    settings.DEBUG = False
+    connects: list[Any] = []
+    monkeypatch.setattr("socket.create_connection",
+                        lambda *a, **k: connects.append(a) or (_ for _ in ()).throw(OSError()))
+    with pytest.raises(ValidationError):
+        WebhookEndpointFactory.build(url=url).full_clean()
+    outcome, delivery = _deliver_once(url, django_capture_on_commit_callbacks, monkeypatch)
+    assert outcome == "failed" and delivery.status_code is None
+    assert connects == []
+
+
+@pytest.mark.django_db
+def test_attack_webhook_name_resolving_to_loopback_and_dns_rebinding(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any,
+) -> None:
+    """hooks.attacker.example resolves to an internal address (here a real server on
+    127.0.0.2, standing for one inside the VPC), first alone, then among public answers,
+    then only on the second lookup (rebinding). No POST may reach it."""
+    import socket
+
+    from tests.notify_helpers import webhook_receiver
+
+    real_getaddrinfo = socket.getaddrinfo
+    with webhook_receiver() as good:
+        port = good.server.server_address[1]
+        with webhook_receiver() as internal:
+            internal.server.server_close()
+            from http.server import ThreadingHTTPServer
+
+            internal.server = ThreadingHTTPServer(("127.0.0.2", port),
+                                                  good.server.RequestHandlerClass)
+            import threading
+
+            threading.Thread(target=internal.server.serve_forever, daemon=True).start()
+            try:
+                # Loopback 127.0.0.1 plays the public receiver; 127.0.0.2 the internal one.
+                settings.VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+                answers: list[list[str]] = []
+
+                def fake_dns(host: str, *args: Any, **kwargs: Any) -> Any:
+                    if host != "hooks.attacker.example":
+                        return real_getaddrinfo(host, *args, **kwargs)
+                    ips = answers.pop(0) if len(answers) > 1 else answers[0]
+                    return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))
+                            for ip in ips]
+
+                monkeypatch.setattr(socket, "getaddrinfo", fake_dns)
+                url = f"http://hooks.attacker.example:{port}/hooks"
+                for scenario in (["127.0.0.2"], ["127.0.0.2", "127.0.0.1"]):
+                    answers[:] = [scenario]
+                    outcome, delivery = _deliver_once(url, django_capture_on_commit_callbacks,
+                                                      monkeypatch)
+                    assert outcome == "failed", scenario
+                # Rebinding: the check sees 127.0.0.1, any later lookup 127.0.0.2.
+                answers[:] = [["127.0.0.1"], ["127.0.0.2"]]
+                outcome, delivery = _deliver_once(url, django_capture_on_commit_callbacks,
+                                                  monkeypatch)
+                assert internal.requests == []
+                assert outcome == "delivered" and len(good.requests) == 1
+                # Host header names the URL's host, not the address.
+                assert good.requests[0].headers["Host"].startswith("hooks.attacker.example")
+            finally:
+                internal.server.shutdown()
+
+
+@pytest.mark.django_db
+def test_attack_plain_http_webhook_outside_debug(settings: Any) -> None:
+    from django.core.exceptions import ValidationError
+
+    from tests.factories import WebhookEndpointFactory
+
+    settings.DEBUG = False
+    with pytest.raises(ValidationError):
+        WebhookEndpointFactory.build(url="http://hooks.example.com/x").full_clean()
+    WebhookEndpointFactory.build(url="https://hooks.example.com/x").full_clean()
+
+
+@pytest.mark.django_db
+def test_attack_webhook_response_body_stored_for_staff_to_read() -> None:
+    from domains.models import WebhookDelivery
+
+    assert "response_excerpt" not in {f.name for f in WebhookDelivery._meta.get_fields()}
+
+
+@pytest.mark.django_db
+def test_attack_webhook_endpoint_saved_with_a_name_resolving_to_a_private_address(
+    client: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from domains.models import WebhookEndpoint
+    from tests.factories import UserFactory
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    def fake_dns(host: str, *args: Any, **kwargs: Any) -> Any:
+        if host == "hooks.attacker.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.5", 443))]
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_dns)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    response = client.post("/admin/domains/webhookendpoint/add/", {
+        "name": "x", "url": "https://hooks.attacker.example/h", "active": "on"})
+    assert response.status_code == 200 and "non-public" in response.content.decode()
+    assert not WebhookEndpoint.objects.exists()

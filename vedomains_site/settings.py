@@ -329,6 +329,9 @@ VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE = env.int(
 # Webhook POSTs: one timeout for connect and each read; retries back off exponentially
 # (with jitter) from the base delay up to the cap, for the retry window after the event.
 VEDOMAINS_WEBHOOK_TIMEOUT = env.float("VEDOMAINS_WEBHOOK_TIMEOUT", default=10.0)
+# Webhooks go to public addresses only (SSRF, issue 15); these networks (CIDRs) are allowed
+# although not public: a receiver inside the VPC, or loopback for the local stack and tests.
+VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS = env.list("VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS", default=[])
 VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS = env.int("VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS", default=30)
 VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS = env.int("VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS", default=7200)
 VEDOMAINS_WEBHOOK_RETRY_WINDOW = timedelta(

@@ -483,3 +483,63 @@ def test_attack_webhook_endpoint_saved_with_a_name_resolving_to_a_private_addres
         "name": "x", "url": "https://hooks.attacker.example/h", "active": "on"})
     assert response.status_code == 200 and "non-public" in response.content.decode()
     assert not WebhookEndpoint.objects.exists()
+
+
+# --- item 6: production settings ------------------------------------------------------------
+
+
+def _settings_process(code: str, extra: dict[str, str], tmp_path: Any) -> Any:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("VEDOMAINS_", "DJANGO_", "CACHE_URL"))}
+    env.update({"PYTHONPATH": str(root), "DJANGO_SETTINGS_MODULE": "vedomains_site.settings",
+                **extra})
+    return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+PRODUCTION_ENV = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": "k3y-" + "x7Rq9#Lp2!vZ" * 5,
+    "DJANGO_ALLOWED_HOSTS": "domains.ve.ai",
+    "CACHE_URL": "rediscache://127.0.0.1:6379/6",
+    "DJANGO_SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO=https",
+}
+
+
+def test_attack_importing_pytest_switches_production_into_test_mode(tmp_path: Any) -> None:
+    """A production process that imports pytest (a plugin, a debugging aid) must not get
+    the insecure development key: without a key, settings refuse to load."""
+    out = _settings_process("import pytest, vedomains_site.settings", {"DJANGO_DEBUG": "false",
+                            "CACHE_URL": "rediscache://127.0.0.1:6379/6"}, tmp_path)
+    assert out.returncode != 0
+    assert "DJANGO_SECRET_KEY is not set" in out.stderr
+
+
+def test_attack_check_deploy_warnings_in_production(tmp_path: Any) -> None:
+    # Every deployment check (Django's "security" tag) passes at WARNING level; the whole
+    # `check --deploy` has no error. (drf-spectacular's enum-naming warnings are about the
+    # schema's component names, not the deployment.)
+    code = ("import django; django.setup(); from django.core.management import call_command; "
+            "call_command('check', deploy=True, tags=['security'], fail_level='WARNING'); "
+            "call_command('check', deploy=True, fail_level='ERROR'); "
+            "from django.conf import settings as s; print(s.SECURE_PROXY_SSL_HEADER)")
+    out = _settings_process(code, PRODUCTION_ENV, tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "security." not in out.stderr
+    assert "HTTP_X_FORWARDED_PROTO" in out.stdout
+
+
+def test_attack_local_memory_cache_multiplies_throttles_in_production(tmp_path: Any) -> None:
+    out = _settings_process("import django; django.setup()",
+                            {**PRODUCTION_ENV, "CACHE_URL": "locmemcache://vedomains"}, tmp_path)
+    assert out.returncode != 0
+    assert "CACHE_URL is a local-memory cache" in out.stderr
+    # The default (no CACHE_URL at all) is local memory too: refused the same way.
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "CACHE_URL"}
+    assert _settings_process("import django; django.setup()", env, tmp_path).returncode != 0

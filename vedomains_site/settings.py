@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,7 +22,10 @@ env = environ.Env()
 if (BASE_DIR / ".env").is_file():
     environ.Env.read_env(BASE_DIR / ".env")
 
-TESTING = "pytest" in sys.modules
+# Test mode (insecure key allowed, the test broker) only when asked for explicitly: the test
+# suite sets it (tests/testmode.py, loaded by pytest's addopts). Importing pytest, as a
+# production process may do by accident, changes nothing (issue 15).
+TESTING = env.bool("VEDOMAINS_TEST_MODE", default=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
@@ -38,6 +40,27 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = [o for o in env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[]) if o]
+
+# --- Transport security: on whenever DEBUG is off (issue 15; `check --deploy` is clean) ---
+_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000 if _SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS",
+                                          default=_SECURE)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=_SECURE)
+# Tests talk plain http to the test client; everything else redirects to https.
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=_SECURE and not TESTING)
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=_SECURE)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=_SECURE)
+# Behind a TLS-terminating load balancer: "HTTP_X_FORWARDED_PROTO=https". Set it ONLY when
+# the proxy always sets (or strips) that header, or a client could claim https itself.
+_proxy_header = env.str("DJANGO_SECURE_PROXY_SSL_HEADER", default="")
+if _proxy_header:
+    _name, _sep, _value = _proxy_header.partition("=")
+    if not (_sep and _name.startswith("HTTP_") and _value):
+        raise ImproperlyConfigured(
+            "DJANGO_SECURE_PROXY_SSL_HEADER must look like HTTP_X_FORWARDED_PROTO=https"
+        )
+    SECURE_PROXY_SSL_HEADER = (_name, _value)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -175,6 +198,13 @@ SPECTACULAR_SETTINGS = {
 
 # Throttle counters must be shared by every web process, so production uses Redis.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://vedomains")}
+if (not (DEBUG or TESTING)
+        and CACHES["default"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"):
+    # A per-process cache multiplies every throttle by the number of processes (issue 15).
+    raise ImproperlyConfigured(
+        "CACHE_URL is a local-memory cache, which each process keeps for itself; set it to "
+        "the shared Redis (redis://host:6379/1) or set DJANGO_DEBUG=true for development."
+    )
 
 # --- Celery ---------------------------------------------------------------------------------
 if TESTING:

@@ -30,6 +30,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from domains.certificate_budget import certificate_budget_usage
 from domains.models import (
     CustomDomain,
     DeliveryStatus,
@@ -147,6 +148,8 @@ def dashboard_data(now: datetime | None = None) -> dict[str, Any]:
         "webhooks": webhooks,
         "emails": emails,
         "chart": activation_chart(now),
+        # Issue 15: today's certificate requests against the platform's daily budget.
+        "certificate_budget": certificate_budget_usage(),
     }
 
 

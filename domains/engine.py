@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from domains import certificates, selectors, services
+from domains import certificate_budget, certificates, selectors, services
 from domains.integrations import acm, cdn, dns, edge_store
 from domains.integrations.edge_store import EdgeItem
 from domains.integrations.errors import IntegrationError
@@ -102,6 +102,17 @@ def domain_request_certificate(*, domain_id: int) -> str:
         return "exists"
     if domain.status != DomainStatus.PENDING_VALIDATION:
         return "not_pending"
+    # --- certificate budget (issue 15) ---
+    try:
+        certificate_budget.certificate_budget_consume(workspace=domain.workspace, kind="acm")
+    except certificate_budget.CertificateBudgetExceeded as exc:
+        # Held, not failed: the next check (while the CNAME points at us) asks again.
+        checks = {**(domain.checks or {}), "certificate": _check_record(
+            False, f"Certificate request held: {exc.message}", timezone.now(), held=True)}
+        CustomDomain.objects.filter(pk=domain.pk, certificate_arn="").update(
+            checks=checks, last_error=exc.message)
+        return "held"
+    # --- end certificate budget ---
     arn = acm.request_certificate(
         hostname=domain.hostname,
         key=f"vedomains:{domain.pk}:{domain.hostname}",
@@ -278,8 +289,15 @@ def _evaluate_pending(domain: CustomDomain, result: dns.DnsResult, cert: acm.Cer
             cert.issued, cert.failure_reason or f"Certificate is {cert.status}.", now,
             status=cert.status)
     elif not domain.certificate_arn:
-        checks["certificate"] = _check_record(False, "Certificate not requested yet.", now)
-        services.enqueue_after_commit("request_certificate", domain.pk)
+        # Issue 15: a certificate is requested only once the routing CNAME shows intent
+        # (or pre-validation was asked for), so registering and removing names in a loop
+        # spends none of the account's ACM requests.
+        if routing.ok or getattr(domain, "prevalidation", ""):
+            checks["certificate"] = _check_record(False, "Certificate requested.", now)
+            services.enqueue_after_commit("request_certificate", domain.pk)
+        else:
+            checks["certificate"] = _check_record(
+                False, "Requested once the CNAME points at us.", now)
 
     # Give up when ACM gave up, or when nothing came together in the pending window. A DNS
     # lookup that failed (timeout, SERVFAIL) is no verdict, so it cannot end the window; one

@@ -417,3 +417,30 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} for {self.domain_id} ({self.state_key})"
+
+
+# --- certificate budget (issue 15) ------------------------------------------------------------
+
+
+class CertificateBudgetDay(models.Model):
+    """How many certificates were requested on one (UTC) day: per workspace, or platform-wide
+    (`workspace` null). Counted in the database so every worker sees the same figure, and
+    incremented only under the limit (domains.certificate_budget)."""
+
+    day = models.DateField()
+    workspace = models.ForeignKey(Workspace, null=True, blank=True, on_delete=models.CASCADE,
+                                  related_name="+")
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day", "workspace_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["day", "workspace"],
+                                    condition=Q(workspace__isnull=False),
+                                    name="uniq_cert_budget_workspace_day"),
+            models.UniqueConstraint(fields=["day"], condition=Q(workspace__isnull=True),
+                                    name="uniq_cert_budget_platform_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.workspace_id or 'platform'}: {self.count}"

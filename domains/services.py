@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from domains import notifications, selectors
+from domains import certificate_budget, notifications, selectors
 from domains.errors import (
     Conflict,
     InvalidInput,
@@ -196,6 +196,9 @@ def domain_register(
             code="certificate_quota",
         )
 
+    # Today's certificate budget already spent: say so now rather than hold the request.
+    certificate_budget.certificate_budget_check(workspace=workspace)
+
     token = ownership_token_for(workspace_id=workspace.pk, hostname=host)
     holder = selectors.live_domain_for_hostname(host)
     proof = False
@@ -284,7 +287,8 @@ def domain_register(
                 message=f"Registered for workspace {workspace.slug}",
                 data={"ownership_required": ownership_required, "ownership_proven": proof},
             )
-            enqueue_after_commit("request_certificate", domain.pk)
+            # The first check requests the certificate once the CNAME shows intent (issue 15).
+            enqueue_after_commit("check_domain", domain.pk)
     except IntegrityError as exc:
         # Another request registered the same hostname between our check and our insert.
         raise Conflict(

@@ -543,3 +543,96 @@ def test_attack_local_memory_cache_multiplies_throttles_in_production(tmp_path: 
     # The default (no CACHE_URL at all) is local memory too: refused the same way.
     env = {k: v for k, v in PRODUCTION_ENV.items() if k != "CACHE_URL"}
     assert _settings_process("import django; django.setup()", env, tmp_path).returncode != 0
+
+
+# --- item 2: certificate budget --------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.integration
+def test_attack_register_and_remove_loop_exhausts_the_acm_request_quota(
+    aws_stack: Any, dns_server: Any, settings: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 3-domain workspace registers and removes names in a loop. Names whose CNAME never
+    points at us cost no certificate; the rest stop at the workspace's daily budget, held
+    with the reason; the platform budget caps everyone; nothing is counted twice."""
+    from domains import engine, services, tasks
+    from domains.certificate_budget import certificate_budget_usage
+    from domains.errors import Throttled
+    from domains.integrations import aws
+    from domains.models import CertificateBudgetDay, CustomDomain
+    from tests.factories import WorkspaceFactory
+
+    monkeypatch.setattr(tasks, "send", lambda task, *args: None)
+    settings.VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY = 4
+    settings.VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY = 6
+    attacker = WorkspaceFactory(slug="attacker", plan="pro")
+
+    def acm_certificates() -> int:
+        return len(aws.client("acm", "us-east-1").list_certificates()["CertificateSummaryList"])
+
+    # 1. Without a CNAME, registration and checks request nothing.
+    for i in range(5):
+        domain = services.domain_register(workspace=attacker, hostname=f"d{i}.junk.com", by=None)
+        engine.domain_check(domain_id=domain.pk, force=True)
+        services.domain_remove(domain=domain, by=None, source="test")
+    assert acm_certificates() == 0
+
+    # 2. With the CNAME: the check asks for the certificate; the 5th is held.
+    outcomes = []
+    for i in range(5):
+        host = f"c{i}.junk.com"
+        dns_server.store.set_record(host, "CNAME", "domain.ve.ai")
+        try:
+            domain = services.domain_register(workspace=attacker, hostname=host, by=None)
+        except Throttled as exc:
+            outcomes.append(exc.code)
+            continue
+        engine.domain_check(domain_id=domain.pk, force=True)
+        outcomes.append(engine.domain_request_certificate(domain_id=domain.pk))
+        domain.refresh_from_db()
+        services.domain_remove(domain=domain, by=None, source="test")
+    assert outcomes == ["requested"] * 4 + ["certificate_budget"]
+    assert acm_certificates() == 4
+
+    # A request that was already queued when the budget ran out is held, with the reason.
+    dns_server.store.set_record("late.junk.com", "CNAME", "domain.ve.ai")
+    settings.VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY = 5
+    late = services.domain_register(workspace=attacker, hostname="late.junk.com", by=None)
+    settings.VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY = 4
+    assert engine.domain_request_certificate(domain_id=late.pk) == "held"
+    late = CustomDomain.objects.get(pk=late.pk)
+    assert late.certificate_arn == "" and "requested its 4 certificates" in late.last_error
+    assert late.checks["certificate"]["held"] is True
+
+    # 3. The platform budget (6) caps the others once it is spent.
+    other = WorkspaceFactory(slug="other", plan="pro")
+    for i in range(3):
+        host = f"o{i}.fine.com"
+        dns_server.store.set_record(host, "CNAME", "domain.ve.ai")
+        try:
+            domain = services.domain_register(workspace=other, hostname=host, by=None)
+        except Throttled as exc:
+            outcomes.append(exc.code)
+            continue
+        outcomes.append(engine.domain_request_certificate(domain_id=domain.pk))
+    assert outcomes[-3:] == ["requested", "requested", "certificate_budget"]
+    assert acm_certificates() == 6
+    usage = certificate_budget_usage()
+    assert (usage["platform_used"], usage["platform_limit"]) == (6, 6)
+    assert usage["busiest"][0] == {"workspace": "attacker", "used": 4, "limit": 4}
+    assert CertificateBudgetDay.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_attack_certificate_budget_shown_on_the_dashboard(client: Any, settings: Any) -> None:
+    from django.utils import timezone
+
+    from domains.models import CertificateBudgetDay
+    from tests.factories import UserFactory
+
+    settings.VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY = 50
+    CertificateBudgetDay.objects.create(day=timezone.now().date(), workspace=None, count=37)
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    page = client.get("/admin/domains/dashboard/").content.decode()
+    assert "37 / 50" in page

@@ -354,6 +354,13 @@ VEDOMAINS_ACM_MAX_PENDING = env.int("VEDOMAINS_ACM_MAX_PENDING", default=1000)
 VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE = env.int(
     "VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE", default=100
 )
+# Certificate requests per UTC day (issue 15), counted in the database: ACM allows 5,000 a
+# year per account by default (about 14 a day). A workspace may request max(this, its
+# plan's domain limit) a day; the platform as a whole at most the second figure (0 = none).
+VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY = env.int("VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY",
+                                                default=10)
+VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY = env.int("VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY",
+                                               default=50)
 
 # --- Notifications, webhooks, certificate watch (issue 8) -----------------------------------
 # Webhook POSTs: one timeout for connect and each read; retries back off exponentially

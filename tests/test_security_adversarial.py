@@ -636,3 +636,159 @@ def test_attack_certificate_budget_shown_on_the_dashboard(client: Any, settings:
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
     page = client.get("/admin/domains/dashboard/").content.decode()
     assert "37 / 50" in page
+
+
+# --- item 10: the app's IAM policy -----------------------------------------------------------
+
+# Operations whose IAM action differs from the API name (Service Authorization Reference).
+IAM_ACTIONS_FOR = {
+    "cloudfront:CreateDistributionWithTags": ["cloudfront:CreateDistribution",
+                                              "cloudfront:TagResource"],
+}
+SERVICE_MARKERS = {"acm": '"acm"', "cloudfront": '"cloudfront"', "dynamodb": '"dynamodb"'}
+# Called only by local tooling, never by the deployed app: production creates the table in
+# deploy/dynamodb-global-table.yaml (`manage.py create_edge_table` is for the emulator).
+LOCAL_ONLY = {"dynamodb:CreateTable"}
+
+
+def _app_operations() -> set[str]:
+    """Every AWS operation domains/ calls: client methods named like an operation of a
+    service the same module builds a client for (plus paginators)."""
+    import re
+    from pathlib import Path
+
+    import botocore.session
+    from botocore import xform_name
+
+    root = Path(__file__).resolve().parent.parent / "domains"
+    session = botocore.session.get_session()
+    found: set[str] = set()
+    for path in root.rglob("*.py"):
+        if "migrations" in path.parts:
+            continue
+        source = path.read_text()
+        called = set(re.findall(r"\.([a-z_0-9]+)\(", source))
+        called |= set(re.findall(r"get_paginator\(\s*\"([a-z_0-9]+)\"", source))
+        for service, marker in SERVICE_MARKERS.items():
+            if marker not in source:
+                continue
+            model = session.get_service_model(service)
+            for operation in model.operation_names:
+                if xform_name(operation) in called:
+                    found.add(f"{service}:{operation}")
+    return found
+
+
+def _policy_statements() -> list[dict[str, Any]]:
+    from pathlib import Path
+
+    import yaml
+
+    class CfnLoader(yaml.SafeLoader):
+        pass
+
+    def any_tag(loader: Any, suffix: str, node: Any) -> Any:
+        if isinstance(node, yaml.ScalarNode):
+            return loader.construct_scalar(node)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node, deep=True)
+        return loader.construct_mapping(node, deep=True)
+
+    CfnLoader.add_multi_constructor("!", any_tag)
+    statements: list[dict[str, Any]] = []
+    for path in (Path(__file__).resolve().parent.parent / "deploy").glob("*.yaml"):
+        # A SafeLoader subclass that reads CloudFormation tags (!Sub, !Ref) as plain values.
+        template = yaml.load(path.read_text(), Loader=CfnLoader)
+        for resource in (template.get("Resources") or {}).values():
+            props = resource.get("Properties") or {}
+            documents = [props.get("PolicyDocument")] + [
+                p.get("PolicyDocument") for p in props.get("Policies") or []]
+            for document in documents:
+                if document and "app" in str(props.get("ManagedPolicyName", "")):
+                    statements.extend(document["Statement"])
+    return statements
+
+
+def _allowed(action: str, statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from fnmatch import fnmatchcase
+
+    matches = []
+    for statement in statements:
+        actions = statement["Action"]
+        actions = [actions] if isinstance(actions, str) else actions
+        if statement["Effect"] == "Allow" and any(
+                fnmatchcase(action.lower(), a.lower()) for a in actions):
+            matches.append(statement)
+    return matches
+
+
+def test_attack_app_calls_an_aws_operation_its_iam_policy_does_not_allow() -> None:
+    """The hourly reconcile calls dynamodb:BatchGetItem, which the policy lacked: in AWS
+    the call fails with AccessDenied however green the suite is against moto."""
+    operations = _app_operations()
+    # The scan sees the calls the design rests on (so it cannot silently find nothing).
+    assert {"acm:RequestCertificate", "dynamodb:BatchGetItem",
+            "cloudfront:UpdateDistribution"} <= operations
+    statements = _policy_statements()
+    missing = [
+        action
+        for operation in sorted(operations - LOCAL_ONLY)
+        for action in IAM_ACTIONS_FOR.get(operation, [operation])
+        if not _allowed(action, statements)
+    ]
+    assert missing == []
+
+
+def test_attack_compromised_worker_deletes_the_platform_s_own_distribution_or_certificates(
+) -> None:
+    """Destructive CloudFront and ACM actions are allowed only on resources carrying the
+    app's tag, which the app sets on everything it creates (and the platform's own
+    distributions and certificates do not carry)."""
+    from domains.integrations import aws
+
+    statements = _policy_statements()
+    key = f"aws:ResourceTag/{aws.MANAGED_TAG_KEY}"
+    for action in ("cloudfront:UpdateDistribution", "cloudfront:DeleteDistribution",
+                   "acm:DeleteCertificate"):
+        grants = _allowed(action, statements)
+        assert grants, action
+        for statement in grants:
+            condition = statement.get("Condition", {}).get("StringEquals", {})
+            assert condition.get(key) == aws.MANAGED_TAG_VALUE, (action, statement.get("Sid"))
+    # Creating and tagging are allowed only with the tag in the request, so the app can
+    # only ever label things with its own tag...
+    for action in ("acm:RequestCertificate", "acm:AddTagsToCertificate",
+                   "cloudfront:TagResource"):
+        for statement in _allowed(action, statements):
+            if "distribution-tenant/" in str(statement["Resource"]):
+                continue  # tenants: the SaaS strategy's statement (issue 13)
+            condition = statement.get("Condition", {}).get("StringEquals", {})
+            assert condition.get(f"aws:RequestTag/{aws.MANAGED_TAG_KEY}") == \
+                aws.MANAGED_TAG_VALUE, action
+    # ...and can never tag, update or delete what the platform owns.
+    denied = [s for s in statements if s["Effect"] == "Deny"
+              and s.get("Condition", {}).get("StringEquals", {}).get(
+                  "aws:ResourceTag/vedomains-platform") == "true"]
+    denied_actions = {a for s in denied for a in s["Action"]}
+    assert {"cloudfront:TagResource", "cloudfront:UntagResource",
+            "cloudfront:UpdateDistribution", "cloudfront:DeleteDistribution",
+            "acm:DeleteCertificate", "acm:AddTagsToCertificate"} <= denied_actions
+
+
+@pytest.mark.django_db
+@pytest.mark.integration
+def test_attack_what_the_app_creates_carries_the_tag_its_policy_requires(
+    aws_stack: Any,
+) -> None:
+    from domains.integrations import acm, aws, cdn
+
+    arn = acm.request_certificate(hostname="shop.client.com", key="t1",
+                                  tags={"vedomains-domain-id": "1"})
+    tags = aws.client("acm", "us-east-1").list_tags_for_certificate(CertificateArn=arn)["Tags"]
+    assert {"Key": aws.MANAGED_TAG_KEY, "Value": aws.MANAGED_TAG_VALUE} in tags
+    attachment = cdn.DistributionPerDomain().attach(
+        hostname="shop.client.com", certificate_arn=arn, reference="vedomains-t1")
+    cf = aws.client("cloudfront", "us-east-1")
+    dist_arn = cf.get_distribution(Id=attachment.resource_id)["Distribution"]["ARN"]
+    items = cf.list_tags_for_resource(Resource=dist_arn)["Tags"]["Items"]
+    assert {"Key": aws.MANAGED_TAG_KEY, "Value": aws.MANAGED_TAG_VALUE} in items

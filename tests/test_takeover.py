@@ -355,9 +355,9 @@ def test_stubbed_cname_already_exists_from_our_own_released_record_is_waited_out
         stub.add_response("get_distribution_config",
                           {"DistributionConfig": template["DistributionConfig"],
                            "ETag": template["ETag"]}, {"Id": aws_stack["template_id"]})
-        stub.add_client_error("create_distribution", service_error_code="CNAMEAlreadyExists",
-                              http_status_code=409,
-                              expected_params={"DistributionConfig": ANY})
+        stub.add_client_error("create_distribution_with_tags",
+                              service_error_code="CNAMEAlreadyExists", http_status_code=409,
+                              expected_params={"DistributionConfigWithTags": ANY})
         outcome = check(new)
     assert (outcome.outcome, new.status) == ("waiting", DomainStatus.PENDING_VALIDATION)
     assert new.checks["cdn"]["code"] == "CNAMEAlreadyExists"

@@ -1,9 +1,10 @@
 """Adversarial review (issue 15): one test per attack, named for it.
 
 Each test reproduces an attack against the running code (real PostgreSQL, moto in server
-mode, the loopback DNS server) and asserts that it is refused. Every test here failed
-against the code before its fix; new names are imported inside the tests so that each
-one fails on its own when run against the old code.
+mode, the loopback DNS server) and asserts that it is refused. Every `test_attack_...`
+here failed against the code before its fix; new names are imported inside the tests so
+that each one fails on its own when run against the old code. `test_guard_...` tests
+check that a fix did not weaken something that already held (TLS verification).
 """
 
 from __future__ import annotations
@@ -805,3 +806,100 @@ def test_attack_what_the_app_creates_carries_the_tag_its_policy_requires(
     dist_arn = cf.get_distribution(Id=attachment.resource_id)["Distribution"]["ARN"]
     items = cf.list_tags_for_resource(Resource=dist_arn)["Tags"]["Items"] or []
     assert managed in items
+
+
+def _self_signed(tmp_path: Any, name: str) -> tuple[str, str]:
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=1))
+            .not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / f"{name}.crt", tmp_path / f"{name}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+def test_guard_pinned_address_keeps_tls_verification_on_the_hostname(
+    tmp_path: Any, settings: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Connecting to the checked address must still present SNI and verify the certificate
+    against the URL's hostname: a server holding a certificate for another name fails."""
+    import socket
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from domains.integrations import webhook_http
+    from domains.integrations.errors import IntegrationError
+
+    settings.DEBUG = False
+    settings.VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    good_cert, good_key = _self_signed(tmp_path, "hooks.attacker.example")
+    other_cert, other_key = _self_signed(tmp_path, "someone-else.example")
+    seen_sni: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    def serve(cert: str, key: str) -> ThreadingHTTPServer:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        context.sni_callback = lambda sock, name, ctx: seen_sni.append(name)  # type: ignore[assignment,func-returns-value]
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    def fake_dns(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "hooks.attacker.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_dns)
+    # Trust both self-signed certificates, as if a public CA had issued them.
+    real_context = ssl.create_default_context
+
+    def trusting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        context = real_context(*args, **kwargs)
+        context.load_verify_locations(good_cert)
+        context.load_verify_locations(other_cert)
+        return context
+
+    monkeypatch.setattr(ssl, "create_default_context", trusting)
+    for cert, key, ok in ((good_cert, good_key, True), (other_cert, other_key, False)):
+        server = serve(cert, key)
+        url = f"https://hooks.attacker.example:{server.server_address[1]}/h"
+        try:
+            if ok:
+                result = webhook_http.post_json(url, b"{}", {}, timeout=5)
+                assert result.status_code == 204
+            else:
+                with pytest.raises(IntegrationError):
+                    webhook_http.post_json(url, b"{}", {}, timeout=5)
+        finally:
+            server.shutdown()
+            server.server_close()
+    assert seen_sni == ["hooks.attacker.example", "hooks.attacker.example"]

@@ -1,7 +1,7 @@
 """Records: workspaces, their custom domains, and the audit trail.
 
 Fields, constraints and cheap properties only; every state change goes through
-`domains.services`.
+`domains.lifecycle` (by way of services, checks, cleanup and the other modules above it).
 """
 
 from __future__ import annotations
@@ -14,6 +14,10 @@ from django.core.validators import RegexValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+
+from domains.hostnames import HostnameError, normalize_hostname
+from domains.integrations import webhook_http
+from domains.integrations.errors import IntegrationError
 
 # A workspace slug is used as a DNS label (`<slug>.ve.ai`), so it must be one.
 slug_validator = RegexValidator(
@@ -88,6 +92,12 @@ class DomainStatus(models.TextChoices):
 # Statuses in which the edge routes the hostname: a misconfigured domain keeps serving
 # through its grace period, in case the DNS change was a mistake the customer reverts.
 EDGE_ROUTED_STATUSES = frozenset({DomainStatus.ACTIVE, DomainStatus.MISCONFIGURED})
+# Statuses that hold the hostname and count against the plan; checks keep visiting them.
+LIVE_STATUSES = (
+    DomainStatus.PENDING_VALIDATION,
+    DomainStatus.ACTIVE,
+    DomainStatus.MISCONFIGURED,
+)
 
 
 class CustomDomain(models.Model):
@@ -187,8 +197,6 @@ class CustomDomain(models.Model):
         return self.hostname
 
     def clean(self) -> None:
-        from domains.hostnames import HostnameError, normalize_hostname
-
         try:
             self.hostname = normalize_hostname(self.hostname)
         except HostnameError as exc:
@@ -273,9 +281,6 @@ def generate_webhook_secret() -> str:
 def validate_webhook_url(value: str) -> None:
     """Save-time SSRF check without I/O (scheme, metadata names, literal addresses); the
     sender checks what the name resolves to at send time (integrations.webhook_http)."""
-    from domains.integrations import webhook_http
-    from domains.integrations.errors import IntegrationError
-
     try:
         webhook_http.check_url(value)
     except IntegrationError as exc:

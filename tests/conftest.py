@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
+from domains import lifecycle
 from domains.models import Role
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
+from tests.notify_helpers import TaskRecorder
 
 pytest_plugins = ["tests.infra"]
 
@@ -40,6 +42,15 @@ def _no_certificate_budget(settings):  # type: ignore[no-untyped-def]
     # (tests/test_security_adversarial.py) set the limits they exercise.
     settings.VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY = 0
     settings.VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY = 0
+
+
+@pytest.fixture
+def queued_tasks(monkeypatch: pytest.MonkeyPatch) -> TaskRecorder:
+    """Tasks queued after commit, recorded instead of sent (`.calls`, `.names()`), and run
+    in-process on demand (`.run(...)`): for tests that drive the services without a worker."""
+    recorder = TaskRecorder()
+    monkeypatch.setattr(lifecycle, "task_send", recorder)
+    return recorder
 
 
 @pytest.fixture

@@ -18,6 +18,14 @@ import pytest
 
 from localdev.dns_server import LocalDNSServer
 
+
+def _record_tasks(monkeypatch: pytest.MonkeyPatch, recorder: Any = None) -> None:
+    """Tasks queued after commit are recorded (or dropped), not sent to a broker."""
+    from domains import lifecycle
+
+    monkeypatch.setattr(lifecycle, "task_send", recorder or (lambda name, *args: None))
+
+
 # --- item 11: local DNS control API from a web page -----------------------------------------
 
 
@@ -108,7 +116,7 @@ def test_attack_crlf_owner_address_blocks_the_other_owners(
     from django.core import mail
     from django.db import transaction
 
-    from domains import notifications, services, tasks
+    from domains import lifecycle, notifications
     from domains.models import DomainStatus, Notification, Role
     from tests.factories import (
         CustomDomainFactory,
@@ -120,7 +128,7 @@ def test_attack_crlf_owner_address_blocks_the_other_owners(
 
     settings.EMAIL_BACKEND = LOCMEM_EMAIL
     queued = TaskRecorder()
-    monkeypatch.setattr(tasks, "send", queued)
+    _record_tasks(monkeypatch, queued)
     workspace = WorkspaceFactory()
     MembershipFactory(workspace=workspace, role=Role.OWNER,
                       user=UserFactory(email="a@evil.test\r\nBcc: victim@elsewhere.test"))
@@ -128,7 +136,7 @@ def test_attack_crlf_owner_address_blocks_the_other_owners(
                       user=UserFactory(email="owner@acme.test"))
     domain = CustomDomainFactory(workspace=workspace)
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
-        services.transition(domain=domain, to=DomainStatus.ACTIVE,
+        lifecycle.domain_transition(domain=domain, to=DomainStatus.ACTIVE,
                             allowed_from=[DomainStatus.PENDING_VALIDATION], source="test")
     assert queued.run("send_notification") == ["sent"]
     assert [m.to for m in mail.outbox] == [["owner@acme.test"]]
@@ -167,11 +175,10 @@ def test_attack_staff_without_permissions_deletes_any_workspace_domain() -> None
 def test_attack_staff_without_permissions_registers_into_any_workspace(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from domains import tasks
     from domains.models import CustomDomain
     from tests.factories import UserFactory, WorkspaceFactory, staff_with_perms
 
-    monkeypatch.setattr(tasks, "send", lambda task, *args: None)
+    _record_tasks(monkeypatch)
     WorkspaceFactory(slug="victim", plan="pro")
     for staff in (UserFactory(is_staff=True), staff_with_perms("view_customdomain")):
         response = _api_as(staff).post(
@@ -239,16 +246,16 @@ def test_attack_takeover_after_another_workspace_s_claim_failed_or_was_removed(
     name: B must prove ownership with its own TXT record."""
     from django.db import transaction
 
-    from domains import services, tasks
+    from domains import lifecycle, services
     from domains.models import DomainStatus
     from tests.factories import WorkspaceFactory
 
-    monkeypatch.setattr(tasks, "send", lambda task, *args: None)
+    _record_tasks(monkeypatch)
     a, b = WorkspaceFactory(slug="ws-a"), WorkspaceFactory(slug="ws-b")
     first = services.domain_register(workspace=a, hostname="gallery.client.com", by=None)
     if first_claim_ended == "failed":
         with transaction.atomic():
-            services.transition(domain=first, to=DomainStatus.FAILED,
+            lifecycle.domain_transition(domain=first, to=DomainStatus.FAILED,
                                 allowed_from=[DomainStatus.PENDING_VALIDATION], source="test")
     else:
         services.domain_remove(domain=first, by=None, source="test")
@@ -262,11 +269,10 @@ def test_attack_explicit_release_is_the_only_way_to_skip_the_proof(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The counterpart: A releases the name explicitly (API), then B needs no TXT proof."""
-    from domains import tasks
     from domains.models import CustomDomain, DomainEvent, Role
     from tests.factories import MembershipFactory, WorkspaceFactory
 
-    monkeypatch.setattr(tasks, "send", lambda task, *args: None)
+    _record_tasks(monkeypatch)
     a, b = WorkspaceFactory(slug="ws-a"), WorkspaceFactory(slug="ws-b")
     a_owner = MembershipFactory(workspace=a, role=Role.OWNER).user
     b_owner = MembershipFactory(workspace=b, role=Role.OWNER).user
@@ -350,17 +356,17 @@ def _deliver_once(url: str, django_capture_on_commit_callbacks: Any,
                   monkeypatch: pytest.MonkeyPatch) -> Any:
     from django.db import transaction
 
-    from domains import notifications, services, tasks
+    from domains import lifecycle, notifications
     from domains.models import DomainStatus, WebhookDelivery, WebhookEndpoint
     from tests.factories import CustomDomainFactory, WebhookEndpointFactory
 
-    monkeypatch.setattr(tasks, "send", lambda task, *args: None)
+    _record_tasks(monkeypatch)
     endpoint = WebhookEndpointFactory()
     # Straight into the table: the sender must not rely on the save-time check.
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=url)
     domain = CustomDomainFactory()
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
-        services.transition(domain=domain, to=DomainStatus.ACTIVE,
+        lifecycle.domain_transition(domain=domain, to=DomainStatus.ACTIVE,
                             allowed_from=[DomainStatus.PENDING_VALIDATION], source="test")
     delivery = WebhookDelivery.objects.get(endpoint=endpoint)
     outcome = notifications.webhook_deliver(delivery_id=delivery.pk)
@@ -558,7 +564,7 @@ def test_attack_register_and_remove_loop_exhausts_the_acm_request_quota(
     """A 3-domain workspace registers and removes names in a loop. Names whose CNAME never
     points at us cost no certificate; the rest stop at the workspace's daily budget, held
     with the reason; the platform budget caps everyone; nothing is counted twice."""
-    from domains import services, tasks
+    from domains import services
 
     try:  # the engine was split into checks and certificates (struct)
         from domains.certificates import domain_request_certificate
@@ -572,7 +578,7 @@ def test_attack_register_and_remove_loop_exhausts_the_acm_request_quota(
     from tests.notify_helpers import TaskRecorder
 
     queued = TaskRecorder()
-    monkeypatch.setattr(tasks, "send", queued)
+    _record_tasks(monkeypatch, queued)
     settings.VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY = 4
     settings.VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY = 6
     attacker = WorkspaceFactory(slug="attacker", plan="pro")

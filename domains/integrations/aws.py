@@ -19,6 +19,7 @@ from django.conf import settings
 
 from domains.integrations import ratelimit
 from domains.integrations.errors import IntegrationError
+from vedomains_site.observability import aws_metrics
 
 # Every certificate and distribution the app creates carries this tag, and the app's IAM
 # policy (deploy/app-iam-policy.yaml) lets it update or delete only resources that carry
@@ -78,6 +79,8 @@ def client(service: str, region: str | None = None) -> Any:
             )
             # AWS rate limits are per account: every worker draws from one shared bucket.
             _clients[key].meta.events.register("before-send", ratelimit.before_send)
+            # Calls, errors and throttles by operation, counted from botocore's events.
+            aws_metrics.instrument(_clients[key])
         return _clients[key]
 
 

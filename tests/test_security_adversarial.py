@@ -515,7 +515,7 @@ PRODUCTION_ENV = {
     "DJANGO_SECRET_KEY": "k3y-" + "x7Rq9#Lp2!vZ" * 5,
     "DJANGO_ALLOWED_HOSTS": "domains.ve.ai",
     "CACHE_URL": "rediscache://127.0.0.1:6379/6",
-    "DJANGO_SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO=https",
+    "DJANGO_BEHIND_TLS_PROXY": "true",
 }
 
 

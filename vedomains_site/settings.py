@@ -42,25 +42,15 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 CSRF_TRUSTED_ORIGINS = [o for o in env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[]) if o]
 
 # --- Transport security: on whenever DEBUG is off (issue 15; `check --deploy` is clean) ---
+# Not switchable one by one: production is https. Behind a TLS-terminating load balancer
+# set DJANGO_BEHIND_TLS_PROXY=true (below), or the https redirect would loop.
 _SECURE = not DEBUG
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000 if _SECURE else 0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS",
-                                          default=_SECURE)
-SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=_SECURE)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _SECURE
+SECURE_HSTS_PRELOAD = _SECURE
 # Tests talk plain http to the test client; everything else redirects to https.
-SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=_SECURE and not TESTING)
-SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=_SECURE)
-CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=_SECURE)
-# Behind a TLS-terminating load balancer: "HTTP_X_FORWARDED_PROTO=https". Set it ONLY when
-# the proxy always sets (or strips) that header, or a client could claim https itself.
-_proxy_header = env.str("DJANGO_SECURE_PROXY_SSL_HEADER", default="")
-if _proxy_header:
-    _name, _sep, _value = _proxy_header.partition("=")
-    if not (_sep and _name.startswith("HTTP_") and _value):
-        raise ImproperlyConfigured(
-            "DJANGO_SECURE_PROXY_SSL_HEADER must look like HTTP_X_FORWARDED_PROTO=https"
-        )
-    SECURE_PROXY_SSL_HEADER = (_name, _value)
+SECURE_SSL_REDIRECT = _SECURE and not TESTING
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _SECURE
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -442,7 +432,6 @@ if DJANGO_BEHIND_TLS_PROXY:
     # The ALB redirects port 80 already; this covers any other way in. Health probes are
     # answered before SecurityMiddleware, so they are never redirected.
     SECURE_SSL_REDIRECT = True
-SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
 
 # Celery (the queues are defined above): a broker that does not answer fails fast.
 CELERY_BROKER_CONNECTION_TIMEOUT = 5.0

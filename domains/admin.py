@@ -28,7 +28,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince, timeuntil
 
-from domains import services, support
+# admin_security replaces DRF's token admin (keys never shown; issue 15).
+from domains import admin_security, services, support  # noqa: F401
 from domains.admin_notify import (
     CERTIFICATE_WATCH_FIELDS,
     AttentionFilter,
@@ -70,6 +71,12 @@ class WorkspaceAdmin(admin.ModelAdmin):
     search_fields = ["slug", "name"]
     readonly_fields = ["created_at"]
     inlines = [MembershipInline]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # The slug is the workspaceId the edge, the DynamoDB items and the ve.ai app route
+        # by: renaming it would leave traffic on the old slug for whoever takes it next
+        # (issue 15). It is set once, at creation.
+        return ["slug", "created_at"] if obj is not None else ["created_at"]
     # Explicit: Django drops Meta.ordering from the GROUP BY query the count annotation makes.
     ordering = ["slug"]
 
@@ -219,7 +226,7 @@ class CustomDomainAdmin(admin.ModelAdmin):
     list_select_related = ["workspace"]
     autocomplete_fields = ["workspace"]
     ordering = ["-created_at", "-id"]
-    actions = ["check_now", "push_to_edge", "remove_domains"]
+    actions = ["check_now", "push_to_edge", "remove_domains", "release_hostnames"]
     change_form_template = "admin/domains/customdomain/change_form.html"
     change_list_template = "admin/domains/customdomain/change_list.html"
     # Every field is system-managed once the domain exists; changes go through actions.
@@ -471,6 +478,16 @@ class CustomDomainAdmin(admin.ModelAdmin):
     @admin.action(description="Remove (detach and clean up)", permissions=["change"])
     def remove_domains(self, request: HttpRequest, queryset: QuerySet[CustomDomain]) -> None:
         self._run(request, queryset, verb="Removed", call=services.domain_remove)
+
+
+    @admin.action(description="Remove and release the hostname (no TXT proof for the next "
+                  "workspace)", permissions=["delete_domain"])
+    def release_hostnames(self, request: HttpRequest, queryset: QuerySet[CustomDomain]) -> None:
+        self._run(request, queryset, verb="Released", call=services.domain_release)
+
+    def has_delete_domain_permission(self, request: HttpRequest) -> bool:
+        # Row deletion stays off (has_delete_permission); releasing needs Django's delete perm.
+        return request.user.has_perm("domains.delete_customdomain")
 
 
 @admin.register(DomainEvent)

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from domains import lifecycle, outbox
+from domains import certificate_budget, lifecycle, outbox
 from domains.integrations import acm, dns, dns_caa
 from domains.integrations.errors import IntegrationError
 from domains.models import (
@@ -78,6 +78,18 @@ def domain_request_certificate(*, domain_id: int) -> str:
         return "exists"
     if domain.status != DomainStatus.PENDING_VALIDATION:
         return "not_pending"
+    # --- certificate budget (issue 15) ---
+    try:
+        certificate_budget.certificate_budget_consume(workspace=domain.workspace, kind="acm")
+    except certificate_budget.CertificateBudgetExceeded as exc:
+        # Held, not failed: the next check (while the CNAME points at us) asks again.
+        checks = {**(domain.checks or {}), "certificate": {
+            "ok": False, "detail": f"Certificate request held: {exc.message}",
+            "at": timezone.now().isoformat(), "held": True}}
+        CustomDomain.objects.filter(pk=domain.pk, certificate_arn="").update(
+            checks=checks, last_error=exc.message)
+        return "held"
+    # --- end certificate budget ---
     arn = acm.request_certificate(
         hostname=domain.hostname,
         key=certificate_request_key(domain),

@@ -321,8 +321,15 @@ def _pending_certificate(domain: CustomDomain, routing: dns.RoutingCheck,
             cert.issued, cert.failure_reason or f"Certificate is {cert.status}.", now,
             status=cert.status)
     elif not domain.certificate_arn:
-        checks["certificate"] = _check_record(False, "Certificate not requested yet.", now)
-        lifecycle.enqueue_after_commit("request_certificate", domain.pk)
+        # Issue 15: a certificate is requested only once the routing CNAME shows intent
+        # (or pre-validation was asked for), so registering and removing names in a loop
+        # spends none of the account's ACM requests.
+        if routing.ok or getattr(domain, "prevalidation", ""):
+            checks["certificate"] = _check_record(False, "Certificate requested.", now)
+            lifecycle.enqueue_after_commit("request_certificate", domain.pk)
+        else:
+            checks["certificate"] = _check_record(
+                False, "Requested once the CNAME points at us.", now)
     return cert
 
 

@@ -35,6 +35,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from domains.capacity import capacity_rows
+from domains.certificate_budget import certificate_budget_usage
 from domains.models import (
     CustomDomain,
     DeliveryStatus,
@@ -158,6 +159,8 @@ def dashboard_data(now: datetime | None = None) -> dict[str, Any]:
         "capacity": capacity_rows(now=now),
         "failures": failure_breakdown(now),
         "failure_days": BREAKDOWN_DAYS,
+        # Issue 15: today's certificate requests against the platform's daily budget.
+        "certificate_budget": certificate_budget_usage(),
     }
 
 

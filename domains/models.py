@@ -16,6 +16,8 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from domains.hostnames import HostnameError, normalize_hostname
+from domains.integrations import webhook_http
+from domains.integrations.errors import IntegrationError
 
 # A workspace slug is used as a DNS label (`<slug>.ve.ai`), so it must be one.
 slug_validator = RegexValidator(
@@ -151,6 +153,9 @@ class CustomDomain(models.Model):
     misconfigured_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     removed_at = models.DateTimeField(null=True, blank=True)
+    # Set when the workspace released the hostname explicitly (services.domain_release):
+    # only then may another workspace claim it without the ownership TXT proof.
+    released_at = models.DateTimeField(null=True, blank=True)
 
     # The edge item's version: monotonic per hostname across records, bumped by every
     # change the edge must see; the edge store refuses writes older than what it holds.
@@ -234,6 +239,7 @@ class EventKind(models.TextChoices):
     EDGE_PUSH_REQUESTED = "edge_push_requested", "Edge push requested"
     OWNERSHIP_VERIFIED = "ownership_verified", "Ownership verified"
     RELEASED = "released", "Released to another workspace"
+    RELINQUISHED = "relinquished", "Released by its workspace"
     ERROR = "error", "Error"
 
 
@@ -274,6 +280,15 @@ def generate_webhook_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
+def validate_webhook_url(value: str) -> None:
+    """Save-time SSRF check without I/O (scheme, metadata names, literal addresses); the
+    sender checks what the name resolves to at send time (integrations.webhook_http)."""
+    try:
+        webhook_http.check_url(value)
+    except IntegrationError as exc:
+        raise ValidationError(exc.message, code="forbidden_destination") from exc
+
+
 class WebhookEventType(models.TextChoices):
     REGISTERED = "domain.registered", "Domain registered"
     STATUS_CHANGED = "domain.status_changed", "Domain status changed"
@@ -292,7 +307,7 @@ class WebhookEndpoint(models.Model):
     name = models.CharField(max_length=100)
     url = models.URLField(
         max_length=2000,
-        validators=[URLValidator(schemes=["http", "https"])],
+        validators=[URLValidator(schemes=["http", "https"]), validate_webhook_url],
         help_text="Receives a POST per event. Redirects are not followed: give the final URL.",
     )
     # Readable by staff on the admin change page only; never logged or put in __str__.
@@ -348,7 +363,8 @@ class WebhookDelivery(models.Model):
     replays = models.PositiveIntegerField(default=0)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
-    response_excerpt = models.TextField(blank=True, default="")
+    # No response body is stored (issue 15): an SSRF'd internal service's answer must not
+    # end up on a staff page. Status, timing and errors only.
     last_error = models.TextField(blank=True, default="")
     # [{"attempt", "at", "status_code", "latency_ms", "error"}], newest last, capped.
     attempt_log = models.JSONField(default=list, blank=True)
@@ -430,3 +446,30 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} for {self.domain_id} ({self.state_key})"
+
+
+# --- certificate budget (issue 15) ------------------------------------------------------------
+
+
+class CertificateBudgetDay(models.Model):
+    """How many certificates were requested on one (UTC) day: per workspace, or platform-wide
+    (`workspace` null). Counted in the database so every worker sees the same figure, and
+    incremented only under the limit (domains.certificate_budget)."""
+
+    day = models.DateField()
+    workspace = models.ForeignKey(Workspace, null=True, blank=True, on_delete=models.CASCADE,
+                                  related_name="+")
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day", "workspace_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["day", "workspace"],
+                                    condition=Q(workspace__isnull=False),
+                                    name="uniq_cert_budget_workspace_day"),
+            models.UniqueConstraint(fields=["day"], condition=Q(workspace__isnull=True),
+                                    name="uniq_cert_budget_platform_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.workspace_id or 'platform'}: {self.count}"

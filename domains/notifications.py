@@ -20,13 +20,16 @@ import hmac
 import json
 import logging
 import random
+import smtplib
 import time
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.exceptions import ValidationError
+from django.core.mail import BadHeaderError, EmailMultiAlternatives, get_connection
+from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import F, Q
 from django.template.loader import render_to_string
@@ -104,7 +107,25 @@ def owner_emails(workspace_id: int) -> list[str]:
         .exclude(user__email="")
         .values_list("user__email", flat=True)
     )
-    return sorted({e.strip().lower(): e.strip() for e in emails}.values())
+    unique = {e.strip().lower(): e.strip() for e in emails}.values()
+    valid = [e for e in unique if email_address_valid(e)]
+    if len(valid) != len(unique):
+        # An address with CRLF could inject headers; one that is malformed would fail the
+        # whole send. Neither may cost the other owners their message.
+        log.warning("workspace %s: %d owner address(es) skipped as invalid", workspace_id,
+                    len(unique) - len(valid))
+    return sorted(valid)
+
+
+def email_address_valid(address: str) -> bool:
+    """A plain address we can put in a To header: no control characters, valid syntax."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in address) or len(address) > 254:
+        return False
+    try:
+        validate_email(address)
+    except ValidationError:
+        return False
+    return True
 
 
 # --- sending email ------------------------------------------------------------------------------
@@ -152,31 +173,55 @@ def notification_send(*, notification_id: int) -> str:
     subject, text, html = render_notification(notification)
     # Addresses already sent to by an earlier, interrupted attempt are not sent to again.
     delivered = list(notification.recipients)
+    # One message per person, each in its own try: a refused or broken address is recorded
+    # and skipped, a failing server is retried for the addresses it failed, and neither
+    # stops the message to the other owners.
+    refused: list[str] = []
+    transient: list[str] = []
     try:
-        with get_connection(fail_silently=False) as connection:
-            for address in recipients:
-                if address in delivered:
-                    continue
-                # One message per person: owners do not see each other's addresses.
-                message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL,
-                                                 [address], connection=connection)
-                message.attach_alternative(html, "text/html")
-                message.send()
-                delivered.append(address)
-    except Exception as exc:  # noqa: BLE001 - SMTP and socket errors alike: retry, then record
+        connection = get_connection(fail_silently=False)
+        connection.open()
+    except Exception as exc:  # noqa: BLE001 - SMTP and socket errors alike: retry later
+        transient.append(f"{type(exc).__name__}: {exc}")
+        connection = None
+    for address in recipients if connection is not None else []:
+        if address in delivered:
+            continue
+        # Owners do not see each other's addresses.
+        message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL,
+                                         [address], connection=connection)
+        message.attach_alternative(html, "text/html")
+        try:
+            message.send()
+        except (ValueError, BadHeaderError, smtplib.SMTPRecipientsRefused) as exc:
+            refused.append(f"{address!r}: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - SMTP and socket errors alike: retry
+            transient.append(f"{address}: {type(exc).__name__}: {exc}")
+        else:
+            delivered.append(address)
+    if connection is not None:
+        try:
+            connection.close()
+        except Exception:  # the messages are sent; a failed QUIT changes nothing
+            log.info("closing the email connection failed", exc_info=True)
+    errors = "; ".join(refused + transient)[:2000]
+    if transient:
         retry_at = timezone.now() + _jittered(notification.attempts, EMAIL_RETRY_BASE_SECONDS,
                                               EMAIL_RETRY_MAX_SECONDS)
         give_up = retry_at > notification.created_at + settings.VEDOMAINS_WEBHOOK_RETRY_WINDOW
         Notification.objects.filter(pk=notification.pk).update(
-            recipients=delivered, subject=subject,
-            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            recipients=delivered, subject=subject, last_error=errors,
             next_attempt_at=None if give_up else retry_at,
         )
         log.warning("email %s failed (attempt %s): %s", notification.pk, notification.attempts,
-                    exc)
+                    errors)
         return "gave_up" if give_up else "retry"
+    if not delivered:
+        Notification.objects.filter(pk=notification.pk).update(
+            skipped="no_recipients", subject=subject, last_error=errors, **done)
+        return "no_recipients"
     Notification.objects.filter(pk=notification.pk).update(
-        sent_at=timezone.now(), recipients=delivered, subject=subject, last_error="", **done)
+        sent_at=timezone.now(), recipients=delivered, subject=subject, last_error=errors, **done)
     return "sent"
 
 
@@ -251,7 +296,6 @@ def webhook_deliver(*, delivery_id: int) -> str:
         "attempts": attempt,
         "status_code": result.status_code if result else None,
         "latency_ms": result.latency_ms if result else None,
-        "response_excerpt": result.excerpt if result else "",
         "last_error": error,
         "attempt_log": [*delivery.attempt_log, entry][-ATTEMPT_LOG_MAX:],
     }

@@ -22,8 +22,27 @@ def membership_role(*, user: AbstractBaseUser | AnonymousUser, workspace: Worksp
     )
 
 
+def staff_may(user: AbstractBaseUser | AnonymousUser, *perms: str) -> bool:
+    """Staff powers follow Django permissions (issue 15): `is_staff` alone grants nothing.
+
+    True for an active staff user holding any of `perms` ("domains.delete_customdomain").
+    A staff user without them is treated as the plain user they are.
+    """
+    if not (getattr(user, "is_staff", False) and getattr(user, "is_active", False)):
+        return False
+    return any(user.has_perm(perm) for perm in perms)
+
+
+# Staff who may see every workspace's domains: Django's change permission implies view.
+DOMAIN_READ_PERMS = ("domains.view_customdomain", "domains.change_customdomain",
+                     "domains.delete_customdomain")
+# Staff who may address any workspace: to read it, or to register a domain into it.
+WORKSPACE_READ_PERMS = ("domains.view_workspace", "domains.change_workspace",
+                        "domains.add_customdomain")
+
+
 def workspaces_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Workspace]:
-    if getattr(user, "is_staff", False):
+    if staff_may(user, *WORKSPACE_READ_PERMS):
         return Workspace.objects.all()
     if not getattr(user, "is_authenticated", False):
         return Workspace.objects.none()
@@ -32,7 +51,7 @@ def workspaces_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Wo
 
 def domains_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[CustomDomain]:
     qs = CustomDomain.objects.select_related("workspace")
-    if getattr(user, "is_staff", False):
+    if staff_may(user, *DOMAIN_READ_PERMS):
         return qs
     if not getattr(user, "is_authenticated", False):
         return qs.none()

@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from domains import outbox, selectors
+from domains import certificate_budget, outbox, selectors
 from domains.errors import (
     Conflict,
     InvalidInput,
@@ -53,20 +53,26 @@ log = logging.getLogger(__name__)
 # --- helpers ------------------------------------------------------------------------------
 
 
-def ownership_token_for(*, workspace_slug: str, hostname: str) -> str:
+def ownership_token_for(*, workspace_id: int, hostname: str) -> str:
     """The TXT token a workspace proves it controls `hostname` with.
 
     Derived (not random) so a workspace can be told the token before it holds a record,
-    which is how a real owner proves a claim held by someone else.
+    which is how a real owner proves a claim held by someone else. Derived from the
+    workspace's immutable id, never its slug (issue 15): a token must not pass to another
+    workspace with a name. Tokens already stored on records keep being the ones checked.
     """
     digest = hmac.new(
-        settings.SECRET_KEY.encode(), f"{workspace_slug}:{hostname}".encode(), hashlib.sha256
+        settings.SECRET_KEY.encode(), f"workspace-id:{workspace_id}:{hostname}".encode(),
+        hashlib.sha256,
     ).hexdigest()
     return digest[:32]
 
 
-def check_write_access(*, user: AbstractBaseUser | AnonymousUser, workspace: Workspace) -> None:
-    if getattr(user, "is_staff", False):
+def check_write_access(
+    *, user: AbstractBaseUser | AnonymousUser, workspace: Workspace, action: str = "change"
+) -> None:
+    """Owners and admins may write; staff only with Django's `<action>_customdomain` perm."""
+    if selectors.staff_may(user, f"domains.{action}_customdomain"):
         return
     role = selectors.membership_role(user=user, workspace=workspace)
     if role is None:
@@ -89,7 +95,9 @@ def domain_register(
     _register_refuse_if_held_here(host=host, workspace=workspace)
     _register_check_entitlement(workspace)
     _register_check_account_quota()
-    token = ownership_token_for(workspace_slug=workspace.slug, hostname=host)
+    # Today's certificate budget already spent: say so now rather than hold the request.
+    certificate_budget.certificate_budget_check(workspace=workspace)
+    token = ownership_token_for(workspace_id=workspace.pk, hostname=host)
     # Before the transaction, so no lock is held during DNS I/O.
     proof = _register_takeover_proof(workspace=workspace, host=host, token=token)
     try:
@@ -203,10 +211,9 @@ def _register_check_workspace_quotas(workspace: Workspace) -> None:
 
 def _register_create(*, workspace: Workspace, host: str, token: str, proof: bool,
                      by: AbstractBaseUser | None, source: str) -> CustomDomain:
-    """Insert the record, its REGISTERED event and the certificate request after commit."""
-    previous = CustomDomain.objects.filter(hostname=host).exclude(workspace=workspace)
+    """Insert the record, its REGISTERED event and its first check after commit."""
     ownership_required = settings.VEDOMAINS_OWNERSHIP_TXT == "always" or (
-        previous.filter(activated_at__isnull=False).exists()
+        hostname_needs_proof(hostname=host, workspace=workspace)
     )
     # Continue the hostname's edge versions, so this record's first push outranks any
     # tombstone an earlier record left at the edge.
@@ -237,7 +244,8 @@ def _register_create(*, workspace: Workspace, host: str, token: str, proof: bool
     )
     # The main app hears of the new domain now, not only when it leaves pending (issue 11).
     enqueue_all_after_commit(outbox.outbox_registered(domain=domain, event=registered))
-    enqueue_after_commit("request_certificate", domain.pk)
+    # The first check requests the certificate once the CNAME shows intent (issue 15).
+    enqueue_after_commit("check_domain", domain.pk)
     return domain
 
 
@@ -248,6 +256,21 @@ def _register_refuse_if_held_here(*, host: str, workspace: Workspace) -> None:
     ):
         raise Conflict(f"'{host}' is already registered in this workspace.",
                        code="already_registered", field="hostname")
+
+
+def hostname_needs_proof(*, hostname: str, workspace: Workspace) -> bool:
+    """Has another workspace ever held a record for `hostname` that it did not release?
+
+    Whatever that record's status (issue 15): a claim that failed or was removed may have
+    left the customer's CNAME, and the ACM validation CNAME that ACM reuses per name and
+    account, pointing at us; only that workspace's explicit release (`domain_release`) frees
+    the name for others without the TXT proof.
+    """
+    return (
+        CustomDomain.objects.filter(hostname=hostname, released_at__isnull=True)
+        .exclude(workspace=workspace)
+        .exists()
+    )
 
 
 def _release_holder(
@@ -344,6 +367,30 @@ def domain_remove(
                 code="concurrent_change",
             )
         enqueue_after_commit("cleanup_domain", domain.pk)
+    return domain
+
+
+def domain_release(
+    *, domain: CustomDomain, by: AbstractBaseUser | None, source: str = "api"
+) -> CustomDomain:
+    """The workspace gives the hostname up for good: any workspace may then claim it
+    without the ownership TXT proof (issue 15). Removes the domain if it is still live.
+
+    Every record the workspace holds for the hostname is marked released, so none of them
+    makes `hostname_needs_proof` ask a newcomer for proof.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        if domain.status != DomainStatus.REMOVED:
+            domain_remove(domain=domain, by=by, source=source,
+                          reason="Released by its workspace")
+        CustomDomain.objects.filter(
+            hostname=domain.hostname, workspace_id=domain.workspace_id, released_at__isnull=True
+        ).update(released_at=now)
+        event_record(domain=domain, kind=EventKind.RELINQUISHED, source=source, by=by,
+                     message=f"Workspace {domain.workspace.slug} released the hostname: the "
+                     "next workspace to register it needs no ownership proof.")
+    domain.refresh_from_db()
     return domain
 
 

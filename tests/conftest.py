@@ -36,6 +36,14 @@ def _no_aws_rate_limits(settings):  # type: ignore[no-untyped-def]
     settings.VEDOMAINS_AWS_RATE_LIMITS = {}
 
 
+@pytest.fixture(autouse=True)
+def _no_certificate_budget(settings):  # type: ignore[no-untyped-def]
+    # Most tests request more certificates than a day's budget; the budget's own tests
+    # (tests/test_security_adversarial.py) set the limits they exercise.
+    settings.VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY = 0
+    settings.VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY = 0
+
+
 @pytest.fixture
 def queued_tasks(monkeypatch: pytest.MonkeyPatch) -> TaskRecorder:
     """Tasks queued after commit, recorded instead of sent (`.calls`, `.names()`), and run

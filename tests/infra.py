@@ -227,7 +227,10 @@ def celery_worker(
     Needs `transactional_db` in the test (data must be committed for another process).
     """
     worker = WorkerProcess(
-        clean_redis, tmp_path / "worker.log", extra_env={"VEDOMAINS_CLEANUP_RETRY_SECONDS": "1"}
+        clean_redis, tmp_path / "worker.log",
+        extra_env={"VEDOMAINS_CLEANUP_RETRY_SECONDS": "1",
+                   # Webhook receivers in tests listen on loopback (issue 15's SSRF guard).
+                   "VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"},
     )
     worker.start()
     try:

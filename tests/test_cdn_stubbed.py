@@ -83,13 +83,16 @@ def test_stubbed_per_domain_attach_clones_the_template_with_one_alias_and_its_ce
         TEMPLATE, hostname=HOST, certificate_arn=ARN, reference="vedomains-7"
     )
     stubbed_cf.add_response(
-        "create_distribution",
+        "create_distribution_with_tags",
         {
             "Distribution": _distribution("ENEW", expected, "InProgress"),
             "Location": "https://x",
             "ETag": "N1",
         },
-        {"DistributionConfig": expected},
+        # Tagged at creation: the app's IAM policy only lets it change tagged ones.
+        {"DistributionConfigWithTags": {
+            "DistributionConfig": expected,
+            "Tags": {"Items": [{"Key": "vedomains-managed", "Value": "true"}]}}},
     )
     attachment = cdn.DistributionPerDomain("ETEMPLATE").attach(
         hostname=HOST, certificate_arn=ARN, reference="vedomains-7"
@@ -108,7 +111,7 @@ def test_stubbed_cname_already_exists_is_a_permanent_explained_failure(stubbed_c
         {"Id": "ETEMPLATE"},
     )
     stubbed_cf.add_client_error(
-        "create_distribution",
+        "create_distribution_with_tags",
         service_error_code="CNAMEAlreadyExists",
         http_status_code=409,
         service_message="One or more aliases already exist.",

@@ -251,10 +251,10 @@ def test_stubbed_cname_already_exists_fails_the_domain_with_the_reason(  # type:
             {"Id": aws_stack["template_id"]},
         )
         stub.add_client_error(
-            "create_distribution",
+            "create_distribution_with_tags",
             service_error_code="CNAMEAlreadyExists",
             http_status_code=409,
-            expected_params={"DistributionConfig": ANY},
+            expected_params={"DistributionConfigWithTags": ANY},
         )
         outcome = checks.domain_check(domain_id=domain.pk, force=True)
     assert outcome.outcome == "failed"

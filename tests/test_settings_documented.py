@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Set by pytest-xdist or by the test harness itself, not by operators.
-INTERNAL = {"PYTEST_XDIST_WORKER", "VEDOMAINS_TEST_BROKER_URL"}
+INTERNAL = {"PYTEST_XDIST_WORKER", "VEDOMAINS_TEST_BROKER_URL", "VEDOMAINS_TEST_MODE"}
 
 
 def test_env_example_documents_every_setting() -> None:

@@ -24,12 +24,13 @@ def _wait_for(predicate, seconds: float, what: str) -> None:  # type: ignore[no-
 
 def test_worker_takes_a_domain_from_registration_to_the_edge(celery_worker, dns_server):  # type: ignore[no-untyped-def]
     workspace = WorkspaceFactory(slug="acme")
-    # Committed (transactional test): the on_commit hook queues request_certificate.
+    # The certificate is requested once the CNAME shows intent (issue 15).
+    dns_server.store.set_record("shop.client.com", "CNAME", "domain.ve.ai")
+    # Committed (transactional test): the on_commit hook queues the first check, which
+    # sees the CNAME and queues request_certificate.
     domain = services.domain_register(workspace=workspace, hostname="shop.client.com", by=None)
     _wait_for(lambda: CustomDomain.objects.get(pk=domain.pk).certificate_arn, 20,
               "the worker to request the certificate")
-
-    dns_server.store.set_record("shop.client.com", "CNAME", "domain.ve.ai")
     # What beat does every few seconds: dispatch due checks to the worker.
     deadline = time.monotonic() + 30
     while CustomDomain.objects.get(pk=domain.pk).status != DomainStatus.ACTIVE:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,7 +22,10 @@ env = environ.Env()
 if (BASE_DIR / ".env").is_file():
     environ.Env.read_env(BASE_DIR / ".env")
 
-TESTING = "pytest" in sys.modules
+# Test mode (insecure key allowed, the test broker) only when asked for explicitly: the test
+# suite sets it (tests/testmode.py, loaded by pytest's addopts). Importing pytest, as a
+# production process may do by accident, changes nothing (issue 15).
+TESTING = env.bool("VEDOMAINS_TEST_MODE", default=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
@@ -38,6 +40,17 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = [o for o in env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[]) if o]
+
+# --- Transport security: on whenever DEBUG is off (issue 15; `check --deploy` is clean) ---
+# Not switchable one by one: production is https. Behind a TLS-terminating load balancer
+# set DJANGO_BEHIND_TLS_PROXY=true (below), or the https redirect would loop.
+_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000 if _SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _SECURE
+SECURE_HSTS_PRELOAD = _SECURE
+# Tests talk plain http to the test client; everything else redirects to https.
+SECURE_SSL_REDIRECT = _SECURE and not TESTING
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _SECURE
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -55,6 +68,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything queries the database with the request's values (issue 15).
+    "domains.middleware.RejectNulBytesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -182,6 +197,13 @@ CSRF_FAILURE_VIEW = "domains.api.views.csrf_failure"
 
 # Throttle counters must be shared by every web process, so production uses Redis.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://vedomains")}
+if (not (DEBUG or TESTING)
+        and CACHES["default"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"):
+    # A per-process cache multiplies every throttle by the number of processes (issue 15).
+    raise ImproperlyConfigured(
+        "CACHE_URL is a local-memory cache, which each process keeps for itself; set it to "
+        "the shared Redis (redis://host:6379/1) or set DJANGO_DEBUG=true for development."
+    )
 
 # --- Celery ---------------------------------------------------------------------------------
 if TESTING:
@@ -230,7 +252,8 @@ if "VEDOMAINS_ALLOW_APEX" in os.environ:
         "a CNAME. Remove it; customers use a subdomain such as www.<domain>."
     )
 # "always": every domain proves ownership with a TXT record; "previously-held": only
-# hostnames that were active for another workspace before (takeover protection).
+# hostnames another workspace has held before, in any status, unless it released them
+# explicitly (takeover protection, issue 15).
 VEDOMAINS_OWNERSHIP_TXT = env.str("VEDOMAINS_OWNERSHIP_TXT", default="previously-held")
 if VEDOMAINS_OWNERSHIP_TXT not in {"always", "previously-held"}:
     raise ImproperlyConfigured("VEDOMAINS_OWNERSHIP_TXT must be 'always' or 'previously-held'")
@@ -351,11 +374,21 @@ VEDOMAINS_ACM_MAX_PENDING = env.int("VEDOMAINS_ACM_MAX_PENDING", default=1000)
 VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE = env.int(
     "VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE", default=100
 )
+# Certificate requests per UTC day (issue 15), counted in the database: ACM allows 5,000 a
+# year per account by default (about 14 a day). A workspace may request max(this, its
+# plan's domain limit) a day; the platform as a whole at most the second figure (0 = none).
+VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY = env.int("VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY",
+                                                default=10)
+VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY = env.int("VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY",
+                                               default=50)
 
 # --- Notifications, webhooks, certificate watch (issue 8) -----------------------------------
 # Webhook POSTs: one timeout for connect and each read; retries back off exponentially
 # (with jitter) from the base delay up to the cap, for the retry window after the event.
 VEDOMAINS_WEBHOOK_TIMEOUT = env.float("VEDOMAINS_WEBHOOK_TIMEOUT", default=10.0)
+# Webhooks go to public addresses only (SSRF, issue 15); these networks (CIDRs) are allowed
+# although not public: a receiver inside the VPC, or loopback for the local stack and tests.
+VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS = env.list("VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS", default=[])
 VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS = env.int("VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS", default=30)
 VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS = env.int("VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS", default=7200)
 VEDOMAINS_WEBHOOK_RETRY_WINDOW = timedelta(
@@ -422,7 +455,6 @@ if DJANGO_BEHIND_TLS_PROXY:
     # The ALB redirects port 80 already; this covers any other way in. Health probes are
     # answered before SecurityMiddleware, so they are never redirected.
     SECURE_SSL_REDIRECT = True
-SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
 
 # Celery (the queues are defined above): a broker that does not answer fails fast.
 CELERY_BROKER_CONNECTION_TIMEOUT = 5.0

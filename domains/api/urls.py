@@ -38,5 +38,7 @@ urlpatterns = [
     *both_spellings("domains/", views.DomainListCreateView, "domain-list"),
     *both_spellings("domains/<str:hostname>/", views.DomainDetailView, "domain-detail"),
     *both_spellings("domains/<str:hostname>/verify/", views.DomainVerifyView, "domain-verify"),
+    *both_spellings("domains/<str:hostname>/release/", views.DomainReleaseView,
+                    "domain-release"),
     re_path(r"^", views.api_not_found, name="not-found"),
 ]

@@ -123,6 +123,7 @@ class _WriteOnPost(APIView):
     """Views whose POST is a write on a workspace the body names."""
 
     parser_classes = PARSER_CLASSES
+    staff_action = "add"
 
     def get_permissions(self) -> list[BasePermission]:
         perms: list[BasePermission] = [IsAuthenticated()]
@@ -291,6 +292,28 @@ class DomainVerifyView(APIView):
         throttle_workspace(request, self, scope=VERIFY_WORKSPACE_SCOPE, workspace=domain.workspace)
         domain = services.domain_request_check(domain=domain, by=request.user, source="api")
         return _record(domain, status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(tags=[TAG], parameters=[_hostname_param])
+class DomainReleaseView(APIView):
+    """Issue 15: the explicit release that lets another workspace claim the name freely."""
+
+    parser_classes = PARSER_CLASSES
+    permission_classes = [IsAuthenticated, CanWriteDomain]
+    staff_action = "delete"
+
+    @extend_schema(
+        summary="Remove a custom domain and release its hostname",
+        description="Like `DELETE`, and also gives the hostname up for good: the next "
+        "workspace that registers it need not prove ownership with a TXT record. Without "
+        "this release, any other workspace must.",
+        request=None,
+        responses={200: s.DomainSerializer, **_errors(401, 403, 404, 409)},
+    )
+    def post(self, request: Request, hostname: str) -> Response:
+        domain = visible_domain(user=request.user, hostname=hostname)
+        self.check_object_permissions(request, domain)
+        return _record(services.domain_release(domain=domain, by=request.user, source="api"))
 
 
 # --- the seed's paths, kept for the existing frontend ---------------------------------------

@@ -48,9 +48,8 @@ def request_certificate(*, hostname: str, key: str, tags: dict[str, str] | None 
             DomainName=hostname,
             ValidationMethod="DNS",
             IdempotencyToken=idempotency_token(key),
-            Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()] or [
-                {"Key": "vedomains", "Value": "true"}
-            ],
+            Tags=[{"Key": k, "Value": v} for k, v in {
+                **(tags or {}), aws.MANAGED_TAG_KEY: aws.MANAGED_TAG_VALUE}.items()],
         )
     except (ClientError, BotoCoreError) as exc:
         raise aws.classify(exc, "acm.RequestCertificate") from exc

@@ -111,7 +111,12 @@ class DistributionPerDomain:
             template, hostname=hostname, certificate_arn=certificate_arn, reference=reference
         )
         try:
-            resp = _cf().create_distribution(DistributionConfig=config)
+            # Tagged at creation: the app's IAM policy allows updating and deleting only
+            # distributions with this tag (issue 15).
+            resp = _cf().create_distribution_with_tags(DistributionConfigWithTags={
+                "DistributionConfig": config,
+                "Tags": {"Items": [{"Key": aws.MANAGED_TAG_KEY, "Value": aws.MANAGED_TAG_VALUE}]},
+            })
         except ClientError as exc:
             if aws.error_code(exc) == "DistributionAlreadyExists":
                 # Same CallerReference: an earlier attempt created it and then crashed
@@ -119,9 +124,9 @@ class DistributionPerDomain:
                 found = self.find_by_alias(hostname)
                 if found is not None:
                     return found
-            raise _raise(exc, "cloudfront.CreateDistribution") from exc
+            raise _raise(exc, "cloudfront.CreateDistributionWithTags") from exc
         except BotoCoreError as exc:
-            raise _raise(exc, "cloudfront.CreateDistribution") from exc
+            raise _raise(exc, "cloudfront.CreateDistributionWithTags") from exc
         dist = resp["Distribution"]
         return Attachment(dist["Id"], dist["DomainName"], dist.get("Status", ""))
 

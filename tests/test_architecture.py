@@ -6,8 +6,10 @@ suite, and the second one states "no cycle" directly rather than through the lay
 
 from __future__ import annotations
 
+import importlib.metadata
 import itertools
 import re
+import sys
 from pathlib import Path
 
 import grimp
@@ -47,3 +49,31 @@ def test_the_task_registry_knows_every_task_queued_by_name() -> None:
     assert queued, "the search found no queued task names"
     registered = {name.removeprefix(TASK_PREFIX) for name in current_app.tasks}
     assert queued <= registered, queued - registered
+
+
+def _pinned(requirements: Path) -> set[str]:
+    names = set()
+    for line in requirements.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            names.add(re.split(r"[\[=<>~!]", line, maxsplit=1)[0].strip().lower())
+    return names
+
+
+def test_production_requirements_cover_what_the_product_imports() -> None:
+    """requirements.txt alone runs the product; dev tools stay in requirements-dev.txt."""
+    graph = grimp.build_graph("domains", "vedomains_site", include_external_packages=True,
+                              cache_dir=None)
+    third_party = {
+        m for m in graph.modules
+        if "." not in m and not m.startswith(("domains", "vedomains_site"))
+        and m not in sys.stdlib_module_names and m != "edge_lambda"  # ours, in this repo
+    }
+    assert {"django", "celery", "boto3"} <= third_party, "the graph lost its external imports"
+    distributions = importlib.metadata.packages_distributions()
+    needed = {distributions[m][0].lower() for m in third_party}
+    production = _pinned(ROOT / "requirements.txt")
+    assert needed - production == set(), "pin these in requirements.txt"
+    development = _pinned(ROOT / "requirements-dev.txt")
+    assert production & development == set(), "a package is pinned in both files"
+    assert {"moto", "dnslib", "pytest", "selenium", "ruff"} <= development

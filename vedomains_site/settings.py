@@ -52,6 +52,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "domains",
 ]
+# Development tooling (localdev/: `manage.py local_dns` for the local DNS server) in local
+# runs and tests only; production installs requirements.txt, which lacks its packages.
+if DEBUG or TESTING:
+    INSTALLED_APPS.append("localdev")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -240,8 +244,6 @@ except json.JSONDecodeError as exc:
 VEDOMAINS_DNS_NAMESERVERS = env.list("VEDOMAINS_DNS_NAMESERVERS", default=[])
 VEDOMAINS_DNS_TIMEOUT = env.float("VEDOMAINS_DNS_TIMEOUT", default=3.0)
 VEDOMAINS_DNS_CONCURRENCY = env.int("VEDOMAINS_DNS_CONCURRENCY", default=100)
-# The local DNS server's control API (`manage.py local_dns`; local runs and tests only).
-VEDOMAINS_LOCAL_DNS_CONTROL_URL = env.str("VEDOMAINS_LOCAL_DNS_CONTROL_URL", default="http://127.0.0.1:5380")
 
 # AWS. ACM certificates for CloudFront must live in us-east-1.
 # https://docs.aws.amazon.com/acm/latest/userguide/acm-regions.html

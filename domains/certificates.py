@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -218,7 +219,7 @@ def certificate_diagnose(*, domain: CustomDomain, cert: acm.Certificate, now: da
             "not_in_use", f"The certificate for {host} is not attached to our CDN any more, "
             "so Amazon will not renew it.", "Nothing for you to do: our team is looking at it."))
     records = cert.validation_records or list(domain.validation_records or [])
-    troubles.extend(dns.run_sync(_dns_troubles(host, records)))
+    troubles.extend(async_to_sync(_dns_troubles)(host, records))
     return troubles
 
 

@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import json
 import logging
-import random
 import time
 from datetime import timedelta
 from typing import Any
@@ -35,6 +34,7 @@ from django.utils.dateparse import parse_datetime
 
 from domains import lifecycle
 from domains.integrations import webhook_http
+from domains.integrations.backoff import EQUAL_JITTER, backoff_delay
 from domains.integrations.errors import IntegrationError
 from domains.models import (
     WRITE_ROLES,
@@ -164,8 +164,9 @@ def notification_send(*, notification_id: int) -> str:
                 message.send()
                 delivered.append(address)
     except Exception as exc:  # noqa: BLE001 - SMTP and socket errors alike: retry, then record
-        retry_at = timezone.now() + _jittered(notification.attempts, EMAIL_RETRY_BASE_SECONDS,
-                                              EMAIL_RETRY_MAX_SECONDS)
+        retry_at = timezone.now() + backoff_delay(
+            notification.attempts - 1, base=EMAIL_RETRY_BASE_SECONDS,
+            cap=EMAIL_RETRY_MAX_SECONDS, floor=EQUAL_JITTER)
         give_up = retry_at > notification.created_at + settings.VEDOMAINS_WEBHOOK_RETRY_WINDOW
         Notification.objects.filter(pk=notification.pk).update(
             recipients=delivered, subject=subject,
@@ -195,16 +196,13 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def webhook_backoff(attempt: int) -> timedelta:
-    """Delay after the `attempt`-th failure: exponential, capped, with jitter."""
-    return _jittered(attempt, settings.VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS,
-                     settings.VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS)
+    """Delay after the `attempt`-th failure: exponential, capped, with jitter.
 
-
-def _jittered(attempt: int, base: float, cap: float) -> timedelta:
-    # "Equal jitter": at least half the exponential delay, so retries of one endpoint never
-    # bunch up near zero, and the random half spreads many deliveries after an outage.
-    delay = min(cap, base * 2 ** max(0, attempt - 1))
-    return timedelta(seconds=delay / 2 + random.uniform(0, delay / 2))
+    Equal jitter (at least half the delay), for emails too: retries of one endpoint never
+    bunch up near zero, and the random half spreads many deliveries after an outage.
+    """
+    return backoff_delay(attempt - 1, base=settings.VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS,
+                         cap=settings.VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS, floor=EQUAL_JITTER)
 
 
 def webhook_deliver(*, delivery_id: int) -> str:

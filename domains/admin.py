@@ -283,7 +283,7 @@ class CustomDomainAdmin(admin.ModelAdmin):
             kwargs["fields"] = ["hostname", "workspace"]
             form_class = super().get_form(request, obj, change=change, **kwargs)
 
-            class BoundAddForm(form_class):  # type: ignore[misc, valid-type]
+            class BoundAddForm(form_class):
                 def __init__(self, *args: Any, **kw: Any) -> None:
                     super().__init__(*args, request_user=request.user, **kw)
 

@@ -142,7 +142,7 @@ def certificate_watch(*, domain: CustomDomain, cert: acm.Certificate, now: datet
     troubles = certificate_diagnose(domain=domain, cert=cert, now=now, routing_ok=routing_ok)
     # Stable text (absolute dates only), so an unchanged problem is not re-announced daily.
     text = " ".join(t.message for t in troubles)
-    not_after = outbox.iso(cert.not_after) if cert.not_after else ""
+    not_after = outbox.datetime_iso(cert.not_after) if cert.not_after else ""
     if checks is not None:
         checks["certificate_renewal"] = {
             "ok": not troubles,

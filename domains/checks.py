@@ -36,7 +36,13 @@ from domains.models import LIVE_STATUSES, CustomDomain, DomainStatus, EventKind
 
 log = logging.getLogger(__name__)
 
+# A DNS lookup or AWS call that could not tell (timeout, throttling): look again soon.
 TRANSIENT_RETRY = timedelta(seconds=60)
+# A check that raised a permanent integration error or an unexpected exception: our side
+# or AWS's answer outside a verdict path, never the customer's fault, so the domain is not
+# failed for it. It is retried at this slower pace for as long as it lasts (the error is
+# in last_error and the admin's "has error" filter), and recovers by itself once fixed.
+CHECK_ERROR_RETRY = timedelta(minutes=5)
 ACM_THREADS = 16
 CERTIFICATE_READ_INTERVAL = timedelta(minutes=10)
 
@@ -184,7 +190,7 @@ def _guarded(domain: CustomDomain, fn: Callable[[CustomDomain], CheckOutcome]) -
         transient = not (isinstance(exc, IntegrationError) and exc.permanent)
         CustomDomain.objects.filter(pk=domain.pk).update(
             last_error=str(exc)[:2000],
-            next_check_at=timezone.now() + (TRANSIENT_RETRY if transient else TRANSIENT_RETRY * 5),
+            next_check_at=timezone.now() + (TRANSIENT_RETRY if transient else CHECK_ERROR_RETRY),
         )
         return CheckOutcome(domain.pk, domain.hostname, "error", domain.status, str(exc))
 

@@ -118,7 +118,7 @@ class CustomDomain(models.Model):
     certificate_requested_at = models.DateTimeField(null=True, blank=True)
     # [{"name", "type", "value"}] as ACM publishes them for DNS validation.
     validation_records = models.JSONField(default=list, blank=True)
-    # Certificate renewal watch (issue 8; written only by domains.certificates): what ACM
+    # Certificate renewal watch (written only by domains.certificates): what ACM
     # said at the last daily look, and why renewal is in trouble (blank when it is not).
     certificate_not_after = models.DateTimeField(null=True, blank=True)
     certificate_renewal_status = models.CharField(max_length=40, blank=True, default="")
@@ -261,10 +261,10 @@ class DomainEvent(models.Model):
     def save(self, *args: object, **kwargs: object) -> None:
         if self.pk is not None:
             raise ValueError("DomainEvent rows are append-only")
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        super().save(*args, **kwargs)
 
 
-# --- notifications and webhooks (issue 8) ---------------------------------------------------
+# --- notifications and webhooks ---------------------------------------------------
 
 
 def generate_webhook_secret() -> str:

@@ -47,7 +47,7 @@ from domains.models import (
     NotificationKind,
     WebhookDelivery,
 )
-from domains.outbox import iso
+from domains.outbox import datetime_iso
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def render_notification(notification: Notification) -> tuple[str, str, str]:
     ):
         subject = f"{domain.hostname} is working again"
     else:
-        subject = SUBJECTS[notification.kind].format(  # type: ignore[index]
+        subject = SUBJECTS[notification.kind].format(
             hostname=domain.hostname)
     base = f"domains/email/{notification.kind}"
     return (subject, render_to_string(f"{base}.txt", context),
@@ -242,7 +242,7 @@ def webhook_deliver(*, delivery_id: int) -> str:
     except IntegrationError as exc:
         error, permanent = exc.message, exc.permanent
     finished = timezone.now()
-    entry = {"attempt": attempt, "at": iso(finished),
+    entry = {"attempt": attempt, "at": datetime_iso(finished),
              "status_code": result.status_code if result else None,
              "latency_ms": result.latency_ms if result else None, "error": error}
     fields: dict[str, Any] = {
@@ -275,7 +275,7 @@ def webhook_replay(*, delivery: WebhookDelivery, by: AbstractBaseUser | None) ->
     """Send the same event (same id and version) again, with a fresh 24 h retry window."""
     now = timezone.now()
     with transaction.atomic():
-        entry = {"at": iso(now), "replayed_by": getattr(by, "get_username", lambda: "")()}
+        entry = {"at": datetime_iso(now), "replayed_by": getattr(by, "get_username", lambda: "")()}
         WebhookDelivery.objects.filter(pk=delivery.pk).update(
             status=DeliveryStatus.PENDING, next_attempt_at=now, delivered_at=None,
             expires_at=now + settings.VEDOMAINS_WEBHOOK_RETRY_WINDOW,

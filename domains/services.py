@@ -59,7 +59,10 @@ def ownership_token_for(*, workspace_slug: str, hostname: str) -> str:
     return digest[:32]
 
 
-def check_write_access(*, user: AbstractBaseUser | AnonymousUser, workspace: Workspace) -> None:
+def workspace_check_write_access(
+    *, user: AbstractBaseUser | AnonymousUser, workspace: Workspace
+) -> None:
+    """Owners and admins of the workspace (and staff) may change its domains."""
     if getattr(user, "is_staff", False):
         return
     role = selectors.membership_role(user=user, workspace=workspace)

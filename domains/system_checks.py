@@ -203,7 +203,8 @@ def cdn_settings_problems() -> list[CheckMessage]:
             "The distribution-per-domain strategy clones this distribution for each domain "
             "(deploy/cloudfront.yaml).", 104))
     if settings.DEBUG:
-        return [Warning(p.msg, hint=p.hint, id=p.id.replace(".E", ".W")) for p in problems]
+        return [Warning(p.msg, hint=p.hint, id=(p.id or "").replace(".E", ".W"))
+                for p in problems]
     return problems
 
 

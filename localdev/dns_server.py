@@ -433,7 +433,7 @@ def _edns_udp_size(request: DNSRecord) -> int | None:
     return None
 
 
-class StoreResolver(BaseResolver):  # type: ignore[misc]
+class StoreResolver(BaseResolver):
     """dnslib resolver over a RecordStore. Returns None when the query must go unanswered."""
 
     def __init__(self, store: RecordStore) -> None:
@@ -472,7 +472,7 @@ class StoreResolver(BaseResolver):  # type: ignore[misc]
         return reply
 
 
-class _DNSHandler(DNSHandler):  # type: ignore[misc]
+class _DNSHandler(DNSHandler):
     """dnslib's handler, plus: dropped queries, TC-bit truncation and EDNS echo."""
 
     def handle(self) -> None:

@@ -1,4 +1,4 @@
-"""Helpers for the notification, webhook and certificate-watch tests (issue 8)."""
+"""Helpers for the notification, webhook and certificate-watch tests."""
 
 from __future__ import annotations
 

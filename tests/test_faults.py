@@ -38,9 +38,9 @@ from tests.faults import (
     edge_state,
     kill_pool_children,
     use_broker,
-    wait_for,
 )
 from tests.infra import WorkerProcess
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -233,7 +233,7 @@ def test_pool_process_killed_mid_edge_sync_is_redelivered_and_a_dead_worker_caug
     for host in hosts:
         lifecycle.task_send("sync_edge", host)
     proxy.wait_seen(PUT_ITEM, 1, timeout=30)
-    killed = kill_pool_children(worker.proc.pid)  # type: ignore[union-attr]
+    killed = kill_pool_children(worker.proc.pid)
     proxy.clear_holds()
     wait_for(lambda: not CustomDomain.objects.filter(pk__in=ids, edge_synced_version=0).exists(),
              30, "every push to be confirmed", logs(worker))
@@ -364,7 +364,9 @@ def test_aws_endpoint_cut_while_syncs_run(
     for host in removed:
         services.domain_remove(domain=CustomDomain.objects.get(hostname=host), by=None,
                                source="test")
-    time.sleep(3)
+    # Keep the endpoint cut until the worker has felt it (a push failed and was retried).
+    wait_for(lambda: "retry: Retry in" in worker.log_path.read_text(), 30,
+             "a push to fail on the cut endpoint", on_timeout=logs(worker))
     proxy.restore()
     outage = time.monotonic() - cut_at
 

@@ -12,7 +12,6 @@ tests/test_engine_lifecycle.py has the basic lifecycle; this file adds the attac
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +26,7 @@ from domains.integrations import acm, edge_store
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Role, Workspace
 from tests.factories import MembershipFactory, WorkspaceFactory
 from tests.faults import cloudfront_aliases
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -51,10 +51,8 @@ def b(db: Any) -> Workspace:
 def issue(domain: CustomDomain) -> CustomDomain:
     certificates.domain_request_certificate(domain_id=domain.pk)
     domain.refresh_from_db()
-    deadline = time.monotonic() + 10
-    while acm.describe_certificate(domain.certificate_arn).status != "ISSUED":
-        assert time.monotonic() < deadline, "moto never issued the certificate"
-        time.sleep(0.2)
+    wait_for(lambda: acm.describe_certificate(domain.certificate_arn).status == "ISSUED", 10,
+             "moto to issue the certificate")
     return domain
 
 

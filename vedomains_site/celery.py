@@ -34,7 +34,7 @@ def _setup_periodic_tasks(sender: Celery, **_: object) -> None:
         sender.signature("domains.tasks.reconcile_edge"),
         name="reconcile the edge table with Django",
     )
-    # Issue 8: webhook retries and emails that are due (and any whose task was lost).
+    # Webhook retries and emails that are due (and any whose task was lost).
     sender.add_periodic_task(
         settings.VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS,
         sender.signature("domains.tasks.dispatch_notifications"),

@@ -329,7 +329,7 @@ VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE = env.int(
     "VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE", default=100
 )
 
-# --- Notifications, webhooks, certificate watch (issue 8) -----------------------------------
+# --- Notifications, webhooks, certificate watch -----------------------------------
 # Webhook POSTs: one timeout for connect and each read; retries back off exponentially
 # (with jitter) from the base delay up to the cap, for the retry window after the event.
 VEDOMAINS_WEBHOOK_TIMEOUT = env.float("VEDOMAINS_WEBHOOK_TIMEOUT", default=10.0)

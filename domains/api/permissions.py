@@ -1,7 +1,7 @@
 """Who may see and change which workspace's domains.
 
 Reads: members of the workspace (any role) and staff. Writes: owners and admins
-(`services.check_write_access`) and staff. A domain the caller cannot see answers 404, so
+(`services.workspace_check_write_access`) and staff. A domain the caller cannot see answers 404, so
 its existence never leaks; a workspace the caller is not a member of answers 403
 `not_member` whether or not it exists, for the same reason.
 """
@@ -29,7 +29,7 @@ class CanWriteDomain(BasePermission):
 
     def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
         workspace = obj if isinstance(obj, Workspace) else obj.workspace
-        services.check_write_access(user=request.user, workspace=workspace)
+        services.workspace_check_write_access(user=request.user, workspace=workspace)
         return True
 
 

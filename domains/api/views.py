@@ -375,10 +375,10 @@ class LegacyVerifyView(_SeedErrors):
     )
     def get(self, request: Request, domain: str) -> Response:
         record = visible_domain(user=request.user, hostname=domain)
-        record.check_requested = False  # type: ignore[attr-defined]
+        record.check_requested = False
         if self._should_check(request, record):
             record = services.domain_request_check(domain=record, by=request.user, source="api")
-            record.check_requested = True  # type: ignore[attr-defined]
+            record.check_requested = True
         return Response(s.LegacyVerifySerializer(record).data)
 
     def _should_check(self, request: Request, record: CustomDomain) -> bool:
@@ -387,7 +387,7 @@ class LegacyVerifyView(_SeedErrors):
         if record.fast_checks_until is not None and record.fast_checks_until > timezone.now():
             return False
         try:
-            services.check_write_access(user=request.user, workspace=record.workspace)
+            services.workspace_check_write_access(user=request.user, workspace=record.workspace)
         except DomainError:
             return False
         return user_throttle_allows(request, self, VerifyUserThrottle) and (

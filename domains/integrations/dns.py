@@ -78,7 +78,7 @@ def make_resolver() -> dns.asyncresolver.Resolver:
     servers = _nameservers()
     if servers:
         resolver = dns.asyncresolver.Resolver(configure=False)
-        resolver.nameservers = servers  # type: ignore[assignment]
+        resolver.nameservers = servers
     else:
         resolver = dns.asyncresolver.Resolver()
     resolver.lifetime = settings.VEDOMAINS_DNS_TIMEOUT

@@ -21,7 +21,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.conf import settings
 
-from domains import certificates, checks, cleanup, edge_sync, lifecycle, notifications
+from domains import certificates, checks, cleanup, edge_sync, lifecycle, notifications, schedule
 from domains.integrations.errors import IntegrationError, TransientIntegrationError
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def dispatch_due_checks() -> int:
     AWS clients, while staying small enough that many workers share a large backlog. Each
     domain is claimed inside the batch, so overlapping dispatches cannot double-check.
     """
-    ids = checks.domains_dispatch(limit=settings.VEDOMAINS_DISPATCH_LIMIT)
+    ids = schedule.domains_dispatch(limit=settings.VEDOMAINS_DISPATCH_LIMIT)
     size = settings.VEDOMAINS_DISPATCH_CHUNK
     for start in range(0, len(ids), size):
         lifecycle.task_send("check_batch", ids[start : start + size])

@@ -1,4 +1,4 @@
-"""checks.next_interval directly: the fast window, the base, growth with age, the cap."""
+"""schedule.next_interval directly: the fast window, the base, growth with age, the cap."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from domains.checks import next_interval
 from domains.models import CustomDomain
+from domains.schedule import next_interval
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

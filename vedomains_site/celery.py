@@ -6,6 +6,10 @@ import os
 
 from celery import Celery
 
+# Log context, task timings and outcomes, logging set-up, beat's queue-depth publisher:
+# importing it connects Celery's signals, which is all it does.
+import vedomains_site.observability.celery_hooks  # noqa: F401
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vedomains_site.settings")
 
 app = Celery("vedomains")

@@ -141,6 +141,8 @@ def deployed_env(tmp_path: Path, clean_redis: str, db: Any) -> dict[str, str]:
         "CELERY_BROKER_URL": clean_redis,
         "CACHE_URL": clean_redis.rsplit("/", 1)[0] + "/3",
         "VEDOMAINS_METRICS_TOKEN": "t" * 40,
+        # The template injects it (CdnTemplateDistributionId); a system check requires it.
+        "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID": "E2TEMPLATE0000",
     })
     return env
 

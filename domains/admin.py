@@ -28,7 +28,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince, timeuntil
 
-# admin_security replaces DRF's token admin (keys never shown; issue 15).
+# admin_security replaces DRF's token admin (keys never shown).
 from domains import admin_security, services, support  # noqa: F401
 from domains.admin_notify import (
     CERTIFICATE_WATCH_FIELDS,
@@ -75,7 +75,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # The slug is the workspaceId the edge, the DynamoDB items and the ve.ai app route
         # by: renaming it would leave traffic on the old slug for whoever takes it next
-        # (issue 15). It is set once, at creation.
+        #. It is set once, at creation.
         return ["slug", "created_at"] if obj is not None else ["created_at"]
     # Explicit: Django drops Meta.ordering from the GROUP BY query the count annotation makes.
     ordering = ["slug"]
@@ -287,7 +287,7 @@ class CustomDomainAdmin(admin.ModelAdmin):
             kwargs["fields"] = ["hostname", "workspace"]
             form_class = super().get_form(request, obj, change=change, **kwargs)
 
-            class BoundAddForm(form_class):  # type: ignore[misc, valid-type]
+            class BoundAddForm(form_class):
                 def __init__(self, *args: Any, **kw: Any) -> None:
                     super().__init__(*args, request_user=request.user, **kw)
 

@@ -122,7 +122,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         )
 
     def _secret_field(self, request: HttpRequest) -> str:
-        # Only staff who may change the endpoint see its secret (issue 15): with it anyone
+        # Only staff who may change the endpoint see its secret: with it anyone
         # can forge events the receiver trusts. Others see it masked.
         if request.user.has_perm("domains.change_webhookendpoint"):
             return "signing_secret"

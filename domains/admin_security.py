@@ -1,4 +1,4 @@
-"""Admin hardening (issue 15): API tokens are never shown, webhook secrets only to staff
+"""Admin hardening: API tokens are never shown, webhook secrets only to staff
 who may change the endpoint.
 
 Imported at the end of `domains.admin`, after `rest_framework.authtoken` registered its own

@@ -1,4 +1,4 @@
-"""Certificate budget (issue 15): how many certificates may be requested per day.
+"""Certificate budget: how many certificates may be requested per day.
 
 ACM allows an account a fixed number of certificate requests a year (5,000 by default,
 adjustable: https://docs.aws.amazon.com/acm/latest/userguide/acm-limits.html); without a

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -78,7 +79,7 @@ def domain_request_certificate(*, domain_id: int) -> str:
         return "exists"
     if domain.status != DomainStatus.PENDING_VALIDATION:
         return "not_pending"
-    # --- certificate budget (issue 15) ---
+    # --- certificate budget ---
     try:
         certificate_budget.certificate_budget_consume(workspace=domain.workspace, kind="acm")
     except certificate_budget.CertificateBudgetExceeded as exc:
@@ -132,7 +133,7 @@ def certificate_describe_or_none(arn: str) -> acm.Certificate | None:
         return None
 
 
-# --- a certificate ACM no longer has (issue 11) ------------------------------------------------
+# --- a certificate ACM no longer has ------------------------------------------------
 #
 # Someone deleted a pending certificate in the AWS console, or the local stack restarted (moto
 # keeps its certificates in memory). Before, every check logged ResourceNotFoundException for
@@ -223,7 +224,7 @@ def certificate_watch(*, domain: CustomDomain, cert: acm.Certificate, now: datet
     troubles = certificate_diagnose(domain=domain, cert=cert, now=now, routing_ok=routing_ok)
     # Stable text (absolute dates only), so an unchanged problem is not re-announced daily.
     text = " ".join(t.message for t in troubles)
-    not_after = outbox.iso(cert.not_after) if cert.not_after else ""
+    not_after = outbox.datetime_iso(cert.not_after) if cert.not_after else ""
     if checks is not None:
         checks["certificate_renewal"] = {
             "ok": not troubles,
@@ -300,7 +301,7 @@ def certificate_diagnose(*, domain: CustomDomain, cert: acm.Certificate, now: da
             "not_in_use", f"The certificate for {host} is not attached to our CDN any more, "
             "so Amazon will not renew it.", "Nothing for you to do: our team is looking at it."))
     records = cert.validation_records or list(domain.validation_records or [])
-    troubles.extend(dns.run_sync(_dns_troubles(host, records)))
+    troubles.extend(async_to_sync(_dns_troubles)(host, records))
     return troubles
 
 

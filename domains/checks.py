@@ -4,7 +4,8 @@ Called by Celery tasks and management commands alike. Every function takes ids a
 reloads what it needs, so a late or repeated call acts on the current state.
 
 Concurrency rules (STYLE.md, "Concurrency"):
-- a check claims its domains by pushing `next_check_at` forward (a lease) in one statement
+- a check claims its domains (`schedule.domains_claim`) by pushing `next_check_at` forward
+  (a lease) in one statement
   before any DNS or AWS call, so two beats or ten workers never check a domain twice at once
   and a crash mid-check cannot loop;
 - results are written only if the status is still the one the check saw;
@@ -25,7 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from domains import certificates, lifecycle
@@ -33,10 +34,17 @@ from domains.cleanup import domain_cleanup
 from domains.integrations import acm, cdn, dns
 from domains.integrations.errors import IntegrationError
 from domains.models import LIVE_STATUSES, CustomDomain, DomainStatus, EventKind
+from domains.schedule import domains_claim, next_interval
 
 log = logging.getLogger(__name__)
 
+# A DNS lookup or AWS call that could not tell (timeout, throttling): look again soon.
 TRANSIENT_RETRY = timedelta(seconds=60)
+# A check that raised a permanent integration error or an unexpected exception: our side
+# or AWS's answer outside a verdict path, never the customer's fault, so the domain is not
+# failed for it. It is retried at this slower pace for as long as it lasts (the error is
+# in last_error and the admin's "has error" filter), and recovers by itself once fixed.
+CHECK_ERROR_RETRY = timedelta(minutes=5)
 ACM_THREADS = 16
 CERTIFICATE_READ_INTERVAL = timedelta(minutes=10)
 
@@ -48,78 +56,6 @@ class CheckOutcome:
     outcome: str  # skipped | waiting | activated | misconfigured | fixed | failed | ...
     status: str = ""
     detail: str = ""
-
-
-# --- scheduling -----------------------------------------------------------------------------
-
-
-def _due(now: datetime, *, queued: bool = False) -> Any:
-    due = CustomDomain.objects.filter(next_check_at__lte=now)
-    if not queued:
-        due = due.filter(
-            Q(dispatched_for__isnull=True)
-            | ~Q(dispatched_for=F("next_check_at"))
-            | Q(dispatched_at__lte=now - settings.VEDOMAINS_DISPATCH_LEASE)
-        )
-    return due.order_by("next_check_at")
-
-
-def domains_due(*, limit: int = 10000, now: datetime | None = None,
-                queued: bool = False) -> list[int]:
-    """Ids of domains whose next check (or cleanup step) is due, most overdue first.
-
-    Without `queued`, leaves out those the dispatcher has queued and no worker started yet.
-    """
-    return list(_due(now or timezone.now(), queued=queued).values_list("pk", flat=True)[:limit])
-
-
-def domains_dispatch(*, limit: int = 10000, now: datetime | None = None) -> list[int]:
-    """Take the due domains for queueing: each due time is handed out once.
-
-    Two beats at once get disjoint ids (skip_locked). A check that starts moves the due
-    time (see `domains_claim`), and so does any reschedule; a queued check that never runs
-    (its message lost) is handed out again when the lease ends.
-    """
-    now = now or timezone.now()
-    with transaction.atomic():
-        ids = list(
-            _due(now).select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit]
-        )
-        if ids:
-            CustomDomain.objects.filter(pk__in=ids).update(
-                dispatched_for=F("next_check_at"), dispatched_at=now
-            )
-    return ids
-
-
-def next_interval(domain: CustomDomain, now: datetime) -> timedelta:
-    """Adaptive: every few seconds right after registration or "verify", then backing off.
-
-    Outside the fast window the interval grows with the domain's age (a twelfth of it),
-    from the base interval up to the maximum: minutes in the first hour, hours after a day.
-    """
-    if domain.fast_checks_until and now < domain.fast_checks_until:
-        return timedelta(seconds=settings.VEDOMAINS_FAST_CHECK_SECONDS)
-    base = timedelta(seconds=settings.VEDOMAINS_CHECK_INTERVAL_SECONDS)
-    grown = (now - domain.created_at) / 12
-    return min(settings.VEDOMAINS_MAX_CHECK_INTERVAL, max(base, grown))
-
-
-def domains_claim(domain_ids: Iterable[int], *, now: datetime, force: bool = False) -> list[int]:
-    """Lease due domains to this caller; returns the ids it won."""
-    ids = list(domain_ids)
-    if not ids:
-        return []
-    lease_until = now + settings.VEDOMAINS_CHECK_LEASE
-    with transaction.atomic():
-        qs = CustomDomain.objects.filter(pk__in=ids)
-        if not force:
-            qs = qs.filter(next_check_at__lte=now)
-        # skip_locked: rows another claimer holds right now are simply not ours.
-        won = list(qs.select_for_update(skip_locked=True).values_list("pk", flat=True))
-        if won:
-            CustomDomain.objects.filter(pk__in=won).update(next_check_at=lease_until)
-    return won
 
 
 # --- the batch ------------------------------------------------------------------------------
@@ -184,7 +120,7 @@ def _guarded(domain: CustomDomain, fn: Callable[[CustomDomain], CheckOutcome]) -
         transient = not (isinstance(exc, IntegrationError) and exc.permanent)
         CustomDomain.objects.filter(pk=domain.pk).update(
             last_error=str(exc)[:2000],
-            next_check_at=timezone.now() + (TRANSIENT_RETRY if transient else TRANSIENT_RETRY * 5),
+            next_check_at=timezone.now() + (TRANSIENT_RETRY if transient else CHECK_ERROR_RETRY),
         )
         return CheckOutcome(domain.pk, domain.hostname, "error", domain.status, str(exc))
 
@@ -264,7 +200,7 @@ def _evaluate_pending(domain: CustomDomain, result: dns.DnsResult, cert: acm.Cer
     ownership_ok = _pending_ownership(domain, result, checks, updates, now=now, source=source)
     cert = _pending_certificate(domain, routing, cert, checks, updates, now=now)
     if cert is not None and cert.status == certificates.MISSING:
-        # Gone from ACM (issue 11): shown as such, and a new certificate is requested.
+        # Gone from ACM: shown as such, and a new certificate is requested.
         certificates.certificate_replace_missing(domain=domain, cert=cert, checks=checks,
                                                  now=now, source=source)
         return CheckOutcome(domain.pk, domain.hostname, "waiting", domain.status,
@@ -321,7 +257,7 @@ def _pending_certificate(domain: CustomDomain, routing: dns.RoutingCheck,
             cert.issued, cert.failure_reason or f"Certificate is {cert.status}.", now,
             status=cert.status)
     elif not domain.certificate_arn:
-        # Issue 15: a certificate is requested only once the routing CNAME shows intent
+        # a certificate is requested only once the routing CNAME shows intent
         # (or pre-validation was asked for), so registering and removing names in a loop
         # spends none of the account's ACM requests.
         if routing.ok or getattr(domain, "prevalidation", ""):

@@ -120,7 +120,7 @@ class CustomDomain(models.Model):
     certificate_requested_at = models.DateTimeField(null=True, blank=True)
     # [{"name", "type", "value"}] as ACM publishes them for DNS validation.
     validation_records = models.JSONField(default=list, blank=True)
-    # Certificate renewal watch (issue 8; written only by domains.certificates): what ACM
+    # Certificate renewal watch (written only by domains.certificates): what ACM
     # said at the last daily look, and why renewal is in trouble (blank when it is not).
     certificate_not_after = models.DateTimeField(null=True, blank=True)
     certificate_renewal_status = models.CharField(max_length=40, blank=True, default="")
@@ -269,10 +269,10 @@ class DomainEvent(models.Model):
     def save(self, *args: object, **kwargs: object) -> None:
         if self.pk is not None:
             raise ValueError("DomainEvent rows are append-only")
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        super().save(*args, **kwargs)
 
 
-# --- notifications and webhooks (issue 8) ---------------------------------------------------
+# --- notifications and webhooks ---------------------------------------------------
 
 
 def generate_webhook_secret() -> str:
@@ -363,7 +363,7 @@ class WebhookDelivery(models.Model):
     replays = models.PositiveIntegerField(default=0)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
-    # No response body is stored (issue 15): an SSRF'd internal service's answer must not
+    # No response body is stored: an SSRF'd internal service's answer must not
     # end up on a staff page. Status, timing and errors only.
     last_error = models.TextField(blank=True, default="")
     # [{"attempt", "at", "status_code", "latency_ms", "error"}], newest last, capped.
@@ -448,7 +448,7 @@ class Notification(models.Model):
         return f"{self.kind} for {self.domain_id} ({self.state_key})"
 
 
-# --- certificate budget (issue 15) ------------------------------------------------------------
+# --- certificate budget ------------------------------------------------------------
 
 
 class CertificateBudgetDay(models.Model):

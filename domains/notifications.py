@@ -19,7 +19,6 @@ import hashlib
 import hmac
 import json
 import logging
-import random
 import smtplib
 import time
 from datetime import timedelta
@@ -38,6 +37,7 @@ from django.utils.dateparse import parse_datetime
 
 from domains import lifecycle
 from domains.integrations import webhook_http
+from domains.integrations.backoff import EQUAL_JITTER, backoff_delay
 from domains.integrations.errors import IntegrationError
 from domains.models import (
     WRITE_ROLES,
@@ -50,7 +50,7 @@ from domains.models import (
     NotificationKind,
     WebhookDelivery,
 )
-from domains.outbox import iso
+from domains.outbox import datetime_iso
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def render_notification(notification: Notification) -> tuple[str, str, str]:
     ):
         subject = f"{domain.hostname} is working again"
     else:
-        subject = SUBJECTS[notification.kind].format(  # type: ignore[index]
+        subject = SUBJECTS[notification.kind].format(
             hostname=domain.hostname)
     base = f"domains/email/{notification.kind}"
     return (subject, render_to_string(f"{base}.txt", context),
@@ -206,8 +206,9 @@ def notification_send(*, notification_id: int) -> str:
             log.info("closing the email connection failed", exc_info=True)
     errors = "; ".join(refused + transient)[:2000]
     if transient:
-        retry_at = timezone.now() + _jittered(notification.attempts, EMAIL_RETRY_BASE_SECONDS,
-                                              EMAIL_RETRY_MAX_SECONDS)
+        retry_at = timezone.now() + backoff_delay(
+            notification.attempts - 1, base=EMAIL_RETRY_BASE_SECONDS,
+            cap=EMAIL_RETRY_MAX_SECONDS, floor=EQUAL_JITTER)
         give_up = retry_at > notification.created_at + settings.VEDOMAINS_WEBHOOK_RETRY_WINDOW
         Notification.objects.filter(pk=notification.pk).update(
             recipients=delivered, subject=subject, last_error=errors,
@@ -240,16 +241,13 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def webhook_backoff(attempt: int) -> timedelta:
-    """Delay after the `attempt`-th failure: exponential, capped, with jitter."""
-    return _jittered(attempt, settings.VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS,
-                     settings.VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS)
+    """Delay after the `attempt`-th failure: exponential, capped, with jitter.
 
-
-def _jittered(attempt: int, base: float, cap: float) -> timedelta:
-    # "Equal jitter": at least half the exponential delay, so retries of one endpoint never
-    # bunch up near zero, and the random half spreads many deliveries after an outage.
-    delay = min(cap, base * 2 ** max(0, attempt - 1))
-    return timedelta(seconds=delay / 2 + random.uniform(0, delay / 2))
+    Equal jitter (at least half the delay), for emails too: retries of one endpoint never
+    bunch up near zero, and the random half spreads many deliveries after an outage.
+    """
+    return backoff_delay(attempt - 1, base=settings.VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS,
+                         cap=settings.VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS, floor=EQUAL_JITTER)
 
 
 def webhook_deliver(*, delivery_id: int) -> str:
@@ -289,7 +287,7 @@ def webhook_deliver(*, delivery_id: int) -> str:
     except IntegrationError as exc:
         error, permanent = exc.message, exc.permanent
     finished = timezone.now()
-    entry = {"attempt": attempt, "at": iso(finished),
+    entry = {"attempt": attempt, "at": datetime_iso(finished),
              "status_code": result.status_code if result else None,
              "latency_ms": result.latency_ms if result else None, "error": error}
     fields: dict[str, Any] = {
@@ -321,7 +319,7 @@ def webhook_replay(*, delivery: WebhookDelivery, by: AbstractBaseUser | None) ->
     """Send the same event (same id and version) again, with a fresh 24 h retry window."""
     now = timezone.now()
     with transaction.atomic():
-        entry = {"at": iso(now), "replayed_by": getattr(by, "get_username", lambda: "")()}
+        entry = {"at": datetime_iso(now), "replayed_by": getattr(by, "get_username", lambda: "")()}
         WebhookDelivery.objects.filter(pk=delivery.pk).update(
             status=DeliveryStatus.PENDING, next_attempt_at=now, delivered_at=None,
             expires_at=now + settings.VEDOMAINS_WEBHOOK_RETRY_WINDOW,

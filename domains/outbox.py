@@ -51,7 +51,7 @@ STATUS_NOTIFICATIONS = {
 
 def outbox_registered(*, domain: CustomDomain, event: DomainEvent) -> Queued:
     """`services.domain_register` calls this with the REGISTERED event: the main app hears of
-    a new domain at once, not only when it leaves pending (issue 11)."""
+    a new domain at once, not only when it leaves pending."""
     return _webhook_outbox(
         domain=domain, event=event, event_type=WebhookEventType.REGISTERED,
         status=domain.status, previous_status="",
@@ -60,14 +60,14 @@ def outbox_registered(*, domain: CustomDomain, event: DomainEvent) -> Queued:
 
 def outbox_status_changed(*, domain: CustomDomain, event: DomainEvent) -> Queued:
     """`lifecycle.domain_transition` calls this right after recording the status change.
-    A move into `removed` is announced as `domain.removed` (issue 11)."""
+    A move into `removed` is announced as `domain.removed`."""
     removed = event.to_status == DomainStatus.REMOVED
     queued = _webhook_outbox(
         domain=domain, event=event,
         event_type=WebhookEventType.REMOVED if removed else WebhookEventType.STATUS_CHANGED,
         status=event.to_status, previous_status=event.from_status,
     )
-    kind = STATUS_NOTIFICATIONS.get(event.to_status)  # type: ignore[call-overload]
+    kind = STATUS_NOTIFICATIONS.get(event.to_status)
     if kind is not None:
         queued += _notification_outbox(domain=domain, kind=kind, state_key=f"status:{event.pk}",
                                        event=event, context=_status_context(domain, event))
@@ -110,7 +110,7 @@ def event_payload(*, domain: CustomDomain, event: DomainEvent, event_type: str,
     return {
         "id": f"evt_{event.pk}",
         "type": event_type,
-        "created_at": iso(event.created_at),
+        "created_at": datetime_iso(event.created_at),
         # DomainEvent ids only grow, and one domain's status changes are serialised by the
         # compare-and-swap on its row, so a higher version is always the newer state.
         "version": event.pk,
@@ -174,7 +174,7 @@ def _status_context(domain: CustomDomain, event: DomainEvent) -> dict[str, Any]:
     if event.to_status == DomainStatus.MISCONFIGURED:
         found = (domain.checks or {}).get("dns") or {}
         since = domain.misconfigured_at or event.created_at
-        deadline = (event.data or {}).get("detach_after") or iso(
+        deadline = (event.data or {}).get("detach_after") or datetime_iso(
             since + settings.VEDOMAINS_MISCONFIGURED_GRACE)
         context.update(
             found=found.get("detail") or event.message,
@@ -209,6 +209,7 @@ def failure_advice(why: str, code: str = "") -> str:
     return "Check the DNS records below, then add the domain again, or reply to reach support."
 
 
-def iso(value: datetime) -> str:
+def datetime_iso(value: datetime) -> str:
+    """RFC 3339 in UTC with a "Z", the form webhook payloads and the attempt log use."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 

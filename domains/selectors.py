@@ -23,7 +23,7 @@ def membership_role(*, user: AbstractBaseUser | AnonymousUser, workspace: Worksp
 
 
 def staff_may(user: AbstractBaseUser | AnonymousUser, *perms: str) -> bool:
-    """Staff powers follow Django permissions (issue 15): `is_staff` alone grants nothing.
+    """Staff powers follow Django permissions: `is_staff` alone grants nothing.
 
     True for an active staff user holding any of `perms` ("domains.delete_customdomain").
     A staff user without them is treated as the plain user they are.

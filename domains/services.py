@@ -58,7 +58,7 @@ def ownership_token_for(*, workspace_id: int, hostname: str) -> str:
 
     Derived (not random) so a workspace can be told the token before it holds a record,
     which is how a real owner proves a claim held by someone else. Derived from the
-    workspace's immutable id, never its slug (issue 15): a token must not pass to another
+    workspace's immutable id, never its slug: a token must not pass to another
     workspace with a name. Tokens already stored on records keep being the ones checked.
     """
     digest = hmac.new(
@@ -68,7 +68,7 @@ def ownership_token_for(*, workspace_id: int, hostname: str) -> str:
     return digest[:32]
 
 
-def check_write_access(
+def workspace_check_write_access(
     *, user: AbstractBaseUser | AnonymousUser, workspace: Workspace, action: str = "change"
 ) -> None:
     """Owners and admins may write; staff only with Django's `<action>_customdomain` perm."""
@@ -242,9 +242,9 @@ def _register_create(*, workspace: Workspace, host: str, token: str, proof: bool
         message=f"Registered for workspace {workspace.slug}",
         data={"ownership_required": ownership_required, "ownership_proven": proof},
     )
-    # The main app hears of the new domain now, not only when it leaves pending (issue 11).
+    # The main app hears of the new domain now, not only when it leaves pending.
     enqueue_all_after_commit(outbox.outbox_registered(domain=domain, event=registered))
-    # The first check requests the certificate once the CNAME shows intent (issue 15).
+    # The first check requests the certificate once the CNAME shows intent.
     enqueue_after_commit("check_domain", domain.pk)
     return domain
 
@@ -261,7 +261,7 @@ def _register_refuse_if_held_here(*, host: str, workspace: Workspace) -> None:
 def hostname_needs_proof(*, hostname: str, workspace: Workspace) -> bool:
     """Has another workspace ever held a record for `hostname` that it did not release?
 
-    Whatever that record's status (issue 15): a claim that failed or was removed may have
+    Whatever that record's status: a claim that failed or was removed may have
     left the customer's CNAME, and the ACM validation CNAME that ACM reuses per name and
     account, pointing at us; only that workspace's explicit release (`domain_release`) frees
     the name for others without the TXT proof.
@@ -374,7 +374,7 @@ def domain_release(
     *, domain: CustomDomain, by: AbstractBaseUser | None, source: str = "api"
 ) -> CustomDomain:
     """The workspace gives the hostname up for good: any workspace may then claim it
-    without the ownership TXT proof (issue 15). Removes the domain if it is still live.
+    without the ownership TXT proof. Removes the domain if it is still live.
 
     Every record the workspace holds for the hostname is marked released, so none of them
     makes `hostname_needs_proof` ask a newcomer for proof.

@@ -437,7 +437,7 @@ def _edns_udp_size(request: DNSRecord) -> int | None:
     return None
 
 
-class StoreResolver(BaseResolver):  # type: ignore[misc]
+class StoreResolver(BaseResolver):
     """dnslib resolver over a RecordStore. Returns None when the query must go unanswered."""
 
     def __init__(self, store: RecordStore) -> None:
@@ -476,7 +476,7 @@ class StoreResolver(BaseResolver):  # type: ignore[misc]
         return reply
 
 
-class _DNSHandler(DNSHandler):  # type: ignore[misc]
+class _DNSHandler(DNSHandler):
     """dnslib's handler, plus: dropped queries, TC-bit truncation and EDNS echo."""
 
     def handle(self) -> None:
@@ -638,7 +638,7 @@ class _ControlHandler(BaseHTTPRequestHandler):
         log.debug("control: " + format, *args)
 
     def _refuse_browsers(self, method: str) -> None:
-        """Refuse what a web page in the developer's browser could send us (issue 15).
+        """Refuse what a web page in the developer's browser could send us.
 
         A page may POST a `text/plain` body to 127.0.0.1 without a CORS preflight, and a
         rebinding DNS name can make it same-origin; so a body must be declared JSON (which

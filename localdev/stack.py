@@ -226,7 +226,7 @@ def _load_prctl() -> Callable[..., int] | None:
     try:
         # Resolved here, in the parent: the child must not load libraries between fork
         # and exec.
-        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
 

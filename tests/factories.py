@@ -64,7 +64,7 @@ class CustomDomainFactory(factory.django.DjangoModelFactory):
     )
 
 
-# --- issue 8: notifications and webhooks ---------------------------------------------------
+# --- notifications and webhooks -----------------------------------------------------------
 
 
 class WebhookEndpointFactory(factory.django.DjangoModelFactory):

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 import redis
 
-from domains.integrations import aws, cdn, edge_store
+from domains.integrations import aws, edge_store
+from localdev import bootstrap
 from localdev.dns_server import LocalDNSServer
 from localdev.moto_server import MotoHandle, aws_env, start_moto
 
@@ -50,7 +51,7 @@ def aws_stack(moto_server: MotoHandle, settings: Any) -> Iterator[dict[str, str]
     settings.VEDOMAINS_AWS_ENDPOINT_URL = moto_server.endpoint_url
     aws.reset_clients()
     edge_store.create_table()
-    template_id = cdn.create_template_distribution(origin_domain="origin.ve.test")
+    template_id = bootstrap.create_template_distribution(origin_domain="origin.ve.test")
     settings.VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID = template_id
     yield {"endpoint_url": moto_server.endpoint_url, "template_id": template_id}
     aws.reset_clients()
@@ -229,7 +230,7 @@ def celery_worker(
     worker = WorkerProcess(
         clean_redis, tmp_path / "worker.log",
         extra_env={"VEDOMAINS_CLEANUP_RETRY_SECONDS": "1",
-                   # Webhook receivers in tests listen on loopback (issue 15's SSRF guard).
+                   # Webhook receivers in tests listen on loopback (the SSRF guard).
                    "VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"},
     )
     worker.start()

@@ -1,4 +1,4 @@
-"""Helpers for the notification, webhook and certificate-watch tests (issue 8)."""
+"""Helpers for the notification, webhook and certificate-watch tests."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def webhook_receiver() -> Iterator[Receiver]:
     thread = threading.Thread(target=server.serve_forever, name="webhook-receiver", daemon=True)
     thread.start()
     # This receiver is plain http on loopback, which only DEBUG and an explicit allowed
-    # network permit (the SSRF guard, issue 15).
+    # network permit (the SSRF guard).
     loopback = override_settings(DEBUG=True, VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS=["127.0.0.0/8"])
     loopback.enable()
     try:

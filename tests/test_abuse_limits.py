@@ -131,8 +131,8 @@ def test_register_and_verify_budgets_are_separate(
 def test_conflicts_spend_the_user_s_budget_but_bad_input_does_not(
     two_workspaces: dict[str, Any], settings: Any, dns_server: Any
 ) -> None:
-    """Probing who holds a name is rate-limited like registering; a typo is not (issue 11:
-    a developer trying bad input must not be locked out for an hour)."""
+    """Probing who holds a name is rate-limited like registering; a typo is not (a
+    developer trying bad input must not be locked out for an hour)."""
     set_rates(settings, domain_register_user="3/hour")
     CustomDomainFactory(hostname="taken.c-client.com", status=DomainStatus.ACTIVE)
     client = client_for(two_workspaces["b_owner"])
@@ -213,7 +213,7 @@ def test_the_cap_also_bounds_the_admin_and_the_service(
 @pytest.mark.django_db(transaction=True)
 def test_parallel_registrations_cannot_overshoot_the_cap(settings: Any) -> None:
     """Eight requests at once for a cap of three: the workspace lock lets exactly three in."""
-    need_postgresql("needs row locks across connections; SQLite serializes anyway")
+    need_postgresql("row locks across connections; SQLite serializes anyway")
     settings.VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE = 3
     workspace = WorkspaceFactory(slug="race", plan="enterprise")
     results: list[str] = []

@@ -244,7 +244,7 @@ def test_add_page_registers_through_the_service(
     assert r["Location"].endswith("/admin/domains/customdomain/")
     event = domain.events.get()
     assert (event.kind, event.source, event.actor) == (EventKind.REGISTERED, "admin", staff_user)
-    # The certificate waits for the CNAME (issue 15): registration queues the first check.
+    # The certificate waits for the CNAME: registration queues the first check.
     assert [name for name, _ in sent] == ["domains.tasks.check_domain"]
 
 

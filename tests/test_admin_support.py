@@ -1,4 +1,4 @@
-"""The support view (issue 18): summary in words, search by any spelling, capacity, failure
+"""The support view: summary in words, search by any spelling, capacity, failure
 reasons, chart axes, product naming. The browser half is tests/e2e/test_admin_support_browser.py.
 """
 
@@ -277,7 +277,7 @@ def test_search_with_nonsense_is_not_an_error(staff: Client) -> None:
     for query in ("https://", "::::", "a..b", "[::1]", "x" * 300):
         response = staff.get(CHANGELIST, {"q": query})
         assert response.status_code == 200, query
-    # A NUL byte is refused before any query (issue 15: a 400, never PostgreSQL's 500).
+    # A NUL byte is refused before any query (a 400, never PostgreSQL's 500).
     assert staff.get(CHANGELIST, {"q": "\u0000"}).status_code == 400
     assert support.hostname_search_forms("https://") == []
 

@@ -67,7 +67,7 @@ def test_register_returns_the_record_and_queues_the_certificate(
                 "activated_at", "certificate_status", "edge_synced"):
         assert key in body
     assert r["Location"] == "/api/domains/gallery.client.com/"
-    # The certificate waits for the CNAME (issue 15): registration queues the first check.
+    # The certificate waits for the CNAME: registration queues the first check.
     assert [name for name, _ in sent] == ["domains.tasks.check_domain"]
     event = DomainEvent.objects.get(domain__hostname="gallery.client.com")
     assert (event.kind, event.source, event.actor) == (EventKind.REGISTERED, "api", owner)

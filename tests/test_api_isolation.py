@@ -59,7 +59,7 @@ def world(db: Any, settings: Any) -> World:
         "outsider": UserFactory(),
         "staff": staff_with_perms("add_customdomain", "change_customdomain",
                                   "delete_customdomain", "view_customdomain"),
-        # Staff without model permissions is a plain user (issue 15).
+        # Staff without model permissions is a plain user.
         "staff_bare": UserFactory(is_staff=True),
     }
     return World(

@@ -1,4 +1,4 @@
-"""Issue 11, items 3, 4, 5, 7: every /api/ answer is JSON, whatever the spelling or size;
+"""Every /api/ answer is JSON, whatever the spelling or size;
 409 beats 403 at the plan limit; only valid input counts towards the register limit."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`manage.py build_edge_lambda` (issue 11, item 10): a missing output directory is a
+"""`manage.py build_edge_lambda`: a missing output directory is a
 one-line CommandError, and nothing is created."""
 
 from __future__ import annotations

@@ -37,9 +37,10 @@ from django.utils import timezone
 from domains import certificates, services
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
 from tests.factories import WorkspaceFactory
-from tests.faults import RedisServer, TcpProxy, convergence, use_broker, wait_for
+from tests.faults import RedisServer, TcpProxy, convergence, use_broker
 from tests.infra import WorkerProcess
 from tests.needs import need_postgresql
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.worker, pytest.mark.slow,
               pytest.mark.django_db(transaction=True)]

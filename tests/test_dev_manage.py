@@ -1,4 +1,4 @@
-"""Issue 11, item 2: `./dev manage` acts on the running stack's local AWS and DNS, and with
+"""`./dev manage` acts on the running stack's local AWS and DNS, and with
 no stack running refuses to reach real AWS unless asked to.
 
 `localdev.dev_manage` runs as `./dev manage` runs it, in a subprocess, against real servers

@@ -38,15 +38,15 @@ from tests.faults import (
     edge_state,
     kill_pool_children,
     use_broker,
-    wait_for,
 )
 from tests.infra import WorkerProcess
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 TARGET = "domain.ve.ai"
 # CloudFront CreateDistribution and DynamoDB PutItem, as they appear on the wire.
-# CreateDistributionWithTags: the app tags what it creates (issue 15).
+# CreateDistributionWithTags: the app tags what it creates.
 CREATE_DISTRIBUTION = b"POST /2020-05-31/distribution?WithTags HTTP"
 PUT_ITEM = b"DynamoDB_20120810.PutItem"
 LEASE_SECONDS = 3
@@ -234,7 +234,7 @@ def test_pool_process_killed_mid_edge_sync_is_redelivered_and_a_dead_worker_caug
     for host in hosts:
         lifecycle.task_send("sync_edge", host)
     proxy.wait_seen(PUT_ITEM, 1, timeout=30)
-    killed = kill_pool_children(worker.proc.pid)  # type: ignore[union-attr]
+    killed = kill_pool_children(worker.proc.pid)
     proxy.clear_holds()
     wait_for(lambda: not CustomDomain.objects.filter(pk__in=ids, edge_synced_version=0).exists(),
              30, "every push to be confirmed", logs(worker))
@@ -285,8 +285,8 @@ def test_redis_restarted_with_tasks_queued(
     for pk in activate_in_process(workspace, routed, dns_server):
         edge_sync.edge_sync_hostname(hostname=CustomDomain.objects.get(pk=pk).hostname)
     broker_flush(broker)
-    # Queued with no worker running: 6 first checks (the certificate waits for the CNAME,
-    # issue 15), and per removal a cleanup and one edge push.
+    # Queued with no worker running: 6 first checks (the certificate waits for the CNAME),
+    # and per removal a cleanup and one edge push.
     fresh = [f"n{i}.redis-client.com" for i in range(6)]
     for host in fresh:
         services.domain_register(workspace=workspace, hostname=host, by=None)
@@ -368,7 +368,9 @@ def test_aws_endpoint_cut_while_syncs_run(
     for host in removed:
         services.domain_remove(domain=CustomDomain.objects.get(hostname=host), by=None,
                                source="test")
-    time.sleep(3)
+    # Keep the endpoint cut until the worker has felt it (a push failed and was retried).
+    wait_for(lambda: "retry: Retry in" in worker.log_path.read_text(), 30,
+             "a push to fail on the cut endpoint", on_timeout=logs(worker))
     proxy.restore()
     outage = time.monotonic() - cut_at
 

@@ -1,4 +1,4 @@
-"""Issue 11, item 1: the README's test command from a fresh clone, as a newcomer runs it.
+"""The README's test command from a fresh clone, as a newcomer runs it.
 
 A copy of the checkout's files (what `git clone` gives: no var/, no .env, no .venv of its
 own) runs `./dev test` on a small selection without DATABASE_URL, on SQLite, and without a

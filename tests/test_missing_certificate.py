@@ -1,4 +1,4 @@
-"""Issue 11, item 6: a certificate ACM no longer has (deleted by hand in the console, or
+"""A certificate ACM no longer has (deleted by hand in the console, or
 the local emulator restarted) is a visible state, and the domain recovers by itself.
 
 Real moto server and DNS server; the certificate is deleted through the ACM API as a

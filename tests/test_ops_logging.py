@@ -1,4 +1,4 @@
-"""Structured logs (issue 19): JSON lines with request, task and domain context; no secrets."""
+"""Structured logs: JSON lines with request, task and domain context; no secrets."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ def test_plain_text_in_development_and_json_in_production(tmp_path: Path, debug:
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
         env={**env, "DJANGO_SETTINGS_MODULE": "vedomains_site.settings", "PYTHONPATH": str(ROOT),
              "DJANGO_DEBUG": debug, "DJANGO_SECRET_KEY": "k" * 50,
-             # DJANGO_DEBUG=false refuses a per-process cache (issue 15); nothing connects.
+             # DJANGO_DEBUG=false refuses a per-process cache; nothing connects.
              "CACHE_URL": "rediscache://127.0.0.1:6379/1"})
     assert out.returncode == 0, out.stderr
     (line,) = [ln for ln in out.stdout.splitlines() if "probe line" in ln]
@@ -163,7 +163,7 @@ def test_a_real_run_never_logs_the_api_token_or_the_webhook_secret(
     every logger at DEBUG in the production (JSON) format: neither secret appears."""
     workspace = WorkspaceFactory(slug="logs", plan="pro")
     owner = MembershipFactory(workspace=workspace, role=Role.OWNER).user
-    # The certificate is requested once the CNAME points at us (issue 15).
+    # The certificate is requested once the CNAME points at us.
     dns_server.store.set_record("logs.client.com", "CNAME", "domain.ve.ai")
     token = Token.objects.create(user=owner, key=DRF_TOKEN)
     with webhook_receiver() as receiver:
@@ -172,7 +172,7 @@ def test_a_real_run_never_logs_the_api_token_or_the_webhook_secret(
         endpoint.save()
         worker = WorkerProcess(clean_redis, tmp_path / "worker.log", extra_env={
             "VEDOMAINS_LOG_FORMAT": "json", "LOG_LEVEL": "DEBUG",
-            # The receiver listens on loopback (issue 15's SSRF guard allows it explicitly).
+            # The receiver listens on loopback (the SSRF guard allows it explicitly).
             "VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"})
         worker.start()
         try:

@@ -84,7 +84,7 @@ def test_responses_match_the_documented_domain_shape(
     record = api.get("/api/domains/gallery.client.com/").json()
     assert set(record) == set(domain_schema["properties"])
     assert set(domain_schema["required"]) <= set(record)
-    # Both spellings of the hostname are documented (issue 11).
+    # Both spellings of the hostname are documented.
     assert {"hostname", "hostname_unicode"} <= set(domain_schema["required"])
     assert domain_schema["properties"]["hostname_unicode"]["type"] == "string"
     record_schema = schema["components"]["schemas"]["DnsRecord"]

@@ -1,4 +1,4 @@
-"""Adversarial review (issue 15): one test per attack, named for it.
+"""Adversarial review: one test per attack, named for it.
 
 Each test reproduces an attack against the running code (real PostgreSQL, moto in server
 mode, the loopback DNS server) and asserts that it is refused. Every `test_attack_...`
@@ -786,7 +786,7 @@ def test_attack_compromised_worker_deletes_the_platform_s_own_distribution_or_ce
                    "cloudfront:TagResource"):
         for statement in _allowed(action, statements):
             if "distribution-tenant/" in str(statement["Resource"]):
-                continue  # tenants: the SaaS strategy's statement (issue 13)
+                continue  # tenants: the SaaS strategy's statement
             condition = statement.get("Condition", {}).get("StringEquals", {})
             assert condition.get(f"aws:RequestTag/{tag_key}") == \
                 tag_value, action
@@ -878,7 +878,7 @@ def test_guard_pinned_address_keeps_tls_verification_on_the_hostname(
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
-        context.sni_callback = lambda sock, name, ctx: seen_sni.append(name)  # type: ignore[assignment,func-returns-value]
+        context.sni_callback = lambda sock, name, ctx: seen_sni.append(name)
         server.socket = context.wrap_socket(server.socket, server_side=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return server

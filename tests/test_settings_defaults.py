@@ -15,8 +15,8 @@ NOT_COMPARED = {
     "DJANGO_STATIC_ROOT": "a path under the checkout (var/static)",
     "VEDOMAINS_TEST_BROKER_URL": "set by the test harness, not operators",
     "PYTEST_XDIST_WORKER": "set by pytest-xdist",
-    "DJANGO_SECURE_HSTS_SECONDS": "a year when DJANGO_DEBUG=false, 0 when true (issue 15)",
-    "CACHE_URL": "local memory by default, which DJANGO_DEBUG=false refuses (issue 15): the "
+    "DJANGO_SECURE_HSTS_SECONDS": "a year when DJANGO_DEBUG=false, 0 when true",
+    "CACHE_URL": "local memory by default, which DJANGO_DEBUG=false refuses: the "
                  "example shows the shared Redis production needs",
     "VEDOMAINS_TEST_MODE": "set by the test suite (tests/testmode.py), not operators",
 }

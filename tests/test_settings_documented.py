@@ -88,7 +88,7 @@ def _settings_with(env_values: dict[str, str], tmp_path: Path) -> dict[str, str]
 
 def test_every_documented_value_is_the_default(tmp_path: Path) -> None:
     """.env.example says "the value shown is the default": copying it must change nothing
-    (issue 11: it switched SMTP to port 25 without TLS)."""
+    (it switched SMTP to port 25 without TLS)."""
     values = {}
     for line in (ROOT / ".env.example").read_text().splitlines():
         if line and not line.startswith("#"):

@@ -12,7 +12,6 @@ tests/test_engine_lifecycle.py has the basic lifecycle; this file adds the attac
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +26,7 @@ from domains.integrations import acm, edge_store
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Role, Workspace
 from tests.factories import MembershipFactory, WorkspaceFactory
 from tests.faults import cloudfront_aliases
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -51,10 +51,8 @@ def b(db: Any) -> Workspace:
 def issue(domain: CustomDomain) -> CustomDomain:
     certificates.domain_request_certificate(domain_id=domain.pk)
     domain.refresh_from_db()
-    deadline = time.monotonic() + 10
-    while acm.describe_certificate(domain.certificate_arn).status != "ISSUED":
-        assert time.monotonic() < deadline, "moto never issued the certificate"
-        time.sleep(0.2)
+    wait_for(lambda: acm.describe_certificate(domain.certificate_arn).status == "ISSUED", 10,
+             "moto to issue the certificate")
     return domain
 
 
@@ -184,7 +182,7 @@ def test_a_squatter_s_pending_claim_expires_and_the_owner_registers(
     squat.refresh_from_db()
     assert squat.status == DomainStatus.REMOVED  # the failed claim was replaced
     assert DomainEvent.objects.filter(domain=squat, kind=EventKind.RELEASED).exists()
-    # A's failed claim may have left DNS pointing at us: B still proves ownership (issue 15).
+    # A's failed claim may have left DNS pointing at us: B still proves ownership.
     assert owner.ownership_required is True
     clean_up(squat)
     with pytest.raises(Exception, match="ResourceNotFound"):

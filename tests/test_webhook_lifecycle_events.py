@@ -1,4 +1,4 @@
-"""Issue 11, item 9: the main app hears of a domain when it is registered and when it is
+"""The main app hears of a domain when it is registered and when it is
 removed, not only when it leaves pending. Real HTTP receiver, real API calls."""
 
 from __future__ import annotations

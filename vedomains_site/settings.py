@@ -15,6 +15,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from vedomains_site.observability import logs as _logs
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -24,7 +26,7 @@ if (BASE_DIR / ".env").is_file():
 
 # Test mode (insecure key allowed, the test broker) only when asked for explicitly: the test
 # suite sets it (tests/testmode.py, loaded by pytest's addopts). Importing pytest, as a
-# production process may do by accident, changes nothing (issue 15).
+# production process may do by accident, changes nothing.
 TESTING = env.bool("VEDOMAINS_TEST_MODE", default=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
@@ -41,7 +43,7 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = [o for o in env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[]) if o]
 
-# --- Transport security: on whenever DEBUG is off (issue 15; `check --deploy` is clean) ---
+# --- Transport security: on whenever DEBUG is off (`check --deploy` is clean) ---
 # Not switchable one by one: production is https. Behind a TLS-terminating load balancer
 # set DJANGO_BEHIND_TLS_PROXY=true (below), or the https redirect would loop.
 _SECURE = not DEBUG
@@ -65,10 +67,14 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "domains",
 ]
+# Development tooling (localdev/: `manage.py local_dns` for the local DNS server) in local
+# runs and tests only; production installs requirements.txt, which lacks its packages.
+if DEBUG or TESTING:
+    INSTALLED_APPS.append("localdev")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # Before anything queries the database with the request's values (issue 15).
+    # Before anything queries the database with the request's values.
     "domains.middleware.RejectNulBytesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -130,7 +136,7 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
-# One 24-hour date format in the admin (vedomains_site/formats/en/formats.py; issue 18).
+# One 24-hour date format in the admin (vedomains_site/formats/en/formats.py).
 FORMAT_MODULE_PATH = ["vedomains_site.formats"]
 
 STATIC_URL = "static/"
@@ -199,7 +205,7 @@ CSRF_FAILURE_VIEW = "domains.api.views.csrf_failure"
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://vedomains")}
 if (not (DEBUG or TESTING)
         and CACHES["default"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"):
-    # A per-process cache multiplies every throttle by the number of processes (issue 15).
+    # A per-process cache multiplies every throttle by the number of processes.
     raise ImproperlyConfigured(
         "CACHE_URL is a local-memory cache, which each process keeps for itself; set it to "
         "the shared Redis (redis://host:6379/1) or set DJANGO_DEBUG=true for development."
@@ -253,7 +259,7 @@ if "VEDOMAINS_ALLOW_APEX" in os.environ:
     )
 # "always": every domain proves ownership with a TXT record; "previously-held": only
 # hostnames another workspace has held before, in any status, unless it released them
-# explicitly (takeover protection, issue 15).
+# explicitly (takeover protection).
 VEDOMAINS_OWNERSHIP_TXT = env.str("VEDOMAINS_OWNERSHIP_TXT", default="previously-held")
 if VEDOMAINS_OWNERSHIP_TXT not in {"always", "previously-held"}:
     raise ImproperlyConfigured("VEDOMAINS_OWNERSHIP_TXT must be 'always' or 'previously-held'")
@@ -272,8 +278,6 @@ except json.JSONDecodeError as exc:
 VEDOMAINS_DNS_NAMESERVERS = env.list("VEDOMAINS_DNS_NAMESERVERS", default=[])
 VEDOMAINS_DNS_TIMEOUT = env.float("VEDOMAINS_DNS_TIMEOUT", default=3.0)
 VEDOMAINS_DNS_CONCURRENCY = env.int("VEDOMAINS_DNS_CONCURRENCY", default=100)
-# The local DNS server's control API (`manage.py local_dns`; local runs and tests only).
-VEDOMAINS_LOCAL_DNS_CONTROL_URL = env.str("VEDOMAINS_LOCAL_DNS_CONTROL_URL", default="http://127.0.0.1:5380")
 
 # AWS. ACM certificates for CloudFront must live in us-east-1.
 # https://docs.aws.amazon.com/acm/latest/userguide/acm-regions.html
@@ -374,7 +378,7 @@ VEDOMAINS_ACM_MAX_PENDING = env.int("VEDOMAINS_ACM_MAX_PENDING", default=1000)
 VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE = env.int(
     "VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE", default=100
 )
-# Certificate requests per UTC day (issue 15), counted in the database: ACM allows 5,000 a
+# Certificate requests per UTC day, counted in the database: ACM allows 5,000 a
 # year per account by default (about 14 a day). A workspace may request max(this, its
 # plan's domain limit) a day; the platform as a whole at most the second figure (0 = none).
 VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY = env.int("VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY",
@@ -382,11 +386,11 @@ VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY = env.int("VEDOMAINS_CERT_BUDGET_WORKSPACE
 VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY = env.int("VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY",
                                                default=50)
 
-# --- Notifications, webhooks, certificate watch (issue 8) -----------------------------------
+# --- Notifications, webhooks, certificate watch -----------------------------------
 # Webhook POSTs: one timeout for connect and each read; retries back off exponentially
 # (with jitter) from the base delay up to the cap, for the retry window after the event.
 VEDOMAINS_WEBHOOK_TIMEOUT = env.float("VEDOMAINS_WEBHOOK_TIMEOUT", default=10.0)
-# Webhooks go to public addresses only (SSRF, issue 15); these networks (CIDRs) are allowed
+# Webhooks go to public addresses only (SSRF); these networks (CIDRs) are allowed
 # although not public: a receiver inside the VPC, or loopback for the local stack and tests.
 VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS = env.list("VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS", default=[])
 VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS = env.int("VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS", default=30)
@@ -411,10 +415,9 @@ VEDOMAINS_CERTIFICATE_SWEEP_INTERVAL_SECONDS = env.int(
     "VEDOMAINS_CERTIFICATE_SWEEP_INTERVAL_SECONDS", default=86400
 )
 
-# === Production operations (issue 19): image, health, metrics, logs, errors ===================
+# === Production operations: image, health, metrics, logs, errors =============================
 # Everything the container image, the health and metrics endpoints, structured logs and Sentry
 # need, in one block; see vedomains_site/observability/ and README.md, "Production".
-from vedomains_site.observability import logs as _logs  # noqa: E402
 
 INSTALLED_APPS += ["vedomains_site.observability"]
 # Request id first (every later line carries it), then the health/metrics paths, answered
@@ -489,4 +492,4 @@ if SENTRY_DSN:
 
     _sentry.init(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT, release=SENTRY_RELEASE,
                  traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)
-# === end of issue 19 block =====================================================================
+# === end of production operations =============================================================

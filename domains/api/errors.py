@@ -85,7 +85,7 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
         set_rollback()
         headers: dict[str, str] = {}
         if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
+            headers["WWW-Authenticate"] = exc.auth_header
         wait = getattr(exc, "wait", None)
         if wait is not None:
             headers["Retry-After"] = str(int(wait))

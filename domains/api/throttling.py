@@ -32,7 +32,7 @@ class _SettingsRateThrottle(SimpleRateThrottle):
 
     def get_rate(self) -> str | None:
         rates = api_settings.DEFAULT_THROTTLE_RATES or {}
-        return rates.get(self.scope)  # type: ignore[arg-type]
+        return rates.get(self.scope)
 
 
 class _UserThrottle(_SettingsRateThrottle):

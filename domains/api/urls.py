@@ -23,7 +23,7 @@ def both_spellings(route: str, view: type[Any], name: str, *, canonical_slash: b
     canonical = route.rstrip("/") + ("/" if canonical_slash else "")
     other = route.rstrip("/") + ("" if canonical_slash else "/")
     alternate = view.as_view()
-    alternate.vedomains_alternate_spelling = True  # type: ignore[attr-defined]
+    alternate.vedomains_alternate_spelling = True
     return [path(canonical, view.as_view(), name=name),
             path(other, alternate, name=f"{name}-alt")]
 

@@ -137,7 +137,7 @@ class _WriteOnPost(APIView):
         workspace = visible_workspace(user=request.user, slug=slug, field=ws_field)
         self.check_object_permissions(request, workspace)
         # The per-user limit counts only requests that could register something: a
-        # developer trying bad input gets 400s, not an hour locked out (issue 11).
+        # developer trying bad input gets 400s, not an hour locked out.
         try:
             validate_custom_hostname(hostname)
         except HostnameError as exc:
@@ -296,7 +296,7 @@ class DomainVerifyView(APIView):
 
 @extend_schema(tags=[TAG], parameters=[_hostname_param])
 class DomainReleaseView(APIView):
-    """Issue 15: the explicit release that lets another workspace claim the name freely."""
+    """the explicit release that lets another workspace claim the name freely."""
 
     parser_classes = PARSER_CLASSES
     permission_classes = [IsAuthenticated, CanWriteDomain]
@@ -404,10 +404,10 @@ class LegacyVerifyView(_SeedErrors):
     )
     def get(self, request: Request, domain: str) -> Response:
         record = visible_domain(user=request.user, hostname=domain)
-        record.check_requested = False  # type: ignore[attr-defined]
+        record.check_requested = False
         if self._should_check(request, record):
             record = services.domain_request_check(domain=record, by=request.user, source="api")
-            record.check_requested = True  # type: ignore[attr-defined]
+            record.check_requested = True
         return Response(s.LegacyVerifySerializer(record).data)
 
     def _should_check(self, request: Request, record: CustomDomain) -> bool:
@@ -416,7 +416,7 @@ class LegacyVerifyView(_SeedErrors):
         if record.fast_checks_until is not None and record.fast_checks_until > timezone.now():
             return False
         try:
-            services.check_write_access(user=request.user, workspace=record.workspace)
+            services.workspace_check_write_access(user=request.user, workspace=record.workspace)
         except DomainError:
             return False
         return user_throttle_allows(request, self, VerifyUserThrottle) and (

@@ -100,7 +100,7 @@ def delete_certificate(arn: str) -> None:
         raise aws.classify(exc, "acm.DeleteCertificate") from exc
 
 
-# --- used by the certificate sweep (issue 8) -------------------------------------------------
+# --- used by the certificate sweep -------------------------------------------------
 
 
 def list_certificate_arns(*, statuses: list[str]) -> list[str]:

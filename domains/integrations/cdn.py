@@ -112,7 +112,7 @@ class DistributionPerDomain:
         )
         try:
             # Tagged at creation: the app's IAM policy allows updating and deleting only
-            # distributions with this tag (issue 15).
+            # distributions with this tag.
             resp = _cf().create_distribution_with_tags(DistributionConfigWithTags={
                 "DistributionConfig": config,
                 "Tags": {"Items": [{"Key": aws.MANAGED_TAG_KEY, "Value": aws.MANAGED_TAG_VALUE}]},
@@ -286,53 +286,3 @@ def strategy() -> CdnStrategy:
     if settings.VEDOMAINS_CDN_STRATEGY == "saas-tenant":
         return SaasTenant()
     return DistributionPerDomain()
-
-
-def create_template_distribution(*, origin_domain: str, comment: str = "vedomains template") -> str:
-    """Create a template distribution (local emulator and tests; production uses deploy/).
-
-    A minimal config with one custom origin; deploy/ adds the cache policy with Host in the
-    key and the Lambda@Edge association, which the local emulator cannot express.
-    """
-    config = {
-        "CallerReference": f"vedomains-template-{origin_domain}",
-        "Comment": comment,
-        "Enabled": False,
-        "Aliases": {"Quantity": 0},
-        "Origins": {
-            "Quantity": 1,
-            "Items": [
-                {
-                    "Id": "ve-origin",
-                    "DomainName": origin_domain,
-                    "CustomOriginConfig": {
-                        "HTTPPort": 80,
-                        "HTTPSPort": 443,
-                        "OriginProtocolPolicy": "https-only",
-                    },
-                }
-            ],
-        },
-        "DefaultCacheBehavior": {
-            "TargetOriginId": "ve-origin",
-            "ViewerProtocolPolicy": "redirect-to-https",
-            "ForwardedValues": {
-                "QueryString": True,
-                "Cookies": {"Forward": "none"},
-                # Host in the cache key so tenants never share cached pages.
-                "Headers": {"Quantity": 1, "Items": ["Host"]},
-            },
-            "MinTTL": 0,
-        },
-        "ViewerCertificate": {"CloudFrontDefaultCertificate": True},
-    }
-    try:
-        resp = _cf().create_distribution(DistributionConfig=config)
-    except ClientError as exc:
-        if aws.error_code(exc) == "DistributionAlreadyExists":
-            for page in _cf().get_paginator("list_distributions").paginate():
-                for item in page.get("DistributionList", {}).get("Items", []) or []:
-                    if item.get("Comment") == comment:
-                        return str(item["Id"])
-        raise _raise(exc, "cloudfront.CreateDistribution(template)") from exc
-    return str(resp["Distribution"]["Id"])

@@ -5,16 +5,15 @@ customer's DNS is wrong (a verdict); a timeout, SERVFAIL or REFUSED means we cou
 (transient: retried, never used to deactivate a domain).
 
 Many domains are checked concurrently with the async resolver; single lookups use the same
-code through `run_sync`.
+code through asgiref's `async_to_sync` (which runs the coroutine on an event loop of its
+own, in another thread, so it works whether or not the caller has a running loop).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-from collections.abc import Coroutine, Iterable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import dns.asyncresolver
 import dns.exception
@@ -22,12 +21,12 @@ import dns.name
 import dns.nameserver
 import dns.rdatatype
 import dns.resolver
+from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from domains.integrations.errors import IntegrationError
 
 MAX_CHAIN = 10
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,6 @@ class TxtCheck:
 class DnsResult:
     routing: RoutingCheck
     txt: TxtCheck | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_nameserver(entry: str) -> dns.nameserver.Do53Nameserver:
@@ -80,7 +78,7 @@ def make_resolver() -> dns.asyncresolver.Resolver:
     servers = _nameservers()
     if servers:
         resolver = dns.asyncresolver.Resolver(configure=False)
-        resolver.nameservers = servers  # type: ignore[assignment]
+        resolver.nameservers = servers
     else:
         resolver = dns.asyncresolver.Resolver()
     resolver.lifetime = settings.VEDOMAINS_DNS_TIMEOUT
@@ -173,18 +171,8 @@ async def check_many_async(
     return dict(results)
 
 
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine from sync code, even when the caller already has an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
 def check_many(hostnames: Iterable[str], *, txt_for: Iterable[str] = ()) -> dict[str, DnsResult]:
-    return run_sync(check_many_async(list(hostnames), txt_for=list(txt_for)))
+    return async_to_sync(check_many_async)(list(hostnames), txt_for=list(txt_for))
 
 
 def check_routing(hostname: str) -> RoutingCheck:
@@ -193,7 +181,7 @@ def check_routing(hostname: str) -> RoutingCheck:
 
 def lookup_txt(name: str) -> list[str]:
     """TXT values at `name`; raises a transient IntegrationError when DNS cannot tell."""
-    result = run_sync(lookup_txt_async(make_resolver(), name))
+    result = async_to_sync(lookup_txt_async)(make_resolver(), name)
     if result.transient:
         raise IntegrationError(result.detail, permanent=False, code="dns_transient")
     return list(result.values)

@@ -1,4 +1,4 @@
-"""Outbound webhook POSTs with the standard library, safe against SSRF (issue 15).
+"""Outbound webhook POSTs with the standard library, safe against SSRF.
 
 An endpoint URL is chosen by staff, but what its name resolves to is chosen by whoever
 controls that DNS, so the destination is checked when the request is sent:

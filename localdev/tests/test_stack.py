@@ -109,7 +109,7 @@ def _other_free_ports(avoid: int) -> dict[str, str]:
     return env
 
 
-# --- issue 11 ---------------------------------------------------------------------------------
+# --- the newcomer's path ------------------------------------------------------------------
 
 
 def test_every_taken_port_is_reported_at_once(tmp_path: Path) -> None:

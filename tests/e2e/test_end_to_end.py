@@ -26,9 +26,9 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
@@ -37,6 +37,7 @@ import redis
 
 from localdev.moto_server import aws_env
 from localdev.stack import PORTS
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -50,7 +51,6 @@ ACTIVE_TIMEOUT = 90.0
 STOP_TIMEOUT = 45.0
 POSITIVE_TTL = 3
 NEGATIVE_TTL = 1
-T = TypeVar("T")
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -70,17 +70,6 @@ def _free_port(taken: set[int]) -> int:
         if port not in taken:
             taken.add(port)
             return port
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.5) -> T:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 def http(
@@ -311,7 +300,7 @@ def test_domain_from_request_to_edge_and_back(stack: RunningStack) -> None:
     ]
 
     # "Create" the routing CNAME at the customer's DNS provider (the local DNS control API):
-    # the certificate is requested only once it points at us (issue 15).
+    # the certificate is requested only once it points at us.
     control = urls["dns_control"]
     status, body, _ = http("PUT", f"{control}/records", body={
         "name": hostname, "type": "CNAME", "value": "domain.ve.ai", "ttl": 60})
@@ -326,7 +315,7 @@ def test_domain_from_request_to_edge_and_back(stack: RunningStack) -> None:
         purposes = {r["purpose"] for r in records}
         return records if "certificate_validation" in purposes else None
 
-    records = wait_for("the certificate validation record", validation_published, 30)
+    records = wait_for(validation_published, 30, "the certificate validation record", step=0.5)
 
     # Then every other record it asks for.
     for record in records:
@@ -348,7 +337,7 @@ def test_domain_from_request_to_edge_and_back(stack: RunningStack) -> None:
         assert body["status"] in ("pending_validation", "active"), body
         return body if body["status"] == "active" else None
 
-    activated = wait_for("the domain to turn active", active, ACTIVE_TIMEOUT)
+    activated = wait_for(active, ACTIVE_TIMEOUT, "the domain to turn active", step=0.5)
     assert activated["checks"]["dns"]["ok"] and activated["checks"]["certificate"]["ok"]
     activated_after = time.monotonic() - started
 
@@ -367,7 +356,7 @@ def test_domain_from_request_to_edge_and_back(stack: RunningStack) -> None:
         ).get("Item")
         return item if item and item["status"]["S"] == status else None
 
-    item = wait_for("the active DynamoDB item", lambda: edge_item("active"), 20)
+    item = wait_for(lambda: edge_item("active"), 20, "the active DynamoDB item", step=0.5)
     assert item["workspaceId"]["S"] == "e2e"
     assert int(item["version"]["N"]) >= 1
 
@@ -382,7 +371,7 @@ def test_domain_from_request_to_edge_and_back(stack: RunningStack) -> None:
         )
         return body if status == 200 else None
 
-    seen = wait_for("the edge to route the domain", through_edge, 2 * NEGATIVE_TTL + 10)
+    seen = wait_for(through_edge, 2 * NEGATIVE_TTL + 10, "the edge to route the domain", step=0.5)
     assert seen["workspace"] == "e2e"
     assert seen["host"] == hostname
     assert seen["path"] == "/gallery/photos"
@@ -402,15 +391,15 @@ def test_domain_from_request_to_edge_and_back(stack: RunningStack) -> None:
     # edge's positive cache entry expires.
     status, removed, _ = http("DELETE", detail, token=token)
     assert status == 200 and removed["status"] == "removed", removed
-    wait_for("the DynamoDB tombstone", lambda: edge_item("inactive"), 30)
+    wait_for(lambda: edge_item("inactive"), 30, "the DynamoDB tombstone", step=0.5)
 
     def edge_404() -> bool:
         status, _, _ = http("GET", f"{edge}?format=json", headers={"Host": hostname})
         return status == 404
 
-    wait_for("the edge to answer 404", edge_404, POSITIVE_TTL + 15)
+    wait_for(edge_404, POSITIVE_TTL + 15, "the edge to answer 404", step=0.5)
 
-    # `./dev manage` in another shell finds this stack (issue 11): the file names its moto,
+    # `./dev manage` in another shell finds this stack: the file names its moto,
     # its DNS server and its database, and goes when the stack stops.
     stack_file = Path(stack.summary["log_dir"]).parent / "stack.json"
     described = json.loads(stack_file.read_text())

@@ -64,8 +64,8 @@ def test_fault_on_and_off(local_dns: LocalDNSServer) -> None:
     assert local_dns.faults()["names"] == {"gallery.example.com": "servfail"}
     run("fault", "timeout")
     assert local_dns.faults()["global"] == "timeout"
-    # Off for one name leaves the rest; off without a name clears every fault (issue 11:
-    # per-name faults used to stay behind and keep failing lookups).
+    # Off for one name leaves the rest; off without a name clears every fault (per-name
+    # faults used to stay behind and keep failing lookups).
     run("fault", "refused", "--name", "shop.example.com")
     run("fault", "off", fault_name="shop.example.com")
     assert local_dns.faults()["names"] == {"gallery.example.com": "servfail"}

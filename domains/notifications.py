@@ -106,6 +106,20 @@ def on_certificate_trouble(*, domain: CustomDomain, event: DomainEvent,
     )
 
 
+def on_plan_event(*, domain: CustomDomain, event: DomainEvent, plan: dict[str, Any]) -> None:
+    """A plan-limit step about one domain (issue 20, `domains.plans`): its webhook."""
+    _webhook_outbox(domain=domain, event=event, event_type=WebhookEventType.PLAN_LIMIT,
+                    status=domain.status, previous_status=event.from_status or domain.status,
+                    extra={"plan": plan})
+
+
+def plan_notice(*, domain: CustomDomain, kind: str, state_key: str, event: DomainEvent,
+                context: dict[str, Any]) -> None:
+    """The owners' email about a plan step, anchored on one of the affected domains."""
+    _notification_outbox(domain=domain, kind=kind, state_key=state_key, event=event,
+                         context=context)
+
+
 def certificate_state_key(arn: str, not_after: str) -> str:
     # One trouble email per certificate and expiry: a renewal (new NotAfter) starts anew.
     return f"certificate:{hashlib.sha256(arn.encode()).hexdigest()[:16]}:{not_after[:10]}"
@@ -233,6 +247,8 @@ SUBJECTS = {
     NotificationKind.DOMAIN_FAILED: "{hostname} could not be connected to ve.ai",
     NotificationKind.CERTIFICATE_TROUBLE:
         "Action needed: the certificate for {hostname} cannot renew",
+    NotificationKind.PLAN_OVER_LIMIT: "Action needed: custom domains over your plan's limit",
+    NotificationKind.PLAN_DETACH_WARNING: "Custom domains will be detached soon",
 }
 
 
@@ -277,6 +293,11 @@ def owner_emails(workspace_id: int) -> list[str]:
 def _superseded(notification: Notification) -> bool:
     """Has the domain left the state this message is about? Then it would only confuse."""
     domain = notification.domain
+    if notification.kind in (NotificationKind.PLAN_OVER_LIMIT,
+                             NotificationKind.PLAN_DETACH_WARNING):
+        # About the workspace's plan, not this domain's state: a status change of the
+        # domain it is anchored on (even its detachment) does not make it moot.
+        return False
     if notification.kind == NotificationKind.CERTIFICATE_TROUBLE:
         return domain.certificate_trouble_at is None or domain.status == DomainStatus.REMOVED
     if notification.event_id is None:

@@ -122,3 +122,6 @@ from domains.notify_tasks import (  # noqa: E402,F401
     send_notification,
     sweep_expired_certificates,
 )
+
+# Issue 20: the plan grace-period step.
+from domains.plan_tasks import enforce_plan_limits  # noqa: E402,F401

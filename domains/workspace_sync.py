@@ -100,6 +100,12 @@ def parse_version(value: object, *, field: str = "version") -> int:
     return version
 
 
+def version_of(data: dict[str, Any]) -> object:
+    """`version`, or `updated_at` when no version is given."""
+    value = data.get("version")
+    return value if value is not None else data.get("updated_at")
+
+
 def _text(value: object, *, field: str, max_length: int, required: bool = True) -> str:
     if value is None or value == "":
         if required:
@@ -148,7 +154,7 @@ def workspace_input(*, external_id: object, data: dict[str, Any]) -> WorkspaceIn
         plan=_choice(data.get("plan"), field="plan", choices=list(Plan.values),
                      code="invalid_plan"),
         subscription_status=SUBSCRIPTION_STATUSES[status],
-        version=parse_version(data.get("version", data.get("updated_at"))),
+        version=parse_version(version_of(data)),
     )
 
 
@@ -172,7 +178,7 @@ def member_input(*, external_id: object, subject: object, data: dict[str, Any],
         role="" if removal else _choice(data.get("role"), field="role",
                                         choices=list(Role.values), code="invalid_role"),
         email=email,
-        version=parse_version(data.get("version", data.get("updated_at"))),
+        version=parse_version(version_of(data)),
     )
 
 

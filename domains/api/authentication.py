@@ -84,7 +84,10 @@ class ServicePrincipal:
 
 
 def service_signature(secret: str, timestamp: int, method: str, path: str, body: bytes) -> str:
-    """`t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<METHOD>.<path>.<body>")>`."""
+    """`t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<METHOD>.<path>.<body>")>`.
+
+    `path` is the percent-decoded path plus `?<query string>` as sent, if there is one.
+    """
     message = f"{timestamp}.{method.upper()}.{path}.".encode() + body
     digest = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
     return f"t={timestamp},v1={digest}"
@@ -112,7 +115,10 @@ class ServiceSignatureAuthentication(BaseAuthentication):
                 code="signature_expired")
         # The raw bytes as received: what the sender signed (read before DRF parses them).
         body = request._request.body
-        path = request._request.get_full_path()
+        # The path percent-decoded (as Django routes it) plus the query string as sent: a
+        # client's choice of which characters to escape cannot break the signature.
+        query = request._request.META.get("QUERY_STRING", "")
+        path = request._request.path + (f"?{query}" if query else "")
         given = fields.get("v1", "")
         for secret in secrets:
             expected = service_signature(secret, timestamp, request.method or "", path, body)

@@ -69,8 +69,7 @@ class WorkspaceSyncView(_ServiceView):
         return Response(workspace_sync.workspace_upsert(data=data).as_dict())
 
     def delete(self, request: Request, external_id: str) -> Response:
-        version = workspace_sync.parse_version(
-            (lambda d: d.get("version", d.get("updated_at")))(_delete_body(request)))
+        version = workspace_sync.parse_version(workspace_sync.version_of(_delete_body(request)))
         return Response(workspace_sync.workspace_delete(external_id=external_id,
                                                         version=version).as_dict())
 

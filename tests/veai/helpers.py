@@ -59,7 +59,7 @@ class JwksServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            def do_GET(self) -> None:
                 server.fetches += 1
                 body = json.dumps({"keys": list(server.keys)}).encode()
                 self.send_response(200)

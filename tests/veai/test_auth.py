@@ -15,13 +15,11 @@ from domains.identity import external_username
 from domains.integrations import main_app_tokens
 from domains.models import ExternalIdentity, Role
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
-from tests.veai_helpers import (  # noqa: F401 - fixtures
+from tests.veai.helpers import (
     ISSUER,
     JwksServer,
     SigningKey,
     bearer,
-    jwks,
-    main_key,
 )
 
 pytestmark = pytest.mark.django_db

@@ -13,5 +13,5 @@ from domains import plans
 def enforce_plan_limits() -> dict[str, Any]:
     """Beat: close, warn and detach over-limit workspaces whose step is due."""
     report = plans.plan_graces_enforce()
-    return {"resolved": report.resolved, "warned": report.warned,
+    return {"opened": report.opened, "resolved": report.resolved, "warned": report.warned,
             "detached": len(report.detached)}

@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from domains import notifications, services
@@ -177,8 +178,21 @@ def _resolve(grace: PlanGrace, *, live: int, source: str, by: AbstractBaseUser |
                 message=message, plan=payload)
 
 
+def workspaces_over_limit_untracked() -> list[Workspace]:
+    """Workspaces with more live domains than their plan allows and no open grace period."""
+    live = Count("domains", filter=Q(domains__status__in=services.LIVE_STATUSES))
+    open_grace = Exists(PlanGrace.objects.filter(workspace=OuterRef("pk"),
+                                                 resolved_at__isnull=True))
+    found: list[Workspace] = []
+    for plan in Workspace.objects.values_list("plan", flat=True).distinct():
+        found += list(Workspace.objects.filter(plan=plan).annotate(live=live, graced=open_grace)
+                      .filter(live__gt=plan_limit(plan), graced=False))
+    return found
+
+
 @dataclass
 class EnforceReport:
+    opened: int = 0
     resolved: int = 0
     warned: int = 0
     detached: list[str] = field(default_factory=list)
@@ -189,6 +203,11 @@ def plan_graces_enforce(*, now: datetime | None = None, source: str = "system:pl
     """The beat step: close graces back within the limit, warn, then detach the extras."""
     now = now or timezone.now()
     report = EnforceReport()
+    for workspace in workspaces_over_limit_untracked():
+        # Over the limit with no grace period: the plan was changed outside the sync (staff
+        # in the admin) or domains arrived outside registration (adoption). Same rules.
+        change = workspace_plan_change(workspace=workspace, plan=workspace.plan, source=source)
+        report.opened += int(change.outcome == "over_limit")
     ids = list(PlanGrace.objects.filter(resolved_at__isnull=True).values_list("pk", flat=True))
     for pk in ids:
         try:

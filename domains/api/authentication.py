@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
@@ -129,3 +130,15 @@ class ServiceSignatureAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Vedomains-HMAC-SHA256 header="X-Vedomains-Service-Signature"'
+
+
+class MainAppJWTScheme(OpenApiAuthenticationExtension):
+    """Documents the bearer scheme in the OpenAPI schema (the frontend's client reads it)."""
+
+    target_class = MainAppJWTAuthentication
+    name = "mainAppBearer"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                "description": "A token from the main ve.ai app (RS256/ES256, verified "
+                               "against its JWKS)."}

@@ -191,6 +191,16 @@ def test_a_cancelled_subscription_detaches_every_domain_after_the_grace_period(
     assert sorted(report.detached) == ["d1.client.com", "d2.client.com"]
 
 
+def test_a_plan_changed_outside_the_sync_is_caught_by_the_beat() -> None:
+    ws, _ = _workspace("business", 4)
+    Workspace.objects.filter(pk=ws.pk).update(plan="pro")  # staff, in the admin
+    report = plans.plan_graces_enforce()
+    assert report.opened == 1
+    grace = PlanGrace.objects.get(workspace=ws)
+    assert (grace.plan, grace.limit, grace.live_at_start) == ("pro", 3, 4)
+    assert plans.plan_graces_enforce().opened == 0  # tracked from now on
+
+
 def test_the_same_downgrade_synced_twice_says_nothing_twice() -> None:
     ws, _ = _workspace("business", 4)
     plans.workspace_plan_change(workspace=ws, plan="pro", source="test")

@@ -410,4 +410,8 @@ class DomainEventAdmin(admin.ModelAdmin):
         return False
 
 
-from domains import admin_notify  # noqa: E402,F401
+# Issue 20: read-only pages for the ve.ai integration's records.
+from domains import (
+    admin_notify,  # noqa: F401
+    admin_veai,  # noqa: F401
+)

@@ -410,8 +410,8 @@ class DomainEventAdmin(admin.ModelAdmin):
         return False
 
 
-# Issue 20: read-only pages for the ve.ai integration's records.
-from domains import (
+# Issue 8's notification admin and issue 20's read-only integration pages register here.
+from domains import (  # noqa: E402
     admin_notify,  # noqa: F401
     admin_veai,  # noqa: F401
 )

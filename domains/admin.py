@@ -19,7 +19,12 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from domains import selectors, services
+from domains import admin_veai, selectors, services  # noqa: F401 - admin_veai registers
+from domains.admin_notify import (
+    CERTIFICATE_WATCH_FIELDS,
+    AttentionFilter,
+    CertificateTroubleFilter,
+)
 from domains.errors import DomainError
 from domains.models import (
     CustomDomain,
@@ -209,6 +214,8 @@ class CustomDomainAdmin(admin.ModelAdmin):
         HasErrorFilter,
         CertificatePendingFilter,
         EdgeOutOfSyncFilter,
+        CertificateTroubleFilter,
+        AttentionFilter,
     ]
     search_fields = ["hostname", "workspace__slug", "workspace__name"]
     list_select_related = ["workspace"]
@@ -247,6 +254,7 @@ class CustomDomainAdmin(admin.ModelAdmin):
         "removed_at",
         "edge_version",
         "edge_synced_version",
+        *CERTIFICATE_WATCH_FIELDS,
     ]
     fieldsets = [
         (None, {"fields": ["hostname", "workspace", "status", "last_error", "created_by"]}),
@@ -261,6 +269,7 @@ class CustomDomainAdmin(admin.ModelAdmin):
                                      "edge_synced_version"]}),
         ("Timeline", {"fields": ["created_at", "updated_at", "verified_at", "activated_at",
                                  "misconfigured_at", "failed_at", "removed_at"]}),
+        ("Certificate renewal watch", {"fields": CERTIFICATE_WATCH_FIELDS}),
     ]
     add_fieldsets = [(None, {"fields": ["hostname", "workspace"]})]
 
@@ -408,10 +417,3 @@ class DomainEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-
-# Issue 8's notification admin and issue 20's read-only integration pages register here.
-from domains import (  # noqa: E402
-    admin_notify,  # noqa: F401
-    admin_veai,  # noqa: F401
-)

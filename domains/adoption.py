@@ -31,7 +31,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from domains import plans, selectors, services
+from domains import lifecycle, plans, selectors, services
 from domains.errors import DomainError
 from domains.hostnames import HostnameError, validate_custom_hostname
 from domains.integrations import acm, cdn, dns, seed_table
@@ -154,7 +154,7 @@ def _adopt_pending(item: seed_table.SeedItem, workspace: Workspace, report: Item
         version = max(domain.edge_version, 0) + 1
         CustomDomain.objects.filter(pk=domain.pk).update(edge_version=version,
                                                          edge_synced_version=version)
-        services.event_record(domain=domain, kind=EventKind.ADOPTED, source=SOURCE,
+        lifecycle.event_record(domain=domain, kind=EventKind.ADOPTED, source=SOURCE,
                               message="Adopted from the seed's table (pending).",
                               data={"seed_item": item.raw})
         if not seed_table.stamp_version(item, version):
@@ -223,11 +223,11 @@ def _adopt_active(item: seed_table.SeedItem, workspace: Workspace, report: ItemR
         created = _when(item.created_at)
         if created is not None:
             CustomDomain.objects.filter(pk=domain.pk).update(created_at=created)
-        services.event_record(
+        lifecycle.event_record(
             domain=domain, kind=EventKind.ADOPTED, source=SOURCE, to_status=domain.status,
             message="Adopted from the seed's table: DNS checked, certificate issued, "
                     "attached.", data={"seed_item": item.raw})
-        services.event_record(domain=domain, kind=EventKind.CDN_ATTACHED, source=SOURCE,
+        lifecycle.event_record(domain=domain, kind=EventKind.CDN_ATTACHED, source=SOURCE,
                               data={"strategy": strategy.name,
                                     "resource_id": attachment.resource_id})
         if not seed_table.stamp_version(item, version):
@@ -236,7 +236,7 @@ def _adopt_active(item: seed_table.SeedItem, workspace: Workspace, report: ItemR
         else:
             _remember(item, state=SeedAdoption.State.ADOPTED, domain=domain,
                       certificate_arn=cert.arn)
-            services.enqueue_after_commit("sync_edge", hostname)
+            lifecycle.enqueue_after_commit("sync_edge", hostname)
     if domain is None:
         try:
             strategy.detach(resource_id=attachment.resource_id)

@@ -1,7 +1,7 @@
 """Records: workspaces, their custom domains, and the audit trail.
 
 Fields, constraints and cheap properties only; every state change goes through
-`domains.services`.
+`domains.lifecycle` (by way of services, checks, cleanup and the other modules above it).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from django.core.validators import RegexValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+
+from domains.hostnames import HostnameError, normalize_hostname
 
 # A workspace slug is used as a DNS label (`<slug>.ve.ai`), so it must be one.
 slug_validator = RegexValidator(
@@ -88,6 +90,12 @@ class DomainStatus(models.TextChoices):
 # Statuses in which the edge routes the hostname: a misconfigured domain keeps serving
 # through its grace period, in case the DNS change was a mistake the customer reverts.
 EDGE_ROUTED_STATUSES = frozenset({DomainStatus.ACTIVE, DomainStatus.MISCONFIGURED})
+# Statuses that hold the hostname and count against the plan; checks keep visiting them.
+LIVE_STATUSES = (
+    DomainStatus.PENDING_VALIDATION,
+    DomainStatus.ACTIVE,
+    DomainStatus.MISCONFIGURED,
+)
 
 
 class CustomDomain(models.Model):
@@ -130,6 +138,12 @@ class CustomDomain(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
     next_check_at = models.DateTimeField(null=True, blank=True)
+    # The due time (`next_check_at`) the dispatcher last queued a check for, and when: a
+    # due time is queued once (a backlog holds each domain once, not once per beat tick),
+    # again only after VEDOMAINS_DISPATCH_LEASE (a lost message). Any reschedule makes a
+    # new due time, so nothing has to clear these.
+    dispatched_for = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     # Checks run every few seconds until then (after registration or a user's "verify").
     fast_checks_until = models.DateTimeField(null=True, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
@@ -159,7 +173,13 @@ class CustomDomain(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["status", "next_check_at"], name="domain_due_idx"),
+            # The dispatcher's "what is due, most overdue first" reads this index in order
+            # and stops at its limit; rows with no next check (failed, done) are not in it.
+            models.Index(
+                fields=["next_check_at"],
+                condition=Q(next_check_at__isnull=False),
+                name="domain_next_check_idx",
+            ),
             models.Index(fields=["workspace", "status"], name="domain_ws_status_idx"),
             # The API lists a workspace's domains newest first: one page is read from this
             # index however many domains the workspace has.
@@ -172,8 +192,6 @@ class CustomDomain(models.Model):
         return self.hostname
 
     def clean(self) -> None:
-        from domains.hostnames import HostnameError, normalize_hostname
-
         try:
             self.hostname = normalize_hostname(self.hostname)
         except HostnameError as exc:

@@ -27,9 +27,10 @@ from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
-from domains import notifications, services
+from domains import lifecycle, outbox, services
 from domains.errors import InvalidInput, InvalidTransition
 from domains.models import (
+    LIVE_STATUSES,
     CustomDomain,
     DomainEvent,
     EventKind,
@@ -61,7 +62,7 @@ def plan_limit(plan: str) -> int:
 def _live(workspace: Workspace) -> list[CustomDomain]:
     # Newest first: the newest extras are the ones detached, the oldest domains are kept.
     return list(CustomDomain.objects.filter(workspace=workspace,
-                                            status__in=services.LIVE_STATUSES)
+                                            status__in=LIVE_STATUSES)
                 .order_by("-created_at", "-id"))
 
 
@@ -78,31 +79,33 @@ def _plan_payload(grace: PlanGrace, *, stage: str, live: int,
         "plan": grace.plan,
         "limit": grace.limit,
         "live": live,
-        "detach_after": notifications.iso(grace.detach_after),
+        "detach_after": outbox.iso(grace.detach_after),
         "extras": [d.hostname for d in extras],
     }
 
 
 def _record(domain: CustomDomain, *, kind: str, source: str, by: AbstractBaseUser | None,
             message: str, plan: dict[str, Any], from_status: str = "") -> DomainEvent:
-    event = services.event_record(domain=domain, kind=kind, source=source, by=by,
-                                  message=message, from_status=from_status,
-                                  to_status=domain.status if from_status else "", data=plan)
-    notifications.on_plan_event(domain=domain, event=event, plan=plan)
+    event = lifecycle.event_record(domain=domain, kind=kind, source=source, by=by,
+                                   message=message, from_status=from_status,
+                                   to_status=domain.status if from_status else "", data=plan)
+    lifecycle.enqueue_all_after_commit(
+        outbox.outbox_plan_event(domain=domain, event=event, plan=plan))
     return event
 
 
 def _notice(*, grace: PlanGrace, kind: str, suffix: str, extras: list[CustomDomain],
             live: int, event: DomainEvent) -> None:
     # Anchored on the first domain to go; the state key makes it one email per step.
-    notifications.plan_notice(
+    queued = outbox.outbox_plan_notice(
         domain=extras[0], kind=kind, state_key=f"plan:{grace.pk}:{suffix}", event=event,
         context={"plan": grace.plan, "plan_name": Plan(grace.plan).label
                  if grace.plan in Plan.values else grace.plan,
                  "limit": grace.limit, "live": live,
                  "extras": [d.hostname for d in extras],
-                 "deadline": notifications.iso(grace.detach_after)},
+                 "deadline": outbox.iso(grace.detach_after)},
     )
+    lifecycle.enqueue_all_after_commit(queued)
 
 
 def workspace_plan_change(*, workspace: Workspace, plan: str, source: str,
@@ -151,7 +154,7 @@ def workspace_plan_change(*, workspace: Workspace, plan: str, source: str,
         payload = _plan_payload(grace, stage="over_limit", live=live, extras=extras)
         message = (f"Plan changed from {old} to {plan}: {limit} custom domains allowed, "
                    f"{live} live. New domains are blocked; this one will be detached after "
-                   f"{notifications.iso(grace.detach_after)} unless the workspace is back "
+                   f"{outbox.iso(grace.detach_after)} unless the workspace is back "
                    "within its plan.")
         events = [_record(d, kind=EventKind.PLAN_OVER_LIMIT, source=source, by=by,
                           message=message, plan=payload) for d in extras]
@@ -173,14 +176,14 @@ def _resolve(grace: PlanGrace, *, live: int, source: str, by: AbstractBaseUser |
         created_at__gte=grace.started_at,
     ).values_list("domain_id", flat=True)
     for domain in CustomDomain.objects.filter(pk__in=list(flagged),
-                                              status__in=services.LIVE_STATUSES):
+                                              status__in=LIVE_STATUSES):
         _record(domain, kind=EventKind.PLAN_WITHIN_LIMIT, source=source, by=by,
                 message=message, plan=payload)
 
 
 def workspaces_over_limit_untracked() -> list[Workspace]:
     """Workspaces with more live domains than their plan allows and no open grace period."""
-    live = Count("domains", filter=Q(domains__status__in=services.LIVE_STATUSES))
+    live = Count("domains", filter=Q(domains__status__in=LIVE_STATUSES))
     open_grace = Exists(PlanGrace.objects.filter(workspace=OuterRef("pk"),
                                                  resolved_at__isnull=True))
     found: list[Workspace] = []
@@ -243,7 +246,7 @@ def _enforce_one(pk: int, *, now: datetime, source: str, report: EnforceReport) 
             grace.warned_at, grace.detach_after = now, detach_after
             payload = _plan_payload(grace, stage="detach_warning", live=live, extras=extras)
             message = (f"Still over the {grace.plan} plan's limit of {grace.limit}; this domain "
-                       f"will be detached after {notifications.iso(detach_after)}.")
+                       f"will be detached after {outbox.iso(detach_after)}.")
             events = [_record(d, kind=EventKind.PLAN_DETACH_WARNING, source=source, by=None,
                               message=message, plan=payload) for d in extras]
             _notice(grace=grace, kind=NotificationKind.PLAN_DETACH_WARNING, suffix="warning",

@@ -25,11 +25,12 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from domains import plans, services
+from domains import lifecycle, plans, services
 from domains.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from domains.identity import user_for_external_subject
 from domains.models import (
     EDGE_ROUTED_STATUSES,
+    LIVE_STATUSES,
     CustomDomain,
     ExternalMembership,
     ExternalWorkspace,
@@ -264,7 +265,7 @@ def _rename(workspace: Workspace, slug: str) -> None:
     hostnames = list(routed.values_list("hostname", flat=True))
     routed.update(edge_version=F("edge_version") + 1, updated_at=timezone.now())
     for hostname in hostnames:
-        services.enqueue_after_commit("sync_edge", hostname)
+        lifecycle.enqueue_after_commit("sync_edge", hostname)
 
 
 def workspace_delete(*, external_id: str, version: int, source: str = "service:sync"
@@ -278,7 +279,7 @@ def workspace_delete(*, external_id: str, version: int, source: str = "service:s
         workspace = ext.workspace
         if workspace is not None:
             for domain in CustomDomain.objects.filter(workspace=workspace,
-                                                      status__in=services.LIVE_STATUSES):
+                                                      status__in=LIVE_STATUSES):
                 try:
                     services.domain_remove(domain=domain, by=None, source=source,
                                            reason="The workspace was deleted in ve.ai.")

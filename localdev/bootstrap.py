@@ -116,7 +116,7 @@ def setup(var_dir: Path) -> dict[str, Any]:
     from django.conf import settings
     from django.core.management import call_command
 
-    from domains import engine
+    from domains import edge_sync
     from domains.edge_config import edge_config_from_settings
     from domains.integrations import cdn, edge_store
 
@@ -131,7 +131,7 @@ def setup(var_dir: Path) -> dict[str, Any]:
     template_id = cdn.create_template_distribution(
         origin_domain=settings.VEDOMAINS_EDGE_ORIGIN_DOMAIN
     )
-    backfill = engine.edge_backfill()
+    backfill = edge_sync.edge_backfill()
     _say(f"pushed {backfill.get('written', 0)} active mapping(s) to the edge table")
 
     edge_config = edge_config_from_settings()

@@ -308,6 +308,11 @@ VEDOMAINS_FAST_CHECK_WINDOW = timedelta(minutes=env.int("VEDOMAINS_FAST_CHECK_MI
 VEDOMAINS_MAX_CHECK_INTERVAL = timedelta(hours=env.int("VEDOMAINS_MAX_CHECK_HOURS", default=6))
 VEDOMAINS_CHECK_LEASE = timedelta(seconds=env.int("VEDOMAINS_CHECK_LEASE_SECONDS", default=300))
 VEDOMAINS_DISPATCH_LIMIT = env.int("VEDOMAINS_DISPATCH_LIMIT", default=10000)
+# A queued check is not queued again for this long; a check whose message was lost runs
+# once the lease ends. Longer than the queue's worst expected wait, or a backlog repeats.
+VEDOMAINS_DISPATCH_LEASE = timedelta(
+    seconds=env.int("VEDOMAINS_DISPATCH_LEASE_SECONDS", default=600)
+)
 VEDOMAINS_DISPATCH_CHUNK = max(1, env.int("VEDOMAINS_DISPATCH_CHUNK", default=25))
 VEDOMAINS_PENDING_TIMEOUT = timedelta(hours=env.int("VEDOMAINS_PENDING_TIMEOUT_HOURS", default=72))
 VEDOMAINS_ACTIVE_RECHECK = timedelta(hours=env.int("VEDOMAINS_ACTIVE_RECHECK_HOURS", default=24))

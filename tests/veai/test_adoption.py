@@ -19,7 +19,7 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from domains import engine, services
+from domains import edge_sync, services
 from domains.integrations import edge_store
 from domains.models import CustomDomain, DomainStatus, EventKind, SeedAdoption
 from tests.factories import MembershipFactory, WorkspaceFactory
@@ -183,7 +183,7 @@ def test_adoption_keeps_routing_throughout_and_is_resumable(
         assert "waiting_certificate" in out
         # Stamped, still routing, then replaced by our item through the usual edge sync.
         assert _table()["a1.client.com"]["version"] == "1"
-        assert engine.edge_sync_hostname(hostname="a1.client.com") == "written"
+        assert edge_sync.edge_sync_hostname(hostname="a1.client.com") == "written"
         item = _table()["a1.client.com"]
         assert (item["status"], item["workspaceId"], item["version"]) == ("active", "acme", "2")
         assert "certificateArn" not in item and item["updatedAt"]
@@ -193,7 +193,7 @@ def test_adoption_keeps_routing_throughout_and_is_resumable(
         call_command("adopt_seed_table")
         a2 = CustomDomain.objects.get(hostname="a2.client.com")
         assert a2.status == DomainStatus.ACTIVE and a2.cdn_resource_id
-        assert engine.edge_sync_hostname(hostname="a2.client.com") == "written"
+        assert edge_sync.edge_sync_hostname(hostname="a2.client.com") == "written"
         assert watcher.reads > 0
     finally:
         watcher.stop()
@@ -212,14 +212,14 @@ def test_an_adopted_domain_can_then_be_removed_from_the_edge(seeded: dict[str, A
     """The point of stamping: without a version our tombstone could never replace the item."""
     call_command("adopt_seed_table")
     a1 = CustomDomain.objects.get(hostname="a1.client.com")
-    engine.edge_sync_hostname(hostname="a1.client.com")
+    edge_sync.edge_sync_hostname(hostname="a1.client.com")
     services.domain_remove(domain=a1, by=None, source="test")
-    assert engine.edge_sync_hostname(hostname="a1.client.com") == "written"
+    assert edge_sync.edge_sync_hostname(hostname="a1.client.com") == "written"
     assert _table()["a1.client.com"]["status"] == "inactive"
     # The adopted pending domain too: removed before it ever went live.
     p1 = CustomDomain.objects.get(hostname="p1.client.com")
     services.domain_remove(domain=p1, by=None, source="test")
-    assert engine.edge_sync_hostname(hostname="p1.client.com") == "written"
+    assert edge_sync.edge_sync_hostname(hostname="p1.client.com") == "written"
     assert _table()["p1.client.com"]["status"] == "inactive"
 
 

@@ -1,0 +1,508 @@
+"""Checks: claim the domains that are due, read DNS and certificates, move each status.
+
+Called by Celery tasks and management commands alike. Every function takes ids and
+reloads what it needs, so a late or repeated call acts on the current state.
+
+Concurrency rules (STYLE.md, "Concurrency"):
+- a check claims its domains by pushing `next_check_at` forward (a lease) in one statement
+  before any DNS or AWS call, so two beats or ten workers never check a domain twice at once
+  and a crash mid-check cannot loop;
+- results are written only if the status is still the one the check saw;
+- status changes go through `lifecycle.domain_transition` (compare-and-swap).
+
+A removed domain that is due is handed to `domains.cleanup`; the CDN attachment of a
+domain that is ready happens here, as the last step of its pending check.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from domains import certificates, lifecycle
+from domains.cleanup import domain_cleanup
+from domains.integrations import acm, cdn, dns
+from domains.integrations.errors import IntegrationError
+from domains.models import LIVE_STATUSES, CustomDomain, DomainStatus, EventKind
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_RETRY = timedelta(seconds=60)
+ACM_THREADS = 16
+CERTIFICATE_READ_INTERVAL = timedelta(minutes=10)
+
+
+@dataclass
+class CheckOutcome:
+    domain_id: int
+    hostname: str
+    outcome: str  # skipped | waiting | activated | misconfigured | fixed | failed | ...
+    status: str = ""
+    detail: str = ""
+
+
+# --- scheduling -----------------------------------------------------------------------------
+
+
+def _due(now: datetime, *, queued: bool = False) -> Any:
+    due = CustomDomain.objects.filter(next_check_at__lte=now)
+    if not queued:
+        due = due.filter(
+            Q(dispatched_for__isnull=True)
+            | ~Q(dispatched_for=F("next_check_at"))
+            | Q(dispatched_at__lte=now - settings.VEDOMAINS_DISPATCH_LEASE)
+        )
+    return due.order_by("next_check_at")
+
+
+def domains_due(*, limit: int = 10000, now: datetime | None = None,
+                queued: bool = False) -> list[int]:
+    """Ids of domains whose next check (or cleanup step) is due, most overdue first.
+
+    Without `queued`, leaves out those the dispatcher has queued and no worker started yet.
+    """
+    return list(_due(now or timezone.now(), queued=queued).values_list("pk", flat=True)[:limit])
+
+
+def domains_dispatch(*, limit: int = 10000, now: datetime | None = None) -> list[int]:
+    """Take the due domains for queueing: each due time is handed out once.
+
+    Two beats at once get disjoint ids (skip_locked). A check that starts moves the due
+    time (see `domains_claim`), and so does any reschedule; a queued check that never runs
+    (its message lost) is handed out again when the lease ends.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        ids = list(
+            _due(now).select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            CustomDomain.objects.filter(pk__in=ids).update(
+                dispatched_for=F("next_check_at"), dispatched_at=now
+            )
+    return ids
+
+
+def next_interval(domain: CustomDomain, now: datetime) -> timedelta:
+    """Adaptive: every few seconds right after registration or "verify", then backing off.
+
+    Outside the fast window the interval grows with the domain's age (a twelfth of it),
+    from the base interval up to the maximum: minutes in the first hour, hours after a day.
+    """
+    if domain.fast_checks_until and now < domain.fast_checks_until:
+        return timedelta(seconds=settings.VEDOMAINS_FAST_CHECK_SECONDS)
+    base = timedelta(seconds=settings.VEDOMAINS_CHECK_INTERVAL_SECONDS)
+    grown = (now - domain.created_at) / 12
+    return min(settings.VEDOMAINS_MAX_CHECK_INTERVAL, max(base, grown))
+
+
+def domains_claim(domain_ids: Iterable[int], *, now: datetime, force: bool = False) -> list[int]:
+    """Lease due domains to this caller; returns the ids it won."""
+    ids = list(domain_ids)
+    if not ids:
+        return []
+    lease_until = now + settings.VEDOMAINS_CHECK_LEASE
+    with transaction.atomic():
+        qs = CustomDomain.objects.filter(pk__in=ids)
+        if not force:
+            qs = qs.filter(next_check_at__lte=now)
+        # skip_locked: rows another claimer holds right now are simply not ours.
+        won = list(qs.select_for_update(skip_locked=True).values_list("pk", flat=True))
+        if won:
+            CustomDomain.objects.filter(pk__in=won).update(next_check_at=lease_until)
+    return won
+
+
+# --- the batch ------------------------------------------------------------------------------
+
+
+def domain_check(*, domain_id: int, source: str = "system:check", force: bool = False
+                 ) -> CheckOutcome:
+    outcomes = domains_check(domain_ids=[domain_id], source=source, force=force)
+    if outcomes:
+        return outcomes[0]
+    return CheckOutcome(domain_id, "", "skipped", detail="not due or claimed by another worker")
+
+
+def domains_check(*, domain_ids: Iterable[int], source: str = "system:check",
+                  force: bool = False, now: datetime | None = None) -> list[CheckOutcome]:
+    """Check a batch: claim, resolve DNS concurrently, read certificates, then decide each."""
+    now = now or timezone.now()
+    won = domains_claim(domain_ids, now=now, force=force)
+    if not won:
+        return []
+    domains = list(CustomDomain.objects.select_related("workspace").filter(pk__in=won))
+    outcomes: list[CheckOutcome] = []
+
+    for domain in [d for d in domains if d.status == DomainStatus.REMOVED]:
+        outcomes.append(_guarded(domain, _cleanup_outcome))
+    live = [d for d in domains if d.status in LIVE_STATUSES]
+    for domain in [d for d in domains if d not in live and d.status != DomainStatus.REMOVED]:
+        # Failed domains have nothing left to check; drop them from the schedule.
+        CustomDomain.objects.filter(pk=domain.pk).update(next_check_at=None)
+        outcomes.append(CheckOutcome(domain.pk, domain.hostname, "skipped", domain.status))
+    if not live:
+        return outcomes
+
+    arns = [d.certificate_arn for d in live if _needs_certificate_read(d, now)]
+    # ACM reads run in threads while DNS resolves: the two wait on different servers.
+    with ThreadPoolExecutor(max_workers=max(1, min(ACM_THREADS, len(arns)))) as pool:
+        pending_certs = pool.map(certificates.certificate_describe_or_none, arns)
+        dns_results = dns.check_many(
+            [d.hostname for d in live],
+            txt_for=[d.hostname for d in live
+                     if d.ownership_required and d.ownership_verified_at is None],
+        )
+        certs = dict(zip(arns, pending_certs, strict=True))
+    for domain in live:
+        result = dns_results[domain.hostname]
+        outcomes.append(_guarded(domain, lambda d, r=result: _evaluate(
+            d, r, certs.get(d.certificate_arn), now=now, source=source)))
+    return outcomes
+
+
+def _cleanup_outcome(domain: CustomDomain) -> CheckOutcome:
+    return CheckOutcome(domain.pk, domain.hostname, domain_cleanup(domain_id=domain.pk),
+                        DomainStatus.REMOVED)
+
+
+def _guarded(domain: CustomDomain, fn: Callable[[CustomDomain], CheckOutcome]) -> CheckOutcome:
+    """One domain's failure must not stop the batch; it is recorded and retried later."""
+    try:
+        return fn(domain)
+    except Exception as exc:
+        log.exception("check of %s failed", domain.hostname)
+        transient = not (isinstance(exc, IntegrationError) and exc.permanent)
+        CustomDomain.objects.filter(pk=domain.pk).update(
+            last_error=str(exc)[:2000],
+            next_check_at=timezone.now() + (TRANSIENT_RETRY if transient else TRANSIENT_RETRY * 5),
+        )
+        return CheckOutcome(domain.pk, domain.hostname, "error", domain.status, str(exc))
+
+
+def _needs_certificate_read(domain: CustomDomain, now: datetime) -> bool:
+    """Read a pending certificate only when its status can change what happens next.
+
+    ACM allows a few DescribeCertificate calls a second per account, and most pending
+    domains are waiting for the customer's DNS. Their certificate is read when its
+    validation records are not known yet, when the last check found the DNS pointing at us
+    (activation needs an ISSUED certificate), and otherwise every CERTIFICATE_READ_INTERVAL.
+    https://docs.aws.amazon.com/acm/latest/userguide/acm-limits.html
+    """
+    if domain.status != DomainStatus.PENDING_VALIDATION or not domain.certificate_arn:
+        return False
+    checks = domain.checks or {}
+    if not domain.validation_records or (checks.get("dns") or {}).get("ok"):
+        return True
+    last_read = (checks.get("certificate") or {}).get("at")
+    if not last_read:
+        return True
+    return now - datetime.fromisoformat(last_read) >= CERTIFICATE_READ_INTERVAL
+
+
+# --- writing a result -----------------------------------------------------------------------
+
+
+def _check_record(ok: bool, detail: str, now: datetime, **extra: Any) -> dict[str, Any]:
+    return {"ok": ok, "detail": detail, "at": now.isoformat(), **extra}
+
+
+def _save_check(domain: CustomDomain, checks: dict[str, Any], updates: dict[str, Any]) -> bool:
+    """Write check results only if the status is still what this check saw."""
+    return CustomDomain.objects.filter(pk=domain.pk, status=domain.status).update(
+        checks=checks, updated_at=timezone.now(), **updates) == 1
+
+
+def _save_check_and_transition(
+    domain: CustomDomain, checks: dict[str, Any], updates: dict[str, Any], *, to: str,
+    allowed_from: Iterable[str], source: str, message: str,
+    data: dict[str, Any] | None = None, transition_updates: dict[str, Any] | None = None,
+) -> bool:
+    """The check's results and the status change it decided, in one transaction.
+
+    True when this call applied the change; False when the domain moved on meanwhile
+    (then neither is written: the results were about a status it no longer has).
+    """
+    with transaction.atomic():
+        _save_check(domain, checks, updates)
+        return lifecycle.domain_transition(
+            domain=domain, to=to, allowed_from=allowed_from, source=source, message=message,
+            data=data, updates=transition_updates,
+        )
+
+
+def _evaluate(domain: CustomDomain, result: dns.DnsResult, cert: acm.Certificate | None, *,
+              now: datetime, source: str) -> CheckOutcome:
+    routing = result.routing
+    checks = dict(domain.checks or {})
+    checks["dns"] = _check_record(routing.ok, routing.detail, now, reason=routing.reason,
+                                  chain=list(routing.chain), transient=routing.transient)
+    updates: dict[str, Any] = {"last_checked_at": now, "check_count": F("check_count") + 1}
+
+    if domain.status == DomainStatus.PENDING_VALIDATION:
+        return _evaluate_pending(domain, result, cert, checks, updates, now=now, source=source)
+    return _evaluate_live(domain, routing, checks, updates, now=now, source=source)
+
+
+# --- pending domains ------------------------------------------------------------------------
+
+
+def _evaluate_pending(domain: CustomDomain, result: dns.DnsResult, cert: acm.Certificate | None,
+                      checks: dict[str, Any], updates: dict[str, Any], *, now: datetime,
+                      source: str) -> CheckOutcome:
+    """Pending: ownership, then the certificate, then give up, activate, or wait."""
+    routing = result.routing
+    ownership_ok = _pending_ownership(domain, result, checks, updates, now=now, source=source)
+    cert = _pending_certificate(domain, routing, cert, checks, updates, now=now)
+
+    failure = _pending_failure(domain, result, cert, ownership_ok=ownership_ok, now=now)
+    if failure:
+        applied = _save_check_and_transition(
+            domain, checks, {**updates, "last_error": failure}, to=DomainStatus.FAILED,
+            allowed_from=[DomainStatus.PENDING_VALIDATION], source=source, message=failure,
+            transition_updates={"failed_at": now, "next_check_at": None},
+        )
+        return CheckOutcome(domain.pk, domain.hostname, "failed" if applied else "skipped",
+                            DomainStatus.FAILED, failure)
+
+    if routing.ok and ownership_ok and cert is not None and cert.issued:
+        return _attach_and_activate(domain, cert, checks, updates, now=now, source=source)
+    return _pending_wait(domain, routing, cert, checks, updates, ownership_ok=ownership_ok,
+                         now=now)
+
+
+def _pending_ownership(domain: CustomDomain, result: dns.DnsResult, checks: dict[str, Any],
+                       updates: dict[str, Any], *, now: datetime, source: str) -> bool:
+    """Is ownership proven (or not required)? Records the TXT lookup when one was made."""
+    ownership_ok = not domain.ownership_required or domain.ownership_verified_at is not None
+    if ownership_ok or result.txt is None:
+        return ownership_ok
+    expected = domain.ownership_record_value
+    ownership_ok = expected in result.txt.values
+    checks["ownership"] = _check_record(
+        ownership_ok,
+        "TXT record found." if ownership_ok else
+        (result.txt.detail or f"Expected TXT {expected} at {domain.ownership_record_name}."),
+        now, transient=result.txt.transient,
+    )
+    if ownership_ok:
+        updates["ownership_verified_at"] = now
+        lifecycle.event_record(domain=domain, kind=EventKind.OWNERSHIP_VERIFIED, source=source)
+    return ownership_ok
+
+
+def _pending_certificate(domain: CustomDomain, routing: dns.RoutingCheck,
+                         cert: acm.Certificate | None, checks: dict[str, Any],
+                         updates: dict[str, Any], *, now: datetime) -> acm.Certificate | None:
+    """Record what ACM says of the certificate (requesting one if there is none yet)."""
+    if cert is None and routing.ok and domain.certificate_arn:
+        # DNS has just started pointing at us and the batch skipped this certificate (see
+        # _needs_certificate_read): read it now rather than one check later.
+        cert = certificates.certificate_describe_or_none(domain.certificate_arn)
+    if cert is not None:
+        updates["certificate_status"] = cert.status
+        updates["validation_records"] = cert.validation_records
+        checks["certificate"] = _check_record(
+            cert.issued, cert.failure_reason or f"Certificate is {cert.status}.", now,
+            status=cert.status)
+    elif not domain.certificate_arn:
+        checks["certificate"] = _check_record(False, "Certificate not requested yet.", now)
+        lifecycle.enqueue_after_commit("request_certificate", domain.pk)
+    return cert
+
+
+def _pending_failure(domain: CustomDomain, result: dns.DnsResult, cert: acm.Certificate | None,
+                     *, ownership_ok: bool, now: datetime) -> str:
+    """Why the domain fails now ("" while it may still come together).
+
+    Give up when ACM gave up, or when nothing came together in the pending window. A DNS
+    lookup that failed (timeout, SERVFAIL) is no verdict, so it cannot end the window; one
+    still failing at twice the window is (the customer's nameservers are broken), so a
+    claim cannot be held for ever.
+    """
+    routing = result.routing
+    transient = routing.transient or (result.txt is not None and result.txt.transient)
+    age = now - domain.created_at
+    window = settings.VEDOMAINS_PENDING_TIMEOUT
+    if cert is not None and cert.failed:
+        return f"The certificate could not be issued: {cert.failure_reason or cert.status}."
+    if age <= window or (transient and age <= 2 * window):
+        return ""
+    if not routing.ok:
+        return f"The domain was never pointed at us within {window}: {routing.detail}"
+    if cert is not None and not cert.issued:
+        return (f"The certificate was not validated within {window}; "
+                "the validation CNAME is missing.")
+    if not domain.certificate_arn:
+        return "No certificate could be requested for this hostname."
+    if not ownership_ok:
+        return "The ownership TXT record was not found in time."
+    return ""
+
+
+def _pending_wait(domain: CustomDomain, routing: dns.RoutingCheck, cert: acm.Certificate | None,
+                  checks: dict[str, Any], updates: dict[str, Any], *, ownership_ok: bool,
+                  now: datetime) -> CheckOutcome:
+    """Not there yet: save what was found and come back at the next interval."""
+    updates["next_check_at"] = now + (
+        min(TRANSIENT_RETRY, next_interval(domain, now)) if routing.transient
+        else next_interval(domain, now)
+    )
+    updates["last_error"] = "" if not routing.transient else routing.detail
+    _save_check(domain, checks, updates)
+    waiting = [name for name, ok in (("dns", routing.ok), ("ownership", ownership_ok),
+                                     ("certificate", bool(cert and cert.issued))) if not ok]
+    return CheckOutcome(domain.pk, domain.hostname, "waiting", domain.status,
+                        "waiting for " + ", ".join(waiting))
+
+
+def _attach_and_activate(domain: CustomDomain, cert: acm.Certificate, checks: dict[str, Any],
+                         updates: dict[str, Any], *, now: datetime, source: str) -> CheckOutcome:
+    strategy = cdn.strategy()
+    resource_id = domain.cdn_resource_id
+    if not resource_id:
+        try:
+            attachment = strategy.attach(hostname=domain.hostname, certificate_arn=cert.arn,
+                                         reference=f"vedomains-{domain.pk}")
+        except IntegrationError as exc:
+            return _attach_failed(domain, exc, checks, updates, now=now, source=source)
+        resource_id = attachment.resource_id
+        with transaction.atomic():
+            # Recorded before activation and whatever the status, so a removal racing with
+            # this check still detaches it.
+            stored = CustomDomain.objects.filter(pk=domain.pk, cdn_resource_id="").update(
+                cdn_resource_id=attachment.resource_id, cdn_domain_name=attachment.domain_name)
+            if stored:
+                lifecycle.event_record(domain=domain, kind=EventKind.CDN_ATTACHED, source=source,
+                                       data={"strategy": strategy.name,
+                                             "resource_id": resource_id})
+        if not stored:
+            resource_id = _keep_recorded_attachment(domain, attachment.resource_id, strategy)
+    checks["cdn"] = _check_record(True, f"Attached ({strategy.name}: {resource_id}).", now)
+    applied = _save_check_and_transition(
+        domain, checks, {**updates, "last_error": ""}, to=DomainStatus.ACTIVE,
+        allowed_from=[DomainStatus.PENDING_VALIDATION], source=source,
+        message="DNS, ownership and certificate verified; attached.",
+        transition_updates={"verified_at": now, "activated_at": now,
+                            "next_check_at": now + settings.VEDOMAINS_ACTIVE_RECHECK},
+    )
+    if not applied:
+        # Removed while we attached: the cleanup owns the attachment now.
+        lifecycle.enqueue_after_commit("cleanup_domain", domain.pk)
+        return CheckOutcome(domain.pk, domain.hostname, "skipped", "", "changed during check")
+    return CheckOutcome(domain.pk, domain.hostname, "activated", DomainStatus.ACTIVE)
+
+
+def _attach_failed(domain: CustomDomain, exc: IntegrationError, checks: dict[str, Any],
+                   updates: dict[str, Any], *, now: datetime, source: str) -> CheckOutcome:
+    """The CDN refused the alias: fail the domain if that is final, else try again soon."""
+    checks["cdn"] = _check_record(False, exc.message, now, code=exc.code)
+    # CNAMEAlreadyExists while our own earlier record for this name (released by a TXT
+    # proof, or removed and registered again) is still being detached: that alias goes
+    # away shortly, so wait for it instead of failing the new owner.
+    ours = exc.code == "CNAMEAlreadyExists" and CustomDomain.objects.filter(
+        hostname=domain.hostname, status=DomainStatus.REMOVED
+    ).exclude(cdn_resource_id="").exists()
+    if exc.permanent and not ours:
+        _save_check_and_transition(
+            domain, checks, {**updates, "last_error": exc.message}, to=DomainStatus.FAILED,
+            allowed_from=[DomainStatus.PENDING_VALIDATION], source=source,
+            message=exc.message, data={"code": exc.code},
+            transition_updates={"failed_at": now, "next_check_at": None},
+        )
+        return CheckOutcome(domain.pk, domain.hostname, "failed", DomainStatus.FAILED,
+                            exc.message)
+    _save_check(domain, checks, {**updates, "last_error": exc.message,
+                                 "next_check_at": now + TRANSIENT_RETRY})
+    return CheckOutcome(domain.pk, domain.hostname, "waiting", domain.status, exc.message)
+
+
+def _keep_recorded_attachment(domain: CustomDomain, ours: str,
+                              strategy: cdn.CdnStrategy) -> str:
+    """Another check recorded an attachment first: keep that one, take ours down.
+
+    The lease makes this rare (a check outliving its lease), but a second distribution
+    holding the alias must not be left behind.
+    """
+    recorded = (CustomDomain.objects.filter(pk=domain.pk)
+                .values_list("cdn_resource_id", flat=True).first()) or ours
+    if recorded != ours:
+        log.warning("%s: duplicate attachment %s; keeping %s", domain.hostname, ours, recorded)
+        try:
+            strategy.detach(resource_id=ours)
+        except IntegrationError as exc:
+            log.error("%s: could not take down duplicate %s: %s", domain.hostname, ours, exc)
+    return recorded
+
+
+# --- active and misconfigured domains -------------------------------------------------------
+
+
+def _evaluate_live(domain: CustomDomain, routing: dns.RoutingCheck, checks: dict[str, Any],
+                   updates: dict[str, Any], *, now: datetime, source: str) -> CheckOutcome:
+    """Active and misconfigured domains: only a DNS verdict moves them, never a transient."""
+    recheck = settings.VEDOMAINS_ACTIVE_RECHECK
+    if routing.transient:
+        _save_check(domain, checks, {**updates, "last_error": routing.detail,
+                                     "next_check_at": now + TRANSIENT_RETRY})
+        return CheckOutcome(domain.pk, domain.hostname, "transient", domain.status,
+                            routing.detail)
+    # Certificate renewal watch: at most one ACM look per domain per watch interval.
+    certificates.certificate_watch_live(domain=domain, routing_ok=routing.ok, checks=checks,
+                                        now=now)
+    if routing.ok:
+        if domain.status == DomainStatus.ACTIVE:
+            _save_check(domain, checks, {**updates, "last_error": "",
+                                         "next_check_at": now + recheck})
+            return CheckOutcome(domain.pk, domain.hostname, "ok", domain.status)
+        applied = _save_check_and_transition(
+            domain, checks, {**updates, "last_error": ""}, to=DomainStatus.ACTIVE,
+            allowed_from=[DomainStatus.MISCONFIGURED], source=source,
+            message="DNS points at us again.",
+            transition_updates={"misconfigured_at": None, "next_check_at": now + recheck},
+        )
+        return CheckOutcome(domain.pk, domain.hostname, "fixed" if applied else "skipped",
+                            DomainStatus.ACTIVE)
+
+    grace = settings.VEDOMAINS_MISCONFIGURED_GRACE
+    if domain.status == DomainStatus.ACTIVE:
+        deadline = now + grace
+        applied = _save_check_and_transition(
+            domain, checks, {**updates, "last_error": routing.detail},
+            to=DomainStatus.MISCONFIGURED, allowed_from=[DomainStatus.ACTIVE], source=source,
+            message=routing.detail,
+            data={"detach_after": deadline.isoformat(), "reason": routing.reason},
+            transition_updates={
+                "misconfigured_at": now,
+                "next_check_at": now + min(settings.VEDOMAINS_MISCONFIGURED_RECHECK, grace)},
+        )
+        return CheckOutcome(domain.pk, domain.hostname,
+                            "misconfigured" if applied else "skipped", DomainStatus.MISCONFIGURED,
+                            routing.detail)
+
+    since = domain.misconfigured_at or now
+    if now - since >= grace:
+        # Detach so no dangling alias or edge mapping is left for someone else to claim.
+        message = f"DNS has not pointed at us for {grace}; detached. {routing.detail}"
+        applied = _save_check_and_transition(
+            domain, checks, {**updates, "last_error": routing.detail}, to=DomainStatus.REMOVED,
+            allowed_from=[DomainStatus.MISCONFIGURED], source=source, message=message,
+            transition_updates={"removed_at": now, "next_check_at": now},
+        )
+        if applied:
+            lifecycle.enqueue_after_commit("cleanup_domain", domain.pk)
+        return CheckOutcome(domain.pk, domain.hostname, "detached" if applied else "skipped",
+                            DomainStatus.REMOVED, message)
+    next_at = min(now + settings.VEDOMAINS_MISCONFIGURED_RECHECK, since + grace)
+    _save_check(domain, checks, {**updates, "last_error": routing.detail, "next_check_at": next_at})
+    return CheckOutcome(domain.pk, domain.hostname, "still_misconfigured", domain.status,
+                        routing.detail)

@@ -28,7 +28,7 @@ def _cfn_lint() -> str:
         "cfn-lint"
     )
     if found is None:
-        pytest.fail("cfn-lint is not installed (it is in requirements.txt)")
+        pytest.fail("cfn-lint is not installed (it is in requirements-dev.txt)")
     return found
 
 
@@ -39,6 +39,7 @@ def test_deploy_has_the_expected_templates() -> None:
         "edge-function.yaml",
         "cloudfront.yaml",
         "app-iam-policy.yaml",
+        "control-plane.yaml",
     } <= names
 
 

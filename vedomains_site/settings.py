@@ -260,29 +260,45 @@ VEDOMAINS_AWS_READ_TIMEOUT = env.float("VEDOMAINS_AWS_READ_TIMEOUT", default=10.
 # service's other operations), for the whole fleet: AWS throttles per account. The defaults
 # are 80 % of ACM's documented rates (the rest is left to other tools in the account);
 # CloudFront publishes no per-operation rates. DynamoDB (on-demand) is not limited.
-VEDOMAINS_AWS_RATE_LIMITS = env.json(
-    "VEDOMAINS_AWS_RATE_LIMITS",
-    default={
-        "acm.RequestCertificate": 4,
-        "acm.DescribeCertificate": 8,
-        "acm.DeleteCertificate": 8,
-        "acm.ListCertificates": 6,
-        "cloudfront.*": 8,
-    },
-)
+try:
+    VEDOMAINS_AWS_RATE_LIMITS: dict[str, float] = env.json(
+        "VEDOMAINS_AWS_RATE_LIMITS",
+        default={
+            "acm.RequestCertificate": 4,
+            "acm.DescribeCertificate": 8,
+            "acm.DeleteCertificate": 8,
+            "acm.ListCertificates": 6,
+            "cloudfront.*": 8,
+        },
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(f"VEDOMAINS_AWS_RATE_LIMITS is not valid JSON: {exc}") from exc
+# Checked here: a bad rate would otherwise surface inside every AWS call (the limiter runs
+# in botocore's before-send hook), and a negative one would make the limiter sleep < 0.
+if not isinstance(VEDOMAINS_AWS_RATE_LIMITS, dict) or not all(
+    isinstance(name, str) and "." in name
+    and isinstance(rate, int | float) and not isinstance(rate, bool) and rate >= 0
+    for name, rate in VEDOMAINS_AWS_RATE_LIMITS.items()
+):
+    raise ImproperlyConfigured(
+        'VEDOMAINS_AWS_RATE_LIMITS must be a JSON object of "service.Operation" (or '
+        '"service.*") to calls a second, each a number >= 0'
+    )
 # How long a call waits for a token before it is retried later as a transient error.
 VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT = env.float("VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT", default=5.0)
 VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL = env.str(
     "VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL", default=""
 ) or CELERY_BROKER_URL
 VEDOMAINS_EDGE_TABLE = env.str("VEDOMAINS_EDGE_TABLE", default="domain-workspace-mappings")
-VEDOMAINS_EDGE_REPLICA_REGIONS = env.list(
-    "VEDOMAINS_EDGE_REPLICA_REGIONS",
-    default=["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1",
-             "ap-southeast-1", "ap-southeast-2", "ap-south-1", "sa-east-1"],
-)
+# Empty: a replica in every region with a CloudFront regional edge cache, the list
+# edge_lambda.handler.REGIONAL_EDGE_CACHE_REGIONS holds and deploy/dynamodb-global-table.yaml
+# defaults to (a test keeps the two equal). Set it only with the template's replicas.
+VEDOMAINS_EDGE_REPLICA_REGIONS = env.list("VEDOMAINS_EDGE_REPLICA_REGIONS", default=[])
 VEDOMAINS_EDGE_ORIGIN_DOMAIN = env.str("VEDOMAINS_EDGE_ORIGIN_DOMAIN", default="origin.ve.ai")
 VEDOMAINS_EDGE_REWRITE_ORIGIN = env.bool("VEDOMAINS_EDGE_REWRITE_ORIGIN", default=False)
+# Send the viewer's Host to the origin (only for an origin holding every custom domain's
+# certificate); by default it gets its own name as Host and the viewer's in X-Forwarded-Host.
+VEDOMAINS_EDGE_FORWARD_VIEWER_HOST = env.bool("VEDOMAINS_EDGE_FORWARD_VIEWER_HOST", default=False)
 VEDOMAINS_EDGE_MODE = env.str("VEDOMAINS_EDGE_MODE", default="origin-request")
 VEDOMAINS_EDGE_POSITIVE_TTL = env.int("VEDOMAINS_EDGE_POSITIVE_TTL", default=300)
 VEDOMAINS_EDGE_NEGATIVE_TTL = env.int("VEDOMAINS_EDGE_NEGATIVE_TTL", default=30)

@@ -28,8 +28,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince, timeuntil
 
-# admin_security replaces DRF's token admin (keys never shown).
-from domains import admin_security, services, support  # noqa: F401
+# admin_security replaces DRF's token admin (keys never shown); admin_veai registers the
+# ve.ai integration's records.
+from domains import admin_security, admin_veai, services, support  # noqa: F401
 from domains.admin_notify import (
     CERTIFICATE_WATCH_FIELDS,
     AttentionFilter,

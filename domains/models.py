@@ -241,6 +241,12 @@ class EventKind(models.TextChoices):
     RELEASED = "released", "Released to another workspace"
     RELINQUISHED = "relinquished", "Released by its workspace"
     ERROR = "error", "Error"
+    # Plan enforcement and adoption of the seed's table.
+    PLAN_OVER_LIMIT = "plan_over_limit", "Over the plan's limit"
+    PLAN_DETACH_WARNING = "plan_detach_warning", "Detachment warning (plan)"
+    PLAN_DETACHED = "plan_detached", "Detached (plan)"
+    PLAN_WITHIN_LIMIT = "plan_within_limit", "Within the plan's limit again"
+    ADOPTED = "adopted", "Adopted from the seed's table"
 
 
 class DomainEvent(models.Model):
@@ -294,6 +300,7 @@ class WebhookEventType(models.TextChoices):
     STATUS_CHANGED = "domain.status_changed", "Domain status changed"
     REMOVED = "domain.removed", "Domain removed"
     CERTIFICATE_TROUBLE = "domain.certificate_trouble", "Certificate renewal trouble"
+    PLAN_LIMIT = "domain.plan_limit", "Plan limit (over, warning, detached, resolved)"
 
 
 # Registering and removing change the status too: an endpoint subscribed to status changes
@@ -403,6 +410,8 @@ class NotificationKind(models.TextChoices):
     DOMAIN_MISCONFIGURED = "domain_misconfigured", "Domain misconfigured"
     DOMAIN_FAILED = "domain_failed", "Domain failed"
     CERTIFICATE_TROUBLE = "certificate_trouble", "Certificate trouble"
+    PLAN_OVER_LIMIT = "plan_over_limit", "Plan below live domains"
+    PLAN_DETACH_WARNING = "plan_detach_warning", "Domains about to be detached"
 
 
 class Notification(models.Model):
@@ -473,3 +482,137 @@ class CertificateBudgetDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.workspace_id or 'platform'}: {self.count}"
+
+
+# --- ve.ai integration ------------------------------------------------------------
+
+
+class ExternalIdentity(models.Model):
+    """A main-app account (token issuer + subject) and the local user it signs in as.
+
+    The subject, never the username, is the identity: usernames are generated and may be
+    changed by staff without breaking sign-in.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identity"
+    )
+    issuer = models.CharField(max_length=300)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="uniq_external_identity"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} ({self.issuer})"
+
+
+class ExternalWorkspace(models.Model):
+    """The main app's workspace id, the last version applied from it, and its tombstone.
+
+    `version` only grows (compare-and-swap), so a late, older update is refused; a deleted
+    workspace keeps its row (and version) so an update sent before the delete cannot
+    resurrect it. `workspace` is null only for a delete that arrived before any upsert.
+    """
+
+    external_id = models.CharField(max_length=200, unique=True)
+    workspace = models.OneToOneField(
+        Workspace, null=True, blank=True, on_delete=models.PROTECT, related_name="external"
+    )
+    version = models.BigIntegerField(default=0)
+    # The plan the main app sent and its subscription state ("active" or "cancelled");
+    # Workspace.plan holds the effective one (free while cancelled).
+    plan = models.CharField(max_length=20, blank=True, default="")
+    subscription_status = models.CharField(max_length=20, blank=True, default="active")
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.external_id} v{self.version}"
+
+
+class ExternalMembership(models.Model):
+    """Last applied version of one member's role (or removal) in a main-app workspace."""
+
+    external_workspace = models.ForeignKey(
+        ExternalWorkspace, on_delete=models.CASCADE, related_name="member_versions"
+    )
+    subject = models.CharField(max_length=255)
+    role = models.CharField(max_length=20, blank=True, default="")
+    version = models.BigIntegerField(default=0)
+    removed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["external_workspace", "subject"], name="uniq_external_member"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} in {self.external_workspace_id} v{self.version}"
+
+
+class PlanGrace(models.Model):
+    """A workspace over its plan's domain limit: when it started, when extras are detached.
+
+    One open row per workspace (`resolved_at` null); an upgrade or removals resolve it.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="plan_graces")
+    plan = models.CharField(max_length=20)
+    limit = models.IntegerField()
+    live_at_start = models.IntegerField()
+    started_at = models.DateTimeField()
+    detach_after = models.DateTimeField()
+    warned_at = models.DateTimeField(null=True, blank=True)
+    detached_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace"], condition=Q(resolved_at__isnull=True),
+                name="uniq_open_plan_grace",
+            ),
+        ]
+        indexes = [models.Index(fields=["resolved_at", "detach_after"], name="plan_grace_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id} over {self.plan} limit {self.limit}"
+
+
+class SeedAdoption(models.Model):
+    """One item of the seed's `domain-workspace-mappings` table on its way into Django.
+
+    The adoption command is resumable: each run continues from these rows (a certificate
+    it requested, a conflict it reported) instead of starting over.
+    """
+
+    class State(models.TextChoices):
+        WAITING_CERTIFICATE = "waiting_certificate", "Waiting for the certificate"
+        ADOPTED = "adopted", "Adopted"
+        SKIPPED = "skipped", "Skipped (see detail)"
+
+    hostname = models.CharField(max_length=253, unique=True)
+    workspace_slug = models.CharField(max_length=200)
+    seed_status = models.CharField(max_length=40)
+    seed_item = models.JSONField(default=dict)
+    state = models.CharField(max_length=30, choices=State.choices)
+    reason = models.CharField(max_length=60, blank=True, default="")
+    detail = models.TextField(blank=True, default="")
+    certificate_arn = models.CharField(max_length=2048, blank=True, default="")
+    domain = models.ForeignKey(
+        CustomDomain, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.hostname}: {self.state}"

@@ -72,6 +72,8 @@ SUBJECTS = {
     NotificationKind.DOMAIN_FAILED: "{hostname} could not be connected to ve.ai",
     NotificationKind.CERTIFICATE_TROUBLE:
         "Action needed: the certificate for {hostname} cannot renew",
+    NotificationKind.PLAN_OVER_LIMIT: "Action needed: custom domains over your plan's limit",
+    NotificationKind.PLAN_DETACH_WARNING: "Custom domains will be detached soon",
 }
 
 
@@ -134,6 +136,11 @@ def email_address_valid(address: str) -> bool:
 def _superseded(notification: Notification) -> bool:
     """Has the domain left the state this message is about? Then it would only confuse."""
     domain = notification.domain
+    if notification.kind in (NotificationKind.PLAN_OVER_LIMIT,
+                             NotificationKind.PLAN_DETACH_WARNING):
+        # About the workspace's plan, not this domain's state: a status change of the
+        # domain it is anchored on (even its detachment) does not make it moot.
+        return False
     if notification.kind == NotificationKind.CERTIFICATE_TROUBLE:
         return domain.certificate_trouble_at is None or domain.status == DomainStatus.REMOVED
     if notification.event_id is None:

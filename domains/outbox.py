@@ -95,6 +95,22 @@ def outbox_certificate_trouble(*, domain: CustomDomain, event: DomainEvent,
     )
 
 
+def outbox_plan_event(*, domain: CustomDomain, event: DomainEvent, plan: dict[str, Any]
+                      ) -> Queued:
+    """A plan-limit step about one domain (`domains.plans`): its webhook."""
+    return _webhook_outbox(domain=domain, event=event, event_type=WebhookEventType.PLAN_LIMIT,
+                           status=domain.status,
+                           previous_status=event.from_status or domain.status,
+                           extra={"plan": plan})
+
+
+def outbox_plan_notice(*, domain: CustomDomain, kind: str, state_key: str, event: DomainEvent,
+                       context: dict[str, Any]) -> Queued:
+    """The owners' email about a plan step, anchored on one of the affected domains."""
+    return _notification_outbox(domain=domain, kind=kind, state_key=state_key, event=event,
+                                context=context)
+
+
 def certificate_state_key(arn: str, not_after: str) -> str:
     # One trouble email per certificate and expiry: a renewal (new NotAfter) starts anew.
     return f"certificate:{hashlib.sha256(arn.encode()).hexdigest()[:16]}:{not_after[:10]}"

@@ -21,7 +21,16 @@ from typing import Any
 from celery import Task, shared_task
 from django.conf import settings
 
-from domains import certificates, checks, cleanup, edge_sync, lifecycle, notifications, schedule
+from domains import (
+    certificates,
+    checks,
+    cleanup,
+    edge_sync,
+    lifecycle,
+    notifications,
+    plans,
+    schedule,
+)
 from domains.integrations.errors import IntegrationError, TransientIntegrationError
 
 log = logging.getLogger(__name__)
@@ -144,3 +153,14 @@ def dispatch_notifications() -> int:
 @shared_task(acks_late=True, name="domains.tasks.sweep_expired_certificates")
 def sweep_expired_certificates() -> dict[str, int]:
     return certificates.certificates_sweep_expired()
+
+
+# --- plans -------------------------------------------------------------------------
+
+
+@shared_task(acks_late=True, name="domains.tasks.enforce_plan_limits")
+def enforce_plan_limits() -> dict[str, int]:
+    """Beat: open, close, warn and detach over-limit workspaces whose step is due."""
+    report = plans.plan_graces_enforce()
+    return {"opened": report.opened, "resolved": report.resolved, "warned": report.warned,
+            "detached": len(report.detached)}

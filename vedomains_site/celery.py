@@ -49,3 +49,9 @@ def _setup_periodic_tasks(sender: Celery, **_: object) -> None:
         sender.signature("domains.tasks.sweep_expired_certificates"),
         name="delete expired certificates of removed domains",
     )
+    # Downgraded workspaces over their limit: warn the owners, then detach extras.
+    sender.add_periodic_task(
+        float(settings.VEDOMAINS_PLAN_ENFORCE_INTERVAL_SECONDS),
+        sender.signature("domains.tasks.enforce_plan_limits"),
+        name="enforce plan limits after the grace period",
+    )

@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "corsheaders",
     "domains",
 ]
 # Development tooling (localdev/: `manage.py local_dns` for the local DNS server) in local
@@ -76,6 +77,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Before anything queries the database with the request's values.
     "domains.middleware.RejectNulBytesMiddleware",
+    # Before CommonMiddleware, so preflights and errors carry the CORS headers too.
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -167,6 +170,8 @@ LOGGING = {
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # The main app's bearer JWTs first; a "Token ..." header is left to DRF's.
+        "domains.api.authentication.MainAppJWTAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -414,6 +419,48 @@ VEDOMAINS_CERTIFICATE_WATCH_INTERVAL = timedelta(
 VEDOMAINS_CERTIFICATE_SWEEP_INTERVAL_SECONDS = env.int(
     "VEDOMAINS_CERTIFICATE_SWEEP_INTERVAL_SECONDS", default=86400
 )
+
+# --- ve.ai integration -----------------------------------------------------------
+# Sign-in with the main app's tokens: RS256/ES256 JWTs verified against its JWKS (keys are
+# cached and refetched when an unknown `kid` arrives, at most once per cooldown) or against
+# one static PEM public key. Off when neither is set: then only DRF tokens and sessions work.
+VEDOMAINS_JWT_JWKS_URL = env.str("VEDOMAINS_JWT_JWKS_URL", default="")
+VEDOMAINS_JWT_PUBLIC_KEY = env.str("VEDOMAINS_JWT_PUBLIC_KEY", default="").replace("\\n", "\n")
+VEDOMAINS_JWT_ISSUER = env.str("VEDOMAINS_JWT_ISSUER", default="https://ve.ai")
+VEDOMAINS_JWT_AUDIENCE = env.str("VEDOMAINS_JWT_AUDIENCE", default="vedomains")
+VEDOMAINS_JWT_ALGORITHMS = env.list("VEDOMAINS_JWT_ALGORITHMS", default=["RS256", "ES256"])
+if set(VEDOMAINS_JWT_ALGORITHMS) - {"RS256", "RS384", "RS512", "ES256", "ES384", "PS256"}:
+    # Symmetric (HS*) and "none" would let anyone holding the public key mint tokens.
+    raise ImproperlyConfigured("VEDOMAINS_JWT_ALGORITHMS accepts only RS*/ES*/PS256 algorithms")
+VEDOMAINS_JWT_LEEWAY_SECONDS = env.int("VEDOMAINS_JWT_LEEWAY_SECONDS", default=60)
+VEDOMAINS_JWKS_CACHE_SECONDS = env.int("VEDOMAINS_JWKS_CACHE_SECONDS", default=300)
+VEDOMAINS_JWKS_REFETCH_COOLDOWN_SECONDS = env.int(
+    "VEDOMAINS_JWKS_REFETCH_COOLDOWN_SECONDS", default=30
+)
+VEDOMAINS_JWKS_TIMEOUT = env.float("VEDOMAINS_JWKS_TIMEOUT", default=5.0)
+# Service-to-service sync (workspaces, plans, members): HMAC-SHA256 request signatures with
+# one of these shared secrets (several at once while rotating). Empty: the sync API is off.
+VEDOMAINS_SERVICE_SECRETS = [s for s in env.list("VEDOMAINS_SERVICE_SECRETS", default=[]) if s]
+VEDOMAINS_SERVICE_SIGNATURE_TOLERANCE_SECONDS = env.int(
+    "VEDOMAINS_SERVICE_SIGNATURE_TOLERANCE_SECONDS", default=300
+)
+# Plan changes: a downgrade below the live domains blocks new ones at once; after the grace
+# period the newest extras are detached. Owners are emailed at the downgrade and this long
+# before the detachment.
+VEDOMAINS_PLAN_GRACE = timedelta(hours=env.int("VEDOMAINS_PLAN_GRACE_HOURS", default=168))
+VEDOMAINS_PLAN_WARNING = timedelta(hours=env.int("VEDOMAINS_PLAN_WARNING_HOURS", default=24))
+VEDOMAINS_PLAN_ENFORCE_INTERVAL_SECONDS = env.int(
+    "VEDOMAINS_PLAN_ENFORCE_INTERVAL_SECONDS", default=300
+)
+# CORS for the ve.ai frontend (bearer tokens, no cookies) on the user API only.
+VEDOMAINS_CORS_ALLOWED_ORIGINS = env.list(
+    "VEDOMAINS_CORS_ALLOWED_ORIGINS", default=["https://ve.ai", "https://app.ve.ai"]
+)
+CORS_ALLOWED_ORIGINS = [o for o in VEDOMAINS_CORS_ALLOWED_ORIGINS if o]
+CORS_URLS_REGEX = r"^/api/(?!service/).*$"
+CORS_ALLOW_CREDENTIALS = False
+CORS_PREFLIGHT_MAX_AGE = 3600
+# --- end ve.ai integration ------------------------------------------------------------------
 
 # === Production operations: image, health, metrics, logs, errors =============================
 # Everything the container image, the health and metrics endpoints, structured logs and Sentry

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.urls import URLPattern, path, re_path
 
-from domains.api import views
+from domains.api import service_views, views
 
 app_name = "domains-api"
 
@@ -40,5 +40,10 @@ urlpatterns = [
     *both_spellings("domains/<str:hostname>/verify/", views.DomainVerifyView, "domain-verify"),
     *both_spellings("domains/<str:hostname>/release/", views.DomainReleaseView,
                     "domain-release"),
+    # The main app's server-to-server sync (HMAC-signed, not a user API).
+    path("service/workspaces/<str:external_id>", service_views.WorkspaceSyncView.as_view(),
+         name="service-workspace"),
+    path("service/workspaces/<str:external_id>/members/<str:subject>",
+         service_views.MemberSyncView.as_view(), name="service-member"),
     re_path(r"^", views.api_not_found, name="not-found"),
 ]

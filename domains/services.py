@@ -235,9 +235,10 @@ def _register_create(*, workspace: Workspace, host: str, token: str, proof: bool
         message=f"Registered for workspace {workspace.slug}",
         data={"ownership_required": ownership_required, "ownership_proven": proof},
     )
+    # The certificate first: it is the critical path.
+    enqueue_after_commit("request_certificate", domain.pk)
     # The main app hears of the new domain now, not only when it leaves pending (issue 11).
     enqueue_all_after_commit(outbox.outbox_registered(domain=domain, event=registered))
-    enqueue_after_commit("request_certificate", domain.pk)
     return domain
 
 

@@ -168,6 +168,14 @@ def test_a_real_run_never_logs_the_api_token_or_the_webhook_secret(
                 client.credentials(HTTP_AUTHORIZATION=f"Token {token.key[:-1]}0")
                 assert client.get("/api/domains/").status_code == 401
                 domain = CustomDomain.objects.get(hostname="logs.client.com")
+                # The worker requests the certificate only while the domain is pending: wait
+                # for it before failing the domain (racing it made this test flaky).
+                deadline = time.monotonic() + 60
+                while not CustomDomain.objects.exclude(certificate_arn="").filter(
+                        pk=domain.pk).exists():
+                    assert time.monotonic() < deadline, worker.log_path.read_text()[-3000:]
+                    time.sleep(0.2)
+                domain.refresh_from_db()
                 with transaction.atomic():
                     assert lifecycle.domain_transition(domain=domain, to=DomainStatus.FAILED,
                                                allowed_from=[domain.status], source="test")

@@ -209,7 +209,7 @@ def _adopt_active(item: seed_table.SeedItem, workspace: Workspace, report: ItemR
     with transaction.atomic():
         domain = CustomDomain.objects.create(
             hostname=hostname, workspace=workspace, status=DomainStatus.ACTIVE,
-            ownership_token=services.ownership_token_for(workspace_slug=workspace.slug,
+            ownership_token=services.ownership_token_for(workspace_id=workspace.pk,
                                                          hostname=hostname),
             certificate_arn=cert.arn, certificate_status=cert.status,
             certificate_requested_at=now, validation_records=cert.validation_records,

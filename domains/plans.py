@@ -79,7 +79,7 @@ def _plan_payload(grace: PlanGrace, *, stage: str, live: int,
         "plan": grace.plan,
         "limit": grace.limit,
         "live": live,
-        "detach_after": outbox.iso(grace.detach_after),
+        "detach_after": outbox.datetime_iso(grace.detach_after),
         "extras": [d.hostname for d in extras],
     }
 
@@ -103,7 +103,7 @@ def _notice(*, grace: PlanGrace, kind: str, suffix: str, extras: list[CustomDoma
                  if grace.plan in Plan.values else grace.plan,
                  "limit": grace.limit, "live": live,
                  "extras": [d.hostname for d in extras],
-                 "deadline": outbox.iso(grace.detach_after)},
+                 "deadline": outbox.datetime_iso(grace.detach_after)},
     )
     lifecycle.enqueue_all_after_commit(queued)
 
@@ -154,7 +154,7 @@ def workspace_plan_change(*, workspace: Workspace, plan: str, source: str,
         payload = _plan_payload(grace, stage="over_limit", live=live, extras=extras)
         message = (f"Plan changed from {old} to {plan}: {limit} custom domains allowed, "
                    f"{live} live. New domains are blocked; this one will be detached after "
-                   f"{outbox.iso(grace.detach_after)} unless the workspace is back "
+                   f"{outbox.datetime_iso(grace.detach_after)} unless the workspace is back "
                    "within its plan.")
         events = [_record(d, kind=EventKind.PLAN_OVER_LIMIT, source=source, by=by,
                           message=message, plan=payload) for d in extras]
@@ -246,7 +246,7 @@ def _enforce_one(pk: int, *, now: datetime, source: str, report: EnforceReport) 
             grace.warned_at, grace.detach_after = now, detach_after
             payload = _plan_payload(grace, stage="detach_warning", live=live, extras=extras)
             message = (f"Still over the {grace.plan} plan's limit of {grace.limit}; this domain "
-                       f"will be detached after {outbox.iso(detach_after)}.")
+                       f"will be detached after {outbox.datetime_iso(detach_after)}.")
             events = [_record(d, kind=EventKind.PLAN_DETACH_WARNING, source=source, by=None,
                               message=message, plan=payload) for d in extras]
             _notice(grace=grace, kind=NotificationKind.PLAN_DETACH_WARNING, suffix="warning",

@@ -50,12 +50,12 @@ def test_check_domains_checks_a_named_hostname_now(
     domain = CustomDomainFactory(hostname="shop.client.com", next_check_at=later)
     with django_capture_on_commit_callbacks(execute=True):
         out = run("check_domains", "--hostname", "Shop.Client.com.")
-    # No CNAME yet and no certificate: it waits, and the certificate request is queued.
+    # No CNAME yet: it waits, and no certificate is requested until the CNAME shows intent.
     assert "shop.client.com: waiting (pending_validation)" in out
     assert "checked 1: 1 waiting" in out
     domain.refresh_from_db()
     assert domain.check_count == 1 and domain.checks["dns"]["reason"] == "nxdomain"
-    assert queued_tasks.names() == ["domains.tasks.request_certificate"]
+    assert queued_tasks.names() == []
 
 
 def test_check_domains_with_nothing_due_says_so() -> None:

@@ -23,6 +23,7 @@ PATHS = {
     "/api/domains/": {"get", "post"},
     "/api/domains/{hostname}/": {"get", "delete"},
     "/api/domains/{hostname}/verify/": {"post"},
+    "/api/domains/{hostname}/release/": {"post"},
     "/api/domains/register": {"post"},
     "/api/domains/verify/{domain}": {"get"},
 }

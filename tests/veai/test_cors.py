@@ -92,7 +92,9 @@ def _effective_settings(extra_env: dict[str, str]) -> dict[str, Any]:
             f"print(json.dumps({{n: str(getattr(s, n)) for n in {NEW_SETTINGS!r}}}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, cwd="/",
+                         # Production settings refuse a per-process cache; none is opened.
                          env={**env, **extra_env, "DJANGO_SECRET_KEY": "x" * 50,
+                              "CACHE_URL": "redis://127.0.0.1:6379/1",
                               "DJANGO_SETTINGS_MODULE": "vedomains_site.settings",
                               "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr[-2000:]

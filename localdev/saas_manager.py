@@ -56,6 +56,7 @@ import dns.query
 import dns.rdatatype
 from botocore import parsers, serialize
 from botocore.model import NoShapeFoundError
+from moto.cloudfront.models import cloudfront_backends
 
 ACCOUNT_ID = "123456789012"
 NAMESPACE = "http://cloudfront.amazonaws.com/doc/2020-05-31/"
@@ -396,7 +397,9 @@ class SaasManager:
                            "tenant-only).")
         if any(t.name == name for t in self.tenants.values()):
             raise ApiError("EntityAlreadyExists", f"A distribution tenant named {name} exists.")
-        domains = self._domains(req.get("Domains") or [])
+        moves: list[tuple[str, str, str]] = []
+        domains = self._domains(req.get("Domains") or [],
+                                takeover=req.get("OnDomainTakeover", "reject"), moves=moves)
         if len(self.tenants) >= self.config["limits"]["tenants"]:
             raise ApiError("EntityLimitExceeded",
                            "Your request contains more distribution tenants than are allowed "
@@ -412,13 +415,20 @@ class SaasManager:
         )
         self._set_certificate(tenant, req.get("ManagedCertificateRequest"))
         tenant.changed(self._deploy_seconds())
+        self._take_over(moves)
         self.tenants[tenant.id] = tenant
         return {"DistributionTenant": tenant.to_model(), "ETag": tenant.etag}
 
     def _moto_has(self, dist_id: str) -> bool:
         return dist_id in set(self._moto_aliases().values())
 
-    def _domains(self, items: list[dict[str, Any]], *, owner: str = "") -> list[dict[str, str]]:
+    def _domains(self, items: list[dict[str, Any]], *, owner: str = "", takeover: str = "reject",
+                 moves: list[tuple[str, str, str]] | None = None) -> list[dict[str, str]]:
+        """Validate domains; with OnDomainTakeover `allow`, collect moves in `moves`.
+
+        `allow` moves a domain held elsewhere to this tenant only when the domain's DNS
+        points at CloudFront (here: resolves to an edge IP).
+        """
         if not items:
             raise ApiError("InvalidArgument", "At least one domain is required.")
         if len(items) > self.config["limits"]["domains_per_tenant"]:
@@ -430,12 +440,31 @@ class SaasManager:
             if not domain:
                 raise ApiError("InvalidArgument", "A domain name is required.")
             holder = self._holder(domain)
-            if holder is not None and holder[1] != owner:
+            if (holder is not None and holder[1] != owner and takeover == "allow"
+                    and moves is not None and self._points_at_edge(domain)):
+                moves.append((domain, holder[0], holder[1]))
+            elif holder is not None and holder[1] != owner:
                 raise ApiError("CNAMEAlreadyExists",
                                f"One or more of the CNAMEs you provided are already associated "
                                f"with a different resource: {domain}.")
             out.append({"Domain": domain, "ServeOn": item.get("ServeOn", "any")})
         return out
+
+    def _points_at_edge(self, domain: str) -> bool:
+        try:
+            return self._at_edge(self._resolve(domain)[1])
+        except _DnsUnknown:
+            return False
+
+    def _take_over(self, moves: list[tuple[str, str, str]]) -> None:
+        """Drop each moved domain from its old holder, in the same step as the new one gets it."""
+        for domain, kind, holder_id in moves:
+            if kind == "distribution-tenant":
+                source = self.tenants[holder_id]
+                source.domains = [d for d in source.domains if d["Domain"] != domain]
+                source.changed(self._deploy_seconds())
+            else:
+                _drop_moto_alias(holder_id, domain)
 
     def _set_certificate(self, tenant: Tenant, request: dict[str, Any] | None) -> None:
         if not request:
@@ -470,8 +499,12 @@ class SaasManager:
             if req["DistributionId"] not in self.multi_tenant_distributions:
                 raise ApiError("InvalidArgument", "Not a multi-tenant distribution.")
             tenant.distribution_id = req["DistributionId"]
+        moves: list[tuple[str, str, str]] = []
         if "Domains" in req:
-            tenant.domains = self._domains(req["Domains"], owner=tenant.id)
+            tenant.domains = self._domains(req["Domains"], owner=tenant.id,
+                                           takeover=req.get("OnDomainTakeover", "reject"),
+                                           moves=moves)
+            self._take_over(moves)
         if "ConnectionGroupId" in req:
             self._group(req["ConnectionGroupId"])
             tenant.connection_group_id = req["ConnectionGroupId"]
@@ -601,6 +634,9 @@ class SaasManager:
         if holder[1] == dest.id:
             raise ApiError("IllegalUpdate", f"{domain} is already on {dest.id}.")
         source = self.tenants[holder[1]]
+        if source.enabled:
+            raise ApiError("IllegalUpdate", "Disable the source distribution tenant before "
+                                            "moving its domain.")
         if len(dest.domains) >= self.config["limits"]["domains_per_tenant"]:
             raise ApiError("EntityLimitExceeded", "Too many domains on the target tenant.")
         moved = next(d for d in source.domains if d["Domain"] == domain)
@@ -903,8 +939,6 @@ def _passthrough(start_response: Callable[..., Any], status: str, headers: list[
 
 def moto_distribution_aliases() -> dict[str, str]:
     """alias -> distribution id, from moto's in-process CloudFront backend."""
-    from moto.cloudfront.models import cloudfront_backends
-
     out: dict[str, str] = {}
     for account_backends in cloudfront_backends.values():
         for backend in account_backends.values():
@@ -924,3 +958,15 @@ def _alias_items(aliases: Any) -> list[str]:
     if isinstance(items, str):
         return [items]
     return [str(i) for i in items or []]
+
+
+def _drop_moto_alias(distribution_id: str, domain: str) -> None:
+    for account_backends in cloudfront_backends.values():
+        for backend in account_backends.values():
+            dist = backend.distributions.get(distribution_id)
+            if dist is None:
+                continue
+            kept = [a for a in _alias_items(dist.distribution_config.Aliases)
+                    if a.lower() != domain]
+            dist.distribution_config.Aliases = (
+                {"Quantity": len(kept), "Items": {"CNAME": kept}} if kept else {"Quantity": 0})

@@ -211,6 +211,14 @@ def test_move_a_domain_between_tenants(cf: Any, distribution: str, group: dict[s
         Id=first["Id"], IfMatch=cf.get_distribution_tenant(Identifier=first["Id"])["ETag"],
         Domains=[{"Domain": "old-owner.client.com"}, {"Domain": "moving.client.com"}])
     second = _tenant(cf, distribution, group, "new-owner.client.com")
+    with pytest.raises(ClientError) as source_enabled:
+        cf.update_domain_association(
+            Domain="moving.client.com", IfMatch=second["ETag"],
+            TargetResource={"DistributionTenantId": second["DistributionTenant"]["Id"]})
+    assert _code(source_enabled) == "IllegalUpdate"
+    cf.update_distribution_tenant(
+        Id=first["Id"], IfMatch=cf.get_distribution_tenant(Identifier=first["Id"])["ETag"],
+        Enabled=False)
     moved = cf.update_domain_association(
         Domain="moving.client.com", IfMatch=second["ETag"],
         TargetResource={"DistributionTenantId": second["DistributionTenant"]["Id"]})
@@ -348,3 +356,26 @@ def test_validation_times_out(cf: Any, moto: MotoHandle, distribution: str,
         "DistributionTenant"]["Id"]
     assert cf.get_managed_certificate_details(Identifier=tenant_id)[
         "ManagedCertificateDetails"]["CertificateStatus"] == "validation-timed-out"
+
+
+def test_domain_takeover_only_when_dns_points_at_the_edge(
+    cf: Any, moto: MotoHandle, distribution: str, group: dict[str, Any], dns: LocalDNSServer,
+) -> None:
+    moto.saas_configure(dns_server=f"127.0.0.1:{dns.port}", edge_ips=[EDGE_IP])
+    old = _tenant(cf, distribution, group, "vd1-moving.client.com")["DistributionTenant"]
+    cf.update_distribution_tenant(
+        Id=old["Id"], IfMatch=cf.get_distribution_tenant(Identifier=old["Id"])["ETag"],
+        Domains=[{"Domain": "moving.client.com"}])
+    dns.set_record("moving.client.com", "A", ELSEWHERE_IP)
+    with pytest.raises(ClientError) as elsewhere:
+        cf.create_distribution_tenant(
+            DistributionId=distribution, Name="vd2-moving.client.com",
+            Domains=[{"Domain": "moving.client.com"}], OnDomainTakeover="allow")
+    assert _code(elsewhere) == "CNAMEAlreadyExists"
+    dns.set_record("moving.client.com", "A", EDGE_IP)
+    new = cf.create_distribution_tenant(
+        DistributionId=distribution, Name="vd2-moving.client.com",
+        Domains=[{"Domain": "moving.client.com"}], OnDomainTakeover="allow")["DistributionTenant"]
+    assert cf.get_distribution_tenant_by_domain(Domain="moving.client.com")[
+        "DistributionTenant"]["Id"] == new["Id"]
+    assert cf.get_distribution_tenant(Identifier=old["Id"])["DistributionTenant"]["Domains"] == []

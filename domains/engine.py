@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from domains import certificates, selectors, services
+from domains import capacity, certificates, selectors, services
 from domains.integrations import acm, cdn, dns, edge_store
 from domains.integrations.edge_store import EdgeItem
 from domains.integrations.errors import IntegrationError
@@ -102,6 +102,8 @@ def domain_request_certificate(*, domain_id: int) -> str:
         return "exists"
     if domain.status != DomainStatus.PENDING_VALIDATION:
         return "not_pending"
+    if cdn.strategy().managed_certificates and domain.prevalidation != "acm":
+        return "not_needed"  # CloudFront manages this domain's certificate
     arn = acm.request_certificate(
         hostname=domain.hostname,
         key=f"vedomains:{domain.pk}:{domain.hostname}",
@@ -240,6 +242,8 @@ def _evaluate(domain: CustomDomain, result: dns.DnsResult, cert: acm.Certificate
 
     if domain.status == DomainStatus.PENDING_VALIDATION:
         return _evaluate_pending(domain, result, cert, checks, updates, now=now, source=source)
+    if domain.status == DomainStatus.DEPLOYING:
+        return _evaluate_deploying(domain, checks, updates, now=now, source=source)
     return _evaluate_live(domain, routing, checks, updates, now=now, source=source)
 
 
@@ -266,6 +270,10 @@ def _evaluate_pending(domain: CustomDomain, result: dns.DnsResult, cert: acm.Cer
         if ownership_ok:
             updates["ownership_verified_at"] = now
             services.event_record(domain=domain, kind=EventKind.OWNERSHIP_VERIFIED, source=source)
+
+    if _tenant_path(domain):
+        return _evaluate_tenant_pending(domain, result, cert, checks, updates, ownership_ok,
+                                        now=now, source=source)
 
     if cert is None and routing.ok and domain.certificate_arn:
         # DNS has just started pointing at us and the batch skipped this certificate (see
@@ -335,9 +343,12 @@ def _attach_and_activate(domain: CustomDomain, cert: acm.Certificate, checks: di
     if not resource_id:
         try:
             attachment = strategy.attach(hostname=domain.hostname, certificate_arn=cert.arn,
-                                         reference=f"vedomains-{domain.pk}")
+                                         reference=f"vedomains-{domain.pk}",
+                                         workspace_id=domain.workspace.slug)
         except IntegrationError as exc:
             checks["cdn"] = _check_record(False, exc.message, now, code=exc.code)
+            if exc.capacity:
+                return _capacity_wait(domain, exc, checks, updates, now=now)
             # CNAMEAlreadyExists while our own earlier record for this name (released by a
             # TXT proof, or removed and registered again) is still being detached: that
             # alias goes away shortly, so wait for it instead of failing the new owner.
@@ -370,20 +381,11 @@ def _attach_and_activate(domain: CustomDomain, cert: acm.Certificate, checks: di
                                             "resource_id": resource_id})
         if not stored:
             resource_id = _keep_recorded_attachment(domain, attachment.resource_id, strategy)
+    capacity.capacity_alerts_resolve()
     checks["cdn"] = _check_record(True, f"Attached ({strategy.name}: {resource_id}).", now)
-    with transaction.atomic():
-        _save_check(domain, checks, {**updates, "last_error": ""})
-        applied = services.transition(
-            domain=domain, to=DomainStatus.ACTIVE, allowed_from=[DomainStatus.PENDING_VALIDATION],
-            source=source, message="DNS, ownership and certificate verified; attached.",
-            updates={"verified_at": now, "activated_at": now,
-                     "next_check_at": now + settings.VEDOMAINS_ACTIVE_RECHECK},
-        )
-    if not applied:
-        # Removed while we attached: the cleanup owns the attachment now.
-        services.enqueue_after_commit("cleanup_domain", domain.pk)
-        return CheckOutcome(domain.pk, domain.hostname, "skipped", "", "changed during check")
-    return CheckOutcome(domain.pk, domain.hostname, "activated", DomainStatus.ACTIVE)
+    return _activate_when_deployed(domain, strategy, resource_id, checks, updates, now=now,
+                                   source=source,
+                                   message="DNS, ownership and certificate verified; attached.")
 
 
 def _keep_recorded_attachment(domain: CustomDomain, ours: str,
@@ -467,6 +469,248 @@ def _evaluate_live(domain: CustomDomain, routing: dns.RoutingCheck, checks: dict
     _save_check(domain, checks, {**updates, "last_error": routing.detail, "next_check_at": next_at})
     return CheckOutcome(domain.pk, domain.hostname, "still_misconfigured", domain.status,
                         routing.detail)
+
+
+# --- CloudFront SaaS Manager tenants and the deploying step (issue 13) ----------------------
+# The tenant path: the tenant is created as soon as ownership allows (CloudFront must know the
+# domain to serve the HTTP validation token); GetManagedCertificateDetails then drives the
+# certificate; once DNS points at us and the certificate is issued the domain is "deploying"
+# until CloudFront reports the tenant Deployed, and only then active (email, webhook, edge).
+
+
+def _tenant_path(domain: CustomDomain) -> bool:
+    """SaaS Manager: a tenant, with a CloudFront-managed certificate unless pre-validated."""
+    return cdn.strategy().managed_certificates
+
+
+@dataclass(frozen=True)
+class _TenantCertificate:
+    issued: bool
+    status: str
+    failure: str = ""
+
+
+def _deploy_recheck() -> timedelta:
+    return timedelta(seconds=settings.VEDOMAINS_CDN_DEPLOY_CHECK_SECONDS)
+
+
+def _capacity_wait(domain: CustomDomain, exc: IntegrationError, checks: dict[str, Any],
+                   updates: dict[str, Any], *, now: datetime) -> CheckOutcome:
+    """A quota of ours: alert staff, keep the domain pending, try again later."""
+    capacity.capacity_alert_raise(code=exc.code, message=exc.message, hostname=domain.hostname)
+    detail = ("Waiting for capacity on our side (CloudFront quota reached); nothing to do on "
+              "your side, we retry automatically.")
+    checks["cdn"] = _check_record(False, detail, now, code=exc.code, capacity=True)
+    retry = timedelta(seconds=settings.VEDOMAINS_CDN_CAPACITY_RETRY_SECONDS)
+    _save_check(domain, checks, {**updates, "last_error": detail, "next_check_at": now + retry})
+    return CheckOutcome(domain.pk, domain.hostname, "capacity", domain.status, exc.message)
+
+
+def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
+                             acm_cert: acm.Certificate | None, checks: dict[str, Any],
+                             updates: dict[str, Any], ownership_ok: bool, *, now: datetime,
+                             source: str) -> CheckOutcome:
+    routing = result.routing
+    strategy = cdn.strategy()
+    use_acm = domain.prevalidation == "acm"
+    if use_acm:
+        # Pre-validation by DNS: an ACM certificate, issued before the CNAME moves, becomes the
+        # tenant's certificate; the tenant is created as soon as it is issued.
+        if acm_cert is None and domain.certificate_arn:
+            acm_cert = _describe_or_none(domain.certificate_arn)
+        if acm_cert is not None:
+            updates["certificate_status"] = acm_cert.status
+            updates["validation_records"] = acm_cert.validation_records
+            checks["certificate"] = _check_record(
+                acm_cert.issued, acm_cert.failure_reason or f"Certificate is {acm_cert.status}.",
+                now, status=acm_cert.status)
+        elif not domain.certificate_arn:
+            checks["certificate"] = _check_record(False, "Certificate not requested yet.", now)
+            services.enqueue_after_commit("request_certificate", domain.pk)
+    can_attach = ownership_ok and (not use_acm or bool(acm_cert and acm_cert.issued))
+    if can_attach and not domain.cdn_resource_id:
+        try:
+            attachment = strategy.attach(
+                hostname=domain.hostname,
+                certificate_arn=domain.certificate_arn if use_acm else "",
+                reference=f"vedomains-{domain.pk}",
+                workspace_id=domain.workspace.slug,
+                validation_host="self-hosted" if domain.prevalidation == "self-hosted"
+                else "cloudfront",
+                # A hostname proven by TXT may still sit on its previous record's tenant:
+                # CloudFront moves it once DNS points here, never serving it twice.
+                takeover=domain.ownership_required,
+            )
+        except IntegrationError as exc:
+            if exc.capacity:
+                return _capacity_wait(domain, exc, checks, updates, now=now)
+            return _attach_failed(domain, exc, checks, updates, now=now, source=source)
+        capacity.capacity_alerts_resolve()
+        with transaction.atomic():
+            stored = CustomDomain.objects.filter(pk=domain.pk, cdn_resource_id="").update(
+                cdn_resource_id=attachment.resource_id)
+            if stored:
+                services.event_record(domain=domain, kind=EventKind.CDN_ATTACHED, source=source,
+                                      data={"strategy": strategy.name,
+                                            "resource_id": attachment.resource_id})
+        if not stored:
+            _keep_recorded_attachment(domain, attachment.resource_id, strategy)
+        domain.refresh_from_db(fields=["cdn_resource_id"])
+
+    cert: _TenantCertificate | None = None
+    if use_acm and acm_cert is not None:
+        cert = _TenantCertificate(acm_cert.issued, acm_cert.status,
+                                  f"The certificate could not be issued: "
+                                  f"{acm_cert.failure_reason or acm_cert.status}."
+                                  if acm_cert.failed else "")
+    elif not use_acm and domain.cdn_resource_id:
+        managed = strategy.certificate(resource_id=domain.cdn_resource_id)
+        if managed is not None:
+            cert = _TenantCertificate(managed.issued, managed.status, managed.failure_reason)
+            updates["certificate_status"] = managed.status
+            extra: dict[str, Any] = {"status": managed.status, "managed": True}
+            if managed.token_host == "self-hosted" and managed.validation:
+                extra["http_validation"] = [dict(v) for v in managed.validation]
+            checks["certificate"] = _check_record(
+                managed.issued, managed.failure_reason or f"Certificate is {managed.status}.",
+                now, **extra)
+    state: cdn.ResourceState | None = None
+    if routing.ok and domain.cdn_resource_id and cert is not None and cert.issued:
+        state = strategy.state(resource_id=domain.cdn_resource_id)
+
+    age = now - domain.created_at
+    window = settings.VEDOMAINS_PENDING_TIMEOUT
+    transient = routing.transient or (result.txt is not None and result.txt.transient)
+    failure = ""
+    if cert is not None and cert.failure:
+        failure = cert.failure
+    elif age > window and (not transient or age > 2 * window):
+        if not routing.ok:
+            failure = f"The domain was never pointed at us within {window}: {routing.detail}"
+        elif not ownership_ok:
+            failure = "The ownership TXT record was not found in time."
+        elif cert is not None and not cert.issued:
+            failure = f"The certificate was not validated within {window}."
+    if failure:
+        with transaction.atomic():
+            _save_check(domain, checks, {**updates, "last_error": failure})
+            applied = services.transition(
+                domain=domain, to=DomainStatus.FAILED,
+                allowed_from=[DomainStatus.PENDING_VALIDATION], source=source, message=failure,
+                data={"certificate_status": cert.status if cert else ""},
+                updates={"failed_at": now, "next_check_at": None},
+            )
+        return CheckOutcome(domain.pk, domain.hostname, "failed" if applied else "skipped",
+                            DomainStatus.FAILED, failure)
+
+    if state is not None and domain.cdn_resource_id:
+        checks["cdn"] = _check_record(state.deployed, f"Tenant is {state.status}.", now,
+                                      status=state.status)
+        return _activate_when_deployed(domain, strategy, domain.cdn_resource_id, checks,
+                                       updates, now=now, source=source, state=state,
+                                       message="DNS points at us and the certificate is issued.")
+
+    updates["next_check_at"] = now + (
+        min(TRANSIENT_RETRY, next_interval(domain, now)) if routing.transient
+        else next_interval(domain, now)
+    )
+    updates["last_error"] = "" if not routing.transient else routing.detail
+    _save_check(domain, checks, updates)
+    waiting = [name for name, ok in (("dns", routing.ok), ("ownership", ownership_ok),
+                                     ("certificate", bool(cert and cert.issued))) if not ok]
+    return CheckOutcome(domain.pk, domain.hostname, "waiting", domain.status,
+                        "waiting for " + ", ".join(waiting))
+
+
+def _attach_failed(domain: CustomDomain, exc: IntegrationError, checks: dict[str, Any],
+                   updates: dict[str, Any], *, now: datetime, source: str) -> CheckOutcome:
+    checks["cdn"] = _check_record(False, exc.message, now, code=exc.code)
+    # CNAMEAlreadyExists while our own earlier record for this name is still being detached:
+    # that goes away shortly, so wait for it instead of failing the new owner.
+    ours = exc.code == "CNAMEAlreadyExists" and CustomDomain.objects.filter(
+        hostname=domain.hostname, status=DomainStatus.REMOVED
+    ).exclude(cdn_resource_id="").exists()
+    if exc.permanent and not ours:
+        with transaction.atomic():
+            _save_check(domain, checks, {**updates, "last_error": exc.message})
+            services.transition(
+                domain=domain, to=DomainStatus.FAILED,
+                allowed_from=[DomainStatus.PENDING_VALIDATION], source=source,
+                message=exc.message, data={"code": exc.code},
+                updates={"failed_at": now, "next_check_at": None},
+            )
+        return CheckOutcome(domain.pk, domain.hostname, "failed", DomainStatus.FAILED,
+                            exc.message)
+    _save_check(domain, checks, {**updates, "last_error": exc.message,
+                                 "next_check_at": now + TRANSIENT_RETRY})
+    return CheckOutcome(domain.pk, domain.hostname, "waiting", domain.status, exc.message)
+
+
+def _activate_when_deployed(domain: CustomDomain, strategy: cdn.CdnStrategy, resource_id: str,
+                            checks: dict[str, Any], updates: dict[str, Any], *, now: datetime,
+                            source: str, message: str,
+                            state: cdn.ResourceState | None = None) -> CheckOutcome:
+    """Active only once CloudFront reports the tenant (or distribution) Deployed.
+
+    Until then the domain is "deploying": its first visitors would otherwise meet TLS
+    errors while CloudFront is still rolling the configuration out (minutes).
+    """
+    if state is None:
+        state = strategy.state(resource_id=resource_id)
+    deployed = state is not None and state.deployed
+    to = DomainStatus.ACTIVE if deployed else DomainStatus.DEPLOYING
+    fields: dict[str, Any] = {"verified_at": now}
+    if deployed:
+        fields.update(activated_at=now, next_check_at=now + settings.VEDOMAINS_ACTIVE_RECHECK)
+    else:
+        fields["next_check_at"] = now + _deploy_recheck()
+    with transaction.atomic():
+        _save_check(domain, checks, {**updates, "last_error": ""})
+        applied = services.transition(
+            domain=domain, to=to, allowed_from=[DomainStatus.PENDING_VALIDATION],
+            source=source,
+            message=message if deployed else f"{message} CloudFront is deploying it.",
+            updates=fields,
+        )
+    if not applied:
+        # Removed while we attached: the cleanup owns the attachment now.
+        services.enqueue_after_commit("cleanup_domain", domain.pk)
+        return CheckOutcome(domain.pk, domain.hostname, "skipped", "", "changed during check")
+    return CheckOutcome(domain.pk, domain.hostname, "activated" if deployed else "deploying",
+                        to)
+
+
+def _evaluate_deploying(domain: CustomDomain, checks: dict[str, Any], updates: dict[str, Any],
+                        *, now: datetime, source: str) -> CheckOutcome:
+    strategy = cdn.strategy()
+    state = strategy.state(resource_id=domain.cdn_resource_id) if domain.cdn_resource_id \
+        else None
+    if state is None:
+        # The tenant (or distribution) is gone: start over from pending.
+        with transaction.atomic():
+            _save_check(domain, checks, updates)
+            services.transition(
+                domain=domain, to=DomainStatus.PENDING_VALIDATION,
+                allowed_from=[DomainStatus.DEPLOYING], source=source,
+                message="The CloudFront resource disappeared; attaching again.",
+                updates={"cdn_resource_id": "", "next_check_at": now},
+            )
+        return CheckOutcome(domain.pk, domain.hostname, "reattach", DomainStatus.PENDING_VALIDATION)
+    checks["cdn"] = _check_record(state.deployed, f"CloudFront reports {state.status}.", now,
+                                  status=state.status)
+    if not state.deployed:
+        _save_check(domain, checks, {**updates, "next_check_at": now + _deploy_recheck()})
+        return CheckOutcome(domain.pk, domain.hostname, "deploying", domain.status)
+    with transaction.atomic():
+        _save_check(domain, checks, {**updates, "last_error": ""})
+        applied = services.transition(
+            domain=domain, to=DomainStatus.ACTIVE, allowed_from=[DomainStatus.DEPLOYING],
+            source=source, message="CloudFront finished deploying; the domain is live.",
+            updates={"activated_at": now,
+                     "next_check_at": now + settings.VEDOMAINS_ACTIVE_RECHECK},
+        )
+    return CheckOutcome(domain.pk, domain.hostname, "activated" if applied else "skipped",
+                        DomainStatus.ACTIVE)
 
 
 # --- removal cleanup -----------------------------------------------------------------------

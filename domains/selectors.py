@@ -79,6 +79,15 @@ def domain_dns_records(domain: CustomDomain) -> list[dict[str, str]]:
     return records
 
 
+def domain_http_validation(domain: CustomDomain) -> list[dict[str, str]]:
+    """Self-hosted pre-validation: each URL the customer's CURRENT server must redirect.
+
+    [{"domain", "redirect_from", "redirect_to"}] as CloudFront gave them; empty otherwise.
+    """
+    certificate = (domain.checks or {}).get("certificate") or {}
+    return [dict(v) for v in certificate.get("http_validation") or []]
+
+
 def edge_truth_for_hostname(hostname: str) -> CustomDomain | None:
     """The record whose state the edge item for `hostname` must reflect.
 

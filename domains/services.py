@@ -30,6 +30,7 @@ from domains.errors import (
     Throttled,
 )
 from domains.hostnames import HostnameError, validate_custom_hostname
+from domains.integrations import cdn
 from domains.models import (
     EDGE_ROUTED_STATUSES,
     WRITE_ROLES,
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 User = AbstractBaseUser
 LIVE_STATUSES = (
     DomainStatus.PENDING_VALIDATION,
+    DomainStatus.DEPLOYING,
     DomainStatus.ACTIVE,
     DomainStatus.MISCONFIGURED,
 )
@@ -164,13 +166,27 @@ def transition(
 # --- register -----------------------------------------------------------------------------
 
 
+PREVALIDATION_MODES = ("", "acm", "self-hosted")
+
+
 def domain_register(
-    *, workspace: Workspace, hostname: object, by: User | None, source: str = "api"
+    *, workspace: Workspace, hostname: object, by: User | None, source: str = "api",
+    prevalidation: str = "",
 ) -> CustomDomain:
     try:
         host = validate_custom_hostname(hostname)
     except HostnameError as exc:
         raise InvalidInput(exc.message, code=exc.code, field="hostname") from exc
+    if prevalidation not in PREVALIDATION_MODES:
+        raise InvalidInput("prevalidation must be one of: acm, self-hosted (or empty).",
+                           code="invalid", field="prevalidation")
+    managed = cdn.strategy().managed_certificates
+    if prevalidation and not managed:
+        raise InvalidInput(
+            "Pre-validation needs the saas-tenant CDN strategy; this platform validates every "
+            "certificate by DNS before attaching anyway.",
+            code="prevalidation_unavailable", field="prevalidation")
+    needs_acm = not managed or prevalidation == "acm"
 
     limit = workspace.domain_limit
     if limit <= 0:
@@ -181,8 +197,8 @@ def domain_register(
         )
     pending_certs = CustomDomain.objects.filter(
         status=DomainStatus.PENDING_VALIDATION
-    ).count()
-    if pending_certs >= settings.VEDOMAINS_ACM_MAX_PENDING:
+    ).count() if needs_acm else 0
+    if needs_acm and pending_certs >= settings.VEDOMAINS_ACM_MAX_PENDING:
         # ACM limits how many certificates an account may request; stay under it rather
         # than fail every request once it is reached.
         raise Throttled(
@@ -269,6 +285,7 @@ def domain_register(
                 fast_checks_until=now + settings.VEDOMAINS_FAST_CHECK_WINDOW,
                 edge_version=last_version,
                 edge_synced_version=last_version,
+                prevalidation=prevalidation,
             )
             event_record(
                 domain=domain,
@@ -279,7 +296,11 @@ def domain_register(
                 message=f"Registered for workspace {workspace.slug}",
                 data={"ownership_required": ownership_required, "ownership_proven": proof},
             )
-            enqueue_after_commit("request_certificate", domain.pk)
+            if needs_acm:
+                enqueue_after_commit("request_certificate", domain.pk)
+            else:
+                # CloudFront manages the certificate: the first check creates the tenant.
+                enqueue_after_commit("check_domain", domain.pk)
     except IntegrityError as exc:
         # Another request registered the same hostname between our check and our insert.
         raise Conflict(

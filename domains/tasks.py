@@ -13,7 +13,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.conf import settings
 
-from domains import engine
+from domains import capacity, engine
 from domains.integrations.errors import IntegrationError
 
 log = logging.getLogger(__name__)
@@ -122,3 +122,13 @@ from domains.notify_tasks import (  # noqa: E402,F401
     send_notification,
     sweep_expired_certificates,
 )
+
+
+@shared_task(bind=True, acks_late=True, name="domains.tasks.capacity_alert_email")
+def capacity_alert_email(self: Task, alert_id: int) -> int:
+    # SMTP down: retried with the shared backoff; the alert stays on the dashboard anyway.
+    try:
+        return capacity.capacity_alert_email(alert_id=alert_id)
+    except OSError as exc:
+        raise self.retry(exc=exc, countdown=_backoff(self.request.retries), max_retries=8
+                         ) from exc

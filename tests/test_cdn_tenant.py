@@ -1,0 +1,190 @@
+"""The default path on CloudFront SaaS Manager, against the emulator on the moto endpoint.
+
+Real servers: moto + the SaaS Manager emulation (one endpoint), the loopback DNS server and
+the local edge proxy, through which the emulator fetches each managed certificate's HTTP
+validation token (so a certificate issues only when the customer's CNAME points at us).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.core import mail
+
+from domains import capacity, engine, selectors, services
+from domains.integrations import aws
+from domains.models import CapacityAlert, CustomDomain, DomainStatus, EventKind
+from tests.factories import UserFactory, WorkspaceFactory
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+HOST = "gallery.client.com"
+
+
+def _cf() -> Any:
+    return aws.client("cloudfront", "us-east-1")
+
+
+def _check(domain: CustomDomain) -> engine.CheckOutcome:
+    outcome = engine.domain_check(domain_id=domain.pk, force=True)
+    domain.refresh_from_db()
+    return outcome
+
+
+def _until(fn: Callable[[], engine.CheckOutcome], want: str, timeout: float = 15
+           ) -> engine.CheckOutcome:
+    deadline = time.monotonic() + timeout
+    while True:
+        outcome = fn()
+        if outcome.outcome == want:
+            return outcome
+        assert time.monotonic() < deadline, f"never reached {want}: {outcome}"
+        time.sleep(0.1)
+
+
+def test_default_path_asks_for_one_record_and_activates_when_deployed(
+    saas_stack: dict[str, Any], dns_server: Any, moto_server: Any, settings: Any
+) -> None:
+    assert settings.VEDOMAINS_CNAME_TARGET == "domain.ve.ai"
+    workspace = WorkspaceFactory(slug="acme", plan="pro")
+    domain = services.domain_register(workspace=workspace, hostname=HOST, by=None)
+    records = selectors.domain_dns_records(domain)
+    assert [(r["purpose"], r["type"], r["name"], r["value"]) for r in records] == [
+        ("routing", "CNAME", HOST, "domain.ve.ai")]
+    assert engine.domain_request_certificate(domain_id=domain.pk) == "not_needed"
+
+    # The tenant is created at the first check (CloudFront must know the domain to serve
+    # its validation token), with the workspace as a parameter and our tags.
+    assert _check(domain).outcome == "waiting"
+    assert domain.cdn_resource_id.startswith("dt_")
+    tenant = _cf().get_distribution_tenant(Identifier=domain.cdn_resource_id)[
+        "DistributionTenant"]
+    assert tenant["Parameters"] == [{"Name": "workspaceId", "Value": "acme"}]
+    assert {"Key": "vedomains-reference", "Value": f"vedomains-{domain.pk}"} in tenant[
+        "Tags"]["Items"]
+    assert domain.certificate_status == "pending-validation"
+    assert selectors.domain_dns_records(domain) == records  # still exactly one record
+
+    moto_server.saas_configure(deploy_seconds=1.0)
+    dns_server.set_record(HOST, "CNAME", "domain.ve.ai")
+    outcome = _check(domain)
+    assert outcome.outcome == "deploying", outcome
+    assert domain.status == DomainStatus.DEPLOYING and domain.activated_at is None
+    assert domain.certificate_status == "issued"
+    assert domain.next_check_at is not None
+    # No "active" email or webhook yet.
+    assert not domain.events.filter(to_status=DomainStatus.ACTIVE).exists()
+
+    _until(lambda: _check(domain), "activated")
+    assert domain.status == DomainStatus.ACTIVE and domain.activated_at is not None
+    kinds = list(domain.events.filter(kind=EventKind.STATUS_CHANGED)
+                 .values_list("to_status", flat=True))
+    assert kinds == [DomainStatus.DEPLOYING, DomainStatus.ACTIVE]
+
+
+def test_a_retried_create_finds_its_tenant(saas_stack: dict[str, Any], dns_server: Any) -> None:
+    workspace = WorkspaceFactory(slug="acme", plan="pro")
+    domain = services.domain_register(workspace=workspace, hostname=HOST, by=None)
+    _check(domain)
+    first = domain.cdn_resource_id
+    # A crash after CreateDistributionTenant but before the id was stored:
+    CustomDomain.objects.filter(pk=domain.pk).update(cdn_resource_id="")
+    _check(domain)
+    assert domain.cdn_resource_id == first
+    assert len(_cf().list_distribution_tenants()["DistributionTenantList"]) == 1
+
+
+def test_quota_is_a_platform_alert_and_the_domain_waits(
+    saas_stack: dict[str, Any], dns_server: Any, moto_server: Any, settings: Any
+) -> None:
+    UserFactory(is_staff=True, email="ops@ve.ai")
+    moto_server.saas_configure(limits={"tenants": 2})
+    workspace = WorkspaceFactory(slug="acme", plan="business")
+    domains = [services.domain_register(workspace=workspace, hostname=f"d{i}.client.com",
+                                        by=None) for i in range(3)]
+    outcomes = [_check(d).outcome for d in domains]
+    assert outcomes == ["waiting", "waiting", "capacity"]
+    third = domains[2]
+    assert third.status == DomainStatus.PENDING_VALIDATION and not third.cdn_resource_id
+    assert "nothing to do on your side" in third.last_error
+    alert = CapacityAlert.objects.get()
+    assert alert.code == "EntityLimitExceeded" and alert.is_open
+    assert capacity.capacity_alert_email(alert_id=alert.pk) == 1
+    assert "EntityLimitExceeded" in mail.outbox[-1].subject
+
+    moto_server.saas_configure(limits={"tenants": 3})
+    assert _check(third).outcome == "waiting"
+    assert third.cdn_resource_id
+    alert.refresh_from_db()
+    assert not alert.is_open
+
+
+def test_certificate_that_cannot_validate_fails_with_a_clear_reason(
+    saas_stack: dict[str, Any], dns_server: Any, moto_server: Any
+) -> None:
+    moto_server.saas_configure(validation_timeout_seconds=0)
+    workspace = WorkspaceFactory(slug="acme", plan="pro")
+    domain = services.domain_register(workspace=workspace, hostname=HOST, by=None)
+    assert _check(domain).outcome == "failed"
+    assert domain.status == DomainStatus.FAILED
+    assert "could not validate the certificate in time" in domain.last_error
+
+
+def test_removal_disables_waits_for_deployed_then_deletes(
+    saas_stack: dict[str, Any], dns_server: Any, moto_server: Any
+) -> None:
+    workspace = WorkspaceFactory(slug="acme", plan="pro")
+    domain = services.domain_register(workspace=workspace, hostname=HOST, by=None)
+    dns_server.set_record(HOST, "CNAME", "domain.ve.ai")
+    assert _check(domain).outcome == "activated"
+    tenant_id = domain.cdn_resource_id
+
+    moto_server.saas_configure(deploy_seconds=0.5)
+    services.domain_remove(domain=domain, by=None)
+    assert engine.domain_cleanup(domain_id=domain.pk) == "detaching"
+    tenant = _cf().get_distribution_tenant(Identifier=tenant_id)["DistributionTenant"]
+    assert tenant["Enabled"] is False
+    deadline = time.monotonic() + 10
+    while engine.domain_cleanup(domain_id=domain.pk) == "detaching":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert _cf().list_distribution_tenants()["DistributionTenantList"] == []
+
+
+def test_self_hosted_prevalidation_shows_the_token_and_issues_before_the_cname_moves(
+    saas_stack: dict[str, Any], dns_server: Any, moto_server: Any
+) -> None:
+    workspace = WorkspaceFactory(slug="acme", plan="pro")
+    domain = services.domain_register(workspace=workspace, hostname=HOST, by=None,
+                                      prevalidation="self-hosted")
+    dns_server.set_record(HOST, "A", "127.0.0.2")  # the live site, elsewhere
+    assert _check(domain).outcome == "waiting"
+    validation = domain.checks["certificate"]["http_validation"]
+    assert validation[0]["redirect_from"].startswith(f"http://{HOST}/.well-known/")
+    assert selectors.domain_http_validation(domain) == validation
+
+
+def test_acm_prevalidation_attaches_the_issued_certificate_before_the_cname_moves(
+    saas_stack: dict[str, Any], dns_server: Any
+) -> None:
+    workspace = WorkspaceFactory(slug="acme", plan="pro")
+    domain = services.domain_register(workspace=workspace, hostname=HOST, by=None,
+                                      prevalidation="acm")
+    assert engine.domain_request_certificate(domain_id=domain.pk) == "requested"
+    domain.refresh_from_db()
+    purposes = [r["purpose"] for r in selectors.domain_dns_records(domain)]
+    assert purposes == ["routing", "certificate_validation"]
+    _until(lambda: _check(domain), "waiting")
+    deadline = time.monotonic() + 10
+    while not domain.cdn_resource_id:
+        assert time.monotonic() < deadline, "tenant never created"
+        time.sleep(0.2)
+        _check(domain)
+    tenant = _cf().get_distribution_tenant(Identifier=domain.cdn_resource_id)[
+        "DistributionTenant"]
+    assert tenant["Customizations"]["Certificate"]["Arn"] == domain.certificate_arn
+    dns_server.set_record(HOST, "CNAME", "domain.ve.ai")
+    assert _check(domain).outcome == "activated"

@@ -31,6 +31,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from domains.models import (
+    CapacityAlert,
     CustomDomain,
     DeliveryStatus,
     DomainEvent,
@@ -147,6 +148,13 @@ def dashboard_data(now: datetime | None = None) -> dict[str, Any]:
         "webhooks": webhooks,
         "emails": emails,
         "chart": activation_chart(now),
+        # Quotas our CloudFront account hit (issue 13): a platform problem, shown first.
+        "capacity_alerts": [
+            {"code": a.code, "occurrences": a.occurrences, "first_seen_at": a.first_seen_at,
+             "last_hostname": a.last_hostname,
+             "url": reverse("admin:domains_capacityalert_change", args=[a.pk])}
+            for a in CapacityAlert.objects.filter(resolved_at__isnull=True)
+        ],
     }
 
 

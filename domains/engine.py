@@ -557,6 +557,9 @@ def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
             _keep_recorded_attachment(domain, attachment.resource_id, strategy)
         domain.refresh_from_db(fields=["cdn_resource_id"])
 
+    if domain.cdn_resource_id:
+        _apply_prevalidation(domain, strategy, acm_cert)
+
     cert: _TenantCertificate | None = None
     if use_acm and acm_cert is not None:
         cert = _TenantCertificate(acm_cert.issued, acm_cert.status,
@@ -620,6 +623,22 @@ def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
                                      ("certificate", bool(cert and cert.issued))) if not ok]
     return CheckOutcome(domain.pk, domain.hostname, "waiting", domain.status,
                         "waiting for " + ", ".join(waiting))
+
+
+def _apply_prevalidation(domain: CustomDomain, strategy: cdn.CdnStrategy,
+                         acm_cert: acm.Certificate | None) -> None:
+    """Pre-validation asked for after the tenant was made: bring the tenant in line."""
+    if domain.prevalidation == "acm" and acm_cert is not None and acm_cert.issued:
+        state = strategy.state(resource_id=domain.cdn_resource_id)
+        if state is not None and state.certificate_arn != acm_cert.arn:
+            strategy.set_certificate(resource_id=domain.cdn_resource_id,
+                                     certificate_arn=acm_cert.arn)
+    elif domain.prevalidation == "self-hosted":
+        managed = strategy.certificate(resource_id=domain.cdn_resource_id)
+        if managed is not None and managed.token_host != "self-hosted" and not managed.issued:
+            strategy.request_managed_certificate(resource_id=domain.cdn_resource_id,
+                                                 hostname=domain.hostname,
+                                                 validation_host="self-hosted")
 
 
 def _attach_failed(domain: CustomDomain, exc: IntegrationError, checks: dict[str, Any],

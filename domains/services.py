@@ -380,6 +380,37 @@ def domain_request_check(
     return domain
 
 
+def domain_prevalidate(
+    *, domain: CustomDomain, mode: str, by: User | None, source: str = "admin"
+) -> CustomDomain:
+    """Switch a pending domain to pre-validation (issue 13): certificate before the CNAME.
+
+    `acm`: an ACM certificate validated by a DNS record becomes the tenant's certificate;
+    `self-hosted`: CloudFront's HTTP token, served by the customer's current web server.
+    """
+    if mode not in ("acm", "self-hosted"):
+        raise InvalidInput("mode must be acm or self-hosted.", code="invalid", field="mode")
+    if not cdn.strategy().managed_certificates:
+        raise InvalidInput("Pre-validation needs the saas-tenant CDN strategy.",
+                           code="prevalidation_unavailable", field="mode")
+    now = timezone.now()
+    with transaction.atomic():
+        changed = CustomDomain.objects.filter(
+            pk=domain.pk, status=DomainStatus.PENDING_VALIDATION).update(
+            prevalidation=mode, next_check_at=now, updated_at=now,
+            fast_checks_until=now + settings.VEDOMAINS_FAST_CHECK_WINDOW)
+        if not changed:
+            raise InvalidTransition("Only a domain waiting for validation can be pre-validated.",
+                                    code="not_pending")
+        event_record(domain=domain, kind=EventKind.CHECK_REQUESTED, source=source, by=by,
+                     message=f"Pre-validation requested ({mode}).", data={"prevalidation": mode})
+        if mode == "acm":
+            enqueue_after_commit("request_certificate", domain.pk)
+        enqueue_after_commit("check_domain", domain.pk)
+    domain.refresh_from_db()
+    return domain
+
+
 def domain_remove(
     *, domain: CustomDomain, by: User | None, source: str = "api", reason: str = ""
 ) -> CustomDomain:

@@ -131,6 +131,11 @@ def setup(var_dir: Path) -> dict[str, Any]:
     template_id = cdn.create_template_distribution(
         origin_domain=settings.VEDOMAINS_EDGE_ORIGIN_DOMAIN
     )
+    # The default strategy's resources (deploy/saas-manager.yaml in production).
+    multi_tenant_id = cdn.create_multi_tenant_distribution(
+        origin_domain=settings.VEDOMAINS_EDGE_ORIGIN_DOMAIN
+    )
+    group_id, routing_endpoint = cdn.create_connection_group()
     backfill = engine.edge_backfill()
     _say(f"pushed {backfill.get('written', 0)} active mapping(s) to the edge table")
 
@@ -143,6 +148,9 @@ def setup(var_dir: Path) -> dict[str, Any]:
 
     return {
         "template_distribution_id": template_id,
+        "multi_tenant_distribution_id": multi_tenant_id,
+        "connection_group_id": group_id,
+        "routing_endpoint": routing_endpoint,
         "edge_config": str(edge_config_path),
         "admin": ensure_admin(var_dir),
         "demo": ensure_member(

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from django.core import mail
+from django.test import Client
 
 from domains import capacity, engine, selectors, services
 from domains.integrations import aws
@@ -115,11 +116,18 @@ def test_quota_is_a_platform_alert_and_the_domain_waits(
     assert capacity.capacity_alert_email(alert_id=alert.pk) == 1
     assert "EntityLimitExceeded" in mail.outbox[-1].subject
 
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(staff)
+    page = client.get("/admin/domains/dashboard/").content.decode()
+    assert "Platform capacity" in page and "EntityLimitExceeded" in page
+
     moto_server.saas_configure(limits={"tenants": 3})
     assert _check(third).outcome == "waiting"
     assert third.cdn_resource_id
     alert.refresh_from_db()
     assert not alert.is_open
+    assert "Platform capacity" not in client.get("/admin/domains/dashboard/").content.decode()
 
 
 def test_certificate_that_cannot_validate_fails_with_a_clear_reason(

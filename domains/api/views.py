@@ -128,12 +128,14 @@ class _WriteOnPost(APIView):
             return [RegisterUserThrottle()]
         return []
 
-    def _register(self, request: Request, *, hostname: str, slug: str, ws_field: str) -> Response:
+    def _register(self, request: Request, *, hostname: str, slug: str, ws_field: str,
+                  prevalidation: str = "") -> Response:
         workspace = visible_workspace(user=request.user, slug=slug, field=ws_field)
         self.check_object_permissions(request, workspace)
         throttle_workspace(request, self, scope=REGISTER_WORKSPACE_SCOPE, workspace=workspace)
         domain = services.domain_register(
-            workspace=workspace, hostname=hostname, by=request.user, source="api"
+            workspace=workspace, hostname=hostname, by=request.user, source="api",
+            prevalidation=prevalidation,
         )
         return _record(domain, status.HTTP_201_CREATED, headers=_location(domain))
 
@@ -214,6 +216,7 @@ class DomainListCreateView(_WriteOnPost, generics.ListAPIView):
             hostname=body.validated_data["hostname"],
             slug=body.validated_data["workspace"],
             ws_field="workspace",
+            prevalidation=body.validated_data.get("prevalidation", ""),
         )
 
 

@@ -223,6 +223,7 @@ class ResourceState:
     status: str  # InProgress | Deployed
     enabled: bool
     domains: tuple[str, ...] = ()
+    certificate_arn: str = ""  # a tenant's own (pre-validated ACM) certificate, if any
 
     @property
     def deployed(self) -> bool:
@@ -378,6 +379,8 @@ class SaasTenant:
             resource_id=tenant["Id"], status=str(tenant.get("Status", "")),
             enabled=bool(tenant.get("Enabled")),
             domains=tuple(d["Domain"] for d in tenant.get("Domains") or []),
+            certificate_arn=str(((tenant.get("Customizations") or {}).get("Certificate") or {})
+                                .get("Arn", "")),
         )
 
     def certificate(self, *, resource_id: str) -> CertificateState | None:
@@ -416,6 +419,22 @@ class SaasTenant:
 
         _with_etag_retries(attempt, gone="EntityNotFound", not_ready="ResourceNotDisabled",
                            what="tenant")
+
+    def request_managed_certificate(self, *, resource_id: str, hostname: str,
+                                    validation_host: str) -> None:
+        """Ask CloudFront for a (new) managed certificate validated by `validation_host`."""
+        def attempt() -> Detachment | None:
+            got = self._get(resource_id)
+            if got is None:
+                raise IntegrationError("The distribution tenant is gone.", permanent=True,
+                                       code="EntityNotFound")
+            _cf().update_distribution_tenant(
+                Id=resource_id, IfMatch=got["ETag"],
+                ManagedCertificateRequest={"ValidationTokenHost": validation_host,
+                                           "PrimaryDomainName": hostname})
+            return Detachment(True, "certificate requested")
+
+        _with_etag_retries(attempt, gone="__never__", not_ready="__never__", what="tenant")
 
     def detach(self, *, resource_id: str) -> Detachment:
         """Disable, wait until CloudFront has deployed that, then delete; call until done.

@@ -1,0 +1,68 @@
+"""Django system checks for the CDN settings (issue 13).
+
+A missing or inconsistent CDN setting stops start-up with the setting's name (`manage.py
+check`, runserver, migrate, the deploy's release step) instead of failing customers' domains
+one by one at attach time. Kept in their own function so the project's system-checks module
+(issue 12) can register them next to the others.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, register
+
+
+@register(Tags.compatibility, deploy=False)
+def check_cdn_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    return cdn_settings_problems()
+
+
+def cdn_settings_problems() -> list[CheckMessage]:
+    problems: list[CheckMessage] = []
+    strategy = settings.VEDOMAINS_CDN_STRATEGY
+    if strategy == "saas-tenant":
+        if not settings.VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID:
+            problems.append(Error(
+                "VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID is not set.",
+                hint="The saas-tenant strategy adds a tenant per domain to this multi-tenant "
+                     "distribution (output MultiTenantDistributionId of "
+                     "deploy/saas-manager.yaml), or set VEDOMAINS_CDN_STRATEGY="
+                     "distribution-per-domain.",
+                id="vedomains.E101"))
+        if not settings.VEDOMAINS_CDN_CONNECTION_GROUP_ID:
+            problems.append(Error(
+                "VEDOMAINS_CDN_CONNECTION_GROUP_ID is not set.",
+                hint="Without it tenants join CloudFront's default connection group, whose "
+                     "routing endpoint the CNAME target does not point at (output "
+                     "ConnectionGroupId of deploy/saas-manager.yaml).",
+                id="vedomains.E102"))
+        if not settings.VEDOMAINS_CDN_WORKSPACE_PARAMETER:
+            problems.append(Error(
+                "VEDOMAINS_CDN_WORKSPACE_PARAMETER is empty.",
+                hint="Name of the tenant parameter carrying the workspace id (workspaceId).",
+                id="vedomains.E103"))
+    elif not settings.VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID:
+        problems.append(Error(
+            "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID is not set.",
+            hint="The distribution-per-domain strategy clones this distribution for each "
+                 "domain (deploy/cloudfront.yaml).",
+            id="vedomains.E104"))
+    apex = list(settings.VEDOMAINS_CDN_APEX_IPS)
+    for value in apex:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            problems.append(Error(
+                f"VEDOMAINS_CDN_APEX_IPS has {value!r}, which is not an IP address.",
+                hint="The connection group's anycast static IP list, comma-separated.",
+                id="vedomains.E105"))
+    if apex and strategy != "saas-tenant":
+        problems.append(Error(
+            "VEDOMAINS_CDN_APEX_IPS is set but the strategy is distribution-per-domain.",
+            hint="Apex domains are served through the connection group's anycast IP list, "
+                 "which only the saas-tenant strategy uses.",
+            id="vedomains.E106"))
+    return problems

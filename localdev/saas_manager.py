@@ -619,10 +619,12 @@ class SaasManager:
         domain = str(req.get("Domain", "")).lower()
         target = req.get("TargetResource") or {}
         target_id = target.get("DistributionTenantId")
+        if not target_id and target.get("DistributionId"):
+            return self._move_to_distribution(domain, target["DistributionId"],
+                                              req.get("IfMatch"))
         if not target_id:
-            # Moving onto a standard distribution would need moto's internals; the product
-            # only moves domains between tenants.
-            raise ApiError("InvalidArgument", "Only DistributionTenantId targets are emulated.")
+            raise ApiError("InvalidArgument", "TargetResource needs DistributionTenantId or "
+                                              "DistributionId.")
         dest = self._tenant(target_id)
         self._check_etag(req.get("IfMatch"), dest.etag)
         holder = self._holder(domain)
@@ -646,6 +648,27 @@ class SaasManager:
         source.changed(self._deploy_seconds())
         dest.changed(self._deploy_seconds())
         return {"Domain": domain, "ResourceId": dest.id, "ETag": dest.etag}
+
+    def _move_to_distribution(self, domain: str, dist_id: str, if_match: str | None
+                              ) -> dict[str, Any]:
+        """A tenant's domain onto a standard distribution (moto's) as an alias."""
+        dist = _moto_distribution(dist_id)
+        if dist is None:
+            raise ApiError("EntityNotFound", f"The distribution {dist_id} does not exist.")
+        self._check_etag(if_match, dist.etag)
+        holder = self._holder(domain)
+        if holder is None or holder[0] != "distribution-tenant":
+            raise ApiError("EntityNotFound", f"No distribution tenant holds {domain}.")
+        source = self.tenants[holder[1]]
+        if source.enabled:
+            raise ApiError("IllegalUpdate", "Disable the source distribution tenant before "
+                                            "moving its domain.")
+        source.domains = [d for d in source.domains if d["Domain"] != domain]
+        source.changed(self._deploy_seconds())
+        kept = _alias_items(dist.distribution_config.Aliases) + [domain]
+        dist.distribution_config.Aliases = {"Quantity": len(kept), "Items": kept}
+        dist.etag = _etag()
+        return {"Domain": domain, "ResourceId": dist_id, "ETag": dist.etag}
 
     # -- managed certificate validation ------------------------------------------------------
 
@@ -969,4 +992,13 @@ def _drop_moto_alias(distribution_id: str, domain: str) -> None:
             kept = [a for a in _alias_items(dist.distribution_config.Aliases)
                     if a.lower() != domain]
             dist.distribution_config.Aliases = (
-                {"Quantity": len(kept), "Items": {"CNAME": kept}} if kept else {"Quantity": 0})
+                {"Quantity": len(kept), "Items": kept} if kept else {"Quantity": 0})
+
+
+def _moto_distribution(distribution_id: str) -> Any:
+    for account_backends in cloudfront_backends.values():
+        for backend in account_backends.values():
+            dist = backend.distributions.get(distribution_id)
+            if dist is not None:
+                return dist
+    return None

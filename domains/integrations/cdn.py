@@ -160,6 +160,18 @@ class DistributionPerDomain:
     def certificate(self, *, resource_id: str) -> CertificateState | None:
         return None  # the per-domain strategy uses ACM certificates (domains.integrations.acm)
 
+    def create_without_alias(self, *, hostname: str, certificate_arn: str,
+                             reference: str) -> str:
+        """A clone for `hostname` that does not claim it yet (a domain is moved onto it)."""
+        try:
+            template = _cf().get_distribution_config(Id=self.template_id)["DistributionConfig"]
+            config = self.build_config(template, hostname=hostname,
+                                       certificate_arn=certificate_arn, reference=reference)
+            config["Aliases"] = {"Quantity": 0}
+            return str(_cf().create_distribution(DistributionConfig=config)["Distribution"]["Id"])
+        except (ClientError, BotoCoreError) as exc:
+            raise _raise(exc, "cloudfront.CreateDistribution") from exc
+
     def find_by_alias(self, hostname: str) -> Attachment | None:
         try:
             pages = _cf().get_paginator("list_distributions").paginate()
@@ -456,6 +468,27 @@ class SaasTenant:
 
         return _with_etag_retries(attempt, gone="EntityNotFound", not_ready="ResourceNotDisabled",
                                   what="tenant")
+
+    def disable(self, *, resource_id: str) -> None:
+        """Stop serving (the first step of a delete or of moving the domain away)."""
+        def attempt() -> Detachment | None:
+            got = self._get(resource_id)
+            if got is None or not got["DistributionTenant"].get("Enabled"):
+                return Detachment(True, "disabled")
+            _cf().update_distribution_tenant(Id=resource_id, IfMatch=got["ETag"], Enabled=False)
+            return Detachment(True, "disabled")
+
+        _with_etag_retries(attempt, gone="EntityNotFound", not_ready="__never__", what="tenant")
+
+    def move_domain_to_distribution(self, *, hostname: str, distribution_id: str) -> None:
+        """UpdateDomainAssociation onto a standard distribution (the source must be disabled)."""
+        def attempt() -> Detachment | None:
+            etag = _cf().get_distribution_config(Id=distribution_id)["ETag"]
+            _cf().update_domain_association(Domain=hostname, IfMatch=etag,
+                                            TargetResource={"DistributionId": distribution_id})
+            return Detachment(True, "moved")
+
+        _with_etag_retries(attempt, gone="__never__", not_ready="__never__", what="distribution")
 
     def move_domain(self, *, hostname: str, to_resource_id: str) -> None:
         """Move `hostname` to another tenant in one step (the source must be disabled)."""

@@ -32,9 +32,9 @@ from bench.common import (
     setup_database,
 )
 
-BENCHMARKS: Final = ("edge", "checks", "sync", "api", "ttl")
+BENCHMARKS: Final = ("edge", "checks", "sync", "api", "ttl", "cdn")
 # Benchmarks that need the throwaway Django database.
-NEEDS_DB: Final = frozenset({"checks", "sync", "api", "ttl"})
+NEEDS_DB: Final = frozenset({"checks", "sync", "api", "ttl", "cdn"})
 
 
 def machine() -> dict[str, str]:
@@ -144,6 +144,10 @@ def _runner(name: str) -> Callable[..., list[Row]]:
         from bench import api
 
         return api.run
+    if name == "cdn":
+        from bench import cdn
+
+        return cdn.run
     from bench import ttl
 
     return ttl.run

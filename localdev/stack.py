@@ -82,6 +82,8 @@ LOCAL_SETTING_DEFAULTS: Final[Mapping[str, str]] = {
     "VEDOMAINS_DNS_TIMEOUT": "2",
     "VEDOMAINS_EDGE_POSITIVE_TTL": "30",
     "VEDOMAINS_EDGE_NEGATIVE_TTL": "5",
+    # A domain CloudFront is deploying (status "deploying") is looked at every 3 s.
+    "VEDOMAINS_CDN_DEPLOY_CHECK_SECONDS": "3",
 }
 
 

@@ -298,3 +298,9 @@ def test_stubbed_saas_tenant_detach_of_a_deleted_tenant_is_done(stubbed_cf: Stub
         "get_distribution_tenant", service_error_code="EntityNotFound", http_status_code=404
     )
     assert cdn.SaasTenant("EMT", "").detach(resource_id="dt_gone").done is True
+
+
+def test_throttling_is_not_capacity() -> None:
+    assert not cdn.is_capacity_code("TooManyRequests")
+    assert not cdn.is_capacity_code("TooManyRequestsException")
+    assert cdn.is_capacity_code("TooManyDistributionTenants")

@@ -269,6 +269,8 @@ def is_capacity_code(code: str) -> bool:
     Policy (100 by default), EntityLimitExceeded (tenants, domains, connection groups).
     https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cloudfront-limits.html
     """
+    if code in aws.TRANSIENT_CODES or code in {"TooManyRequests", "TooManyRequestsException"}:
+        return False  # throttling ("slow down"), not a quota
     return code.startswith("TooMany") or code in CAPACITY_CODES
 
 

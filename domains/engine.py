@@ -51,14 +51,43 @@ class CheckOutcome:
 # --- scheduling -----------------------------------------------------------------------------
 
 
-def domains_due(*, limit: int = 10000, now: datetime | None = None) -> list[int]:
-    """Ids of domains whose next check (or cleanup step) is due, most overdue first."""
+def _due(now: datetime, *, queued: bool = False) -> Any:
+    due = CustomDomain.objects.filter(next_check_at__lte=now)
+    if not queued:
+        due = due.filter(
+            Q(dispatched_for__isnull=True)
+            | ~Q(dispatched_for=F("next_check_at"))
+            | Q(dispatched_at__lte=now - settings.VEDOMAINS_DISPATCH_LEASE)
+        )
+    return due.order_by("next_check_at")
+
+
+def domains_due(*, limit: int = 10000, now: datetime | None = None,
+                queued: bool = False) -> list[int]:
+    """Ids of domains whose next check (or cleanup step) is due, most overdue first.
+
+    Without `queued`, leaves out those the dispatcher has queued and no worker started yet.
+    """
+    return list(_due(now or timezone.now(), queued=queued).values_list("pk", flat=True)[:limit])
+
+
+def domains_dispatch(*, limit: int = 10000, now: datetime | None = None) -> list[int]:
+    """Take the due domains for queueing: each due time is handed out once.
+
+    Two beats at once get disjoint ids (skip_locked). A check that starts moves the due
+    time (see `claim`), and so does any reschedule; a queued check that never runs (its
+    message lost) is handed out again when the lease ends.
+    """
     now = now or timezone.now()
-    return list(
-        CustomDomain.objects.filter(next_check_at__lte=now)
-        .order_by("next_check_at")
-        .values_list("pk", flat=True)[:limit]
-    )
+    with transaction.atomic():
+        ids = list(
+            _due(now).select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit]
+        )
+        if ids:
+            CustomDomain.objects.filter(pk__in=ids).update(
+                dispatched_for=F("next_check_at"), dispatched_at=now
+            )
+    return ids
 
 
 def next_interval(domain: CustomDomain, now: datetime) -> timedelta:
@@ -976,7 +1005,7 @@ def _reconcile_page(items: list[EdgeItem], report: ReconcileReport, *, repair: b
                 if repair:
                     edge_store.put_item(EdgeItem(item.domain, item.workspace_id, "inactive",
                                                  item.version + 1,
-                                                 updated_at=timezone.now().isoformat()))
+                                                 updated_at=edge_store.item_timestamp(timezone.now())))
                     report.repaired += 1
             continue
         expected = EdgeItem.from_plain(selectors.edge_item_for(truth))

@@ -116,10 +116,11 @@ def validate_custom_hostname(raw: object) -> str:
             f"'{host}' is a public suffix; register a name under it instead.",
             code="public_suffix",
         )
-    if psl.privatesuffix(host) == host and not settings.VEDOMAINS_ALLOW_APEX:
+    if psl.privatesuffix(host) == host:
         raise HostnameError(
             f"'{host}' is an apex domain, and DNS does not allow a CNAME at the apex. "
-            f"Use a subdomain such as 'www.{host}' or 'gallery.{host}'.",
+            f"Use a subdomain such as 'www.{host}' or 'gallery.{host}'; to serve visitors who "
+            f"type '{host}', have your DNS provider redirect it to that subdomain.",
             code="apex_not_supported",
         )
     return host

@@ -140,6 +140,12 @@ class CustomDomain(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     last_checked_at = models.DateTimeField(null=True, blank=True)
     next_check_at = models.DateTimeField(null=True, blank=True)
+    # The due time (`next_check_at`) the dispatcher last queued a check for, and when: a
+    # due time is queued once (a backlog holds each domain once, not once per beat tick),
+    # again only after VEDOMAINS_DISPATCH_LEASE (a lost message). Any reschedule makes a
+    # new due time, so nothing has to clear these.
+    dispatched_for = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     # Checks run every few seconds until then (after registration or a user's "verify").
     fast_checks_until = models.DateTimeField(null=True, blank=True)
     verified_at = models.DateTimeField(null=True, blank=True)
@@ -169,7 +175,13 @@ class CustomDomain(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["status", "next_check_at"], name="domain_due_idx"),
+            # The dispatcher's "what is due, most overdue first" reads this index in order
+            # and stops at its limit; rows with no next check (failed, done) are not in it.
+            models.Index(
+                fields=["next_check_at"],
+                condition=Q(next_check_at__isnull=False),
+                name="domain_next_check_idx",
+            ),
             models.Index(fields=["workspace", "status"], name="domain_ws_status_idx"),
             # The API lists a workspace's domains newest first: one page is read from this
             # index however many domains the workspace has.

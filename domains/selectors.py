@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
+from domains.integrations import edge_store
 from domains.models import CustomDomain, DomainStatus, Membership, Workspace
 
 
@@ -88,6 +89,54 @@ def domain_http_validation(domain: CustomDomain) -> list[dict[str, str]]:
     return [dict(v) for v in certificate.get("http_validation") or []]
 
 
+# The seed frontend's vocabulary for `GET /api/domains/verify/<domain>`; it shows `message`.
+SEED_VERIFIED = "verified"
+SEED_INVALID_CNAME = "invalid_cname"
+SEED_PENDING = "pending_validation"
+SEED_ERROR = "error"
+
+
+def domain_seed_status(domain: CustomDomain) -> tuple[str, str]:
+    """(status, message) in the seed's words, for a frontend written against the seed.
+
+    The seed knew four answers; ours has more states, so each maps to the answer whose
+    message tells the customer what to do next.
+    """
+    target = settings.VEDOMAINS_CNAME_TARGET
+    dns_check = (domain.checks or {}).get("dns") if isinstance(domain.checks, dict) else None
+    if domain.status == DomainStatus.ACTIVE:
+        return SEED_VERIFIED, "Domain verified and mapped successfully"
+    if domain.status == DomainStatus.MISCONFIGURED:
+        return SEED_INVALID_CNAME, (
+            f"Please ensure CNAME points to {target}. The domain stops serving if it is "
+            "not fixed within the grace period."
+        )
+    if domain.status == DomainStatus.FAILED:
+        return SEED_ERROR, domain.last_error or "Could not verify domain. Check DNS configuration."
+    if domain.status == DomainStatus.REMOVED:
+        return SEED_ERROR, "This domain was removed; register it again to use it."
+    if domain.status == DomainStatus.DEPLOYING:
+        return SEED_PENDING, ("DNS and the TLS certificate are ready; CloudFront is deploying "
+                              "the domain. It goes live within minutes.")
+    if dns_check is None:
+        return SEED_PENDING, f"Add a CNAME record for {domain.hostname} pointing to {target}."
+    if dns_check.get("transient"):
+        return SEED_ERROR, (
+            "Could not verify domain right now (DNS did not answer). Check DNS configuration; "
+            "we retry automatically."
+        )
+    if not dns_check.get("ok"):
+        return SEED_INVALID_CNAME, f"Please ensure CNAME points to {target}"
+    if domain.ownership_required and domain.ownership_verified_at is None:
+        return SEED_PENDING, (
+            f"Add the TXT record {domain.ownership_record_name} to prove you own the domain."
+        )
+    return SEED_PENDING, (
+        "DNS is set up correctly; the TLS certificate is being issued. This usually takes a "
+        "few minutes."
+    )
+
+
 def edge_truth_for_hostname(hostname: str) -> CustomDomain | None:
     """The record whose state the edge item for `hostname` must reflect.
 
@@ -111,8 +160,8 @@ def edge_item_for(domain: CustomDomain) -> dict[str, Any]:
         "domain": domain.hostname,
         "workspaceId": domain.workspace.slug,
         "status": "active" if active else "inactive",
-        "createdAt": domain.created_at.isoformat(),
-        "verifiedAt": domain.verified_at.isoformat() if domain.verified_at else "",
-        "updatedAt": domain.updated_at.isoformat(),
+        "createdAt": edge_store.item_timestamp(domain.created_at),
+        "verifiedAt": edge_store.item_timestamp(domain.verified_at),
+        "updatedAt": edge_store.item_timestamp(domain.updated_at),
         "version": domain.edge_version,
     }

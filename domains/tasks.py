@@ -93,7 +93,7 @@ def dispatch_due_checks() -> int:
     AWS clients, while staying small enough that many workers share a large backlog. Each
     domain is claimed inside the batch, so overlapping dispatches cannot double-check.
     """
-    ids = engine.domains_due(limit=settings.VEDOMAINS_DISPATCH_LIMIT)
+    ids = engine.domains_dispatch(limit=settings.VEDOMAINS_DISPATCH_LIMIT)
     size = settings.VEDOMAINS_DISPATCH_CHUNK
     for start in range(0, len(ids), size):
         send(check_batch, ids[start : start + size])

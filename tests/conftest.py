@@ -36,6 +36,13 @@ def _per_domain_strategy_unless_saas(settings):  # type: ignore[no-untyped-def]
     settings.VEDOMAINS_CDN_STRATEGY = "distribution-per-domain"
 
 
+@pytest.fixture(autouse=True)
+def _no_aws_rate_limits(settings):  # type: ignore[no-untyped-def]
+    # The fleet-wide buckets live in Redis and outlast a test: one test's calls would slow
+    # the next. Tests of the limiter set their own limits.
+    settings.VEDOMAINS_AWS_RATE_LIMITS = {}
+
+
 @pytest.fixture
 def workspace(db):  # type: ignore[no-untyped-def]
     return WorkspaceFactory(slug="acme", plan="pro")

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from django.conf import settings
 
 # --- TCP proxy -----------------------------------------------------------------------------
 
@@ -252,12 +253,15 @@ class RedisServer:
     def stop(self) -> None:
         self.kill()
 
-    def queued(self, queue: str = "celery") -> int:
-        return int(redis.Redis.from_url(self.url).llen(queue))
+    def queued(self) -> int:
+        """Messages waiting in all the app's queues."""
+        client = redis.Redis.from_url(self.url)
+        return sum(int(client.llen(queue)) for queue in settings.CELERY_TASK_QUEUES)
 
-    def queued_tasks(self, queue: str = "celery") -> Counter[str]:
-        """Task names of the messages waiting in `queue` (Celery message protocol 2)."""
-        raw = redis.Redis.from_url(self.url).lrange(queue, 0, -1)
+    def queued_tasks(self) -> Counter[str]:
+        """Task names of the messages waiting in all queues (Celery message protocol 2)."""
+        client = redis.Redis.from_url(self.url)
+        raw = [m for queue in settings.CELERY_TASK_QUEUES for m in client.lrange(queue, 0, -1)]
         return Counter(json.loads(m).get("headers", {}).get("task", "?") for m in raw)
 
 

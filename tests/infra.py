@@ -208,7 +208,9 @@ class WorkerProcess:
         concurrency: int = 2,
         extra_env: dict[str, str] | None = None,
         beat: bool = False,
+        queues: list[str] | None = None,
     ) -> None:
+        self.queues = queues
         self.broker_url = broker_url
         self.log_path = log_path
         self.concurrency = concurrency
@@ -233,6 +235,8 @@ class WorkerProcess:
         ]
         if self.beat:
             cmd += ["--beat", "--schedule", str(self.log_path.with_suffix(".beat"))]
+        if self.queues:
+            cmd += ["-Q", ",".join(self.queues)]
         env = subprocess_env({"CELERY_BROKER_URL": self.broker_url, **self.extra_env})
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(

@@ -94,11 +94,12 @@ def test_validate_accepts(raw: str) -> None:
     assert validate_custom_hostname(raw) == raw
 
 
-def test_apex_allowed_when_configured(settings: Any) -> None:
-    settings.VEDOMAINS_ALLOW_APEX = True
-    assert validate_custom_hostname("client.com") == "client.com"
-    with pytest.raises(HostnameError):
-        validate_custom_hostname("co.uk")
+@pytest.mark.parametrize("raw", ["client.com", "client.co.uk", "user.github.io"])
+def test_apex_is_refused_with_what_to_use_instead(raw: str) -> None:
+    with pytest.raises(HostnameError) as info:
+        validate_custom_hostname(raw)
+    assert info.value.code == "apex_not_supported"
+    assert f"www.{raw}" in info.value.message
 
 
 def test_reserved_domains_from_settings(settings: Any) -> None:

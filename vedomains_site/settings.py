@@ -191,6 +191,19 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_IGNORE_RESULT = True
+# Three queues, so a flood of checks never delays an edge push or a webhook: production runs
+# a worker per queue (`celery -A vedomains_site worker -Q edge`); a worker started without
+# -Q (development, tests) consumes all three. Anything not routed goes to `checks`.
+CELERY_TASK_QUEUES = {"checks": {}, "edge": {}, "notifications": {}}
+CELERY_TASK_DEFAULT_QUEUE = "checks"
+CELERY_TASK_ROUTES = {
+    "domains.tasks.sync_edge": {"queue": "edge"},
+    "domains.tasks.sync_pending_edges": {"queue": "edge"},
+    "domains.tasks.reconcile_edge": {"queue": "edge"},
+    "domains.tasks.deliver_webhook": {"queue": "notifications"},
+    "domains.tasks.send_notification": {"queue": "notifications"},
+    "domains.tasks.dispatch_notifications": {"queue": "notifications"},
+}
 CELERY_TIMEZONE = "UTC"
 
 # --- Domains --------------------------------------------------------------------------------
@@ -199,8 +212,14 @@ CELERY_TIMEZONE = "UTC"
 VEDOMAINS_CNAME_TARGET = env.str("VEDOMAINS_CNAME_TARGET", default="domain.ve.ai").lower()
 VEDOMAINS_PLATFORM_DOMAIN = env.str("VEDOMAINS_PLATFORM_DOMAIN", default="ve.ai").lower()
 VEDOMAINS_RESERVED_DOMAINS = env.list("VEDOMAINS_RESERVED_DOMAINS", default=[])
-# Apex names cannot carry a CNAME; allow them only where ALIAS/ANAME support is offered.
-VEDOMAINS_ALLOW_APEX = env.bool("VEDOMAINS_ALLOW_APEX", default=False)
+# Apex names cannot carry a CNAME and the check follows a CNAME, so an apex domain accepted
+# here would sit pending until it failed. The setting that allowed it is refused by name so
+# that a deployment still setting it learns why at start-up, not from customers.
+if "VEDOMAINS_ALLOW_APEX" in os.environ:
+    raise ImproperlyConfigured(
+        "VEDOMAINS_ALLOW_APEX is no longer supported: apex domains cannot be verified through "
+        "a CNAME. Remove it; customers use a subdomain such as www.<domain>."
+    )
 # "always": every domain proves ownership with a TXT record; "previously-held": only
 # hostnames that were active for another workspace before (takeover protection).
 VEDOMAINS_OWNERSHIP_TXT = env.str("VEDOMAINS_OWNERSHIP_TXT", default="previously-held")
@@ -230,6 +249,25 @@ VEDOMAINS_AWS_ENDPOINT_URL = env.str("VEDOMAINS_AWS_ENDPOINT_URL", default="") o
 VEDOMAINS_AWS_REGION = env.str("VEDOMAINS_AWS_REGION", default="us-east-1")
 VEDOMAINS_AWS_CONNECT_TIMEOUT = env.float("VEDOMAINS_AWS_CONNECT_TIMEOUT", default=3.0)
 VEDOMAINS_AWS_READ_TIMEOUT = env.float("VEDOMAINS_AWS_READ_TIMEOUT", default=10.0)
+# Calls a second per "service.Operation" (or "service.*" for one bucket shared by the
+# service's other operations), for the whole fleet: AWS throttles per account. The defaults
+# are 80 % of ACM's documented rates (the rest is left to other tools in the account);
+# CloudFront publishes no per-operation rates. DynamoDB (on-demand) is not limited.
+VEDOMAINS_AWS_RATE_LIMITS = env.json(
+    "VEDOMAINS_AWS_RATE_LIMITS",
+    default={
+        "acm.RequestCertificate": 4,
+        "acm.DescribeCertificate": 8,
+        "acm.DeleteCertificate": 8,
+        "acm.ListCertificates": 6,
+        "cloudfront.*": 8,
+    },
+)
+# How long a call waits for a token before it is retried later as a transient error.
+VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT = env.float("VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT", default=5.0)
+VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL = env.str(
+    "VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL", default=""
+) or CELERY_BROKER_URL
 VEDOMAINS_EDGE_TABLE = env.str("VEDOMAINS_EDGE_TABLE", default="domain-workspace-mappings")
 VEDOMAINS_EDGE_REPLICA_REGIONS = env.list(
     "VEDOMAINS_EDGE_REPLICA_REGIONS",
@@ -283,6 +321,11 @@ VEDOMAINS_FAST_CHECK_WINDOW = timedelta(minutes=env.int("VEDOMAINS_FAST_CHECK_MI
 VEDOMAINS_MAX_CHECK_INTERVAL = timedelta(hours=env.int("VEDOMAINS_MAX_CHECK_HOURS", default=6))
 VEDOMAINS_CHECK_LEASE = timedelta(seconds=env.int("VEDOMAINS_CHECK_LEASE_SECONDS", default=300))
 VEDOMAINS_DISPATCH_LIMIT = env.int("VEDOMAINS_DISPATCH_LIMIT", default=10000)
+# A queued check is not queued again for this long; a check whose message was lost runs
+# once the lease ends. Longer than the queue's worst expected wait, or a backlog repeats.
+VEDOMAINS_DISPATCH_LEASE = timedelta(
+    seconds=env.int("VEDOMAINS_DISPATCH_LEASE_SECONDS", default=600)
+)
 VEDOMAINS_DISPATCH_CHUNK = max(1, env.int("VEDOMAINS_DISPATCH_CHUNK", default=25))
 VEDOMAINS_PENDING_TIMEOUT = timedelta(hours=env.int("VEDOMAINS_PENDING_TIMEOUT_HOURS", default=72))
 VEDOMAINS_ACTIVE_RECHECK = timedelta(hours=env.int("VEDOMAINS_ACTIVE_RECHECK_HOURS", default=24))

@@ -159,15 +159,58 @@ class DomainSerializer(serializers.ModelSerializer):
         return obj.checks if isinstance(obj.checks, dict) else {}
 
 
-class LegacyVerifySerializer(DomainSerializer):
+class _SeedAnswerSerializer(DomainSerializer):
+    """The record as on our paths, with `status` and `message` in the seed's words.
+
+    The seed frontend reads `status` and shows `message`; the record's own status, which our
+    paths call `status`, is `state` here.
+    """
+
+    status = serializers.SerializerMethodField(
+        help_text="The seed's answer: `verified`, `invalid_cname`, `pending_validation` or "
+        "`error`."
+    )
+    message = serializers.SerializerMethodField(help_text="What to tell the customer.")
+    state = serializers.ChoiceField(
+        source="status", choices=DomainStatus.choices, read_only=True,
+        help_text="The record's status, as `status` on the other paths.",
+    )
+
+    class Meta(DomainSerializer.Meta):
+        fields = [
+            "status", "message", "state",
+            *(name for name in DomainSerializer.Meta.fields if name != "status"),
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(
+        serializers.ChoiceField(
+            choices=[
+                selectors.SEED_VERIFIED, selectors.SEED_INVALID_CNAME, selectors.SEED_PENDING,
+                selectors.SEED_ERROR,
+            ]
+        )
+    )
+    def get_status(self, obj: CustomDomain) -> str:
+        return selectors.domain_seed_status(obj)[0]
+
+    def get_message(self, obj: CustomDomain) -> str:
+        return selectors.domain_seed_status(obj)[1]
+
+
+class LegacyRegisterAnswerSerializer(_SeedAnswerSerializer):
+    pass
+
+
+class LegacyVerifySerializer(_SeedAnswerSerializer):
     check_requested = serializers.BooleanField(
         read_only=True,
         help_text="Whether this call queued a check (it does not when one is already due "
         "soon, when the caller may only read, or when the rate limit is reached).",
     )
 
-    class Meta(DomainSerializer.Meta):
-        fields = [*DomainSerializer.Meta.fields, "check_requested"]
+    class Meta(_SeedAnswerSerializer.Meta):
+        fields = [*_SeedAnswerSerializer.Meta.fields, "check_requested"]
         read_only_fields = fields
 
 

@@ -1,13 +1,16 @@
 """The domains API: thin views over `domains.services` and `domains.selectors`.
 
 Status codes:
-- `POST /api/domains/` and `POST /api/domains/register` (seed path): 201 with the record.
+- `POST /api/domains/`: 201 with the record. `POST /api/domains/register` (seed path): 200,
+  as the seed answered, with `status` and `message` in the seed's words beside the record.
 - `GET /api/domains/`: 200, a page of records; `GET /api/domains/<hostname>/`: 200.
 - `POST /api/domains/<hostname>/verify`: 202 with the record (the check runs in a worker).
 - `DELETE /api/domains/<hostname>/`: 200 with the final record (status `removed`), not 204:
   the client learns the removal time and that the edge sync is under way.
-- `GET /api/domains/verify/<domain>` (seed path): 200 with the record and whether it
-  queued a check.
+- `GET /api/domains/verify/<domain>` (seed path): 200 with `status` (`verified`,
+  `invalid_cname`, `pending_validation`, `error`) and `message` in the seed's words, the
+  record (its own status as `state`) and whether it queued a check.
+Errors on the seed's paths add the seed's `"status": "error"` and `"message"` to `error`.
 Errors: see `domains.api.errors`.
 """
 
@@ -128,16 +131,17 @@ class _WriteOnPost(APIView):
             return [RegisterUserThrottle()]
         return []
 
-    def _register(self, request: Request, *, hostname: str, slug: str, ws_field: str,
-                  prevalidation: str = "") -> Response:
+    def _register_domain(
+        self, request: Request, *, hostname: str, slug: str, ws_field: str,
+        prevalidation: str = "",
+    ) -> CustomDomain:
         workspace = visible_workspace(user=request.user, slug=slug, field=ws_field)
         self.check_object_permissions(request, workspace)
         throttle_workspace(request, self, scope=REGISTER_WORKSPACE_SCOPE, workspace=workspace)
-        domain = services.domain_register(
+        return services.domain_register(
             workspace=workspace, hostname=hostname, by=request.user, source="api",
             prevalidation=prevalidation,
         )
-        return _record(domain, status.HTTP_201_CREATED, headers=_location(domain))
 
 
 # An empty filter (`?workspace=`, `?status=`) means "no filter", as in an HTML form; the
@@ -211,13 +215,14 @@ class DomainListCreateView(_WriteOnPost, generics.ListAPIView):
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         body = s.DomainRegisterSerializer(data=_require_object(request.data))
         body.is_valid(raise_exception=True)
-        return self._register(
+        domain = self._register_domain(
             request,
             hostname=body.validated_data["hostname"],
             slug=body.validated_data["workspace"],
             ws_field="workspace",
             prevalidation=body.validated_data.get("prevalidation", ""),
         )
+        return _record(domain, status.HTTP_201_CREATED, headers=_location(domain))
 
 
 _hostname_param = OpenApiParameter(
@@ -288,15 +293,37 @@ class DomainVerifyView(APIView):
 # --- the seed's paths, kept for the existing frontend ---------------------------------------
 
 
+class _SeedErrors(APIView):
+    """Errors on the seed's paths also carry the seed's `{"status": "error", "message"}`.
+
+    The seed frontend shows `message` when `status` is `error`; our `error` object stays
+    beside them for clients that read it.
+    """
+
+    def handle_exception(self, exc: Exception) -> Response:
+        response = super().handle_exception(exc)
+        body = response.data
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            response.data = {"status": "error", "message": body["error"]["message"], **body}
+        return response
+
+
 @extend_schema(tags=[f"{TAG} (seed paths)"])
-class LegacyRegisterView(_WriteOnPost):
+class LegacyRegisterView(_SeedErrors, _WriteOnPost):
     @extend_schema(
         summary="Register a custom domain (seed path)",
         description="Same as `POST /api/domains/` with the seed frontend's body: the "
         "hostname is `<subdomain>.<domain>` (or `domain` when `subdomain` is empty) and "
         "`workspaceId` is the workspace slug.",
         request=s.LegacyRegisterSerializer,
-        responses={201: s.DomainSerializer, **_REGISTER_ERRORS},
+        responses={200: s.LegacyRegisterAnswerSerializer, **_REGISTER_ERRORS},
+        examples=[
+            OpenApiExample(
+                "The seed's request",
+                value={"subdomain": "gallery", "domain": "client.com", "workspaceId": "acme"},
+                request_only=True,
+            ),
+        ],
     )
     def post(self, request: Request) -> Response:
         body = s.LegacyRegisterSerializer(data=_require_object(request.data))
@@ -307,7 +334,7 @@ class LegacyRegisterView(_WriteOnPost):
             _check_subdomain(subdomain)
         hostname = f"{subdomain}.{domain}" if subdomain else domain
         try:
-            return self._register(
+            domain = self._register_domain(
                 request, hostname=hostname, slug=body.validated_data["workspaceId"],
                 ws_field="workspaceId",
             )
@@ -316,6 +343,10 @@ class LegacyRegisterView(_WriteOnPost):
             if exc.field == "hostname":
                 exc.field = "domain"
             raise
+        # 200, not our paths' 201: the seed answered 200 and its frontend may test for it.
+        return Response(
+            s.LegacyRegisterAnswerSerializer(domain).data, headers=_location(domain)
+        )
 
 
 def _check_subdomain(subdomain: str) -> None:
@@ -332,7 +363,7 @@ def _check_subdomain(subdomain: str) -> None:
 
 
 @extend_schema(tags=[f"{TAG} (seed paths)"])
-class LegacyVerifyView(APIView):
+class LegacyVerifyView(_SeedErrors):
     parser_classes = PARSER_CLASSES
     @extend_schema(
         summary="Domain status, checking it if allowed (seed path)",

@@ -17,6 +17,7 @@ from botocore.exceptions import (
 )
 from django.conf import settings
 
+from domains.integrations import ratelimit
 from domains.integrations.errors import IntegrationError
 
 _lock = threading.Lock()
@@ -27,6 +28,7 @@ TRANSIENT_CODES = frozenset(
     {
         "Throttling",
         "ThrottlingException",
+        "TooManyRequests",
         "TooManyRequestsException",
         "RequestLimitExceeded",
         "ProvisionedThroughputExceededException",
@@ -68,6 +70,8 @@ def client(service: str, region: str | None = None) -> Any:
                     max_pool_connections=50,
                 ),
             )
+            # AWS rate limits are per account: every worker draws from one shared bucket.
+            _clients[key].meta.events.register("before-send", ratelimit.before_send)
         return _clients[key]
 
 

@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -23,6 +24,17 @@ from domains.integrations.errors import IntegrationError
 
 BATCH_SIZE = 25
 MAX_BATCH_ROUNDS = 8
+
+
+def item_timestamp(value: datetime | None) -> str:
+    """A time as the table has always held it: UTC, whole seconds, `Z` (`2025-03-13T12:00:00Z`).
+
+    The seed's functions wrote this form and readers other than our edge parse it, so the
+    projection keeps it rather than Python's `+00:00` with microseconds.
+    """
+    if value is None:
+        return ""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

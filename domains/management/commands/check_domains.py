@@ -47,7 +47,7 @@ class Command(BaseCommand):
                        .exclude(status=DomainStatus.REMOVED, next_check_at__isnull=True)
                        .order_by("pk").values_list("pk", flat=True))
         else:
-            ids = engine.domains_due(limit=10**9)
+            ids = engine.domains_due(limit=10**9, queued=True)
 
         if opts["dry_run"]:
             for domain in CustomDomain.objects.filter(pk__in=ids).order_by("pk"):

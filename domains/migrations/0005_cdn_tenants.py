@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('domains', '0003_workspace_recent_index'),
+        ('domains', '0004_dispatch_once'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,0 +1,70 @@
+"""Celery queues: checks, edge sync and notifications never wait behind one another."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from django.utils import timezone
+
+from domains import tasks
+from domains.integrations import edge_store
+from domains.models import CustomDomain, DomainStatus
+from tests.factories import CustomDomainFactory, WorkspaceFactory
+from tests.infra import WorkerProcess
+
+pytestmark = [pytest.mark.integration]
+
+
+def _lengths(url: str) -> dict[str, int]:
+    # Kombu's Redis transport keeps each queue as a list named after it.
+    client = redis.Redis.from_url(url)
+    return {name: int(client.llen(name)) for name in ("checks", "edge", "notifications")}
+
+
+@pytest.mark.parametrize(
+    ("task", "args", "queue"),
+    [
+        (tasks.check_domain, (1,), "checks"),
+        (tasks.check_batch, ([1, 2],), "checks"),
+        (tasks.request_certificate, (1,), "checks"),
+        (tasks.cleanup_domain, (1,), "checks"),
+        (tasks.sync_edge, ("gallery.client.com",), "edge"),
+        (tasks.sync_pending_edges, (), "edge"),
+        (tasks.reconcile_edge, (), "edge"),
+        (tasks.dispatch_due_checks, (), "checks"),
+    ],
+)
+def test_each_task_is_queued_on_its_own_queue(clean_redis: str, task: Any,
+                                              args: tuple[Any, ...], queue: str) -> None:
+    tasks.send(task, *args)
+    lengths = _lengths(clean_redis)
+    assert lengths.pop(queue) == 1
+    assert set(lengths.values()) == {0}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_edge_push_is_not_delayed_by_a_flood_of_checks(
+    clean_redis: str, aws_stack: Any, dns_server: Any, tmp_path: Path
+) -> None:
+    for domain_id in range(500):
+        tasks.send(tasks.check_domain, 10_000_000 + domain_id)  # ids of no domain: no-ops
+    domain = CustomDomainFactory(
+        workspace=WorkspaceFactory(slug="acme"), hostname="gallery.client.com",
+        status=DomainStatus.ACTIVE, verified_at=timezone.now(), activated_at=timezone.now(),
+    )
+    CustomDomain.objects.filter(pk=domain.pk).update(edge_version=1)
+    worker = WorkerProcess(clean_redis, tmp_path / "edge-worker.log", queues=["edge"]).start()
+    try:
+        tasks.send(tasks.sync_edge, domain.hostname)
+        deadline = time.monotonic() + 30
+        while edge_store.get_item(domain.hostname) is None:
+            assert time.monotonic() < deadline, worker.log_path.read_text()[-3000:]
+            time.sleep(0.2)
+    finally:
+        worker.stop()
+    # Every check is still waiting: the edge worker never had to get through them.
+    assert _lengths(clean_redis)["checks"] == 500

@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from domains import capacity, certificates, selectors, services
+from domains import capacity, certificates, hostnames, selectors, services
 from domains.integrations import acm, cdn, dns, edge_store
 from domains.integrations.edge_store import EdgeItem
 from domains.integrations.errors import IntegrationError
@@ -205,6 +205,9 @@ def domains_check(*, domain_ids: Iterable[int], source: str = "system:check",
             [d.hostname for d in live],
             txt_for=[d.hostname for d in live
                      if d.ownership_required and d.ownership_verified_at is None],
+            # Apex domains (issue 13): A/AAAA to the anycast IPs instead of a CNAME.
+            apex_for=[d.hostname for d in live
+                      if hostnames.apex_supported() and hostnames.is_apex(d.hostname)],
         )
         certs = dict(zip(arns, pending_certs, strict=True))
     for domain in live:
@@ -569,6 +572,7 @@ def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
                 # A hostname proven by TXT may still sit on its previous record's tenant:
                 # CloudFront moves it once DNS points here, never serving it twice.
                 takeover=domain.ownership_required,
+                anycast_only=hostnames.is_apex(domain.hostname),
             )
         except IntegrationError as exc:
             if exc.capacity:

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
+from domains import hostnames
 from domains.integrations import edge_store
 from domains.models import CustomDomain, DomainStatus, Membership, Workspace
 
@@ -59,6 +60,13 @@ def domain_dns_records(domain: CustomDomain) -> list[dict[str, str]]:
             "value": settings.VEDOMAINS_CNAME_TARGET,
         }
     ]
+    if hostnames.is_apex(domain.hostname) and hostnames.apex_supported():
+        # An apex cannot hold a CNAME: A/AAAA records to the anycast static IPs instead.
+        records = [
+            {"purpose": "routing", "type": "AAAA" if ":" in ip else "A",
+             "name": domain.hostname, "value": ip}
+            for ip in settings.VEDOMAINS_CDN_APEX_IPS
+        ]
     for rec in domain.validation_records or []:
         records.append(
             {

@@ -196,3 +196,38 @@ def test_acm_prevalidation_attaches_the_issued_certificate_before_the_cname_move
     assert tenant["Customizations"]["Certificate"]["Arn"] == domain.certificate_arn
     dns_server.set_record(HOST, "CNAME", "domain.ve.ai")
     assert _check(domain).outcome == "activated"
+
+
+def test_apex_without_anycast_ips_is_a_clear_400(saas_stack: dict[str, Any], api: Any,
+                                                 settings: Any) -> None:
+    settings.VEDOMAINS_CDN_APEX_IPS = []
+    response = api.post("/api/domains/", {"hostname": "client.com", "workspace": "acme"},
+                        format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "apex_not_supported"
+
+
+def test_apex_with_anycast_ips_gets_a_records_and_activates(
+    saas_stack: dict[str, Any], dns_server: Any, api: Any, settings: Any
+) -> None:
+    # The connection group's anycast static IPs: here the edge's address, as the emulator
+    # treats EDGE_IP as CloudFront's.
+    settings.VEDOMAINS_CDN_APEX_IPS = ["127.0.0.1", "::1"]
+    response = api.post("/api/domains/", {"hostname": "client.com", "workspace": "acme"},
+                        format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["dns_records"] == [
+        {"purpose": "routing", "type": "A", "name": "client.com", "value": "127.0.0.1"},
+        {"purpose": "routing", "type": "AAAA", "name": "client.com", "value": "::1"},
+    ]
+    domain = CustomDomain.objects.get(hostname="client.com")
+    dns_server.set_record("client.com", "A", "127.0.0.9")  # still the old host
+    assert _check(domain).outcome == "waiting"
+    assert domain.checks["dns"]["reason"] == "wrong_target"
+    tenant = _cf().get_distribution_tenant(Identifier=domain.cdn_resource_id)[
+        "DistributionTenant"]
+    assert tenant["Domains"][0]["ServeOn"] == "anycast-ip-list-only"
+
+    dns_server.set_record("client.com", "A", "127.0.0.1")
+    assert _check(domain).outcome == "activated"
+    assert domain.status == DomainStatus.ACTIVE

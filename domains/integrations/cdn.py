@@ -59,7 +59,7 @@ class CdnStrategy(Protocol):
 
     def attach(self, *, hostname: str, certificate_arn: str, reference: str,
                workspace_id: str = "", validation_host: str = "cloudfront",
-               takeover: bool = False) -> Attachment: ...
+               takeover: bool = False, anycast_only: bool = False) -> Attachment: ...
 
     def detach(self, *, resource_id: str) -> Detachment: ...
 
@@ -111,7 +111,7 @@ class DistributionPerDomain:
 
     def attach(self, *, hostname: str, certificate_arn: str, reference: str,
                workspace_id: str = "", validation_host: str = "cloudfront",
-               takeover: bool = False) -> Attachment:
+               takeover: bool = False, anycast_only: bool = False) -> Attachment:
         if not self.template_id:
             # Our configuration, not the customer's: retried (and a system check says so).
             raise IntegrationError(
@@ -320,7 +320,7 @@ class SaasTenant:
 
     def attach(self, *, hostname: str, certificate_arn: str, reference: str,
                workspace_id: str = "", validation_host: str = "cloudfront",
-               takeover: bool = False) -> Attachment:
+               takeover: bool = False, anycast_only: bool = False) -> Attachment:
         """Create the tenant (idempotent: an earlier attempt's tenant is found by name).
 
         `certificate_arn` (an ACM certificate validated in advance) is set as the tenant's
@@ -340,7 +340,9 @@ class SaasTenant:
         params: dict[str, Any] = {
             "DistributionId": self.distribution_id,
             "Name": name,
-            "Domains": [{"Domain": hostname}],
+            # An apex domain reaches us only on the connection group's anycast IPs.
+            "Domains": [{"Domain": hostname, "ServeOn": "anycast-ip-list-only"}
+                        if anycast_only else {"Domain": hostname}],
             "Enabled": True,
             "Tags": {"Items": tags},
         }

@@ -485,6 +485,10 @@ def _quota_path(stack: RunningStack, token: str) -> None:
     _emulator(urls, limits={"tenants": 10000})
     wait_for("the third domain active once the quota is raised",
              lambda: _status(urls, token, third)["status"] == "active", ACTIVE_TIMEOUT)
+    # Within the plan's limit again for the next path (removal frees the slot at once).
+    for name in names:
+        status, body, _ = http("DELETE", f"{urls['api']}{name}/", token=token)
+        assert status == 200 and body["status"] == "removed", body
 
 
 def _prevalidation_path(stack: RunningStack, token: str) -> None:

@@ -102,7 +102,8 @@ def _workspace(slug: str) -> Any:
 def run(quick: bool, database: BenchDatabase) -> list[Row]:
     from django.conf import settings
 
-    from domains.integrations import cdn, edge_store
+    from domains.integrations import edge_store
+    from localdev import saas_resources
 
     count = 100 if quick else 1000
     settings.VEDOMAINS_CDN_STRATEGY = "saas-tenant"
@@ -114,9 +115,9 @@ def run(quick: bool, database: BenchDatabase) -> list[Row]:
     with moto() as aws_endpoint, django_aws(aws_endpoint.endpoint_url):
         endpoint = aws_endpoint.endpoint_url
         edge_store.create_table()
-        settings.VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID = cdn.create_multi_tenant_distribution(
-            origin_domain="origin.ve.test")
-        group_id, routing = cdn.create_connection_group()
+        settings.VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID = (
+            saas_resources.create_multi_tenant_distribution(origin_domain="origin.ve.test"))
+        group_id, routing = saas_resources.create_connection_group()
         settings.VEDOMAINS_CDN_CONNECTION_GROUP_ID = group_id
         hosts = [f"www.saas-bench-{i}.com" for i in range(count)]
         late = [f"late-{i}.saas-bench.com" for i in range(2 * LATENCY_SAMPLES)]

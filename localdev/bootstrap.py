@@ -119,6 +119,7 @@ def setup(var_dir: Path) -> dict[str, Any]:
     from domains import engine
     from domains.edge_config import edge_config_from_settings
     from domains.integrations import cdn, edge_store
+    from localdev import saas_resources
 
     _say("applying migrations")
     call_command("migrate", interactive=False, verbosity=0)
@@ -132,10 +133,10 @@ def setup(var_dir: Path) -> dict[str, Any]:
         origin_domain=settings.VEDOMAINS_EDGE_ORIGIN_DOMAIN
     )
     # The default strategy's resources (deploy/saas-manager.yaml in production).
-    multi_tenant_id = cdn.create_multi_tenant_distribution(
+    multi_tenant_id = saas_resources.create_multi_tenant_distribution(
         origin_domain=settings.VEDOMAINS_EDGE_ORIGIN_DOMAIN
     )
-    group_id, routing_endpoint = cdn.create_connection_group()
+    group_id, routing_endpoint = saas_resources.create_connection_group()
     backfill = engine.edge_backfill()
     _say(f"pushed {backfill.get('written', 0)} active mapping(s) to the edge table")
 

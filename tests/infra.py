@@ -22,6 +22,7 @@ from django.conf import settings
 
 from domains.integrations import aws, cdn, edge_store
 from edge_lambda.build import default_config
+from localdev import saas_resources
 from localdev.dns_server import LocalDNSServer
 from localdev.edge_proxy import EdgeProxyServer
 from localdev.moto_server import MotoHandle, aws_env, start_moto
@@ -84,8 +85,9 @@ def saas_stack(moto_server: MotoHandle, dns_server: LocalDNSServer, settings: An
     settings.VEDOMAINS_CDN_STRATEGY = "saas-tenant"
     aws.reset_clients()
     edge_store.create_table()
-    distribution_id = cdn.create_multi_tenant_distribution(origin_domain="origin.ve.test")
-    group_id, endpoint = cdn.create_connection_group()
+    distribution_id = saas_resources.create_multi_tenant_distribution(
+        origin_domain="origin.ve.test")
+    group_id, endpoint = saas_resources.create_connection_group()
     settings.VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID = distribution_id
     settings.VEDOMAINS_CDN_CONNECTION_GROUP_ID = group_id
     dns_server.set_record(endpoint, "A", EDGE_IP)

@@ -17,7 +17,9 @@ from django.test import Client
 
 from domains import capacity, engine, selectors, services
 from domains.integrations import aws
+from domains.integrations.cdn import CERTIFICATE_FAILURES
 from domains.models import CapacityAlert, CustomDomain, DomainStatus, EventKind
+from domains.notifications import failure_advice
 from tests.factories import UserFactory, WorkspaceFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -231,3 +233,55 @@ def test_apex_with_anycast_ips_gets_a_records_and_activates(
     dns_server.set_record("client.com", "A", "127.0.0.1")
     assert _check(domain).outcome == "activated"
     assert domain.status == DomainStatus.ACTIVE
+
+
+def test_failure_advice_for_a_managed_certificate_mentions_no_validation_record() -> None:
+    advice = failure_advice(CERTIFICATE_FAILURES["validation-timed-out"])
+    assert "one CNAME" in advice and "validation CNAME" not in advice
+
+
+def test_hostname_moves_to_another_workspace_between_tenants_without_overlap(
+    saas_stack: dict[str, Any], dns_server: Any
+) -> None:
+    old_ws = WorkspaceFactory(slug="old-owner", plan="pro")
+    new_ws = WorkspaceFactory(slug="new-owner", plan="pro")
+    old = services.domain_register(workspace=old_ws, hostname=HOST, by=None)
+    dns_server.set_record(HOST, "CNAME", "domain.ve.ai")
+    assert _check(old).outcome == "activated"
+    old_tenant = old.cdn_resource_id
+
+    # The DNS owner proves the name for the new workspace with the TXT record.
+    token = services.ownership_token_for(workspace_slug="new-owner", hostname=HOST)
+    dns_server.set_record(f"_vedomains-challenge.{HOST}", "TXT", f"vedomains-verification={token}")
+    new = services.domain_register(workspace=new_ws, hostname=HOST, by=None)
+    assert new.ownership_required
+    old.refresh_from_db()
+    assert old.status == DomainStatus.REMOVED
+
+    # The new tenant takes the domain over in one step (DNS points at CloudFront): at no
+    # moment do both tenants hold it, nor neither.
+    assert _check(new).outcome == "activated", new.last_error
+    holder = _cf().get_distribution_tenant_by_domain(Domain=HOST)["DistributionTenant"]
+    assert holder["Id"] == new.cdn_resource_id != old_tenant
+    assert _cf().get_distribution_tenant(Identifier=old_tenant)["DistributionTenant"][
+        "Domains"] == []
+    deadline = time.monotonic() + 10
+    while engine.domain_cleanup(domain_id=old.pk) != "clean":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    ids = [t["Id"] for t in _cf().list_distribution_tenants()["DistributionTenantList"]]
+    assert ids == [new.cdn_resource_id]
+
+
+def test_prevalidation_asked_after_the_tenant_exists_switches_its_certificate(
+    saas_stack: dict[str, Any], dns_server: Any
+) -> None:
+    workspace = WorkspaceFactory(slug="acme", plan="pro")
+    domain = services.domain_register(workspace=workspace, hostname=HOST, by=None)
+    _check(domain)
+    assert "http_validation" not in domain.checks["certificate"]
+    services.domain_prevalidate(domain=domain, mode="self-hosted", by=None)
+    _check(domain)  # asks CloudFront for a self-hosted token
+    _check(domain)
+    assert domain.prevalidation == "self-hosted"
+    assert selectors.domain_http_validation(domain)

@@ -370,8 +370,8 @@ def _evaluate_pending(domain: CustomDomain, result: dns.DnsResult, cert: acm.Cer
 
 def _attach_and_activate(domain: CustomDomain, cert: acm.Certificate, checks: dict[str, Any],
                          updates: dict[str, Any], *, now: datetime, source: str) -> CheckOutcome:
-    strategy = cdn.strategy()
     resource_id = domain.cdn_resource_id
+    strategy = cdn.strategy_for_resource(resource_id) if resource_id else cdn.strategy()
     if not resource_id:
         try:
             attachment = strategy.attach(hostname=domain.hostname, certificate_arn=cert.arn,
@@ -511,7 +511,12 @@ def _evaluate_live(domain: CustomDomain, routing: dns.RoutingCheck, checks: dict
 
 
 def _tenant_path(domain: CustomDomain) -> bool:
-    """SaaS Manager: a tenant, with a CloudFront-managed certificate unless pre-validated."""
+    """SaaS Manager: a tenant, with a CloudFront-managed certificate unless pre-validated.
+
+    A record keeps the strategy it was attached with (a switch applies to new attachments).
+    """
+    if domain.cdn_resource_id:
+        return cdn.strategy_for_resource(domain.cdn_resource_id).managed_certificates
     return cdn.strategy().managed_certificates
 
 
@@ -543,7 +548,8 @@ def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
                              updates: dict[str, Any], ownership_ok: bool, *, now: datetime,
                              source: str) -> CheckOutcome:
     routing = result.routing
-    strategy = cdn.strategy()
+    strategy = (cdn.strategy_for_resource(domain.cdn_resource_id) if domain.cdn_resource_id
+                else cdn.strategy())
     use_acm = domain.prevalidation == "acm"
     if use_acm:
         # Pre-validation by DNS: an ACM certificate, issued before the CNAME moves, becomes the
@@ -734,9 +740,8 @@ def _activate_when_deployed(domain: CustomDomain, strategy: cdn.CdnStrategy, res
 
 def _evaluate_deploying(domain: CustomDomain, checks: dict[str, Any], updates: dict[str, Any],
                         *, now: datetime, source: str) -> CheckOutcome:
-    strategy = cdn.strategy()
-    state = strategy.state(resource_id=domain.cdn_resource_id) if domain.cdn_resource_id \
-        else None
+    state = (cdn.strategy_for_resource(domain.cdn_resource_id).state(
+        resource_id=domain.cdn_resource_id) if domain.cdn_resource_id else None)
     if state is None:
         # The tenant (or distribution) is gone: start over from pending.
         with transaction.atomic():
@@ -791,7 +796,8 @@ def domain_cleanup(*, domain_id: int) -> str:
     now = timezone.now()
     try:
         if domain.cdn_resource_id:
-            detachment = cdn.strategy().detach(resource_id=domain.cdn_resource_id)
+            detachment = cdn.strategy_for_resource(domain.cdn_resource_id).detach(
+                resource_id=domain.cdn_resource_id)
             if not detachment.done:
                 CustomDomain.objects.filter(pk=domain.pk).update(
                     next_check_at=now + _cleanup_retry(), last_error="")

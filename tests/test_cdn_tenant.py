@@ -285,3 +285,21 @@ def test_prevalidation_asked_after_the_tenant_exists_switches_its_certificate(
     _check(domain)
     assert domain.prevalidation == "self-hosted"
     assert selectors.domain_http_validation(domain)
+
+
+def test_a_record_keeps_its_strategy_after_a_switch(
+    saas_stack: dict[str, Any], dns_server: Any, settings: Any
+) -> None:
+    workspace = WorkspaceFactory(slug="acme", plan="pro")
+    domain = services.domain_register(workspace=workspace, hostname=HOST, by=None)
+    _check(domain)
+    assert domain.cdn_resource_id.startswith("dt_")
+    settings.VEDOMAINS_CDN_STRATEGY = "distribution-per-domain"  # switched meanwhile
+    dns_server.set_record(HOST, "CNAME", "domain.ve.ai")
+    assert _check(domain).outcome == "activated"
+    services.domain_remove(domain=domain, by=None)
+    deadline = time.monotonic() + 10
+    while engine.domain_cleanup(domain_id=domain.pk) != "clean":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert _cf().list_distribution_tenants()["DistributionTenantList"] == []

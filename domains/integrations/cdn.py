@@ -555,6 +555,15 @@ def _with_etag_retries(attempt: Callable[[], Detachment | None], *, gone: str, n
     )
 
 
+def strategy_for_resource(resource_id: str) -> CdnStrategy:
+    """The strategy that made `resource_id`, whatever the setting says now.
+
+    Tenant ids start with "dt_"; distribution ids do not. After a strategy switch, existing
+    records are still checked, detached and deleted through the API that made them.
+    """
+    return SaasTenant() if resource_id.startswith("dt_") else DistributionPerDomain()
+
+
 def strategy() -> CdnStrategy:
     if settings.VEDOMAINS_CDN_STRATEGY == "saas-tenant":
         return SaasTenant()

@@ -607,6 +607,14 @@ def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
                                   if acm_cert.failed else "")
     elif not use_acm and domain.cdn_resource_id:
         managed = strategy.certificate(resource_id=domain.cdn_resource_id)
+        if managed is None and strategy.state(resource_id=domain.cdn_resource_id) is None:
+            # The tenant is gone (deleted outside the app, or a local emulator restarted):
+            # forget it, and the next check creates one again.
+            CustomDomain.objects.filter(pk=domain.pk,
+                                        cdn_resource_id=domain.cdn_resource_id).update(
+                cdn_resource_id="")
+            log.warning("%s: tenant %s vanished; creating it again", domain.hostname,
+                        domain.cdn_resource_id)
         if managed is not None:
             cert = _TenantCertificate(managed.issued, managed.status, managed.failure_reason)
             updates["certificate_status"] = managed.status

@@ -303,3 +303,18 @@ def test_a_record_keeps_its_strategy_after_a_switch(
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert _cf().list_distribution_tenants()["DistributionTenantList"] == []
+
+
+def test_a_vanished_tenant_is_made_again(saas_stack: dict[str, Any], dns_server: Any) -> None:
+    workspace = WorkspaceFactory(slug="acme", plan="pro")
+    domain = services.domain_register(workspace=workspace, hostname=HOST, by=None)
+    _check(domain)
+    gone = domain.cdn_resource_id
+    etag = _cf().update_distribution_tenant(
+        Id=gone, IfMatch=_cf().get_distribution_tenant(Identifier=gone)["ETag"],
+        Enabled=False)["ETag"]
+    _cf().delete_distribution_tenant(Id=gone, IfMatch=etag)
+    _check(domain)
+    assert domain.cdn_resource_id == ""
+    _check(domain)
+    assert domain.cdn_resource_id and domain.cdn_resource_id != gone

@@ -133,7 +133,7 @@ def run(quick: bool, database: BenchDatabase) -> list[Row]:
 
 
 def _throughput(endpoint: str, hosts: list[str]) -> list[Row]:
-    from domains import engine, services
+    from domains import checks, services
     from domains.models import CustomDomain, DomainStatus
 
     workspace = _workspace("saas-bench")
@@ -153,7 +153,7 @@ def _throughput(endpoint: str, hosts: list[str]) -> list[Row]:
             break
         passes += 1
         for i in range(0, len(pending), BATCH):
-            engine.domains_check(domain_ids=pending[i:i + BATCH], source="bench", force=True)
+            checks.domains_check(domain_ids=pending[i:i + BATCH], source="bench", force=True)
     elapsed = time.perf_counter() - t0
     statuses = list(CustomDomain.objects.filter(pk__in=ids).values_list("status", flat=True))
     active = statuses.count(DomainStatus.ACTIVE)
@@ -179,7 +179,7 @@ def _latency(endpoint: str, hosts: list[str], control_url: str) -> list[Row]:
     from django.conf import settings
     from django.utils import timezone
 
-    from domains import engine, services
+    from domains import checks, services
     from domains.models import CustomDomain, DomainStatus
     from localdev.dns_control import DNSControl
 
@@ -189,7 +189,7 @@ def _latency(endpoint: str, hosts: list[str], control_url: str) -> list[Row]:
         _configure(endpoint, deploy_seconds=delay)
         ids = [services.domain_register(workspace=workspace, hostname=h, by=None).pk
                for h in group]
-        engine.domains_check(domain_ids=ids, source="bench", force=True)  # tenants exist
+        checks.domains_check(domain_ids=ids, source="bench", force=True)  # tenants exist
         # The customer creates the CNAME now, as `local_dns set` would.
         control = DNSControl(control_url)
         for host in group:
@@ -198,10 +198,10 @@ def _latency(endpoint: str, hosts: list[str], control_url: str) -> list[Row]:
         done: dict[int, float] = {}
         deadline = time.monotonic() + 300
         while len(done) < len(ids) and time.monotonic() < deadline:
-            due = engine.domains_due(now=timezone.now())
+            due = checks.domains_due(now=timezone.now())
             mine = [pk for pk in due if pk in ids]
             if mine:
-                engine.domains_check(domain_ids=mine, source="bench")
+                checks.domains_check(domain_ids=mine, source="bench")
             for pk, status in CustomDomain.objects.filter(pk__in=ids).values_list("pk",
                                                                                   "status"):
                 if status == DomainStatus.ACTIVE and pk not in done:

@@ -1,9 +1,9 @@
 """Edge sync: backfill and reconcile of the DynamoDB projection at 100,000 mappings.
 
-`engine.edge_backfill` (BatchWriteItem, 25 items a request, 8 requests in flight) against
+`edge_sync.edge_backfill` (BatchWriteItem, 25 items a request, 8 requests in flight) against
 a naive loop of one conditional PutItem per mapping (the same item, the same store code),
 timed on a sample before and after the backfill and extrapolated per item. Then
-`engine.edge_reconcile` over the whole table: its time, and its peak Python memory at 10k
+`edge_sync.edge_reconcile` over the whole table: its time, and its peak Python memory at 10k
 and at 100k items, which must not grow with the table.
 """
 
@@ -94,14 +94,14 @@ def naive_push(offset: int, count: int) -> float:
 
 def reconcile(*, trace: bool) -> tuple[float, int, dict[str, int]]:
     """(seconds, tracemalloc peak bytes or 0, report counts) of one reconcile pass."""
-    from domains import engine
+    from domains import edge_sync
 
     if trace:
         tracemalloc.start()
         tracemalloc.reset_peak()
     start = time.perf_counter()
     try:
-        report = engine.edge_reconcile(repair=True)
+        report = edge_sync.edge_reconcile(repair=True)
         seconds = time.perf_counter() - start
         peak = tracemalloc.get_traced_memory()[1] if trace else 0
     finally:
@@ -122,7 +122,7 @@ def scan_only() -> tuple[float, int]:
 def run(quick: bool, database: BenchDatabase) -> list[Row]:
     from django.conf import settings
 
-    from domains import engine
+    from domains import edge_sync
     from domains.integrations import edge_store
 
     sizes = SyncSizes.for_run(quick)
@@ -136,7 +136,7 @@ def run(quick: bool, database: BenchDatabase) -> list[Row]:
         # The small table first: backfill, then reconcile's memory at that size.
         add_active_domains(0, sizes.small)
         with timed(f"sync: backfill {sizes.small:,}") as elapsed:
-            engine.edge_backfill()
+            edge_sync.edge_backfill()
             data["backfill_small_s"] = elapsed()
         small_scan_s, _ = scan_only()
         small_s, _, small_counts = reconcile(trace=False)
@@ -153,7 +153,7 @@ def run(quick: bool, database: BenchDatabase) -> list[Row]:
         naive_cpu = cpu.stop()
         cpu.start()
         with timed(f"sync: backfill {sizes.total:,}") as elapsed:
-            counts = engine.edge_backfill()
+            counts = edge_sync.edge_backfill()
             backfill_s = elapsed()
         backfill_cpu = cpu.stop()
         cpu.start()

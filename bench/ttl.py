@@ -98,7 +98,7 @@ def run(quick: bool, database: BenchDatabase) -> list[Row]:
     from django.conf import settings
     from django.contrib.auth import get_user_model
 
-    from domains import engine, services
+    from domains import certificates, services
     from domains.integrations import cdn, edge_store
     from domains.models import CustomDomain, Membership, Role, Workspace
     from edge_lambda import handler as edge
@@ -142,7 +142,7 @@ def run(quick: bool, database: BenchDatabase) -> list[Row]:
                                                       by=owner, source="bench")
                     # The same service the worker's request_certificate task runs; done here
                     # so t0 is known exactly.
-                    engine.domain_request_certificate(domain_id=domain.pk)
+                    certificates.domain_request_certificate(domain_id=domain.pk)
                     arn = CustomDomain.objects.get(pk=domain.pk).certificate_arn
                     created = acm_client.describe_certificate(
                         CertificateArn=arn)["Certificate"]["CreatedAt"].timestamp()

@@ -20,6 +20,11 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from domains import selectors, services
+from domains.admin_notify import (
+    CERTIFICATE_WATCH_FIELDS,
+    AttentionFilter,
+    CertificateTroubleFilter,
+)
 from domains.errors import DomainError
 from domains.models import (
     CapacityAlert,
@@ -210,6 +215,8 @@ class CustomDomainAdmin(admin.ModelAdmin):
         HasErrorFilter,
         CertificatePendingFilter,
         EdgeOutOfSyncFilter,
+        CertificateTroubleFilter,
+        AttentionFilter,
     ]
     search_fields = ["hostname", "workspace__slug", "workspace__name"]
     list_select_related = ["workspace"]
@@ -250,6 +257,7 @@ class CustomDomainAdmin(admin.ModelAdmin):
         "removed_at",
         "edge_version",
         "edge_synced_version",
+        *CERTIFICATE_WATCH_FIELDS,
     ]
     fieldsets = [
         (None, {"fields": ["hostname", "workspace", "status", "last_error", "created_by"]}),
@@ -265,6 +273,7 @@ class CustomDomainAdmin(admin.ModelAdmin):
                                      "edge_synced_version"]}),
         ("Timeline", {"fields": ["created_at", "updated_at", "verified_at", "activated_at",
                                  "misconfigured_at", "failed_at", "removed_at"]}),
+        ("Certificate renewal watch", {"fields": CERTIFICATE_WATCH_FIELDS}),
     ]
     add_fieldsets = [(None, {"fields": ["hostname", "workspace"]})]
 
@@ -446,6 +455,3 @@ class DomainEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-
-from domains import admin_notify  # noqa: E402,F401

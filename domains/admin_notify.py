@@ -1,9 +1,7 @@
-"""Admin for issue 8: webhook endpoints and deliveries (with "Replay"), sent notifications,
-the "certificate trouble" and "needs attention" filters on custom domains, and the link to
-the staff dashboard (domains.dashboard, mounted at /admin/domains/dashboard/).
-
-Imported at the end of `domains.admin`, so CustomDomainAdmin is registered by then and is
-extended here rather than edited there.
+"""Admin for notifications: webhook endpoints and deliveries (with "Replay"), sent emails,
+the "certificate trouble" and "needs attention" filters `domains.admin` puts on custom
+domains, and the link to the staff dashboard (domains.dashboard, at
+/admin/domains/dashboard/). Imported by `domains.admin`, which Django's admin discovers.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ from django.utils.safestring import SafeString
 
 from domains import dashboard, notifications
 from domains.models import (
-    CustomDomain,
     DeliveryStatus,
     Notification,
     WebhookDelivery,
@@ -74,21 +71,6 @@ CERTIFICATE_WATCH_FIELDS = [
 ]
 
 
-def _extend_custom_domain_admin() -> None:
-    if not admin.site.is_registered(CustomDomain):
-        return
-    model_admin = admin.site.get_model_admin(CustomDomain)
-    model_admin.list_filter = [*model_admin.list_filter, CertificateTroubleFilter,
-                               AttentionFilter]
-    model_admin.readonly_fields = [*model_admin.readonly_fields, *CERTIFICATE_WATCH_FIELDS]
-    if model_admin.fieldsets:
-        model_admin.fieldsets = [
-            *model_admin.fieldsets,
-            ("Certificate renewal watch", {"fields": CERTIFICATE_WATCH_FIELDS}),
-        ]
-
-
-_extend_custom_domain_admin()
 # The admin index gets a link to the dashboard (a template extending admin/index.html).
 admin.site.index_template = "admin/domains/index_with_dashboard.html"
 

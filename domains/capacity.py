@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from domains import services
+from domains import lifecycle
 from domains.models import CapacityAlert
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def capacity_alert_raise(*, code: str, message: str, hostname: str) -> CapacityA
         alert.resolved_at = None
         alert.save()
         if opened:
-            services.enqueue_after_commit("capacity_alert_email", alert.pk)
+            lifecycle.enqueue_after_commit("capacity_alert_email", alert.pk)
     return alert
 
 

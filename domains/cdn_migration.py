@@ -30,7 +30,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from domains import services
+from domains import lifecycle
 from domains.integrations import acm, cdn
 from domains.integrations.errors import IntegrationError
 from domains.models import EDGE_ROUTED_STATUSES, CustomDomain, EventKind
@@ -122,7 +122,7 @@ def _to_tenant(domain: CustomDomain, state: dict[str, Any]) -> str:
         return f"waiting: tenant {tenant.status}"
     with transaction.atomic():
         _save(domain, {**state, "step": "deleting-old"}, cdn_resource_id=state["new"])
-        services.event_record(domain=domain, kind=EventKind.CDN_ATTACHED, source="system:migrate",
+        lifecycle.event_record(domain=domain, kind=EventKind.CDN_ATTACHED, source="system:migrate",
                               message="Moved to a CloudFront SaaS Manager tenant.",
                               data={"strategy": TO_TENANTS, "resource_id": state["new"],
                                     "from": state["old"]})
@@ -166,7 +166,7 @@ def _to_distribution(domain: CustomDomain, state: dict[str, Any]) -> str:
                                             distribution_id=state["new"])
     with transaction.atomic():
         _save(domain, {**state, "step": "deleting-old"}, cdn_resource_id=state["new"])
-        services.event_record(domain=domain, kind=EventKind.CDN_ATTACHED, source="system:migrate",
+        lifecycle.event_record(domain=domain, kind=EventKind.CDN_ATTACHED, source="system:migrate",
                               message="Moved to a per-domain distribution.",
                               data={"strategy": TO_DISTRIBUTIONS, "resource_id": state["new"],
                                     "from": state["old"]})

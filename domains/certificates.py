@@ -1,4 +1,4 @@
-"""Certificate renewal watch and the sweep of expired certificates (issue 8).
+"""A domain's ACM certificate: the request, the renewal watch, the sweep of expired ones.
 
 ACM renews a DNS-validated certificate by itself, from 60 days before expiry, but only while
 the certificate is in use and its validation CNAME still resolves, and only if CAA allows
@@ -20,9 +20,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
-from domains import notifications
-from domains.integrations import acm, dns, dns_caa
+from domains import lifecycle, outbox
+from domains.integrations import acm, cdn, dns, dns_caa
 from domains.integrations.errors import IntegrationError
 from domains.models import EDGE_ROUTED_STATUSES, CustomDomain, DomainStatus, EventKind
 
@@ -59,6 +60,58 @@ def _day(value: datetime) -> str:
     return f"{value:%d %B %Y}"
 
 
+# --- the request ------------------------------------------------------------------------------
+
+
+def domain_request_certificate(*, domain_id: int) -> str:
+    domain = CustomDomain.objects.filter(pk=domain_id).first()
+    if domain is None:
+        return "missing"
+    if domain.certificate_arn:
+        return "exists"
+    if domain.status != DomainStatus.PENDING_VALIDATION:
+        return "not_pending"
+    if cdn.strategy().managed_certificates and domain.prevalidation != "acm":
+        return "not_needed"  # CloudFront manages this domain's certificate
+    arn = acm.request_certificate(
+        hostname=domain.hostname,
+        key=f"vedomains:{domain.pk}:{domain.hostname}",
+        tags={"vedomains-domain-id": str(domain.pk), "vedomains-workspace": domain.workspace.slug},
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        # The arn is stored whatever the status now is, so a removal that raced with this
+        # request still finds (and deletes) the certificate.
+        stored = CustomDomain.objects.filter(pk=domain.pk, certificate_arn="").update(
+            certificate_arn=arn, certificate_status="PENDING_VALIDATION",
+            certificate_requested_at=now, updated_at=now,
+        )
+        if stored:
+            lifecycle.event_record(domain=domain, kind=EventKind.CERTIFICATE_REQUESTED,
+                                   source="system:acm", data={"arn": arn})
+    certificate_refresh(domain_id=domain.pk, arn=arn)
+    return "requested"
+
+
+def certificate_refresh(*, domain_id: int, arn: str) -> acm.Certificate | None:
+    """Store the status and validation records as soon as ACM publishes them."""
+    cert = certificate_describe_or_none(arn)
+    if cert is not None:
+        CustomDomain.objects.filter(pk=domain_id, certificate_arn=arn).update(
+            certificate_status=cert.status, validation_records=cert.validation_records
+        )
+    return cert
+
+
+def certificate_describe_or_none(arn: str) -> acm.Certificate | None:
+    """A certificate we could not read this time is read again at the next check."""
+    try:
+        return acm.describe_certificate(arn)
+    except IntegrationError as exc:
+        log.info("describe %s failed: %s", arn, exc)
+        return None
+
+
 # --- the watch --------------------------------------------------------------------------------
 
 
@@ -90,7 +143,7 @@ def certificate_watch(*, domain: CustomDomain, cert: acm.Certificate, now: datet
     troubles = certificate_diagnose(domain=domain, cert=cert, now=now, routing_ok=routing_ok)
     # Stable text (absolute dates only), so an unchanged problem is not re-announced daily.
     text = " ".join(t.message for t in troubles)
-    not_after = notifications.iso(cert.not_after) if cert.not_after else ""
+    not_after = outbox.iso(cert.not_after) if cert.not_after else ""
     if checks is not None:
         checks["certificate_renewal"] = {
             "ok": not troubles,
@@ -100,8 +153,6 @@ def certificate_watch(*, domain: CustomDomain, cert: acm.Certificate, now: datet
             "at": now.isoformat(), "not_after": not_after,
             "renewal_status": cert.renewal_status, "reasons": [t.code for t in troubles],
         }
-    from domains import services  # services imports notifications, which this imports
-
     fields: dict[str, Any] = {
         "certificate_not_after": cert.not_after,
         "certificate_renewal_status": cert.renewal_status,
@@ -118,7 +169,7 @@ def certificate_watch(*, domain: CustomDomain, cert: acm.Certificate, now: datet
         for name, value in fields.items():
             setattr(domain, name, value)
         if troubles and text != previous:
-            event = services.event_record(
+            event = lifecycle.event_record(
                 domain=domain, kind=EventKind.ERROR, source=SOURCE,
                 message=f"Certificate trouble: {text}",
                 data={"certificate_trouble": [t.code for t in troubles], "not_after": not_after,
@@ -126,13 +177,13 @@ def certificate_watch(*, domain: CustomDomain, cert: acm.Certificate, now: datet
             )
             # The email goes once per certificate and expiry (a unique key in the outbox);
             # a webhook event goes with every change of the reasons.
-            notifications.on_certificate_trouble(
+            lifecycle.enqueue_all_after_commit(outbox.outbox_certificate_trouble(
                 domain=domain, event=event, reasons=[t.as_dict() for t in troubles],
                 certificate={"arn": cert.arn, "not_after": not_after,
                              "renewal_status": cert.renewal_status, "trouble": text},
-            )
+            ))
         elif not troubles and previous:
-            services.event_record(domain=domain, kind=EventKind.ERROR, source=SOURCE,
+            lifecycle.event_record(domain=domain, kind=EventKind.ERROR, source=SOURCE,
                                   message="Certificate trouble resolved.",
                                   data={"certificate_trouble": [], "not_after": not_after,
                                         "renewal_status": cert.renewal_status})
@@ -219,8 +270,6 @@ def certificates_sweep_expired() -> dict[str, int]:
     removed domain of ours and its workspace (an ARN shared by two environments' databases
     would fail the workspace check). A certificate a live domain uses is never touched.
     """
-    from domains import services
-
     counts = {"expired": 0, "deleted": 0, "kept": 0}
     arns = acm.list_certificate_arns(statuses=["EXPIRED"])
     counts["expired"] = len(arns)
@@ -251,7 +300,7 @@ def certificates_sweep_expired() -> dict[str, int]:
         with transaction.atomic():
             CustomDomain.objects.filter(pk=domain.pk, certificate_arn=arn).update(
                 certificate_arn="", certificate_status="DELETED")
-            services.event_record(domain=domain, kind=EventKind.CERTIFICATE_DELETED,
+            lifecycle.event_record(domain=domain, kind=EventKind.CERTIFICATE_DELETED,
                                   source="system:certificate-sweep",
                                   data={"arn": arn, "reason": "expired"})
         counts["deleted"] += 1

@@ -1,7 +1,7 @@
 """Records: workspaces, their custom domains, and the audit trail.
 
 Fields, constraints and cheap properties only; every state change goes through
-`domains.services`.
+`domains.lifecycle` (by way of services, checks, cleanup and the other modules above it).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from django.core.validators import RegexValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+
+from domains.hostnames import HostnameError, normalize_hostname
 
 # A workspace slug is used as a DNS label (`<slug>.ve.ai`), so it must be one.
 slug_validator = RegexValidator(
@@ -91,6 +93,13 @@ class DomainStatus(models.TextChoices):
 # Statuses in which the edge routes the hostname: a misconfigured domain keeps serving
 # through its grace period, in case the DNS change was a mistake the customer reverts.
 EDGE_ROUTED_STATUSES = frozenset({DomainStatus.ACTIVE, DomainStatus.MISCONFIGURED})
+# Statuses that hold the hostname and count against the plan; checks keep visiting them.
+LIVE_STATUSES = (
+    DomainStatus.PENDING_VALIDATION,
+    DomainStatus.DEPLOYING,
+    DomainStatus.ACTIVE,
+    DomainStatus.MISCONFIGURED,
+)
 
 
 class CustomDomain(models.Model):
@@ -194,8 +203,6 @@ class CustomDomain(models.Model):
         return self.hostname
 
     def clean(self) -> None:
-        from domains.hostnames import HostnameError, normalize_hostname
-
         try:
             self.hostname = normalize_hostname(self.hostname)
         except HostnameError as exc:

@@ -1,14 +1,12 @@
-"""Telling people what happened: owner emails and signed webhooks (services).
+"""Telling people what happened: sending owner emails and signed webhooks.
 
-Both are written as an outbox in the transaction that changes the domain (`on_status_changed`
-is called by `services.transition`, `on_certificate_trouble` by the certificate watch), then
-sent by Celery after commit. A lost task (broker outage, worker killed) only delays a send:
-beat's `dispatch_notifications` picks up every row that is due.
+Both are written as an outbox (`domains.outbox`) in the transaction that changes the domain,
+then sent from here by Celery after commit. A lost task (broker outage, worker killed) only
+delays a send: beat's `dispatch_notifications` picks up every row that is due.
 
 Exactly-once where it matters:
-- a Notification row is unique per (domain, state_key), the state being the transition's
-  event or the certificate and its expiry, so repeated checks of one state, retried tasks
-  and racing workers cannot produce a second email about it;
+- a Notification row is unique per (domain, state_key) (see domains.outbox), and each send
+  first claims the row, so racing workers cannot produce a second email about one state;
 - a WebhookDelivery row is unique per (endpoint, event); each attempt first claims the row
   by pushing `next_attempt_at` forward (compare-and-swap), so two workers never POST the
   same attempt. Receivers still dedupe by event id: a POST whose answer we never saw (a
@@ -23,24 +21,23 @@ import json
 import logging
 import random
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from domains import selectors
+from domains import lifecycle
 from domains.integrations import webhook_http
 from domains.integrations.errors import IntegrationError
 from domains.models import (
     WRITE_ROLES,
-    CustomDomain,
     DeliveryStatus,
     DomainEvent,
     DomainStatus,
@@ -49,10 +46,8 @@ from domains.models import (
     Notification,
     NotificationKind,
     WebhookDelivery,
-    WebhookEndpoint,
-    WebhookEventType,
-    Workspace,
 )
+from domains.outbox import iso
 
 log = logging.getLogger(__name__)
 
@@ -64,172 +59,8 @@ EMAIL_RETRY_BASE_SECONDS = 60
 EMAIL_RETRY_MAX_SECONDS = 3600
 EMAIL_LEASE = timedelta(minutes=5)
 
-STATUS_NOTIFICATIONS = {
-    DomainStatus.ACTIVE: NotificationKind.DOMAIN_ACTIVE,
-    DomainStatus.MISCONFIGURED: NotificationKind.DOMAIN_MISCONFIGURED,
-    DomainStatus.FAILED: NotificationKind.DOMAIN_FAILED,
-}
-
-
-# --- hooks (called inside the caller's transaction) -------------------------------------------
-
-
-def on_status_changed(*, domain: CustomDomain, event: DomainEvent) -> None:
-    """`services.transition` calls this right after recording the status change."""
-    _webhook_outbox(
-        domain=domain, event=event, event_type=WebhookEventType.STATUS_CHANGED,
-        status=event.to_status, previous_status=event.from_status,
-    )
-    kind = STATUS_NOTIFICATIONS.get(event.to_status)  # type: ignore[call-overload]
-    if kind is not None:
-        _notification_outbox(domain=domain, kind=kind, state_key=f"status:{event.pk}",
-                             event=event, context=_status_context(domain, event))
-
-
-def on_certificate_trouble(*, domain: CustomDomain, event: DomainEvent,
-                           certificate: dict[str, Any], reasons: list[dict[str, str]]) -> None:
-    """The certificate watch found (new) trouble: a webhook event, and the owners' email once.
-
-    Once per certificate and expiry: when only the reasons change within that episode, the
-    email's state key is taken already and no second message is written.
-    """
-    _webhook_outbox(
-        domain=domain, event=event, event_type=WebhookEventType.CERTIFICATE_TROUBLE,
-        status=domain.status, previous_status=domain.status,
-        extra={"certificate": {**certificate, "reasons": [r["code"] for r in reasons]}},
-    )
-    _notification_outbox(
-        domain=domain, kind=NotificationKind.CERTIFICATE_TROUBLE,
-        state_key=certificate_state_key(certificate["arn"], certificate["not_after"]),
-        event=event, context={"reasons": reasons, "not_after": certificate["not_after"],
-                              "renewal_status": certificate["renewal_status"]},
-    )
-
-
-def certificate_state_key(arn: str, not_after: str) -> str:
-    # One trouble email per certificate and expiry: a renewal (new NotAfter) starts anew.
-    return f"certificate:{hashlib.sha256(arn.encode()).hexdigest()[:16]}:{not_after[:10]}"
-
-
-# --- outbox -----------------------------------------------------------------------------------
-
-
-def event_payload(*, domain: CustomDomain, event: DomainEvent, event_type: str,
-                  workspace_slug: str, status: str, previous_status: str,
-                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The JSON object a receiver gets (documented in docs/webhooks.md)."""
-    return {
-        "id": f"evt_{event.pk}",
-        "type": event_type,
-        "created_at": iso(event.created_at),
-        # DomainEvent ids only grow, and one domain's status changes are serialised by the
-        # compare-and-swap on its row, so a higher version is always the newer state.
-        "version": event.pk,
-        "domain": {
-            "id": domain.pk,
-            "hostname": domain.hostname,
-            "workspace": workspace_slug,
-            "status": status,
-            "previous_status": previous_status,
-        },
-        "reason": event.message,
-        **(extra or {}),
-    }
-
-
-def _webhook_outbox(*, domain: CustomDomain, event: DomainEvent, event_type: str, status: str,
-                    previous_status: str, extra: dict[str, Any] | None = None) -> None:
-    endpoints = [e for e in WebhookEndpoint.objects.filter(active=True) if e.wants(event_type)]
-    if not endpoints:
-        return
-    slug = Workspace.objects.values_list("slug", flat=True).get(pk=domain.workspace_id)
-    payload = event_payload(domain=domain, event=event, event_type=event_type,
-                            workspace_slug=slug, status=status,
-                            previous_status=previous_status, extra=extra)
-    now = timezone.now()
-    WebhookDelivery.objects.bulk_create(
-        [
-            WebhookDelivery(endpoint=e, domain=domain, event=event, event_type=event_type,
-                            payload=payload, next_attempt_at=now,
-                            expires_at=now + settings.VEDOMAINS_WEBHOOK_RETRY_WINDOW)
-            for e in endpoints
-        ],
-        ignore_conflicts=True,
-    )
-    ids = list(WebhookDelivery.objects.filter(event=event, status=DeliveryStatus.PENDING)
-               .values_list("pk", flat=True))
-    _enqueue("deliver_webhook", ids)
-
-
-def _notification_outbox(*, domain: CustomDomain, kind: str, state_key: str,
-                         event: DomainEvent | None, context: dict[str, Any]) -> None:
-    try:
-        # A savepoint, so a duplicate (the same state seen again) leaves the caller's
-        # transaction usable on PostgreSQL.
-        with transaction.atomic():
-            notification = Notification.objects.create(
-                domain=domain, kind=kind, state_key=state_key, event=event, context=context,
-                next_attempt_at=timezone.now(),
-            )
-    except IntegrityError:
-        return  # this state was notified already: the unique constraint says so
-    _enqueue("send_notification", [notification.pk])
-
-
-def _enqueue(task_name: str, ids: list[int]) -> None:
-    from domains import services  # services imports this module
-
-    for pk in ids:
-        services.enqueue_after_commit(task_name, pk)
-
 
 # --- what the emails say ----------------------------------------------------------------------
-
-
-def _status_context(domain: CustomDomain, event: DomainEvent) -> dict[str, Any]:
-    context: dict[str, Any] = {"from_status": event.from_status, "to_status": event.to_status,
-                               "message": event.message}
-    if event.to_status == DomainStatus.MISCONFIGURED:
-        found = (domain.checks or {}).get("dns") or {}
-        since = domain.misconfigured_at or event.created_at
-        deadline = (event.data or {}).get("detach_after") or iso(
-            since + settings.VEDOMAINS_MISCONFIGURED_GRACE)
-        context.update(
-            found=found.get("detail") or event.message,
-            chain=list(found.get("chain") or []),
-            record={"type": "CNAME", "name": domain.hostname,
-                    "value": settings.VEDOMAINS_CNAME_TARGET},
-            deadline=deadline,
-        )
-    elif event.to_status == DomainStatus.FAILED:
-        why = event.message or domain.last_error
-        context.update(why=why, advice=failure_advice(why, (event.data or {}).get("code", "")),
-                       records=selectors.domain_dns_records(domain))
-    return context
-
-
-def failure_advice(why: str, code: str = "") -> str:
-    """What the owner can do about a failed domain, from the reason the engine recorded."""
-    text = why.lower()
-    if code == "CNAMEAlreadyExists" or "cnamealreadyexists" in text:
-        return ("The hostname is already attached to another CloudFront distribution (perhaps "
-                "a previous provider's). Remove it there, then add the domain again.")
-    if "never pointed" in text:
-        return ("Create the CNAME record shown below at your DNS provider, wait until it "
-                "resolves, then add the domain again.")
-    if "cloudfront could not validate" in text or "certificate authority refused" in text:
-        # CloudFront-managed certificate (the default path): there is no validation record.
-        return ("Make sure the one CNAME shown below points to ve.ai exactly as written, and "
-                "that no CAA record at your domain forbids Amazon (amazon.com) from issuing "
-                "for this name. Then add the domain again.")
-    if "certificate" in text:
-        return ("Create the certificate validation CNAME shown below exactly as written, and "
-                "make sure no CAA record forbids Amazon (amazon.com) from issuing for this "
-                "name. Then add the domain again.")
-    if "ownership" in text:
-        return ("Create the ownership TXT record shown below to prove you control the domain, "
-                "then add the domain again.")
-    return "Check the DNS records below, then add the domain again, or reply to reach support."
 
 
 SUBJECTS = {
@@ -453,7 +284,7 @@ def webhook_replay(*, delivery: WebhookDelivery, by: AbstractBaseUser | None) ->
             replays=F("replays") + 1,
             attempt_log=[*delivery.attempt_log, entry][-ATTEMPT_LOG_MAX:],
         )
-        _enqueue("deliver_webhook", [delivery.pk])
+        lifecycle.enqueue_after_commit("deliver_webhook", delivery.pk)
 
 
 # --- the periodic pass -------------------------------------------------------------------------
@@ -473,7 +304,3 @@ def due_notifications(*, limit: int = 1000) -> list[int]:
                                     next_attempt_at__lte=timezone.now())
         .order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
     )
-
-
-def iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

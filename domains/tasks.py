@@ -1,38 +1,31 @@
-"""Celery tasks: load by id, call the engine or a service, own the retry policy.
+"""Celery tasks: load by id, call the module that does the work, own the retry policy.
 
-Arguments are ids (or hostnames) only. Every task is idempotent, so `acks_late` is safe:
-a worker killed mid-task leaves the message for another worker, which redoes the work.
+A leaf of the import graph: nothing in the product imports this module (follow-ups are
+queued by name through `domains.lifecycle`), and `DomainsConfig.ready` imports it so every
+process knows the tasks. Arguments are ids (or hostnames) only. Every task is idempotent, so
+`acks_late` is safe: a worker killed mid-task leaves the message for another worker, which
+redoes the work.
+
+Notification retries are not Celery retries: each row carries its own `next_attempt_at` (a
+countdown of hours would sit in Redis past its visibility timeout and be delivered twice),
+and `dispatch_notifications` sends whatever is due.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from typing import Any
 
 from celery import Task, shared_task
 from django.conf import settings
 
-from domains import capacity, engine
+from domains import capacity, certificates, checks, cleanup, edge_sync, lifecycle, notifications
 from domains.integrations.errors import IntegrationError
 
 log = logging.getLogger(__name__)
 
 RETRY_BASE_SECONDS = 5
 RETRY_MAX_SECONDS = 600
-
-
-def send(task: Task, *args: Any) -> None:
-    """Queue a task; a broker outage must not fail the request that caused it.
-
-    Nothing is lost when the send fails: the state it was about is already committed, and
-    the dispatcher (for checks and cleanups) and the reconcile pass (for the edge) pick it up.
-    """
-    try:
-        task.apply_async(args=args, retry=True, retry_policy={"max_retries": 2})
-    except Exception:
-        log.warning("could not queue %s%r; the periodic pass will catch up", task.name, args,
-                    exc_info=True)
 
 
 def _backoff(retries: int) -> float:
@@ -46,10 +39,13 @@ def _retry_transient(task: Task, exc: IntegrationError) -> None:
     raise task.retry(exc=exc, countdown=_backoff(task.request.retries), max_retries=8)
 
 
+# --- domains --------------------------------------------------------------------------------
+
+
 @shared_task(bind=True, acks_late=True, name="domains.tasks.request_certificate")
 def request_certificate(self: Task, domain_id: int) -> str:
     try:
-        return engine.domain_request_certificate(domain_id=domain_id)
+        return certificates.domain_request_certificate(domain_id=domain_id)
     except IntegrationError as exc:
         _retry_transient(self, exc)
         raise
@@ -58,19 +54,19 @@ def request_certificate(self: Task, domain_id: int) -> str:
 @shared_task(bind=True, acks_late=True, name="domains.tasks.check_domain")
 def check_domain(self: Task, domain_id: int) -> str:
     # Transient failures inside a check are recorded on the domain and rescheduled by the
-    # engine itself (its next_check_at), so the task does not retry them again.
-    return engine.domain_check(domain_id=domain_id, source="system:check").outcome
+    # check itself (its next_check_at), so the task does not retry them again.
+    return checks.domain_check(domain_id=domain_id, source="system:check").outcome
 
 
 @shared_task(bind=True, acks_late=True, name="domains.tasks.check_batch")
 def check_batch(self: Task, domain_ids: list[int]) -> int:
-    return len(engine.domains_check(domain_ids=domain_ids, source="system:check"))
+    return len(checks.domains_check(domain_ids=domain_ids, source="system:check"))
 
 
 @shared_task(bind=True, acks_late=True, name="domains.tasks.sync_edge")
 def sync_edge(self: Task, hostname: str) -> str:
     try:
-        return engine.edge_sync_hostname(hostname=hostname)
+        return edge_sync.edge_sync_hostname(hostname=hostname)
     except IntegrationError as exc:
         _retry_transient(self, exc)
         raise
@@ -79,7 +75,7 @@ def sync_edge(self: Task, hostname: str) -> str:
 @shared_task(bind=True, acks_late=True, name="domains.tasks.cleanup_domain")
 def cleanup_domain(self: Task, domain_id: int) -> str:
     try:
-        return engine.domain_cleanup(domain_id=domain_id)
+        return cleanup.domain_cleanup(domain_id=domain_id)
     except IntegrationError as exc:
         _retry_transient(self, exc)
         raise
@@ -93,10 +89,10 @@ def dispatch_due_checks() -> int:
     AWS clients, while staying small enough that many workers share a large backlog. Each
     domain is claimed inside the batch, so overlapping dispatches cannot double-check.
     """
-    ids = engine.domains_dispatch(limit=settings.VEDOMAINS_DISPATCH_LIMIT)
+    ids = checks.domains_dispatch(limit=settings.VEDOMAINS_DISPATCH_LIMIT)
     size = settings.VEDOMAINS_DISPATCH_CHUNK
     for start in range(0, len(ids), size):
-        send(check_batch, ids[start : start + size])
+        lifecycle.task_send("check_batch", ids[start : start + size])
     return len(ids)
 
 
@@ -104,7 +100,7 @@ def dispatch_due_checks() -> int:
 def sync_pending_edges() -> int:
     """Push records whose edge change was never confirmed (a lost task, DynamoDB down)."""
     try:
-        return engine.edge_sync_pending()
+        return edge_sync.edge_sync_pending()
     except IntegrationError as exc:
         log.warning("edge sync pass stopped: %s", exc)
         return 0
@@ -112,16 +108,39 @@ def sync_pending_edges() -> int:
 
 @shared_task(acks_late=True, name="domains.tasks.reconcile_edge")
 def reconcile_edge() -> dict[str, int]:
-    return engine.edge_reconcile(repair=True).counts()
+    return edge_sync.edge_reconcile(repair=True).counts()
 
 
-# Issue 8: notification, webhook and certificate-sweep tasks, registered with the worker here.
-from domains.notify_tasks import (  # noqa: E402,F401
-    deliver_webhook,
-    dispatch_notifications,
-    send_notification,
-    sweep_expired_certificates,
-)
+# --- notifications, webhooks, certificate sweep ---------------------------------------------
+
+
+@shared_task(acks_late=True, name="domains.tasks.deliver_webhook",
+             soft_time_limit=120, time_limit=150)
+def deliver_webhook(delivery_id: int) -> str:
+    return notifications.webhook_deliver(delivery_id=delivery_id)
+
+
+@shared_task(acks_late=True, name="domains.tasks.send_notification",
+             soft_time_limit=120, time_limit=150)
+def send_notification(notification_id: int) -> str:
+    return notifications.notification_send(notification_id=notification_id)
+
+
+@shared_task(acks_late=True, name="domains.tasks.dispatch_notifications")
+def dispatch_notifications() -> int:
+    """Queue every due delivery and email: retries, and sends whose task was lost."""
+    deliveries = notifications.due_deliveries()
+    emails = notifications.due_notifications()
+    for pk in deliveries:
+        lifecycle.task_send("deliver_webhook", pk)
+    for pk in emails:
+        lifecycle.task_send("send_notification", pk)
+    return len(deliveries) + len(emails)
+
+
+@shared_task(acks_late=True, name="domains.tasks.sweep_expired_certificates")
+def sweep_expired_certificates() -> dict[str, int]:
+    return certificates.certificates_sweep_expired()
 
 
 @shared_task(bind=True, acks_late=True, name="domains.tasks.capacity_alert_email")

@@ -116,7 +116,7 @@ def setup(var_dir: Path) -> dict[str, Any]:
     from django.conf import settings
     from django.core.management import call_command
 
-    from domains import engine
+    from domains import edge_sync
     from domains.edge_config import edge_config_from_settings
     from domains.integrations import cdn, edge_store
     from localdev import saas_resources
@@ -137,7 +137,7 @@ def setup(var_dir: Path) -> dict[str, Any]:
         origin_domain=settings.VEDOMAINS_EDGE_ORIGIN_DOMAIN
     )
     group_id, routing_endpoint = saas_resources.create_connection_group()
-    backfill = engine.edge_backfill()
+    backfill = edge_sync.edge_backfill()
     _say(f"pushed {backfill.get('written', 0)} active mapping(s) to the edge table")
 
     edge_config = edge_config_from_settings()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
+from domains import lifecycle
 from domains.models import Role
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
+from tests.notify_helpers import TaskRecorder
 
 pytest_plugins = ["tests.infra"]
 
@@ -41,6 +43,15 @@ def _no_aws_rate_limits(settings):  # type: ignore[no-untyped-def]
     # The fleet-wide buckets live in Redis and outlast a test: one test's calls would slow
     # the next. Tests of the limiter set their own limits.
     settings.VEDOMAINS_AWS_RATE_LIMITS = {}
+
+
+@pytest.fixture
+def queued_tasks(monkeypatch: pytest.MonkeyPatch) -> TaskRecorder:
+    """Tasks queued after commit, recorded instead of sent (`.calls`, `.names()`), and run
+    in-process on demand (`.run(...)`): for tests that drive the services without a worker."""
+    recorder = TaskRecorder()
+    monkeypatch.setattr(lifecycle, "task_send", recorder)
+    return recorder
 
 
 @pytest.fixture

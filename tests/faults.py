@@ -267,7 +267,7 @@ class RedisServer:
 
 @contextlib.contextmanager
 def use_broker(url: str) -> Iterator[None]:
-    """Point this process's Celery producer (tasks.send) at `url` for the block."""
+    """Point this process's Celery producer (lifecycle.task_send) at `url` for the block."""
     from kombu import pools
     from kombu.utils.collections import eqhash
 

@@ -10,15 +10,14 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from celery import Task
-
 from domains import tasks
+from domains.lifecycle import TASK_PREFIX
 
 LOCMEM_EMAIL = "django.core.mail.backends.locmem.EmailBackend"
 
 
 class TaskRecorder:
-    """Stands in for `domains.tasks.send`: records what would be queued, runs it on demand.
+    """Stands in for `lifecycle.task_send`: records what would be queued, runs it on demand.
 
     In `db` tests the broker is real but nothing consumes it, so the tests run the queued
     tasks themselves, in-process, exactly as a worker would (ids in, service call).
@@ -27,8 +26,8 @@ class TaskRecorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
 
-    def __call__(self, task: Task, *args: Any) -> None:
-        self.calls.append((task.name, args))
+    def __call__(self, task_name: str, *args: Any) -> None:
+        self.calls.append((task_name if "." in task_name else TASK_PREFIX + task_name, args))
 
     def names(self) -> list[str]:
         return [name for name, _ in self.calls]

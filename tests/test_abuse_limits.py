@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from domains import services, tasks
+from domains import services
 from domains.errors import Throttled
 from domains.models import CustomDomain, DomainStatus, Role
 from tests.factories import CustomDomainFactory, MembershipFactory, WorkspaceFactory
@@ -22,9 +22,7 @@ from tests.factories import CustomDomainFactory, MembershipFactory, WorkspaceFac
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tasks, "send", lambda task, *args: None)
+pytestmark = pytest.mark.usefixtures("queued_tasks")
 
 
 def set_rates(settings: Any, **rates: str) -> None:

@@ -13,10 +13,10 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from domains import tasks
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Plan, Role
 from domains.services import ownership_token_for
 from tests.factories import CustomDomainFactory, MembershipFactory, UserFactory, WorkspaceFactory
+from tests.notify_helpers import TaskRecorder
 
 pytestmark = pytest.mark.django_db
 
@@ -25,10 +25,8 @@ _serial = itertools.count()
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any, ...]]]:
-    calls: list[tuple[str, tuple[Any, ...]]] = []
-    monkeypatch.setattr(tasks, "send", lambda task, *args: calls.append((task.name, args)))
-    return calls
+def sent(queued_tasks: TaskRecorder) -> list[tuple[str, tuple[Any, ...]]]:
+    return queued_tasks.calls
 
 
 @pytest.fixture

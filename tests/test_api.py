@@ -10,19 +10,17 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from domains import tasks
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Plan, Role
 from tests.factories import CustomDomainFactory, MembershipFactory, UserFactory, WorkspaceFactory
+from tests.notify_helpers import TaskRecorder
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any, ...]]]:
+def sent(queued_tasks: TaskRecorder) -> list[tuple[str, tuple[Any, ...]]]:
     """Tasks the services queued (sent only when on_commit callbacks are executed)."""
-    calls: list[tuple[str, tuple[Any, ...]]] = []
-    monkeypatch.setattr(tasks, "send", lambda task, *args: calls.append((task.name, args)))
-    return calls
+    return queued_tasks.calls
 
 
 def set_rates(settings: Any, **rates: str) -> None:

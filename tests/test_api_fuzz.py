@@ -27,7 +27,6 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 
-from domains import tasks
 from domains.models import DomainStatus, Role
 from tests.factories import CustomDomainFactory, MembershipFactory, WorkspaceFactory
 
@@ -136,7 +135,7 @@ def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool
 
 
 @pytest.fixture
-def fuzz_token(db: Any, settings: Any, dns_server: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+def fuzz_token(db: Any, settings: Any, dns_server: Any, queued_tasks: Any) -> str:
     """An owner of an enterprise workspace with a record in every status; its API token."""
     # Not about rate limits (tests/test_abuse_limits.py is): every request reaches the view.
     settings.REST_FRAMEWORK = {
@@ -146,8 +145,7 @@ def fuzz_token(db: Any, settings: Any, dns_server: Any, monkeypatch: pytest.Monk
         },
     }
     settings.VEDOMAINS_PLAN_LIMITS = {**settings.VEDOMAINS_PLAN_LIMITS, "enterprise": 100_000}
-    # Queued work is not under test and needs no broker.
-    monkeypatch.setattr(tasks, "send", lambda task, *args: None)
+    # Queued work is not under test and needs no broker (the queued_tasks fixture records it).
     workspace = WorkspaceFactory(slug=WORKSPACE, plan="enterprise")
     owner = MembershipFactory(workspace=workspace, role=Role.OWNER).user
     for status, host in zip(DomainStatus.values, KNOWN_HOSTS, strict=True):

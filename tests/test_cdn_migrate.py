@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from domains import engine, services
+from domains import certificates, checks, services
 from domains.integrations import acm, aws, cdn
 from domains.models import CustomDomain, DomainStatus
 from tests.factories import WorkspaceFactory
@@ -38,14 +38,14 @@ def per_domain_active(saas_stack: dict[str, Any], dns_server: Any, settings: Any
     settings.VEDOMAINS_CDN_STRATEGY = "distribution-per-domain"
     domain = services.domain_register(workspace=WorkspaceFactory(slug="acme", plan="pro"),
                                       hostname=HOST, by=None)
-    assert engine.domain_request_certificate(domain_id=domain.pk) == "requested"
+    assert certificates.domain_request_certificate(domain_id=domain.pk) == "requested"
     domain.refresh_from_db()
     deadline = time.monotonic() + 10
     while not acm.describe_certificate(domain.certificate_arn).issued:
         assert time.monotonic() < deadline
         time.sleep(0.2)
     dns_server.set_record(HOST, "CNAME", "domain.ve.ai")
-    assert engine.domain_check(domain_id=domain.pk, force=True).outcome == "activated"
+    assert checks.domain_check(domain_id=domain.pk, force=True).outcome == "activated"
     domain.refresh_from_db()
     assert _aliases(domain.cdn_resource_id) == [HOST]
     return domain

@@ -15,11 +15,11 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from domains import capacity, engine, selectors, services
+from domains import capacity, certificates, checks, cleanup, selectors, services
 from domains.integrations import aws
 from domains.integrations.cdn import CERTIFICATE_FAILURES
 from domains.models import CapacityAlert, CustomDomain, DomainStatus, EventKind
-from domains.notifications import failure_advice
+from domains.outbox import failure_advice
 from tests.factories import UserFactory, WorkspaceFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
@@ -31,14 +31,14 @@ def _cf() -> Any:
     return aws.client("cloudfront", "us-east-1")
 
 
-def _check(domain: CustomDomain) -> engine.CheckOutcome:
-    outcome = engine.domain_check(domain_id=domain.pk, force=True)
+def _check(domain: CustomDomain) -> checks.CheckOutcome:
+    outcome = checks.domain_check(domain_id=domain.pk, force=True)
     domain.refresh_from_db()
     return outcome
 
 
-def _until(fn: Callable[[], engine.CheckOutcome], want: str, timeout: float = 15
-           ) -> engine.CheckOutcome:
+def _until(fn: Callable[[], checks.CheckOutcome], want: str, timeout: float = 15
+           ) -> checks.CheckOutcome:
     deadline = time.monotonic() + timeout
     while True:
         outcome = fn()
@@ -57,7 +57,7 @@ def test_default_path_asks_for_one_record_and_activates_when_deployed(
     records = selectors.domain_dns_records(domain)
     assert [(r["purpose"], r["type"], r["name"], r["value"]) for r in records] == [
         ("routing", "CNAME", HOST, "domain.ve.ai")]
-    assert engine.domain_request_certificate(domain_id=domain.pk) == "not_needed"
+    assert certificates.domain_request_certificate(domain_id=domain.pk) == "not_needed"
 
     # The tenant is created at the first check (CloudFront must know the domain to serve
     # its validation token), with the workspace as a parameter and our tags.
@@ -154,11 +154,11 @@ def test_removal_disables_waits_for_deployed_then_deletes(
 
     moto_server.saas_configure(deploy_seconds=0.5)
     services.domain_remove(domain=domain, by=None)
-    assert engine.domain_cleanup(domain_id=domain.pk) == "detaching"
+    assert cleanup.domain_cleanup(domain_id=domain.pk) == "detaching"
     tenant = _cf().get_distribution_tenant(Identifier=tenant_id)["DistributionTenant"]
     assert tenant["Enabled"] is False
     deadline = time.monotonic() + 10
-    while engine.domain_cleanup(domain_id=domain.pk) == "detaching":
+    while cleanup.domain_cleanup(domain_id=domain.pk) == "detaching":
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert _cf().list_distribution_tenants()["DistributionTenantList"] == []
@@ -183,7 +183,7 @@ def test_acm_prevalidation_attaches_the_issued_certificate_before_the_cname_move
     workspace = WorkspaceFactory(slug="acme", plan="pro")
     domain = services.domain_register(workspace=workspace, hostname=HOST, by=None,
                                       prevalidation="acm")
-    assert engine.domain_request_certificate(domain_id=domain.pk) == "requested"
+    assert certificates.domain_request_certificate(domain_id=domain.pk) == "requested"
     domain.refresh_from_db()
     purposes = [r["purpose"] for r in selectors.domain_dns_records(domain)]
     assert purposes == ["routing", "certificate_validation"]
@@ -266,7 +266,7 @@ def test_hostname_moves_to_another_workspace_between_tenants_without_overlap(
     assert _cf().get_distribution_tenant(Identifier=old_tenant)["DistributionTenant"][
         "Domains"] == []
     deadline = time.monotonic() + 10
-    while engine.domain_cleanup(domain_id=old.pk) != "clean":
+    while cleanup.domain_cleanup(domain_id=old.pk) != "clean":
         assert time.monotonic() < deadline
         time.sleep(0.1)
     ids = [t["Id"] for t in _cf().list_distribution_tenants()["DistributionTenantList"]]
@@ -299,7 +299,7 @@ def test_a_record_keeps_its_strategy_after_a_switch(
     assert _check(domain).outcome == "activated"
     services.domain_remove(domain=domain, by=None)
     deadline = time.monotonic() + 10
-    while engine.domain_cleanup(domain_id=domain.pk) != "clean":
+    while cleanup.domain_cleanup(domain_id=domain.pk) != "clean":
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert _cf().list_distribution_tenants()["DistributionTenantList"] == []

@@ -17,7 +17,7 @@ from botocore.stub import Stubber
 from django.core import mail
 from django.utils import timezone
 
-from domains import engine, tasks
+from domains import checks, tasks
 from domains.models import (
     CustomDomain,
     DomainEvent,
@@ -52,11 +52,9 @@ NOT_AFTER = (datetime.now(UTC) + timedelta(days=400)).replace(hour=12, minute=0,
 
 
 @pytest.fixture
-def queued(monkeypatch: pytest.MonkeyPatch, settings) -> TaskRecorder:  # type: ignore[no-untyped-def]
+def queued(queued_tasks: TaskRecorder, settings) -> TaskRecorder:  # type: ignore[no-untyped-def]
     settings.EMAIL_BACKEND = LOCMEM_EMAIL
-    recorder = TaskRecorder()
-    monkeypatch.setattr(tasks, "send", recorder)
-    return recorder
+    return queued_tasks
 
 
 def described(*, not_after: datetime = NOT_AFTER, renewal: str | None = "PENDING_AUTO_RENEWAL",
@@ -104,7 +102,7 @@ def _daily_check(domain: CustomDomain, when: datetime, capture,  # type: ignore[
     """The re-check at `when`, then (if given) the emails it queued, still at `when`."""
     with time_machine.travel(when, tick=True):
         with capture(execute=True):
-            outcome = engine.domain_check(domain_id=domain.pk, force=True).outcome
+            outcome = checks.domain_check(domain_id=domain.pk, force=True).outcome
         if queued is not None:
             queued.run("send_notification")
     return outcome
@@ -199,7 +197,7 @@ def test_stubbed_renewed_certificate_clears_the_trouble(
     _expect_describe(stubbed_acm, not_after=renewed, renewal="SUCCESS")
     with time_machine.travel(NOT_AFTER - timedelta(days=19), tick=True):
         with django_capture_on_commit_callbacks(execute=True):
-            engine.domain_check(domain_id=watched.pk, force=True)
+            checks.domain_check(domain_id=watched.pk, force=True)
         # The trouble email queued yesterday (not sent yet) is moot now.
         assert queued.run("send_notification") == ["superseded"]
     watched.refresh_from_db()

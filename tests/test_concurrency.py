@@ -35,7 +35,7 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from domains import engine, services
+from domains import certificates, services
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
 from tests.factories import WorkspaceFactory
 from tests.faults import RedisServer, TcpProxy, convergence, use_broker, wait_for
@@ -106,7 +106,7 @@ def test_two_beats_and_several_workers_apply_each_transition_once(
     hosts = [f"c{i}.cycle-client.com" for i in range(N)]
     for host in hosts:
         domain = services.domain_register(workspace=workspace, hostname=host, by=None)
-        engine.domain_request_certificate(domain_id=domain.pk)
+        certificates.domain_request_certificate(domain_id=domain.pk)
         dns_server.store.set_record(host, "CNAME", TARGET)
     CustomDomain.objects.update(next_check_at=None)  # nothing due until the fleet is up
     setup_s = time.monotonic() - started

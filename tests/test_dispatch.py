@@ -13,7 +13,7 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from domains import engine, tasks
+from domains import checks, tasks
 from domains.models import CustomDomain
 from tests.factories import WorkspaceFactory
 
@@ -64,23 +64,23 @@ def test_a_backlog_is_queued_once_per_lease_not_once_per_tick(clean_redis: str,
 @pytest.mark.django_db
 def test_a_new_due_time_is_dispatched_at_once(settings: Any) -> None:
     ids = _due_domains(3)
-    assert sorted(engine.domains_dispatch()) == sorted(ids)
-    assert engine.domains_dispatch() == []
+    assert sorted(checks.domains_dispatch()) == sorted(ids)
+    assert checks.domains_dispatch() == []
     now = timezone.now()
     # The check starts (its lease moves the due time), or anything reschedules it: the next
     # due time is dispatched when it comes, not a dispatch lease later.
-    assert sorted(engine.claim(ids[:2], now=now)) == sorted(ids[:2])
+    assert sorted(checks.domains_claim(ids[:2], now=now)) == sorted(ids[:2])
     CustomDomain.objects.filter(pk=ids[2]).update(next_check_at=now + timedelta(seconds=5))
     later = now + settings.VEDOMAINS_DISPATCH_LEASE - timedelta(seconds=1)
-    assert sorted(engine.domains_dispatch(now=later)) == sorted(ids)
+    assert sorted(checks.domains_dispatch(now=later)) == sorted(ids)
 
 
 @pytest.mark.django_db
 def test_check_domains_command_includes_queued_domains() -> None:
     ids = _due_domains(2)
-    engine.domains_dispatch()
-    assert engine.domains_due() == []
-    assert sorted(engine.domains_due(queued=True)) == sorted(ids)
+    checks.domains_dispatch()
+    assert checks.domains_due() == []
+    assert sorted(checks.domains_due(queued=True)) == sorted(ids)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -93,7 +93,7 @@ def test_two_dispatchers_at_once_hand_out_disjoint_ids() -> None:
     def dispatch() -> None:
         start.wait()
         try:
-            got.append(engine.domains_dispatch(limit=400))
+            got.append(checks.domains_dispatch(limit=400))
         finally:
             connection.close()
 
@@ -129,6 +129,6 @@ def test_the_due_query_reads_its_index_at_100000_rows() -> None:
         )
         cursor.execute(f"ANALYZE {table}")
     assert CustomDomain.objects.count() == 100_001
-    plan = engine._due(timezone.now()).values("pk")[:10_000].explain()
+    plan = checks._due(timezone.now()).values("pk")[:10_000].explain()
     assert "domain_next_check_idx" in plan, plan
     assert "Seq Scan" not in plan, plan

@@ -1,7 +1,7 @@
 """Tenant isolation at the edge, end to end: Django writes the table, the edge function reads it.
 
 edge_lambda/tests cover each path of the handler with hand-written items. Here the items
-come from Django's own projection (`engine.edge_sync_hostname`, into moto's DynamoDB), and
+come from Django's own projection (`edge_sync.edge_sync_hostname`, into moto's DynamoDB), and
 Hypothesis throws Host spellings and spoofed headers at the real handler:
 
 - Django's hostname normalization (IDNA 2008, UTS #46) and the edge's (stdlib IDNA 2003,
@@ -26,7 +26,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from domains import engine
+from domains import edge_sync
 from domains.hostnames import HostnameError, normalize_hostname
 from domains.models import DomainStatus
 from edge_lambda import handler as edge
@@ -117,10 +117,10 @@ def projected(aws_stack: Any, db: Any) -> Iterator[None]:
     for host, (slug, status) in RECORDS.items():
         domain = CustomDomainFactory(workspace=WorkspaceFactory(slug=slug), hostname=host,
                                      status=DomainStatus.ACTIVE, edge_version=1)
-        assert engine.edge_sync_hostname(hostname=host) == "written"
+        assert edge_sync.edge_sync_hostname(hostname=host) == "written"
         if status == DomainStatus.REMOVED:
             type(domain).objects.filter(pk=domain.pk).update(status=status, edge_version=2)
-            assert engine.edge_sync_hostname(hostname=host) == "written"
+            assert edge_sync.edge_sync_hostname(hostname=host) == "written"
     edge.configure(default_config(max_attempts=1))
     yield
     edge._reset_for_tests()

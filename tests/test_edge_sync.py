@@ -10,7 +10,7 @@ from botocore.config import Config
 from django.core.management import call_command
 from django.utils import timezone
 
-from domains import engine, services
+from domains import edge_sync, services
 from domains.integrations import edge_store
 from domains.integrations.edge_store import EdgeItem
 from domains.integrations.errors import IntegrationError
@@ -50,7 +50,7 @@ def _closed_port() -> int:
 def test_backfill_writes_every_active_mapping_in_batches(aws_stack):  # type: ignore[no-untyped-def]
     domains = _active(60)
     CustomDomainFactory(hostname="pending.client.com")  # not routed: not pushed
-    counts = engine.edge_backfill()
+    counts = edge_sync.edge_backfill()
     assert counts == {"active": 60, "written": 60, "resynced": 0}
     items = {i.domain: i for i in edge_store.scan(segments=3)}
     assert set(items) == {d.hostname for d in domains}
@@ -64,7 +64,7 @@ def test_backfill_writes_every_active_mapping_in_batches(aws_stack):  # type: ig
 
 def test_reconcile_finds_and_repairs_missing_extra_and_stale(aws_stack):  # type: ignore[no-untyped-def]
     domains = _active(5)
-    engine.edge_backfill()
+    edge_sync.edge_backfill()
     # Drift of every kind: an item deleted by hand, an item nobody owns, an item pointing
     # at the wrong workspace.
     edge_store._ddb().delete_item(
@@ -76,7 +76,7 @@ def test_reconcile_finds_and_repairs_missing_extra_and_stale(aws_stack):  # type
         Item=EdgeItem(domains[1].hostname, "intruder", "active", 1).to_dynamo(),
     )
 
-    report = engine.edge_reconcile(repair=False)
+    report = edge_sync.edge_reconcile(repair=False)
     assert report.counts() == {
         "scanned": 5,
         "checked": 5,
@@ -89,13 +89,13 @@ def test_reconcile_finds_and_repairs_missing_extra_and_stale(aws_stack):  # type
     assert report.extra == ["ghost.client.com"]
     assert report.stale == [domains[1].hostname]
 
-    repaired = engine.edge_reconcile(repair=True)
+    repaired = edge_sync.edge_reconcile(repair=True)
     assert repaired.counts()["repaired"] == 3
     assert edge_store.get_item(domains[0].hostname).workspace_id == "acme"  # type: ignore[union-attr]
     assert edge_store.get_item(domains[1].hostname).workspace_id == "acme"  # type: ignore[union-attr]
     ghost = edge_store.get_item("ghost.client.com")
     assert ghost is not None and ghost.status == "inactive" and ghost.version == 8
-    clean = engine.edge_reconcile(repair=False).counts()
+    clean = edge_sync.edge_reconcile(repair=False).counts()
     assert (clean["missing"], clean["stale"], clean["extra"]) == (0, 0, 0)
 
 
@@ -135,13 +135,13 @@ def test_sync_while_dynamodb_is_unreachable_loses_nothing(aws_stack, monkeypatch
     )
     monkeypatch.setattr(edge_store, "_ddb", lambda: unreachable)
     with pytest.raises(IntegrationError) as caught:
-        engine.edge_sync_hostname(hostname=domain.hostname)
+        edge_sync.edge_sync_hostname(hostname=domain.hostname)
     assert caught.value.permanent is False
     domain.refresh_from_db()
     assert not domain.edge_in_sync  # the pending change is remembered in Django
 
     monkeypatch.setattr(edge_store, "_ddb", lambda: real)
-    assert engine.edge_sync_pending() == 1
+    assert edge_sync.edge_sync_pending() == 1
     domain.refresh_from_db()
     assert domain.edge_in_sync
     assert edge_store.get_item(domain.hostname).version == 2  # type: ignore[union-attr]
@@ -149,9 +149,9 @@ def test_sync_while_dynamodb_is_unreachable_loses_nothing(aws_stack, monkeypatch
 
 def test_a_removed_domain_cannot_come_back_from_a_late_write(aws_stack):  # type: ignore[no-untyped-def]
     domain = _active(1)[0]
-    assert engine.edge_sync_hostname(hostname=domain.hostname) == "written"
+    assert edge_sync.edge_sync_hostname(hostname=domain.hostname) == "written"
     services.domain_remove(domain=domain, by=None, source="test")
-    assert engine.edge_sync_hostname(hostname=domain.hostname) == "written"
+    assert edge_sync.edge_sync_hostname(hostname=domain.hostname) == "written"
     # A task that read the active record before the removal now writes it: refused.
     assert edge_store.put_item(EdgeItem(domain.hostname, "acme", "active", 1)) is False
     assert edge_store.get_item(domain.hostname).status == "inactive"  # type: ignore[union-attr]

@@ -9,7 +9,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from domains import engine, services
+from domains import certificates, checks, cleanup, edge_sync, services
 from domains.integrations import acm, aws, edge_store
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
 from tests.factories import WorkspaceFactory
@@ -37,7 +37,7 @@ def _wait_issued(arn: str, seconds: float = 10) -> None:
 
 def _register_and_activate(workspace, dns_server) -> CustomDomain:  # type: ignore[no-untyped-def]
     domain = services.domain_register(workspace=workspace, hostname=HOST, by=None)
-    assert engine.domain_request_certificate(domain_id=domain.pk) == "requested"
+    assert certificates.domain_request_certificate(domain_id=domain.pk) == "requested"
     dns_server.store.set_record(HOST, "CNAME", TARGET)
     if domain.ownership_required:
         dns_server.store.set_record(
@@ -45,9 +45,9 @@ def _register_and_activate(workspace, dns_server) -> CustomDomain:  # type: igno
         )
     domain.refresh_from_db()
     _wait_issued(domain.certificate_arn)
-    outcome = engine.domain_check(domain_id=domain.pk, force=True)
+    outcome = checks.domain_check(domain_id=domain.pk, force=True)
     assert outcome.outcome == "activated", outcome
-    assert engine.edge_sync_hostname(hostname=HOST) == "written"
+    assert edge_sync.edge_sync_hostname(hostname=HOST) == "written"
     domain.refresh_from_db()
     return domain
 
@@ -57,7 +57,7 @@ def test_register_to_active_to_misconfigured_to_detached(aws_stack, dns_server, 
     domain = services.domain_register(workspace=workspace, hostname=HOST, by=None)
     assert domain.status == DomainStatus.PENDING_VALIDATION
 
-    assert engine.domain_request_certificate(domain_id=domain.pk) == "requested"
+    assert certificates.domain_request_certificate(domain_id=domain.pk) == "requested"
     domain.refresh_from_db()
     assert domain.certificate_arn.startswith("arn:aws:acm:us-east-1:")
     # Validation records reach the customer as soon as ACM publishes them.
@@ -65,7 +65,7 @@ def test_register_to_active_to_misconfigured_to_detached(aws_stack, dns_server, 
     assert domain.validation_records[0]["type"] == "CNAME"
 
     # No DNS yet: the check waits and says why.
-    outcome = engine.domain_check(domain_id=domain.pk, force=True)
+    outcome = checks.domain_check(domain_id=domain.pk, force=True)
     assert outcome.outcome == "waiting"
     domain.refresh_from_db()
     assert domain.status == DomainStatus.PENDING_VALIDATION
@@ -74,7 +74,7 @@ def test_register_to_active_to_misconfigured_to_detached(aws_stack, dns_server, 
 
     dns_server.store.set_record(HOST, "CNAME", TARGET)
     _wait_issued(domain.certificate_arn)
-    outcome = engine.domain_check(domain_id=domain.pk, force=True)
+    outcome = checks.domain_check(domain_id=domain.pk, force=True)
     assert outcome.outcome == "activated"
     domain.refresh_from_db()
     assert domain.status == DomainStatus.ACTIVE
@@ -82,7 +82,7 @@ def test_register_to_active_to_misconfigured_to_detached(aws_stack, dns_server, 
     assert domain.cdn_resource_id in _cloudfront_aliases()
     assert _cloudfront_aliases()[domain.cdn_resource_id] == [HOST]
 
-    assert engine.edge_sync_hostname(hostname=HOST) == "written"
+    assert edge_sync.edge_sync_hostname(hostname=HOST) == "written"
     item = edge_store.get_item(HOST)
     assert item is not None
     assert (item.workspace_id, item.status, item.version) == ("acme", "active", 1)
@@ -91,7 +91,7 @@ def test_register_to_active_to_misconfigured_to_detached(aws_stack, dns_server, 
 
     # DNS leaves us: misconfigured, still routed during the grace period.
     dns_server.store.set_record(HOST, "CNAME", "elsewhere.example.net")
-    outcome = engine.domain_check(domain_id=domain.pk, force=True)
+    outcome = checks.domain_check(domain_id=domain.pk, force=True)
     assert outcome.outcome == "misconfigured"
     domain.refresh_from_db()
     assert domain.status == DomainStatus.MISCONFIGURED
@@ -100,10 +100,10 @@ def test_register_to_active_to_misconfigured_to_detached(aws_stack, dns_server, 
     # Grace passes: detached, tombstoned, certificate deleted.
     later = timezone.now() + settings.VEDOMAINS_MISCONFIGURED_GRACE + timedelta(minutes=1)
     with time_machine.travel(later, tick=True):
-        outcome = engine.domain_check(domain_id=domain.pk, force=True)
+        outcome = checks.domain_check(domain_id=domain.pk, force=True)
         assert outcome.outcome == "detached"
         for _ in range(10):
-            if engine.domain_cleanup(domain_id=domain.pk) == "clean":
+            if cleanup.domain_cleanup(domain_id=domain.pk) == "clean":
                 break
         else:
             pytest.fail("cleanup never finished")
@@ -125,7 +125,7 @@ def test_remove_cleans_cdn_edge_and_certificate(aws_stack, dns_server):  # type:
 
     services.domain_remove(domain=domain, by=None, source="test")
     for _ in range(10):
-        if engine.domain_cleanup(domain_id=domain.pk) == "clean":
+        if cleanup.domain_cleanup(domain_id=domain.pk) == "clean":
             break
     domain.refresh_from_db()
     assert domain.status == DomainStatus.REMOVED and not domain.cleanup_pending
@@ -139,7 +139,7 @@ def test_transient_dns_never_changes_an_active_domain(aws_stack, dns_server):  #
     domain = _register_and_activate(WorkspaceFactory(slug="acme"), dns_server)
     for fault in ("timeout", "servfail", "refused"):
         dns_server.store.set_fault(fault)
-        outcome = engine.domain_check(domain_id=domain.pk, force=True)
+        outcome = checks.domain_check(domain_id=domain.pk, force=True)
         assert outcome.outcome == "transient", (fault, outcome)
         domain.refresh_from_db()
         assert domain.status == DomainStatus.ACTIVE
@@ -147,15 +147,15 @@ def test_transient_dns_never_changes_an_active_domain(aws_stack, dns_server):  #
         # Retried soon, not after a day.
         assert domain.next_check_at < timezone.now() + timedelta(minutes=5)
     dns_server.store.clear_faults()
-    assert engine.domain_check(domain_id=domain.pk, force=True).outcome == "ok"
+    assert checks.domain_check(domain_id=domain.pk, force=True).outcome == "ok"
 
 
 def test_pending_domain_fails_after_the_pending_window(aws_stack, dns_server, settings):  # type: ignore[no-untyped-def]
     domain = services.domain_register(workspace=WorkspaceFactory(), hostname=HOST, by=None)
-    engine.domain_request_certificate(domain_id=domain.pk)
+    certificates.domain_request_certificate(domain_id=domain.pk)
     later = timezone.now() + settings.VEDOMAINS_PENDING_TIMEOUT + timedelta(minutes=1)
     with time_machine.travel(later, tick=True):
-        outcome = engine.domain_check(domain_id=domain.pk, force=True)
+        outcome = checks.domain_check(domain_id=domain.pk, force=True)
     assert outcome.outcome == "failed"
     domain.refresh_from_db()
     assert domain.status == DomainStatus.FAILED
@@ -166,33 +166,33 @@ def test_pending_domain_fails_after_the_pending_window(aws_stack, dns_server, se
 def test_stale_sync_cannot_overwrite_a_newer_item(aws_stack, dns_server):  # type: ignore[no-untyped-def]
     domain = _register_and_activate(WorkspaceFactory(slug="acme"), dns_server)
     services.domain_remove(domain=domain, by=None, source="test")
-    assert engine.edge_sync_hostname(hostname=HOST) == "written"  # tombstone v2
+    assert edge_sync.edge_sync_hostname(hostname=HOST) == "written"  # tombstone v2
     stale = edge_store.EdgeItem(HOST, "acme", "active", 1)
     assert edge_store.put_item(stale) is False
     assert edge_store.get_item(HOST).status == "inactive"  # type: ignore[union-attr]
     # And a late sync task re-reads Django, so it writes (or keeps) the tombstone.
-    assert engine.edge_sync_hostname(hostname=HOST) == "already_current"
+    assert edge_sync.edge_sync_hostname(hostname=HOST) == "already_current"
 
 
 def test_hostname_reused_by_another_workspace_gets_a_higher_version(aws_stack, dns_server):  # type: ignore[no-untyped-def]
     first = _register_and_activate(WorkspaceFactory(slug="first"), dns_server)
     services.domain_remove(domain=first, by=None, source="test")
-    engine.edge_sync_hostname(hostname=HOST)
+    edge_sync.edge_sync_hostname(hostname=HOST)
     # Takeover protection: the hostname was active for another workspace, so the new
     # holder must prove ownership with the TXT record before it is activated.
     pending = services.domain_register(
         workspace=WorkspaceFactory(slug="second"), hostname=HOST, by=None
     )
     assert pending.ownership_required is True
-    engine.domain_request_certificate(domain_id=pending.pk)
+    certificates.domain_request_certificate(domain_id=pending.pk)
     pending.refresh_from_db()
     _wait_issued(pending.certificate_arn)
-    assert engine.domain_check(domain_id=pending.pk, force=True).detail == "waiting for ownership"
+    assert checks.domain_check(domain_id=pending.pk, force=True).detail == "waiting for ownership"
     dns_server.store.set_record(
         pending.ownership_record_name, "TXT", pending.ownership_record_value
     )
-    assert engine.domain_check(domain_id=pending.pk, force=True).outcome == "activated"
-    assert engine.edge_sync_hostname(hostname=HOST) == "written"
+    assert checks.domain_check(domain_id=pending.pk, force=True).outcome == "activated"
+    assert edge_sync.edge_sync_hostname(hostname=HOST) == "written"
     item = edge_store.get_item(HOST)
     assert item is not None and item.workspace_id == "second" and item.status == "active"
     assert item.version > 2
@@ -205,13 +205,13 @@ def test_two_check_runs_over_the_same_domains_apply_each_transition_once(aws_sta
         for i in range(5)
     ]
     for d in domains:
-        engine.domain_request_certificate(domain_id=d.pk)
+        certificates.domain_request_certificate(domain_id=d.pk)
         dns_server.store.set_record(d.hostname, "CNAME", TARGET)
     time.sleep(1.2)
     ids = [d.pk for d in domains]
     CustomDomain.objects.filter(pk__in=ids).update(next_check_at=timezone.now())
-    first = engine.domains_check(domain_ids=ids)
-    second = engine.domains_check(domain_ids=ids)  # not due any more: claims nothing
+    first = checks.domains_check(domain_ids=ids)
+    second = checks.domains_check(domain_ids=ids)  # not due any more: claims nothing
     assert [o.outcome for o in first] == ["activated"] * 5
     assert second == []
     for d in domains:
@@ -229,7 +229,7 @@ def test_stubbed_cname_already_exists_fails_the_domain_with_the_reason(  # type:
     from domains.integrations import cdn
 
     domain = services.domain_register(workspace=WorkspaceFactory(), hostname=HOST, by=None)
-    engine.domain_request_certificate(domain_id=domain.pk)
+    certificates.domain_request_certificate(domain_id=domain.pk)
     dns_server.store.set_record(HOST, "CNAME", TARGET)
     domain.refresh_from_db()
     _wait_issued(domain.certificate_arn)
@@ -254,7 +254,7 @@ def test_stubbed_cname_already_exists_fails_the_domain_with_the_reason(  # type:
             http_status_code=409,
             expected_params={"DistributionConfig": ANY},
         )
-        outcome = engine.domain_check(domain_id=domain.pk, force=True)
+        outcome = checks.domain_check(domain_id=domain.pk, force=True)
     assert outcome.outcome == "failed"
     domain.refresh_from_db()
     assert domain.status == DomainStatus.FAILED
@@ -270,7 +270,7 @@ def test_cleanup_finishes_when_the_hostname_moved_to_another_workspace(aws_stack
     second = services.domain_register(workspace=WorkspaceFactory(slug="second"), hostname=HOST,
                                       by=None)
     for _ in range(10):
-        if engine.domain_cleanup(domain_id=first.pk) == "clean":
+        if cleanup.domain_cleanup(domain_id=first.pk) == "clean":
             break
     else:
         pytest.fail("the superseded record's cleanup never finished")
@@ -285,7 +285,7 @@ def test_cleanup_finishes_when_the_hostname_moved_to_another_workspace(aws_stack
 def test_certificate_is_read_only_when_it_can_change_the_outcome(  # type: ignore[no-untyped-def]
         aws_stack, dns_server, monkeypatch):
     domain = services.domain_register(workspace=WorkspaceFactory(), hostname=HOST, by=None)
-    engine.domain_request_certificate(domain_id=domain.pk)
+    certificates.domain_request_certificate(domain_id=domain.pk)
     reads: list[str] = []
     real_describe = acm.describe_certificate
 
@@ -294,10 +294,10 @@ def test_certificate_is_read_only_when_it_can_change_the_outcome(  # type: ignor
         return real_describe(arn)
 
     monkeypatch.setattr(acm, "describe_certificate", counting_describe)
-    assert engine.domain_check(domain_id=domain.pk, force=True).outcome == "waiting"
+    assert checks.domain_check(domain_id=domain.pk, force=True).outcome == "waiting"
     assert len(reads) == 1  # first check: read once, records are known now
     for _ in range(3):  # the customer has not set DNS: no need to ask ACM again yet
-        engine.domain_check(domain_id=domain.pk, force=True)
+        checks.domain_check(domain_id=domain.pk, force=True)
     assert len(reads) == 1
 
     dns_server.store.set_record(HOST, "CNAME", TARGET)
@@ -305,17 +305,17 @@ def test_certificate_is_read_only_when_it_can_change_the_outcome(  # type: ignor
     _wait_issued(domain.certificate_arn)
     reads.clear()
     # DNS now points at us: the check reads the certificate on the spot and activates.
-    assert engine.domain_check(domain_id=domain.pk, force=True).outcome == "activated"
+    assert checks.domain_check(domain_id=domain.pk, force=True).outcome == "activated"
     assert len(reads) == 1
 
     # Without DNS, the certificate is still read now and then (ACM may have failed it).
     other = services.domain_register(workspace=WorkspaceFactory(), hostname="other.client.com",
                                      by=None)
-    engine.domain_request_certificate(domain_id=other.pk)
-    engine.domain_check(domain_id=other.pk, force=True)
+    certificates.domain_request_certificate(domain_id=other.pk)
+    checks.domain_check(domain_id=other.pk, force=True)
     reads.clear()
-    engine.domain_check(domain_id=other.pk, force=True)
+    checks.domain_check(domain_id=other.pk, force=True)
     assert reads == []
-    with time_machine.travel(timezone.now() + engine.CERTIFICATE_READ_INTERVAL, tick=True):
-        engine.domain_check(domain_id=other.pk, force=True)
+    with time_machine.travel(timezone.now() + checks.CERTIFICATE_READ_INTERVAL, tick=True):
+        checks.domain_check(domain_id=other.pk, force=True)
     assert len(reads) == 1

@@ -25,7 +25,7 @@ from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from domains import engine, services, tasks
+from domains import certificates, checks, edge_sync, lifecycle, services
 from domains.integrations import acm, edge_store
 from domains.integrations.errors import IntegrationError
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Workspace
@@ -112,7 +112,7 @@ def register_ready(workspace: Workspace, hosts: list[str], dns_server: Any) -> l
     ids = []
     for host in hosts:
         domain = services.domain_register(workspace=workspace, hostname=host, by=None)
-        engine.domain_request_certificate(domain_id=domain.pk)
+        certificates.domain_request_certificate(domain_id=domain.pk)
         dns_server.store.set_record(host, "CNAME", TARGET)
         ids.append(domain.pk)
     arns = CustomDomain.objects.filter(pk__in=ids).values_list("certificate_arn", flat=True)
@@ -124,7 +124,7 @@ def register_ready(workspace: Workspace, hosts: list[str], dns_server: Any) -> l
 def activate_in_process(workspace: Workspace, hosts: list[str], dns_server: Any) -> list[int]:
     """Active domains, attached to CloudFront by the real check path, edge not yet synced."""
     ids = register_ready(workspace, hosts, dns_server)
-    outcomes = engine.domains_check(domain_ids=ids, force=True)
+    outcomes = checks.domains_check(domain_ids=ids, force=True)
     assert {o.outcome for o in outcomes} == {"activated"}, outcomes
     return ids
 
@@ -137,7 +137,7 @@ def broker_flush(broker: RedisServer) -> None:
 def beat(*names: str) -> None:
     """What Celery beat does on its tick: send the periodic tasks to the workers."""
     for name in names:
-        tasks.send(getattr(tasks, name))
+        lifecycle.task_send(name)
 
 
 def transitions() -> int:
@@ -231,7 +231,7 @@ def test_pool_process_killed_mid_edge_sync_is_redelivered_and_a_dead_worker_caug
     proxy.hold(PUT_ITEM, 60)
     worker = start_worker("sync", concurrency=1)
     for host in hosts:
-        tasks.send(tasks.sync_edge, host)
+        lifecycle.task_send("sync_edge", host)
     proxy.wait_seen(PUT_ITEM, 1, timeout=30)
     killed = kill_pool_children(worker.proc.pid)  # type: ignore[union-attr]
     proxy.clear_holds()
@@ -282,7 +282,7 @@ def test_redis_restarted_with_tasks_queued(
     workspace = WorkspaceFactory(plan="enterprise")
     routed = [f"r{i}.redis-client.com" for i in range(4)]
     for pk in activate_in_process(workspace, routed, dns_server):
-        engine.edge_sync_hostname(hostname=CustomDomain.objects.get(pk=pk).hostname)
+        edge_sync.edge_sync_hostname(hostname=CustomDomain.objects.get(pk=pk).hostname)
     broker_flush(broker)
     # Queued with no worker running: 6 certificate requests, and per removal a cleanup and
     # one edge push.
@@ -400,11 +400,11 @@ def test_aws_endpoint_restarted_empty_and_the_edge_table_rebuilt_from_django(
     hosts = [f"m{i}.restart-client.com" for i in range(8)]
     activate_in_process(workspace, hosts, dns_server)
     for host in hosts:
-        engine.edge_sync_hostname(hostname=host)
+        edge_sync.edge_sync_hostname(hostname=host)
     for host in hosts[:2]:
         services.domain_remove(domain=CustomDomain.objects.get(hostname=host), by=None,
                                source="test")
-        engine.edge_sync_hostname(hostname=host)
+        edge_sync.edge_sync_hostname(hostname=host)
     broker_flush(broker)
     worker = start_worker("rebuild")
 
@@ -451,7 +451,7 @@ def test_dns_timeouts_and_servfail_never_change_a_status(
     register_ready(workspace, [hosts["fresh"], hosts["expired"]], dns_server)
     activate_in_process(workspace, [hosts["active"], hosts["gone"], hosts["grace"]], dns_server)
     for host in (hosts["active"], hosts["gone"], hosts["grace"]):
-        engine.edge_sync_hostname(hostname=host)
+        edge_sync.edge_sync_hostname(hostname=host)
     now = timezone.now()
     long_ago = now - settings.VEDOMAINS_PENDING_TIMEOUT - timedelta(hours=1)
     CustomDomain.objects.filter(hostname=hosts["expired"]).update(created_at=long_ago)
@@ -501,5 +501,5 @@ def test_dns_timeouts_and_servfail_never_change_a_status(
 
 def with_transition(domain: CustomDomain, to: str, **updates: Any) -> None:
     with transaction.atomic():
-        assert services.transition(domain=domain, to=to, allowed_from=[domain.status],
+        assert lifecycle.domain_transition(domain=domain, to=to, allowed_from=[domain.status],
                                    source="test", updates=updates)

@@ -14,7 +14,7 @@ from django.core import mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from domains import engine, notifications, services, tasks
+from domains import checks, lifecycle, notifications, services
 from domains.models import (
     CustomDomain,
     DomainStatus,
@@ -32,11 +32,9 @@ TARGET = "domain.ve.ai"
 
 
 @pytest.fixture
-def queued(monkeypatch: pytest.MonkeyPatch, settings) -> TaskRecorder:  # type: ignore[no-untyped-def]
+def queued(queued_tasks: TaskRecorder, settings) -> TaskRecorder:  # type: ignore[no-untyped-def]
     settings.EMAIL_BACKEND = LOCMEM_EMAIL
-    recorder = TaskRecorder()
-    monkeypatch.setattr(tasks, "send", recorder)
-    return recorder
+    return queued_tasks
 
 
 @pytest.fixture
@@ -63,7 +61,7 @@ def _active_domain(workspace) -> CustomDomain:  # type: ignore[no-untyped-def]
 
 def _check(domain: CustomDomain, django_capture_on_commit_callbacks) -> str:  # type: ignore[no-untyped-def]
     with django_capture_on_commit_callbacks(execute=True):
-        return engine.domain_check(domain_id=domain.pk, force=True).outcome
+        return checks.domain_check(domain_id=domain.pk, force=True).outcome
 
 
 def test_misconfigured_email_names_hostname_record_and_deadline(
@@ -144,7 +142,7 @@ def test_racing_senders_send_once(people, queued, django_capture_on_commit_callb
     workspace, _, _ = people
     domain = CustomDomainFactory(workspace=workspace, hostname=HOST)
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
-        services.transition(domain=domain, to=DomainStatus.ACTIVE,
+        lifecycle.domain_transition(domain=domain, to=DomainStatus.ACTIVE,
                             allowed_from=[DomainStatus.PENDING_VALIDATION], source="test",
                             updates={"activated_at": timezone.now()})
     # The task queued after commit, a duplicate of it, and the periodic pass all try.
@@ -186,7 +184,7 @@ def test_a_state_left_before_sending_is_not_announced(
                         (DomainStatus.ACTIVE, DomainStatus.MISCONFIGURED)):
             domain.refresh_from_db()
             with transaction.atomic():
-                services.transition(domain=domain, to=to, allowed_from=[old], source="test",
+                lifecycle.domain_transition(domain=domain, to=to, allowed_from=[old], source="test",
                                     updates={"misconfigured_at": timezone.now()})
     # Both emails were queued; by the time they run the domain is fine again, and the
     # owner never heard it was broken, so neither message goes out.
@@ -197,7 +195,7 @@ def test_a_state_left_before_sending_is_not_announced(
 def test_no_owner_email_is_recorded_not_retried(queued, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
     domain = CustomDomainFactory(workspace=WorkspaceFactory(), hostname=HOST)
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
-        services.transition(domain=domain, to=DomainStatus.ACTIVE,
+        lifecycle.domain_transition(domain=domain, to=DomainStatus.ACTIVE,
                             allowed_from=[DomainStatus.PENDING_VALIDATION], source="test")
     assert queued.run("send_notification") == ["no_recipients"]
     assert Notification.objects.get(domain=domain).skipped == "no_recipients"
@@ -212,7 +210,7 @@ def test_smtp_failure_is_retried_later_and_then_sent(
     workspace, _, _ = people
     domain = CustomDomainFactory(workspace=workspace, hostname=HOST)
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
-        services.transition(domain=domain, to=DomainStatus.ACTIVE,
+        lifecycle.domain_transition(domain=domain, to=DomainStatus.ACTIVE,
                             allowed_from=[DomainStatus.PENDING_VALIDATION], source="test")
     real_send = EmailBackend.send_messages
 

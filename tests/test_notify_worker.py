@@ -9,7 +9,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from domains import services
+from domains import lifecycle
 from domains.models import DomainStatus, Notification, WebhookDelivery
 from tests.factories import (
     CustomDomainFactory,
@@ -43,7 +43,7 @@ def test_worker_sends_the_signed_webhook_and_the_email_after_commit(celery_worke
     with webhook_receiver() as receiver:
         endpoint = WebhookEndpointFactory(url=receiver.url)
         with transaction.atomic():
-            services.transition(domain=domain, to=DomainStatus.MISCONFIGURED,
+            lifecycle.domain_transition(domain=domain, to=DomainStatus.MISCONFIGURED,
                                 allowed_from=[DomainStatus.ACTIVE], source="test",
                                 message="shop.client.com has no CNAME record.",
                                 updates={"misconfigured_at": now})

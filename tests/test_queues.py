@@ -10,7 +10,7 @@ import pytest
 import redis
 from django.utils import timezone
 
-from domains import tasks
+from domains import lifecycle, tasks
 from domains.integrations import edge_store
 from domains.models import CustomDomain, DomainStatus
 from tests.factories import CustomDomainFactory, WorkspaceFactory
@@ -40,7 +40,7 @@ def _lengths(url: str) -> dict[str, int]:
 )
 def test_each_task_is_queued_on_its_own_queue(clean_redis: str, task: Any,
                                               args: tuple[Any, ...], queue: str) -> None:
-    tasks.send(task, *args)
+    lifecycle.task_send(task.name, *args)
     lengths = _lengths(clean_redis)
     assert lengths.pop(queue) == 1
     assert set(lengths.values()) == {0}
@@ -51,7 +51,7 @@ def test_an_edge_push_is_not_delayed_by_a_flood_of_checks(
     clean_redis: str, aws_stack: Any, dns_server: Any, tmp_path: Path
 ) -> None:
     for domain_id in range(500):
-        tasks.send(tasks.check_domain, 10_000_000 + domain_id)  # ids of no domain: no-ops
+        lifecycle.task_send("check_domain", 10_000_000 + domain_id)  # ids of no domain: no-ops
     domain = CustomDomainFactory(
         workspace=WorkspaceFactory(slug="acme"), hostname="gallery.client.com",
         status=DomainStatus.ACTIVE, verified_at=timezone.now(), activated_at=timezone.now(),
@@ -59,7 +59,7 @@ def test_an_edge_push_is_not_delayed_by_a_flood_of_checks(
     CustomDomain.objects.filter(pk=domain.pk).update(edge_version=1)
     worker = WorkerProcess(clean_redis, tmp_path / "edge-worker.log", queues=["edge"]).start()
     try:
-        tasks.send(tasks.sync_edge, domain.hostname)
+        lifecycle.task_send("sync_edge", domain.hostname)
         deadline = time.monotonic() + 30
         while edge_store.get_item(domain.hostname) is None:
             assert time.monotonic() < deadline, worker.log_path.read_text()[-3000:]

@@ -20,7 +20,7 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from domains import engine
+from domains import edge_sync
 from domains.models import CustomDomain, DomainStatus, Role
 from tests.factories import CustomDomainFactory, MembershipFactory, WorkspaceFactory
 
@@ -173,7 +173,7 @@ def test_edge_items_use_the_seed_s_timestamp_form(aws_stack: Any, workspace: Any
                                  status=DomainStatus.ACTIVE, verified_at=created
                                  + timedelta(minutes=5, microseconds=7))
     CustomDomain.objects.filter(pk=domain.pk).update(created_at=created)
-    assert engine.edge_sync_hostname(hostname=domain.hostname) == "written"
+    assert edge_sync.edge_sync_hostname(hostname=domain.hostname) == "written"
     table = boto3.client(
         "dynamodb", region_name="us-east-1", endpoint_url=django_settings.VEDOMAINS_AWS_ENDPOINT_URL
     )

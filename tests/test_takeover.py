@@ -21,7 +21,7 @@ import time_machine
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from domains import engine, services, tasks
+from domains import certificates, checks, cleanup, edge_sync, services
 from domains.errors import Conflict
 from domains.integrations import acm, edge_store
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Role, Workspace
@@ -34,10 +34,8 @@ HOST = "gallery.client.com"
 TARGET = "domain.ve.ai"
 
 
-@pytest.fixture(autouse=True)
-def _no_broker(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The engine is driven in-process here; queued follow-ups are not under test.
-    monkeypatch.setattr(tasks, "send", lambda task, *args: None)
+# Checks are driven in-process here; queued follow-ups are not under test.
+pytestmark = pytest.mark.usefixtures("queued_tasks")
 
 
 @pytest.fixture
@@ -51,7 +49,7 @@ def b(db: Any) -> Workspace:
 
 
 def issue(domain: CustomDomain) -> CustomDomain:
-    engine.domain_request_certificate(domain_id=domain.pk)
+    certificates.domain_request_certificate(domain_id=domain.pk)
     domain.refresh_from_db()
     deadline = time.monotonic() + 10
     while acm.describe_certificate(domain.certificate_arn).status != "ISSUED":
@@ -60,8 +58,8 @@ def issue(domain: CustomDomain) -> CustomDomain:
     return domain
 
 
-def check(domain: CustomDomain) -> engine.CheckOutcome:
-    outcome = engine.domain_check(domain_id=domain.pk, force=True)
+def check(domain: CustomDomain) -> checks.CheckOutcome:
+    outcome = checks.domain_check(domain_id=domain.pk, force=True)
     domain.refresh_from_db()
     return outcome
 
@@ -73,14 +71,14 @@ def activate(workspace: Workspace, dns_server: Any, host: str = HOST) -> CustomD
         dns_server.store.set_record(domain.ownership_record_name, "TXT",
                                     domain.ownership_record_value)
     assert check(domain).outcome == "activated"
-    assert engine.edge_sync_hostname(hostname=host) == "written"
+    assert edge_sync.edge_sync_hostname(hostname=host) == "written"
     domain.refresh_from_db()
     return domain
 
 
 def clean_up(domain: CustomDomain) -> None:
     for _ in range(10):
-        if engine.domain_cleanup(domain_id=domain.pk) == "clean":
+        if cleanup.domain_cleanup(domain_id=domain.pk) == "clean":
             return
     pytest.fail("cleanup never finished")
 
@@ -146,7 +144,7 @@ def test_previously_active_hostname_moves_with_the_new_owner_s_txt(
     dns_server.store.set_record(new.ownership_record_name, "TXT", new.ownership_record_value)
     assert check(new).outcome == "activated"
     assert DomainEvent.objects.filter(domain=new, kind=EventKind.OWNERSHIP_VERIFIED).count() == 1
-    assert engine.edge_sync_hostname(hostname=HOST) == "written"
+    assert edge_sync.edge_sync_hostname(hostname=HOST) == "written"
     item = edge_store.get_item(HOST)
     assert item is not None and (item.workspace_id, item.status) == ("ws-b", "active")
     assert item.version > old.edge_version  # above A's tombstone
@@ -272,12 +270,12 @@ def test_a_txt_proof_moves_an_active_hostname_without_routing_it_twice(
     old.refresh_from_db()
     assert old.status == DomainStatus.REMOVED
     # The old route is gone from the edge before the new one exists.
-    assert engine.edge_sync_hostname(hostname=HOST) == "written"
+    assert edge_sync.edge_sync_hostname(hostname=HOST) == "written"
     assert routed_to() is None
     clean_up(old)
     assert cloudfront_aliases()[HOST] == 0
     assert check(new).outcome == "activated"
-    engine.edge_sync_hostname(hostname=HOST)
+    edge_sync.edge_sync_hostname(hostname=HOST)
     assert routed_to() == "ws-b"
     assert cloudfront_aliases()[HOST] == 1
 

@@ -21,7 +21,6 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from domains import tasks
 from domains.models import (
     CustomDomain,
     DomainEvent,
@@ -38,6 +37,7 @@ from tests.factories import (
     WebhookEndpointFactory,
     WorkspaceFactory,
 )
+from tests.notify_helpers import TaskRecorder
 
 pytestmark = pytest.mark.django_db
 
@@ -55,10 +55,8 @@ class World:
 
 
 @pytest.fixture(autouse=True)
-def _no_broker(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[Any, ...]]]:
-    sent: list[tuple[str, tuple[Any, ...]]] = []
-    monkeypatch.setattr(tasks, "send", lambda task, *args: sent.append((task.name, args)))
-    return sent
+def _no_broker(queued_tasks: TaskRecorder) -> list[tuple[str, tuple[Any, ...]]]:
+    return queued_tasks.calls
 
 
 @pytest.fixture

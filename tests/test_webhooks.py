@@ -18,7 +18,7 @@ import time_machine
 from django.db import transaction
 from django.utils import timezone
 
-from domains import notifications, services, tasks
+from domains import lifecycle, notifications, outbox, tasks
 from domains.models import (
     CustomDomain,
     DeliveryStatus,
@@ -50,10 +50,8 @@ verify_signature = documented_verifier()
 
 
 @pytest.fixture
-def queued(monkeypatch: pytest.MonkeyPatch) -> TaskRecorder:
-    recorder = TaskRecorder()
-    monkeypatch.setattr(tasks, "send", recorder)
-    return recorder
+def queued(queued_tasks: TaskRecorder) -> TaskRecorder:
+    return queued_tasks
 
 
 @pytest.fixture
@@ -70,7 +68,7 @@ def endpoint(receiver: Receiver, db) -> WebhookEndpoint:  # type: ignore[no-unty
 def _move(domain: CustomDomain, to: str, capture, *, message: str = "") -> None:  # type: ignore[no-untyped-def]
     domain.refresh_from_db()
     with capture(execute=True), transaction.atomic():
-        assert services.transition(domain=domain, to=to, allowed_from=[domain.status],
+        assert lifecycle.domain_transition(domain=domain, to=to, allowed_from=[domain.status],
                                    source="test", message=message)
 
 
@@ -187,7 +185,7 @@ def test_retries_back_off_for_24_hours_then_give_up(
     # test travels past each due time.
     assert gaps[0] <= 60 + 1 and max(gaps) <= 7200 + 5 and gaps[6] > gaps[1]
     last = delivery.attempt_log[-1]["at"]
-    assert last <= notifications.iso(delivery.expires_at)
+    assert last <= outbox.iso(delivery.expires_at)
 
 
 def test_redirects_are_not_followed(endpoint, queued, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
@@ -291,7 +289,7 @@ def test_versions_grow_and_each_endpoint_gets_what_it_asked_for(
 def test_the_outbox_commits_or_rolls_back_with_the_status_change(endpoint, queued):  # type: ignore[no-untyped-def]
     domain = CustomDomainFactory(hostname=HOST)
     with pytest.raises(RuntimeError), transaction.atomic():
-        services.transition(domain=domain, to=DomainStatus.ACTIVE,
+        lifecycle.domain_transition(domain=domain, to=DomainStatus.ACTIVE,
                             allowed_from=[DomainStatus.PENDING_VALIDATION], source="test")
         assert WebhookDelivery.objects.count() == 1
         raise RuntimeError("the caller failed after the transition")

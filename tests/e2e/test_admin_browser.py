@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from domains import engine, services
+from domains import certificates, services
 from domains.models import CustomDomain, DomainEvent, EventKind
 from tests.factories import UserFactory, WorkspaceFactory
 
@@ -91,7 +91,7 @@ def domain(
     domain = services.domain_register(workspace=workspace, hostname=HOST, by=staff, source="admin")
     # What the worker would do next: request the certificate (moto publishes the
     # validation CNAME at once).
-    assert engine.domain_request_certificate(domain_id=domain.pk) == "requested"
+    assert certificates.domain_request_certificate(domain_id=domain.pk) == "requested"
     domain.refresh_from_db()
     assert domain.validation_records
     return domain

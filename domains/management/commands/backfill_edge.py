@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from domains import engine
+from domains import edge_sync
 from domains.integrations.errors import IntegrationError
 from domains.management.commands._progress import progress_bar
 from domains.models import EDGE_ROUTED_STATUSES, CustomDomain
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         started = time.monotonic()
         try:
             with progress_bar(total, "backfill") as bar:
-                counts = engine.edge_backfill(dry_run=opts["dry_run"], progress=bar.update)
+                counts = edge_sync.edge_backfill(dry_run=opts["dry_run"], progress=bar.update)
         except IntegrationError as exc:
             raise CommandError(f"backfill stopped: {exc}") from exc
         elapsed = time.monotonic() - started

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from domains import engine
+from domains import checks
 from domains.hostnames import HostnameError, normalize_hostname
 from domains.management.commands._progress import progress_bar
 from domains.models import CustomDomain, DomainStatus
@@ -47,7 +47,7 @@ class Command(BaseCommand):
                        .exclude(status=DomainStatus.REMOVED, next_check_at__isnull=True)
                        .order_by("pk").values_list("pk", flat=True))
         else:
-            ids = engine.domains_due(limit=10**9, queued=True)
+            ids = checks.domains_due(limit=10**9, queued=True)
 
         if opts["dry_run"]:
             for domain in CustomDomain.objects.filter(pk__in=ids).order_by("pk"):
@@ -59,7 +59,7 @@ class Command(BaseCommand):
         size = opts["batch_size"]
         with progress_bar(len(ids), "checking") as bar:
             for start in range(0, len(ids), size):
-                outcomes = engine.domains_check(domain_ids=ids[start:start + size],
+                outcomes = checks.domains_check(domain_ids=ids[start:start + size],
                                                 source="command:check_domains", force=force)
                 for o in outcomes:
                     counts[o.outcome] += 1

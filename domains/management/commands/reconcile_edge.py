@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from domains import engine
+from domains import edge_sync
 from domains.integrations.errors import IntegrationError
 from domains.management.commands._progress import progress_bar
 
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         repair = not opts["dry_run"]
         try:
             with progress_bar(None, "reconcile") as bar:
-                report = engine.edge_reconcile(repair=repair, progress=bar.update)
+                report = edge_sync.edge_reconcile(repair=repair, progress=bar.update)
         except IntegrationError as exc:
             raise CommandError(f"reconcile stopped: {exc}") from exc
         counts = report.counts()

@@ -1,23 +1,25 @@
-"""The engine: checks, certificates, CloudFront attachment, cleanup and the edge projection.
+"""Checks: claim the domains that are due, read DNS and certificates, move each status.
 
-Called by Celery tasks and management commands alike. Every function takes ids or
-hostnames and reloads what it needs, so a late or repeated call acts on the current state.
+Called by Celery tasks and management commands alike. Every function takes ids and
+reloads what it needs, so a late or repeated call acts on the current state.
 
 Concurrency rules (STYLE.md, "Concurrency"):
 - a check claims its domains by pushing `next_check_at` forward (a lease) in one statement
   before any DNS or AWS call, so two beats or ten workers never check a domain twice at once
   and a crash mid-check cannot loop;
 - results are written only if the status is still the one the check saw;
-- status changes go through `services.transition` (compare-and-swap).
+- status changes go through `lifecycle.domain_transition` (compare-and-swap).
+
+A removed domain that is due is handed to `domains.cleanup`; the CDN attachment of a
+domain that is ready happens here, as the last step of its pending check.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,11 +28,11 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from domains import capacity, certificates, hostnames, selectors, services
-from domains.integrations import acm, cdn, dns, edge_store
-from domains.integrations.edge_store import EdgeItem
+from domains import capacity, certificates, hostnames, lifecycle
+from domains.cleanup import domain_cleanup
+from domains.integrations import acm, cdn, dns
 from domains.integrations.errors import IntegrationError
-from domains.models import CustomDomain, DomainStatus, EventKind
+from domains.models import LIVE_STATUSES, CustomDomain, DomainStatus, EventKind
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +77,8 @@ def domains_dispatch(*, limit: int = 10000, now: datetime | None = None) -> list
     """Take the due domains for queueing: each due time is handed out once.
 
     Two beats at once get disjoint ids (skip_locked). A check that starts moves the due
-    time (see `claim`), and so does any reschedule; a queued check that never runs (its
-    message lost) is handed out again when the lease ends.
+    time (see `domains_claim`), and so does any reschedule; a queued check that never runs
+    (its message lost) is handed out again when the lease ends.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -103,7 +105,7 @@ def next_interval(domain: CustomDomain, now: datetime) -> timedelta:
     return min(settings.VEDOMAINS_MAX_CHECK_INTERVAL, max(base, grown))
 
 
-def claim(domain_ids: Iterable[int], *, now: datetime, force: bool = False) -> list[int]:
+def domains_claim(domain_ids: Iterable[int], *, now: datetime, force: bool = False) -> list[int]:
     """Lease due domains to this caller; returns the ids it won."""
     ids = list(domain_ids)
     if not ids:
@@ -120,53 +122,7 @@ def claim(domain_ids: Iterable[int], *, now: datetime, force: bool = False) -> l
     return won
 
 
-# --- certificates ---------------------------------------------------------------------------
-
-
-def domain_request_certificate(*, domain_id: int) -> str:
-    domain = CustomDomain.objects.filter(pk=domain_id).first()
-    if domain is None:
-        return "missing"
-    if domain.certificate_arn:
-        return "exists"
-    if domain.status != DomainStatus.PENDING_VALIDATION:
-        return "not_pending"
-    if cdn.strategy().managed_certificates and domain.prevalidation != "acm":
-        return "not_needed"  # CloudFront manages this domain's certificate
-    arn = acm.request_certificate(
-        hostname=domain.hostname,
-        key=f"vedomains:{domain.pk}:{domain.hostname}",
-        tags={"vedomains-domain-id": str(domain.pk), "vedomains-workspace": domain.workspace.slug},
-    )
-    now = timezone.now()
-    with transaction.atomic():
-        # The arn is stored whatever the status now is, so a removal that raced with this
-        # request still finds (and deletes) the certificate.
-        stored = CustomDomain.objects.filter(pk=domain.pk, certificate_arn="").update(
-            certificate_arn=arn, certificate_status="PENDING_VALIDATION",
-            certificate_requested_at=now, updated_at=now,
-        )
-        if stored:
-            services.event_record(domain=domain, kind=EventKind.CERTIFICATE_REQUESTED,
-                                  source="system:acm", data={"arn": arn})
-    _refresh_certificate(domain_id=domain.pk, arn=arn)
-    return "requested"
-
-
-def _refresh_certificate(*, domain_id: int, arn: str) -> acm.Certificate | None:
-    """Store the status and validation records as soon as ACM publishes them."""
-    try:
-        cert = acm.describe_certificate(arn)
-    except IntegrationError as exc:
-        log.info("describe %s failed: %s", arn, exc)
-        return None
-    CustomDomain.objects.filter(pk=domain_id, certificate_arn=arn).update(
-        certificate_status=cert.status, validation_records=cert.validation_records
-    )
-    return cert
-
-
-# --- checks ---------------------------------------------------------------------------------
+# --- the batch ------------------------------------------------------------------------------
 
 
 def domain_check(*, domain_id: int, source: str = "system:check", force: bool = False
@@ -181,15 +137,15 @@ def domains_check(*, domain_ids: Iterable[int], source: str = "system:check",
                   force: bool = False, now: datetime | None = None) -> list[CheckOutcome]:
     """Check a batch: claim, resolve DNS concurrently, read certificates, then decide each."""
     now = now or timezone.now()
-    won = claim(domain_ids, now=now, force=force)
+    won = domains_claim(domain_ids, now=now, force=force)
     if not won:
         return []
     domains = list(CustomDomain.objects.select_related("workspace").filter(pk__in=won))
     outcomes: list[CheckOutcome] = []
 
     for domain in [d for d in domains if d.status == DomainStatus.REMOVED]:
-        outcomes.append(_guarded(domain, lambda d: _cleanup_outcome(d)))
-    live = [d for d in domains if d.status in services.LIVE_STATUSES]
+        outcomes.append(_guarded(domain, _cleanup_outcome))
+    live = [d for d in domains if d.status in LIVE_STATUSES]
     for domain in [d for d in domains if d not in live and d.status != DomainStatus.REMOVED]:
         # Failed domains have nothing left to check; drop them from the schedule.
         CustomDomain.objects.filter(pk=domain.pk).update(next_check_at=None)
@@ -200,12 +156,12 @@ def domains_check(*, domain_ids: Iterable[int], source: str = "system:check",
     arns = [d.certificate_arn for d in live if _needs_certificate_read(d, now)]
     # ACM reads run in threads while DNS resolves: the two wait on different servers.
     with ThreadPoolExecutor(max_workers=max(1, min(ACM_THREADS, len(arns)))) as pool:
-        pending_certs = pool.map(_describe_or_none, arns)
+        pending_certs = pool.map(certificates.certificate_describe_or_none, arns)
         dns_results = dns.check_many(
             [d.hostname for d in live],
             txt_for=[d.hostname for d in live
                      if d.ownership_required and d.ownership_verified_at is None],
-            # Apex domains (issue 13): A/AAAA to the anycast IPs instead of a CNAME.
+            # Apex domains: A/AAAA records to the anycast IPs instead of a CNAME.
             apex_for=[d.hostname for d in live
                       if hostnames.apex_supported() and hostnames.is_apex(d.hostname)],
         )
@@ -215,6 +171,11 @@ def domains_check(*, domain_ids: Iterable[int], source: str = "system:check",
         outcomes.append(_guarded(domain, lambda d, r=result: _evaluate(
             d, r, certs.get(d.certificate_arn), now=now, source=source)))
     return outcomes
+
+
+def _cleanup_outcome(domain: CustomDomain) -> CheckOutcome:
+    return CheckOutcome(domain.pk, domain.hostname, domain_cleanup(domain_id=domain.pk),
+                        DomainStatus.REMOVED)
 
 
 def _guarded(domain: CustomDomain, fn: Callable[[CustomDomain], CheckOutcome]) -> CheckOutcome:
@@ -251,17 +212,35 @@ def _needs_certificate_read(domain: CustomDomain, now: datetime) -> bool:
     return now - datetime.fromisoformat(last_read) >= CERTIFICATE_READ_INTERVAL
 
 
-def _describe_or_none(arn: str) -> acm.Certificate | None:
-    """A certificate we could not read this time is retried at the next check."""
-    try:
-        return acm.describe_certificate(arn)
-    except IntegrationError as exc:
-        log.info("describe %s failed: %s", arn, exc)
-        return None
+# --- writing a result -----------------------------------------------------------------------
 
 
 def _check_record(ok: bool, detail: str, now: datetime, **extra: Any) -> dict[str, Any]:
     return {"ok": ok, "detail": detail, "at": now.isoformat(), **extra}
+
+
+def _save_check(domain: CustomDomain, checks: dict[str, Any], updates: dict[str, Any]) -> bool:
+    """Write check results only if the status is still what this check saw."""
+    return CustomDomain.objects.filter(pk=domain.pk, status=domain.status).update(
+        checks=checks, updated_at=timezone.now(), **updates) == 1
+
+
+def _save_check_and_transition(
+    domain: CustomDomain, checks: dict[str, Any], updates: dict[str, Any], *, to: str,
+    allowed_from: Iterable[str], source: str, message: str,
+    data: dict[str, Any] | None = None, transition_updates: dict[str, Any] | None = None,
+) -> bool:
+    """The check's results and the status change it decided, in one transaction.
+
+    True when this call applied the change; False when the domain moved on meanwhile
+    (then neither is written: the results were about a status it no longer has).
+    """
+    with transaction.atomic():
+        _save_check(domain, checks, updates)
+        return lifecycle.domain_transition(
+            domain=domain, to=to, allowed_from=allowed_from, source=source, message=message,
+            data=data, updates=transition_updates,
+        )
 
 
 def _evaluate(domain: CustomDomain, result: dns.DnsResult, cert: acm.Certificate | None, *,
@@ -279,38 +258,64 @@ def _evaluate(domain: CustomDomain, result: dns.DnsResult, cert: acm.Certificate
     return _evaluate_live(domain, routing, checks, updates, now=now, source=source)
 
 
-def _save_check(domain: CustomDomain, checks: dict[str, Any], updates: dict[str, Any]) -> bool:
-    """Write check results only if the status is still what this check saw."""
-    return CustomDomain.objects.filter(pk=domain.pk, status=domain.status).update(
-        checks=checks, updated_at=timezone.now(), **updates) == 1
+# --- pending domains ------------------------------------------------------------------------
 
 
 def _evaluate_pending(domain: CustomDomain, result: dns.DnsResult, cert: acm.Certificate | None,
                       checks: dict[str, Any], updates: dict[str, Any], *, now: datetime,
                       source: str) -> CheckOutcome:
+    """Pending: ownership, then the certificate, then give up, activate, or wait."""
     routing = result.routing
-    ownership_ok = not domain.ownership_required or domain.ownership_verified_at is not None
-    if not ownership_ok and result.txt is not None:
-        expected = domain.ownership_record_value
-        ownership_ok = expected in result.txt.values
-        checks["ownership"] = _check_record(
-            ownership_ok,
-            "TXT record found." if ownership_ok else
-            (result.txt.detail or f"Expected TXT {expected} at {domain.ownership_record_name}."),
-            now, transient=result.txt.transient,
-        )
-        if ownership_ok:
-            updates["ownership_verified_at"] = now
-            services.event_record(domain=domain, kind=EventKind.OWNERSHIP_VERIFIED, source=source)
-
+    ownership_ok = _pending_ownership(domain, result, checks, updates, now=now, source=source)
     if _tenant_path(domain):
         return _evaluate_tenant_pending(domain, result, cert, checks, updates, ownership_ok,
                                         now=now, source=source)
+    cert = _pending_certificate(domain, routing, cert, checks, updates, now=now)
 
+    failure = _pending_failure(domain, result, cert, ownership_ok=ownership_ok, now=now)
+    if failure:
+        applied = _save_check_and_transition(
+            domain, checks, {**updates, "last_error": failure}, to=DomainStatus.FAILED,
+            allowed_from=[DomainStatus.PENDING_VALIDATION], source=source, message=failure,
+            transition_updates={"failed_at": now, "next_check_at": None},
+        )
+        return CheckOutcome(domain.pk, domain.hostname, "failed" if applied else "skipped",
+                            DomainStatus.FAILED, failure)
+
+    if routing.ok and ownership_ok and cert is not None and cert.issued:
+        return _attach_and_activate(domain, cert, checks, updates, now=now, source=source)
+    return _pending_wait(domain, routing, cert, checks, updates, ownership_ok=ownership_ok,
+                         now=now)
+
+
+def _pending_ownership(domain: CustomDomain, result: dns.DnsResult, checks: dict[str, Any],
+                       updates: dict[str, Any], *, now: datetime, source: str) -> bool:
+    """Is ownership proven (or not required)? Records the TXT lookup when one was made."""
+    ownership_ok = not domain.ownership_required or domain.ownership_verified_at is not None
+    if ownership_ok or result.txt is None:
+        return ownership_ok
+    expected = domain.ownership_record_value
+    ownership_ok = expected in result.txt.values
+    checks["ownership"] = _check_record(
+        ownership_ok,
+        "TXT record found." if ownership_ok else
+        (result.txt.detail or f"Expected TXT {expected} at {domain.ownership_record_name}."),
+        now, transient=result.txt.transient,
+    )
+    if ownership_ok:
+        updates["ownership_verified_at"] = now
+        lifecycle.event_record(domain=domain, kind=EventKind.OWNERSHIP_VERIFIED, source=source)
+    return ownership_ok
+
+
+def _pending_certificate(domain: CustomDomain, routing: dns.RoutingCheck,
+                         cert: acm.Certificate | None, checks: dict[str, Any],
+                         updates: dict[str, Any], *, now: datetime) -> acm.Certificate | None:
+    """Record what ACM says of the certificate (requesting one if there is none yet)."""
     if cert is None and routing.ok and domain.certificate_arn:
         # DNS has just started pointing at us and the batch skipped this certificate (see
         # _needs_certificate_read): read it now rather than one check later.
-        cert = _describe_or_none(domain.certificate_arn)
+        cert = certificates.certificate_describe_or_none(domain.certificate_arn)
     if cert is not None:
         updates["certificate_status"] = cert.status
         updates["validation_records"] = cert.validation_records
@@ -319,43 +324,43 @@ def _evaluate_pending(domain: CustomDomain, result: dns.DnsResult, cert: acm.Cer
             status=cert.status)
     elif not domain.certificate_arn:
         checks["certificate"] = _check_record(False, "Certificate not requested yet.", now)
-        services.enqueue_after_commit("request_certificate", domain.pk)
+        lifecycle.enqueue_after_commit("request_certificate", domain.pk)
+    return cert
 
-    # Give up when ACM gave up, or when nothing came together in the pending window. A DNS
-    # lookup that failed (timeout, SERVFAIL) is no verdict, so it cannot end the window; one
-    # still failing at twice the window is (the customer's nameservers are broken), so a
-    # claim cannot be held for ever.
+
+def _pending_failure(domain: CustomDomain, result: dns.DnsResult, cert: acm.Certificate | None,
+                     *, ownership_ok: bool, now: datetime) -> str:
+    """Why the domain fails now ("" while it may still come together).
+
+    Give up when ACM gave up, or when nothing came together in the pending window. A DNS
+    lookup that failed (timeout, SERVFAIL) is no verdict, so it cannot end the window; one
+    still failing at twice the window is (the customer's nameservers are broken), so a
+    claim cannot be held for ever.
+    """
+    routing = result.routing
     transient = routing.transient or (result.txt is not None and result.txt.transient)
     age = now - domain.created_at
     window = settings.VEDOMAINS_PENDING_TIMEOUT
-    failure = ""
     if cert is not None and cert.failed:
-        failure = f"The certificate could not be issued: {cert.failure_reason or cert.status}."
-    elif age > window and (not transient or age > 2 * window):
-        if not routing.ok:
-            failure = ("The domain was never pointed at us within "
-                       f"{settings.VEDOMAINS_PENDING_TIMEOUT}: {routing.detail}")
-        elif cert is not None and not cert.issued:
-            failure = ("The certificate was not validated within "
-                       f"{settings.VEDOMAINS_PENDING_TIMEOUT}; the validation CNAME is missing.")
-        elif not domain.certificate_arn:
-            failure = "No certificate could be requested for this hostname."
-        elif not ownership_ok:
-            failure = "The ownership TXT record was not found in time."
-    if failure:
-        with transaction.atomic():
-            _save_check(domain, checks, {**updates, "last_error": failure})
-            applied = services.transition(
-                domain=domain, to=DomainStatus.FAILED,
-                allowed_from=[DomainStatus.PENDING_VALIDATION], source=source, message=failure,
-                updates={"failed_at": now, "next_check_at": None},
-            )
-        return CheckOutcome(domain.pk, domain.hostname, "failed" if applied else "skipped",
-                            DomainStatus.FAILED, failure)
+        return f"The certificate could not be issued: {cert.failure_reason or cert.status}."
+    if age <= window or (transient and age <= 2 * window):
+        return ""
+    if not routing.ok:
+        return f"The domain was never pointed at us within {window}: {routing.detail}"
+    if cert is not None and not cert.issued:
+        return (f"The certificate was not validated within {window}; "
+                "the validation CNAME is missing.")
+    if not domain.certificate_arn:
+        return "No certificate could be requested for this hostname."
+    if not ownership_ok:
+        return "The ownership TXT record was not found in time."
+    return ""
 
-    if routing.ok and ownership_ok and cert is not None and cert.issued:
-        return _attach_and_activate(domain, cert, checks, updates, now=now, source=source)
 
+def _pending_wait(domain: CustomDomain, routing: dns.RoutingCheck, cert: acm.Certificate | None,
+                  checks: dict[str, Any], updates: dict[str, Any], *, ownership_ok: bool,
+                  now: datetime) -> CheckOutcome:
+    """Not there yet: save what was found and come back at the next interval."""
     updates["next_check_at"] = now + (
         min(TRANSIENT_RETRY, next_interval(domain, now)) if routing.transient
         else next_interval(domain, now)
@@ -371,6 +376,7 @@ def _evaluate_pending(domain: CustomDomain, result: dns.DnsResult, cert: acm.Cer
 def _attach_and_activate(domain: CustomDomain, cert: acm.Certificate, checks: dict[str, Any],
                          updates: dict[str, Any], *, now: datetime, source: str) -> CheckOutcome:
     resource_id = domain.cdn_resource_id
+    # A record keeps the strategy it was attached with (a switch applies to new ones).
     strategy = cdn.strategy_for_resource(resource_id) if resource_id else cdn.strategy()
     if not resource_id:
         try:
@@ -378,29 +384,9 @@ def _attach_and_activate(domain: CustomDomain, cert: acm.Certificate, checks: di
                                          reference=f"vedomains-{domain.pk}",
                                          workspace_id=domain.workspace.slug)
         except IntegrationError as exc:
-            checks["cdn"] = _check_record(False, exc.message, now, code=exc.code)
             if exc.capacity:
                 return _capacity_wait(domain, exc, checks, updates, now=now)
-            # CNAMEAlreadyExists while our own earlier record for this name (released by a
-            # TXT proof, or removed and registered again) is still being detached: that
-            # alias goes away shortly, so wait for it instead of failing the new owner.
-            ours = exc.code == "CNAMEAlreadyExists" and CustomDomain.objects.filter(
-                hostname=domain.hostname, status=DomainStatus.REMOVED
-            ).exclude(cdn_resource_id="").exists()
-            if exc.permanent and not ours:
-                with transaction.atomic():
-                    _save_check(domain, checks, {**updates, "last_error": exc.message})
-                    services.transition(
-                        domain=domain, to=DomainStatus.FAILED,
-                        allowed_from=[DomainStatus.PENDING_VALIDATION], source=source,
-                        message=exc.message, data={"code": exc.code},
-                        updates={"failed_at": now, "next_check_at": None},
-                    )
-                return CheckOutcome(domain.pk, domain.hostname, "failed", DomainStatus.FAILED,
-                                    exc.message)
-            _save_check(domain, checks, {**updates, "last_error": exc.message,
-                                         "next_check_at": now + TRANSIENT_RETRY})
-            return CheckOutcome(domain.pk, domain.hostname, "waiting", domain.status, exc.message)
+            return _attach_failed(domain, exc, checks, updates, now=now, source=source)
         resource_id = attachment.resource_id
         with transaction.atomic():
             # Recorded before activation and whatever the status, so a removal racing with
@@ -408,9 +394,9 @@ def _attach_and_activate(domain: CustomDomain, cert: acm.Certificate, checks: di
             stored = CustomDomain.objects.filter(pk=domain.pk, cdn_resource_id="").update(
                 cdn_resource_id=attachment.resource_id, cdn_domain_name=attachment.domain_name)
             if stored:
-                services.event_record(domain=domain, kind=EventKind.CDN_ATTACHED, source=source,
-                                      data={"strategy": strategy.name,
-                                            "resource_id": resource_id})
+                lifecycle.event_record(domain=domain, kind=EventKind.CDN_ATTACHED, source=source,
+                                       data={"strategy": strategy.name,
+                                             "resource_id": resource_id})
         if not stored:
             resource_id = _keep_recorded_attachment(domain, attachment.resource_id, strategy)
     capacity.capacity_alerts_resolve()
@@ -418,6 +404,30 @@ def _attach_and_activate(domain: CustomDomain, cert: acm.Certificate, checks: di
     return _activate_when_deployed(domain, strategy, resource_id, checks, updates, now=now,
                                    source=source,
                                    message="DNS, ownership and certificate verified; attached.")
+
+
+def _attach_failed(domain: CustomDomain, exc: IntegrationError, checks: dict[str, Any],
+                   updates: dict[str, Any], *, now: datetime, source: str) -> CheckOutcome:
+    """The CDN refused the alias: fail the domain if that is final, else try again soon."""
+    checks["cdn"] = _check_record(False, exc.message, now, code=exc.code)
+    # CNAMEAlreadyExists while our own earlier record for this name (released by a TXT
+    # proof, or removed and registered again) is still being detached: that alias goes
+    # away shortly, so wait for it instead of failing the new owner.
+    ours = exc.code == "CNAMEAlreadyExists" and CustomDomain.objects.filter(
+        hostname=domain.hostname, status=DomainStatus.REMOVED
+    ).exclude(cdn_resource_id="").exists()
+    if exc.permanent and not ours:
+        _save_check_and_transition(
+            domain, checks, {**updates, "last_error": exc.message}, to=DomainStatus.FAILED,
+            allowed_from=[DomainStatus.PENDING_VALIDATION], source=source,
+            message=exc.message, data={"code": exc.code},
+            transition_updates={"failed_at": now, "next_check_at": None},
+        )
+        return CheckOutcome(domain.pk, domain.hostname, "failed", DomainStatus.FAILED,
+                            exc.message)
+    _save_check(domain, checks, {**updates, "last_error": exc.message,
+                                 "next_check_at": now + TRANSIENT_RETRY})
+    return CheckOutcome(domain.pk, domain.hostname, "waiting", domain.status, exc.message)
 
 
 def _keep_recorded_attachment(domain: CustomDomain, ours: str,
@@ -438,72 +448,7 @@ def _keep_recorded_attachment(domain: CustomDomain, ours: str,
     return recorded
 
 
-def _evaluate_live(domain: CustomDomain, routing: dns.RoutingCheck, checks: dict[str, Any],
-                   updates: dict[str, Any], *, now: datetime, source: str) -> CheckOutcome:
-    """Active and misconfigured domains: only a DNS verdict moves them, never a transient."""
-    recheck = settings.VEDOMAINS_ACTIVE_RECHECK
-    if routing.transient:
-        _save_check(domain, checks, {**updates, "last_error": routing.detail,
-                                     "next_check_at": now + TRANSIENT_RETRY})
-        return CheckOutcome(domain.pk, domain.hostname, "transient", domain.status,
-                            routing.detail)
-    # Certificate renewal watch (issue 8): at most one ACM look per domain per 12 h.
-    certificates.certificate_watch_live(domain=domain, routing_ok=routing.ok, checks=checks,
-                                        now=now)
-    if routing.ok:
-        if domain.status == DomainStatus.ACTIVE:
-            _save_check(domain, checks, {**updates, "last_error": "",
-                                         "next_check_at": now + recheck})
-            return CheckOutcome(domain.pk, domain.hostname, "ok", domain.status)
-        with transaction.atomic():
-            _save_check(domain, checks, {**updates, "last_error": ""})
-            applied = services.transition(
-                domain=domain, to=DomainStatus.ACTIVE, allowed_from=[DomainStatus.MISCONFIGURED],
-                source=source, message="DNS points at us again.",
-                updates={"misconfigured_at": None, "next_check_at": now + recheck},
-            )
-        return CheckOutcome(domain.pk, domain.hostname, "fixed" if applied else "skipped",
-                            DomainStatus.ACTIVE)
-
-    grace = settings.VEDOMAINS_MISCONFIGURED_GRACE
-    if domain.status == DomainStatus.ACTIVE:
-        deadline = now + grace
-        with transaction.atomic():
-            _save_check(domain, checks, {**updates, "last_error": routing.detail})
-            applied = services.transition(
-                domain=domain, to=DomainStatus.MISCONFIGURED,
-                allowed_from=[DomainStatus.ACTIVE], source=source, message=routing.detail,
-                data={"detach_after": deadline.isoformat(), "reason": routing.reason},
-                updates={"misconfigured_at": now,
-                         "next_check_at": now + min(settings.VEDOMAINS_MISCONFIGURED_RECHECK,
-                                                    grace)},
-            )
-        return CheckOutcome(domain.pk, domain.hostname,
-                            "misconfigured" if applied else "skipped", DomainStatus.MISCONFIGURED,
-                            routing.detail)
-
-    since = domain.misconfigured_at or now
-    if now - since >= grace:
-        # Detach so no dangling alias or edge mapping is left for someone else to claim.
-        message = f"DNS has not pointed at us for {grace}; detached. {routing.detail}"
-        with transaction.atomic():
-            _save_check(domain, checks, {**updates, "last_error": routing.detail})
-            applied = services.transition(
-                domain=domain, to=DomainStatus.REMOVED,
-                allowed_from=[DomainStatus.MISCONFIGURED], source=source, message=message,
-                updates={"removed_at": now, "next_check_at": now},
-            )
-            if applied:
-                services.enqueue_after_commit("cleanup_domain", domain.pk)
-        return CheckOutcome(domain.pk, domain.hostname, "detached" if applied else "skipped",
-                            DomainStatus.REMOVED, message)
-    next_at = min(now + settings.VEDOMAINS_MISCONFIGURED_RECHECK, since + grace)
-    _save_check(domain, checks, {**updates, "last_error": routing.detail, "next_check_at": next_at})
-    return CheckOutcome(domain.pk, domain.hostname, "still_misconfigured", domain.status,
-                        routing.detail)
-
-
-# --- CloudFront SaaS Manager tenants and the deploying step (issue 13) ----------------------
+# --- CloudFront SaaS Manager tenants and the deploying step ----------------------------------
 # The tenant path: the tenant is created as soon as ownership allows (CloudFront must know the
 # domain to serve the HTTP validation token); GetManagedCertificateDetails then drives the
 # certificate; once DNS points at us and the certificate is issued the domain is "deploying"
@@ -555,7 +500,7 @@ def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
         # Pre-validation by DNS: an ACM certificate, issued before the CNAME moves, becomes the
         # tenant's certificate; the tenant is created as soon as it is issued.
         if acm_cert is None and domain.certificate_arn:
-            acm_cert = _describe_or_none(domain.certificate_arn)
+            acm_cert = certificates.certificate_describe_or_none(domain.certificate_arn)
         if acm_cert is not None:
             updates["certificate_status"] = acm_cert.status
             updates["validation_records"] = acm_cert.validation_records
@@ -564,7 +509,7 @@ def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
                 now, status=acm_cert.status)
         elif not domain.certificate_arn:
             checks["certificate"] = _check_record(False, "Certificate not requested yet.", now)
-            services.enqueue_after_commit("request_certificate", domain.pk)
+            lifecycle.enqueue_after_commit("request_certificate", domain.pk)
     can_attach = ownership_ok and (not use_acm or bool(acm_cert and acm_cert.issued))
     if can_attach and not domain.cdn_resource_id:
         try:
@@ -589,7 +534,7 @@ def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
             stored = CustomDomain.objects.filter(pk=domain.pk, cdn_resource_id="").update(
                 cdn_resource_id=attachment.resource_id)
             if stored:
-                services.event_record(domain=domain, kind=EventKind.CDN_ATTACHED, source=source,
+                lifecycle.event_record(domain=domain, kind=EventKind.CDN_ATTACHED, source=source,
                                       data={"strategy": strategy.name,
                                             "resource_id": attachment.resource_id})
         if not stored:
@@ -644,7 +589,7 @@ def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
     if failure:
         with transaction.atomic():
             _save_check(domain, checks, {**updates, "last_error": failure})
-            applied = services.transition(
+            applied = lifecycle.domain_transition(
                 domain=domain, to=DomainStatus.FAILED,
                 allowed_from=[DomainStatus.PENDING_VALIDATION], source=source, message=failure,
                 data={"certificate_status": cert.status if cert else ""},
@@ -688,30 +633,6 @@ def _apply_prevalidation(domain: CustomDomain, strategy: cdn.CdnStrategy,
                                                  validation_host="self-hosted")
 
 
-def _attach_failed(domain: CustomDomain, exc: IntegrationError, checks: dict[str, Any],
-                   updates: dict[str, Any], *, now: datetime, source: str) -> CheckOutcome:
-    checks["cdn"] = _check_record(False, exc.message, now, code=exc.code)
-    # CNAMEAlreadyExists while our own earlier record for this name is still being detached:
-    # that goes away shortly, so wait for it instead of failing the new owner.
-    ours = exc.code == "CNAMEAlreadyExists" and CustomDomain.objects.filter(
-        hostname=domain.hostname, status=DomainStatus.REMOVED
-    ).exclude(cdn_resource_id="").exists()
-    if exc.permanent and not ours:
-        with transaction.atomic():
-            _save_check(domain, checks, {**updates, "last_error": exc.message})
-            services.transition(
-                domain=domain, to=DomainStatus.FAILED,
-                allowed_from=[DomainStatus.PENDING_VALIDATION], source=source,
-                message=exc.message, data={"code": exc.code},
-                updates={"failed_at": now, "next_check_at": None},
-            )
-        return CheckOutcome(domain.pk, domain.hostname, "failed", DomainStatus.FAILED,
-                            exc.message)
-    _save_check(domain, checks, {**updates, "last_error": exc.message,
-                                 "next_check_at": now + TRANSIENT_RETRY})
-    return CheckOutcome(domain.pk, domain.hostname, "waiting", domain.status, exc.message)
-
-
 def _activate_when_deployed(domain: CustomDomain, strategy: cdn.CdnStrategy, resource_id: str,
                             checks: dict[str, Any], updates: dict[str, Any], *, now: datetime,
                             source: str, message: str,
@@ -732,7 +653,7 @@ def _activate_when_deployed(domain: CustomDomain, strategy: cdn.CdnStrategy, res
         fields["next_check_at"] = now + _deploy_recheck()
     with transaction.atomic():
         _save_check(domain, checks, {**updates, "last_error": ""})
-        applied = services.transition(
+        applied = lifecycle.domain_transition(
             domain=domain, to=to, allowed_from=[DomainStatus.PENDING_VALIDATION],
             source=source,
             message=message if deployed else f"{message} CloudFront is deploying it.",
@@ -740,7 +661,7 @@ def _activate_when_deployed(domain: CustomDomain, strategy: cdn.CdnStrategy, res
         )
     if not applied:
         # Removed while we attached: the cleanup owns the attachment now.
-        services.enqueue_after_commit("cleanup_domain", domain.pk)
+        lifecycle.enqueue_after_commit("cleanup_domain", domain.pk)
         return CheckOutcome(domain.pk, domain.hostname, "skipped", "", "changed during check")
     return CheckOutcome(domain.pk, domain.hostname, "activated" if deployed else "deploying",
                         to)
@@ -754,7 +675,7 @@ def _evaluate_deploying(domain: CustomDomain, checks: dict[str, Any], updates: d
         # The tenant (or distribution) is gone: start over from pending.
         with transaction.atomic():
             _save_check(domain, checks, updates)
-            services.transition(
+            lifecycle.domain_transition(
                 domain=domain, to=DomainStatus.PENDING_VALIDATION,
                 allowed_from=[DomainStatus.DEPLOYING], source=source,
                 message="The CloudFront resource disappeared; attaching again.",
@@ -768,7 +689,7 @@ def _evaluate_deploying(domain: CustomDomain, checks: dict[str, Any], updates: d
         return CheckOutcome(domain.pk, domain.hostname, "deploying", domain.status)
     with transaction.atomic():
         _save_check(domain, checks, {**updates, "last_error": ""})
-        applied = services.transition(
+        applied = lifecycle.domain_transition(
             domain=domain, to=DomainStatus.ACTIVE, allowed_from=[DomainStatus.DEPLOYING],
             source=source, message="CloudFront finished deploying; the domain is live.",
             updates={"activated_at": now,
@@ -778,279 +699,65 @@ def _evaluate_deploying(domain: CustomDomain, checks: dict[str, Any], updates: d
                         DomainStatus.ACTIVE)
 
 
-# --- removal cleanup -----------------------------------------------------------------------
+# --- active and misconfigured domains -------------------------------------------------------
 
 
-def _cleanup_retry() -> timedelta:
-    return timedelta(seconds=settings.VEDOMAINS_CLEANUP_RETRY_SECONDS)
+def _evaluate_live(domain: CustomDomain, routing: dns.RoutingCheck, checks: dict[str, Any],
+                   updates: dict[str, Any], *, now: datetime, source: str) -> CheckOutcome:
+    """Active and misconfigured domains: only a DNS verdict moves them, never a transient."""
+    recheck = settings.VEDOMAINS_ACTIVE_RECHECK
+    if routing.transient:
+        _save_check(domain, checks, {**updates, "last_error": routing.detail,
+                                     "next_check_at": now + TRANSIENT_RETRY})
+        return CheckOutcome(domain.pk, domain.hostname, "transient", domain.status,
+                            routing.detail)
+    # Certificate renewal watch: at most one ACM look per domain per watch interval.
+    certificates.certificate_watch_live(domain=domain, routing_ok=routing.ok, checks=checks,
+                                        now=now)
+    if routing.ok:
+        if domain.status == DomainStatus.ACTIVE:
+            _save_check(domain, checks, {**updates, "last_error": "",
+                                         "next_check_at": now + recheck})
+            return CheckOutcome(domain.pk, domain.hostname, "ok", domain.status)
+        applied = _save_check_and_transition(
+            domain, checks, {**updates, "last_error": ""}, to=DomainStatus.ACTIVE,
+            allowed_from=[DomainStatus.MISCONFIGURED], source=source,
+            message="DNS points at us again.",
+            transition_updates={"misconfigured_at": None, "next_check_at": now + recheck},
+        )
+        return CheckOutcome(domain.pk, domain.hostname, "fixed" if applied else "skipped",
+                            DomainStatus.ACTIVE)
 
+    grace = settings.VEDOMAINS_MISCONFIGURED_GRACE
+    if domain.status == DomainStatus.ACTIVE:
+        deadline = now + grace
+        applied = _save_check_and_transition(
+            domain, checks, {**updates, "last_error": routing.detail},
+            to=DomainStatus.MISCONFIGURED, allowed_from=[DomainStatus.ACTIVE], source=source,
+            message=routing.detail,
+            data={"detach_after": deadline.isoformat(), "reason": routing.reason},
+            transition_updates={
+                "misconfigured_at": now,
+                "next_check_at": now + min(settings.VEDOMAINS_MISCONFIGURED_RECHECK, grace)},
+        )
+        return CheckOutcome(domain.pk, domain.hostname,
+                            "misconfigured" if applied else "skipped", DomainStatus.MISCONFIGURED,
+                            routing.detail)
 
-def _cleanup_outcome(domain: CustomDomain) -> CheckOutcome:
-    return CheckOutcome(domain.pk, domain.hostname, domain_cleanup(domain_id=domain.pk),
-                        DomainStatus.REMOVED)
-
-
-def domain_cleanup(*, domain_id: int) -> str:
-    """Detach from the CDN, tombstone at the edge, delete the certificate; resumable.
-
-    Each step is recorded as it completes; a step that cannot finish yet (a distribution
-    still deploying) reschedules the domain so the dispatcher calls this again.
-    """
-    domain = CustomDomain.objects.select_related("workspace").filter(pk=domain_id).first()
-    if domain is None:
-        return "missing"
-    if domain.status != DomainStatus.REMOVED:
-        return "not_removed"
-    now = timezone.now()
-    try:
-        if domain.cdn_resource_id:
-            detachment = cdn.strategy_for_resource(domain.cdn_resource_id).detach(
-                resource_id=domain.cdn_resource_id)
-            if not detachment.done:
-                CustomDomain.objects.filter(pk=domain.pk).update(
-                    next_check_at=now + _cleanup_retry(), last_error="")
-                return "detaching"
-            with transaction.atomic():
-                CustomDomain.objects.filter(pk=domain.pk,
-                                            cdn_resource_id=domain.cdn_resource_id).update(
-                    cdn_resource_id="", cdn_domain_name="")
-                services.event_record(domain=domain, kind=EventKind.CDN_DETACHED,
-                                      source="system:cleanup",
-                                      data={"resource_id": domain.cdn_resource_id,
-                                            "detail": detachment.detail})
-        if not domain.edge_in_sync:
-            edge_sync_hostname(hostname=domain.hostname)
-        if domain.certificate_arn:
-            acm.delete_certificate(domain.certificate_arn)
-            with transaction.atomic():
-                CustomDomain.objects.filter(pk=domain.pk,
-                                            certificate_arn=domain.certificate_arn).update(
-                    certificate_arn="", certificate_status="DELETED")
-                services.event_record(domain=domain, kind=EventKind.CERTIFICATE_DELETED,
-                                      source="system:cleanup",
-                                      data={"arn": domain.certificate_arn})
-    except IntegrationError as exc:
-        CustomDomain.objects.filter(pk=domain.pk).update(
-            next_check_at=now + _cleanup_retry(), last_error=str(exc)[:2000])
-        raise
-    domain.refresh_from_db()
-    if domain.cleanup_pending:
-        CustomDomain.objects.filter(pk=domain.pk).update(next_check_at=now + _cleanup_retry())
-        return "pending"
-    CustomDomain.objects.filter(pk=domain.pk).update(next_check_at=None, last_error="")
-    return "clean"
-
-
-# --- edge projection ------------------------------------------------------------------------
-
-
-def edge_sync_hostname(*, hostname: str) -> str:
-    """Make the edge item for `hostname` reflect Django now (whatever the caller saw)."""
-    truth = selectors.edge_truth_for_hostname(hostname)
-    if truth is None:
-        return "unknown"
-    item = EdgeItem.from_plain(selectors.edge_item_for(truth))
-    if item.status != "active" and truth.edge_version == 0:
-        return "nothing_to_sync"  # never routed, never tombstoned: the edge has no item
-    if edge_store.put_item(item):
-        _mark_synced(truth, item.version)
-        return "written"
-    current = edge_store.get_item(hostname)
-    if item.same_routing(current):
-        _mark_synced(truth, item.version)
-        return "already_current"
-    assert current is not None
-    if current.version >= item.version:
-        # The table holds a higher version than Django knows (a repair wrote it, or an
-        # older record's tombstone): move Django's version past it and write again.
-        new_version = current.version + 1
-        CustomDomain.objects.filter(pk=truth.pk, edge_version__lt=new_version).update(
-            edge_version=new_version)
-        return edge_sync_hostname(hostname=hostname)
-    return "refused"
-
-
-def _mark_synced(truth: CustomDomain, version: int) -> None:
-    """Record that the edge holds `version`; older records of the hostname are superseded.
-
-    Without the second update, a removed record whose hostname moved to another workspace
-    would wait forever for a tombstone of its own that the edge no longer needs.
-    """
-    CustomDomain.objects.filter(pk=truth.pk, edge_synced_version__lt=version).update(
-        edge_synced_version=version)
-    CustomDomain.objects.filter(
-        hostname=truth.hostname, edge_version__lte=version,
-        edge_synced_version__lt=F("edge_version"),
-    ).exclude(pk=truth.pk).update(edge_synced_version=F("edge_version"))
-
-
-def edge_sync_pending(*, limit: int = 1000) -> int:
-    """Sync every record whose edge version is ahead of what was pushed (lost tasks)."""
-    hostnames = list(
-        CustomDomain.objects.filter(edge_synced_version__lt=F("edge_version"))
-        .order_by("updated_at").values_list("hostname", flat=True).distinct()[:limit]
-    )
-    for hostname in hostnames:
-        edge_sync_hostname(hostname=hostname)
-    return len(hostnames)
-
-
-def _routed_truths(chunk_size: int = 2000) -> Iterator[CustomDomain]:
-    return (
-        CustomDomain.objects.select_related("workspace")
-        .filter(status__in=[DomainStatus.ACTIVE, DomainStatus.MISCONFIGURED])
-        .order_by("pk")
-        .iterator(chunk_size=chunk_size)
-    )
-
-
-def edge_backfill(*, dry_run: bool = False, window: int = 2000,
-                  progress: Callable[[int], None] | None = None) -> dict[str, int]:
-    """Push every active mapping with BatchWriteItem, then re-sync what changed meanwhile.
-
-    BatchWriteItem cannot be conditional, so a record that changed while its batch was in
-    flight is pushed again with the conditional single write, which always wins.
-    """
-    counts = {"active": 0, "written": 0, "resynced": 0}
-    buffer: list[CustomDomain] = []
-
-    def flush() -> None:
-        items = [EdgeItem.from_plain(selectors.edge_item_for(d)) for d in buffer]
-        counts["active"] += len(items)
-        if not dry_run:
-            counts["written"] += edge_store.batch_put(items)
-            by_version: dict[int, list[int]] = defaultdict(list)
-            for d in buffer:
-                by_version[d.edge_version].append(d.pk)
-            for version, ids in by_version.items():
-                CustomDomain.objects.filter(pk__in=ids, edge_version=version,
-                                            edge_synced_version__lt=version).update(
-                    edge_synced_version=version)
-            changed = CustomDomain.objects.filter(pk__in=[d.pk for d in buffer]).exclude(
-                Q(edge_version__in=list(by_version)))
-            for hostname in changed.values_list("hostname", flat=True):
-                edge_sync_hostname(hostname=hostname)
-                counts["resynced"] += 1
-        if progress:
-            progress(len(buffer))
-        buffer.clear()
-
-    for domain in _routed_truths():
-        buffer.append(domain)
-        if len(buffer) >= window:
-            flush()
-    if buffer:
-        flush()
-    return counts
-
-
-@dataclass
-class ReconcileReport:
-    scanned: int = 0
-    checked: int = 0
-    missing: list[str] = field(default_factory=list)
-    stale: list[str] = field(default_factory=list)
-    extra: list[str] = field(default_factory=list)
-    repaired: int = 0
-    sample_limit: int = 100
-
-    def note(self, kind: str, hostname: str) -> None:
-        bucket: list[str] = getattr(self, kind)
-        self._counts[kind] = self._counts.get(kind, 0) + 1
-        if len(bucket) < self.sample_limit:
-            bucket.append(hostname)
-
-    def __post_init__(self) -> None:
-        self._counts: dict[str, int] = {}
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "scanned": self.scanned, "checked": self.checked,
-            "missing": self._counts.get("missing", 0), "stale": self._counts.get("stale", 0),
-            "extra": self._counts.get("extra", 0), "repaired": self.repaired,
-        }
-
-
-def edge_reconcile(*, repair: bool = True, page: int = 1000,
-                   progress: Callable[[int], None] | None = None) -> ReconcileReport:
-    """Diff Django against the table and (unless told not to) repair the differences.
-
-    Memory stays bounded: the table is read a page at a time and each page is compared with
-    one Django query; Django's routed records are then checked against the table in chunks.
-    """
-    report = ReconcileReport()
-
-    # 1. Items in the table: extra (routed at the edge, not in Django) and stale ones.
-    batch: list[EdgeItem] = []
-    for item in edge_store.scan():
-        batch.append(item)
-        if len(batch) >= page:
-            _reconcile_page(batch, report, repair=repair)
-            batch = []
-            if progress:
-                progress(page)
-    if batch:
-        _reconcile_page(batch, report, repair=repair)
-        if progress:
-            progress(len(batch))
-
-    # 2. Routed records missing from the table.
-    chunk: list[CustomDomain] = []
-    for domain in _routed_truths():
-        chunk.append(domain)
-        if len(chunk) >= 100:
-            _reconcile_missing(chunk, report, repair=repair)
-            chunk = []
-    if chunk:
-        _reconcile_missing(chunk, report, repair=repair)
-    return report
-
-
-def _reconcile_page(items: list[EdgeItem], report: ReconcileReport, *, repair: bool) -> None:
-    report.scanned += len(items)
-    truths: dict[str, CustomDomain] = {}
-    for d in (CustomDomain.objects.select_related("workspace")
-              .filter(hostname__in=[i.domain for i in items])):
-        # The edge follows the live record, else the newest one (see edge_truth_for_hostname).
-        best = truths.get(d.hostname)
-        if best is None or _truth_rank(d) > _truth_rank(best):
-            truths[d.hostname] = d
-    for item in items:
-        truth = truths.get(item.domain)
-        if truth is None:
-            if item.status == "active":
-                report.note("extra", item.domain)
-                if repair:
-                    edge_store.put_item(EdgeItem(item.domain, item.workspace_id, "inactive",
-                                                 item.version + 1,
-                                                 updated_at=edge_store.item_timestamp(timezone.now())))
-                    report.repaired += 1
-            continue
-        expected = EdgeItem.from_plain(selectors.edge_item_for(truth))
-        if expected.same_routing(item) and item.version >= expected.version:
-            continue
-        if expected.same_routing(item):
-            # Same routing, older version: only the bookkeeping is behind.
-            _mark_synced(truth, item.version)
-            continue
-        report.note("extra" if item.status == "active" and expected.status != "active"
-                    else "stale", item.domain)
-        if repair:
-            edge_sync_hostname(hostname=item.domain)
-            report.repaired += 1
-
-
-def _truth_rank(domain: CustomDomain) -> tuple[int, int, int]:
-    return (int(domain.status != DomainStatus.REMOVED), domain.edge_version, domain.pk)
-
-
-def _reconcile_missing(domains: list[CustomDomain], report: ReconcileReport, *,
-                       repair: bool) -> None:
-    report.checked += len(domains)
-    found = edge_store.existing_domains([d.hostname for d in domains])
-    for domain in domains:
-        if domain.hostname not in found:
-            report.note("missing", domain.hostname)
-            if repair:
-                edge_sync_hostname(hostname=domain.hostname)
-                report.repaired += 1
+    since = domain.misconfigured_at or now
+    if now - since >= grace:
+        # Detach so no dangling alias or edge mapping is left for someone else to claim.
+        message = f"DNS has not pointed at us for {grace}; detached. {routing.detail}"
+        applied = _save_check_and_transition(
+            domain, checks, {**updates, "last_error": routing.detail}, to=DomainStatus.REMOVED,
+            allowed_from=[DomainStatus.MISCONFIGURED], source=source, message=message,
+            transition_updates={"removed_at": now, "next_check_at": now},
+        )
+        if applied:
+            lifecycle.enqueue_after_commit("cleanup_domain", domain.pk)
+        return CheckOutcome(domain.pk, domain.hostname, "detached" if applied else "skipped",
+                            DomainStatus.REMOVED, message)
+    next_at = min(now + settings.VEDOMAINS_MISCONFIGURED_RECHECK, since + grace)
+    _save_check(domain, checks, {**updates, "last_error": routing.detail, "next_check_at": next_at})
+    return CheckOutcome(domain.pk, domain.hostname, "still_misconfigured", domain.status,
+                        routing.detail)

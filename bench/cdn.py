@@ -1,4 +1,4 @@
-"""The default CDN path (CloudFront SaaS Manager, issue 13) in the emulator.
+"""The default CDN path (CloudFront SaaS Manager) in the emulator.
 
 1. Throughput: N domains (1,000; --quick 100) registered, their one CNAME in the DNS server
    (its own process), then checked in batches as `check_domains` does until every one is

@@ -397,7 +397,7 @@ class CustomDomainAdmin(admin.ModelAdmin):
     def push_to_edge(self, request: HttpRequest, queryset: QuerySet[CustomDomain]) -> None:
         self._run(request, queryset, verb="Edge push queued", call=services.domain_push_to_edge)
 
-    # Pre-validation (issue 13): for a customer whose hostname serves a live site elsewhere.
+    # Pre-validation: for a customer whose hostname serves a live site elsewhere.
     @admin.action(description="Pre-validate: ACM certificate (one extra DNS record)",
                   permissions=["change"])
     def prevalidate_acm(self, request: HttpRequest, queryset: QuerySet[CustomDomain]) -> None:
@@ -418,7 +418,7 @@ class CustomDomainAdmin(admin.ModelAdmin):
 
 @admin.register(CapacityAlert)
 class CapacityAlertAdmin(admin.ModelAdmin):
-    """CloudFront quotas our account hit (issue 13); written by the engine, read-only here."""
+    """CloudFront quotas our account hit; written by the engine, read-only here."""
 
     list_display = ["code", "is_open", "occurrences", "last_hostname", "first_seen_at",
                     "last_seen_at", "resolved_at"]

@@ -1,4 +1,4 @@
-"""Platform capacity alerts: CloudFront quotas our account hit (issue 13).
+"""Platform capacity alerts: CloudFront quotas our account hit.
 
 A quota (TooMany*, EntityLimitExceeded) is never the customer's failure: the domain stays
 pending and is retried, and staff are told — an ERROR log line every time, one email when an

@@ -1,4 +1,4 @@
-"""Django system checks for the CDN settings (issue 13).
+"""Django system checks for the CDN settings.
 
 A missing or inconsistent CDN setting stops start-up with the setting's name (`manage.py
 check`, runserver, migrate, the deploy's release step) instead of failing customers' domains

@@ -1,4 +1,4 @@
-"""Move live domains between the two CDN strategies without dropping traffic (issue 13).
+"""Move live domains between the two CDN strategies without dropping traffic.
 
 Each domain advances one step per pass and records where it is in `checks["migration"]`,
 so the command is resumable: run it again (or keep running it) until nothing is left.

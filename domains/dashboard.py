@@ -148,7 +148,7 @@ def dashboard_data(now: datetime | None = None) -> dict[str, Any]:
         "webhooks": webhooks,
         "emails": emails,
         "chart": activation_chart(now),
-        # Quotas our CloudFront account hit (issue 13): a platform problem, shown first.
+        # Quotas our CloudFront account hit: a platform problem, shown first.
         "capacity_alerts": [
             {"code": a.code, "occurrences": a.occurrences, "first_seen_at": a.first_seen_at,
              "last_hostname": a.last_hostname,

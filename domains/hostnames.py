@@ -127,7 +127,7 @@ def validate_custom_hostname(raw: object) -> str:
 
 
 def apex_supported() -> bool:
-    """Apex domains are served through the connection group's anycast static IPs (issue 13):
+    """Apex domains are served through the connection group's anycast static IPs:
     the customer creates A/AAAA records to them instead of a CNAME."""
     return (bool(settings.VEDOMAINS_CDN_APEX_IPS)
             and settings.VEDOMAINS_CDN_STRATEGY == "saas-tenant")

@@ -130,7 +130,7 @@ class CustomDomain(models.Model):
     certificate_trouble = models.TextField(blank=True, default="")
     certificate_trouble_at = models.DateTimeField(null=True, blank=True)
 
-    # Pre-validation (issue 13): the certificate is issued BEFORE the customer moves the
+    # Pre-validation: the certificate is issued BEFORE the customer moves the
     # CNAME, for a live site. "acm": an ACM certificate validated by a DNS record, set as the
     # tenant's certificate; "self-hosted": CloudFront's HTTP token served by the customer's
     # current server. Blank: the default path (CloudFront validates once the CNAME points).
@@ -432,7 +432,7 @@ class Notification(models.Model):
 
 
 class CapacityAlert(models.Model):
-    """A CloudFront quota or capacity limit our account hit (issue 13): a platform problem.
+    """A CloudFront quota or capacity limit our account hit: a platform problem.
 
     One row per error code, open while the limit keeps being hit; the dashboard shows open
     ones, staff get one email when a row opens, and the affected domains stay pending and

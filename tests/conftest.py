@@ -31,10 +31,10 @@ def _isolated_cache(settings):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(autouse=True)
 def _per_domain_strategy_unless_saas(settings):  # type: ignore[no-untyped-def]
-    # The tests written before issue 13 describe the per-domain strategy (an ACM certificate
-    # the engine requests, its quotas, a template clone), which stays supported. The default
-    # SaaS Manager path has its own tests through the `saas_stack` fixture, which switches
-    # the strategy back after this fixture has run.
+    # The tests written before SaaS Manager became the default describe the per-domain
+    # strategy (an ACM certificate the engine requests, its quotas, a template clone), which
+    # stays supported. The default path has its own tests through the `saas_stack` fixture,
+    # which switches the strategy back after this fixture has run.
     settings.VEDOMAINS_CDN_STRATEGY = "distribution-per-domain"
 
 

@@ -280,7 +280,7 @@ VEDOMAINS_EDGE_MODE = env.str("VEDOMAINS_EDGE_MODE", default="origin-request")
 VEDOMAINS_EDGE_POSITIVE_TTL = env.int("VEDOMAINS_EDGE_POSITIVE_TTL", default=300)
 VEDOMAINS_EDGE_NEGATIVE_TTL = env.int("VEDOMAINS_EDGE_NEGATIVE_TTL", default=30)
 
-# --- CDN (issue 13; validated by the system checks in domains/cdn_checks.py) ----------------
+# --- CDN (validated by the system checks in domains/cdn_checks.py) ------------------------
 # saas-tenant (default): one CloudFront SaaS Manager tenant per domain with a CloudFront-managed
 # certificate, so the customer creates ONE record. distribution-per-domain: a distribution
 # cloned from the template per domain, with an ACM certificate (two records), for accounts

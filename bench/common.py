@@ -27,9 +27,11 @@ BENCH_DIR: Final = ROOT / "bench"
 # test run never shares it with a benchmark running at the same time.
 WORK_DIR: Final = Path(os.environ.get("VEDOMAINS_BENCH_WORK_DIR") or BENCH_DIR / ".work")
 RESULTS_DIR: Final = BENCH_DIR / "results"
-# Redis database the benchmark's own worker and web processes use; the tests use 10-14 and
-# the local stack 0, so a run never feeds tasks to someone else's worker.
-BENCH_BROKER_URL: Final = "redis://127.0.0.1:6379/15"
+# Redis database the benchmark's own worker and web processes use (flushed): the tests use
+# their own and the local stack 0, so a run never feeds tasks to someone else's worker.
+# VEDOMAINS_BENCH_BROKER_URL points it at another Redis when 15 is taken.
+BENCH_BROKER_URL: Final = os.environ.get("VEDOMAINS_BENCH_BROKER_URL",
+                                         "redis://127.0.0.1:6379/15")
 # A sitecustomize that makes moto's ACM reuse one RSA key (see bench/moto_patch/).
 MOTO_PATCH_DIR: Final = BENCH_DIR / "moto_patch"
 

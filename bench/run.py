@@ -32,9 +32,9 @@ from bench.common import (
     setup_database,
 )
 
-BENCHMARKS: Final = ("edge", "checks", "sync", "api", "ttl", "cdn")
+BENCHMARKS: Final = ("edge", "checks", "sync", "api", "ttl", "fleet", "cdn")
 # Benchmarks that need the throwaway Django database.
-NEEDS_DB: Final = frozenset({"checks", "sync", "api", "ttl", "cdn"})
+NEEDS_DB: Final = frozenset({"checks", "sync", "api", "ttl", "fleet", "cdn"})
 
 
 def machine() -> dict[str, str]:
@@ -144,6 +144,10 @@ def _runner(name: str) -> Callable[..., list[Row]]:
         from bench import api
 
         return api.run
+    if name == "fleet":
+        from bench import fleet
+
+        return fleet.run
     if name == "cdn":
         from bench import cdn
 

@@ -1,85 +1,92 @@
-"""Platform capacity alerts: CloudFront quotas our account hit.
+"""Capacity: how much of each quota and budget is used, as (label, used, limit) rows.
 
-A quota (TooMany*, EntityLimitExceeded) is never the customer's failure: the domain stays
-pending and is retried, and staff are told — an ERROR log line every time, one email when an
-alert opens, and a card on the admin dashboard while it is open. The next successful attach
-resolves it.
+Quota problems are the platform's, never the customer's (DESIGN.md): staff should see a
+limit coming before registrations start being refused. `capacity_rows` is the one selector
+the dashboard reads; each part of the system that knows a quota contributes a row source
+(a function of `now` returning rows) to `ROW_SOURCES`. Sources read only what the database
+records, so the dashboard never waits on AWS.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
-from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Count, Q
 from django.utils import timezone
 
-from domains import lifecycle
-from domains.models import CapacityAlert
+from domains.models import CustomDomain, DomainStatus, Workspace
 
-log = logging.getLogger(__name__)
-
-
-def capacity_alert_raise(*, code: str, message: str, hostname: str) -> CapacityAlert:
-    """Record that `code` was hit now; email staff when the alert (re)opens."""
-    log.error("CloudFront capacity: %s while attaching %s: %s", code, hostname, message)
-    now = timezone.now()
-    with transaction.atomic():
-        alert, created = CapacityAlert.objects.select_for_update().get_or_create(
-            code=code,
-            defaults={"message": message, "first_seen_at": now, "last_seen_at": now,
-                      "occurrences": 0, "last_hostname": hostname},
-        )
-        opened = created or alert.resolved_at is not None
-        if opened:
-            alert.first_seen_at = now
-        alert.message = message[:2000]
-        alert.last_seen_at = now
-        alert.last_hostname = hostname
-        alert.occurrences = (0 if opened else alert.occurrences) + 1
-        alert.resolved_at = None
-        alert.save()
-        if opened:
-            lifecycle.enqueue_after_commit("capacity_alert_email", alert.pk)
-    return alert
+# Rows at or above this share of their limit are flagged.
+WARN_SHARE = 0.8
+BUSIEST = 3
 
 
-def capacity_alerts_resolve(*, now: object = None) -> int:
-    """An attach went through: whatever limit was hit has room again."""
-    return CapacityAlert.objects.filter(resolved_at__isnull=True).update(
-        resolved_at=now or timezone.now())
+@dataclass(frozen=True)
+class CapacityRow:
+    label: str
+    used: int
+    # None: no limit is known (the row still shows usage).
+    limit: int | None
+    note: str = ""
+
+    @property
+    def percent(self) -> int | None:
+        if not self.limit:
+            return None
+        return min(100, round(100 * self.used / self.limit))
+
+    @property
+    def level(self) -> str:
+        """'full', 'warn', 'ok', or '' when there is no limit to compare with."""
+        if not self.limit:
+            return ""
+        if self.used >= self.limit:
+            return "full"
+        return "warn" if self.used >= WARN_SHARE * self.limit else "ok"
 
 
-def capacity_alerts_open() -> QuerySet[CapacityAlert]:
-    return CapacityAlert.objects.filter(resolved_at__isnull=True)
+RowSource = Callable[[datetime], list[CapacityRow]]
 
 
-def capacity_alert_email(*, alert_id: int) -> int:
-    """Email active staff users about an open alert; returns how many were addressed."""
-    alert = CapacityAlert.objects.filter(pk=alert_id, resolved_at__isnull=True).first()
-    if alert is None:
-        return 0
-    recipients = sorted(
-        set(get_user_model().objects.filter(is_staff=True, is_active=True)
-            .exclude(email="").values_list("email", flat=True))
+def certificate_rows(now: datetime) -> list[CapacityRow]:
+    """ACM: pending certificates against the caps domain_register enforces, and requests."""
+    counts = CustomDomain.objects.aggregate(
+        pending=Count("id", filter=Q(status=DomainStatus.PENDING_VALIDATION)),
+        requested=Count("id", filter=Q(certificate_requested_at__gte=now - timedelta(hours=24))),
     )
-    if not recipients:
-        return 0
-    send_mail(
-        subject=f"[vedomains] CloudFront quota reached: {alert.code}",
-        message=(
-            f"CloudFront refused to attach {alert.last_hostname}: {alert.code}.\n\n"
-            f"{alert.message}\n\n"
-            "This is a quota of our AWS account, not a customer problem: the affected "
-            "domains stay pending and are retried every "
-            f"{settings.VEDOMAINS_CDN_CAPACITY_RETRY_SECONDS} s. Raise the quota in "
-            "Service Quotas (or the AWS Support Center); the alert closes by itself at the "
-            "next successful attach."
-        ),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=recipients,
-    )
-    return len(recipients)
+    rows = [CapacityRow("Certificates waiting for validation", counts["pending"],
+                        settings.VEDOMAINS_ACM_MAX_PENDING,
+                        "Registrations are refused at the limit (VEDOMAINS_ACM_MAX_PENDING).")]
+    per_workspace = settings.VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE or None
+    busiest = (CustomDomain.objects.filter(status=DomainStatus.PENDING_VALIDATION)
+               .order_by().values("workspace__slug").annotate(n=Count("id"))
+               .order_by("-n", "workspace__slug")[:BUSIEST])
+    for row in busiest:
+        rows.append(CapacityRow(f"Certificates waiting, workspace {row['workspace__slug']}",
+                                row["n"], per_workspace,
+                                "Per-workspace cap (VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE)."))
+    rows.append(CapacityRow("Certificates requested in the last 24 h", counts["requested"], None))
+    return rows
+
+
+def plan_rows(now: datetime) -> list[CapacityRow]:
+    """The workspaces with the most live domains, against their plan's limit."""
+    busiest = (Workspace.objects.annotate(
+        live=Count("domains", filter=~Q(domains__status=DomainStatus.REMOVED)))
+        .filter(live__gt=0).order_by("-live", "slug")[:BUSIEST])
+    return [CapacityRow(f"Domains of workspace {ws.slug} ({ws.get_plan_display()} plan)",
+                        ws.live, ws.domain_limit or None) for ws in busiest]
+
+
+# Other quotas (CloudFront tenants or distributions, ACM requests per day, ...) add their
+# source here.
+ROW_SOURCES: list[RowSource] = [certificate_rows, plan_rows]
+
+
+def capacity_rows(*, now: datetime | None = None) -> list[CapacityRow]:
+    """Every capacity row, in source order."""
+    now = now or timezone.now()
+    return [row for source in ROW_SOURCES for row in source(now)]

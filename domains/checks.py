@@ -28,7 +28,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from domains import capacity, certificates, hostnames, lifecycle
+from domains import capacity_alerts, certificates, hostnames, lifecycle
 from domains.cleanup import domain_cleanup
 from domains.integrations import acm, cdn, dns
 from domains.integrations.errors import IntegrationError
@@ -399,7 +399,7 @@ def _attach_and_activate(domain: CustomDomain, cert: acm.Certificate, checks: di
                                              "resource_id": resource_id})
         if not stored:
             resource_id = _keep_recorded_attachment(domain, attachment.resource_id, strategy)
-    capacity.capacity_alerts_resolve()
+    capacity_alerts.capacity_alerts_resolve()
     checks["cdn"] = _check_record(True, f"Attached ({strategy.name}: {resource_id}).", now)
     return _activate_when_deployed(domain, strategy, resource_id, checks, updates, now=now,
                                    source=source,
@@ -479,7 +479,8 @@ def _deploy_recheck() -> timedelta:
 def _capacity_wait(domain: CustomDomain, exc: IntegrationError, checks: dict[str, Any],
                    updates: dict[str, Any], *, now: datetime) -> CheckOutcome:
     """A quota of ours: alert staff, keep the domain pending, try again later."""
-    capacity.capacity_alert_raise(code=exc.code, message=exc.message, hostname=domain.hostname)
+    capacity_alerts.capacity_alert_raise(code=exc.code, message=exc.message,
+                                         hostname=domain.hostname)
     detail = ("Waiting for capacity on our side (CloudFront quota reached); nothing to do on "
               "your side, we retry automatically.")
     checks["cdn"] = _check_record(False, detail, now, code=exc.code, capacity=True)
@@ -529,7 +530,7 @@ def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
             if exc.capacity:
                 return _capacity_wait(domain, exc, checks, updates, now=now)
             return _attach_failed(domain, exc, checks, updates, now=now, source=source)
-        capacity.capacity_alerts_resolve()
+        capacity_alerts.capacity_alerts_resolve()
         with transaction.atomic():
             stored = CustomDomain.objects.filter(pk=domain.pk, cdn_resource_id="").update(
                 cdn_resource_id=attachment.resource_id)

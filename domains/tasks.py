@@ -19,7 +19,15 @@ import random
 from celery import Task, shared_task
 from django.conf import settings
 
-from domains import capacity, certificates, checks, cleanup, edge_sync, lifecycle, notifications
+from domains import (
+    capacity_alerts,
+    certificates,
+    checks,
+    cleanup,
+    edge_sync,
+    lifecycle,
+    notifications,
+)
 from domains.integrations.errors import IntegrationError
 
 log = logging.getLogger(__name__)
@@ -147,7 +155,7 @@ def sweep_expired_certificates() -> dict[str, int]:
 def capacity_alert_email(self: Task, alert_id: int) -> int:
     # SMTP down: retried with the shared backoff; the alert stays on the dashboard anyway.
     try:
-        return capacity.capacity_alert_email(alert_id=alert_id)
+        return capacity_alerts.capacity_alert_email(alert_id=alert_id)
     except OSError as exc:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries), max_retries=8
                          ) from exc

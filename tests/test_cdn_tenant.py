@@ -15,7 +15,7 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from domains import capacity, certificates, checks, cleanup, selectors, services
+from domains import capacity_alerts, certificates, checks, cleanup, selectors, services
 from domains.integrations import aws
 from domains.integrations.cdn import CERTIFICATE_FAILURES
 from domains.models import CapacityAlert, CustomDomain, DomainStatus, EventKind
@@ -115,7 +115,7 @@ def test_quota_is_a_platform_alert_and_the_domain_waits(
     assert "nothing to do on your side" in third.last_error
     alert = CapacityAlert.objects.get()
     assert alert.code == "EntityLimitExceeded" and alert.is_open
-    assert capacity.capacity_alert_email(alert_id=alert.pk) == 1
+    assert capacity_alerts.capacity_alert_email(alert_id=alert.pk) == 1
     assert "EntityLimitExceeded" in mail.outbox[-1].subject
 
     staff = UserFactory(is_staff=True, is_superuser=True)

@@ -12,6 +12,10 @@ app = Celery("vedomains")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# Issue 19: log context, task timings and outcomes, logging set-up, beat's queue-depth
+# publisher. Connecting the signals is all the import does.
+import vedomains_site.observability.celery_hooks  # noqa: E402,F401
+
 
 @app.on_after_finalize.connect
 def _setup_periodic_tasks(sender: Celery, **_: object) -> None:

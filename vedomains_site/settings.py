@@ -112,6 +112,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# One 24-hour date format in the admin (vedomains_site/formats/en/formats.py; issue 18).
+FORMAT_MODULE_PATH = ["vedomains_site.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static"))
@@ -269,13 +271,15 @@ VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL = env.str(
     "VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL", default=""
 ) or CELERY_BROKER_URL
 VEDOMAINS_EDGE_TABLE = env.str("VEDOMAINS_EDGE_TABLE", default="domain-workspace-mappings")
-VEDOMAINS_EDGE_REPLICA_REGIONS = env.list(
-    "VEDOMAINS_EDGE_REPLICA_REGIONS",
-    default=["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1",
-             "ap-southeast-1", "ap-southeast-2", "ap-south-1", "sa-east-1"],
-)
+# Empty: a replica in every region with a CloudFront regional edge cache, the list
+# edge_lambda.handler.REGIONAL_EDGE_CACHE_REGIONS holds and deploy/dynamodb-global-table.yaml
+# defaults to (a test keeps the two equal). Set it only with the template's replicas.
+VEDOMAINS_EDGE_REPLICA_REGIONS = env.list("VEDOMAINS_EDGE_REPLICA_REGIONS", default=[])
 VEDOMAINS_EDGE_ORIGIN_DOMAIN = env.str("VEDOMAINS_EDGE_ORIGIN_DOMAIN", default="origin.ve.ai")
 VEDOMAINS_EDGE_REWRITE_ORIGIN = env.bool("VEDOMAINS_EDGE_REWRITE_ORIGIN", default=False)
+# Send the viewer's Host to the origin (only for an origin holding every custom domain's
+# certificate); by default it gets its own name as Host and the viewer's in X-Forwarded-Host.
+VEDOMAINS_EDGE_FORWARD_VIEWER_HOST = env.bool("VEDOMAINS_EDGE_FORWARD_VIEWER_HOST", default=False)
 VEDOMAINS_EDGE_MODE = env.str("VEDOMAINS_EDGE_MODE", default="origin-request")
 VEDOMAINS_EDGE_POSITIVE_TTL = env.int("VEDOMAINS_EDGE_POSITIVE_TTL", default=300)
 VEDOMAINS_EDGE_NEGATIVE_TTL = env.int("VEDOMAINS_EDGE_NEGATIVE_TTL", default=30)
@@ -370,3 +374,84 @@ VEDOMAINS_CERTIFICATE_WATCH_INTERVAL = timedelta(
 VEDOMAINS_CERTIFICATE_SWEEP_INTERVAL_SECONDS = env.int(
     "VEDOMAINS_CERTIFICATE_SWEEP_INTERVAL_SECONDS", default=86400
 )
+
+# === Production operations (issue 19): image, health, metrics, logs, errors ===================
+# Everything the container image, the health and metrics endpoints, structured logs and Sentry
+# need, in one block; see vedomains_site/observability/ and README.md, "Production".
+from vedomains_site.observability import logs as _logs  # noqa: E402
+
+INSTALLED_APPS += ["vedomains_site.observability"]
+# Request id first (every later line carries it), then the health/metrics paths, answered
+# before SecurityMiddleware and host validation (probes address the task by IP); whitenoise
+# serves the collected static files (admin, API docs) from the image in production.
+MIDDLEWARE = [
+    "vedomains_site.observability.middleware.RequestIdMiddleware",
+    "vedomains_site.observability.middleware.OperatorEndpointsMiddleware",
+    MIDDLEWARE[0],
+    *(["whitenoise.middleware.WhiteNoiseMiddleware"] if not DEBUG else []),
+    *MIDDLEWARE[1:],
+]
+
+# Logs: JSON lines in production, plain text in development ("" = by DJANGO_DEBUG).
+VEDOMAINS_LOG_FORMAT = env.str("VEDOMAINS_LOG_FORMAT", default="") or _logs.default_format(DEBUG)
+if VEDOMAINS_LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured("VEDOMAINS_LOG_FORMAT must be 'json', 'plain' or empty")
+# (Replaces the LOGGING dict above.)
+LOGGING = _logs.logging_config(level=env.str("LOG_LEVEL", default="INFO"),
+                               fmt=VEDOMAINS_LOG_FORMAT)
+
+# Database: the password may come on its own (ECS injects it from the RDS-managed secret),
+# and a connection attempt gives up instead of hanging a request or a probe.
+_db_password = env.str("DATABASE_PASSWORD", default="")
+if _db_password:
+    DATABASES["default"]["PASSWORD"] = _db_password
+DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", DATABASE_CONNECT_TIMEOUT)
+
+# Behind a TLS-terminating load balancer: trust its X-Forwarded-Proto (only the ALB can reach
+# the tasks), and send session and CSRF cookies over HTTPS only.
+DJANGO_BEHIND_TLS_PROXY = env.bool("DJANGO_BEHIND_TLS_PROXY", default=False)
+if DJANGO_BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    # The ALB redirects port 80 already; this covers any other way in. Health probes are
+    # answered before SecurityMiddleware, so they are never redirected.
+    SECURE_SSL_REDIRECT = True
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+
+# Celery (the queues are defined above): a broker that does not answer fails fast.
+CELERY_BROKER_CONNECTION_TIMEOUT = 5.0
+# Pool processes per worker container (`run worker QUEUE`); a --concurrency flag wins.
+CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=4)
+
+# Web (read by vedomains_site/gunicorn.conf.py).
+VEDOMAINS_WEB_PORT = env.int("VEDOMAINS_WEB_PORT", default=8000)
+VEDOMAINS_WEB_WORKERS = env.int("VEDOMAINS_WEB_WORKERS", default=2)
+VEDOMAINS_WEB_THREADS = env.int("VEDOMAINS_WEB_THREADS", default=4)
+VEDOMAINS_WEB_TIMEOUT = env.int("VEDOMAINS_WEB_TIMEOUT", default=30)
+
+# Health and metrics.
+VEDOMAINS_READINESS_TIMEOUT = env.float("VEDOMAINS_READINESS_TIMEOUT", default=3.0)
+# /metrics answers only with "Authorization: Bearer <token>"; empty = the endpoint is off.
+VEDOMAINS_METRICS_TOKEN = env.str("VEDOMAINS_METRICS_TOKEN", default="")
+# Where event counters (AWS calls, task timings, webhook attempts) live; "" = the broker.
+VEDOMAINS_METRICS_REDIS_URL = env.str("VEDOMAINS_METRICS_REDIS_URL", default="")
+# Beat writes queue depth as CloudWatch EMF lines this often (for autoscaling); 0 = off.
+VEDOMAINS_QUEUE_METRICS_INTERVAL_SECONDS = env.float(
+    "VEDOMAINS_QUEUE_METRICS_INTERVAL_SECONDS", default=60)
+VEDOMAINS_QUEUE_METRICS_NAMESPACE = env.str("VEDOMAINS_QUEUE_METRICS_NAMESPACE",
+                                            default="vedomains")
+
+# Sentry: nothing is initialised (and nothing sent) unless SENTRY_DSN is set.
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="production")
+SENTRY_RELEASE = env.str("SENTRY_RELEASE", default="")
+SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)
+if SENTRY_DSN:
+    from vedomains_site.observability import sentry as _sentry
+
+    _sentry.init(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT, release=SENTRY_RELEASE,
+                 traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)
+# === end of issue 19 block =====================================================================

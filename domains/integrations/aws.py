@@ -19,6 +19,7 @@ from django.conf import settings
 
 from domains.integrations import ratelimit
 from domains.integrations.errors import IntegrationError
+from vedomains_site.observability import aws_metrics
 
 _lock = threading.Lock()
 _clients: dict[tuple[str, str, str | None], Any] = {}
@@ -72,6 +73,8 @@ def client(service: str, region: str | None = None) -> Any:
             )
             # AWS rate limits are per account: every worker draws from one shared bucket.
             _clients[key].meta.events.register("before-send", ratelimit.before_send)
+            # Calls, errors and throttles by operation, counted from botocore's events.
+            aws_metrics.instrument(_clients[key])
         return _clients[key]
 
 

@@ -28,7 +28,7 @@ def _cfn_lint() -> str:
         "cfn-lint"
     )
     if found is None:
-        pytest.fail("cfn-lint is not installed (it is in requirements.txt)")
+        pytest.fail("cfn-lint is not installed (it is in requirements-dev.txt)")
     return found
 
 
@@ -39,6 +39,7 @@ def test_deploy_has_the_expected_templates() -> None:
         "edge-function.yaml",
         "cloudfront.yaml",
         "app-iam-policy.yaml",
+        "control-plane.yaml",
     } <= names
 
 
@@ -101,7 +102,10 @@ def test_cache_policy_keys_on_host_and_distribution_uses_origin_request() -> Non
         "DefaultCacheBehavior"
     ]
     (association,) = behavior["LambdaFunctionAssociations"]
-    assert association["EventType"] == "origin-request"
+    # The trigger follows the EdgeEventType parameter, origin-request by default (the
+    # per-mode policies are checked in test_origin_contract.py).
+    assert association["EventType"] == {"Ref": "EdgeEventType"}
+    assert _load("cloudfront.yaml")["Parameters"]["EdgeEventType"]["Default"] == "origin-request"
 
 
 def test_global_table_is_on_demand_with_pitr_and_sse() -> None:

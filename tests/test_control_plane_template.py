@@ -1,0 +1,128 @@
+"""deploy/control-plane.yaml agrees with the code it deploys (cfn-lint runs on it with every
+other template in edge_lambda/tests/test_deploy_templates.py)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from django.conf import settings
+
+from vedomains_site.observability import emf, middleware, queues
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "deploy" / "control-plane.yaml"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Accepts CloudFormation short-form tags (!Ref, !Sub...)."""
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
+    if isinstance(node, yaml.ScalarNode):
+        return {suffix: loader.construct_scalar(node)}
+    if isinstance(node, yaml.SequenceNode):
+        return {suffix: loader.construct_sequence(node, deep=True)}
+    return {suffix: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+def _resources() -> dict[str, Any]:
+    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)["Resources"]
+
+
+def _of_type(kind: str) -> dict[str, dict[str, Any]]:
+    return {name: r["Properties"] for name, r in _resources().items() if r["Type"] == kind}
+
+
+def _container(task: dict[str, Any]) -> dict[str, Any]:
+    (container,) = task["ContainerDefinitions"]
+    return container
+
+
+def test_alb_health_checks_the_readiness_path_and_hides_operator_paths() -> None:
+    (group,) = _of_type("AWS::ElasticLoadBalancingV2::TargetGroup").values()
+    assert group["HealthCheckPath"] == middleware.READY_PATH
+    assert group["Port"] == 8000 and group["TargetType"] == "ip"
+    (rule,) = _of_type("AWS::ElasticLoadBalancingV2::ListenerRule").values()
+    hidden = rule["Conditions"][0]["PathPatternConfig"]["Values"]
+    assert middleware.METRICS_PATH in hidden and "/health/*" in hidden
+    assert rule["Actions"][0]["FixedResponseConfig"]["StatusCode"] == "404"
+
+
+def test_one_web_service_a_worker_service_per_queue_and_exactly_one_beat() -> None:
+    tasks = _of_type("AWS::ECS::TaskDefinition")
+    commands = {name: _container(t)["Command"] for name, t in tasks.items()}
+    assert commands["WebTaskDefinition"] == ["web"]
+    assert commands["BeatTaskDefinition"] == ["beat"]
+    assert commands["MigrateTaskDefinition"] == ["migrate"]
+    worker_queues = [c[1] for c in commands.values() if c[0] == "worker"]
+    consumed = {q for qs in worker_queues for q in qs.split(",")}
+    assert consumed == set(queues.names()), "every queue needs a worker service"
+    assert {r["queue"] for r in settings.CELERY_TASK_ROUTES.values()} <= consumed
+
+    services = _of_type("AWS::ECS::Service")
+    used = {s["TaskDefinition"]["Ref"] for s in services.values()}
+    assert "MigrateTaskDefinition" not in used, "migrations are a one-off task, not a service"
+    assert used == set(tasks) - {"MigrateTaskDefinition"}
+    beat = services["BeatService"]
+    assert beat["DesiredCount"] == 1
+    assert beat["DeploymentConfiguration"]["MaximumPercent"] == 100
+    web = services["WebService"]
+    assert web["LoadBalancers"][0]["ContainerPort"] == 8000
+    for name, task in tasks.items():
+        if commands[name][0] == "worker":
+            assert _container(task)["HealthCheck"]["Command"][1:3] == ["/app/bin/run",
+                                                                     "worker-health"]
+
+
+def test_every_variable_the_tasks_get_is_a_documented_setting() -> None:
+    documented = set(re.findall(r"^([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    for name, task in _of_type("AWS::ECS::TaskDefinition").items():
+        container = _container(task)
+        names = {e["Name"] for e in container["Environment"]}
+        secrets = {}
+        for entry in container["Secrets"]:
+            if "If" in entry:  # optional secret: [condition, value, AWS::NoValue]
+                entry = entry["If"][1]
+            secrets[entry["Name"]] = entry["ValueFrom"]
+        assert names | set(secrets) <= documented, (name, sorted((names | set(secrets))
+                                                               - documented))
+        # Secrets come from Secrets Manager, never from plain environment values.
+        assert {"DJANGO_SECRET_KEY", "DATABASE_PASSWORD", "VEDOMAINS_METRICS_TOKEN"} <= set(
+            secrets)
+        assert not names & {"DJANGO_SECRET_KEY", "DATABASE_PASSWORD", "VEDOMAINS_METRICS_TOKEN",
+                            "SENTRY_DSN"}
+        assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+
+
+def test_workers_scale_on_the_queue_depth_beat_publishes() -> None:
+    policies = _of_type("AWS::ApplicationAutoScaling::ScalingPolicy")
+    assert len(policies) == 3
+    scaled_queues = set()
+    for policy in policies.values():
+        metrics = policy["TargetTrackingScalingPolicyConfiguration"][
+            "CustomizedMetricSpecification"]["Metrics"]
+        depth = next(m for m in metrics if m["Id"] == "depth")["MetricStat"]["Metric"]
+        assert depth["MetricName"] == emf.METRIC
+        assert depth["Namespace"] == {"Ref": "MetricsNamespace"}
+        (dimension,) = depth["Dimensions"]
+        assert dimension["Name"] == emf.DIMENSION
+        scaled_queues.add(dimension["Value"])
+        assert [m["ReturnData"] for m in metrics] == [False, False, True]
+    assert scaled_queues == set(queues.names())
+
+
+def test_data_stores_are_private_encrypted_and_kept() -> None:
+    resources = _resources()
+    db = resources["Database"]
+    assert db["DeletionPolicy"] == "Snapshot"
+    props = db["Properties"]
+    assert props["StorageEncrypted"] is True and props["PubliclyAccessible"] is False
+    assert props["ManageMasterUserPassword"] is True
+    redis = resources["Redis"]["Properties"]
+    assert redis["TransitEncryptionEnabled"] is True and redis["AtRestEncryptionEnabled"] is True

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class ObservabilityConfig(AppConfig):
+    name = "vedomains_site.observability"
+    label = "observability"
+    verbose_name = "Operations"

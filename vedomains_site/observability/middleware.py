@@ -1,0 +1,119 @@
+"""Request ids, one log line per request, and the operator endpoints.
+
+`OperatorEndpointsMiddleware` sits before SecurityMiddleware and answers three paths itself:
+
+    /health/live    200 with no I/O at all: the process is up and its threads answer
+    /health/ready   200 or 503, JSON naming each check (database, broker, cache) and why
+    /metrics        Prometheus text, only with `Authorization: Bearer <VEDOMAINS_METRICS_TOKEN>`
+
+before Django validates the Host header or redirects to HTTPS: a load balancer's health
+check and a Prometheus scrape address the task by its IP, which is in no ALLOWED_HOSTS.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Final
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+from vedomains_site.observability import context, health, metrics
+
+log = logging.getLogger("vedomains.request")
+
+REQUEST_ID_HEADER: Final = "X-Request-ID"
+# An incoming id is kept only if it is short and plain: it ends up in every log line.
+_SAFE_ID: Final = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
+LIVE_PATH: Final = "/health/live"
+READY_PATH: Final = "/health/ready"
+METRICS_PATH: Final = "/metrics"
+
+
+class RequestIdMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id  # type: ignore[attr-defined]
+        tokens = context.set_values(request_id=request_id)
+        # process_view adds its own; all are reset below, so nothing leaks to the next
+        # request this thread serves.
+        request._log_context_tokens = tokens  # type: ignore[attr-defined]
+        started = time.monotonic()
+        try:
+            response = self.get_response(request)
+            response[REQUEST_ID_HEADER] = request_id
+            # The path only: a query string may carry something that must not be logged.
+            level = logging.DEBUG if request.path.startswith("/health/") else logging.INFO
+            log.log(level, "%s %s %s %.0fms", request.method, request.path,
+                    response.status_code, (time.monotonic() - started) * 1000,
+                    extra={"status": response.status_code})
+            return response
+        finally:
+            context.reset(tokens)
+
+    def process_view(self, request: HttpRequest, view: Any, args: Any,
+                     kwargs: dict[str, Any]) -> None:
+        # API and admin URLs name the domain they act on; tag the rest of the request's lines.
+        hostname = kwargs.get("hostname") or kwargs.get("domain")
+        if isinstance(hostname, str):
+            tokens = getattr(request, "_log_context_tokens", None)
+            if tokens is not None:
+                tokens.extend(context.set_values(hostname=hostname.lower()[:253]))
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
+
+
+class OperatorEndpointsMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        path = request.path_info
+        if path == LIVE_PATH:
+            return JsonResponse({"status": "ok"})
+        if path == READY_PATH:
+            return self.ready()
+        if path == METRICS_PATH:
+            return self.metrics(request)
+        return self.get_response(request)
+
+    @staticmethod
+    def ready() -> JsonResponse:
+        results = health.readiness()
+        ok = all(r.ok for r in results)
+        failing = [r for r in results if not r.ok]
+        body = {
+            "status": "ok" if ok else "unavailable",
+            "reason": "" if ok else "; ".join(f"{r.name}: {r.detail}" for r in failing),
+            "checks": {r.name: {"ok": r.ok, "detail": r.detail, "ms": r.ms} for r in results},
+        }
+        if not ok:
+            log.warning("not ready: %s", body["reason"])
+        return JsonResponse(body, status=200 if ok else 503)
+
+    @staticmethod
+    def metrics(request: HttpRequest) -> HttpResponse:
+        token = settings.VEDOMAINS_METRICS_TOKEN
+        if not token:
+            # Off unless an operator configured a token: never public by accident.
+            return _error(404, "not_found", "Not found.")
+        scheme, _, given = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
+                                                                 token.encode()):
+            response = _error(401, "not_authenticated",
+                              "The metrics endpoint needs 'Authorization: Bearer <token>'.")
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+        return HttpResponse(metrics.exposition(),
+                            content_type="text/plain; version=0.0.4; charset=utf-8")

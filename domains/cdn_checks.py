@@ -12,8 +12,7 @@ import ipaddress
 from typing import Any
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Tags, Warning, register
-from django.core.checks import Error as _Error
+from django.core.checks import CheckMessage, Error, Tags, register
 
 
 @register(Tags.compatibility, deploy=False)
@@ -22,10 +21,11 @@ def check_cdn_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
 
 
 def cdn_settings_problems() -> list[CheckMessage]:
-    # Errors stop a production start-up; with DEBUG (development) they are warnings, so a
-    # developer's `manage.py local_dns ...` outside the local stack (which sets the ids)
-    # still runs and shows what is missing.
-    Error = _Error if not settings.DEBUG else Warning
+    # Production (DEBUG off) only: the local stack creates the distribution and the
+    # connection group in the emulator at each start and hands their ids to its processes,
+    # so a development shell has none to give, and its `manage.py` commands must stay quiet.
+    if settings.DEBUG:
+        return []
     problems: list[CheckMessage] = []
     strategy = settings.VEDOMAINS_CDN_STRATEGY
     if strategy == "saas-tenant":

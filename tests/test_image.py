@@ -141,6 +141,9 @@ def deployed_env(tmp_path: Path, clean_redis: str, db: Any) -> dict[str, str]:
         "CELERY_BROKER_URL": clean_redis,
         "CACHE_URL": clean_redis.rsplit("/", 1)[0] + "/3",
         "VEDOMAINS_METRICS_TOKEN": "t" * 40,
+        # The default CDN strategy's resources (deploy/saas-manager.yaml outputs).
+        "VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID": "E2MULTITENANT1",
+        "VEDOMAINS_CDN_CONNECTION_GROUP_ID": "cg_2abcdefghijklmnopqrstuvwxyz",
     })
     return env
 

@@ -38,6 +38,7 @@ from domains.admin_notify import (
 )
 from domains.errors import DomainError
 from domains.models import (
+    CapacityAlert,
     CustomDomain,
     DomainEvent,
     DomainStatus,
@@ -227,7 +228,8 @@ class CustomDomainAdmin(admin.ModelAdmin):
     list_select_related = ["workspace"]
     autocomplete_fields = ["workspace"]
     ordering = ["-created_at", "-id"]
-    actions = ["check_now", "push_to_edge", "remove_domains", "release_hostnames"]
+    actions = ["check_now", "push_to_edge", "remove_domains", "release_hostnames",
+               "prevalidate_acm", "prevalidate_self_hosted"]
     change_form_template = "admin/domains/customdomain/change_form.html"
     change_list_template = "admin/domains/customdomain/change_list.html"
     # Every field is system-managed once the domain exists; changes go through actions.
@@ -244,6 +246,7 @@ class CustomDomainAdmin(admin.ModelAdmin):
         "certificate_status_words",
         "certificate_requested_at",
         "validation_records_table",
+        "prevalidation",
         "cdn_resource_id",
         "cdn_domain_name",
         "check_count",
@@ -269,7 +272,8 @@ class CustomDomainAdmin(admin.ModelAdmin):
         ("Ownership", {"fields": ["ownership_required", "ownership_token",
                                   "ownership_verified_at"]}),
         ("Certificate", {"fields": ["certificate_arn", "certificate_status_words",
-                                    "certificate_requested_at", "validation_records_table"]}),
+                                    "certificate_requested_at", "validation_records_table",
+                                    "prevalidation"]}),
         ("CDN and edge", {"fields": ["cdn_resource_id", "cdn_domain_name", "edge_version",
                                      "edge_synced_version"]}),
         ("Timeline", {"fields": ["created_at", "updated_at", "verified_at", "activated_at",
@@ -476,6 +480,20 @@ class CustomDomainAdmin(admin.ModelAdmin):
     def push_to_edge(self, request: HttpRequest, queryset: QuerySet[CustomDomain]) -> None:
         self._run(request, queryset, verb="Edge push queued", call=services.domain_push_to_edge)
 
+    # Pre-validation: for a customer whose hostname serves a live site elsewhere.
+    @admin.action(description="Pre-validate: ACM certificate (one extra DNS record)",
+                  permissions=["change"])
+    def prevalidate_acm(self, request: HttpRequest, queryset: QuerySet[CustomDomain]) -> None:
+        self._run(request, queryset, verb="Pre-validation (ACM) requested",
+                  call=lambda **kw: services.domain_prevalidate(mode="acm", **kw))
+
+    @admin.action(description="Pre-validate: token on the customer's current server",
+                  permissions=["change"])
+    def prevalidate_self_hosted(self, request: HttpRequest,
+                                queryset: QuerySet[CustomDomain]) -> None:
+        self._run(request, queryset, verb="Pre-validation (self-hosted) requested",
+                  call=lambda **kw: services.domain_prevalidate(mode="self-hosted", **kw))
+
     @admin.action(description="Remove (detach and clean up)", permissions=["change"])
     def remove_domains(self, request: HttpRequest, queryset: QuerySet[CustomDomain]) -> None:
         self._run(request, queryset, verb="Removed", call=services.domain_remove)
@@ -489,6 +507,26 @@ class CustomDomainAdmin(admin.ModelAdmin):
     def has_delete_domain_permission(self, request: HttpRequest) -> bool:
         # Row deletion stays off (has_delete_permission); releasing needs Django's delete perm.
         return request.user.has_perm("domains.delete_customdomain")
+
+
+@admin.register(CapacityAlert)
+class CapacityAlertAdmin(admin.ModelAdmin):
+    """CloudFront quotas our account hit; written by the engine, read-only here."""
+
+    list_display = ["code", "is_open", "occurrences", "last_hostname", "first_seen_at",
+                    "last_seen_at", "resolved_at"]
+    list_filter = [("resolved_at", admin.EmptyFieldListFilter)]
+    readonly_fields = list_display + ["message"]
+
+    @admin.display(boolean=True, description="Open")
+    def is_open(self, obj: CapacityAlert) -> bool:
+        return obj.is_open
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(DomainEvent)

@@ -25,7 +25,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from domains import certificate_budget, lifecycle, outbox
-from domains.integrations import acm, dns, dns_caa
+from domains.integrations import acm, cdn, dns, dns_caa
 from domains.integrations.errors import IntegrationError
 from domains.models import (
     EDGE_ROUTED_STATUSES,
@@ -79,6 +79,8 @@ def domain_request_certificate(*, domain_id: int) -> str:
         return "exists"
     if domain.status != DomainStatus.PENDING_VALIDATION:
         return "not_pending"
+    if cdn.strategy().managed_certificates and domain.prevalidation != "acm":
+        return "not_needed"  # CloudFront manages this domain's certificate
     # --- certificate budget ---
     try:
         certificate_budget.certificate_budget_consume(workspace=domain.workspace, kind="acm")

@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from domains import certificates, lifecycle
+from domains import capacity_alerts, certificates, hostnames, lifecycle
 from domains.cleanup import domain_cleanup
 from domains.integrations import acm, cdn, dns
 from domains.integrations.errors import IntegrationError
@@ -97,6 +97,9 @@ def domains_check(*, domain_ids: Iterable[int], source: str = "system:check",
             [d.hostname for d in live],
             txt_for=[d.hostname for d in live
                      if d.ownership_required and d.ownership_verified_at is None],
+            # Apex domains: A/AAAA records to the anycast IPs instead of a CNAME.
+            apex_for=[d.hostname for d in live
+                      if hostnames.apex_supported() and hostnames.is_apex(d.hostname)],
         )
         certs = dict(zip(arns, pending_certs, strict=True))
     for domain in live:
@@ -186,6 +189,8 @@ def _evaluate(domain: CustomDomain, result: dns.DnsResult, cert: acm.Certificate
 
     if domain.status == DomainStatus.PENDING_VALIDATION:
         return _evaluate_pending(domain, result, cert, checks, updates, now=now, source=source)
+    if domain.status == DomainStatus.DEPLOYING:
+        return _evaluate_deploying(domain, checks, updates, now=now, source=source)
     return _evaluate_live(domain, routing, checks, updates, now=now, source=source)
 
 
@@ -198,6 +203,9 @@ def _evaluate_pending(domain: CustomDomain, result: dns.DnsResult, cert: acm.Cer
     """Pending: ownership, then the certificate, then give up, activate, or wait."""
     routing = result.routing
     ownership_ok = _pending_ownership(domain, result, checks, updates, now=now, source=source)
+    if _tenant_path(domain):
+        return _evaluate_tenant_pending(domain, result, cert, checks, updates, ownership_ok,
+                                        now=now, source=source)
     cert = _pending_certificate(domain, routing, cert, checks, updates, now=now)
     if cert is not None and cert.status == certificates.MISSING:
         # Gone from ACM: shown as such, and a new certificate is requested.
@@ -316,13 +324,17 @@ def _pending_wait(domain: CustomDomain, routing: dns.RoutingCheck, cert: acm.Cer
 
 def _attach_and_activate(domain: CustomDomain, cert: acm.Certificate, checks: dict[str, Any],
                          updates: dict[str, Any], *, now: datetime, source: str) -> CheckOutcome:
-    strategy = cdn.strategy()
     resource_id = domain.cdn_resource_id
+    # A record keeps the strategy it was attached with (a switch applies to new ones).
+    strategy = cdn.strategy_for_resource(resource_id) if resource_id else cdn.strategy()
     if not resource_id:
         try:
             attachment = strategy.attach(hostname=domain.hostname, certificate_arn=cert.arn,
-                                         reference=f"vedomains-{domain.pk}")
+                                         reference=f"vedomains-{domain.pk}",
+                                         workspace_id=domain.workspace.slug)
         except IntegrationError as exc:
+            if exc.capacity:
+                return _capacity_wait(domain, exc, checks, updates, now=now)
             return _attach_failed(domain, exc, checks, updates, now=now, source=source)
         resource_id = attachment.resource_id
         with transaction.atomic():
@@ -336,19 +348,11 @@ def _attach_and_activate(domain: CustomDomain, cert: acm.Certificate, checks: di
                                              "resource_id": resource_id})
         if not stored:
             resource_id = _keep_recorded_attachment(domain, attachment.resource_id, strategy)
+    capacity_alerts.capacity_alerts_resolve()
     checks["cdn"] = _check_record(True, f"Attached ({strategy.name}: {resource_id}).", now)
-    applied = _save_check_and_transition(
-        domain, checks, {**updates, "last_error": ""}, to=DomainStatus.ACTIVE,
-        allowed_from=[DomainStatus.PENDING_VALIDATION], source=source,
-        message="DNS, ownership and certificate verified; attached.",
-        transition_updates={"verified_at": now, "activated_at": now,
-                            "next_check_at": now + settings.VEDOMAINS_ACTIVE_RECHECK},
-    )
-    if not applied:
-        # Removed while we attached: the cleanup owns the attachment now.
-        lifecycle.enqueue_after_commit("cleanup_domain", domain.pk)
-        return CheckOutcome(domain.pk, domain.hostname, "skipped", "", "changed during check")
-    return CheckOutcome(domain.pk, domain.hostname, "activated", DomainStatus.ACTIVE)
+    return _activate_when_deployed(domain, strategy, resource_id, checks, updates, now=now,
+                                   source=source,
+                                   message="DNS, ownership and certificate verified; attached.")
 
 
 def _attach_failed(domain: CustomDomain, exc: IntegrationError, checks: dict[str, Any],
@@ -391,6 +395,258 @@ def _keep_recorded_attachment(domain: CustomDomain, ours: str,
         except IntegrationError as exc:
             log.error("%s: could not take down duplicate %s: %s", domain.hostname, ours, exc)
     return recorded
+
+
+# --- CloudFront SaaS Manager tenants and the deploying step ----------------------------------
+# The tenant path: the tenant is created as soon as ownership allows (CloudFront must know the
+# domain to serve the HTTP validation token); GetManagedCertificateDetails then drives the
+# certificate; once DNS points at us and the certificate is issued the domain is "deploying"
+# until CloudFront reports the tenant Deployed, and only then active (email, webhook, edge).
+
+
+def _tenant_path(domain: CustomDomain) -> bool:
+    """SaaS Manager: a tenant, with a CloudFront-managed certificate unless pre-validated.
+
+    A record keeps the strategy it was attached with (a switch applies to new attachments).
+    """
+    if domain.cdn_resource_id:
+        return cdn.strategy_for_resource(domain.cdn_resource_id).managed_certificates
+    return cdn.strategy().managed_certificates
+
+
+@dataclass(frozen=True)
+class _TenantCertificate:
+    issued: bool
+    status: str
+    failure: str = ""
+
+
+def _deploy_recheck() -> timedelta:
+    return timedelta(seconds=settings.VEDOMAINS_CDN_DEPLOY_CHECK_SECONDS)
+
+
+def _capacity_wait(domain: CustomDomain, exc: IntegrationError, checks: dict[str, Any],
+                   updates: dict[str, Any], *, now: datetime) -> CheckOutcome:
+    """A quota of ours: alert staff, keep the domain pending, try again later."""
+    capacity_alerts.capacity_alert_raise(code=exc.code, message=exc.message,
+                                         hostname=domain.hostname)
+    detail = ("Waiting for capacity on our side (CloudFront quota reached); nothing to do on "
+              "your side, we retry automatically.")
+    checks["cdn"] = _check_record(False, detail, now, code=exc.code, capacity=True)
+    retry = timedelta(seconds=settings.VEDOMAINS_CDN_CAPACITY_RETRY_SECONDS)
+    _save_check(domain, checks, {**updates, "last_error": detail, "next_check_at": now + retry})
+    return CheckOutcome(domain.pk, domain.hostname, "capacity", domain.status, exc.message)
+
+
+def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
+                             acm_cert: acm.Certificate | None, checks: dict[str, Any],
+                             updates: dict[str, Any], ownership_ok: bool, *, now: datetime,
+                             source: str) -> CheckOutcome:
+    routing = result.routing
+    strategy = (cdn.strategy_for_resource(domain.cdn_resource_id) if domain.cdn_resource_id
+                else cdn.strategy())
+    use_acm = domain.prevalidation == "acm"
+    if use_acm:
+        # Pre-validation by DNS: an ACM certificate, issued before the CNAME moves, becomes the
+        # tenant's certificate; the tenant is created as soon as it is issued.
+        if acm_cert is None and domain.certificate_arn:
+            acm_cert = certificates.certificate_describe_or_none(domain.certificate_arn)
+        if acm_cert is not None:
+            updates["certificate_status"] = acm_cert.status
+            updates["validation_records"] = acm_cert.validation_records
+            checks["certificate"] = _check_record(
+                acm_cert.issued, acm_cert.failure_reason or f"Certificate is {acm_cert.status}.",
+                now, status=acm_cert.status)
+        elif not domain.certificate_arn:
+            checks["certificate"] = _check_record(False, "Certificate not requested yet.", now)
+            lifecycle.enqueue_after_commit("request_certificate", domain.pk)
+    can_attach = ownership_ok and (not use_acm or bool(acm_cert and acm_cert.issued))
+    if can_attach and not domain.cdn_resource_id:
+        try:
+            attachment = strategy.attach(
+                hostname=domain.hostname,
+                certificate_arn=domain.certificate_arn if use_acm else "",
+                reference=f"vedomains-{domain.pk}",
+                workspace_id=domain.workspace.slug,
+                validation_host="self-hosted" if domain.prevalidation == "self-hosted"
+                else "cloudfront",
+                # A hostname proven by TXT may still sit on its previous record's tenant:
+                # CloudFront moves it once DNS points here, never serving it twice.
+                takeover=domain.ownership_required,
+                anycast_only=hostnames.is_apex(domain.hostname),
+            )
+        except IntegrationError as exc:
+            if exc.capacity:
+                return _capacity_wait(domain, exc, checks, updates, now=now)
+            return _attach_failed(domain, exc, checks, updates, now=now, source=source)
+        capacity_alerts.capacity_alerts_resolve()
+        with transaction.atomic():
+            stored = CustomDomain.objects.filter(pk=domain.pk, cdn_resource_id="").update(
+                cdn_resource_id=attachment.resource_id)
+            if stored:
+                lifecycle.event_record(domain=domain, kind=EventKind.CDN_ATTACHED, source=source,
+                                      data={"strategy": strategy.name,
+                                            "resource_id": attachment.resource_id})
+        if not stored:
+            _keep_recorded_attachment(domain, attachment.resource_id, strategy)
+        domain.refresh_from_db(fields=["cdn_resource_id"])
+
+    if domain.cdn_resource_id:
+        _apply_prevalidation(domain, strategy, acm_cert)
+
+    cert: _TenantCertificate | None = None
+    if use_acm and acm_cert is not None:
+        cert = _TenantCertificate(acm_cert.issued, acm_cert.status,
+                                  f"The certificate could not be issued: "
+                                  f"{acm_cert.failure_reason or acm_cert.status}."
+                                  if acm_cert.failed else "")
+    elif not use_acm and domain.cdn_resource_id:
+        managed = strategy.certificate(resource_id=domain.cdn_resource_id)
+        if managed is None and strategy.state(resource_id=domain.cdn_resource_id) is None:
+            # The tenant is gone (deleted outside the app, or a local emulator restarted):
+            # forget it, and the next check creates one again.
+            CustomDomain.objects.filter(pk=domain.pk,
+                                        cdn_resource_id=domain.cdn_resource_id).update(
+                cdn_resource_id="")
+            log.warning("%s: tenant %s vanished; creating it again", domain.hostname,
+                        domain.cdn_resource_id)
+        if managed is not None:
+            cert = _TenantCertificate(managed.issued, managed.status, managed.failure_reason)
+            updates["certificate_status"] = managed.status
+            extra: dict[str, Any] = {"status": managed.status, "managed": True}
+            if managed.token_host == "self-hosted" and managed.validation:
+                extra["http_validation"] = [dict(v) for v in managed.validation]
+            checks["certificate"] = _check_record(
+                managed.issued, managed.failure_reason or f"Certificate is {managed.status}.",
+                now, **extra)
+    state: cdn.ResourceState | None = None
+    if routing.ok and domain.cdn_resource_id and cert is not None and cert.issued:
+        state = strategy.state(resource_id=domain.cdn_resource_id)
+
+    age = now - domain.created_at
+    window = settings.VEDOMAINS_PENDING_TIMEOUT
+    transient = routing.transient or (result.txt is not None and result.txt.transient)
+    failure = ""
+    if cert is not None and cert.failure:
+        failure = cert.failure
+    elif age > window and (not transient or age > 2 * window):
+        if not routing.ok:
+            failure = f"The domain was never pointed at us within {window}: {routing.detail}"
+        elif not ownership_ok:
+            failure = "The ownership TXT record was not found in time."
+        elif cert is not None and not cert.issued:
+            failure = f"The certificate was not validated within {window}."
+    if failure:
+        with transaction.atomic():
+            _save_check(domain, checks, {**updates, "last_error": failure})
+            applied = lifecycle.domain_transition(
+                domain=domain, to=DomainStatus.FAILED,
+                allowed_from=[DomainStatus.PENDING_VALIDATION], source=source, message=failure,
+                data={"certificate_status": cert.status if cert else ""},
+                updates={"failed_at": now, "next_check_at": None},
+            )
+        return CheckOutcome(domain.pk, domain.hostname, "failed" if applied else "skipped",
+                            DomainStatus.FAILED, failure)
+
+    if state is not None and domain.cdn_resource_id:
+        checks["cdn"] = _check_record(state.deployed, f"Tenant is {state.status}.", now,
+                                      status=state.status)
+        return _activate_when_deployed(domain, strategy, domain.cdn_resource_id, checks,
+                                       updates, now=now, source=source, state=state,
+                                       message="DNS points at us and the certificate is issued.")
+
+    updates["next_check_at"] = now + (
+        min(TRANSIENT_RETRY, next_interval(domain, now)) if routing.transient
+        else next_interval(domain, now)
+    )
+    updates["last_error"] = "" if not routing.transient else routing.detail
+    _save_check(domain, checks, updates)
+    waiting = [name for name, ok in (("dns", routing.ok), ("ownership", ownership_ok),
+                                     ("certificate", bool(cert and cert.issued))) if not ok]
+    return CheckOutcome(domain.pk, domain.hostname, "waiting", domain.status,
+                        "waiting for " + ", ".join(waiting))
+
+
+def _apply_prevalidation(domain: CustomDomain, strategy: cdn.CdnStrategy,
+                         acm_cert: acm.Certificate | None) -> None:
+    """Pre-validation asked for after the tenant was made: bring the tenant in line."""
+    if domain.prevalidation == "acm" and acm_cert is not None and acm_cert.issued:
+        state = strategy.state(resource_id=domain.cdn_resource_id)
+        if state is not None and state.certificate_arn != acm_cert.arn:
+            strategy.set_certificate(resource_id=domain.cdn_resource_id,
+                                     certificate_arn=acm_cert.arn)
+    elif domain.prevalidation == "self-hosted":
+        managed = strategy.certificate(resource_id=domain.cdn_resource_id)
+        if managed is not None and managed.token_host != "self-hosted" and not managed.issued:
+            strategy.request_managed_certificate(resource_id=domain.cdn_resource_id,
+                                                 hostname=domain.hostname,
+                                                 validation_host="self-hosted")
+
+
+def _activate_when_deployed(domain: CustomDomain, strategy: cdn.CdnStrategy, resource_id: str,
+                            checks: dict[str, Any], updates: dict[str, Any], *, now: datetime,
+                            source: str, message: str,
+                            state: cdn.ResourceState | None = None) -> CheckOutcome:
+    """Active only once CloudFront reports the tenant (or distribution) Deployed.
+
+    Until then the domain is "deploying": its first visitors would otherwise meet TLS
+    errors while CloudFront is still rolling the configuration out (minutes).
+    """
+    if state is None:
+        state = strategy.state(resource_id=resource_id)
+    deployed = state is not None and state.deployed
+    to = DomainStatus.ACTIVE if deployed else DomainStatus.DEPLOYING
+    fields: dict[str, Any] = {"verified_at": now}
+    if deployed:
+        fields.update(activated_at=now, next_check_at=now + settings.VEDOMAINS_ACTIVE_RECHECK)
+    else:
+        fields["next_check_at"] = now + _deploy_recheck()
+    with transaction.atomic():
+        _save_check(domain, checks, {**updates, "last_error": ""})
+        applied = lifecycle.domain_transition(
+            domain=domain, to=to, allowed_from=[DomainStatus.PENDING_VALIDATION],
+            source=source,
+            message=message if deployed else f"{message} CloudFront is deploying it.",
+            updates=fields,
+        )
+    if not applied:
+        # Removed while we attached: the cleanup owns the attachment now.
+        lifecycle.enqueue_after_commit("cleanup_domain", domain.pk)
+        return CheckOutcome(domain.pk, domain.hostname, "skipped", "", "changed during check")
+    return CheckOutcome(domain.pk, domain.hostname, "activated" if deployed else "deploying",
+                        to)
+
+
+def _evaluate_deploying(domain: CustomDomain, checks: dict[str, Any], updates: dict[str, Any],
+                        *, now: datetime, source: str) -> CheckOutcome:
+    state = (cdn.strategy_for_resource(domain.cdn_resource_id).state(
+        resource_id=domain.cdn_resource_id) if domain.cdn_resource_id else None)
+    if state is None:
+        # The tenant (or distribution) is gone: start over from pending.
+        with transaction.atomic():
+            _save_check(domain, checks, updates)
+            lifecycle.domain_transition(
+                domain=domain, to=DomainStatus.PENDING_VALIDATION,
+                allowed_from=[DomainStatus.DEPLOYING], source=source,
+                message="The CloudFront resource disappeared; attaching again.",
+                updates={"cdn_resource_id": "", "next_check_at": now},
+            )
+        return CheckOutcome(domain.pk, domain.hostname, "reattach", DomainStatus.PENDING_VALIDATION)
+    checks["cdn"] = _check_record(state.deployed, f"CloudFront reports {state.status}.", now,
+                                  status=state.status)
+    if not state.deployed:
+        _save_check(domain, checks, {**updates, "next_check_at": now + _deploy_recheck()})
+        return CheckOutcome(domain.pk, domain.hostname, "deploying", domain.status)
+    with transaction.atomic():
+        _save_check(domain, checks, {**updates, "last_error": ""})
+        applied = lifecycle.domain_transition(
+            domain=domain, to=DomainStatus.ACTIVE, allowed_from=[DomainStatus.DEPLOYING],
+            source=source, message="CloudFront finished deploying; the domain is live.",
+            updates={"activated_at": now,
+                     "next_check_at": now + settings.VEDOMAINS_ACTIVE_RECHECK},
+        )
+    return CheckOutcome(domain.pk, domain.hostname, "activated" if applied else "skipped",
+                        DomainStatus.ACTIVE)
 
 
 # --- active and misconfigured domains -------------------------------------------------------

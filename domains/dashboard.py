@@ -37,6 +37,7 @@ from django.utils import timezone
 from domains.capacity import capacity_rows
 from domains.certificate_budget import certificate_budget_usage
 from domains.models import (
+    CapacityAlert,
     CustomDomain,
     DeliveryStatus,
     DomainEvent,
@@ -164,6 +165,13 @@ def dashboard_data(now: datetime | None = None) -> dict[str, Any]:
         "webhooks": webhooks,
         "emails": emails,
         "chart": activation_chart(now),
+        # Quotas our CloudFront account hit: a platform problem, shown first.
+        "capacity_alerts": [
+            {"code": a.code, "occurrences": a.occurrences, "first_seen_at": a.first_seen_at,
+             "last_hostname": a.last_hostname,
+             "url": reverse("admin:domains_capacityalert_change", args=[a.pk])}
+            for a in CapacityAlert.objects.filter(resolved_at__isnull=True)
+        ],
         "capacity": capacity_rows(now=now),
         "failures": failure_breakdown(now),
         "failure_days": BREAKDOWN_DAYS,

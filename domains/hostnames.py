@@ -128,7 +128,7 @@ def validate_custom_hostname(raw: object) -> str:
             f"'{host}' is a public suffix; register a name under it instead.",
             code="public_suffix",
         )
-    if psl.privatesuffix(host) == host:
+    if psl.privatesuffix(host) == host and not apex_supported():
         raise HostnameError(
             f"'{host}' is an apex domain, and DNS does not allow a CNAME at the apex. "
             f"Use a subdomain such as 'www.{host}' or 'gallery.{host}'; to serve visitors who "
@@ -136,6 +136,17 @@ def validate_custom_hostname(raw: object) -> str:
             code="apex_not_supported",
         )
     return host
+
+
+def apex_supported() -> bool:
+    """Apex domains are served through the connection group's anycast static IPs:
+    the customer creates A/AAAA records to them instead of a CNAME."""
+    return (bool(settings.VEDOMAINS_CDN_APEX_IPS)
+            and settings.VEDOMAINS_CDN_STRATEGY == "saas-tenant")
+
+
+def is_apex(host: str) -> bool:
+    return _psl().privatesuffix(host) == host
 
 
 def is_platform_hostname(host: str) -> bool:

@@ -83,6 +83,9 @@ class Membership(models.Model):
 
 class DomainStatus(models.TextChoices):
     PENDING_VALIDATION = "pending_validation", "Pending validation"
+    # Certificate issued and DNS right; CloudFront is still deploying the tenant (or
+    # distribution). Active (and the owner's email and webhook) only once it is Deployed.
+    DEPLOYING = "deploying", "Deploying"
     ACTIVE = "active", "Active"
     MISCONFIGURED = "misconfigured", "Misconfigured"
     FAILED = "failed", "Failed"
@@ -95,6 +98,7 @@ EDGE_ROUTED_STATUSES = frozenset({DomainStatus.ACTIVE, DomainStatus.MISCONFIGURE
 # Statuses that hold the hostname and count against the plan; checks keep visiting them.
 LIVE_STATUSES = (
     DomainStatus.PENDING_VALIDATION,
+    DomainStatus.DEPLOYING,
     DomainStatus.ACTIVE,
     DomainStatus.MISCONFIGURED,
 )
@@ -128,6 +132,13 @@ class CustomDomain(models.Model):
     certificate_trouble = models.TextField(blank=True, default="")
     certificate_trouble_at = models.DateTimeField(null=True, blank=True)
 
+    # Pre-validation: the certificate is issued BEFORE the customer moves the
+    # CNAME, for a live site. "acm": an ACM certificate validated by a DNS record, set as the
+    # tenant's certificate; "self-hosted": CloudFront's HTTP token served by the customer's
+    # current server. Blank: the default path (CloudFront validates once the CNAME points).
+    prevalidation = models.CharField(max_length=20, blank=True, default="",
+                                     choices=[("", "None"), ("acm", "ACM (DNS record)"),
+                                              ("self-hosted", "Self-hosted HTTP token")])
     cdn_resource_id = models.CharField(max_length=200, blank=True, default="")
     cdn_domain_name = models.CharField(max_length=253, blank=True, default="")
 
@@ -616,3 +627,30 @@ class SeedAdoption(models.Model):
 
     def __str__(self) -> str:
         return f"{self.hostname}: {self.state}"
+
+
+class CapacityAlert(models.Model):
+    """A CloudFront quota or capacity limit our account hit: a platform problem.
+
+    One row per error code, open while the limit keeps being hit; the dashboard shows open
+    ones, staff get one email when a row opens, and the affected domains stay pending and
+    are retried. Resolved by the next successful attach.
+    """
+
+    code = models.CharField(max_length=100, unique=True)
+    message = models.TextField(blank=True, default="")
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    occurrences = models.PositiveIntegerField(default=0)
+    last_hostname = models.CharField(max_length=253, blank=True, default="")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({'open' if self.resolved_at is None else 'resolved'})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None

@@ -215,6 +215,11 @@ def failure_advice(why: str, code: str = "") -> str:
     if "never pointed" in text:
         return ("Create the CNAME record shown below at your DNS provider, wait until it "
                 "resolves, then add the domain again.")
+    if "cloudfront could not validate" in text or "certificate authority refused" in text:
+        # A CloudFront-managed certificate (the default path) has no validation record.
+        return ("Make sure the one CNAME shown below points to ve.ai exactly as written, and "
+                "that no CAA record at your domain forbids Amazon (amazon.com) from issuing "
+                "for this name. Then add the domain again.")
     if "certificate" in text:
         return ("Create the certificate validation CNAME shown below exactly as written, and "
                 "make sure no CAA record forbids Amazon (amazon.com) from issuing for this "

@@ -28,7 +28,7 @@ from domains.errors import (
     Throttled,
 )
 from domains.hostnames import HostnameError, validate_custom_hostname
-from domains.integrations import dns
+from domains.integrations import cdn, dns
 from domains.integrations.errors import IntegrationError
 from domains.lifecycle import (
     actor_or_none,
@@ -86,15 +86,25 @@ def workspace_check_write_access(
 # --- register -----------------------------------------------------------------------------
 
 
+PREVALIDATION_MODES = ("", "acm", "self-hosted")
+
+
 def domain_register(
-    *, workspace: Workspace, hostname: object, by: AbstractBaseUser | None, source: str = "api"
+    *, workspace: Workspace, hostname: object, by: AbstractBaseUser | None, source: str = "api",
+    prevalidation: str = "",
 ) -> CustomDomain:
-    """Claim `hostname` for `workspace`; checks and the certificate request follow."""
+    """Claim `hostname` for `workspace`; checks and the certificate request follow.
+
+    `prevalidation` ("acm" | "self-hosted"): the certificate is issued before the customer
+    moves the CNAME (a live site elsewhere); see docs/cdn.md.
+    """
     host = _register_validate_hostname(hostname)
     # Before the plan checks: at the limit, a name already held here is a 409, not a 403.
     _register_refuse_if_held_here(host=host, workspace=workspace)
+    needs_acm = _register_check_prevalidation(prevalidation)
     _register_check_entitlement(workspace)
-    _register_check_account_quota()
+    if needs_acm:
+        _register_check_account_quota()
     # Today's certificate budget already spent: say so now rather than hold the request.
     certificate_budget.certificate_budget_check(workspace=workspace)
     token = ownership_token_for(workspace_id=workspace.pk, hostname=host)
@@ -115,7 +125,8 @@ def domain_register(
                 _release_holder(holder=holder, workspace=workspace, by=by, source=source,
                                 proof=proof)
             domain = _register_create(workspace=workspace, host=host, token=token, proof=proof,
-                                      by=by, source=source)
+                                      by=by, source=source, prevalidation=prevalidation,
+                                      needs_acm=needs_acm)
     except IntegrityError as exc:
         # Another request registered the same hostname between our check and our insert.
         raise Conflict(
@@ -130,6 +141,20 @@ def _register_validate_hostname(hostname: object) -> str:
         return validate_custom_hostname(hostname)
     except HostnameError as exc:
         raise InvalidInput(exc.message, code=exc.code, field="hostname") from exc
+
+
+def _register_check_prevalidation(prevalidation: str) -> bool:
+    """Validate the mode; True when the engine must request an ACM certificate."""
+    if prevalidation not in PREVALIDATION_MODES:
+        raise InvalidInput("prevalidation must be one of: acm, self-hosted (or empty).",
+                           code="invalid", field="prevalidation")
+    managed = cdn.strategy().managed_certificates
+    if prevalidation and not managed:
+        raise InvalidInput(
+            "Pre-validation needs the saas-tenant CDN strategy; this platform validates every "
+            "certificate by DNS before attaching anyway.",
+            code="prevalidation_unavailable", field="prevalidation")
+    return not managed or prevalidation == "acm"
 
 
 def _register_check_entitlement(workspace: Workspace) -> None:
@@ -210,6 +235,7 @@ def _register_check_workspace_quotas(workspace: Workspace) -> None:
 
 
 def _register_create(*, workspace: Workspace, host: str, token: str, proof: bool,
+                     prevalidation: str = "", needs_acm: bool = True,
                      by: AbstractBaseUser | None, source: str) -> CustomDomain:
     """Insert the record, its REGISTERED event and its first check after commit."""
     ownership_required = settings.VEDOMAINS_OWNERSHIP_TXT == "always" or (
@@ -232,6 +258,7 @@ def _register_create(*, workspace: Workspace, host: str, token: str, proof: bool
         fast_checks_until=now + settings.VEDOMAINS_FAST_CHECK_WINDOW,
         edge_version=last_version,
         edge_synced_version=last_version,
+        prevalidation=prevalidation,
     )
     registered = event_record(
         domain=domain,
@@ -244,8 +271,13 @@ def _register_create(*, workspace: Workspace, host: str, token: str, proof: bool
     )
     # The main app hears of the new domain now, not only when it leaves pending.
     enqueue_all_after_commit(outbox.outbox_registered(domain=domain, event=registered))
-    # The first check requests the certificate once the CNAME shows intent.
-    enqueue_after_commit("check_domain", domain.pk)
+    if domain.prevalidation == "acm":
+        # Pre-validation is the intent: the certificate comes before the CNAME moves.
+        enqueue_after_commit("request_certificate", domain.pk)
+    else:
+        # The first check requests the certificate once the CNAME shows intent, or creates
+        # the tenant whose certificate CloudFront manages.
+        enqueue_after_commit("check_domain", domain.pk)
     return domain
 
 
@@ -336,6 +368,37 @@ def domain_request_check(
             updated_at=now,
         )
         event_record(domain=domain, kind=EventKind.CHECK_REQUESTED, source=source, by=by)
+        enqueue_after_commit("check_domain", domain.pk)
+    domain.refresh_from_db()
+    return domain
+
+
+def domain_prevalidate(
+    *, domain: CustomDomain, mode: str, by: AbstractBaseUser | None, source: str = "admin"
+) -> CustomDomain:
+    """Switch a pending domain to pre-validation: its certificate before the CNAME moves.
+
+    `acm`: an ACM certificate validated by a DNS record becomes the tenant's certificate;
+    `self-hosted`: CloudFront's HTTP token, served by the customer's current web server.
+    """
+    if mode not in ("acm", "self-hosted"):
+        raise InvalidInput("mode must be acm or self-hosted.", code="invalid", field="mode")
+    if not cdn.strategy().managed_certificates:
+        raise InvalidInput("Pre-validation needs the saas-tenant CDN strategy.",
+                           code="prevalidation_unavailable", field="mode")
+    now = timezone.now()
+    with transaction.atomic():
+        changed = CustomDomain.objects.filter(
+            pk=domain.pk, status=DomainStatus.PENDING_VALIDATION).update(
+            prevalidation=mode, next_check_at=now, updated_at=now,
+            fast_checks_until=now + settings.VEDOMAINS_FAST_CHECK_WINDOW)
+        if not changed:
+            raise InvalidTransition("Only a domain waiting for validation can be pre-validated.",
+                                    code="not_pending")
+        event_record(domain=domain, kind=EventKind.CHECK_REQUESTED, source=source, by=by,
+                     message=f"Pre-validation requested ({mode}).", data={"prevalidation": mode})
+        if mode == "acm":
+            enqueue_after_commit("request_certificate", domain.pk)
         enqueue_after_commit("check_domain", domain.pk)
     domain.refresh_from_db()
     return domain

@@ -21,8 +21,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.checks import CheckMessage, Error, register
 
+from domains.cdn_checks import cdn_settings_problems
 from domains.edge_config import edge_config_from_settings
 from domains.integrations import dns
 from edge_lambda.handler import EdgeConfigError
@@ -182,30 +183,6 @@ def edge_settings_problems() -> list[CheckMessage]:
 
 
 # --- the CDN ----------------------------------------------------------------------------------
-
-
-def cdn_settings_problems() -> list[CheckMessage]:
-    """The strategy's own distribution must be named, or every attach fails the domain.
-
-    Only a warning with DEBUG on: `./dev run` creates the distribution in the emulator at
-    each start and hands its id to its processes, so a development shell has none to give.
-    """
-    problems: list[CheckMessage] = []
-    if settings.VEDOMAINS_CDN_STRATEGY == "saas-tenant":
-        if not settings.VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID:
-            problems.append(_error(
-                "VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID", "is not set.",
-                "The saas-tenant strategy adds a tenant per domain to this multi-tenant "
-                "distribution, or set VEDOMAINS_CDN_STRATEGY=distribution-per-domain.", 101))
-    elif not settings.VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID:
-        problems.append(_error(
-            "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID", "is not set.",
-            "The distribution-per-domain strategy clones this distribution for each domain "
-            "(deploy/cloudfront.yaml).", 104))
-    if settings.DEBUG:
-        return [Warning(p.msg, hint=p.hint, id=(p.id or "").replace(".E", ".W"))
-                for p in problems]
-    return problems
 
 
 # --- webhooks and email -----------------------------------------------------------------------

@@ -22,6 +22,7 @@ from celery import Task, shared_task
 from django.conf import settings
 
 from domains import (
+    capacity_alerts,
     certificates,
     checks,
     cleanup,
@@ -164,3 +165,10 @@ def enforce_plan_limits() -> dict[str, int]:
     report = plans.plan_graces_enforce()
     return {"opened": report.opened, "resolved": report.resolved, "warned": report.warned,
             "detached": len(report.detached)}
+
+
+# SMTP down: retried with backoff; the alert stays on the dashboard anyway.
+@shared_task(acks_late=True, name="domains.tasks.capacity_alert_email", autoretry_for=(OSError,),
+             retry_backoff=5, retry_backoff_max=600, retry_jitter=True, max_retries=8)
+def capacity_alert_email(alert_id: int) -> int:
+    return capacity_alerts.capacity_alert_email(alert_id=alert_id)

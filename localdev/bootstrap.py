@@ -176,6 +176,7 @@ def setup(var_dir: Path) -> dict[str, Any]:
     from domains import edge_sync
     from domains.edge_config import edge_config_from_settings
     from domains.integrations import edge_store
+    from localdev import saas_resources
 
     _say("applying migrations")
     call_command("migrate", interactive=False, verbosity=0)
@@ -188,6 +189,11 @@ def setup(var_dir: Path) -> dict[str, Any]:
     template_id = create_template_distribution(
         origin_domain=settings.VEDOMAINS_EDGE_ORIGIN_DOMAIN
     )
+    # The default strategy's resources (deploy/saas-manager.yaml in production).
+    multi_tenant_id = saas_resources.create_multi_tenant_distribution(
+        origin_domain=settings.VEDOMAINS_EDGE_ORIGIN_DOMAIN
+    )
+    group_id, routing_endpoint = saas_resources.create_connection_group()
     backfill = edge_sync.edge_backfill()
     _say(f"pushed {backfill.get('written', 0)} active mapping(s) to the edge table")
 
@@ -200,6 +206,9 @@ def setup(var_dir: Path) -> dict[str, Any]:
 
     return {
         "template_distribution_id": template_id,
+        "multi_tenant_distribution_id": multi_tenant_id,
+        "connection_group_id": group_id,
+        "routing_endpoint": routing_endpoint,
         "edge_config": str(edge_config_path),
         "admin": ensure_admin(var_dir),
         "demo": ensure_member(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import ipaddress
+import json
 import os
 import signal
 import socket
@@ -158,8 +159,12 @@ class MotoHandle:
         self._log_path = Path(log_name)
         with os.fdopen(log_fd, "wb") as log_file:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+                # moto plus the CloudFront SaaS Manager emulation (localdev.saas_manager).
+                [sys.executable, "-m", "localdev.aws_endpoint", "-H", self.host, "-p",
+                 str(self.port)],
                 env=env,
+                # `-m localdev.aws_endpoint` must find the repository whatever our cwd.
+                cwd=Path(__file__).resolve().parent.parent,
                 pass_fds=(fd,),
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
@@ -210,6 +215,20 @@ class MotoHandle:
         """Stop and start again on the same port, with empty state (moto keeps none)."""
         self.stop()
         return self.start()
+
+    def saas_configure(self, **changes: object) -> dict[str, object]:
+        """Change the SaaS Manager emulator's knobs (deploy delay, quotas, DNS, edge)."""
+        request = urllib.request.Request(
+            self.endpoint_url + "/_localdev/cloudfront/config", method="POST",
+            data=json.dumps(changes).encode(), headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return dict(json.loads(response.read()))
+
+    def saas_calls(self) -> dict[str, int]:
+        """SaaS Manager operations served since the last reset, by name."""
+        with urllib.request.urlopen(self.endpoint_url + "/_localdev/cloudfront/calls",
+                                    timeout=10) as response:
+            return dict(json.loads(response.read()))
 
     def reset(self) -> None:
         """Drop every resource in every moto backend (POST /moto-api/reset)."""

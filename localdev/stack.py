@@ -51,6 +51,7 @@ from types import FrameType
 from typing import Any, Final, TextIO
 from urllib.parse import urlsplit
 
+from localdev.dns_control import DNSControl
 from localdev.moto_server import aws_env
 
 ROOT: Final = Path(__file__).resolve().parent.parent
@@ -87,6 +88,8 @@ LOCAL_SETTING_DEFAULTS: Final[Mapping[str, str]] = {
     "VEDOMAINS_THROTTLE_REGISTER_WORKSPACE": "1200/hour",
     "VEDOMAINS_THROTTLE_VERIFY_USER": "120/minute",
     "VEDOMAINS_THROTTLE_VERIFY_WORKSPACE": "240/minute",
+    # A domain CloudFront is deploying (status "deploying") is looked at every 3 s.
+    "VEDOMAINS_CDN_DEPLOY_CHECK_SECONDS": "3",
 }
 
 
@@ -459,7 +462,10 @@ class Stack:
         env = {
             **base_env,
             "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID": setup["template_distribution_id"],
+            "VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID": setup["multi_tenant_distribution_id"],
+            "VEDOMAINS_CDN_CONNECTION_GROUP_ID": setup["connection_group_id"],
         }
+        self._wire_saas_manager(setup, base_env)
 
         self.say("starting the web server, Celery worker and beat, demo origin and edge proxy")
         py = sys.executable
@@ -719,6 +725,30 @@ class Stack:
             process.stop()
             self.processes.remove(process)
 
+    def _wire_saas_manager(self, setup: dict[str, Any], env: Mapping[str, str]) -> None:
+        """Point the CNAME target at the connection group, and the emulator at DNS and edge.
+
+        As deploy/saas-manager.yaml does in Route 53: domain.ve.ai -> the routing endpoint,
+        whose address stands for CloudFront's edge (the edge proxy). The emulator then
+        validates managed certificates through this DNS server and the edge proxy.
+        """
+        cfg = self.config
+        control = DNSControl(cfg.url("dns_control", "").rstrip("/"))
+        control.set(setup["routing_endpoint"], "A", HOST)
+        control.set(env.get("VEDOMAINS_CNAME_TARGET", "domain.ve.ai"), "CNAME",
+                    setup["routing_endpoint"])
+        body = json.dumps({
+            "dns_server": f"{HOST}:{cfg.ports['dns']}",
+            "edge_proxy": f"{HOST}:{cfg.ports['edge']}",
+            "edge_ips": [HOST],
+            "deploy_seconds": float(env.get("VEDOMAINS_LOCAL_DEPLOY_SECONDS", "0") or 0),
+        }).encode()
+        request = urllib.request.Request(
+            cfg.url("moto", "/_localdev/cloudfront/config"), data=body, method="POST",
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+
     def _summarize(self, setup: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
         cfg = self.config
         return {
@@ -736,6 +766,9 @@ class Stack:
             "admin": setup["admin"],
             "demo": setup["demo"],
             "template_distribution_id": setup["template_distribution_id"],
+            "multi_tenant_distribution_id": setup["multi_tenant_distribution_id"],
+            "connection_group_id": setup["connection_group_id"],
+            "routing_endpoint": setup["routing_endpoint"],
             "edge_config": setup["edge_config"],
             "settings": {k: env[k] for k in LOCAL_SETTING_DEFAULTS},
             "database": env.get("DATABASE_URL") or f"sqlite:///{ROOT / 'var' / 'db.sqlite3'}",

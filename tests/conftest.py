@@ -30,6 +30,15 @@ def _isolated_cache(settings):
 
 
 @pytest.fixture(autouse=True)
+def _per_domain_strategy_unless_saas(settings):
+    # The tests written before SaaS Manager became the default describe the per-domain
+    # strategy (an ACM certificate the engine requests, its quotas, a template clone), which
+    # stays supported. The default path has its own tests through the `saas_stack` fixture,
+    # which switches the strategy back after this fixture has run.
+    settings.VEDOMAINS_CDN_STRATEGY = "distribution-per-domain"
+
+
+@pytest.fixture(autouse=True)
 def _no_aws_rate_limits(settings):
     # The fleet-wide buckets live in Redis and outlast a test: one test's calls would slow
     # the next. Tests of the limiter set their own limits.

@@ -143,6 +143,9 @@ def deployed_env(tmp_path: Path, clean_redis: str, db: Any) -> dict[str, str]:
         "VEDOMAINS_METRICS_TOKEN": "t" * 40,
         # The template injects it (CdnTemplateDistributionId); a system check requires it.
         "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID": "E2TEMPLATE0000",
+        # The default CDN strategy's resources (deploy/saas-manager.yaml outputs).
+        "VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID": "E2MULTITENANT1",
+        "VEDOMAINS_CDN_CONNECTION_GROUP_ID": "cg_2abcdefghijklmnopqrstuvwxyz",
     })
     return env
 

@@ -337,19 +337,37 @@ VEDOMAINS_EDGE_MODE = env.str("VEDOMAINS_EDGE_MODE", default="origin-request")
 VEDOMAINS_EDGE_POSITIVE_TTL = env.int("VEDOMAINS_EDGE_POSITIVE_TTL", default=300)
 VEDOMAINS_EDGE_NEGATIVE_TTL = env.int("VEDOMAINS_EDGE_NEGATIVE_TTL", default=30)
 
-VEDOMAINS_CDN_STRATEGY = env.str("VEDOMAINS_CDN_STRATEGY", default="distribution-per-domain")
+# --- CDN (validated by the system checks in domains/cdn_checks.py) ------------------------
+# saas-tenant (default): one CloudFront SaaS Manager tenant per domain with a CloudFront-managed
+# certificate, so the customer creates ONE record. distribution-per-domain: a distribution
+# cloned from the template per domain, with an ACM certificate (two records), for accounts
+# without SaaS Manager.
+VEDOMAINS_CDN_STRATEGY = env.str("VEDOMAINS_CDN_STRATEGY", default="saas-tenant")
 if VEDOMAINS_CDN_STRATEGY not in {"distribution-per-domain", "saas-tenant"}:
     raise ImproperlyConfigured(
         "VEDOMAINS_CDN_STRATEGY must be 'distribution-per-domain' or 'saas-tenant'"
     )
-# distribution-per-domain clones this distribution's config; saas-tenant adds tenants to it.
+# distribution-per-domain clones this distribution's config.
 VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID = env.str(
     "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID", default=""
 )
+# saas-tenant: the multi-tenant distribution and the connection group (deploy/saas-manager.yaml).
 VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID = env.str(
     "VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID", default=""
 )
 VEDOMAINS_CDN_CONNECTION_GROUP_ID = env.str("VEDOMAINS_CDN_CONNECTION_GROUP_ID", default="")
+# The tenant parameter carrying the workspace id (the distribution declares it).
+VEDOMAINS_CDN_WORKSPACE_PARAMETER = env.str("VEDOMAINS_CDN_WORKSPACE_PARAMETER",
+                                            default="workspaceId")
+# The connection group's anycast static IPs: when set, apex domains are accepted and answered
+# with A/AAAA records to these addresses. Empty: apex domains are refused with a clear 400.
+VEDOMAINS_CDN_APEX_IPS = env.list("VEDOMAINS_CDN_APEX_IPS", default=[])
+# How often a domain waiting for CloudFront to deploy (status "deploying") is looked at.
+VEDOMAINS_CDN_DEPLOY_CHECK_SECONDS = env.int("VEDOMAINS_CDN_DEPLOY_CHECK_SECONDS", default=30)
+# After a quota/capacity error (TooMany*, EntityLimitExceeded) the domain stays pending and is
+# tried again this much later; staff get an alert.
+VEDOMAINS_CDN_CAPACITY_RETRY_SECONDS = env.int("VEDOMAINS_CDN_CAPACITY_RETRY_SECONDS",
+                                               default=300)
 
 # Checks. The dispatcher tick is cheap (one indexed query); each domain carries its own
 # adaptive next_check_at, so a tick every few seconds does not mean a check every tick.

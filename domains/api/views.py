@@ -132,7 +132,8 @@ class _WriteOnPost(APIView):
         return perms
 
     def _register_domain(
-        self, request: Request, *, hostname: str, slug: str, ws_field: str
+        self, request: Request, *, hostname: str, slug: str, ws_field: str,
+        prevalidation: str = "",
     ) -> CustomDomain:
         workspace = visible_workspace(user=request.user, slug=slug, field=ws_field)
         self.check_object_permissions(request, workspace)
@@ -145,7 +146,8 @@ class _WriteOnPost(APIView):
         throttle_user(request, self, RegisterUserThrottle)
         throttle_workspace(request, self, scope=REGISTER_WORKSPACE_SCOPE, workspace=workspace)
         return services.domain_register(
-            workspace=workspace, hostname=hostname, by=request.user, source="api"
+            workspace=workspace, hostname=hostname, by=request.user, source="api",
+            prevalidation=prevalidation,
         )
 
 
@@ -225,6 +227,7 @@ class DomainListCreateView(_WriteOnPost, generics.ListAPIView):
             hostname=body.validated_data["hostname"],
             slug=body.validated_data["workspace"],
             ws_field="workspace",
+            prevalidation=body.validated_data.get("prevalidation", ""),
         )
         return _record(domain, status.HTTP_201_CREATED, headers=_location(domain))
 

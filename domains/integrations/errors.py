@@ -9,11 +9,15 @@ from __future__ import annotations
 
 
 class IntegrationError(Exception):
-    def __init__(self, message: str, *, permanent: bool, code: str = "") -> None:
+    def __init__(self, message: str, *, permanent: bool, code: str = "",
+                 capacity: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.permanent = permanent
         self.code = code
+        # A quota or capacity limit of OUR account (TooMany*, EntityLimitExceeded): a
+        # platform alert and a retry, never the customer's failure.
+        self.capacity = capacity
 
     def __str__(self) -> str:
         kind = "permanent" if self.permanent else "transient"

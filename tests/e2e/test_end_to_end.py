@@ -17,16 +17,21 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from http.cookiejar import CookieJar
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -51,6 +56,7 @@ ACTIVE_TIMEOUT = 90.0
 STOP_TIMEOUT = 45.0
 POSITIVE_TTL = 3
 NEGATIVE_TTL = 1
+DEPLOY_SECONDS = 4
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -206,6 +212,10 @@ def stack(tmp_path: Path, e2e_database: str) -> Iterator[RunningStack]:
             # Short edge caches, so a removed domain 404s within seconds.
             "VEDOMAINS_EDGE_POSITIVE_TTL": str(POSITIVE_TTL),
             "VEDOMAINS_EDGE_NEGATIVE_TTL": str(NEGATIVE_TTL),
+            # CloudFront "deploys" for a few seconds, so the deploying step is observable.
+            "VEDOMAINS_LOCAL_DEPLOY_SECONDS": str(DEPLOY_SECONDS),
+            "VEDOMAINS_CDN_DEPLOY_CHECK_SECONDS": "1",
+            "VEDOMAINS_CDN_CAPACITY_RETRY_SECONDS": "2",
         }
     )
     summary_file = tmp_path / "summary.json"
@@ -288,58 +298,47 @@ def test_domain_from_request_to_edge_and_back(stack: RunningStack) -> None:
         )
         assert status == 200, path
 
-    # Register through the API; the answer says which DNS records to create.
+    # Register through the API; the answer says which DNS records to create: on the default
+    # path (CloudFront SaaS Manager, managed certificate) exactly ONE, the routing CNAME.
     status, domain, _ = http(
         "POST", api, token=token, body={"hostname": hostname, "workspace": "e2e"}
     )
     assert status == 201, domain
     assert domain["status"] == "pending_validation"
-    routing = [r for r in domain["dns_records"] if r["purpose"] == "routing"]
-    assert routing == [
+    assert domain["dns_records"] == [
         {"purpose": "routing", "type": "CNAME", "name": hostname, "value": "domain.ve.ai"}
     ]
-
-    # "Create" the routing CNAME at the customer's DNS provider (the local DNS control API):
-    # the certificate is requested only once it points at us.
-    control = urls["dns_control"]
-    status, body, _ = http("PUT", f"{control}/records", body={
-        "name": hostname, "type": "CNAME", "value": "domain.ve.ai", "ttl": 60})
-    assert status == 200, body
-
-    # The certificate's validation CNAME appears once ACM has published it (a worker task).
     detail = f"{api}{hostname}/"
 
-    def validation_published() -> list[dict[str, str]] | None:
+    # The first check creates the tenant; the certificate waits for the CNAME. Still one record.
+    def tenant_made() -> dict[str, Any] | None:
         _, body, _ = http("GET", detail, token=token)
-        records = body["dns_records"]
-        purposes = {r["purpose"] for r in records}
-        return records if "certificate_validation" in purposes else None
+        return body if body["certificate_status"] == "pending-validation" else None
 
-    records = wait_for(validation_published, 30, "the certificate validation record", step=0.5)
+    pending = wait_for(tenant_made, 30, "the tenant and its pending certificate")
+    assert len(pending["dns_records"]) == 1, pending["dns_records"]
 
-    # Then every other record it asks for.
-    for record in records:
-        status, body, _ = http(
-            "PUT",
-            f"{control}/records",
-            body={
-                "name": record["name"],
-                "type": record["type"],
-                "value": record["value"],
-                "ttl": 60,
-            },
-        )
-        assert status == 200, body
+    # "Create" that one record at the customer's DNS provider: the local DNS control API.
+    cname_set = _create_records(urls, pending["dns_records"])
 
-    # Beat dispatches, the worker checks DNS and the certificate, attaches and activates.
+    # CloudFront validates the certificate over HTTP (through the edge proxy), then deploys:
+    # the API shows "deploying" and when it looks again; active only once Deployed.
+    seen_statuses: list[str] = []
+
     def active() -> dict[str, Any] | None:
         _, body, _ = http("GET", detail, token=token)
-        assert body["status"] in ("pending_validation", "active"), body
+        assert body["status"] in ("pending_validation", "deploying", "active"), body
+        if not seen_statuses or seen_statuses[-1] != body["status"]:
+            seen_statuses.append(body["status"])
+        if body["status"] == "deploying":
+            assert body["next_check_at"] and body["certificate_status"] == "issued", body
         return body if body["status"] == "active" else None
 
-    activated = wait_for(active, ACTIVE_TIMEOUT, "the domain to turn active", step=0.5)
+    activated = wait_for(active, ACTIVE_TIMEOUT, "the domain to turn active", step=0.25)
+    assert seen_statuses[-2:] == ["deploying", "active"], seen_statuses
     assert activated["checks"]["dns"]["ok"] and activated["checks"]["certificate"]["ok"]
     activated_after = time.monotonic() - started
+    cname_to_active = time.monotonic() - cname_set
 
     # The edge projection: one active item in DynamoDB (moto), tagged with the workspace.
     ddb = boto3.client(
@@ -387,6 +386,9 @@ def test_domain_from_request_to_edge_and_back(stack: RunningStack) -> None:
     _, log, _ = http("GET", f"{urls['origin']}__origin/requests")
     assert marker not in [r["path"] for r in log["requests"]], "the origin saw a refused request"
 
+    _quota_path(stack, token)
+    _prevalidation_path(stack, token)
+
     # Remove: the API answers at once; the edge follows once the item is tombstoned and the
     # edge's positive cache entry expires.
     status, removed, _ = http("DELETE", detail, token=token)
@@ -419,6 +421,128 @@ def test_domain_from_request_to_edge_and_back(stack: RunningStack) -> None:
     assert stack.proc.returncode == 0, stack.output.read_text()[-3000:]
     total = time.monotonic() - started
     print(
-        f"\ne2e: active after {activated_after:.1f}s, test body {total:.1f}s, "
+        f"\ne2e: active after {activated_after:.1f}s (CNAME set -> active "
+        f"{cname_to_active:.1f}s, deploy delay {DEPLOY_SECONDS}s), test body {total:.1f}s, "
         f"stack stopped in {stop_seconds:.1f}s"
     )
+
+
+def _create_records(urls: dict[str, str], records: list[dict[str, str]]) -> float:
+    for record in records:
+        status, body, _ = http("PUT", f"{urls['dns_control']}/records", body={
+            "name": record["name"], "type": record["type"], "value": record["value"],
+            "ttl": 60})
+        assert status == 200, body
+    return time.monotonic()
+
+
+def _emulator(urls: dict[str, str], **changes: Any) -> None:
+    status, body, _ = http("POST", f"{urls['moto']}/_localdev/cloudfront/config", body=changes)
+    assert status == 200, body
+
+
+def _register(urls: dict[str, str], token: str, hostname: str, **extra: Any) -> dict[str, Any]:
+    status, body, _ = http("POST", urls["api"], token=token,
+                           body={"hostname": hostname, "workspace": "e2e", **extra})
+    assert status == 201, body
+    return dict(body)
+
+
+def _status(urls: dict[str, str], token: str, hostname: str) -> dict[str, Any]:
+    _, body, _ = http("GET", f"{urls['api']}{hostname}/", token=token)
+    return dict(body)
+
+
+def _admin_dashboard(stack: RunningStack) -> str:
+    """The staff dashboard's HTML, logged in as the stack's admin (session + CSRF)."""
+    admin = stack.summary["admin"]
+    assert admin.get("password"), admin
+    jar = CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    login = stack.urls["admin"] + "login/"
+    page = opener.open(login, timeout=15).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert token, page[:500]
+    form = urllib.parse.urlencode({"csrfmiddlewaretoken": token.group(1),
+                                   "username": admin["username"],
+                                   "password": admin["password"], "next": "/admin/"}).encode()
+    opener.open(urllib.request.Request(login, data=form, headers={"Referer": login}),
+                timeout=15).read()
+    return opener.open(stack.urls["admin"] + "domains/dashboard/", timeout=15).read().decode()
+
+
+def _quota_path(stack: RunningStack, token: str) -> None:
+    """Tenant quota 2 (one is used): the third domain waits, staff see it, a raise lets it in."""
+    urls = stack.urls
+    _emulator(urls, limits={"tenants": 2})
+    names = [f"quota-{i}-{uuid.uuid4().hex[:6]}.e2e-example.com" for i in range(2)]
+    for name in names:
+        _create_records(urls, _register(urls, token, name)["dns_records"])
+    second, third = names
+
+    wait_for(lambda: _status(urls, token, second)["status"] == "active", ACTIVE_TIMEOUT,
+             "the second domain active")
+
+    def waiting_for_capacity() -> dict[str, Any] | None:
+        body = _status(urls, token, third)
+        return body if (body["checks"].get("cdn") or {}).get("capacity") else None
+
+    waiting = wait_for(waiting_for_capacity, 30, "the third domain to wait for capacity")
+    assert waiting["status"] == "pending_validation", waiting
+    assert "nothing to do on your side" in waiting["last_error"]
+    dashboard = _admin_dashboard(stack)
+    assert "Platform capacity" in dashboard and "EntityLimitExceeded" in dashboard
+
+    _emulator(urls, limits={"tenants": 10000})
+    wait_for(lambda: _status(urls, token, third)["status"] == "active", ACTIVE_TIMEOUT,
+             "the third domain active once the quota is raised")
+    # Within the plan's limit again for the next path (removal frees the slot at once).
+    for name in names:
+        status, body, _ = http("DELETE", f"{urls['api']}{name}/", token=token)
+        assert status == 200 and body["status"] == "removed", body
+
+
+def _prevalidation_path(stack: RunningStack, token: str) -> None:
+    """A live site elsewhere: the certificate is issued before the CNAME moves."""
+    urls = stack.urls
+    hostname = f"live-{uuid.uuid4().hex[:6]}.e2e-example.com"
+    registered = _register(urls, token, hostname, prevalidation="self-hosted")
+    assert [r["purpose"] for r in registered["dns_records"]] == ["routing"]
+
+    def validation() -> list[dict[str, str]] | None:
+        return _status(urls, token, hostname)["http_validation"] or None
+
+    token_url = wait_for(validation, 30, "the self-hosted validation URL")[0]
+
+    class CurrentSite(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            ok = token_url["redirect_from"].endswith(self.path)
+            self.send_response(302 if ok else 404)
+            if ok:
+                self.send_header("Location", token_url["redirect_to"])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    site = ThreadingHTTPServer(("127.0.0.2", 0), CurrentSite)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        _emulator(urls, self_hosted_port=site.server_address[1])
+        # Their site still lives elsewhere: A record to the current server.
+        _create_records(urls, [{"name": hostname, "type": "A", "value": "127.0.0.2"}])
+        issued = wait_for(
+            lambda: (lambda b: b if b["certificate_status"] == "issued" else None)(
+                _status(urls, token, hostname)), 30,
+            "the certificate issued before the CNAME moves")
+        assert issued["status"] == "pending_validation"
+        # Now they move the CNAME: no TLS gap, the certificate is already there.
+        status, body, _ = http("DELETE", f"{urls['dns_control']}/records?name={hostname}")
+        assert status == 200, body
+        _create_records(urls, [{"name": hostname, "type": "CNAME", "value": "domain.ve.ai"}])
+        wait_for(lambda: _status(urls, token, hostname)["status"] == "active", ACTIVE_TIMEOUT,
+                 "the pre-validated domain active")
+    finally:
+        site.shutdown()
+        site.server_close()

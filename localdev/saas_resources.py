@@ -5,12 +5,14 @@ Dev tooling (the local stack, tests, benchmarks): production creates them with C
 
 from __future__ import annotations
 
+from typing import Any
+
 from botocore.exceptions import ClientError
 
 from domains.integrations import aws
 
 
-def _cf():  # type: ignore[no-untyped-def]
+def _cf() -> Any:
     # The app's own client, so the endpoint and credentials are the ones the app uses.
     return aws.client("cloudfront", "us-east-1")
 

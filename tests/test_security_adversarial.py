@@ -516,6 +516,9 @@ PRODUCTION_ENV = {
     "DJANGO_ALLOWED_HOSTS": "domains.ve.ai",
     "CACHE_URL": "rediscache://127.0.0.1:6379/6",
     "DJANGO_BEHIND_TLS_PROXY": "true",
+    # The default CDN strategy's resources, as deploy/control-plane.yaml injects them.
+    "VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID": "E2MULTITENANT1",
+    "VEDOMAINS_CDN_CONNECTION_GROUP_ID": "cg_2abcdefghijklmnopqrstuvwxyz",
 }
 
 

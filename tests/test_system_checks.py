@@ -69,7 +69,7 @@ def test_a_valid_configuration_has_no_problem() -> None:
         ({"VEDOMAINS_EDGE_NEGATIVE_TTL": -1}, "vedomains.E031", "VEDOMAINS_EDGE_NEGATIVE_TTL"),
         ({"VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID": ""}, "vedomains.E104",
          "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID"),
-        ({"VEDOMAINS_CDN_STRATEGY": "saas-tenant",
+        ({"VEDOMAINS_CDN_STRATEGY": "saas-tenant", "VEDOMAINS_CDN_CONNECTION_GROUP_ID": "cg_1",
           "VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID": ""}, "vedomains.E101",
          "VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID"),
         ({"VEDOMAINS_WEBHOOK_TIMEOUT": 0}, "vedomains.E040", "VEDOMAINS_WEBHOOK_TIMEOUT"),
@@ -90,10 +90,11 @@ def test_each_check_fires_and_names_its_setting(overrides: dict[str, Any], check
     assert all(setting in message for _, message in found)
 
 
-def test_a_missing_cdn_distribution_only_warns_in_development() -> None:
-    """`./dev run` creates the template in the emulator; a development shell has none."""
-    assert problems(DEBUG=True, VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID="") == [
-        ("vedomains.W104", "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID is not set.")]
+def test_missing_cdn_resources_are_not_reported_in_development() -> None:
+    """`./dev run` creates them in the emulator at each start and hands their ids to its
+    processes; a development shell has none, and its commands must stay quiet."""
+    assert problems(DEBUG=True, VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID="",
+                    VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID="") == []
 
 
 def test_every_finder_is_registered_and_each_message_is_an_error() -> None:

@@ -201,7 +201,7 @@ def test_stubbed_saas_tenant_attach_with_a_prevalidated_certificate(stubbed_cf: 
             "Enabled": True,
             "ConnectionGroupId": "cg_1",
             "Parameters": [{"Name": "workspaceId", "Value": "acme"}],
-            "Tags": {"Items": [{"Key": "vedomains", "Value": "true"},
+            "Tags": {"Items": [{"Key": "vedomains-managed", "Value": "true"},
                                {"Key": "vedomains-reference", "Value": "vedomains-7"},
                                {"Key": "vedomains-workspace", "Value": "acme"}]},
         },
@@ -224,7 +224,7 @@ def test_stubbed_saas_tenant_attach_asks_for_a_managed_certificate(stubbed_cf: S
                                           "PrimaryDomainName": HOST},
             "Enabled": True,
             "OnDomainTakeover": "allow",
-            "Tags": {"Items": [{"Key": "vedomains", "Value": "true"},
+            "Tags": {"Items": [{"Key": "vedomains-managed", "Value": "true"},
                                {"Key": "vedomains-reference", "Value": "vedomains-7"}]},
         },
     )

@@ -251,7 +251,7 @@ def test_hostname_moves_to_another_workspace_between_tenants_without_overlap(
     old_tenant = old.cdn_resource_id
 
     # The DNS owner proves the name for the new workspace with the TXT record.
-    token = services.ownership_token_for(workspace_slug="new-owner", hostname=HOST)
+    token = services.ownership_token_for(workspace_id=new_ws.pk, hostname=HOST)
     dns_server.set_record(f"_vedomains-challenge.{HOST}", "TXT", f"vedomains-verification={token}")
     new = services.domain_register(workspace=new_ws, hostname=HOST, by=None)
     assert new.ownership_required

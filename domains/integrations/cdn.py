@@ -340,7 +340,7 @@ class SaasTenant:
                 permanent=False, code="not_configured",
             )
         name = self.tenant_name(hostname, reference)
-        tags = [{"Key": "vedomains", "Value": "true"},
+        tags = [{"Key": aws.MANAGED_TAG_KEY, "Value": aws.MANAGED_TAG_VALUE},
                 {"Key": "vedomains-reference", "Value": reference}]
         params: dict[str, Any] = {
             "DistributionId": self.distribution_id,

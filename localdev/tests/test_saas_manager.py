@@ -112,7 +112,7 @@ def _tenant(cf: Any, distribution: str, group: dict[str, Any], domain: str, **ex
         DistributionId=distribution, Name=domain, Domains=[{"Domain": domain}],
         ConnectionGroupId=group["Id"], Enabled=True,
         Parameters=[{"Name": "workspaceId", "Value": "acme"}],
-        Tags={"Items": [{"Key": "vedomains", "Value": "true"}]}, **extra))
+        Tags={"Items": [{"Key": "vedomains-managed", "Value": "true"}]}, **extra))
 
 
 def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -147,24 +147,25 @@ class MotoHandle:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        # moto plus the CloudFront SaaS Manager emulation (localdev.saas_manager); `-m` must
+        # find the repository whatever our cwd.
+        command = [sys.executable, "-m", "localdev.aws_endpoint", "-H", self.host, "-p",
+                   str(self.port)]
+        repository = Path(__file__).resolve().parent.parent
         if self.inherit_output:
             # Standalone (`./dev run`): moto's requests and errors go where ours go, i.e.
             # var/log/moto.log, not to a temporary file deleted at exit.
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
-                env=env, pass_fds=(fd,), stdin=subprocess.DEVNULL,
+                command, env=env, cwd=repository, pass_fds=(fd,), stdin=subprocess.DEVNULL,
             )
             return
         log_fd, log_name = tempfile.mkstemp(prefix=f"moto-{self.port}-", suffix=".log")
         self._log_path = Path(log_name)
         with os.fdopen(log_fd, "wb") as log_file:
             self._process = subprocess.Popen(
-                # moto plus the CloudFront SaaS Manager emulation (localdev.saas_manager).
-                [sys.executable, "-m", "localdev.aws_endpoint", "-H", self.host, "-p",
-                 str(self.port)],
+                command,
                 env=env,
-                # `-m localdev.aws_endpoint` must find the repository whatever our cwd.
-                cwd=Path(__file__).resolve().parent.parent,
+                cwd=repository,
                 pass_fds=(fd,),
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,

@@ -176,7 +176,12 @@ def run(quick: bool, database: BenchDatabase) -> list[Row]:
     active_names = [hostname(i, "shop") for i in range(sizes.activate)]
     records = [(h, "CNAME", settings.VEDOMAINS_CNAME_TARGET) for h in names + active_names]
     rows: list[Row] = []
-    saved = (settings.VEDOMAINS_DNS_NAMESERVERS, settings.VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID)
+    saved = (settings.VEDOMAINS_DNS_NAMESERVERS, settings.VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID,
+             settings.VEDOMAINS_AWS_RATE_LIMITS)
+    # Our own cost per check, not the account's AWS rate: the fleet-wide limiter (8
+    # DescribeCertificate/s by default) would make this a measure of the limit. The fleet
+    # benchmark measures the limiter.
+    settings.VEDOMAINS_AWS_RATE_LIMITS = {}
     try:
         # A day's validation wait: these certificates stay PENDING_VALIDATION.
         with dns_server(records) as dns, moto(acm_validation_wait=86_400) as server, \
@@ -216,14 +221,17 @@ def run(quick: bool, database: BenchDatabase) -> list[Row]:
             log(f"checks: activation {sizes.activate} in {act_s:.1f}s ({act_q} queries) "
                 f"{act_outcomes}")
     finally:
-        settings.VEDOMAINS_DNS_NAMESERVERS, settings.VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID = saved
+        (settings.VEDOMAINS_DNS_NAMESERVERS, settings.VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID,
+         settings.VEDOMAINS_AWS_RATE_LIMITS) = saved
 
     waiting = big_outcomes.get("waiting", 0)
     ok = big_s < TARGET_SECONDS and waiting == sizes.domains
     cpu_note = (
         describe_phases(big_phases) + f". CPU used meanwhile: ours {big_cpu['ours']:.0f} s, "
         f"moto {big_cpu['moto']:.0f} s, DNS server {big_cpu['dns']:.0f} s (2 cores, shared "
-        "with other work).")
+        "with other work). AWS rate limits off: at the default 8 DescribeCertificate/s a "
+        f"pass over {sizes.domains:,} pending domains takes at least "
+        f"{sizes.domains / 8:,.0f} s however fast the code is.")
     rows.append(Row(
         "checks", f"one pass over {sizes.domains:,} pending domains (DNS set, certificate "
         f"pending), batches of {BATCH}",

@@ -338,11 +338,12 @@ def run(quick: bool) -> list[Row]:
     hit_p99 = (percentile(hit_py, 99) / us, percentile(hit_js, 99) / us)
     rows.append(Row(
         "edge", f"cache hit, per invocation, p50 / p99 ({len(hit_py):,} invocations)",
-        f"{hit_p50[0]:.1f} / {hit_p99[0]:.1f} µs", f"{hit_p50[1]:.1f} / {hit_p99[1]:.1f} µs",
-        f"{fmt_ratio(ratio(*hit_p50))} / {fmt_ratio(ratio(*hit_p99))}", "p99 < 20 µs",
-        verdict(hit_p99[0] < 20),
+        f"{hit_p50[0]:.2f} / {hit_p99[0]:.1f} µs", f"{hit_p50[1]:.2f} / {hit_p99[1]:.1f} µs",
+        f"{fmt_ratio(ratio(*hit_p50))} / {fmt_ratio(ratio(*hit_p99))}",
+        "p50 < 2 µs, p99 < 20 µs", verdict(hit_p50[0] < 2 and hit_p99[0] < 20),
         note=("Both take microseconds, against milliseconds for one DynamoDB read; ours does "
-              "more per request (strips spoofable headers, LRU bookkeeping, metrics).")
+              "more per request (strips ~60 spoofable header spellings, LRU bookkeeping, "
+              "metrics, the origin's Host and X-Forwarded-Host).")
         if hit_p99[0] > hit_p99[1] else "",
         data={"python_ns": _summary(hit_py), "node_ns": _summary(hit_js)},
     ))
@@ -350,16 +351,16 @@ def run(quick: bool) -> list[Row]:
     ms = 1e6
     miss_mean = (mean(miss_py) / ms, mean(miss_js) / ms)
     miss_p99 = (percentile(miss_py, 99) / ms, percentile(miss_js, 99) / ms)
-    miss_ok = miss_mean[0] <= miss_mean[1] * 1.10
+    miss_ok = miss_mean[0] <= miss_mean[1]
     rows.append(Row(
         "edge", f"cache miss (one GetItem on moto), mean / p99 ({len(miss_py):,} hosts)",
         f"{miss_mean[0]:.2f} / {miss_p99[0]:.2f} ms", f"{miss_mean[1]:.2f} / {miss_p99[1]:.2f} ms",
         f"{fmt_ratio(ratio(*miss_mean))} / {fmt_ratio(ratio(*miss_p99))}",
-        "mean ≤ reference +10%", verdict(miss_ok),
+        "mean ≤ reference", verdict(miss_ok),
         note="" if miss_ok else (
-            f"{(ratio(*miss_mean) - 1) * 100:.0f}% slower than the reference: the time is "
-            "the SDK's request path (botocore builds, signs and parses each call in Python) "
-            "plus moto's, not the handler's own logic."),
+            f"{(ratio(*miss_mean) - 1) * 100:.0f}% slower than the reference: most of a "
+            "miss is moto's own time (one Python process serving both sides), then "
+            "signing and parsing."),
         data={"python_ns": _summary(miss_py), "node_ns": _summary(miss_js)},
     ))
 
@@ -367,28 +368,36 @@ def run(quick: bool) -> list[Row]:
     # Each pair ran back to back, so the median of the per-pair ratios is the figure least
     # disturbed by load changing during the run.
     cold_ratio = statistics.median(p / j for p, j in zip(cold_py, cold_js, strict=True))
-    cold_ok = cold_ratio <= 1.0 and cold[0] < 300
-    spread = (percentile(cold_py, 75) - percentile(cold_py, 25)) * 1000
+    warm_py = [p["import_ms"] + p["first_call_ms"] for p in phases["python"]]
+    warm_js = [p["import_ms"] + p["first_call_ms"] for p in phases["node"]]
+    first = (percentile(warm_py, 50), percentile(warm_js, 50))
+    first_ratio = statistics.median(p / j for p, j in zip(warm_py, warm_js, strict=True))
     py_phase = {k: statistics.median(p[k] for p in phases["python"])
                 for k in ("import_ms", "first_call_ms")}
     js_phase = {k: statistics.median(p[k] for p in phases["node"])
                 for k in ("import_ms", "first_call_ms")}
     breakdown = (
         f"Python: interpreter {cold[0] - sum(py_phase.values()):.0f} ms, importing the "
-        f"handler (boto3) {py_phase['import_ms']:.0f} ms, client + first GetItem "
-        f"{py_phase['first_call_ms']:.0f} ms; Node: runtime {cold[1] - sum(js_phase.values()):.0f}"
-        f" ms, importing the handler (SDK v3) {js_phase['import_ms']:.0f} ms, first GetItem "
-        f"{js_phase['first_call_ms']:.0f} ms.")
+        f"handler (standard library only) {py_phase['import_ms']:.0f} ms, client + first "
+        f"GetItem {py_phase['first_call_ms']:.0f} ms; Node: runtime "
+        f"{cold[1] - sum(js_phase.values()):.0f} ms, importing the handler (SDK v3) "
+        f"{js_phase['import_ms']:.0f} ms, first GetItem {js_phase['first_call_ms']:.0f} ms.")
+    rows.append(Row(
+        "edge", f"cold start: import plus first answer (a miss), median of {len(warm_py)} pairs",
+        f"{first[0]:.0f} ms", f"{first[1]:.0f} ms", fmt_ratio(first_ratio) + " (paired)",
+        "≤ 0.5x reference", verdict(first_ratio <= 0.5),
+        note="" if first_ratio <= 0.5 else (
+            f"{first_ratio:.2f}x against a 0.5x target: " + breakdown),
+        data={"python_ms": warm_py, "node_ms": warm_js},
+    ))
+    cold_ok = cold_ratio <= 0.5
     rows.append(Row(
         "edge", f"cold start: process start to first answer (a miss), median of "
         f"{len(cold_py)} pairs",
         f"{cold[0]:.0f} ms", f"{cold[1]:.0f} ms", fmt_ratio(cold_ratio) + " (paired)",
-        "≤ reference and < 300 ms", verdict(cold_ok),
+        "≤ 0.5x reference", verdict(cold_ok),
         note=breakdown + ("" if cold_ok else (
-            f" Slower by {(cold_ratio - 1) * 100:.0f}% (paired median); the interquartile "
-            f"spread of our runs is {spread:.0f} ms, so this is "
-            + ("within run-to-run noise." if (cold_ratio - 1) * cold[1] < spread else
-               "more than run-to-run noise."))),
+            f" {cold_ratio:.2f}x against a 0.5x target.")),
         data={"python_s": cold_py, "node_s": cold_js, "phases": phases},
     ))
 
@@ -414,9 +423,30 @@ def run(quick: bool) -> list[Row]:
         "edge", "deployment package (zip)", f"{package_size / 1024:.1f} KiB",
         f"{ref_size / 1024:.1f} KiB", fmt_ratio(ratio(package_size, ref_size)), "< 1 MiB",
         verdict(package_size < 1_048_576),
-        note="Both rely on the runtime's SDK (boto3 / AWS SDK v3); ours carries its config "
-             "and the host normalization the reference lacks.",
+        note="Ours carries its own DynamoDB client (SigV4 + JSON protocol, no SDK), its "
+             "config and the host normalization; the reference relies on the Node runtime's "
+             "AWS SDK v3.",
         data={"python_bytes": package_size, "node_bytes": ref_size},
+    ))
+
+    # Metrics: the EMF log bytes each request costs, windowed (the default) and flushed per
+    # invocation (which loses nothing when a container is recycled).
+    _, logbytes = run_once(python_command("logbytes", package_dir, "10000"))
+    log(f"edge: metrics log bytes {logbytes}")
+    per_request = (logbytes["default_bytes"] / logbytes["requests"],
+                   logbytes["per_invocation_bytes"] / logbytes["requests"])
+    # CloudWatch Logs standard ingestion, us-east-1: $0.50 per GB.
+    dollars = per_request[1] * 1e6 / 1e9 * 0.50
+    rows.append(Row(
+        "edge", "metrics: EMF log bytes per request, default window (1,000 invocations / "
+        "60 s) vs a flush per invocation",
+        f"{per_request[0]:.1f} B", "-", "-", "-", "info",
+        note=(f"A flush per invocation would log {per_request[1]:.0f} B per request "
+              f"(${dollars:.2f} of CloudWatch Logs ingestion per million requests, beside "
+              "Lambda@Edge's $0.60) and put a ~15 µs JSON write on every request; the "
+              "window instead bounds the loss when a container is recycled to 999 "
+              "invocations' counts (edge_lambda/README.md, Metrics)."),
+        data=logbytes,
     ))
 
     peak = (mem_py["peak_kb"] / 1024, mem_js["peak_kb"] / 1024)

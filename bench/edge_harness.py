@@ -2,12 +2,13 @@
 
 The Python twin of bench/reference/bench.mjs: same modes, same protocol, so both
 languages are measured the same way. Standard library only at module level, so `cold`
-measures what a Lambda cold start pays: the interpreter, the handler's imports (boto3),
-building the client and one DynamoDB read.
+measures what a Lambda cold start pays: the interpreter, the handler's imports (the
+standard library only), building the client and one DynamoDB read.
 
     python bench/edge_harness.py cold  <package_dir> <event.json> <host>
     python bench/edge_harness.py serve <package_dir> <event.json>   (JSON lines on stdin/stdout)
     python bench/edge_harness.py mem   <package_dir> <event.json> <hosts>
+    python bench/edge_harness.py logbytes <package_dir> <event.json> <requests>
 
 Serve protocol, one JSON object per line each way:
     {"op": "hit", "hosts": [...], "n": N}   warm the hosts, then time N invocations
@@ -102,9 +103,15 @@ def serve(package_dir: str, event_path: str) -> None:
         nonlocal reads
         reads += 1
 
-    # One count per GetItem API call (before-call fires once per call, whatever the
-    # retries), the same unit as wrapping `send` on the Node side.
-    handler._dynamodb().meta.events.register("before-call.dynamodb.GetItem", count_read)
+    # One count per GetItem API call (whatever the retries), the same unit as wrapping
+    # `send` on the Node side: the handler makes exactly one `_lookup` per GetItem call.
+    real_lookup = handler._lookup
+
+    def counting_lookup(host: str, settings: Any) -> Any:
+        count_read()
+        return real_lookup(host, settings)
+
+    handler._lookup = counting_lookup
     replay_hosts: dict[str, list[str]] = {}
     clock = VirtualClock(time.monotonic())
     _send({"ready": True})
@@ -174,7 +181,7 @@ def mem(package_dir: str, event_path: str, count: int) -> None:
     handler = _load_handler(package_dir)
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115
     make = _event_factory(event_path)
-    handler._dynamodb()  # boto3 and its DynamoDB model are part of the footprint
+    handler._dynamodb()  # the client (and its imports) are part of the footprint
     baseline_kb = peak_rss_kb()
 
     # A distinct workspace per host: the worst case for memory. 100k real GetItem calls
@@ -189,6 +196,48 @@ def mem(package_dir: str, event_path: str, count: int) -> None:
     _send({"cached": len(handler._cache), "baseline_kb": baseline_kb, "peak_kb": peak_kb})
 
 
+class _CountingStdout:
+    """Counts what the handler writes (its EMF lines) instead of keeping it."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.lines = 0
+
+    def write(self, text: str) -> int:
+        self.bytes += len(text.encode())
+        self.lines += text.count("\n")
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def logbytes(package_dir: str, event_path: str, count: int) -> None:
+    """EMF bytes for `count` requests (a mix of paths), windowed and flushed per invocation."""
+    handler = _load_handler(package_dir)
+    with open(os.path.join(package_dir, "edge_config.json"), encoding="utf-8") as file:
+        config = json.load(file)
+    make = _event_factory(event_path)
+    hosts = [f"h{i}.log-bench.com" for i in range(100)]
+    answer: dict[str, Any] = {"requests": count}
+    for name, flush in (("default", config["metrics_flush_invocations"]),
+                        ("per_invocation", 1)):
+        handler.configure({**config, "metrics_flush_invocations": flush})
+        handler._lookup = lambda host, settings: "ws-" + host.partition(".")[0]
+        out = _CountingStdout()
+        sys.stdout = out
+        for i in range(count):
+            # Mostly hits; every tenth a miss, a platform host or a garbage Host.
+            host = (hosts[i % 100] if i % 10 else
+                    ("acme.ve.ai", f"new{i}.log-bench.com", "[::1]")[i // 10 % 3])
+            handler.handler(make(host), None)
+        handler.flush_metrics()
+        sys.stdout = sys.__stdout__
+        answer[f"{name}_bytes"] = out.bytes
+        answer[f"{name}_lines"] = out.lines
+    _send(answer)
+
+
 def main(argv: list[str]) -> int:
     mode, package_dir, event_path, *rest = argv
     if mode == "cold":
@@ -197,6 +246,8 @@ def main(argv: list[str]) -> int:
         serve(package_dir, event_path)
     elif mode == "mem":
         mem(package_dir, event_path, int(rest[0]))
+    elif mode == "logbytes":
+        logbytes(package_dir, event_path, int(rest[0]))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     return 0

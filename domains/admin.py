@@ -13,13 +13,22 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, Q, QuerySet
-from django.http import HttpRequest
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.timesince import timesince, timeuntil
 
-from domains import selectors, services
+from domains import services, support
 from domains.admin_notify import (
     CERTIFICATE_WATCH_FIELDS,
     AttentionFilter,
@@ -35,6 +44,13 @@ from domains.models import (
 )
 
 CERTIFICATE_PENDING_ALERT = timedelta(hours=24)
+
+# The header and tab title name the product; "View site" is gone (there is no public site
+# here): the domain pages link the API docs instead.
+admin.site.site_header = "vedomains \u00b7 custom domains staff admin"
+admin.site.site_title = "vedomains staff admin"
+admin.site.index_title = "Custom domains of ve.ai workspaces"
+admin.site.site_url = None
 
 
 # --- workspaces ---------------------------------------------------------------------------
@@ -128,28 +144,6 @@ class EdgeOutOfSyncFilter(_YesNoFilter):
 # --- custom domains -------------------------------------------------------------------------
 
 
-class DomainEventInline(admin.TabularInline):
-    model = DomainEvent
-    extra = 0
-    can_delete = False
-    fields = ["created_at", "kind", "source", "actor", "from_status", "to_status", "message"]
-    readonly_fields = fields
-    ordering = ["-created_at", "-id"]
-    show_change_link = False
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[DomainEvent]:
-        return super().get_queryset(request).select_related("actor")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 class DomainAddForm(forms.ModelForm):
     """Adding a domain in the admin registers it through the service, like the API does.
 
@@ -196,18 +190,20 @@ class DomainAddForm(forms.ModelForm):
         return self.registered
 
 
+# Actions offered as buttons on a domain's page (the list's "Remove" stays in the list, where
+# it asks for confirmation).
+PAGE_ACTIONS = {
+    "check_now": ("Check now", "Check queued", services.domain_request_check),
+    "push_to_edge": ("Push to edge", "Edge push queued", services.domain_push_to_edge),
+}
+
+
 @admin.register(CustomDomain)
 class CustomDomainAdmin(admin.ModelAdmin):
-    list_display = [
-        "hostname",
-        "workspace",
-        "status",
-        "certificate_status",
-        "last_checked_at",
-        "next_check_at",
-        "has_error",
-        "edge_in_sync",
-    ]
+    # What a support person scans; the rest is on the domain's page. Fits 1280 px with the
+    # filter sidebar (tests/e2e/test_admin_support_browser.py measures it).
+    list_display = ["domain", "workspace", "state", "problem", "age", "next_check"]
+    list_display_links = ["domain"]
     list_filter = [
         "status",
         "workspace__plan",
@@ -218,27 +214,28 @@ class CustomDomainAdmin(admin.ModelAdmin):
         AttentionFilter,
     ]
     search_fields = ["hostname", "workspace__slug", "workspace__name"]
+    search_help_text = ("Hostname in any spelling (Unicode, punycode, trailing dot, a pasted "
+                        "URL), or a workspace slug or name.")
     list_select_related = ["workspace"]
     autocomplete_fields = ["workspace"]
     ordering = ["-created_at", "-id"]
     actions = ["check_now", "push_to_edge", "remove_domains"]
-    inlines = [DomainEventInline]
+    change_form_template = "admin/domains/customdomain/change_form.html"
+    change_list_template = "admin/domains/customdomain/change_list.html"
     # Every field is system-managed once the domain exists; changes go through actions.
     readonly_fields = [
         "hostname",
         "workspace",
         "status",
-        "dns_records",
-        "checks_table",
         "last_error",
         "created_by",
         "ownership_required",
         "ownership_token",
         "ownership_verified_at",
         "certificate_arn",
-        "certificate_status",
+        "certificate_status_words",
         "certificate_requested_at",
-        "validation_records",
+        "validation_records_table",
         "cdn_resource_id",
         "cdn_domain_name",
         "check_count",
@@ -256,15 +253,15 @@ class CustomDomainAdmin(admin.ModelAdmin):
         "edge_synced_version",
         *CERTIFICATE_WATCH_FIELDS,
     ]
+    # Shown collapsed under "Technical details", below the summary, checks and audit trail.
     fieldsets = [
-        (None, {"fields": ["hostname", "workspace", "status", "last_error", "created_by"]}),
-        ("DNS records the customer must create", {"fields": ["dns_records"]}),
-        ("Checks", {"fields": ["checks_table", "check_count", "last_checked_at",
-                               "next_check_at", "fast_checks_until"]}),
+        ("Record", {"fields": ["hostname", "workspace", "status", "last_error", "created_by"]}),
+        ("Checks", {"fields": ["check_count", "last_checked_at", "next_check_at",
+                               "fast_checks_until"]}),
         ("Ownership", {"fields": ["ownership_required", "ownership_token",
                                   "ownership_verified_at"]}),
-        ("Certificate", {"fields": ["certificate_arn", "certificate_status",
-                                    "certificate_requested_at", "validation_records"]}),
+        ("Certificate", {"fields": ["certificate_arn", "certificate_status_words",
+                                    "certificate_requested_at", "validation_records_table"]}),
         ("CDN and edge", {"fields": ["cdn_resource_id", "cdn_domain_name", "edge_version",
                                      "edge_synced_version"]}),
         ("Timeline", {"fields": ["created_at", "updated_at", "verified_at", "activated_at",
@@ -296,64 +293,142 @@ class CustomDomainAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [] if obj is None else self.readonly_fields
 
-    def get_inline_instances(self, request: HttpRequest, obj: Any = None) -> list[Any]:
-        return [] if obj is None else super().get_inline_instances(request, obj)
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Nothing on a domain's page is editable, so the page is a view (no Save buttons,
+        # a POST to it is refused); the list's actions still need the change permission.
+        if obj is not None:
+            return False
+        return super().has_change_permission(request, obj)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        # Adding: the service saved the record in the form's clean(). Changing: nothing is
-        # editable, so there is nothing to save.
+        # Adding: the service saved the record in the form's clean(). Changing: not allowed.
         return None
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        # On add, the service has saved everything and there are no inlines; on change the
-        # (read-only) inline formsets still run so the admin can build its change message.
-        if change:
-            super().save_related(request, form, formsets, change)
+        # On add, the service has saved everything.
+        return None
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Deleting the row would strand the CloudFront attachment, the edge mapping and the
         # certificate; the "Remove" action cleans them up.
         return False
 
-    # --- display -----------------------------------------------------------------------
+    # --- search: any spelling of a hostname --------------------------------------------
 
-    @admin.display(boolean=True, description="Error", ordering="last_error")
-    def has_error(self, obj: CustomDomain) -> bool:
-        return bool(obj.last_error)
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[CustomDomain], search_term: str
+    ) -> tuple[QuerySet[CustomDomain], bool]:
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        forms_ = support.hostname_search_forms(search_term)
+        if forms_:
+            spelled = Q()
+            for form in forms_:
+                spelled |= Q(hostname__contains=form)
+            found = found | queryset.filter(spelled)
+        return found, may_have_duplicates
 
-    @admin.display(boolean=True, description="Edge in sync")
-    def edge_in_sync(self, obj: CustomDomain) -> bool:
-        return obj.edge_in_sync
+    # --- the domain's page: summary, checks, audit trail, technical details -------------
 
-    @admin.display(description="DNS records")
-    def dns_records(self, obj: CustomDomain) -> SafeString:
-        rows = selectors.domain_dns_records(obj)
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], add: bool = False,
+        change: bool = False, form_url: str = "", obj: Any = None,
+    ) -> Any:
+        if obj is not None:
+            can_act = super().has_change_permission(request)
+            context.update(
+                summary=support.domain_summary(domain=obj),
+                audit=support.domain_audit_trail(domain=obj),
+                audit_limit=support.AUDIT_TRAIL_LIMIT,
+                events_url=reverse("admin:domains_domainevent_changelist")
+                + f"?q={obj.hostname}",
+                page_actions=[
+                    (name, label, reverse("admin:domains_customdomain_act",
+                                          args=[obj.pk, name]))
+                    for name, (label, _, _) in PAGE_ACTIONS.items()
+                ] if can_act and obj.status != DomainStatus.REMOVED else [],
+                title=obj.hostname,
+                subtitle=None,
+                hostname_unicode=support.hostname_unicode(obj.hostname),
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self) -> list[URLPattern]:
+        act = path("<int:object_id>/act/<str:name>/", self.admin_site.admin_view(self.act_view),
+                   name="domains_customdomain_act")
+        return [act, *super().get_urls()]
+
+    def act_view(self, request: HttpRequest, object_id: int, name: str) -> HttpResponse:
+        """A page button: the same service call as the list action, then back to the page."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if name not in PAGE_ACTIONS or not super().has_change_permission(request):
+            raise PermissionDenied
+        domain = self.get_object(request, str(object_id))
+        if domain is None:
+            raise Http404
+        _, verb, call = PAGE_ACTIONS[name]
+        self._run(request, CustomDomain.objects.filter(pk=domain.pk), verb=verb, call=call)
+        return HttpResponseRedirect(reverse("admin:domains_customdomain_change",
+                                            args=[domain.pk]))
+
+    # --- list columns ------------------------------------------------------------------
+
+    @admin.display(description="Hostname", ordering="hostname")
+    def domain(self, obj: CustomDomain) -> SafeString:
+        # A Unicode name is stored as punycode; show both, as the customer knows the first.
+        shown = support.hostname_unicode(obj.hostname)
+        if shown:
+            return format_html('{}<br><span class="vd-quiet">{}</span>', shown, obj.hostname)
+        return format_html("{}", obj.hostname)
+
+    @admin.display(description="State", ordering="status")
+    def state(self, obj: CustomDomain) -> SafeString:
+        return format_html('<span class="vd-badge vd-tone-{}">{}</span>',
+                           support.STATE_TONES[DomainStatus(obj.status)],
+                           support.STATE_WORDS[DomainStatus(obj.status)])
+
+    @admin.display(description="Problem", empty_value="")
+    def problem(self, obj: CustomDomain) -> SafeString | str:
+        text = support.domain_problem(obj)
+        if not text:
+            return ""
+        return format_html('<span class="vd-problem" title="{}">{}</span>', text, text)
+
+    @admin.display(description="Age", ordering="created_at")
+    def age(self, obj: CustomDomain) -> SafeString:
+        return format_html('<span title="{}">{}</span>',
+                           timezone.localtime(obj.created_at).strftime("%Y-%m-%d %H:%M"),
+                           timesince(obj.created_at, depth=1))
+
+    @admin.display(description="Next check", ordering="next_check_at")
+    def next_check(self, obj: CustomDomain) -> SafeString | str:
+        if obj.next_check_at is None:
+            return "\u2014"
+        when = timezone.localtime(obj.next_check_at).strftime("%Y-%m-%d %H:%M")
+        if obj.next_check_at <= timezone.now() + timedelta(minutes=1):
+            return format_html('<span title="{}">due now</span>', when)
+        return format_html('<span title="{}">in {}</span>', when,
+                           timeuntil(obj.next_check_at, depth=1))
+
+    # --- technical details -------------------------------------------------------------
+
+    @admin.display(description="Certificate status")
+    def certificate_status_words(self, obj: CustomDomain) -> str:
+        words = support.certificate_status_words(obj.certificate_status)
+        return f"{words} ({obj.certificate_status})" if obj.certificate_status else words
+
+    @admin.display(description="Validation records (as ACM publishes them)")
+    def validation_records_table(self, obj: CustomDomain) -> SafeString | str:
+        rows = [r for r in obj.validation_records or [] if isinstance(r, dict)]
+        if not rows:
+            return "None."
         return format_html(
-            '<table><thead><tr><th>Purpose</th><th>Type</th><th>Name</th><th>Value</th>'
+            '<table class="vd-records"><thead><tr><th>Type</th><th>Name</th><th>Value</th>'
             "</tr></thead><tbody>{}</tbody></table>",
             format_html_join(
-                "",
-                "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td></tr>",
-                ((r["purpose"], r["type"], r["name"], r["value"]) for r in rows),
-            ),
-        )
-
-    @admin.display(description="Last result of each check")
-    def checks_table(self, obj: CustomDomain) -> SafeString | str:
-        checks = obj.checks if isinstance(obj.checks, dict) else {}
-        if not checks:
-            return "No check has run yet."
-        rows = []
-        for name, result in sorted(checks.items()):
-            result = result if isinstance(result, dict) else {"detail": result}
-            ok = result.get("ok")
-            rows.append((name, "yes" if ok else ("no" if ok is not None else "?"),
-                         result.get("detail", ""), result.get("at", "")))
-        return format_html(
-            "<table><thead><tr><th>Check</th><th>OK</th><th>Detail</th><th>At</th></tr>"
-            "</thead><tbody>{}</tbody></table>",
-            format_html_join(
-                "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows
+                "", '<tr><td>{}</td><td><code class="vd-value">{}</code></td>'
+                '<td><code class="vd-value">{}</code></td></tr>',
+                ((r.get("type", ""), r.get("name", ""), r.get("value", "")) for r in rows),
             ),
         )
 

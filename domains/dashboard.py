@@ -16,6 +16,8 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import (
     Avg,
     BooleanField,
+    Case,
+    CharField,
     Count,
     DurationField,
     ExpressionWrapper,
@@ -23,6 +25,8 @@ from django.db.models import (
     Max,
     Q,
     QuerySet,
+    Value,
+    When,
 )
 from django.db.models.functions import TruncDate
 from django.http import HttpRequest, HttpResponse
@@ -30,6 +34,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from domains.capacity import capacity_rows
 from domains.models import (
     CustomDomain,
     DeliveryStatus,
@@ -39,6 +44,7 @@ from domains.models import (
     Notification,
     WebhookDelivery,
 )
+from domains.support import STATE_TONES, STATE_WORDS
 
 ATTENTION_LIST_LIMIT = 50
 CHART_DAYS = 30
@@ -129,7 +135,9 @@ def dashboard_data(now: datetime | None = None) -> dict[str, Any]:
     for domain in attention_domains(now):
         reasons = [ATTENTION_LABELS[n] for n in conditions if getattr(domain, f"is_{n}")]
         detail = domain.certificate_trouble if domain.certificate_trouble_at else domain.last_error
+        status = DomainStatus(domain.status)
         rows.append({"domain": domain, "reasons": reasons, "detail": detail,
+                     "state": STATE_WORDS[status], "tone": STATE_TONES[status],
                      "url": reverse("admin:domains_customdomain_change", args=[domain.pk])})
 
     return {
@@ -147,7 +155,55 @@ def dashboard_data(now: datetime | None = None) -> dict[str, Any]:
         "webhooks": webhooks,
         "emails": emails,
         "chart": activation_chart(now),
+        "capacity": capacity_rows(now=now),
+        "failures": failure_breakdown(now),
+        "failure_days": BREAKDOWN_DAYS,
     }
+
+
+# --- why domains fail ------------------------------------------------------------------------
+
+BREAKDOWN_DAYS = 30
+# (key, label, condition on the STATUS_CHANGED event). The engine words a failure's message
+# and records a misconfiguration's DNS verdict in `data["reason"]`; the first match counts.
+# tests/test_admin_support.py drives the engine to each failure to keep these in step.
+FAILURE_REASONS: list[tuple[str, str, Q]] = [
+    ("never_pointed", "Never pointed at us within the setup window",
+     Q(to_status=DomainStatus.FAILED, message__startswith="The domain was never pointed")),
+    ("certificate_not_validated", "Certificate not validated in time",
+     Q(to_status=DomainStatus.FAILED, message__startswith="The certificate was not validated")),
+    ("certificate_refused", "Certificate refused by ACM (e.g. CAA)",
+     Q(to_status=DomainStatus.FAILED, message__startswith="The certificate could not be issued")),
+    ("ownership_missing", "Ownership TXT record never found",
+     Q(to_status=DomainStatus.FAILED, message__startswith="The ownership TXT")),
+    ("cdn_refused", "CDN refused the hostname (e.g. already in use elsewhere)",
+     Q(to_status=DomainStatus.FAILED, data__has_key="code")),
+    ("dns_deleted", "Live domain's DNS record deleted",
+     Q(to_status=DomainStatus.MISCONFIGURED, data__reason="nxdomain")),
+    ("dns_elsewhere", "Live domain's DNS pointed elsewhere",
+     Q(to_status=DomainStatus.MISCONFIGURED, data__reason__in=["wrong_target", "no_cname"])),
+    ("dns_loop", "Live domain's CNAME loop",
+     Q(to_status=DomainStatus.MISCONFIGURED, data__reason="loop")),
+]
+OTHER_REASON = ("other", "Other")
+
+
+def failure_breakdown(now: datetime, days: int = BREAKDOWN_DAYS) -> list[dict[str, Any]]:
+    """Failures and misconfigurations of the last `days`, counted by reason (one query)."""
+    reason = Case(*(When(q, then=Value(key)) for key, _, q in FAILURE_REASONS),
+                  default=Value(OTHER_REASON[0]), output_field=CharField())
+    counts = dict(
+        DomainEvent.objects.filter(
+            kind=EventKind.STATUS_CHANGED, created_at__gte=now - timedelta(days=days),
+            to_status__in=[DomainStatus.FAILED, DomainStatus.MISCONFIGURED])
+        .annotate(reason=reason).order_by().values_list("reason")
+        .annotate(n=Count("id")).values_list("reason", "n"))
+    total = sum(counts.values())
+    labels = [(key, label) for key, label, _ in FAILURE_REASONS] + [OTHER_REASON]
+    rows = [{"key": key, "label": label, "count": counts.get(key, 0),
+             "percent": round(100 * counts.get(key, 0) / total) if total else 0}
+            for key, label in labels if counts.get(key)]
+    return sorted(rows, key=lambda r: -r["count"])
 
 
 # --- registration -> active chart ------------------------------------------------------------
@@ -190,21 +246,35 @@ def _as_delta(value: Any) -> timedelta | None:
 
 
 def _unit(longest_seconds: float) -> tuple[str, float]:
+    # The largest unit in which the slowest activation is still at least two of them, so
+    # 13 seconds reads "13 seconds", never "0.2 minutes".
     if longest_seconds >= 2 * 86400:
         return "days", 86400.0
     if longest_seconds >= 2 * 3600:
         return "hours", 3600.0
-    return "minutes", 60.0
+    if longest_seconds >= 2 * 60:
+        return "minutes", 60.0
+    return "seconds", 1.0
 
 
-def _nice_ceiling(value: float) -> float:
-    if value <= 0:
+def _nice_step(raw: float) -> float:
+    """The smallest 1, 2 or 5 times a power of ten that is at least `raw`."""
+    if raw <= 0:
         return 1.0
-    magnitude = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
+    magnitude = 10 ** math.floor(math.log10(raw))
+    for step in (1, 2, 5, 10):
+        if raw <= step * magnitude * (1 + 1e-9):
             return step * magnitude
     return 10 * magnitude
+
+
+def axis_ticks(top_value: float, *, target: int = 4) -> tuple[float, list[float], int]:
+    """(axis maximum, tick values, decimals): about `target` equal steps of a round size,
+    printed with just enough decimals that no two ticks read the same."""
+    step = _nice_step(top_value / target if top_value > 0 else 1.0 / target)
+    count = max(1, math.ceil(top_value / step - 1e-9))
+    decimals = max(0, -math.floor(math.log10(step)))
+    return step * count, [round(step * i, decimals) for i in range(count + 1)], decimals
 
 
 def activation_chart(now: datetime, days: int = CHART_DAYS) -> dict[str, Any]:
@@ -215,7 +285,7 @@ def activation_chart(now: datetime, days: int = CHART_DAYS) -> dict[str, Any]:
     plot_w, plot_h = width - left - right, height - top - bottom
     longest = max((p.longest.total_seconds() for p in series if p.longest), default=0.0)
     unit, seconds_per_unit = _unit(longest)
-    y_max = _nice_ceiling(longest / seconds_per_unit)
+    y_max, tick_values, decimals = axis_ticks(longest / seconds_per_unit)
     slot = plot_w / days
     bar_w = max(2.0, slot * 0.6)
 
@@ -236,8 +306,7 @@ def activation_chart(now: datetime, days: int = CHART_DAYS) -> dict[str, Any]:
                                                         / seconds_per_unit, 1),
                        max_y=round(y_of(point.longest.total_seconds() / seconds_per_unit), 1))
         bars.append(bar)
-    ticks = [{"y": round(y_of(y_max * i / 4), 1), "value": _fmt(y_max * i / 4)}
-             for i in range(5)]
+    ticks = [{"y": round(y_of(v), 1), "value": f"{v:.{decimals}f}"} for v in tick_values]
     total = sum(p.count for p in series)
     overall = (sum((p.average.total_seconds() * p.count for p in series if p.average), 0.0)
                / total / seconds_per_unit) if total else None
@@ -247,10 +316,6 @@ def activation_chart(now: datetime, days: int = CHART_DAYS) -> dict[str, Any]:
         "activated": total, "overall_mean": round(overall, 1) if overall is not None else None,
         "axis_label_y": round(top + plot_h / 2, 1), "days": days,
     }
-
-
-def _fmt(value: float) -> str:
-    return f"{value:g}" if value == int(value) else f"{value:.1f}"
 
 
 # --- the view ----------------------------------------------------------------------------------

@@ -147,3 +147,26 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def normalize_search_hostname(raw: str) -> str:
+    """What a staff search for `raw` means, in the stored form: the hostname from a pasted URL
+    (scheme, user info, port, path dropped), any trailing dot, Unicode as punycode.
+
+    Unlike `normalize_hostname` it accepts a single label ("bücher" -> "xn--bcher-kva"), so a
+    fragment of a name can be searched too. Raises HostnameError when nothing usable is left.
+    """
+    text = raw.strip()
+    if "://" in text:
+        text = text.split("://", 1)[1]
+    # Path, query and fragment end the host part; user info and port are cut around it.
+    text = re.split(r"[/?#\\]", text, maxsplit=1)[0].rsplit("@", 1)[-1]
+    if not text.startswith("[") and text.count(":") == 1:
+        text = text.split(":", 1)[0]
+    text = text.rstrip(".")
+    if "." not in text and text and not _is_ip(text):
+        label = _to_ascii(text).lower()
+        if not _LDH_LABEL.match(label):
+            raise HostnameError(f"'{label}' is not a valid DNS label.")
+        return label
+    return normalize_hostname(text)

@@ -3,46 +3,87 @@
 CloudFront calls `handler(event, context)` on origin-request (default) or viewer-request.
 For every request it:
 
-* removes any `workspace-id` (and `x-forwarded-host`) header the viewer sent, on every path;
+* removes any `workspace-id` the viewer sent, with every spelling a server may read as it,
+  and the headers a server may take the request's host from (`x-forwarded-host`,
+  `x-original-host`, `x-host`, `forwarded`...), on every path;
 * normalizes the Host (lowercase, no port, no trailing dot, punycode);
 * maps `<slug>.<platform_domain>` to `<slug>` without any lookup;
 * otherwise looks the host up in a per-container LRU cache, then with one DynamoDB GetItem
   on the replica region nearest to the executing region;
-* on a match sets `workspace-id` (and, in origin-request mode with `rewrite_origin`, points
-  the custom origin at `<workspaceId>.<origin_domain>`);
+* on a match sets `workspace-id`; in origin-request mode it sends a custom origin its own
+  name as Host (the name its certificate holds) with the viewer's host in
+  `X-Forwarded-Host`, and with `rewrite_origin` points it at `<workspaceId>.<origin_domain>`;
 * answers unknown or inactive hosts with a small 404 generated at the edge, and a DynamoDB
-  failure with the stale cache entry if there is one, else a 503 with Retry-After.
+  failure with the stale cache entry if there is one (for at most `max_stale_seconds` past
+  its TTL), else a 503 with Retry-After.
 
 This module is the whole function: the zip is this file plus `edge_config.json`. It imports
-only the standard library and the boto3 that the Lambda Python runtime ships, because
-Lambda@Edge caps viewer-trigger packages at 1 MB and has no layers and no environment
-variables: https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/edge-functions-restrictions.html
+only the standard library (its DynamoDB client is its own: SigV4 and the JSON protocol over
+http.client, no boto3 on the request path), because Lambda@Edge caps viewer-trigger packages
+at 1 MB, has no layers and no environment variables, and a cold start pays for every import:
+https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/edge-functions-restrictions.html
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import http.client
+import itertools
 import json
 import os
+import random
 import re
+import select
+import ssl
 import stringprep
 import sys
 import time
+import urllib.parse
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
-import boto3
-from botocore.config import Config as BotoConfig
-
 CONFIG_FILENAME: Final = "edge_config.json"
 WORKSPACE_HEADER: Final = "workspace-id"
-# Headers a viewer could use to impersonate a workspace or the routed host at the origin.
-# CloudFront lowercases the keys of `request.headers`, so one pop per name is enough.
-STRIPPED_HEADERS: Final = (WORKSPACE_HEADER, "x-forwarded-host")
 
 ORIGIN_REQUEST: Final = "origin-request"
 VIEWER_REQUEST: Final = "viewer-request"
+_REQUEST_EVENTS: Final = frozenset({ORIGIN_REQUEST, VIEWER_REQUEST, None})
+
+
+def _spellings(*words: str) -> set[str]:
+    """Every way of joining `words` with "-", "_" or nothing.
+
+    CGI and WSGI servers turn both "-" and "_" into "_" (HTTP_WORKSPACE_ID), and some
+    frameworks ignore separators, so each of these reads as the same header at the origin.
+    """
+    joined: set[str] = set()
+    for separators in itertools.product(("-", "_", ""), repeat=len(words) - 1):
+        name = words[0]
+        for separator, word in zip(separators, words[1:], strict=True):
+            name += separator + word
+        joined.add(name)
+    return joined
+
+
+# Headers a viewer could use to impersonate a workspace, or the routed host at the origin
+# (frameworks take the request's host from X-Forwarded-Host, X-Original-Host, X-Host,
+# Forwarded: host=...). Removed on every path, before anything else reads the request.
+# CloudFront lowercases the keys of `request.headers`, so case needs no variants.
+_SPOOFABLE_HEADERS: Final = frozenset().union(
+    _spellings("workspace", "id"),
+    _spellings("x", "workspace", "id"),
+    _spellings("x", "forwarded", "host"),
+    _spellings("x", "forwarded", "server"),
+    _spellings("x", "original", "host"),
+    _spellings("x", "host"),
+    _spellings("x", "http", "host", "override"),
+    {"forwarded"},
+)
+STRIPPED_HEADERS: Final = tuple(sorted(_SPOOFABLE_HEADERS))
 
 # Regions with a CloudFront regional edge cache, which is where Lambda@Edge functions run
 # (and so the values `AWS_REGION` takes at the edge). The list is the one AWS gives for
@@ -73,17 +114,30 @@ DEFAULTS: Final[Mapping[str, Any]] = {
     "mode": ORIGIN_REQUEST,
     "rewrite_origin": False,
     "origin_domain": "",
+    # False: origin-request sends a custom origin its own name as Host (the name its TLS
+    # certificate holds) and the viewer's host in X-Forwarded-Host. True only for an origin
+    # that can present a certificate for every custom domain (or takes plain HTTP).
+    "forward_viewer_host": False,
     "connect_timeout": 0.3,
     "read_timeout": 0.5,
     "max_attempts": 2,
     # Seconds a stale entry keeps being served after a failed lookup before DynamoDB is
     # tried again, so an outage does not cost every request a full timeout.
     "error_retry_seconds": 5,
+    # How long past its TTL an entry may be served while DynamoDB fails. Only a successful
+    # read moves this limit, so a domain removed during an outage stops routing at most
+    # positive_ttl + max_stale seconds after its last successful read.
+    "max_stale_seconds": 600,
     # Platform labels that are not workspaces: `www.<platform>` is the marketing site and
     # `domain.<platform>` the customers' CNAME target. The bare platform domain is never a
     # workspace either. The first label of origin_domain is added automatically.
     "reserved_labels": ["www", "domain"],
     "metrics_namespace": "vedomains/Edge",
+    # The seed's dashboards read CacheHit in CustomDomain/Cache; "" stops that copy.
+    "seed_metrics_namespace": "CustomDomain/Cache",
+    # A recycled container loses what it has not flushed: at most this many - 1
+    # invocations' counts. 1 flushes per invocation (one ~1 KB log line, ~15 us each:
+    # the hit path's p99 would be the flush); 1000 keeps it to 0.1% of requests.
     "metrics_flush_invocations": 1000,
     "metrics_flush_seconds": 60,
 }
@@ -134,11 +188,14 @@ class Settings(NamedTuple):
     mode: str
     rewrite_origin: bool
     origin_suffix: str  # "." + origin_domain, or "" when not rewriting
+    rewrite_host: bool  # origin-request: Host := the custom origin's name (not forward_viewer_host)
     connect_timeout: float
     read_timeout: float
     max_attempts: int
     error_retry_seconds: float
+    max_stale: float
     metrics_namespace: str
+    seed_metrics_namespace: str
     metrics_flush_invocations: int
     metrics_flush_seconds: float
     not_found_cache_control: str
@@ -283,8 +340,9 @@ def validate_config(raw: Mapping[str, Any]) -> dict[str, Any]:
         is_int(cfg["negative_ttl_seconds"], 1, positive if is_int(positive, 1, 86_400) else 86_400),
         "negative_ttl_seconds must be an integer in 1..positive_ttl_seconds",
     )
-    # ~250 bytes per cached host (see the memory test): 1M entries would still fit 128 MB
-    # only without boto3, so stay at 500k at most.
+    # ~280 bytes per cached host (test_cache_of_100k_hosts_stays_small), more when every
+    # host has its own workspace (bench/: 59 MiB peak with 100k): 500k is the most that
+    # can fit the 128 MB of a viewer trigger.
     check(
         is_int(cfg["max_cache_entries"], 1, 500_000),
         "max_cache_entries must be an integer in 1..500000",
@@ -294,6 +352,11 @@ def validate_config(raw: Mapping[str, Any]) -> dict[str, Any]:
         f"mode must be {ORIGIN_REQUEST!r} or {VIEWER_REQUEST!r}, got {cfg['mode']!r}",
     )
     check(isinstance(cfg["rewrite_origin"], bool), "rewrite_origin must be true or false")
+    check(isinstance(cfg["forward_viewer_host"], bool), "forward_viewer_host must be true or false")
+    check(
+        not (cfg["forward_viewer_host"] is True and cfg["rewrite_origin"] is True),
+        "rewrite_origin sends <workspace>.<origin_domain> as Host: it cannot forward_viewer_host",
+    )
     origin = cfg["origin_domain"]
     check(
         origin == "" or (isinstance(origin, str) and normalize_host(origin) == origin),
@@ -321,6 +384,10 @@ def validate_config(raw: Mapping[str, Any]) -> dict[str, Any]:
         is_number(cfg["error_retry_seconds"], 0, 60),
         "error_retry_seconds must be a number in 0..60",
     )
+    check(
+        is_int(cfg["max_stale_seconds"], 0, 3600),
+        "max_stale_seconds must be an integer in 0..3600",
+    )
     labels = cfg["reserved_labels"]
     check(
         isinstance(labels, list | tuple) and all(is_dns_label(label) for label in labels),
@@ -329,6 +396,11 @@ def validate_config(raw: Mapping[str, Any]) -> dict[str, Any]:
     check(
         isinstance(cfg["metrics_namespace"], str) and 0 < len(cfg["metrics_namespace"]) <= 255,
         "metrics_namespace must be a non-empty string",
+    )
+    check(
+        isinstance(cfg["seed_metrics_namespace"], str)
+        and len(cfg["seed_metrics_namespace"]) <= 255,
+        "seed_metrics_namespace must be a string (empty: not emitted)",
     )
     check(
         is_int(cfg["metrics_flush_invocations"], 1, 1_000_000),
@@ -366,11 +438,14 @@ def settings_from_config(raw: Mapping[str, Any]) -> Settings:
         mode=cfg["mode"],
         rewrite_origin=cfg["rewrite_origin"],
         origin_suffix="." + origin if origin and cfg["rewrite_origin"] else "",
+        rewrite_host=not cfg["forward_viewer_host"],
         connect_timeout=float(cfg["connect_timeout"]),
         read_timeout=float(cfg["read_timeout"]),
         max_attempts=cfg["max_attempts"],
         error_retry_seconds=float(cfg["error_retry_seconds"]),
+        max_stale=float(cfg["max_stale_seconds"]),
         metrics_namespace=cfg["metrics_namespace"],
+        seed_metrics_namespace=cfg["seed_metrics_namespace"],
         metrics_flush_invocations=cfg["metrics_flush_invocations"],
         metrics_flush_seconds=float(cfg["metrics_flush_seconds"]),
         not_found_cache_control=f"public, max-age={cfg['negative_ttl_seconds']}",
@@ -394,80 +469,95 @@ def _load_settings() -> Settings:
 # --------------------------------------------------------------------------- metrics
 
 
-class _Metrics:
-    """Counters aggregated per container and written as one EMF line per flush.
+class Metrics:
+    """One window's counters, written as one CloudWatch EMF log line per flush.
 
     CloudWatch extracts the metrics from the log line itself, so the request path makes no
     API call: https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
+
+    COUNTERS is the only list of metrics: attribute -> EMF name; adding one is one line.
+    What a recycled container had not flushed is lost: at most `metrics_flush_invocations`
+    - 1 invocations' counts per container (see edge_lambda/README.md, "Metrics").
     """
 
-    COUNTERS: Final = (
-        "Requests",
-        "CacheHit",
-        "CacheMiss",
-        "LookupError",
-        "StaleServed",
-        "PlatformHost",
-        "InvalidHost",
-        "InvalidItem",
-        "NotFound",
-        "Unavailable",
-    )
+    COUNTERS: Final[Mapping[str, str]] = {
+        "requests": "Requests",
+        "hit": "CacheHit",
+        "miss": "CacheMiss",
+        "error": "LookupError",
+        "stale": "StaleServed",
+        "stale_expired": "StaleExpired",
+        "platform": "PlatformHost",
+        "invalid_host": "InvalidHost",
+        "invalid_item": "InvalidItem",
+        "not_found": "NotFound",
+        "unavailable": "Unavailable",
+        "spoofed": "SpoofedHeader",
+    }
+    # The seed's dashboards read these in their own namespace (CustomDomain/Cache).
+    SEED_COUNTERS: Final = ("CacheHit", "CacheMiss")
     # EMF accepts at most 100 values per metric in one document; flush when full.
     MAX_SAMPLES: Final = 100
 
-    __slots__ = (
-        "error",
-        "hit",
-        "invalid_host",
-        "invalid_item",
-        "latency_ms",
-        "miss",
-        "not_found",
-        "platform",
-        "requests",
-        "stale",
-        "unavailable",
-        "window_start",
-    )
+    __slots__ = (*COUNTERS, "deadline", "latency_ms", "window_start")
+
+    requests: int
+    hit: int
+    miss: int
+    error: int
+    stale: int
+    stale_expired: int
+    platform: int
+    invalid_host: int
+    invalid_item: int
+    not_found: int
+    unavailable: int
+    spoofed: int
 
     def __init__(self, now: float) -> None:
-        self.reset(now)
+        self.reset(now, 60.0)
 
-    def reset(self, now: float) -> None:
-        self.requests = self.hit = self.miss = self.error = self.stale = 0
-        self.platform = self.invalid_host = self.invalid_item = 0
-        self.not_found = self.unavailable = 0
+    def reset(self, now: float, window_seconds: float) -> None:
+        for name in self.COUNTERS:
+            setattr(self, name, 0)
         self.latency_ms: list[float] = []
         self.window_start = now
+        # The hot path compares one number; a full latency list pulls it to "now".
+        self.deadline = now + window_seconds
 
-    def document(self, namespace: str, region: str, timestamp_ms: int) -> dict[str, Any]:
-        values = (
-            self.requests,
-            self.hit,
-            self.miss,
-            self.error,
-            self.stale,
-            self.platform,
-            self.invalid_host,
-            self.invalid_item,
-            self.not_found,
-            self.unavailable,
-        )
-        definitions: list[dict[str, str]] = [{"Name": n, "Unit": "Count"} for n in self.COUNTERS]
-        doc: dict[str, Any] = dict(zip(self.COUNTERS, values, strict=True))
-        doc["CacheSize"] = len(_cache)
+    def add_latency(self, milliseconds: float) -> None:
+        self.latency_ms.append(round(milliseconds, 3))
+        if len(self.latency_ms) >= self.MAX_SAMPLES:
+            self.deadline = -1.0
+
+    def document(
+        self, namespace: str, seed_namespace: str, region: str, timestamp_ms: int, cache_size: int
+    ) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            metric: getattr(self, name) for name, metric in self.COUNTERS.items()
+        }
+        definitions = [{"Name": metric, "Unit": "Count"} for metric in self.COUNTERS.values()]
+        doc["CacheSize"] = cache_size
         definitions.append({"Name": "CacheSize", "Unit": "Count"})
         if self.latency_ms:
             doc["LookupLatency"] = list(self.latency_ms)
             definitions.append({"Name": "LookupLatency", "Unit": "Milliseconds"})
         doc["Region"] = region
-        doc["_aws"] = {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [
-                {"Namespace": namespace, "Dimensions": [["Region"]], "Metrics": definitions}
-            ],
-        }
+        directives: list[dict[str, Any]] = [
+            {"Namespace": namespace, "Dimensions": [["Region"]], "Metrics": definitions}
+        ]
+        if seed_namespace:
+            # The same root values, once more without dimensions: what the seed's
+            # PutMetricData wrote. Its Sum is the seed's Sum; its Average (the seed's hit
+            # ratio, one 0/1 sample per request) is CacheHit / (CacheHit + CacheMiss).
+            directives.append(
+                {
+                    "Namespace": seed_namespace,
+                    "Dimensions": [[]],
+                    "Metrics": [{"Name": m, "Unit": "Count"} for m in self.SEED_COUNTERS],
+                }
+            )
+        doc["_aws"] = {"Timestamp": timestamp_ms, "CloudWatchMetrics": directives}
         return doc
 
 
@@ -475,17 +565,443 @@ def flush_metrics(now: float | None = None) -> None:
     """Write the pending counters as one EMF JSON line on stdout and start a new window."""
     settings = _settings
     current = _clock() if now is None else now
+    window = settings.metrics_flush_seconds if settings is not None else 60.0
     if settings is None or _metrics.requests == 0:
-        _metrics.reset(current)
+        _metrics.reset(current, window)
         return
     doc = _metrics.document(
         settings.metrics_namespace,
+        settings.seed_metrics_namespace,
         os.environ.get("AWS_REGION", "unknown"),
         int(time.time() * 1000),
+        len(_cache),
     )
     sys.stdout.write(json.dumps(doc, separators=(",", ":")) + "\n")
     sys.stdout.flush()
-    _metrics.reset(current)
+    _metrics.reset(current, window)
+
+
+# --------------------------------------------------------------------------- DynamoDB client
+#
+# A GetItem client on the standard library: SigV4 (hmac, hashlib), the JSON 1.0 protocol over
+# one kept-alive http.client connection, and botocore's "standard" retry decisions. boto3
+# costs ~240 ms of import at every cold start, which is most of what the first visitor of a
+# quiet custom domain waits for; this costs the ~20 ms of importing http.client.
+# edge_lambda/tests/test_dynamodb_client.py holds it to botocore byte for byte.
+
+_SERVICE: Final = "dynamodb"
+_TARGET_PREFIX: Final = "DynamoDB_20120810."
+_CONTENT_TYPE: Final = "application/x-amz-json-1.0"
+_EMPTY_SHA256: Final = hashlib.sha256(b"").hexdigest()
+# botocore's standard retry mode (botocore/retries/standard.py), which the SDKs share:
+# https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
+_TRANSIENT_CODES: Final = frozenset(
+    {"RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete"}
+)
+_TRANSIENT_STATUS: Final = frozenset({500, 502, 503, 504})
+_THROTTLING_CODES: Final = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
+# GetItem's modeled errors: a 429 carrying one of these is judged by its code, not its status.
+_GET_ITEM_ERRORS: Final = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ResourceNotFoundException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ThrottlingException",
+    }
+)
+_QUOTA_CAPACITY: Final = 500
+_QUOTA_RETRY_COST: Final = 14
+_QUOTA_THROTTLING_COST: Final = 5
+_BACKOFF_SCALE_THROTTLING: Final = 1.0
+_BACKOFF_SCALE_DYNAMODB: Final = 0.025
+
+
+class DynamoDBError(Exception):
+    """A GetItem that did not produce a usable answer (after any retries)."""
+
+    def __init__(self, message: str, *, code: str = "", status: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class ClientConfig(NamedTuple):
+    """The client's limits, named as botocore's Config names them."""
+
+    connect_timeout: float
+    read_timeout: float
+    retries: Mapping[str, Any]
+
+
+class ClientMeta(NamedTuple):
+    """What `client.meta` tells about a botocore client, for the same questions."""
+
+    region_name: str
+    endpoint_url: str
+    config: ClientConfig
+
+
+def _canonical_path(path: str) -> str:
+    """botocore's canonical URI: dot segments and repeated slashes removed, then quoted."""
+    segments: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment and segment != ".":
+            segments.append(segment)
+    normalized = "/".join(segments)
+    if path.startswith("/"):
+        normalized = "/" + normalized
+    if path.endswith("/") and segments:
+        normalized += "/"
+    return urllib.parse.quote(normalized or "/", safe="/~")
+
+
+def sigv4_signing_key(secret_key: str, date: str, region: str, service: str) -> bytes:
+    key = hmac.digest(("AWS4" + secret_key).encode(), date.encode(), "sha256")
+    key = hmac.digest(key, region.encode(), "sha256")
+    key = hmac.digest(key, service.encode(), "sha256")
+    return hmac.digest(key, b"aws4_request", "sha256")
+
+
+def sigv4_canonical_request(
+    method: str, path: str, query: str, headers: Mapping[str, str], payload_sha256: str
+) -> tuple[str, str]:
+    """(canonical request, signed header list) for a request signing every header given.
+
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html
+    `query` is the canonical query string (empty for the JSON protocol).
+    """
+    canonical: dict[str, str] = {}
+    for name, value in headers.items():
+        key = name.lower().strip()
+        trimmed = " ".join(value.split())
+        canonical[key] = f"{canonical[key]},{trimmed}" if key in canonical else trimmed
+    names = sorted(canonical)
+    signed = ";".join(names)
+    lines = "".join(f"{name}:{canonical[name]}\n" for name in names)
+    request = "\n".join(
+        (method.upper(), _canonical_path(path), query, lines, signed, payload_sha256)
+    )
+    return request, signed
+
+
+def sigv4_string_to_sign(amz_date: str, scope: str, canonical_request: str) -> str:
+    digest = hashlib.sha256(canonical_request.encode("utf-8")).hexdigest()
+    return f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{digest}"
+
+
+def sigv4_authorization(
+    *,
+    method: str,
+    path: str,
+    query: str,
+    headers: Mapping[str, str],
+    payload_sha256: str,
+    access_key: str,
+    signing_key: bytes,
+    amz_date: str,
+    region: str,
+    service: str,
+) -> str:
+    """The Authorization header value (AWS4-HMAC-SHA256) for a request made at `amz_date`."""
+    request, signed = sigv4_canonical_request(method, path, query, headers, payload_sha256)
+    scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
+    string_to_sign = sigv4_string_to_sign(amz_date, scope, request)
+    signature = hmac.new(signing_key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    return (
+        f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
+        f"SignedHeaders={signed}, Signature={signature}"
+    )
+
+
+def endpoint_for(region: str, environ: Mapping[str, str]) -> str:
+    """The DynamoDB endpoint: AWS_ENDPOINT_URL_DYNAMODB or AWS_ENDPOINT_URL (local runs, as
+    boto3 honours them), else the region's public endpoint."""
+    configured = environ.get("AWS_ENDPOINT_URL_DYNAMODB") or environ.get("AWS_ENDPOINT_URL")
+    if configured:
+        return configured
+    suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"https://dynamodb.{region}.{suffix}"
+
+
+class DynamoDBClient:
+    """GetItem over one kept-alive connection, retried the way botocore's standard mode does.
+
+    Credentials are read once, like boto3's environment provider: at the edge they are the
+    function role's temporary keys, including AWS_SESSION_TOKEN.
+    """
+
+    def __init__(
+        self,
+        *,
+        region: str,
+        endpoint_url: str,
+        access_key: str,
+        secret_key: str,
+        session_token: str | None,
+        connect_timeout: float,
+        read_timeout: float,
+        max_attempts: int,
+        ca_bundle: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        parts = urllib.parse.urlsplit(endpoint_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"unusable DynamoDB endpoint {endpoint_url!r}")
+        self.meta = ClientMeta(
+            region,
+            endpoint_url,
+            ClientConfig(
+                connect_timeout,
+                read_timeout,
+                {"total_max_attempts": max_attempts, "mode": "standard"},
+            ),
+        )
+        self._https = parts.scheme == "https"
+        self._address = (parts.hostname, parts.port or (443 if self._https else 80))
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        if parts.port is not None and parts.port != (443 if self._https else 80):
+            host = f"{host}:{parts.port}"
+        self._host = host  # what botocore's signer derives from the URL
+        self._path = parts.path or "/"
+        self._access_key = access_key
+        self._secret_key = secret_key
+        self._token = session_token or None
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._max_attempts = max_attempts
+        self._ca_bundle = ca_bundle
+        self._sleep = sleep
+        self._rand = rand
+        self._wall_clock = wall_clock
+        self._conn: http.client.HTTPConnection | None = None
+        self._ssl_context: Any = None
+        self._key_date = ""
+        self._key = b""
+        self._quota = _QUOTA_CAPACITY
+
+    # -- the operation
+
+    def get_item(self, **params: Any) -> dict[str, Any]:
+        """GetItem with boto3's parameter names; the parsed JSON answer (raw attribute values)."""
+        return self._call("GetItem", self.serialize(params))
+
+    @staticmethod
+    def serialize(params: Mapping[str, Any]) -> bytes:
+        # botocore's JSON serializer: json.dumps' defaults (", " and ": ", ASCII escapes),
+        # members in the order given.
+        return json.dumps(params).encode("utf-8")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # -- signing
+
+    def signed_headers(self, target: str, body: bytes, when: float) -> dict[str, str]:
+        """The request's headers, Authorization included, for a request signed at `when`
+        (seconds since the epoch)."""
+        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when))
+        headers = {
+            "X-Amz-Target": _TARGET_PREFIX + target,
+            "Content-Type": _CONTENT_TYPE,
+            "Host": self._host,
+            "X-Amz-Date": amz_date,
+        }
+        if self._token:
+            headers["X-Amz-Security-Token"] = self._token
+        date = amz_date[:8]
+        if date != self._key_date:  # the key depends only on the day: derive it once a day
+            self._key = sigv4_signing_key(self._secret_key, date, self.meta.region_name, _SERVICE)
+            self._key_date = date
+        headers["Authorization"] = sigv4_authorization(
+            method="POST",
+            path=self._path,
+            query="",
+            headers=headers,
+            payload_sha256=hashlib.sha256(body).hexdigest() if body else _EMPTY_SHA256,
+            access_key=self._access_key,
+            signing_key=self._key,
+            amz_date=amz_date,
+            region=self.meta.region_name,
+            service=_SERVICE,
+        )
+        return headers
+
+    # -- transport
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = self._conn
+        # A kept-alive socket the server has closed (or sent stray bytes on) reads as ready;
+        # reconnect rather than fail the request, as urllib3's pool does.
+        if conn is not None and conn.sock is not None and select.select([conn.sock], [], [], 0)[0]:
+            conn.close()
+        if conn is None:
+            host, port = self._address
+            if self._https:
+                if self._ssl_context is None:
+                    # Verified TLS: the system trust store (or AWS_CA_BUNDLE, as for boto3).
+                    self._ssl_context = ssl.create_default_context(cafile=self._ca_bundle)
+                conn = http.client.HTTPSConnection(
+                    host, port, timeout=self._connect_timeout, context=self._ssl_context
+                )
+            else:
+                conn = http.client.HTTPConnection(host, port, timeout=self._connect_timeout)
+            self._conn = conn
+        if conn.sock is None:
+            conn.connect()  # TCP (and TLS) under the connect timeout...
+            assert conn.sock is not None
+            conn.sock.settimeout(self._read_timeout)  # ...then every read under the read one
+        return conn
+
+    def _send(self, target: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        # Signed per attempt, as botocore does: a retry carries a fresh X-Amz-Date.
+        headers = self.signed_headers(target, body, self._wall_clock())
+        try:
+            conn = self._connection()
+            conn.request("POST", self._path, body, headers)
+            response = conn.getresponse()
+            data = response.read()
+        except BaseException:
+            self.close()  # half a request or response: the connection cannot be reused
+            raise
+        if response.will_close:
+            self.close()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+
+    # -- retries
+
+    def _call(self, target: str, body: bytes) -> dict[str, Any]:
+        acquired = 0
+        attempt = 0
+        while True:
+            attempt += 1
+            status, code, error, retry_after = 0, "", "", None
+            try:
+                status, headers, data = self._send(target, body)
+            except (OSError, http.client.HTTPException) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                retryable, throttling = True, False
+            else:
+                checksum = headers.get("x-amz-crc32")
+                corrupt = checksum is not None and (
+                    not checksum.isdigit() or zlib.crc32(data) != int(checksum)
+                )
+                if 200 <= status < 300 and not corrupt:
+                    # botocore returns 1 to the quota after a first-try success, or what
+                    # the last retry took.
+                    self._quota = min(_QUOTA_CAPACITY, self._quota + (acquired or 1))
+                    return self._parse_success(data)
+                code, message = _error_code(status, data)
+                error = f"{code or status}: {message}" if not corrupt else "CRC32 mismatch"
+                throttling = code in _THROTTLING_CODES or (
+                    status == 429 and code not in _GET_ITEM_ERRORS
+                )
+                retryable = (
+                    corrupt or throttling or code in _TRANSIENT_CODES or status in _TRANSIENT_STATUS
+                )
+                retry_after = headers.get("x-amz-retry-after")
+            if not retryable or attempt >= self._max_attempts:
+                raise DynamoDBError(
+                    f"GetItem failed after {attempt} attempt(s): {error}", code=code, status=status
+                )
+            cost = _QUOTA_THROTTLING_COST if throttling else _QUOTA_RETRY_COST
+            if cost > self._quota:  # the quota is spent: botocore gives up too
+                raise DynamoDBError(
+                    f"GetItem failed, retry quota spent: {error}", code=code, status=status
+                )
+            self._quota -= cost
+            acquired = cost
+            self._sleep(self._delay(attempt, throttling, retry_after))
+
+    def _delay(self, attempt: int, throttling: bool, retry_after: str | None) -> float:
+        scale = _BACKOFF_SCALE_THROTTLING if throttling else _BACKOFF_SCALE_DYNAMODB
+        delay = self._rand() * min(scale * 2 ** (attempt - 1), 20.0)
+        if retry_after is not None and retry_after.isdigit():
+            delay = max(delay, min(int(retry_after) / 1000, delay + 5))
+        # Unlike botocore (up to 20 s), never sleep past what the 5 s viewer budget allows
+        # (validate_config counts _RETRY_BACKOFF_MAX_SECONDS per retry).
+        return min(delay, _RETRY_BACKOFF_MAX_SECONDS)
+
+    @staticmethod
+    def _parse_success(data: bytes) -> dict[str, Any]:
+        try:
+            parsed = json.loads(data) if data else {}
+        except ValueError:
+            # botocore would hand back {} (an empty item); a garbled answer is a failure to
+            # us, never a "not found" that would be cached. Not retried, as by botocore.
+            raise DynamoDBError("GetItem answer is not JSON") from None
+        if not isinstance(parsed, dict):
+            raise DynamoDBError("GetItem answer is not a JSON object")
+        return parsed
+
+
+def _error_code(status: int, data: bytes) -> tuple[str, str]:
+    """(code, message) of an error answer, parsed as botocore's JSON protocol parser does."""
+    body: Any = {}
+    if data:
+        text = data.decode("utf-8", "replace")
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = {"message": text}
+    if not isinstance(body, dict):
+        body = {}
+    message = str(body.get("message", body.get("Message", "")))[:200]
+    code = body.get("__type", str(status) if status else "")
+    if not isinstance(code, str):
+        code = str(code)
+    code = code.split(":", 1)[0]
+    if "#" in code:
+        code = code.rsplit("#", 1)[1]
+    return code, message
+
+
+def client_from_environment(
+    region: str,
+    settings: Settings,
+    environ: Mapping[str, str] | None = None,
+) -> DynamoDBClient:
+    """The client for `region`, with the Lambda runtime's credentials and any local endpoint."""
+    env = os.environ if environ is None else environ
+    access_key = env.get("AWS_ACCESS_KEY_ID", "")
+    secret_key = env.get("AWS_SECRET_ACCESS_KEY", "")
+    if not access_key or not secret_key:
+        raise DynamoDBError("no AWS credentials in the environment")
+    return DynamoDBClient(
+        region=region,
+        endpoint_url=endpoint_for(region, env),
+        access_key=access_key,
+        secret_key=secret_key,
+        session_token=env.get("AWS_SESSION_TOKEN") or env.get("AWS_SECURITY_TOKEN"),
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        max_attempts=settings.max_attempts,
+        ca_bundle=env.get("AWS_CA_BUNDLE") or None,
+    )
 
 
 # --------------------------------------------------------------------------- state
@@ -493,16 +1009,17 @@ def flush_metrics(now: float | None = None) -> None:
 # Per-container state. Lambda reuses a container for many invocations, one at a time, so
 # plain module globals are the cache; nothing here needs a lock.
 _settings: Settings | None = None
-# host -> (workspaceId or None for "unknown/inactive", expiry on _clock). Expired entries
-# stay (until evicted) so they can be served stale when DynamoDB fails.
-_cache: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
-_client: Any = None
+# host -> (workspaceId or None for "unknown/inactive", fresh until, servable stale until),
+# both on _clock. Expired entries stay (until evicted) so they can be served stale when
+# DynamoDB fails, but never past the third field, which only a successful read moves.
+_cache: OrderedDict[str, tuple[str | None, float, float]] = OrderedDict()
+_client: DynamoDBClient | None = None
 _clock: Callable[[], float] = time.monotonic
-_metrics = _Metrics(time.monotonic())
+_metrics = Metrics(time.monotonic())
 
 
 class _Unavailable:
-    """Marker for "DynamoDB failed and nothing is cached"."""
+    """Marker for "DynamoDB failed and nothing (servable) is cached"."""
 
 
 _UNAVAILABLE: Final = _Unavailable()
@@ -519,9 +1036,11 @@ def _reset_for_tests(
     global _settings, _client, _clock
     _settings = settings_from_config(config) if config is not None else None
     _cache.clear()
+    if _client is not None:
+        _client.close()
     _client = None
     _clock = clock if clock is not None else time.monotonic
-    _metrics.reset(_clock())
+    _metrics.reset(_clock(), _settings.metrics_flush_seconds if _settings else 60.0)
 
 
 def configure(config: Mapping[str, Any]) -> None:
@@ -532,7 +1051,7 @@ def configure(config: Mapping[str, Any]) -> None:
     _reset_for_tests(config)
 
 
-def _dynamodb() -> Any:
+def _dynamodb() -> DynamoDBClient:
     """The DynamoDB client for the replica nearest to this edge region, built once."""
     global _client
     if _client is None:
@@ -541,16 +1060,7 @@ def _dynamodb() -> Any:
         # not a user environment variable (those do not exist at the edge).
         region = os.environ.get("AWS_REGION", "")
         replica = settings.replica_regions.get(region) or settings.replica_regions["default"]
-        config = BotoConfig(
-            connect_timeout=settings.connect_timeout,
-            read_timeout=settings.read_timeout,
-            # total_max_attempts counts the first try; the SDK default (60 s timeouts,
-            # 3+ attempts) would blow the 5 s viewer-trigger budget.
-            retries={"total_max_attempts": settings.max_attempts, "mode": "standard"},
-            tcp_keepalive=True,
-        )
-        # AWS_ENDPOINT_URL (local runs and tests) is honoured by boto3 itself.
-        _client = boto3.session.Session().client("dynamodb", region_name=replica, config=config)
+        _client = client_from_environment(replica, settings)
     return _client
 
 
@@ -565,9 +1075,13 @@ def _lookup(host: str, settings: Settings) -> str | None:
         ExpressionAttributeNames={"#st": "status"},
     )
     item = response.get("Item")
-    if not item or item.get("status", {}).get("S") != "active":
+    if not isinstance(item, dict):
         return None
-    workspace = item.get("workspaceId", {}).get("S")
+    status = item.get("status")
+    if not isinstance(status, dict) or status.get("S") != "active":
+        return None
+    workspace = item.get("workspaceId")
+    workspace = workspace.get("S") if isinstance(workspace, dict) else None
     if not is_dns_label(workspace):
         # It goes into a header and maybe a host name: refuse anything that is not a slug.
         _metrics.invalid_item += 1
@@ -575,8 +1089,18 @@ def _lookup(host: str, settings: Settings) -> str | None:
     return sys.intern(workspace)
 
 
-def _store(host: str, workspace: str | None, expires: float, limit: int) -> None:
-    _cache[host] = (workspace, expires)
+def _store(
+    host: str,
+    workspace: str | None,
+    expires: float,
+    limit: int,
+    stale_until: float | None = None,
+) -> None:
+    """Cache an answer fresh until `expires`; servable on errors until `stale_until`
+    (by default `max_stale_seconds` past `expires`)."""
+    if stale_until is None:
+        stale_until = expires + (_settings.max_stale if _settings is not None else 0.0)
+    _cache[host] = (workspace, expires, stale_until)
     _cache.move_to_end(host)
     while len(_cache) > limit:
         _cache.popitem(last=False)
@@ -609,25 +1133,28 @@ def _resolve_slow(
         metrics.error += 1
         if entry is None:
             return host, _UNAVAILABLE
+        stale_until = entry[2]
+        if now >= stale_until:
+            # Served stale long enough: a domain removed during an outage must stop
+            # routing. Failures never move stale_until, so this bound holds however long
+            # the outage lasts.
+            del _cache[host]
+            metrics.stale_expired += 1
+            return host, _UNAVAILABLE
         # Serve the last answer we had (positive or negative) and hold off retrying.
         metrics.stale += 1
-        _store(host, entry[0], now + settings.error_retry_seconds, settings.max_cache_entries)
+        retry_at = min(now + settings.error_retry_seconds, stale_until)
+        _store(host, entry[0], retry_at, settings.max_cache_entries, stale_until)
         return host, entry[0]
     finally:
-        if started and len(metrics.latency_ms) < metrics.MAX_SAMPLES:
-            metrics.latency_ms.append(round((time.perf_counter() - started) * 1000, 3))
+        if started:
+            metrics.add_latency((time.perf_counter() - started) * 1000)
     ttl = settings.positive_ttl if workspace is not None else settings.negative_ttl
-    _store(host, workspace, now + ttl, settings.max_cache_entries)
+    _store(host, workspace, now + ttl, settings.max_cache_entries, now + ttl + settings.max_stale)
     return host, workspace
 
 
 # --------------------------------------------------------------------------- responses
-
-
-def _header(key: str, value: str) -> list[dict[str, str]]:
-    # CloudFront header format: lowercase name -> list of {key: original case, value}.
-    # https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/lambda-event-structure.html
-    return [{"key": key, "value": value}]
 
 
 def _not_found(settings: Settings) -> dict[str, Any]:
@@ -637,8 +1164,8 @@ def _not_found(settings: Settings) -> dict[str, Any]:
         "status": "404",
         "statusDescription": "Not Found",
         "headers": {
-            "content-type": _header("Content-Type", "text/plain; charset=utf-8"),
-            "cache-control": _header("Cache-Control", settings.not_found_cache_control),
+            "content-type": [{"key": "Content-Type", "value": "text/plain; charset=utf-8"}],
+            "cache-control": [{"key": "Cache-Control", "value": settings.not_found_cache_control}],
         },
         "bodyEncoding": "text",
         "body": "404 Not Found: this domain is not connected to a workspace.\n",
@@ -650,9 +1177,9 @@ def _unavailable() -> dict[str, Any]:
         "status": "503",
         "statusDescription": "Service Unavailable",
         "headers": {
-            "content-type": _header("Content-Type", "text/plain; charset=utf-8"),
-            "cache-control": _header("Cache-Control", "no-store"),
-            "retry-after": _header("Retry-After", "5"),
+            "content-type": [{"key": "Content-Type", "value": "text/plain; charset=utf-8"}],
+            "cache-control": [{"key": "Cache-Control", "value": "no-store"}],
+            "retry-after": [{"key": "Retry-After", "value": "5"}],
         },
         "bodyEncoding": "text",
         "body": "503 Service Unavailable: please retry shortly.\n",
@@ -671,9 +1198,13 @@ def route(request: dict[str, Any], event_type: str | None = None) -> dict[str, A
     settings = _settings or _load_settings()
     metrics = _metrics
     metrics.requests += 1
+    # CloudFront header format: lowercase name -> list of {key: original case, value}:
+    # https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/lambda-event-structure.html
     headers: dict[str, Any] = request["headers"]
-    for name in STRIPPED_HEADERS:
-        headers.pop(name, None)
+    if not _SPOOFABLE_HEADERS.isdisjoint(headers):
+        for name in _SPOOFABLE_HEADERS.intersection(headers):
+            del headers[name]
+        metrics.spoofed += 1
     now = _clock()
 
     host_values = headers.get("host")
@@ -694,27 +1225,24 @@ def route(request: dict[str, Any], event_type: str | None = None) -> dict[str, A
         metrics.not_found += 1
         result: dict[str, Any] = _not_found(settings)
     elif isinstance(workspace, str):
-        headers[WORKSPACE_HEADER] = _header(WORKSPACE_HEADER, workspace)
-        if settings.origin_suffix and (event_type or settings.mode) == ORIGIN_REQUEST:
-            custom = request.get("origin", {}).get("custom")
-            # Only custom origins can be re-pointed per workspace; an S3 origin is kept.
+        headers[WORKSPACE_HEADER] = [{"key": WORKSPACE_HEADER, "value": workspace}]
+        if settings.rewrite_host and (event_type or settings.mode) == ORIGIN_REQUEST:
+            origin = request.get("origin")
+            custom = origin.get("custom") if origin else None
+            # Only a custom origin is re-pointed; an S3 origin is CloudFront's business.
             if custom is not None:
-                target = workspace + settings.origin_suffix
-                custom["domainName"] = target
-                # With Host forwarded, CloudFront would send (and check the origin's TLS
-                # certificate against) the viewer's host; send the origin's own name.
-                headers["host"] = _header("Host", target)
-                headers["x-forwarded-host"] = _header("X-Forwarded-Host", host)
+                if settings.origin_suffix:
+                    custom["domainName"] = workspace + settings.origin_suffix
+                # CloudFront sends this Host and checks the origin's TLS certificate
+                # against it: the origin's own name, never the viewer's custom domain.
+                headers["host"] = [{"key": "Host", "value": custom["domainName"]}]
+                headers["x-forwarded-host"] = [{"key": "X-Forwarded-Host", "value": host}]
         result = request
     else:  # DynamoDB failed and nothing was cached: never route without a workspace
         metrics.unavailable += 1
         result = _unavailable()
 
-    if (
-        metrics.requests >= settings.metrics_flush_invocations
-        or now - metrics.window_start >= settings.metrics_flush_seconds
-        or len(metrics.latency_ms) >= metrics.MAX_SAMPLES
-    ):
+    if metrics.requests >= settings.metrics_flush_invocations or now >= metrics.deadline:
         flush_metrics(now)
     return result
 
@@ -722,8 +1250,9 @@ def route(request: dict[str, Any], event_type: str | None = None) -> dict[str, A
 def handler(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     """Lambda entry point for CloudFront origin-request and viewer-request triggers."""
     cf = event["Records"][0]["cf"]
-    event_type = cf.get("config", {}).get("eventType")
-    if event_type not in (ORIGIN_REQUEST, VIEWER_REQUEST, None):
+    config = cf.get("config")
+    event_type = config.get("eventType") if config else None
+    if event_type not in _REQUEST_EVENTS:
         # Attached to a response trigger by mistake: fail loudly (CloudFront answers 5xx)
         # rather than return a request object where a response is expected.
         raise ValueError(f"unsupported CloudFront event type {event_type!r}")

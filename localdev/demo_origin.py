@@ -93,7 +93,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         info = {
             "workspace": workspace,
-            "host": self.headers.get("Host", ""),
+            # The viewer's host: the edge sends the origin its own name as Host.
+            "host": self.headers.get("X-Forwarded-Host") or self.headers.get("Host", ""),
             "forwarded_host": self.headers.get("X-Forwarded-Host"),
             "method": self.command,
             "path": url.path,

@@ -23,9 +23,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 EDGE_ROWS = (
     "cache hit, per invocation",
     "cache miss (one GetItem on moto)",
-    "cold start",
+    "cold start: import plus first answer",
+    "cold start: process start to first answer",
     "DynamoDB reads per",
     "deployment package (zip)",
+    "metrics: EMF log bytes per request",
     "peak RSS with",
 )
 

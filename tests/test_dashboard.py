@@ -96,7 +96,8 @@ def test_dashboard_renders_10000_domains_in_a_bounded_number_of_queries(
     CustomDomain.objects.all().delete()
     make_fleet(10_000, workspaces=50)
     assert CustomDomain.objects.count() == 10_000
-    with django_assert_max_num_queries(12):
+    # 4 of them are the capacity rows and the failure breakdown (issue 18).
+    with django_assert_max_num_queries(16):
         response = client.get(URL)
     page = response.content.decode()
     large, _ = _queries_for_dashboard(client)
@@ -194,6 +195,16 @@ def test_dashboard_screenshot(client, staff_user, settings, tmp_path):  # type: 
     DomainEvent.objects.bulk_create(
         DomainEvent(domain=d, kind=EventKind.STATUS_CHANGED, source="system:check",
                     from_status="pending_validation", to_status="active") for d in recent)
+    # And why the others failed or broke, worded as the engine words it (issue 18's breakdown).
+    broke = CustomDomain.objects.filter(status__in=["failed", "misconfigured"]).order_by("id")
+    DomainEvent.objects.bulk_create(
+        DomainEvent(domain=d, kind=EventKind.STATUS_CHANGED, source="system:check",
+                    from_status="pending_validation" if d.status == "failed" else "active",
+                    to_status=d.status, message=d.last_error if i % 4 else
+                    "The certificate was not validated within 3 days; the validation CNAME is "
+                    "missing.", data={} if d.status == "failed" else
+                    {"reason": ("wrong_target", "nxdomain", "no_cname")[i % 3]})
+        for i, d in enumerate(broke))
     admin_static = Path(django.__file__).parent / "contrib" / "admin" / "static"
     client.force_login(staff_user)
     html = client.get(URL).content.decode()
@@ -207,7 +218,7 @@ def test_dashboard_screenshot(client, staff_user, settings, tmp_path):  # type: 
     shot = tmp_path / "dashboard.png"
     subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         f"--screenshot={shot}", "--window-size=1280,1000", page.as_uri()],
+         f"--screenshot={shot}", "--window-size=1280,1800", page.as_uri()],
         check=True, capture_output=True, timeout=90,
     )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000

@@ -192,7 +192,8 @@ def test_the_retired_apex_setting_stops_start_up_with_its_name(tmp_path: Path) -
     out = subprocess.run(
         [sys.executable, "-c", "import vedomains_site.settings"], cwd=tmp_path,
         capture_output=True, text=True, timeout=60,
-        env={**env, "PYTHONPATH": str(ROOT), "VEDOMAINS_ALLOW_APEX": "true"},
+        env={**env, "PYTHONPATH": str(ROOT), "DJANGO_DEBUG": "true",
+             "VEDOMAINS_ALLOW_APEX": "true"},
     )
     assert out.returncode != 0
     assert "VEDOMAINS_ALLOW_APEX is no longer supported" in out.stderr

@@ -112,6 +112,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# One 24-hour date format in the admin (vedomains_site/formats/en/formats.py; issue 18).
+FORMAT_MODULE_PATH = ["vedomains_site.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static"))
@@ -269,13 +271,15 @@ VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL = env.str(
     "VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL", default=""
 ) or CELERY_BROKER_URL
 VEDOMAINS_EDGE_TABLE = env.str("VEDOMAINS_EDGE_TABLE", default="domain-workspace-mappings")
-VEDOMAINS_EDGE_REPLICA_REGIONS = env.list(
-    "VEDOMAINS_EDGE_REPLICA_REGIONS",
-    default=["us-east-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-northeast-1",
-             "ap-southeast-1", "ap-southeast-2", "ap-south-1", "sa-east-1"],
-)
+# Empty: a replica in every region with a CloudFront regional edge cache, the list
+# edge_lambda.handler.REGIONAL_EDGE_CACHE_REGIONS holds and deploy/dynamodb-global-table.yaml
+# defaults to (a test keeps the two equal). Set it only with the template's replicas.
+VEDOMAINS_EDGE_REPLICA_REGIONS = env.list("VEDOMAINS_EDGE_REPLICA_REGIONS", default=[])
 VEDOMAINS_EDGE_ORIGIN_DOMAIN = env.str("VEDOMAINS_EDGE_ORIGIN_DOMAIN", default="origin.ve.ai")
 VEDOMAINS_EDGE_REWRITE_ORIGIN = env.bool("VEDOMAINS_EDGE_REWRITE_ORIGIN", default=False)
+# Send the viewer's Host to the origin (only for an origin holding every custom domain's
+# certificate); by default it gets its own name as Host and the viewer's in X-Forwarded-Host.
+VEDOMAINS_EDGE_FORWARD_VIEWER_HOST = env.bool("VEDOMAINS_EDGE_FORWARD_VIEWER_HOST", default=False)
 VEDOMAINS_EDGE_MODE = env.str("VEDOMAINS_EDGE_MODE", default="origin-request")
 VEDOMAINS_EDGE_POSITIVE_TTL = env.int("VEDOMAINS_EDGE_POSITIVE_TTL", default=300)
 VEDOMAINS_EDGE_NEGATIVE_TTL = env.int("VEDOMAINS_EDGE_NEGATIVE_TTL", default=30)

@@ -102,7 +102,10 @@ def test_cache_policy_keys_on_host_and_distribution_uses_origin_request() -> Non
         "DefaultCacheBehavior"
     ]
     (association,) = behavior["LambdaFunctionAssociations"]
-    assert association["EventType"] == "origin-request"
+    # The trigger follows the EdgeEventType parameter, origin-request by default (the
+    # per-mode policies are checked in test_origin_contract.py).
+    assert association["EventType"] == {"Ref": "EdgeEventType"}
+    assert _load("cloudfront.yaml")["Parameters"]["EdgeEventType"]["Default"] == "origin-request"
 
 
 def test_global_table_is_on_demand_with_pitr_and_sse() -> None:

@@ -62,7 +62,10 @@ def test_miss_then_hit(edge_fn: ModuleType, table: MappingTable, lookups: Lookup
     assert_routed(first, "acme")
     assert_routed(second, "acme")
     assert lookups.calls == [HOST]  # the second request was a cache hit
-    assert header(second, "host") == HOST  # rewrite_origin is off by default
+    # By default the origin is asked for its own name (the one its TLS certificate holds),
+    # with the viewer's host beside it; rewrite_origin is off.
+    assert header(second, "host") == "origin.ve.ai"
+    assert header(second, "x-forwarded-host") == HOST
     assert second["origin"]["custom"]["domainName"] == "origin.ve.ai"
 
 
@@ -285,7 +288,7 @@ def test_spoofed_workspace_header_is_removed_on_every_path(
 
     request = request_of(event)  # the request object CloudFront gave us, as left behind
     assert header(request, "workspace-id") in (None, "acme")
-    assert header(request, "x-forwarded-host") in (None, HOST)
+    assert header(request, "x-forwarded-host") in (None, host)  # ours, never the viewer's
     if path in ("miss", "hit", "platform", "stale"):
         assert_routed(result, "acme")
     else:
@@ -470,8 +473,14 @@ def test_metrics_are_one_emf_line_per_window(
     meta = doc["_aws"]
     assert isinstance(meta["Timestamp"], int)
     assert abs(meta["Timestamp"] - time.time() * 1000) < 60_000
-    (directive,) = meta["CloudWatchMetrics"]
+    directive, seed = meta["CloudWatchMetrics"]
     assert directive["Namespace"] == "vedomains/Edge"
+    # The seed's dashboards: CacheHit (and CacheMiss) in CustomDomain/Cache, no dimensions.
+    assert seed == {
+        "Namespace": "CustomDomain/Cache",
+        "Dimensions": [[]],
+        "Metrics": [{"Name": "CacheHit", "Unit": "Count"}, {"Name": "CacheMiss", "Unit": "Count"}],
+    }
     assert directive["Dimensions"] == [["Region"]]
     names = [m["Name"] for m in directive["Metrics"]]
     for definition in directive["Metrics"]:

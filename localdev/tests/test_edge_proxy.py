@@ -165,7 +165,7 @@ def test_active_host_reaches_origin_with_its_workspace(
     # The viewer's spoofed headers are gone; the function's are what the origin sees.
     assert seen["workspace"] == "acme"
     assert seen["host"] == "gallery.client.com"
-    assert seen["forwarded_host"] is None
+    assert seen["forwarded_host"] == "gallery.client.com"  # the edge's, not the viewer's
     assert (seen["path"], seen["query"]) == ("/photos", "format=json")
     assert headers["X-Cache"] == "Miss from local-edge"
 

@@ -1,0 +1,452 @@
+"""Reads for staff support: a domain in words, and finding a domain however it is spelt.
+
+A support person needs four answers before anything else: what state the domain is in,
+what is wrong, what the customer must do (the exact records, to read out), and what
+happens next and when. `domain_summary` gives them from the stored record (no AWS or DNS
+call), so the admin page costs a couple of queries. The admin only renders what this
+module returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import idna
+from django.conf import settings
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.timesince import timesince, timeuntil
+
+from domains import selectors
+from domains.hostnames import HostnameError, normalize_search_hostname
+from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
+
+AUDIT_TRAIL_LIMIT = 50
+
+# ACM's certificate statuses, as a support person says them.
+# https://docs.aws.amazon.com/acm/latest/APIReference/API_CertificateDetail.html
+CERTIFICATE_STATUS_WORDS = {
+    "": "Not requested yet",
+    "PENDING_VALIDATION": "Waiting for validation",
+    "ISSUED": "Issued",
+    "INACTIVE": "Inactive",
+    "EXPIRED": "Expired",
+    "VALIDATION_TIMED_OUT": "Validation timed out",
+    "REVOKED": "Revoked",
+    "FAILED": "Failed",
+}
+RENEWAL_STATUS_WORDS = {
+    "": "No renewal under way",
+    "PENDING_AUTO_RENEWAL": "Renewal under way",
+    "PENDING_VALIDATION": "Renewal waiting for validation",
+    "SUCCESS": "Renewed",
+    "FAILED": "Renewal failed",
+}
+
+STATE_WORDS = {
+    DomainStatus.PENDING_VALIDATION: "Setting up",
+    DomainStatus.ACTIVE: "Live",
+    DomainStatus.MISCONFIGURED: "Misconfigured",
+    DomainStatus.FAILED: "Failed",
+    DomainStatus.REMOVED: "Removed",
+}
+# Badge colour per state; the template maps tones to styles.
+STATE_TONES = {
+    DomainStatus.PENDING_VALIDATION: "wait",
+    DomainStatus.ACTIVE: "ok",
+    DomainStatus.MISCONFIGURED: "warn",
+    DomainStatus.FAILED: "bad",
+    DomainStatus.REMOVED: "gone",
+}
+
+# The DNS check's verdicts (domains.integrations.dns RoutingCheck.reason) in plain words.
+DNS_REASON_WORDS = {
+    "nxdomain": "The hostname does not exist in DNS: the routing CNAME has not been created.",
+    "no_cname": "The hostname has no CNAME record pointing at us.",
+    "wrong_target": "The hostname's CNAME points somewhere else, not at us.",
+    "loop": "The hostname's CNAME records form a loop.",
+    "transient": "Our DNS lookup failed on the way (a temporary error, not the customer's "
+                 "setup); it is retried automatically.",
+}
+
+CHECK_LABELS = {
+    "dns": "Routing CNAME",
+    "ownership": "Ownership TXT",
+    "certificate": "Certificate",
+    "cdn": "CDN attachment",
+    "certificate_renewal": "Certificate renewal",
+}
+
+PURPOSE_LABELS = {
+    "routing": "Routing (sends traffic to us)",
+    "certificate_validation": "Certificate validation",
+    "ownership": "Ownership proof",
+}
+
+# Where an event came from, as "who did it" reads: alone for the system, after the user's
+# name for a person ("alice, in the admin").
+SOURCE_WORDS = {
+    "api": "through the API",
+    "admin": "in the admin",
+}
+SYSTEM_SOURCE_WORDS = {
+    "check": "Automatic check",
+    "acm": "Automatic certificate request",
+    "cleanup": "Automatic clean-up",
+    "edge": "Automatic edge sync",
+}
+
+
+@dataclass(frozen=True)
+class RecordLine:
+    purpose: str
+    type: str
+    name: str
+    value: str
+    # "found", "missing" or "" (not known from the last check).
+    found: str
+
+
+@dataclass(frozen=True)
+class CheckLine:
+    label: str
+    ok: bool | None
+    detail: str
+    at: datetime | None
+
+
+@dataclass(frozen=True)
+class Moment:
+    """A time worth knowing, e.g. "Next check" or "Fails if not fixed by"."""
+
+    label: str
+    at: datetime
+    note: str = ""
+    when: str = ""
+
+
+@dataclass(frozen=True)
+class DomainSummary:
+    state: str
+    tone: str
+    headline: str
+    reason: str
+    action: str
+    records_heading: str
+    records: list[RecordLine]
+    next_step: str
+    moments: list[Moment]
+    checks_heading: str
+    checks: list[CheckLine]
+    certificate: str
+    reason_heading: str = "What is wrong"
+    # How a check's result reads: (passed, not passed).
+    result_words: tuple[str, str] = ("OK", "Not yet")
+
+
+@dataclass(frozen=True)
+class AuditLine:
+    at: datetime
+    who: str
+    what: str
+    change: str
+    message: str
+
+
+def certificate_status_words(status: str) -> str:
+    return CERTIFICATE_STATUS_WORDS.get(status, status.replace("_", " ").capitalize())
+
+
+def _at(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            return parse_datetime(value)
+        except ValueError:
+            return None
+    return None
+
+
+def _checks(domain: CustomDomain) -> dict[str, dict[str, Any]]:
+    raw = domain.checks if isinstance(domain.checks, dict) else {}
+    return {k: (v if isinstance(v, dict) else {"detail": str(v)}) for k, v in raw.items()}
+
+
+def _dns_reason(check: dict[str, Any]) -> str:
+    words = DNS_REASON_WORDS.get(str(check.get("reason", "")), "")
+    detail = str(check.get("detail", ""))
+    return f"{words} {detail}".strip() if words else detail
+
+
+def domain_problem(domain: CustomDomain) -> str:
+    """One line for the list: what is wrong now, or "" when nothing is. No queries."""
+    checks = _checks(domain)
+    status = domain.status
+    if status == DomainStatus.REMOVED:
+        return "Clean-up pending" if domain.cleanup_pending else ""
+    if domain.certificate_trouble:
+        return domain.certificate_trouble
+    if domain.last_error:
+        return domain.last_error
+    if status == DomainStatus.PENDING_VALIDATION:
+        dns = checks.get("dns")
+        if dns is None:
+            return "Waiting for the first check"
+        if not dns.get("ok"):
+            return _dns_reason(dns)
+        if domain.ownership_required and domain.ownership_verified_at is None:
+            return "Ownership TXT record not found yet"
+        if domain.certificate_status != "ISSUED":
+            return f"Certificate: {certificate_status_words(domain.certificate_status)}"
+    return ""
+
+
+def _record_lines(domain: CustomDomain, checks: dict[str, dict[str, Any]]) -> list[RecordLine]:
+    dns_ok = checks.get("dns", {}).get("ok")
+    issued = domain.certificate_status == "ISSUED"
+    lines = []
+    for rec in selectors.domain_dns_records(domain):
+        purpose = rec["purpose"]
+        if purpose == "routing":
+            found = "" if dns_ok is None else ("found" if dns_ok else "missing")
+        elif purpose == "certificate_validation":
+            found = "found" if issued else ""
+        else:
+            found = "found" if domain.ownership_verified_at else "missing"
+        lines.append(RecordLine(PURPOSE_LABELS.get(purpose, purpose), rec["type"], rec["name"],
+                                rec["value"], found))
+    return lines
+
+
+def _check_lines(checks: dict[str, dict[str, Any]]) -> list[CheckLine]:
+    order = list(CHECK_LABELS)
+    names = sorted(checks, key=lambda n: (order.index(n) if n in order else len(order), n))
+    lines = []
+    for name in names:
+        result = checks[name]
+        ok = result.get("ok")
+        detail = str(result.get("detail", ""))
+        status = str(result.get("status", ""))
+        if status and detail == f"Certificate is {status}.":
+            detail = f"{certificate_status_words(status)}."
+        lines.append(CheckLine(CHECK_LABELS.get(name, name.replace("_", " ").capitalize()),
+                               ok if isinstance(ok, bool) else None, detail,
+                               _at(result.get("at"))))
+    return lines
+
+
+def _next_check(domain: CustomDomain, now: datetime) -> list[Moment]:
+    if domain.next_check_at is None:
+        return []
+    note = ""
+    if domain.fast_checks_until and domain.fast_checks_until > now:
+        note = (f"checked every {settings.VEDOMAINS_FAST_CHECK_SECONDS} s until "
+                f"{timezone.localtime(domain.fast_checks_until):%H:%M}")
+    elif domain.next_check_at <= now + timedelta(minutes=1):
+        note = "due now"
+    return [Moment("Next check", domain.next_check_at, note)]
+
+
+def _removal_event(domain: CustomDomain) -> DomainEvent | None:
+    return (DomainEvent.objects.filter(domain=domain, kind=EventKind.STATUS_CHANGED,
+                                       to_status=DomainStatus.REMOVED)
+            .select_related("actor").order_by("-created_at", "-id").first())
+
+
+def _who(event: DomainEvent) -> str:
+    source = event.source
+    if event.actor_id is not None and event.actor is not None:
+        return f"{event.actor.get_username()}, {SOURCE_WORDS.get(source, 'via ' + source)}"
+    if source == "api":
+        return "The customer's app (API)"
+    if source.startswith("system:"):
+        kind = source.split(":", 1)[1]
+        return SYSTEM_SOURCE_WORDS.get(kind, f"Automatic ({kind})")
+    if source.startswith("command:"):
+        return f"Command {source.split(':', 1)[1]}"
+    return source
+
+
+def relative(at: datetime, now: datetime) -> str:
+    """'in 3 hours, 5 minutes', '2 days ago', or 'now' within a minute."""
+    if abs((at - now).total_seconds()) < 60:
+        return "now"
+    if at > now:
+        return f"in {timeuntil(at, now, depth=2)}"
+    return f"{timesince(at, now, depth=2)} ago"
+
+
+def domain_summary(*, domain: CustomDomain, now: datetime | None = None) -> DomainSummary:
+    """The domain in words: state, what is wrong, what the customer must do, what comes next."""
+    now = now or timezone.now()
+    summary = _summary(domain, now)
+    return replace(summary, moments=[replace(m, when=relative(m.at, now))
+                                     for m in summary.moments])
+
+
+def _summary(domain: CustomDomain, now: datetime) -> DomainSummary:
+    checks = _checks(domain)
+    status = DomainStatus(domain.status)
+    certificate = certificate_status_words(domain.certificate_status)
+    if domain.certificate_renewal_status and status in (DomainStatus.ACTIVE,
+                                                        DomainStatus.MISCONFIGURED):
+        renewal = RENEWAL_STATUS_WORDS.get(domain.certificate_renewal_status,
+                                           domain.certificate_renewal_status)
+        certificate = f"{certificate}; {renewal.lower()}"
+    records = _record_lines(domain, checks)
+    routing = settings.VEDOMAINS_CNAME_TARGET
+    moments = _next_check(domain, now)
+    common = {"state": STATE_WORDS[status], "tone": STATE_TONES[status],
+              "certificate": certificate, "checks": _check_lines(checks),
+              "checks_heading": "Checks (last result of each)"}
+
+    if status == DomainStatus.PENDING_VALIDATION:
+        deadline = domain.created_at + settings.VEDOMAINS_PENDING_TIMEOUT
+        moments.append(Moment("Fails if still not set up by", deadline))
+        dns = checks.get("dns")
+        if dns is None:
+            headline, reason = "Waiting for the first check.", "No check has run yet."
+        elif not dns.get("ok"):
+            transient = dns.get("reason") == "transient"
+            headline = ("Checking: the last DNS lookup failed on our side." if transient
+                        else "Waiting for the customer's DNS record.")
+            reason = _dns_reason(dns)
+        elif domain.ownership_required and domain.ownership_verified_at is None:
+            headline = "Waiting for the ownership TXT record."
+            reason = str(checks.get("ownership", {}).get("detail", "")) or (
+                "The ownership TXT record has not been found yet.")
+        elif domain.certificate_status != "ISSUED":
+            headline = "DNS is right; waiting for the certificate."
+            reason = (f"The certificate is not issued yet ({certificate.lower()}). "
+                      + str(checks.get("certificate", {}).get("detail", ""))).strip()
+        else:
+            headline = "DNS and certificate are ready; attaching to the CDN."
+            reason = str(checks.get("cdn", {}).get("detail", ""))
+        if domain.last_error and domain.last_error not in reason:
+            reason = f"{reason} Last error: {domain.last_error}".strip()
+        return DomainSummary(
+            **common, headline=headline, reason=reason,
+            action=(f"Create the DNS records below at their DNS provider, exactly as shown. "
+                    f"The routing CNAME must point at {routing}."),
+            records_heading="DNS records the customer must create", records=records,
+            next_step=("When every record is found and the certificate is issued, the domain "
+                       "is attached to the CDN and goes live; the customer is emailed."),
+            moments=moments)
+
+    if status == DomainStatus.ACTIVE:
+        if domain.certificate_not_after:
+            moments.append(Moment("Certificate valid until", domain.certificate_not_after))
+        trouble = domain.certificate_trouble
+        return DomainSummary(
+            **common,
+            headline=("Live, but the certificate will not renew." if trouble
+                      else "Live: serving traffic."),
+            reason=trouble or domain.last_error,
+            action=("Fix what stops the certificate renewing (above); keep the records below "
+                    "in place." if trouble else
+                    "Nothing. The records below must stay in place."),
+            records_heading="DNS records that must stay in place", records=records,
+            next_step="Re-checked daily; if DNS stops pointing at us the domain becomes "
+                      "misconfigured and the customer is emailed.",
+            moments=moments)
+
+    if status == DomainStatus.MISCONFIGURED:
+        since = domain.misconfigured_at or now
+        detach_at = since + settings.VEDOMAINS_MISCONFIGURED_GRACE
+        moments.append(Moment("Detached and removed if not fixed by", detach_at))
+        dns = checks.get("dns", {})
+        return DomainSummary(
+            **common,
+            headline="Misconfigured: DNS no longer points at us (still served for now).",
+            reason=_dns_reason(dns) if dns else domain.last_error,
+            action=f"Point the CNAME back at {routing}, as below.",
+            records_heading="DNS records the customer must create", records=records,
+            next_step=("As soon as a check finds the CNAME again the domain is live again. "
+                       "If not fixed by the deadline it is detached and the hostname freed."),
+            moments=moments)
+
+    if status == DomainStatus.FAILED:
+        if domain.failed_at:
+            moments.append(Moment("Failed", domain.failed_at))
+        return DomainSummary(
+            **common, headline="Failed: we stopped trying.", reason_heading="Why it failed",
+            reason=domain.last_error or "No reason was recorded.",
+            action=("Create the DNS records below, then register the domain again (it is no "
+                    "longer checked)."),
+            records_heading="DNS records the customer must create", records=records,
+            next_step="Nothing happens by itself: a failed domain is not checked again.",
+            moments=moments)
+
+    # Removed: nothing for the customer to create, and the CDN/certificate/edge lines say
+    # where the clean-up stands rather than what the last checks saw before removal.
+    event = _removal_event(domain)
+    if domain.removed_at:
+        moments = [Moment("Removed", domain.removed_at)]
+    if domain.cleanup_pending and domain.next_check_at:
+        moments.append(Moment("Next clean-up attempt", domain.next_check_at))
+    reason = event.message if event and event.message else "Removed."
+    if event is not None:
+        reason = f"{reason} Removed by: {_who(event)}."
+    cleanup = [
+        CheckLine("CDN attachment", not domain.cdn_resource_id,
+                  "Detached." if not domain.cdn_resource_id
+                  else f"Still attached ({domain.cdn_resource_id}); detaching.", None),
+        CheckLine("Certificate", not domain.certificate_arn,
+                  "Deleted." if not domain.certificate_arn else "Not deleted yet; retrying.",
+                  None),
+        CheckLine("Edge mapping", domain.edge_in_sync,
+                  "Removed from the edge." if domain.edge_in_sync
+                  else "Removal not yet pushed to the edge; retrying.", None),
+    ]
+    if not domain.certificate_arn:
+        common["certificate"] = ("Deleted" if domain.certificate_status
+                                 else "None was requested")
+    return DomainSummary(
+        **{**common, "checks": cleanup, "checks_heading": "Clean-up"},
+        headline="Removed: no longer served.", reason=reason,
+        reason_heading="Why it was removed", result_words=("Done", "Pending"),
+        action="Nothing. To use the hostname again, the customer registers it again.",
+        records_heading="", records=[],
+        next_step=("Clean-up of CDN, certificate and edge mapping is retried until done."
+                   if domain.cleanup_pending else "Nothing: the clean-up is complete."),
+        moments=moments)
+
+
+def domain_audit_trail(*, domain: CustomDomain, limit: int = AUDIT_TRAIL_LIMIT
+                       ) -> list[AuditLine]:
+    """The newest `limit` events, each as when / who / what / status change / message."""
+    labels = dict(DomainStatus.choices)
+    events = (DomainEvent.objects.filter(domain=domain).select_related("actor")
+              .order_by("-created_at", "-id")[:limit])
+    return [
+        AuditLine(
+            at=e.created_at, who=_who(e), what=e.get_kind_display(),
+            change=(f"{labels.get(e.from_status, e.from_status) or '(new)'} \u2192 "
+                    f"{labels.get(e.to_status, e.to_status)}" if e.to_status else ""),
+            message=e.message,
+        )
+        for e in events
+    ]
+
+
+def hostname_unicode(hostname: str) -> str:
+    """The Unicode spelling of a punycode hostname, or "" when it has none."""
+    if "xn--" not in hostname:
+        return ""
+    try:
+        return idna.decode(hostname)
+    except (idna.IDNAError, UnicodeError, ValueError):
+        return ""
+
+
+def hostname_search_forms(query: str) -> list[str]:
+    """The stored spellings a staff search may mean: ['xn--bcher-kva.example.com'] for
+    'https://Bücher.example.com./x', a punycode label for a Unicode fragment; [] if none."""
+    try:
+        host = normalize_search_hostname(query)
+    except HostnameError:
+        return []
+    return [host] if host else []

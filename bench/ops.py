@@ -17,6 +17,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -24,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import BENCH_BROKER_URL, percentile, prepare_environment
 
 
-def _times(fn, n: int) -> list[float]:  # type: ignore[no-untyped-def]
+def _times(fn: Callable[[], object], n: int) -> list[float]:
     out = []
     for _ in range(n):
         start = time.perf_counter()

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from domains.models import CustomDomain, DomainStatus, Workspace
+from domains.models import LIVE_STATUSES, CustomDomain, DomainStatus, Workspace
 
 # Rows at or above this share of their limit are flagged.
 WARN_SHARE = 0.8
@@ -73,9 +73,12 @@ def certificate_rows(now: datetime) -> list[CapacityRow]:
 
 
 def plan_rows(now: datetime) -> list[CapacityRow]:
-    """The workspaces with the most live domains, against their plan's limit."""
+    """The workspaces with the most live domains, against their plan's limit.
+
+    Live as domain_register counts against the limit: a failed claim frees its place.
+    """
     busiest = (Workspace.objects.annotate(
-        live=Count("domains", filter=~Q(domains__status=DomainStatus.REMOVED)))
+        live=Count("domains", filter=Q(domains__status__in=LIVE_STATUSES)))
         .filter(live__gt=0).order_by("-live", "slug")[:BUSIEST])
     return [CapacityRow(f"Domains of workspace {ws.slug} ({ws.get_plan_display()} plan)",
                         ws.live, ws.domain_limit or None) for ws in busiest]

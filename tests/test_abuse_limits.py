@@ -18,6 +18,7 @@ from domains import services
 from domains.errors import Throttled
 from domains.models import CustomDomain, DomainStatus, Role
 from tests.factories import CustomDomainFactory, MembershipFactory, WorkspaceFactory
+from tests.infra import skip_or_fail
 
 pytestmark = pytest.mark.django_db
 
@@ -210,7 +211,7 @@ def test_the_cap_also_bounds_the_admin_and_the_service(
 def test_parallel_registrations_cannot_overshoot_the_cap(settings: Any) -> None:
     """Eight requests at once for a cap of three: the workspace lock lets exactly three in."""
     if connection.vendor != "postgresql":
-        pytest.skip("needs row locks across connections (PostgreSQL); SQLite serializes anyway")
+        skip_or_fail("needs row locks across connections (PostgreSQL); SQLite serializes anyway")
     settings.VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE = 3
     workspace = WorkspaceFactory(slug="race", plan="enterprise")
     results: list[str] = []

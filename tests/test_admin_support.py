@@ -313,6 +313,8 @@ def test_capacity_rows(settings: Any) -> None:
     CustomDomainFactory(workspace=quiet)
     CustomDomainFactory(workspace=quiet, status=DomainStatus.ACTIVE)
     CustomDomainFactory(workspace=quiet, status=DomainStatus.REMOVED)
+    # A failed claim frees its place in the plan (domain_register counts LIVE_STATUSES).
+    CustomDomainFactory(workspace=quiet, status=DomainStatus.FAILED)
     rows = {r.label: r for r in capacity.capacity_rows(now=now)}
     account = rows["Certificates waiting for validation"]
     assert (account.used, account.limit, account.level, account.percent) == (4, 4, "full", 100)

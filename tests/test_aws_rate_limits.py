@@ -15,6 +15,7 @@ from botocore.stub import Stubber
 
 from domains.integrations import aws, ratelimit
 from domains.integrations.errors import IntegrationError
+from vedomains_site.observability import aws_metrics
 
 pytestmark = pytest.mark.integration
 
@@ -121,8 +122,7 @@ def test_with_redis_unreachable_calls_go_through(limited: Any) -> None:
         acm.list_certificates()
 
 
-@pytest.mark.parametrize("code", ["Throttling", "ThrottlingException", "TooManyRequests",
-                                  "TooManyRequestsException", "RequestLimitExceeded"])
+@pytest.mark.parametrize("code", sorted(aws_metrics.THROTTLE_CODES))
 def test_stubbed_throttling_answers_are_transient(code: str) -> None:
     acm = boto3.client("acm", region_name="us-east-1", aws_access_key_id="x",
                        aws_secret_access_key="x")
@@ -133,3 +133,18 @@ def test_stubbed_throttling_answers_are_transient(code: str) -> None:
             acm.describe_certificate(CertificateArn="arn:aws:acm:us-east-1:1:certificate/x")
     error = aws.classify(info.value, "describe")
     assert (error.permanent, error.code) == (False, code)
+
+
+@pytest.mark.parametrize("value", ['{"acm.*": "fast"}', '{"acm.*": -1}', '[4]', '{"acm": 4}',
+                                   "{not json"])
+def test_a_bad_rate_limit_setting_stops_start_up_with_its_name(tmp_path: Path,
+                                                               value: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VEDOMAINS_")}
+    out = subprocess.run(
+        [sys.executable, "-c", "import vedomains_site.settings"], cwd=tmp_path,
+        capture_output=True, text=True, timeout=60,
+        env={**env, "PYTHONPATH": str(ROOT), "DJANGO_DEBUG": "true",
+             "VEDOMAINS_AWS_RATE_LIMITS": value},
+    )
+    assert out.returncode != 0
+    assert "ImproperlyConfigured: VEDOMAINS_AWS_RATE_LIMITS" in out.stderr, out.stderr[-500:]

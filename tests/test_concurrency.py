@@ -39,7 +39,7 @@ from domains import certificates, services
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
 from tests.factories import WorkspaceFactory
 from tests.faults import RedisServer, TcpProxy, convergence, use_broker, wait_for
-from tests.infra import WorkerProcess
+from tests.infra import WorkerProcess, skip_or_fail
 
 pytestmark = [pytest.mark.integration, pytest.mark.worker, pytest.mark.slow,
               pytest.mark.django_db(transaction=True)]
@@ -56,7 +56,7 @@ A, S, M, R = (DomainStatus.ACTIVE, DomainStatus.PENDING_VALIDATION, DomainStatus
 def fleet(tmp_path: Path, aws_stack: Any, moto_server: Any, dns_server: Any
           ) -> Iterator[list[WorkerProcess]]:
     if connection.vendor != "postgresql":
-        pytest.skip("the claim under test is SELECT FOR UPDATE SKIP LOCKED: PostgreSQL only")
+        skip_or_fail("the claim under test is SELECT FOR UPDATE SKIP LOCKED: PostgreSQL only")
     broker = RedisServer(tmp_path / "redis", appendonly=False).start()
     proxy = TcpProxy(("127.0.0.1", moto_server.port)).start()
     workers = [

@@ -7,32 +7,17 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from django.conf import settings
 
+from tests.cfn import load_template
 from vedomains_site.observability import emf, middleware, queues
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "deploy" / "control-plane.yaml"
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """Accepts CloudFormation short-form tags (!Ref, !Sub...)."""
-
-
-def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
-    if isinstance(node, yaml.ScalarNode):
-        return {suffix: loader.construct_scalar(node)}
-    if isinstance(node, yaml.SequenceNode):
-        return {suffix: loader.construct_sequence(node, deep=True)}
-    return {suffix: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
-
-
-_CfnLoader.add_multi_constructor("!", _tag)
-
-
 def _resources() -> dict[str, Any]:
-    return yaml.load(TEMPLATE.read_text(), Loader=_CfnLoader)["Resources"]
+    return load_template(TEMPLATE)["Resources"]
 
 
 def _of_type(kind: str) -> dict[str, dict[str, Any]]:
@@ -87,8 +72,8 @@ def test_every_variable_the_tasks_get_is_a_documented_setting() -> None:
         names = {e["Name"] for e in container["Environment"]}
         secrets = {}
         for entry in container["Secrets"]:
-            if "If" in entry:  # optional secret: [condition, value, AWS::NoValue]
-                entry = entry["If"][1]
+            if "Fn::If" in entry:  # optional secret: [condition, value, AWS::NoValue]
+                entry = entry["Fn::If"][1]
             secrets[entry["Name"]] = entry["ValueFrom"]
         assert names | set(secrets) <= documented, (name, sorted((names | set(secrets))
                                                                - documented))

@@ -19,6 +19,7 @@ from django.utils import timezone
 from domains import dashboard
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Workspace
 from tests.factories import WorkspaceFactory
+from tests.infra import skip_or_fail
 
 pytestmark = [pytest.mark.django_db]
 
@@ -188,7 +189,7 @@ def test_dashboard_screenshot(client, staff_user, settings, tmp_path):  # type: 
     """
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
-        pytest.skip("Debian's chromium is not installed (./dev test installs it)")
+        skip_or_fail("Debian's chromium is not installed (./dev test installs it)")
     make_fleet(1200, workspaces=12, seed=3)
     # The last day's status changes, as the engine would have recorded them.
     recent = CustomDomain.objects.filter(activated_at__gte=timezone.now() - timedelta(hours=24))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from datetime import timedelta
 from typing import Any
@@ -16,15 +15,14 @@ from django.utils import timezone
 from domains import checks, tasks
 from domains.models import CustomDomain
 from tests.factories import WorkspaceFactory
+from tests.infra import skip_or_fail
 
 pytestmark = [pytest.mark.integration]
 
 
 def _postgresql_only(why: str) -> None:
     if connection.vendor != "postgresql":
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required under CI: {why}")
-        pytest.skip(f"PostgreSQL only: {why}")
+        skip_or_fail(f"PostgreSQL only: {why}")
 
 
 def _due_domains(n: int, *, overdue: timedelta = timedelta(minutes=1)) -> list[int]:

@@ -207,7 +207,9 @@ def test_two_check_runs_over_the_same_domains_apply_each_transition_once(aws_sta
     for d in domains:
         certificates.domain_request_certificate(domain_id=d.pk)
         dns_server.store.set_record(d.hostname, "CNAME", TARGET)
-    time.sleep(1.2)
+    for d in domains:
+        d.refresh_from_db()
+        _wait_issued(d.certificate_arn)
     ids = [d.pk for d in domains]
     CustomDomain.objects.filter(pk__in=ids).update(next_check_at=timezone.now())
     first = checks.domains_check(domain_ids=ids)

@@ -17,7 +17,7 @@ from django.core.management import CommandError, call_command
 from django.db import connections
 from django.test import Client
 
-from tests.infra import WorkerProcess
+from tests.infra import WorkerProcess, skip_or_fail
 from tests.ops_helpers import closed_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +63,7 @@ def test_readiness_fails_with_a_reason_when_the_database_is_down(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if connections["default"].vendor != "postgresql":
-        pytest.skip("needs a network database (set DATABASE_URL to PostgreSQL)")
+        skip_or_fail("needs a network database (set DATABASE_URL to PostgreSQL)")
     # The probe's thread opens its own connection from these settings: point it nowhere.
     monkeypatch.setitem(connections.settings["default"], "PORT", str(closed_port()))
     response = Client().get("/health/ready", HTTP_HOST=TASK_HOST)

@@ -78,6 +78,19 @@ def test_a_log_call_that_includes_a_secret_is_redacted_on_the_way_out() -> None:
     assert "RuntimeError" in second["exc"] and WEBHOOK_SECRET not in second["exc"]
 
 
+@pytest.mark.parametrize("message", [
+    '{"password": "hunter2hunter2", "api_key": "hunter2hunter2"}',
+    'password="hunter2hunter2" and more',
+    "secret: hunter2hunter2\\ and a backslash",
+])
+def test_a_json_line_stays_json_and_redacted_whatever_the_quotes(message: str) -> None:
+    with captured_json_logs() as out:
+        logging.getLogger("vedomains.test").warning("%s", message)
+    (event,) = _lines(out.getvalue())
+    assert "hunter2hunter2" not in event["message"]
+    assert REDACTED in event["message"]
+
+
 @pytest.mark.django_db
 def test_request_lines_carry_the_request_id_and_the_domain_hostname(owner: Any,
                                                                     workspace: Any) -> None:

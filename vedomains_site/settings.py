@@ -255,16 +255,30 @@ VEDOMAINS_AWS_READ_TIMEOUT = env.float("VEDOMAINS_AWS_READ_TIMEOUT", default=10.
 # service's other operations), for the whole fleet: AWS throttles per account. The defaults
 # are 80 % of ACM's documented rates (the rest is left to other tools in the account);
 # CloudFront publishes no per-operation rates. DynamoDB (on-demand) is not limited.
-VEDOMAINS_AWS_RATE_LIMITS = env.json(
-    "VEDOMAINS_AWS_RATE_LIMITS",
-    default={
-        "acm.RequestCertificate": 4,
-        "acm.DescribeCertificate": 8,
-        "acm.DeleteCertificate": 8,
-        "acm.ListCertificates": 6,
-        "cloudfront.*": 8,
-    },
-)
+try:
+    VEDOMAINS_AWS_RATE_LIMITS: dict[str, float] = env.json(
+        "VEDOMAINS_AWS_RATE_LIMITS",
+        default={
+            "acm.RequestCertificate": 4,
+            "acm.DescribeCertificate": 8,
+            "acm.DeleteCertificate": 8,
+            "acm.ListCertificates": 6,
+            "cloudfront.*": 8,
+        },
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(f"VEDOMAINS_AWS_RATE_LIMITS is not valid JSON: {exc}") from exc
+# Checked here: a bad rate would otherwise surface inside every AWS call (the limiter runs
+# in botocore's before-send hook), and a negative one would make the limiter sleep < 0.
+if not isinstance(VEDOMAINS_AWS_RATE_LIMITS, dict) or not all(
+    isinstance(name, str) and "." in name
+    and isinstance(rate, int | float) and not isinstance(rate, bool) and rate >= 0
+    for name, rate in VEDOMAINS_AWS_RATE_LIMITS.items()
+):
+    raise ImproperlyConfigured(
+        'VEDOMAINS_AWS_RATE_LIMITS must be a JSON object of "service.Operation" (or '
+        '"service.*") to calls a second, each a number >= 0'
+    )
 # How long a call waits for a token before it is retried later as a transient error.
 VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT = env.float("VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT", default=5.0)
 VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL = env.str(

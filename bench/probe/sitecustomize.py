@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 _DIR = os.environ.get("VEDOMAINS_BENCH_PROBE_DIR")
 
@@ -17,7 +18,7 @@ if _DIR:
 
     _send = endpoint.Endpoint._send
 
-    def _recording_send(self, request):  # type: ignore[no-untyped-def]
+    def _recording_send(self: endpoint.Endpoint, request: Any) -> Any:
         target = request.headers.get("X-Amz-Target", b"")
         if isinstance(target, bytes):
             target = target.decode()

@@ -25,15 +25,9 @@ _lock = threading.Lock()
 _clients: dict[tuple[str, str, str | None], Any] = {}
 
 # Codes AWS uses for "slow down" or "try again": retried with backoff, never a verdict.
-TRANSIENT_CODES = frozenset(
+# Every code the metrics count as a throttle is one (a quota is ours, never the customer's).
+TRANSIENT_CODES = aws_metrics.THROTTLE_CODES | frozenset(
     {
-        "Throttling",
-        "ThrottlingException",
-        "TooManyRequests",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "ProvisionedThroughputExceededException",
-        "RequestThrottled",
         "ServiceUnavailable",
         "ServiceUnavailableException",
         "InternalFailure",

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from tests.cfn import load_template
 
 DEPLOY_DIR = Path(__file__).resolve().parents[2] / "deploy"
 TEMPLATES = sorted(DEPLOY_DIR.glob("*.yaml"))
@@ -58,23 +59,8 @@ def test_template_passes_cfn_lint(template: Path) -> None:
     assert completed.returncode in (0, 4, 8, 12), completed.stderr  # anything else: crashed
 
 
-class _CfnLoader(yaml.SafeLoader):
-    """YAML loader that accepts CloudFormation short-form tags (!Ref, !Sub...)."""
-
-
-def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
-    if isinstance(node, yaml.ScalarNode):
-        return {suffix: loader.construct_scalar(node)}
-    if isinstance(node, yaml.SequenceNode):
-        return {suffix: loader.construct_sequence(node, deep=True)}
-    return {suffix: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
-
-
-_CfnLoader.add_multi_constructor("!", _tag)
-
-
 def _load(name: str) -> dict[str, Any]:
-    return yaml.load((DEPLOY_DIR / name).read_text(), Loader=_CfnLoader)
+    return load_template(DEPLOY_DIR / name)
 
 
 def test_edge_function_respects_lambda_at_edge_limits() -> None:
@@ -117,5 +103,5 @@ def test_global_table_is_on_demand_with_pitr_and_sse() -> None:
     home = table["Replicas"][0]
     assert home["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     for conditional in table["Replicas"][1:]:
-        replica = conditional["If"][1]
+        replica = conditional["Fn::If"][1]
         assert replica["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}

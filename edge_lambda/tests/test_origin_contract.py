@@ -19,13 +19,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import yaml
 from django.test import override_settings
 
 from domains.edge_config import edge_config_from_settings, edge_replica_regions
 from edge_lambda.build import build_package
 from edge_lambda.handler import REGIONAL_EDGE_CACHE_REGIONS
 from edge_lambda.tests.conftest import EVENTS_DIR, MappingTable
+from tests.cfn import load_template
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 VIEWER_HOST = "gallery.client.com"
@@ -41,22 +41,6 @@ VIEWER_HEADERS = {
     "user-agent": "Mozilla/5.0",
     "accept": "text/html",
 }
-
-
-class _Loader(yaml.SafeLoader):
-    """CloudFormation's short-form tags (!Ref, !If...) as their long forms."""
-
-
-def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        return {name: loader.construct_scalar(node)}
-    if isinstance(node, yaml.SequenceNode):
-        return {name: loader.construct_sequence(node, deep=True)}
-    return {name: loader.construct_mapping(node, deep=True)}  # type: ignore[arg-type]
-
-
-_Loader.add_multi_constructor("!", _tag)
 
 
 def resolve(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
@@ -95,7 +79,7 @@ _NOVALUE = object()
 
 
 def _cloudfront(mode: str) -> dict[str, Any]:
-    template = yaml.load((DEPLOY / "cloudfront.yaml").read_text(), Loader=_Loader)
+    template = load_template(DEPLOY / "cloudfront.yaml")
     resources = resolve(template, {"EdgeEventType": mode})
     policies = {
         name: res
@@ -253,7 +237,7 @@ def test_origin_request_mode_does_not_forward_a_viewer_workspace_id() -> None:
 
 
 def _template_replicas() -> set[str]:
-    template = yaml.load((DEPLOY / "dynamodb-global-table.yaml").read_text(), Loader=_Loader)
+    template = load_template(DEPLOY / "dynamodb-global-table.yaml")
     resources = resolve(template, {"AWS::Region": "us-east-1"})
     replicas = resources["MappingsTable"]["Properties"]["Replicas"]
     return {replica["Region"] for replica in replicas}

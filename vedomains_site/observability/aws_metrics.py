@@ -31,12 +31,14 @@ from vedomains_site.observability import counters
 _NETWORK: Final = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError,
                    ConnectionClosedError)
 
-# Codes AWS uses for "slow down" (a subset of domains.integrations.aws.TRANSIENT_CODES:
-# server faults there are errors here, not throttles).
+# Codes AWS uses for "slow down". domains.integrations.aws.TRANSIENT_CODES includes them all
+# (a throttle is always retried, never a verdict on the domain); its server faults are
+# errors here, not throttles.
 THROTTLE_CODES: Final = frozenset({
     "Throttling",
     "ThrottlingException",
     "ThrottledException",
+    "TooManyRequests",
     "TooManyRequestsException",
     "RequestLimitExceeded",
     "RequestThrottled",

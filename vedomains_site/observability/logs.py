@@ -129,9 +129,15 @@ class JsonFormatter(logging.Formatter):
             event["stack"] = self.formatStack(record.stack_info)
         event["process"] = record.process
         event["instance"] = self._host
+        # Redacted field by field, before encoding: once encoded, a quoted secret in a message
+        # (`{"password": "..."}`) has backslashes the patterns do not expect, and a
+        # replacement can cut an escape in half and leave a line that is not JSON.
+        for name, value in event.items():
+            if isinstance(value, str):
+                event[name] = redact(value)
         # ensure_ascii keeps the line one line whatever the message holds (newlines are
         # escaped by json.dumps either way); default=str for objects passed as arguments.
-        return redact(json.dumps(event, default=str))
+        return json.dumps(event, default=str)
 
 
 def logging_config(*, level: str, fmt: str) -> dict[str, Any]:

@@ -168,8 +168,8 @@ def make_due(domain_ids: Sequence[int]) -> None:
 def run(quick: bool, database: BenchDatabase) -> list[Row]:
     from django.conf import settings
 
-    from domains.integrations import cdn
     from domains.models import CustomDomain
+    from localdev import bootstrap
 
     sizes = CheckSizes.for_run(quick)
     names = [hostname(i) for i in range(sizes.domains)]
@@ -209,8 +209,8 @@ def run(quick: bool, database: BenchDatabase) -> list[Row]:
                 django_aws(server.endpoint_url):
             settings.VEDOMAINS_DNS_NAMESERVERS = [dns.nameserver]
             cpu = CpuMeter({"ours": None, "moto": server.pid, "dns": dns.pid})
-            settings.VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID = cdn.create_template_distribution(
-                origin_domain="origin.ve.ai")
+            template = bootstrap.create_template_distribution(origin_domain="origin.ve.ai")
+            settings.VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID = template
             CustomDomain.objects.update(next_check_at=None)
             act_ids = make_domains(active_names)
             request_certificates(act_ids)

@@ -41,7 +41,7 @@ def _load_handler(package_dir: str) -> ModuleType:
     # The zip's root is flat (handler.py next to edge_config.json), exactly as Lambda
     # unpacks it into /var/task.
     sys.path.insert(0, package_dir)
-    import handler  # type: ignore[import-not-found]
+    import handler
 
     return handler
 

@@ -1,4 +1,4 @@
-"""Production operations (issue 19): what the operator endpoints and hooks cost.
+"""Production operations: what the operator endpoints and hooks cost.
 
     python bench/ops.py [--domains 100000] [--quick]
 

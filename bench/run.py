@@ -32,9 +32,9 @@ from bench.common import (
     setup_database,
 )
 
-BENCHMARKS: Final = ("edge", "checks", "sync", "api", "ttl", "fleet")
+BENCHMARKS: Final = ("edge", "checks", "sync", "api", "ttl", "fleet", "cdn")
 # Benchmarks that need the throwaway Django database.
-NEEDS_DB: Final = frozenset({"checks", "sync", "api", "ttl", "fleet"})
+NEEDS_DB: Final = frozenset({"checks", "sync", "api", "ttl", "fleet", "cdn"})
 
 
 def machine() -> dict[str, str]:
@@ -148,6 +148,10 @@ def _runner(name: str) -> Callable[..., list[Row]]:
         from bench import fleet
 
         return fleet.run
+    if name == "cdn":
+        from bench import cdn
+
+        return cdn.run
     from bench import ttl
 
     return ttl.run

@@ -99,10 +99,11 @@ def run(quick: bool, database: BenchDatabase) -> list[Row]:
     from django.contrib.auth import get_user_model
 
     from domains import certificates, services
-    from domains.integrations import cdn, edge_store
+    from domains.integrations import edge_store
     from domains.models import CustomDomain, Membership, Role, Workspace
     from edge_lambda import handler as edge
     from edge_lambda.build import default_config
+    from localdev import bootstrap
     from localdev.dns_server import LocalDNSServer
 
     sizes = TtlSizes.for_run(quick)
@@ -115,7 +116,7 @@ def run(quick: bool, database: BenchDatabase) -> list[Row]:
     with LocalDNSServer(port=0) as dns, moto(acm_validation_wait=ACM_WAIT) as server, \
             django_aws(server.endpoint_url):
         edge_store.create_table()
-        template = cdn.create_template_distribution(origin_domain="origin.ve.ai")
+        template = bootstrap.create_template_distribution(origin_domain="origin.ve.ai")
         env = dict(os.environ)
         env.update({
             "DATABASE_URL": database.url,

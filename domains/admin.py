@@ -28,7 +28,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince, timeuntil
 
-from domains import services, support
+# admin_security replaces DRF's token admin (keys never shown); admin_veai registers the
+# ve.ai integration's records.
+from domains import admin_security, admin_veai, services, support  # noqa: F401
 from domains.admin_notify import (
     CERTIFICATE_WATCH_FIELDS,
     AttentionFilter,
@@ -36,6 +38,7 @@ from domains.admin_notify import (
 )
 from domains.errors import DomainError
 from domains.models import (
+    CapacityAlert,
     CustomDomain,
     DomainEvent,
     DomainStatus,
@@ -70,6 +73,12 @@ class WorkspaceAdmin(admin.ModelAdmin):
     search_fields = ["slug", "name"]
     readonly_fields = ["created_at"]
     inlines = [MembershipInline]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # The slug is the workspaceId the edge, the DynamoDB items and the ve.ai app route
+        # by: renaming it would leave traffic on the old slug for whoever takes it next
+        #. It is set once, at creation.
+        return ["slug", "created_at"] if obj is not None else ["created_at"]
     # Explicit: Django drops Meta.ordering from the GROUP BY query the count annotation makes.
     ordering = ["slug"]
 
@@ -219,7 +228,8 @@ class CustomDomainAdmin(admin.ModelAdmin):
     list_select_related = ["workspace"]
     autocomplete_fields = ["workspace"]
     ordering = ["-created_at", "-id"]
-    actions = ["check_now", "push_to_edge", "remove_domains"]
+    actions = ["check_now", "push_to_edge", "remove_domains", "release_hostnames",
+               "prevalidate_acm", "prevalidate_self_hosted"]
     change_form_template = "admin/domains/customdomain/change_form.html"
     change_list_template = "admin/domains/customdomain/change_list.html"
     # Every field is system-managed once the domain exists; changes go through actions.
@@ -236,6 +246,7 @@ class CustomDomainAdmin(admin.ModelAdmin):
         "certificate_status_words",
         "certificate_requested_at",
         "validation_records_table",
+        "prevalidation",
         "cdn_resource_id",
         "cdn_domain_name",
         "check_count",
@@ -261,7 +272,8 @@ class CustomDomainAdmin(admin.ModelAdmin):
         ("Ownership", {"fields": ["ownership_required", "ownership_token",
                                   "ownership_verified_at"]}),
         ("Certificate", {"fields": ["certificate_arn", "certificate_status_words",
-                                    "certificate_requested_at", "validation_records_table"]}),
+                                    "certificate_requested_at", "validation_records_table",
+                                    "prevalidation"]}),
         ("CDN and edge", {"fields": ["cdn_resource_id", "cdn_domain_name", "edge_version",
                                      "edge_synced_version"]}),
         ("Timeline", {"fields": ["created_at", "updated_at", "verified_at", "activated_at",
@@ -280,7 +292,7 @@ class CustomDomainAdmin(admin.ModelAdmin):
             kwargs["fields"] = ["hostname", "workspace"]
             form_class = super().get_form(request, obj, change=change, **kwargs)
 
-            class BoundAddForm(form_class):  # type: ignore[misc, valid-type]
+            class BoundAddForm(form_class):
                 def __init__(self, *args: Any, **kw: Any) -> None:
                     super().__init__(*args, request_user=request.user, **kw)
 
@@ -468,9 +480,53 @@ class CustomDomainAdmin(admin.ModelAdmin):
     def push_to_edge(self, request: HttpRequest, queryset: QuerySet[CustomDomain]) -> None:
         self._run(request, queryset, verb="Edge push queued", call=services.domain_push_to_edge)
 
+    # Pre-validation: for a customer whose hostname serves a live site elsewhere.
+    @admin.action(description="Pre-validate: ACM certificate (one extra DNS record)",
+                  permissions=["change"])
+    def prevalidate_acm(self, request: HttpRequest, queryset: QuerySet[CustomDomain]) -> None:
+        self._run(request, queryset, verb="Pre-validation (ACM) requested",
+                  call=lambda **kw: services.domain_prevalidate(mode="acm", **kw))
+
+    @admin.action(description="Pre-validate: token on the customer's current server",
+                  permissions=["change"])
+    def prevalidate_self_hosted(self, request: HttpRequest,
+                                queryset: QuerySet[CustomDomain]) -> None:
+        self._run(request, queryset, verb="Pre-validation (self-hosted) requested",
+                  call=lambda **kw: services.domain_prevalidate(mode="self-hosted", **kw))
+
     @admin.action(description="Remove (detach and clean up)", permissions=["change"])
     def remove_domains(self, request: HttpRequest, queryset: QuerySet[CustomDomain]) -> None:
         self._run(request, queryset, verb="Removed", call=services.domain_remove)
+
+
+    @admin.action(description="Remove and release the hostname (no TXT proof for the next "
+                  "workspace)", permissions=["delete_domain"])
+    def release_hostnames(self, request: HttpRequest, queryset: QuerySet[CustomDomain]) -> None:
+        self._run(request, queryset, verb="Released", call=services.domain_release)
+
+    def has_delete_domain_permission(self, request: HttpRequest) -> bool:
+        # Row deletion stays off (has_delete_permission); releasing needs Django's delete perm.
+        return request.user.has_perm("domains.delete_customdomain")
+
+
+@admin.register(CapacityAlert)
+class CapacityAlertAdmin(admin.ModelAdmin):
+    """CloudFront quotas our account hit; written by the engine, read-only here."""
+
+    list_display = ["code", "is_open", "occurrences", "last_hostname", "first_seen_at",
+                    "last_seen_at", "resolved_at"]
+    list_filter = [("resolved_at", admin.EmptyFieldListFilter)]
+    readonly_fields = list_display + ["message"]
+
+    @admin.display(boolean=True, description="Open")
+    def is_open(self, obj: CapacityAlert) -> bool:
+        return obj.is_open
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(DomainEvent)

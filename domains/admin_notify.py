@@ -18,6 +18,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from domains import dashboard, notifications
+from domains.admin_security import mask_secret
+from domains.integrations import webhook_http
+from domains.integrations.errors import IntegrationError
 from domains.models import (
     DeliveryStatus,
     Notification,
@@ -91,6 +94,18 @@ class WebhookEndpointForm(forms.ModelForm):
         model = WebhookEndpoint
         fields = ["name", "url", "active", "event_types"]
 
+    def clean_url(self) -> str:
+        # Resolve now too, so a name pointing at an internal address is refused at save
+        # (the sender checks again at every send: DNS may change afterwards).
+        url = str(self.cleaned_data["url"])
+        try:
+            webhook_http.check_destination(url)
+        except IntegrationError as exc:
+            # A name that does not resolve yet is accepted: it is checked at every send.
+            if exc.code == "forbidden_destination":
+                raise forms.ValidationError(exc.message) from exc
+        return url
+
 
 @admin.register(WebhookEndpoint)
 class WebhookEndpointAdmin(admin.ModelAdmin):
@@ -106,21 +121,34 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
             n_failed=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.FAILED)),
         )
 
+    def _secret_field(self, request: HttpRequest) -> str:
+        # Only staff who may change the endpoint see its secret: with it anyone
+        # can forge events the receiver trusts. Others see it masked.
+        if request.user.has_perm("domains.change_webhookendpoint"):
+            return "signing_secret"
+        return "signing_secret_masked"
+
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         fields = ["name", "url", "active", "event_types"]
         if obj is not None:
-            fields += ["signing_secret", "created_at", "updated_at"]
+            fields += [self._secret_field(request), "created_at", "updated_at"]
         return fields
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return ["signing_secret", "created_at", "updated_at"] if obj is not None else []
+        if obj is None:
+            return []
+        return [self._secret_field(request), "created_at", "updated_at"]
 
     @admin.display(description="Signing secret")
     def signing_secret(self, obj: WebhookEndpoint) -> SafeString:
-        # Staff-only page; the secret appears nowhere else (not in lists, logs or __str__).
+        # The secret appears nowhere else (not in lists, logs or __str__).
         return format_html(
             "<code>{}</code><br><span class='help'>Give this to the receiver; it verifies "
             "X-Vedomains-Signature with it (docs/webhooks.md).</span>", obj.secret)
+
+    @admin.display(description="Signing secret")
+    def signing_secret_masked(self, obj: WebhookEndpoint) -> str:
+        return mask_secret(obj.secret, keep=10) + " (shown to staff who may change endpoints)"
 
     @admin.display(description="Events")
     def event_filter(self, obj: WebhookEndpoint) -> str:
@@ -157,7 +185,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     ordering = ["-created_at", "-id"]
     actions = ["replay"]
     fields = ["endpoint", "domain", "event_type", "version", "status", "attempts", "replays",
-              "status_code", "latency_ms", "last_error", "response_excerpt", "created_at",
+              "status_code", "latency_ms", "last_error", "created_at",
               "next_attempt_at", "expires_at", "delivered_at", "payload_json", "attempts_table"]
     readonly_fields = fields
 

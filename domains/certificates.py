@@ -15,17 +15,25 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from domains import lifecycle, outbox
-from domains.integrations import acm, dns, dns_caa
+from domains import certificate_budget, lifecycle, outbox
+from domains.integrations import acm, cdn, dns, dns_caa
 from domains.integrations.errors import IntegrationError
-from domains.models import EDGE_ROUTED_STATUSES, CustomDomain, DomainStatus, EventKind
+from domains.models import (
+    EDGE_ROUTED_STATUSES,
+    CustomDomain,
+    DomainEvent,
+    DomainStatus,
+    EventKind,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +79,23 @@ def domain_request_certificate(*, domain_id: int) -> str:
         return "exists"
     if domain.status != DomainStatus.PENDING_VALIDATION:
         return "not_pending"
+    if cdn.strategy().managed_certificates and domain.prevalidation != "acm":
+        return "not_needed"  # CloudFront manages this domain's certificate
+    # --- certificate budget ---
+    try:
+        certificate_budget.certificate_budget_consume(workspace=domain.workspace, kind="acm")
+    except certificate_budget.CertificateBudgetExceeded as exc:
+        # Held, not failed: the next check (while the CNAME points at us) asks again.
+        checks = {**(domain.checks or {}), "certificate": {
+            "ok": False, "detail": f"Certificate request held: {exc.message}",
+            "at": timezone.now().isoformat(), "held": True}}
+        CustomDomain.objects.filter(pk=domain.pk, certificate_arn="").update(
+            checks=checks, last_error=exc.message)
+        return "held"
+    # --- end certificate budget ---
     arn = acm.request_certificate(
         hostname=domain.hostname,
-        key=f"vedomains:{domain.pk}:{domain.hostname}",
+        key=certificate_request_key(domain),
         tags={"vedomains-domain-id": str(domain.pk), "vedomains-workspace": domain.workspace.slug},
     )
     now = timezone.now()
@@ -102,12 +124,75 @@ def certificate_refresh(*, domain_id: int, arn: str) -> acm.Certificate | None:
 
 
 def certificate_describe_or_none(arn: str) -> acm.Certificate | None:
-    """A certificate we could not read this time is read again at the next check."""
+    """A certificate we could not read this time is read again at the next check; one ACM
+    no longer has comes back with status MISSING (see below)."""
     try:
         return acm.describe_certificate(arn)
     except IntegrationError as exc:
+        if exc.code == NOT_FOUND_CODE:
+            return missing_certificate(arn)
         log.info("describe %s failed: %s", arn, exc)
         return None
+
+
+# --- a certificate ACM no longer has ------------------------------------------------
+#
+# Someone deleted a pending certificate in the AWS console, or the local stack restarted (moto
+# keeps its certificates in memory). Before, every check logged ResourceNotFoundException for
+# ever while API, admin and dashboard showed an empty error, and only remove-and-register got
+# the domain going. Now the check that meets it records it once (status MISSING, the reason
+# in `last_error` and in the certificate check, a CERTIFICATE_MISSING audit event), forgets
+# the ARN and queues a new request, under a new idempotency token: ACM (and moto) answer a
+# token repeated within the hour with the same, deleted, ARN.
+# https://docs.aws.amazon.com/acm/latest/APIReference/API_RequestCertificate.html
+
+MISSING = "MISSING"
+NOT_FOUND_CODE = "ResourceNotFoundException"
+# The new certificate's request is queued at once; look again soon after.
+MISSING_RECHECK_AFTER = timedelta(seconds=5)
+
+
+def missing_certificate(arn: str) -> acm.Certificate:
+    return acm.Certificate(
+        arn=arn, status=MISSING,
+        failure_reason=f"The certificate {arn} no longer exists in ACM (deleted outside "
+        "vedomains, or the local AWS emulator restarted); a new one is being requested.",
+    )
+
+
+def certificate_request_key(domain: CustomDomain) -> str:
+    """Idempotency key of the domain's next request: a new one after each missing
+    certificate, the original one otherwise."""
+    key = f"vedomains:{domain.pk}:{domain.hostname}"
+    replaced = DomainEvent.objects.filter(domain=domain,
+                                          kind=EventKind.CERTIFICATE_MISSING).count()
+    return f"{key}:{replaced}" if replaced else key
+
+
+def certificate_replace_missing(*, domain: CustomDomain, cert: acm.Certificate,
+                                checks: dict[str, Any], now: datetime, source: str) -> bool:
+    """Record the missing certificate and queue a new request; False if the domain moved on
+    meanwhile (another check did it, or the status or certificate changed)."""
+    checks = {**checks, "certificate": {"ok": False, "detail": cert.failure_reason,
+                                        "at": now.isoformat(), "status": MISSING}}
+    with transaction.atomic():
+        applied = CustomDomain.objects.filter(
+            pk=domain.pk, status=domain.status, certificate_arn=cert.arn
+        ).update(
+            certificate_arn="", certificate_status=MISSING, validation_records=[],
+            checks=checks, last_error=cert.failure_reason, last_checked_at=now,
+            check_count=F("check_count") + 1, next_check_at=now + MISSING_RECHECK_AFTER,
+            updated_at=now,
+        ) == 1
+        if applied:
+            lifecycle.event_record(domain=domain, kind=EventKind.CERTIFICATE_MISSING,
+                                   source=source, message=cert.failure_reason,
+                                   data={"arn": cert.arn})
+            lifecycle.enqueue_after_commit("request_certificate", domain.pk)
+    if applied:
+        log.warning("%s: certificate %s no longer exists; requesting a new one",
+                    domain.hostname, cert.arn)
+    return applied
 
 
 # --- the watch --------------------------------------------------------------------------------
@@ -141,7 +226,7 @@ def certificate_watch(*, domain: CustomDomain, cert: acm.Certificate, now: datet
     troubles = certificate_diagnose(domain=domain, cert=cert, now=now, routing_ok=routing_ok)
     # Stable text (absolute dates only), so an unchanged problem is not re-announced daily.
     text = " ".join(t.message for t in troubles)
-    not_after = outbox.iso(cert.not_after) if cert.not_after else ""
+    not_after = outbox.datetime_iso(cert.not_after) if cert.not_after else ""
     if checks is not None:
         checks["certificate_renewal"] = {
             "ok": not troubles,
@@ -218,7 +303,7 @@ def certificate_diagnose(*, domain: CustomDomain, cert: acm.Certificate, now: da
             "not_in_use", f"The certificate for {host} is not attached to our CDN any more, "
             "so Amazon will not renew it.", "Nothing for you to do: our team is looking at it."))
     records = cert.validation_records or list(domain.validation_records or [])
-    troubles.extend(dns.run_sync(_dns_troubles(host, records)))
+    troubles.extend(async_to_sync(_dns_troubles)(host, records))
     return troubles
 
 

@@ -4,7 +4,8 @@ Called by Celery tasks and management commands alike. Every function takes ids a
 reloads what it needs, so a late or repeated call acts on the current state.
 
 Concurrency rules (STYLE.md, "Concurrency"):
-- a check claims its domains by pushing `next_check_at` forward (a lease) in one statement
+- a check claims its domains (`schedule.domains_claim`) by pushing `next_check_at` forward
+  (a lease) in one statement
   before any DNS or AWS call, so two beats or ten workers never check a domain twice at once
   and a crash mid-check cannot loop;
 - results are written only if the status is still the one the check saw;
@@ -25,18 +26,25 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
-from domains import certificates, lifecycle
+from domains import capacity_alerts, certificates, hostnames, lifecycle
 from domains.cleanup import domain_cleanup
 from domains.integrations import acm, cdn, dns
 from domains.integrations.errors import IntegrationError
 from domains.models import LIVE_STATUSES, CustomDomain, DomainStatus, EventKind
+from domains.schedule import domains_claim, next_interval
 
 log = logging.getLogger(__name__)
 
+# A DNS lookup or AWS call that could not tell (timeout, throttling): look again soon.
 TRANSIENT_RETRY = timedelta(seconds=60)
+# A check that raised a permanent integration error or an unexpected exception: our side
+# or AWS's answer outside a verdict path, never the customer's fault, so the domain is not
+# failed for it. It is retried at this slower pace for as long as it lasts (the error is
+# in last_error and the admin's "has error" filter), and recovers by itself once fixed.
+CHECK_ERROR_RETRY = timedelta(minutes=5)
 ACM_THREADS = 16
 CERTIFICATE_READ_INTERVAL = timedelta(minutes=10)
 
@@ -48,78 +56,6 @@ class CheckOutcome:
     outcome: str  # skipped | waiting | activated | misconfigured | fixed | failed | ...
     status: str = ""
     detail: str = ""
-
-
-# --- scheduling -----------------------------------------------------------------------------
-
-
-def _due(now: datetime, *, queued: bool = False) -> Any:
-    due = CustomDomain.objects.filter(next_check_at__lte=now)
-    if not queued:
-        due = due.filter(
-            Q(dispatched_for__isnull=True)
-            | ~Q(dispatched_for=F("next_check_at"))
-            | Q(dispatched_at__lte=now - settings.VEDOMAINS_DISPATCH_LEASE)
-        )
-    return due.order_by("next_check_at")
-
-
-def domains_due(*, limit: int = 10000, now: datetime | None = None,
-                queued: bool = False) -> list[int]:
-    """Ids of domains whose next check (or cleanup step) is due, most overdue first.
-
-    Without `queued`, leaves out those the dispatcher has queued and no worker started yet.
-    """
-    return list(_due(now or timezone.now(), queued=queued).values_list("pk", flat=True)[:limit])
-
-
-def domains_dispatch(*, limit: int = 10000, now: datetime | None = None) -> list[int]:
-    """Take the due domains for queueing: each due time is handed out once.
-
-    Two beats at once get disjoint ids (skip_locked). A check that starts moves the due
-    time (see `domains_claim`), and so does any reschedule; a queued check that never runs
-    (its message lost) is handed out again when the lease ends.
-    """
-    now = now or timezone.now()
-    with transaction.atomic():
-        ids = list(
-            _due(now).select_for_update(skip_locked=True).values_list("pk", flat=True)[:limit]
-        )
-        if ids:
-            CustomDomain.objects.filter(pk__in=ids).update(
-                dispatched_for=F("next_check_at"), dispatched_at=now
-            )
-    return ids
-
-
-def next_interval(domain: CustomDomain, now: datetime) -> timedelta:
-    """Adaptive: every few seconds right after registration or "verify", then backing off.
-
-    Outside the fast window the interval grows with the domain's age (a twelfth of it),
-    from the base interval up to the maximum: minutes in the first hour, hours after a day.
-    """
-    if domain.fast_checks_until and now < domain.fast_checks_until:
-        return timedelta(seconds=settings.VEDOMAINS_FAST_CHECK_SECONDS)
-    base = timedelta(seconds=settings.VEDOMAINS_CHECK_INTERVAL_SECONDS)
-    grown = (now - domain.created_at) / 12
-    return min(settings.VEDOMAINS_MAX_CHECK_INTERVAL, max(base, grown))
-
-
-def domains_claim(domain_ids: Iterable[int], *, now: datetime, force: bool = False) -> list[int]:
-    """Lease due domains to this caller; returns the ids it won."""
-    ids = list(domain_ids)
-    if not ids:
-        return []
-    lease_until = now + settings.VEDOMAINS_CHECK_LEASE
-    with transaction.atomic():
-        qs = CustomDomain.objects.filter(pk__in=ids)
-        if not force:
-            qs = qs.filter(next_check_at__lte=now)
-        # skip_locked: rows another claimer holds right now are simply not ours.
-        won = list(qs.select_for_update(skip_locked=True).values_list("pk", flat=True))
-        if won:
-            CustomDomain.objects.filter(pk__in=won).update(next_check_at=lease_until)
-    return won
 
 
 # --- the batch ------------------------------------------------------------------------------
@@ -161,6 +97,9 @@ def domains_check(*, domain_ids: Iterable[int], source: str = "system:check",
             [d.hostname for d in live],
             txt_for=[d.hostname for d in live
                      if d.ownership_required and d.ownership_verified_at is None],
+            # Apex domains: A/AAAA records to the anycast IPs instead of a CNAME.
+            apex_for=[d.hostname for d in live
+                      if hostnames.apex_supported() and hostnames.is_apex(d.hostname)],
         )
         certs = dict(zip(arns, pending_certs, strict=True))
     for domain in live:
@@ -184,7 +123,7 @@ def _guarded(domain: CustomDomain, fn: Callable[[CustomDomain], CheckOutcome]) -
         transient = not (isinstance(exc, IntegrationError) and exc.permanent)
         CustomDomain.objects.filter(pk=domain.pk).update(
             last_error=str(exc)[:2000],
-            next_check_at=timezone.now() + (TRANSIENT_RETRY if transient else TRANSIENT_RETRY * 5),
+            next_check_at=timezone.now() + (TRANSIENT_RETRY if transient else CHECK_ERROR_RETRY),
         )
         return CheckOutcome(domain.pk, domain.hostname, "error", domain.status, str(exc))
 
@@ -250,6 +189,8 @@ def _evaluate(domain: CustomDomain, result: dns.DnsResult, cert: acm.Certificate
 
     if domain.status == DomainStatus.PENDING_VALIDATION:
         return _evaluate_pending(domain, result, cert, checks, updates, now=now, source=source)
+    if domain.status == DomainStatus.DEPLOYING:
+        return _evaluate_deploying(domain, checks, updates, now=now, source=source)
     return _evaluate_live(domain, routing, checks, updates, now=now, source=source)
 
 
@@ -262,7 +203,16 @@ def _evaluate_pending(domain: CustomDomain, result: dns.DnsResult, cert: acm.Cer
     """Pending: ownership, then the certificate, then give up, activate, or wait."""
     routing = result.routing
     ownership_ok = _pending_ownership(domain, result, checks, updates, now=now, source=source)
+    if _tenant_path(domain):
+        return _evaluate_tenant_pending(domain, result, cert, checks, updates, ownership_ok,
+                                        now=now, source=source)
     cert = _pending_certificate(domain, routing, cert, checks, updates, now=now)
+    if cert is not None and cert.status == certificates.MISSING:
+        # Gone from ACM: shown as such, and a new certificate is requested.
+        certificates.certificate_replace_missing(domain=domain, cert=cert, checks=checks,
+                                                 now=now, source=source)
+        return CheckOutcome(domain.pk, domain.hostname, "waiting", domain.status,
+                            cert.failure_reason)
 
     failure = _pending_failure(domain, result, cert, ownership_ok=ownership_ok, now=now)
     if failure:
@@ -315,8 +265,15 @@ def _pending_certificate(domain: CustomDomain, routing: dns.RoutingCheck,
             cert.issued, cert.failure_reason or f"Certificate is {cert.status}.", now,
             status=cert.status)
     elif not domain.certificate_arn:
-        checks["certificate"] = _check_record(False, "Certificate not requested yet.", now)
-        lifecycle.enqueue_after_commit("request_certificate", domain.pk)
+        # a certificate is requested only once the routing CNAME shows intent
+        # (or pre-validation was asked for), so registering and removing names in a loop
+        # spends none of the account's ACM requests.
+        if routing.ok or getattr(domain, "prevalidation", ""):
+            checks["certificate"] = _check_record(False, "Certificate requested.", now)
+            lifecycle.enqueue_after_commit("request_certificate", domain.pk)
+        else:
+            checks["certificate"] = _check_record(
+                False, "Requested once the CNAME points at us.", now)
     return cert
 
 
@@ -367,13 +324,17 @@ def _pending_wait(domain: CustomDomain, routing: dns.RoutingCheck, cert: acm.Cer
 
 def _attach_and_activate(domain: CustomDomain, cert: acm.Certificate, checks: dict[str, Any],
                          updates: dict[str, Any], *, now: datetime, source: str) -> CheckOutcome:
-    strategy = cdn.strategy()
     resource_id = domain.cdn_resource_id
+    # A record keeps the strategy it was attached with (a switch applies to new ones).
+    strategy = cdn.strategy_for_resource(resource_id) if resource_id else cdn.strategy()
     if not resource_id:
         try:
             attachment = strategy.attach(hostname=domain.hostname, certificate_arn=cert.arn,
-                                         reference=f"vedomains-{domain.pk}")
+                                         reference=f"vedomains-{domain.pk}",
+                                         workspace_id=domain.workspace.slug)
         except IntegrationError as exc:
+            if exc.capacity:
+                return _capacity_wait(domain, exc, checks, updates, now=now)
             return _attach_failed(domain, exc, checks, updates, now=now, source=source)
         resource_id = attachment.resource_id
         with transaction.atomic():
@@ -387,19 +348,11 @@ def _attach_and_activate(domain: CustomDomain, cert: acm.Certificate, checks: di
                                              "resource_id": resource_id})
         if not stored:
             resource_id = _keep_recorded_attachment(domain, attachment.resource_id, strategy)
+    capacity_alerts.capacity_alerts_resolve()
     checks["cdn"] = _check_record(True, f"Attached ({strategy.name}: {resource_id}).", now)
-    applied = _save_check_and_transition(
-        domain, checks, {**updates, "last_error": ""}, to=DomainStatus.ACTIVE,
-        allowed_from=[DomainStatus.PENDING_VALIDATION], source=source,
-        message="DNS, ownership and certificate verified; attached.",
-        transition_updates={"verified_at": now, "activated_at": now,
-                            "next_check_at": now + settings.VEDOMAINS_ACTIVE_RECHECK},
-    )
-    if not applied:
-        # Removed while we attached: the cleanup owns the attachment now.
-        lifecycle.enqueue_after_commit("cleanup_domain", domain.pk)
-        return CheckOutcome(domain.pk, domain.hostname, "skipped", "", "changed during check")
-    return CheckOutcome(domain.pk, domain.hostname, "activated", DomainStatus.ACTIVE)
+    return _activate_when_deployed(domain, strategy, resource_id, checks, updates, now=now,
+                                   source=source,
+                                   message="DNS, ownership and certificate verified; attached.")
 
 
 def _attach_failed(domain: CustomDomain, exc: IntegrationError, checks: dict[str, Any],
@@ -442,6 +395,258 @@ def _keep_recorded_attachment(domain: CustomDomain, ours: str,
         except IntegrationError as exc:
             log.error("%s: could not take down duplicate %s: %s", domain.hostname, ours, exc)
     return recorded
+
+
+# --- CloudFront SaaS Manager tenants and the deploying step ----------------------------------
+# The tenant path: the tenant is created as soon as ownership allows (CloudFront must know the
+# domain to serve the HTTP validation token); GetManagedCertificateDetails then drives the
+# certificate; once DNS points at us and the certificate is issued the domain is "deploying"
+# until CloudFront reports the tenant Deployed, and only then active (email, webhook, edge).
+
+
+def _tenant_path(domain: CustomDomain) -> bool:
+    """SaaS Manager: a tenant, with a CloudFront-managed certificate unless pre-validated.
+
+    A record keeps the strategy it was attached with (a switch applies to new attachments).
+    """
+    if domain.cdn_resource_id:
+        return cdn.strategy_for_resource(domain.cdn_resource_id).managed_certificates
+    return cdn.strategy().managed_certificates
+
+
+@dataclass(frozen=True)
+class _TenantCertificate:
+    issued: bool
+    status: str
+    failure: str = ""
+
+
+def _deploy_recheck() -> timedelta:
+    return timedelta(seconds=settings.VEDOMAINS_CDN_DEPLOY_CHECK_SECONDS)
+
+
+def _capacity_wait(domain: CustomDomain, exc: IntegrationError, checks: dict[str, Any],
+                   updates: dict[str, Any], *, now: datetime) -> CheckOutcome:
+    """A quota of ours: alert staff, keep the domain pending, try again later."""
+    capacity_alerts.capacity_alert_raise(code=exc.code, message=exc.message,
+                                         hostname=domain.hostname)
+    detail = ("Waiting for capacity on our side (CloudFront quota reached); nothing to do on "
+              "your side, we retry automatically.")
+    checks["cdn"] = _check_record(False, detail, now, code=exc.code, capacity=True)
+    retry = timedelta(seconds=settings.VEDOMAINS_CDN_CAPACITY_RETRY_SECONDS)
+    _save_check(domain, checks, {**updates, "last_error": detail, "next_check_at": now + retry})
+    return CheckOutcome(domain.pk, domain.hostname, "capacity", domain.status, exc.message)
+
+
+def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
+                             acm_cert: acm.Certificate | None, checks: dict[str, Any],
+                             updates: dict[str, Any], ownership_ok: bool, *, now: datetime,
+                             source: str) -> CheckOutcome:
+    routing = result.routing
+    strategy = (cdn.strategy_for_resource(domain.cdn_resource_id) if domain.cdn_resource_id
+                else cdn.strategy())
+    use_acm = domain.prevalidation == "acm"
+    if use_acm:
+        # Pre-validation by DNS: an ACM certificate, issued before the CNAME moves, becomes the
+        # tenant's certificate; the tenant is created as soon as it is issued.
+        if acm_cert is None and domain.certificate_arn:
+            acm_cert = certificates.certificate_describe_or_none(domain.certificate_arn)
+        if acm_cert is not None:
+            updates["certificate_status"] = acm_cert.status
+            updates["validation_records"] = acm_cert.validation_records
+            checks["certificate"] = _check_record(
+                acm_cert.issued, acm_cert.failure_reason or f"Certificate is {acm_cert.status}.",
+                now, status=acm_cert.status)
+        elif not domain.certificate_arn:
+            checks["certificate"] = _check_record(False, "Certificate not requested yet.", now)
+            lifecycle.enqueue_after_commit("request_certificate", domain.pk)
+    can_attach = ownership_ok and (not use_acm or bool(acm_cert and acm_cert.issued))
+    if can_attach and not domain.cdn_resource_id:
+        try:
+            attachment = strategy.attach(
+                hostname=domain.hostname,
+                certificate_arn=domain.certificate_arn if use_acm else "",
+                reference=f"vedomains-{domain.pk}",
+                workspace_id=domain.workspace.slug,
+                validation_host="self-hosted" if domain.prevalidation == "self-hosted"
+                else "cloudfront",
+                # A hostname proven by TXT may still sit on its previous record's tenant:
+                # CloudFront moves it once DNS points here, never serving it twice.
+                takeover=domain.ownership_required,
+                anycast_only=hostnames.is_apex(domain.hostname),
+            )
+        except IntegrationError as exc:
+            if exc.capacity:
+                return _capacity_wait(domain, exc, checks, updates, now=now)
+            return _attach_failed(domain, exc, checks, updates, now=now, source=source)
+        capacity_alerts.capacity_alerts_resolve()
+        with transaction.atomic():
+            stored = CustomDomain.objects.filter(pk=domain.pk, cdn_resource_id="").update(
+                cdn_resource_id=attachment.resource_id)
+            if stored:
+                lifecycle.event_record(domain=domain, kind=EventKind.CDN_ATTACHED, source=source,
+                                      data={"strategy": strategy.name,
+                                            "resource_id": attachment.resource_id})
+        if not stored:
+            _keep_recorded_attachment(domain, attachment.resource_id, strategy)
+        domain.refresh_from_db(fields=["cdn_resource_id"])
+
+    if domain.cdn_resource_id:
+        _apply_prevalidation(domain, strategy, acm_cert)
+
+    cert: _TenantCertificate | None = None
+    if use_acm and acm_cert is not None:
+        cert = _TenantCertificate(acm_cert.issued, acm_cert.status,
+                                  f"The certificate could not be issued: "
+                                  f"{acm_cert.failure_reason or acm_cert.status}."
+                                  if acm_cert.failed else "")
+    elif not use_acm and domain.cdn_resource_id:
+        managed = strategy.certificate(resource_id=domain.cdn_resource_id)
+        if managed is None and strategy.state(resource_id=domain.cdn_resource_id) is None:
+            # The tenant is gone (deleted outside the app, or a local emulator restarted):
+            # forget it, and the next check creates one again.
+            CustomDomain.objects.filter(pk=domain.pk,
+                                        cdn_resource_id=domain.cdn_resource_id).update(
+                cdn_resource_id="")
+            log.warning("%s: tenant %s vanished; creating it again", domain.hostname,
+                        domain.cdn_resource_id)
+        if managed is not None:
+            cert = _TenantCertificate(managed.issued, managed.status, managed.failure_reason)
+            updates["certificate_status"] = managed.status
+            extra: dict[str, Any] = {"status": managed.status, "managed": True}
+            if managed.token_host == "self-hosted" and managed.validation:
+                extra["http_validation"] = [dict(v) for v in managed.validation]
+            checks["certificate"] = _check_record(
+                managed.issued, managed.failure_reason or f"Certificate is {managed.status}.",
+                now, **extra)
+    state: cdn.ResourceState | None = None
+    if routing.ok and domain.cdn_resource_id and cert is not None and cert.issued:
+        state = strategy.state(resource_id=domain.cdn_resource_id)
+
+    age = now - domain.created_at
+    window = settings.VEDOMAINS_PENDING_TIMEOUT
+    transient = routing.transient or (result.txt is not None and result.txt.transient)
+    failure = ""
+    if cert is not None and cert.failure:
+        failure = cert.failure
+    elif age > window and (not transient or age > 2 * window):
+        if not routing.ok:
+            failure = f"The domain was never pointed at us within {window}: {routing.detail}"
+        elif not ownership_ok:
+            failure = "The ownership TXT record was not found in time."
+        elif cert is not None and not cert.issued:
+            failure = f"The certificate was not validated within {window}."
+    if failure:
+        with transaction.atomic():
+            _save_check(domain, checks, {**updates, "last_error": failure})
+            applied = lifecycle.domain_transition(
+                domain=domain, to=DomainStatus.FAILED,
+                allowed_from=[DomainStatus.PENDING_VALIDATION], source=source, message=failure,
+                data={"certificate_status": cert.status if cert else ""},
+                updates={"failed_at": now, "next_check_at": None},
+            )
+        return CheckOutcome(domain.pk, domain.hostname, "failed" if applied else "skipped",
+                            DomainStatus.FAILED, failure)
+
+    if state is not None and domain.cdn_resource_id:
+        checks["cdn"] = _check_record(state.deployed, f"Tenant is {state.status}.", now,
+                                      status=state.status)
+        return _activate_when_deployed(domain, strategy, domain.cdn_resource_id, checks,
+                                       updates, now=now, source=source, state=state,
+                                       message="DNS points at us and the certificate is issued.")
+
+    updates["next_check_at"] = now + (
+        min(TRANSIENT_RETRY, next_interval(domain, now)) if routing.transient
+        else next_interval(domain, now)
+    )
+    updates["last_error"] = "" if not routing.transient else routing.detail
+    _save_check(domain, checks, updates)
+    waiting = [name for name, ok in (("dns", routing.ok), ("ownership", ownership_ok),
+                                     ("certificate", bool(cert and cert.issued))) if not ok]
+    return CheckOutcome(domain.pk, domain.hostname, "waiting", domain.status,
+                        "waiting for " + ", ".join(waiting))
+
+
+def _apply_prevalidation(domain: CustomDomain, strategy: cdn.CdnStrategy,
+                         acm_cert: acm.Certificate | None) -> None:
+    """Pre-validation asked for after the tenant was made: bring the tenant in line."""
+    if domain.prevalidation == "acm" and acm_cert is not None and acm_cert.issued:
+        state = strategy.state(resource_id=domain.cdn_resource_id)
+        if state is not None and state.certificate_arn != acm_cert.arn:
+            strategy.set_certificate(resource_id=domain.cdn_resource_id,
+                                     certificate_arn=acm_cert.arn)
+    elif domain.prevalidation == "self-hosted":
+        managed = strategy.certificate(resource_id=domain.cdn_resource_id)
+        if managed is not None and managed.token_host != "self-hosted" and not managed.issued:
+            strategy.request_managed_certificate(resource_id=domain.cdn_resource_id,
+                                                 hostname=domain.hostname,
+                                                 validation_host="self-hosted")
+
+
+def _activate_when_deployed(domain: CustomDomain, strategy: cdn.CdnStrategy, resource_id: str,
+                            checks: dict[str, Any], updates: dict[str, Any], *, now: datetime,
+                            source: str, message: str,
+                            state: cdn.ResourceState | None = None) -> CheckOutcome:
+    """Active only once CloudFront reports the tenant (or distribution) Deployed.
+
+    Until then the domain is "deploying": its first visitors would otherwise meet TLS
+    errors while CloudFront is still rolling the configuration out (minutes).
+    """
+    if state is None:
+        state = strategy.state(resource_id=resource_id)
+    deployed = state is not None and state.deployed
+    to = DomainStatus.ACTIVE if deployed else DomainStatus.DEPLOYING
+    fields: dict[str, Any] = {"verified_at": now}
+    if deployed:
+        fields.update(activated_at=now, next_check_at=now + settings.VEDOMAINS_ACTIVE_RECHECK)
+    else:
+        fields["next_check_at"] = now + _deploy_recheck()
+    with transaction.atomic():
+        _save_check(domain, checks, {**updates, "last_error": ""})
+        applied = lifecycle.domain_transition(
+            domain=domain, to=to, allowed_from=[DomainStatus.PENDING_VALIDATION],
+            source=source,
+            message=message if deployed else f"{message} CloudFront is deploying it.",
+            updates=fields,
+        )
+    if not applied:
+        # Removed while we attached: the cleanup owns the attachment now.
+        lifecycle.enqueue_after_commit("cleanup_domain", domain.pk)
+        return CheckOutcome(domain.pk, domain.hostname, "skipped", "", "changed during check")
+    return CheckOutcome(domain.pk, domain.hostname, "activated" if deployed else "deploying",
+                        to)
+
+
+def _evaluate_deploying(domain: CustomDomain, checks: dict[str, Any], updates: dict[str, Any],
+                        *, now: datetime, source: str) -> CheckOutcome:
+    state = (cdn.strategy_for_resource(domain.cdn_resource_id).state(
+        resource_id=domain.cdn_resource_id) if domain.cdn_resource_id else None)
+    if state is None:
+        # The tenant (or distribution) is gone: start over from pending.
+        with transaction.atomic():
+            _save_check(domain, checks, updates)
+            lifecycle.domain_transition(
+                domain=domain, to=DomainStatus.PENDING_VALIDATION,
+                allowed_from=[DomainStatus.DEPLOYING], source=source,
+                message="The CloudFront resource disappeared; attaching again.",
+                updates={"cdn_resource_id": "", "next_check_at": now},
+            )
+        return CheckOutcome(domain.pk, domain.hostname, "reattach", DomainStatus.PENDING_VALIDATION)
+    checks["cdn"] = _check_record(state.deployed, f"CloudFront reports {state.status}.", now,
+                                  status=state.status)
+    if not state.deployed:
+        _save_check(domain, checks, {**updates, "next_check_at": now + _deploy_recheck()})
+        return CheckOutcome(domain.pk, domain.hostname, "deploying", domain.status)
+    with transaction.atomic():
+        _save_check(domain, checks, {**updates, "last_error": ""})
+        applied = lifecycle.domain_transition(
+            domain=domain, to=DomainStatus.ACTIVE, allowed_from=[DomainStatus.DEPLOYING],
+            source=source, message="CloudFront finished deploying; the domain is live.",
+            updates={"activated_at": now,
+                     "next_check_at": now + settings.VEDOMAINS_ACTIVE_RECHECK},
+        )
+    return CheckOutcome(domain.pk, domain.hostname, "activated" if applied else "skipped",
+                        DomainStatus.ACTIVE)
 
 
 # --- active and misconfigured domains -------------------------------------------------------

@@ -39,7 +39,9 @@ def domain_cleanup(*, domain_id: int) -> str:
     now = timezone.now()
     try:
         if domain.cdn_resource_id:
-            detachment = cdn.strategy().detach(resource_id=domain.cdn_resource_id)
+            # Through the API that made it, whatever the strategy setting says now.
+            detachment = cdn.strategy_for_resource(domain.cdn_resource_id).detach(
+                resource_id=domain.cdn_resource_id)
             if not detachment.done:
                 CustomDomain.objects.filter(pk=domain.pk).update(
                     next_check_at=now + _cleanup_retry(), last_error="")

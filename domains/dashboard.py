@@ -35,7 +35,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from domains.capacity import capacity_rows
+from domains.certificate_budget import certificate_budget_usage
 from domains.models import (
+    CapacityAlert,
     CustomDomain,
     DeliveryStatus,
     DomainEvent,
@@ -48,6 +50,14 @@ from domains.support import STATE_TONES, STATE_WORDS
 
 ATTENTION_LIST_LIMIT = 50
 CHART_DAYS = 30
+# The activation chart's SVG geometry, in px: it fills the admin's content column at 1280 px
+# wide; the left margin holds the tick values, the bottom one the day labels.
+CHART_WIDTH, CHART_HEIGHT = 820, 260
+CHART_MARGINS = (56, 16, 16, 40)  # left, right, top, bottom
+# A bar takes this share of its day's slot (the gap keeps days apart), never under 2 px,
+# and every CHART_LABEL_EVERY-th day (and the last) is labelled.
+CHART_BAR_SHARE = 0.6
+CHART_LABEL_EVERY = 5
 PENDING_ALERT = timedelta(days=1)
 FAILED_RECENT = timedelta(days=7)
 
@@ -155,9 +165,18 @@ def dashboard_data(now: datetime | None = None) -> dict[str, Any]:
         "webhooks": webhooks,
         "emails": emails,
         "chart": activation_chart(now),
+        # Quotas our CloudFront account hit: a platform problem, shown first.
+        "capacity_alerts": [
+            {"code": a.code, "occurrences": a.occurrences, "first_seen_at": a.first_seen_at,
+             "last_hostname": a.last_hostname,
+             "url": reverse("admin:domains_capacityalert_change", args=[a.pk])}
+            for a in CapacityAlert.objects.filter(resolved_at__isnull=True)
+        ],
         "capacity": capacity_rows(now=now),
         "failures": failure_breakdown(now),
         "failure_days": BREAKDOWN_DAYS,
+        # today's certificate requests against the platform's daily budget.
+        "certificate_budget": certificate_budget_usage(),
     }
 
 
@@ -280,14 +299,14 @@ def axis_ticks(top_value: float, *, target: int = 4) -> tuple[float, list[float]
 def activation_chart(now: datetime, days: int = CHART_DAYS) -> dict[str, Any]:
     """Geometry for the SVG bar chart: bars are the daily mean, ticks the daily longest."""
     series = activation_series(now, days)
-    width, height = 820, 260
-    left, right, top, bottom = 56, 16, 16, 40
+    width, height = CHART_WIDTH, CHART_HEIGHT
+    left, right, top, bottom = CHART_MARGINS
     plot_w, plot_h = width - left - right, height - top - bottom
     longest = max((p.longest.total_seconds() for p in series if p.longest), default=0.0)
     unit, seconds_per_unit = _unit(longest)
     y_max, tick_values, decimals = axis_ticks(longest / seconds_per_unit)
     slot = plot_w / days
-    bar_w = max(2.0, slot * 0.6)
+    bar_w = max(2.0, slot * CHART_BAR_SHARE)
 
     def y_of(value: float) -> float:
         return top + plot_h - (value / y_max) * plot_h
@@ -295,8 +314,9 @@ def activation_chart(now: datetime, days: int = CHART_DAYS) -> dict[str, Any]:
     bars = []
     for index, point in enumerate(series):
         x = left + index * slot + (slot - bar_w) / 2
+        labelled = index % CHART_LABEL_EVERY == 0 or index == days - 1
         bar: dict[str, Any] = {"x": round(x, 1), "w": round(bar_w, 1), "day": point.day,
-                               "count": point.count, "label": index % 5 == 0 or index == days - 1,
+                               "count": point.count, "label": labelled,
                                "label_x": round(x + bar_w / 2, 1)}
         if point.average is not None and point.longest is not None:
             avg = point.average.total_seconds() / seconds_per_unit

@@ -200,9 +200,9 @@ def _reconcile_page(items: list[EdgeItem], report: ReconcileReport, *, repair: b
             if item.status == "active":
                 report.note("extra", item.domain)
                 if repair:
-                    edge_store.put_item(EdgeItem(item.domain, item.workspace_id, "inactive",
-                                                 item.version + 1,
-                                                 updated_at=edge_store.item_timestamp(timezone.now())))
+                    edge_store.put_item(EdgeItem(
+                        item.domain, item.workspace_id, "inactive", item.version + 1,
+                        updated_at=edge_store.item_timestamp(timezone.now())))
                     report.repaired += 1
             continue
         expected = EdgeItem.from_plain(selectors.edge_item_for(truth))

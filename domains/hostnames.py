@@ -52,6 +52,18 @@ def _to_ascii(text: str) -> str:
         raise HostnameError(f"'{text[:80]}' is not a valid hostname: {exc}") from exc
 
 
+def to_unicode(host: str) -> str:
+    """The hostname as a browser's address bar shows it: punycode labels decoded (IDNA 2008).
+    A label that does not decode (never stored, but be safe) is shown as stored."""
+    labels = []
+    for label in host.split("."):
+        try:
+            labels.append(idna.decode(label) if label.startswith("xn--") else label)
+        except (idna.IDNAError, UnicodeError, ValueError):
+            labels.append(label)
+    return ".".join(labels)
+
+
 def normalize_hostname(raw: object) -> str:
     """Return the canonical form of `raw` or raise HostnameError."""
     if not isinstance(raw, str):
@@ -116,7 +128,7 @@ def validate_custom_hostname(raw: object) -> str:
             f"'{host}' is a public suffix; register a name under it instead.",
             code="public_suffix",
         )
-    if psl.privatesuffix(host) == host:
+    if psl.privatesuffix(host) == host and not apex_supported():
         raise HostnameError(
             f"'{host}' is an apex domain, and DNS does not allow a CNAME at the apex. "
             f"Use a subdomain such as 'www.{host}' or 'gallery.{host}'; to serve visitors who "
@@ -124,6 +136,17 @@ def validate_custom_hostname(raw: object) -> str:
             code="apex_not_supported",
         )
     return host
+
+
+def apex_supported() -> bool:
+    """Apex domains are served through the connection group's anycast static IPs:
+    the customer creates A/AAAA records to them instead of a CNAME."""
+    return (bool(settings.VEDOMAINS_CDN_APEX_IPS)
+            and settings.VEDOMAINS_CDN_STRATEGY == "saas-tenant")
+
+
+def is_apex(host: str) -> bool:
+    return _psl().privatesuffix(host) == host
 
 
 def is_platform_hostname(host: str) -> bool:

@@ -16,6 +16,8 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from domains.hostnames import HostnameError, normalize_hostname
+from domains.integrations import webhook_http
+from domains.integrations.errors import IntegrationError
 
 # A workspace slug is used as a DNS label (`<slug>.ve.ai`), so it must be one.
 slug_validator = RegexValidator(
@@ -81,6 +83,9 @@ class Membership(models.Model):
 
 class DomainStatus(models.TextChoices):
     PENDING_VALIDATION = "pending_validation", "Pending validation"
+    # Certificate issued and DNS right; CloudFront is still deploying the tenant (or
+    # distribution). Active (and the owner's email and webhook) only once it is Deployed.
+    DEPLOYING = "deploying", "Deploying"
     ACTIVE = "active", "Active"
     MISCONFIGURED = "misconfigured", "Misconfigured"
     FAILED = "failed", "Failed"
@@ -93,6 +98,7 @@ EDGE_ROUTED_STATUSES = frozenset({DomainStatus.ACTIVE, DomainStatus.MISCONFIGURE
 # Statuses that hold the hostname and count against the plan; checks keep visiting them.
 LIVE_STATUSES = (
     DomainStatus.PENDING_VALIDATION,
+    DomainStatus.DEPLOYING,
     DomainStatus.ACTIVE,
     DomainStatus.MISCONFIGURED,
 )
@@ -118,7 +124,7 @@ class CustomDomain(models.Model):
     certificate_requested_at = models.DateTimeField(null=True, blank=True)
     # [{"name", "type", "value"}] as ACM publishes them for DNS validation.
     validation_records = models.JSONField(default=list, blank=True)
-    # Certificate renewal watch (issue 8; written only by domains.certificates): what ACM
+    # Certificate renewal watch (written only by domains.certificates): what ACM
     # said at the last daily look, and why renewal is in trouble (blank when it is not).
     certificate_not_after = models.DateTimeField(null=True, blank=True)
     certificate_renewal_status = models.CharField(max_length=40, blank=True, default="")
@@ -126,6 +132,13 @@ class CustomDomain(models.Model):
     certificate_trouble = models.TextField(blank=True, default="")
     certificate_trouble_at = models.DateTimeField(null=True, blank=True)
 
+    # Pre-validation: the certificate is issued BEFORE the customer moves the
+    # CNAME, for a live site. "acm": an ACM certificate validated by a DNS record, set as the
+    # tenant's certificate; "self-hosted": CloudFront's HTTP token served by the customer's
+    # current server. Blank: the default path (CloudFront validates once the CNAME points).
+    prevalidation = models.CharField(max_length=20, blank=True, default="",
+                                     choices=[("", "None"), ("acm", "ACM (DNS record)"),
+                                              ("self-hosted", "Self-hosted HTTP token")])
     cdn_resource_id = models.CharField(max_length=200, blank=True, default="")
     cdn_domain_name = models.CharField(max_length=253, blank=True, default="")
 
@@ -151,6 +164,9 @@ class CustomDomain(models.Model):
     misconfigured_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)
     removed_at = models.DateTimeField(null=True, blank=True)
+    # Set when the workspace released the hostname explicitly (services.domain_release):
+    # only then may another workspace claim it without the ownership TXT proof.
+    released_at = models.DateTimeField(null=True, blank=True)
 
     # The edge item's version: monotonic per hostname across records, bumped by every
     # change the edge must see; the edge store refuses writes older than what it holds.
@@ -227,12 +243,21 @@ class EventKind(models.TextChoices):
     CHECK_REQUESTED = "check_requested", "Check requested"
     CERTIFICATE_REQUESTED = "certificate_requested", "Certificate requested"
     CERTIFICATE_DELETED = "certificate_deleted", "Certificate deleted"
+    # ACM no longer has the certificate (deleted by hand, or the local emulator restarted).
+    CERTIFICATE_MISSING = "certificate_missing", "Certificate missing"
     CDN_ATTACHED = "cdn_attached", "Attached to CDN"
     CDN_DETACHED = "cdn_detached", "Detached from CDN"
     EDGE_PUSH_REQUESTED = "edge_push_requested", "Edge push requested"
     OWNERSHIP_VERIFIED = "ownership_verified", "Ownership verified"
     RELEASED = "released", "Released to another workspace"
+    RELINQUISHED = "relinquished", "Released by its workspace"
     ERROR = "error", "Error"
+    # Plan enforcement and adoption of the seed's table.
+    PLAN_OVER_LIMIT = "plan_over_limit", "Over the plan's limit"
+    PLAN_DETACH_WARNING = "plan_detach_warning", "Detachment warning (plan)"
+    PLAN_DETACHED = "plan_detached", "Detached (plan)"
+    PLAN_WITHIN_LIMIT = "plan_within_limit", "Within the plan's limit again"
+    ADOPTED = "adopted", "Adopted from the seed's table"
 
 
 class DomainEvent(models.Model):
@@ -261,10 +286,10 @@ class DomainEvent(models.Model):
     def save(self, *args: object, **kwargs: object) -> None:
         if self.pk is not None:
             raise ValueError("DomainEvent rows are append-only")
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        super().save(*args, **kwargs)
 
 
-# --- notifications and webhooks (issue 8) ---------------------------------------------------
+# --- notifications and webhooks ---------------------------------------------------
 
 
 def generate_webhook_secret() -> str:
@@ -272,9 +297,26 @@ def generate_webhook_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
+def validate_webhook_url(value: str) -> None:
+    """Save-time SSRF check without I/O (scheme, metadata names, literal addresses); the
+    sender checks what the name resolves to at send time (integrations.webhook_http)."""
+    try:
+        webhook_http.check_url(value)
+    except IntegrationError as exc:
+        raise ValidationError(exc.message, code="forbidden_destination") from exc
+
+
 class WebhookEventType(models.TextChoices):
+    REGISTERED = "domain.registered", "Domain registered"
     STATUS_CHANGED = "domain.status_changed", "Domain status changed"
+    REMOVED = "domain.removed", "Domain removed"
     CERTIFICATE_TROUBLE = "domain.certificate_trouble", "Certificate renewal trouble"
+    PLAN_LIMIT = "domain.plan_limit", "Plan limit (over, warning, detached, resolved)"
+
+
+# Registering and removing change the status too: an endpoint subscribed to status changes
+# (before these types existed) keeps hearing about them.
+STATUS_EVENT_TYPES = frozenset({"domain.registered", "domain.removed"})
 
 
 class WebhookEndpoint(models.Model):
@@ -283,7 +325,7 @@ class WebhookEndpoint(models.Model):
     name = models.CharField(max_length=100)
     url = models.URLField(
         max_length=2000,
-        validators=[URLValidator(schemes=["http", "https"])],
+        validators=[URLValidator(schemes=["http", "https"]), validate_webhook_url],
         help_text="Receives a POST per event. Redirects are not followed: give the final URL.",
     )
     # Readable by staff on the admin change page only; never logged or put in __str__.
@@ -301,7 +343,10 @@ class WebhookEndpoint(models.Model):
         return f"{self.name} ({self.url})"
 
     def wants(self, event_type: str) -> bool:
-        return not self.event_types or event_type in self.event_types
+        return not self.event_types or event_type in self.event_types or (
+            event_type in STATUS_EVENT_TYPES
+            and WebhookEventType.STATUS_CHANGED in self.event_types
+        )
 
 
 class DeliveryStatus(models.TextChoices):
@@ -336,7 +381,8 @@ class WebhookDelivery(models.Model):
     replays = models.PositiveIntegerField(default=0)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
-    response_excerpt = models.TextField(blank=True, default="")
+    # No response body is stored: an SSRF'd internal service's answer must not
+    # end up on a staff page. Status, timing and errors only.
     last_error = models.TextField(blank=True, default="")
     # [{"attempt", "at", "status_code", "latency_ms", "error"}], newest last, capped.
     attempt_log = models.JSONField(default=list, blank=True)
@@ -375,6 +421,8 @@ class NotificationKind(models.TextChoices):
     DOMAIN_MISCONFIGURED = "domain_misconfigured", "Domain misconfigured"
     DOMAIN_FAILED = "domain_failed", "Domain failed"
     CERTIFICATE_TROUBLE = "certificate_trouble", "Certificate trouble"
+    PLAN_OVER_LIMIT = "plan_over_limit", "Plan below live domains"
+    PLAN_DETACH_WARNING = "plan_detach_warning", "Domains about to be detached"
 
 
 class Notification(models.Model):
@@ -418,3 +466,191 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} for {self.domain_id} ({self.state_key})"
+
+
+# --- certificate budget ------------------------------------------------------------
+
+
+class CertificateBudgetDay(models.Model):
+    """How many certificates were requested on one (UTC) day: per workspace, or platform-wide
+    (`workspace` null). Counted in the database so every worker sees the same figure, and
+    incremented only under the limit (domains.certificate_budget)."""
+
+    day = models.DateField()
+    workspace = models.ForeignKey(Workspace, null=True, blank=True, on_delete=models.CASCADE,
+                                  related_name="+")
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-day", "workspace_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["day", "workspace"],
+                                    condition=Q(workspace__isnull=False),
+                                    name="uniq_cert_budget_workspace_day"),
+            models.UniqueConstraint(fields=["day"], condition=Q(workspace__isnull=True),
+                                    name="uniq_cert_budget_platform_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.workspace_id or 'platform'}: {self.count}"
+
+
+# --- ve.ai integration ------------------------------------------------------------
+
+
+class ExternalIdentity(models.Model):
+    """A main-app account (token issuer + subject) and the local user it signs in as.
+
+    The subject, never the username, is the identity: usernames are generated and may be
+    changed by staff without breaking sign-in.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identity"
+    )
+    issuer = models.CharField(max_length=300)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="uniq_external_identity"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} ({self.issuer})"
+
+
+class ExternalWorkspace(models.Model):
+    """The main app's workspace id, the last version applied from it, and its tombstone.
+
+    `version` only grows (compare-and-swap), so a late, older update is refused; a deleted
+    workspace keeps its row (and version) so an update sent before the delete cannot
+    resurrect it. `workspace` is null only for a delete that arrived before any upsert.
+    """
+
+    external_id = models.CharField(max_length=200, unique=True)
+    workspace = models.OneToOneField(
+        Workspace, null=True, blank=True, on_delete=models.PROTECT, related_name="external"
+    )
+    version = models.BigIntegerField(default=0)
+    # The plan the main app sent and its subscription state ("active" or "cancelled");
+    # Workspace.plan holds the effective one (free while cancelled).
+    plan = models.CharField(max_length=20, blank=True, default="")
+    subscription_status = models.CharField(max_length=20, blank=True, default="active")
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.external_id} v{self.version}"
+
+
+class ExternalMembership(models.Model):
+    """Last applied version of one member's role (or removal) in a main-app workspace."""
+
+    external_workspace = models.ForeignKey(
+        ExternalWorkspace, on_delete=models.CASCADE, related_name="member_versions"
+    )
+    subject = models.CharField(max_length=255)
+    role = models.CharField(max_length=20, blank=True, default="")
+    version = models.BigIntegerField(default=0)
+    removed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["external_workspace", "subject"], name="uniq_external_member"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} in {self.external_workspace_id} v{self.version}"
+
+
+class PlanGrace(models.Model):
+    """A workspace over its plan's domain limit: when it started, when extras are detached.
+
+    One open row per workspace (`resolved_at` null); an upgrade or removals resolve it.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="plan_graces")
+    plan = models.CharField(max_length=20)
+    limit = models.IntegerField()
+    live_at_start = models.IntegerField()
+    started_at = models.DateTimeField()
+    detach_after = models.DateTimeField()
+    warned_at = models.DateTimeField(null=True, blank=True)
+    detached_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace"], condition=Q(resolved_at__isnull=True),
+                name="uniq_open_plan_grace",
+            ),
+        ]
+        indexes = [models.Index(fields=["resolved_at", "detach_after"], name="plan_grace_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.workspace_id} over {self.plan} limit {self.limit}"
+
+
+class SeedAdoption(models.Model):
+    """One item of the seed's `domain-workspace-mappings` table on its way into Django.
+
+    The adoption command is resumable: each run continues from these rows (a certificate
+    it requested, a conflict it reported) instead of starting over.
+    """
+
+    class State(models.TextChoices):
+        WAITING_CERTIFICATE = "waiting_certificate", "Waiting for the certificate"
+        ADOPTED = "adopted", "Adopted"
+        SKIPPED = "skipped", "Skipped (see detail)"
+
+    hostname = models.CharField(max_length=253, unique=True)
+    workspace_slug = models.CharField(max_length=200)
+    seed_status = models.CharField(max_length=40)
+    seed_item = models.JSONField(default=dict)
+    state = models.CharField(max_length=30, choices=State.choices)
+    reason = models.CharField(max_length=60, blank=True, default="")
+    detail = models.TextField(blank=True, default="")
+    certificate_arn = models.CharField(max_length=2048, blank=True, default="")
+    domain = models.ForeignKey(
+        CustomDomain, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.hostname}: {self.state}"
+
+
+class CapacityAlert(models.Model):
+    """A CloudFront quota or capacity limit our account hit: a platform problem.
+
+    One row per error code, open while the limit keeps being hit; the dashboard shows open
+    ones, staff get one email when a row opens, and the affected domains stay pending and
+    are retried. Resolved by the next successful attach.
+    """
+
+    code = models.CharField(max_length=100, unique=True)
+    message = models.TextField(blank=True, default="")
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    occurrences = models.PositiveIntegerField(default=0)
+    last_hostname = models.CharField(max_length=253, blank=True, default="")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({'open' if self.resolved_at is None else 'resolved'})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None

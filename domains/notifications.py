@@ -19,14 +19,16 @@ import hashlib
 import hmac
 import json
 import logging
-import random
+import smtplib
 import time
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.exceptions import ValidationError
+from django.core.mail import BadHeaderError, EmailMultiAlternatives, get_connection
+from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import F, Q
 from django.template.loader import render_to_string
@@ -35,6 +37,7 @@ from django.utils.dateparse import parse_datetime
 
 from domains import lifecycle
 from domains.integrations import webhook_http
+from domains.integrations.backoff import EQUAL_JITTER, backoff_delay
 from domains.integrations.errors import IntegrationError
 from domains.models import (
     WRITE_ROLES,
@@ -47,7 +50,7 @@ from domains.models import (
     NotificationKind,
     WebhookDelivery,
 )
-from domains.outbox import iso
+from domains.outbox import datetime_iso
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,8 @@ SUBJECTS = {
     NotificationKind.DOMAIN_FAILED: "{hostname} could not be connected to ve.ai",
     NotificationKind.CERTIFICATE_TROUBLE:
         "Action needed: the certificate for {hostname} cannot renew",
+    NotificationKind.PLAN_OVER_LIMIT: "Action needed: custom domains over your plan's limit",
+    NotificationKind.PLAN_DETACH_WARNING: "Custom domains will be detached soon",
 }
 
 
@@ -89,7 +94,7 @@ def render_notification(notification: Notification) -> tuple[str, str, str]:
     ):
         subject = f"{domain.hostname} is working again"
     else:
-        subject = SUBJECTS[notification.kind].format(  # type: ignore[index]
+        subject = SUBJECTS[notification.kind].format(
             hostname=domain.hostname)
     base = f"domains/email/{notification.kind}"
     return (subject, render_to_string(f"{base}.txt", context),
@@ -104,7 +109,25 @@ def owner_emails(workspace_id: int) -> list[str]:
         .exclude(user__email="")
         .values_list("user__email", flat=True)
     )
-    return sorted({e.strip().lower(): e.strip() for e in emails}.values())
+    unique = {e.strip().lower(): e.strip() for e in emails}.values()
+    valid = [e for e in unique if email_address_valid(e)]
+    if len(valid) != len(unique):
+        # An address with CRLF could inject headers; one that is malformed would fail the
+        # whole send. Neither may cost the other owners their message.
+        log.warning("workspace %s: %d owner address(es) skipped as invalid", workspace_id,
+                    len(unique) - len(valid))
+    return sorted(valid)
+
+
+def email_address_valid(address: str) -> bool:
+    """A plain address we can put in a To header: no control characters, valid syntax."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in address) or len(address) > 254:
+        return False
+    try:
+        validate_email(address)
+    except ValidationError:
+        return False
+    return True
 
 
 # --- sending email ------------------------------------------------------------------------------
@@ -113,6 +136,11 @@ def owner_emails(workspace_id: int) -> list[str]:
 def _superseded(notification: Notification) -> bool:
     """Has the domain left the state this message is about? Then it would only confuse."""
     domain = notification.domain
+    if notification.kind in (NotificationKind.PLAN_OVER_LIMIT,
+                             NotificationKind.PLAN_DETACH_WARNING):
+        # About the workspace's plan, not this domain's state: a status change of the
+        # domain it is anchored on (even its detachment) does not make it moot.
+        return False
     if notification.kind == NotificationKind.CERTIFICATE_TROUBLE:
         return domain.certificate_trouble_at is None or domain.status == DomainStatus.REMOVED
     if notification.event_id is None:
@@ -152,31 +180,56 @@ def notification_send(*, notification_id: int) -> str:
     subject, text, html = render_notification(notification)
     # Addresses already sent to by an earlier, interrupted attempt are not sent to again.
     delivered = list(notification.recipients)
+    # One message per person, each in its own try: a refused or broken address is recorded
+    # and skipped, a failing server is retried for the addresses it failed, and neither
+    # stops the message to the other owners.
+    refused: list[str] = []
+    transient: list[str] = []
     try:
-        with get_connection(fail_silently=False) as connection:
-            for address in recipients:
-                if address in delivered:
-                    continue
-                # One message per person: owners do not see each other's addresses.
-                message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL,
-                                                 [address], connection=connection)
-                message.attach_alternative(html, "text/html")
-                message.send()
-                delivered.append(address)
-    except Exception as exc:  # noqa: BLE001 - SMTP and socket errors alike: retry, then record
-        retry_at = timezone.now() + _jittered(notification.attempts, EMAIL_RETRY_BASE_SECONDS,
-                                              EMAIL_RETRY_MAX_SECONDS)
+        connection = get_connection(fail_silently=False)
+        connection.open()
+    except Exception as exc:  # noqa: BLE001 - SMTP and socket errors alike: retry later
+        transient.append(f"{type(exc).__name__}: {exc}")
+        connection = None
+    for address in recipients if connection is not None else []:
+        if address in delivered:
+            continue
+        # Owners do not see each other's addresses.
+        message = EmailMultiAlternatives(subject, text, settings.DEFAULT_FROM_EMAIL,
+                                         [address], connection=connection)
+        message.attach_alternative(html, "text/html")
+        try:
+            message.send()
+        except (ValueError, BadHeaderError, smtplib.SMTPRecipientsRefused) as exc:
+            refused.append(f"{address!r}: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - SMTP and socket errors alike: retry
+            transient.append(f"{address}: {type(exc).__name__}: {exc}")
+        else:
+            delivered.append(address)
+    if connection is not None:
+        try:
+            connection.close()
+        except Exception:  # the messages are sent; a failed QUIT changes nothing
+            log.info("closing the email connection failed", exc_info=True)
+    errors = "; ".join(refused + transient)[:2000]
+    if transient:
+        retry_at = timezone.now() + backoff_delay(
+            notification.attempts - 1, base=EMAIL_RETRY_BASE_SECONDS,
+            cap=EMAIL_RETRY_MAX_SECONDS, floor=EQUAL_JITTER)
         give_up = retry_at > notification.created_at + settings.VEDOMAINS_WEBHOOK_RETRY_WINDOW
         Notification.objects.filter(pk=notification.pk).update(
-            recipients=delivered, subject=subject,
-            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            recipients=delivered, subject=subject, last_error=errors,
             next_attempt_at=None if give_up else retry_at,
         )
         log.warning("email %s failed (attempt %s): %s", notification.pk, notification.attempts,
-                    exc)
+                    errors)
         return "gave_up" if give_up else "retry"
+    if not delivered:
+        Notification.objects.filter(pk=notification.pk).update(
+            skipped="no_recipients", subject=subject, last_error=errors, **done)
+        return "no_recipients"
     Notification.objects.filter(pk=notification.pk).update(
-        sent_at=timezone.now(), recipients=delivered, subject=subject, last_error="", **done)
+        sent_at=timezone.now(), recipients=delivered, subject=subject, last_error=errors, **done)
     return "sent"
 
 
@@ -195,16 +248,13 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 
 def webhook_backoff(attempt: int) -> timedelta:
-    """Delay after the `attempt`-th failure: exponential, capped, with jitter."""
-    return _jittered(attempt, settings.VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS,
-                     settings.VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS)
+    """Delay after the `attempt`-th failure: exponential, capped, with jitter.
 
-
-def _jittered(attempt: int, base: float, cap: float) -> timedelta:
-    # "Equal jitter": at least half the exponential delay, so retries of one endpoint never
-    # bunch up near zero, and the random half spreads many deliveries after an outage.
-    delay = min(cap, base * 2 ** max(0, attempt - 1))
-    return timedelta(seconds=delay / 2 + random.uniform(0, delay / 2))
+    Equal jitter (at least half the delay), for emails too: retries of one endpoint never
+    bunch up near zero, and the random half spreads many deliveries after an outage.
+    """
+    return backoff_delay(attempt - 1, base=settings.VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS,
+                         cap=settings.VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS, floor=EQUAL_JITTER)
 
 
 def webhook_deliver(*, delivery_id: int) -> str:
@@ -244,14 +294,13 @@ def webhook_deliver(*, delivery_id: int) -> str:
     except IntegrationError as exc:
         error, permanent = exc.message, exc.permanent
     finished = timezone.now()
-    entry = {"attempt": attempt, "at": iso(finished),
+    entry = {"attempt": attempt, "at": datetime_iso(finished),
              "status_code": result.status_code if result else None,
              "latency_ms": result.latency_ms if result else None, "error": error}
     fields: dict[str, Any] = {
         "attempts": attempt,
         "status_code": result.status_code if result else None,
         "latency_ms": result.latency_ms if result else None,
-        "response_excerpt": result.excerpt if result else "",
         "last_error": error,
         "attempt_log": [*delivery.attempt_log, entry][-ATTEMPT_LOG_MAX:],
     }
@@ -277,7 +326,7 @@ def webhook_replay(*, delivery: WebhookDelivery, by: AbstractBaseUser | None) ->
     """Send the same event (same id and version) again, with a fresh 24 h retry window."""
     now = timezone.now()
     with transaction.atomic():
-        entry = {"at": iso(now), "replayed_by": getattr(by, "get_username", lambda: "")()}
+        entry = {"at": datetime_iso(now), "replayed_by": getattr(by, "get_username", lambda: "")()}
         WebhookDelivery.objects.filter(pk=delivery.pk).update(
             status=DeliveryStatus.PENDING, next_attempt_at=now, delivered_at=None,
             expires_at=now + settings.VEDOMAINS_WEBHOOK_RETRY_WINDOW,

@@ -49,13 +49,25 @@ STATUS_NOTIFICATIONS = {
 # --- hooks (called inside the caller's transaction) -------------------------------------------
 
 
+def outbox_registered(*, domain: CustomDomain, event: DomainEvent) -> Queued:
+    """`services.domain_register` calls this with the REGISTERED event: the main app hears of
+    a new domain at once, not only when it leaves pending."""
+    return _webhook_outbox(
+        domain=domain, event=event, event_type=WebhookEventType.REGISTERED,
+        status=domain.status, previous_status="",
+    )
+
+
 def outbox_status_changed(*, domain: CustomDomain, event: DomainEvent) -> Queued:
-    """`lifecycle.domain_transition` calls this right after recording the status change."""
+    """`lifecycle.domain_transition` calls this right after recording the status change.
+    A move into `removed` is announced as `domain.removed`."""
+    removed = event.to_status == DomainStatus.REMOVED
     queued = _webhook_outbox(
-        domain=domain, event=event, event_type=WebhookEventType.STATUS_CHANGED,
+        domain=domain, event=event,
+        event_type=WebhookEventType.REMOVED if removed else WebhookEventType.STATUS_CHANGED,
         status=event.to_status, previous_status=event.from_status,
     )
-    kind = STATUS_NOTIFICATIONS.get(event.to_status)  # type: ignore[call-overload]
+    kind = STATUS_NOTIFICATIONS.get(event.to_status)
     if kind is not None:
         queued += _notification_outbox(domain=domain, kind=kind, state_key=f"status:{event.pk}",
                                        event=event, context=_status_context(domain, event))
@@ -83,6 +95,22 @@ def outbox_certificate_trouble(*, domain: CustomDomain, event: DomainEvent,
     )
 
 
+def outbox_plan_event(*, domain: CustomDomain, event: DomainEvent, plan: dict[str, Any]
+                      ) -> Queued:
+    """A plan-limit step about one domain (`domains.plans`): its webhook."""
+    return _webhook_outbox(domain=domain, event=event, event_type=WebhookEventType.PLAN_LIMIT,
+                           status=domain.status,
+                           previous_status=event.from_status or domain.status,
+                           extra={"plan": plan})
+
+
+def outbox_plan_notice(*, domain: CustomDomain, kind: str, state_key: str, event: DomainEvent,
+                       context: dict[str, Any]) -> Queued:
+    """The owners' email about a plan step, anchored on one of the affected domains."""
+    return _notification_outbox(domain=domain, kind=kind, state_key=state_key, event=event,
+                                context=context)
+
+
 def certificate_state_key(arn: str, not_after: str) -> str:
     # One trouble email per certificate and expiry: a renewal (new NotAfter) starts anew.
     return f"certificate:{hashlib.sha256(arn.encode()).hexdigest()[:16]}:{not_after[:10]}"
@@ -98,7 +126,7 @@ def event_payload(*, domain: CustomDomain, event: DomainEvent, event_type: str,
     return {
         "id": f"evt_{event.pk}",
         "type": event_type,
-        "created_at": iso(event.created_at),
+        "created_at": datetime_iso(event.created_at),
         # DomainEvent ids only grow, and one domain's status changes are serialised by the
         # compare-and-swap on its row, so a higher version is always the newer state.
         "version": event.pk,
@@ -162,7 +190,7 @@ def _status_context(domain: CustomDomain, event: DomainEvent) -> dict[str, Any]:
     if event.to_status == DomainStatus.MISCONFIGURED:
         found = (domain.checks or {}).get("dns") or {}
         since = domain.misconfigured_at or event.created_at
-        deadline = (event.data or {}).get("detach_after") or iso(
+        deadline = (event.data or {}).get("detach_after") or datetime_iso(
             since + settings.VEDOMAINS_MISCONFIGURED_GRACE)
         context.update(
             found=found.get("detail") or event.message,
@@ -187,6 +215,11 @@ def failure_advice(why: str, code: str = "") -> str:
     if "never pointed" in text:
         return ("Create the CNAME record shown below at your DNS provider, wait until it "
                 "resolves, then add the domain again.")
+    if "cloudfront could not validate" in text or "certificate authority refused" in text:
+        # A CloudFront-managed certificate (the default path) has no validation record.
+        return ("Make sure the one CNAME shown below points to ve.ai exactly as written, and "
+                "that no CAA record at your domain forbids Amazon (amazon.com) from issuing "
+                "for this name. Then add the domain again.")
     if "certificate" in text:
         return ("Create the certificate validation CNAME shown below exactly as written, and "
                 "make sure no CAA record forbids Amazon (amazon.com) from issuing for this "
@@ -197,6 +230,7 @@ def failure_advice(why: str, code: str = "") -> str:
     return "Check the DNS records below, then add the domain again, or reply to reach support."
 
 
-def iso(value: datetime) -> str:
+def datetime_iso(value: datetime) -> str:
+    """RFC 3339 in UTC with a "Z", the form webhook payloads and the attempt log use."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 

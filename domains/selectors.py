@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
+from domains import hostnames
 from domains.integrations import edge_store
 from domains.models import CustomDomain, DomainStatus, Membership, Workspace
 
@@ -22,8 +23,27 @@ def membership_role(*, user: AbstractBaseUser | AnonymousUser, workspace: Worksp
     )
 
 
+def staff_may(user: AbstractBaseUser | AnonymousUser, *perms: str) -> bool:
+    """Staff powers follow Django permissions: `is_staff` alone grants nothing.
+
+    True for an active staff user holding any of `perms` ("domains.delete_customdomain").
+    A staff user without them is treated as the plain user they are.
+    """
+    if not (getattr(user, "is_staff", False) and getattr(user, "is_active", False)):
+        return False
+    return any(user.has_perm(perm) for perm in perms)
+
+
+# Staff who may see every workspace's domains: Django's change permission implies view.
+DOMAIN_READ_PERMS = ("domains.view_customdomain", "domains.change_customdomain",
+                     "domains.delete_customdomain")
+# Staff who may address any workspace: to read it, or to register a domain into it.
+WORKSPACE_READ_PERMS = ("domains.view_workspace", "domains.change_workspace",
+                        "domains.add_customdomain")
+
+
 def workspaces_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Workspace]:
-    if getattr(user, "is_staff", False):
+    if staff_may(user, *WORKSPACE_READ_PERMS):
         return Workspace.objects.all()
     if not getattr(user, "is_authenticated", False):
         return Workspace.objects.none()
@@ -32,7 +52,7 @@ def workspaces_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Wo
 
 def domains_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[CustomDomain]:
     qs = CustomDomain.objects.select_related("workspace")
-    if getattr(user, "is_staff", False):
+    if staff_may(user, *DOMAIN_READ_PERMS):
         return qs
     if not getattr(user, "is_authenticated", False):
         return qs.none()
@@ -59,6 +79,13 @@ def domain_dns_records(domain: CustomDomain) -> list[dict[str, str]]:
             "value": settings.VEDOMAINS_CNAME_TARGET,
         }
     ]
+    if hostnames.is_apex(domain.hostname) and hostnames.apex_supported():
+        # An apex cannot hold a CNAME: A/AAAA records to the anycast static IPs instead.
+        records = [
+            {"purpose": "routing", "type": "AAAA" if ":" in ip else "A",
+             "name": domain.hostname, "value": ip}
+            for ip in settings.VEDOMAINS_CDN_APEX_IPS
+        ]
     for rec in domain.validation_records or []:
         records.append(
             {
@@ -78,6 +105,15 @@ def domain_dns_records(domain: CustomDomain) -> list[dict[str, str]]:
             }
         )
     return records
+
+
+def domain_http_validation(domain: CustomDomain) -> list[dict[str, str]]:
+    """Self-hosted pre-validation: each URL the customer's CURRENT server must redirect.
+
+    [{"domain", "redirect_from", "redirect_to"}] as CloudFront gave them; empty otherwise.
+    """
+    certificate = (domain.checks or {}).get("certificate") or {}
+    return [dict(v) for v in certificate.get("http_validation") or []]
 
 
 # The seed frontend's vocabulary for `GET /api/domains/verify/<domain>`; it shows `message`.
@@ -106,6 +142,9 @@ def domain_seed_status(domain: CustomDomain) -> tuple[str, str]:
         return SEED_ERROR, domain.last_error or "Could not verify domain. Check DNS configuration."
     if domain.status == DomainStatus.REMOVED:
         return SEED_ERROR, "This domain was removed; register it again to use it."
+    if domain.status == DomainStatus.DEPLOYING:
+        return SEED_PENDING, ("DNS and the TLS certificate are ready; CloudFront is deploying "
+                              "the domain. It goes live within minutes.")
     if dns_check is None:
         return SEED_PENDING, f"Add a CNAME record for {domain.hostname} pointing to {target}."
     if dns_check.get("transient"):

@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from domains import selectors
+from domains import certificate_budget, outbox, selectors
 from domains.errors import (
     Conflict,
     InvalidInput,
@@ -28,9 +28,15 @@ from domains.errors import (
     Throttled,
 )
 from domains.hostnames import HostnameError, validate_custom_hostname
-from domains.integrations import dns
+from domains.integrations import cdn, dns
 from domains.integrations.errors import IntegrationError
-from domains.lifecycle import actor_or_none, domain_transition, enqueue_after_commit, event_record
+from domains.lifecycle import (
+    actor_or_none,
+    domain_transition,
+    enqueue_after_commit,
+    enqueue_all_after_commit,
+    event_record,
+)
 from domains.models import (
     LIVE_STATUSES,
     WRITE_ROLES,
@@ -47,20 +53,26 @@ log = logging.getLogger(__name__)
 # --- helpers ------------------------------------------------------------------------------
 
 
-def ownership_token_for(*, workspace_slug: str, hostname: str) -> str:
+def ownership_token_for(*, workspace_id: int, hostname: str) -> str:
     """The TXT token a workspace proves it controls `hostname` with.
 
     Derived (not random) so a workspace can be told the token before it holds a record,
-    which is how a real owner proves a claim held by someone else.
+    which is how a real owner proves a claim held by someone else. Derived from the
+    workspace's immutable id, never its slug: a token must not pass to another
+    workspace with a name. Tokens already stored on records keep being the ones checked.
     """
     digest = hmac.new(
-        settings.SECRET_KEY.encode(), f"{workspace_slug}:{hostname}".encode(), hashlib.sha256
+        settings.SECRET_KEY.encode(), f"workspace-id:{workspace_id}:{hostname}".encode(),
+        hashlib.sha256,
     ).hexdigest()
     return digest[:32]
 
 
-def check_write_access(*, user: AbstractBaseUser | AnonymousUser, workspace: Workspace) -> None:
-    if getattr(user, "is_staff", False):
+def workspace_check_write_access(
+    *, user: AbstractBaseUser | AnonymousUser, workspace: Workspace, action: str = "change"
+) -> None:
+    """Owners and admins may write; staff only with Django's `<action>_customdomain` perm."""
+    if selectors.staff_may(user, f"domains.{action}_customdomain"):
         return
     role = selectors.membership_role(user=user, workspace=workspace)
     if role is None:
@@ -74,14 +86,28 @@ def check_write_access(*, user: AbstractBaseUser | AnonymousUser, workspace: Wor
 # --- register -----------------------------------------------------------------------------
 
 
+PREVALIDATION_MODES = ("", "acm", "self-hosted")
+
+
 def domain_register(
-    *, workspace: Workspace, hostname: object, by: AbstractBaseUser | None, source: str = "api"
+    *, workspace: Workspace, hostname: object, by: AbstractBaseUser | None, source: str = "api",
+    prevalidation: str = "",
 ) -> CustomDomain:
-    """Claim `hostname` for `workspace`; checks and the certificate request follow."""
+    """Claim `hostname` for `workspace`; checks and the certificate request follow.
+
+    `prevalidation` ("acm" | "self-hosted"): the certificate is issued before the customer
+    moves the CNAME (a live site elsewhere); see docs/cdn.md.
+    """
     host = _register_validate_hostname(hostname)
+    # Before the plan checks: at the limit, a name already held here is a 409, not a 403.
+    _register_refuse_if_held_here(host=host, workspace=workspace)
+    needs_acm = _register_check_prevalidation(prevalidation)
     _register_check_entitlement(workspace)
-    _register_check_account_quota()
-    token = ownership_token_for(workspace_slug=workspace.slug, hostname=host)
+    if needs_acm:
+        _register_check_account_quota()
+    # Today's certificate budget already spent: say so now rather than hold the request.
+    certificate_budget.certificate_budget_check(workspace=workspace)
+    token = ownership_token_for(workspace_id=workspace.pk, hostname=host)
     # Before the transaction, so no lock is held during DNS I/O.
     proof = _register_takeover_proof(workspace=workspace, host=host, token=token)
     try:
@@ -99,7 +125,8 @@ def domain_register(
                 _release_holder(holder=holder, workspace=workspace, by=by, source=source,
                                 proof=proof)
             domain = _register_create(workspace=workspace, host=host, token=token, proof=proof,
-                                      by=by, source=source)
+                                      by=by, source=source, prevalidation=prevalidation,
+                                      needs_acm=needs_acm)
     except IntegrityError as exc:
         # Another request registered the same hostname between our check and our insert.
         raise Conflict(
@@ -114,6 +141,20 @@ def _register_validate_hostname(hostname: object) -> str:
         return validate_custom_hostname(hostname)
     except HostnameError as exc:
         raise InvalidInput(exc.message, code=exc.code, field="hostname") from exc
+
+
+def _register_check_prevalidation(prevalidation: str) -> bool:
+    """Validate the mode; True when the engine must request an ACM certificate."""
+    if prevalidation not in PREVALIDATION_MODES:
+        raise InvalidInput("prevalidation must be one of: acm, self-hosted (or empty).",
+                           code="invalid", field="prevalidation")
+    managed = cdn.strategy().managed_certificates
+    if prevalidation and not managed:
+        raise InvalidInput(
+            "Pre-validation needs the saas-tenant CDN strategy; this platform validates every "
+            "certificate by DNS before attaching anyway.",
+            code="prevalidation_unavailable", field="prevalidation")
+    return not managed or prevalidation == "acm"
 
 
 def _register_check_entitlement(workspace: Workspace) -> None:
@@ -194,11 +235,11 @@ def _register_check_workspace_quotas(workspace: Workspace) -> None:
 
 
 def _register_create(*, workspace: Workspace, host: str, token: str, proof: bool,
+                     prevalidation: str = "", needs_acm: bool = True,
                      by: AbstractBaseUser | None, source: str) -> CustomDomain:
-    """Insert the record, its REGISTERED event and the certificate request after commit."""
-    previous = CustomDomain.objects.filter(hostname=host).exclude(workspace=workspace)
+    """Insert the record, its REGISTERED event and its first check after commit."""
     ownership_required = settings.VEDOMAINS_OWNERSHIP_TXT == "always" or (
-        previous.filter(activated_at__isnull=False).exists()
+        hostname_needs_proof(hostname=host, workspace=workspace)
     )
     # Continue the hostname's edge versions, so this record's first push outranks any
     # tombstone an earlier record left at the edge.
@@ -217,8 +258,9 @@ def _register_create(*, workspace: Workspace, host: str, token: str, proof: bool
         fast_checks_until=now + settings.VEDOMAINS_FAST_CHECK_WINDOW,
         edge_version=last_version,
         edge_synced_version=last_version,
+        prevalidation=prevalidation,
     )
-    event_record(
+    registered = event_record(
         domain=domain,
         kind=EventKind.REGISTERED,
         source=source,
@@ -227,8 +269,40 @@ def _register_create(*, workspace: Workspace, host: str, token: str, proof: bool
         message=f"Registered for workspace {workspace.slug}",
         data={"ownership_required": ownership_required, "ownership_proven": proof},
     )
-    enqueue_after_commit("request_certificate", domain.pk)
+    # The main app hears of the new domain now, not only when it leaves pending.
+    enqueue_all_after_commit(outbox.outbox_registered(domain=domain, event=registered))
+    if domain.prevalidation == "acm":
+        # Pre-validation is the intent: the certificate comes before the CNAME moves.
+        enqueue_after_commit("request_certificate", domain.pk)
+    else:
+        # The first check requests the certificate once the CNAME shows intent, or creates
+        # the tenant whose certificate CloudFront manages.
+        enqueue_after_commit("check_domain", domain.pk)
     return domain
+
+
+def _register_refuse_if_held_here(*, host: str, workspace: Workspace) -> None:
+    holder = selectors.live_domain_for_hostname(host)
+    if holder is not None and holder.workspace_id == workspace.id and (
+        holder.status != DomainStatus.FAILED
+    ):
+        raise Conflict(f"'{host}' is already registered in this workspace.",
+                       code="already_registered", field="hostname")
+
+
+def hostname_needs_proof(*, hostname: str, workspace: Workspace) -> bool:
+    """Has another workspace ever held a record for `hostname` that it did not release?
+
+    Whatever that record's status: a claim that failed or was removed may have
+    left the customer's CNAME, and the ACM validation CNAME that ACM reuses per name and
+    account, pointing at us; only that workspace's explicit release (`domain_release`) frees
+    the name for others without the TXT proof.
+    """
+    return (
+        CustomDomain.objects.filter(hostname=hostname, released_at__isnull=True)
+        .exclude(workspace=workspace)
+        .exists()
+    )
 
 
 def _release_holder(
@@ -299,6 +373,37 @@ def domain_request_check(
     return domain
 
 
+def domain_prevalidate(
+    *, domain: CustomDomain, mode: str, by: AbstractBaseUser | None, source: str = "admin"
+) -> CustomDomain:
+    """Switch a pending domain to pre-validation: its certificate before the CNAME moves.
+
+    `acm`: an ACM certificate validated by a DNS record becomes the tenant's certificate;
+    `self-hosted`: CloudFront's HTTP token, served by the customer's current web server.
+    """
+    if mode not in ("acm", "self-hosted"):
+        raise InvalidInput("mode must be acm or self-hosted.", code="invalid", field="mode")
+    if not cdn.strategy().managed_certificates:
+        raise InvalidInput("Pre-validation needs the saas-tenant CDN strategy.",
+                           code="prevalidation_unavailable", field="mode")
+    now = timezone.now()
+    with transaction.atomic():
+        changed = CustomDomain.objects.filter(
+            pk=domain.pk, status=DomainStatus.PENDING_VALIDATION).update(
+            prevalidation=mode, next_check_at=now, updated_at=now,
+            fast_checks_until=now + settings.VEDOMAINS_FAST_CHECK_WINDOW)
+        if not changed:
+            raise InvalidTransition("Only a domain waiting for validation can be pre-validated.",
+                                    code="not_pending")
+        event_record(domain=domain, kind=EventKind.CHECK_REQUESTED, source=source, by=by,
+                     message=f"Pre-validation requested ({mode}).", data={"prevalidation": mode})
+        if mode == "acm":
+            enqueue_after_commit("request_certificate", domain.pk)
+        enqueue_after_commit("check_domain", domain.pk)
+    domain.refresh_from_db()
+    return domain
+
+
 def domain_remove(
     *, domain: CustomDomain, by: AbstractBaseUser | None, source: str = "api", reason: str = ""
 ) -> CustomDomain:
@@ -325,6 +430,30 @@ def domain_remove(
                 code="concurrent_change",
             )
         enqueue_after_commit("cleanup_domain", domain.pk)
+    return domain
+
+
+def domain_release(
+    *, domain: CustomDomain, by: AbstractBaseUser | None, source: str = "api"
+) -> CustomDomain:
+    """The workspace gives the hostname up for good: any workspace may then claim it
+    without the ownership TXT proof. Removes the domain if it is still live.
+
+    Every record the workspace holds for the hostname is marked released, so none of them
+    makes `hostname_needs_proof` ask a newcomer for proof.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        if domain.status != DomainStatus.REMOVED:
+            domain_remove(domain=domain, by=by, source=source,
+                          reason="Released by its workspace")
+        CustomDomain.objects.filter(
+            hostname=domain.hostname, workspace_id=domain.workspace_id, released_at__isnull=True
+        ).update(released_at=now)
+        event_record(domain=domain, kind=EventKind.RELINQUISHED, source=source, by=by,
+                     message=f"Workspace {domain.workspace.slug} released the hostname: the "
+                     "next workspace to register it needs no ownership proof.")
+    domain.refresh_from_db()
     return domain
 
 

@@ -14,41 +14,60 @@ and `dispatch_notifications` sends whatever is due.
 from __future__ import annotations
 
 import logging
-import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from celery import Task, shared_task
 from django.conf import settings
 
-from domains import certificates, checks, cleanup, edge_sync, lifecycle, notifications
-from domains.integrations.errors import IntegrationError
+from domains import (
+    capacity_alerts,
+    certificates,
+    checks,
+    cleanup,
+    edge_sync,
+    lifecycle,
+    notifications,
+    plans,
+    schedule,
+)
+from domains.integrations.errors import IntegrationError, TransientIntegrationError
 
 log = logging.getLogger(__name__)
 
-RETRY_BASE_SECONDS = 5
-RETRY_MAX_SECONDS = 600
+# The retry policy of the tasks that call AWS: Celery's autoretry, exponential from 5 s to
+# 10 minutes with full jitter, 8 times; only for transient errors (a permanent one, such as
+# an alias held by another account, fails at once).
+RETRY_TRANSIENT: dict[str, Any] = {
+    "autoretry_for": (TransientIntegrationError,),
+    "retry_backoff": 5,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
 
 
-def _backoff(retries: int) -> float:
-    # Full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter").
-    return random.uniform(0, min(RETRY_MAX_SECONDS, RETRY_BASE_SECONDS * 2**retries))
-
-
-def _retry_transient(task: Task, exc: IntegrationError) -> None:
-    if exc.permanent:
-        raise exc
-    raise task.retry(exc=exc, countdown=_backoff(task.request.retries), max_retries=8)
+@contextmanager
+def transient_errors_retried() -> Iterator[None]:
+    """Re-raise a transient IntegrationError as the class RETRY_TRANSIENT retries."""
+    try:
+        yield
+    except TransientIntegrationError:
+        raise
+    except IntegrationError as exc:
+        if exc.permanent:
+            raise
+        raise TransientIntegrationError(exc.message, code=exc.code) from exc
 
 
 # --- domains --------------------------------------------------------------------------------
 
 
-@shared_task(bind=True, acks_late=True, name="domains.tasks.request_certificate")
+@shared_task(bind=True, acks_late=True, name="domains.tasks.request_certificate", **RETRY_TRANSIENT)
 def request_certificate(self: Task, domain_id: int) -> str:
-    try:
+    with transient_errors_retried():
         return certificates.domain_request_certificate(domain_id=domain_id)
-    except IntegrationError as exc:
-        _retry_transient(self, exc)
-        raise
 
 
 @shared_task(bind=True, acks_late=True, name="domains.tasks.check_domain")
@@ -63,22 +82,16 @@ def check_batch(self: Task, domain_ids: list[int]) -> int:
     return len(checks.domains_check(domain_ids=domain_ids, source="system:check"))
 
 
-@shared_task(bind=True, acks_late=True, name="domains.tasks.sync_edge")
+@shared_task(bind=True, acks_late=True, name="domains.tasks.sync_edge", **RETRY_TRANSIENT)
 def sync_edge(self: Task, hostname: str) -> str:
-    try:
+    with transient_errors_retried():
         return edge_sync.edge_sync_hostname(hostname=hostname)
-    except IntegrationError as exc:
-        _retry_transient(self, exc)
-        raise
 
 
-@shared_task(bind=True, acks_late=True, name="domains.tasks.cleanup_domain")
+@shared_task(bind=True, acks_late=True, name="domains.tasks.cleanup_domain", **RETRY_TRANSIENT)
 def cleanup_domain(self: Task, domain_id: int) -> str:
-    try:
+    with transient_errors_retried():
         return cleanup.domain_cleanup(domain_id=domain_id)
-    except IntegrationError as exc:
-        _retry_transient(self, exc)
-        raise
 
 
 @shared_task(acks_late=True, name="domains.tasks.dispatch_due_checks")
@@ -89,7 +102,7 @@ def dispatch_due_checks() -> int:
     AWS clients, while staying small enough that many workers share a large backlog. Each
     domain is claimed inside the batch, so overlapping dispatches cannot double-check.
     """
-    ids = checks.domains_dispatch(limit=settings.VEDOMAINS_DISPATCH_LIMIT)
+    ids = schedule.domains_dispatch(limit=settings.VEDOMAINS_DISPATCH_LIMIT)
     size = settings.VEDOMAINS_DISPATCH_CHUNK
     for start in range(0, len(ids), size):
         lifecycle.task_send("check_batch", ids[start : start + size])
@@ -141,3 +154,21 @@ def dispatch_notifications() -> int:
 @shared_task(acks_late=True, name="domains.tasks.sweep_expired_certificates")
 def sweep_expired_certificates() -> dict[str, int]:
     return certificates.certificates_sweep_expired()
+
+
+# --- plans -------------------------------------------------------------------------
+
+
+@shared_task(acks_late=True, name="domains.tasks.enforce_plan_limits")
+def enforce_plan_limits() -> dict[str, int]:
+    """Beat: open, close, warn and detach over-limit workspaces whose step is due."""
+    report = plans.plan_graces_enforce()
+    return {"opened": report.opened, "resolved": report.resolved, "warned": report.warned,
+            "detached": len(report.detached)}
+
+
+# SMTP down: retried with backoff; the alert stays on the dashboard anyway.
+@shared_task(acks_late=True, name="domains.tasks.capacity_alert_email", autoretry_for=(OSError,),
+             retry_backoff=5, retry_backoff_max=600, retry_jitter=True, max_retries=8)
+def capacity_alert_email(alert_id: int) -> int:
+    return capacity_alerts.capacity_alert_email(alert_id=alert_id)

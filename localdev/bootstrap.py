@@ -112,13 +112,71 @@ def ensure_admin(var_dir: Path) -> dict[str, Any]:
     return {"username": ADMIN_USERNAME, "password": None, "created": False, "file": str(path)}
 
 
+def create_template_distribution(*, origin_domain: str, comment: str = "vedomains template"
+                                 ) -> str:
+    """Create the template distribution in the emulator (production's comes from deploy/).
+
+    A minimal config with one custom origin; deploy/ adds the cache policy with Host in the
+    key and the Lambda@Edge association, which the local emulator cannot express. The
+    distribution-per-domain strategy clones it (VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID).
+    """
+    from botocore.exceptions import ClientError
+
+    from domains.integrations import aws
+
+    cloudfront = aws.client("cloudfront", "us-east-1")
+    config = {
+        "CallerReference": f"vedomains-template-{origin_domain}",
+        "Comment": comment,
+        "Enabled": False,
+        "Aliases": {"Quantity": 0},
+        "Origins": {
+            "Quantity": 1,
+            "Items": [
+                {
+                    "Id": "ve-origin",
+                    "DomainName": origin_domain,
+                    "CustomOriginConfig": {
+                        "HTTPPort": 80,
+                        "HTTPSPort": 443,
+                        "OriginProtocolPolicy": "https-only",
+                    },
+                }
+            ],
+        },
+        "DefaultCacheBehavior": {
+            "TargetOriginId": "ve-origin",
+            "ViewerProtocolPolicy": "redirect-to-https",
+            "ForwardedValues": {
+                "QueryString": True,
+                "Cookies": {"Forward": "none"},
+                # Host in the cache key so tenants never share cached pages.
+                "Headers": {"Quantity": 1, "Items": ["Host"]},
+            },
+            "MinTTL": 0,
+        },
+        "ViewerCertificate": {"CloudFrontDefaultCertificate": True},
+    }
+    try:
+        resp = cloudfront.create_distribution(DistributionConfig=config)
+    except ClientError as exc:
+        if aws.error_code(exc) == "DistributionAlreadyExists":
+            for page in cloudfront.get_paginator("list_distributions").paginate():
+                for item in page.get("DistributionList", {}).get("Items", []) or []:
+                    if item.get("Comment") == comment:
+                        return str(item["Id"])
+        raise aws.classify(exc, "cloudfront.CreateDistribution(template)") from exc
+    return str(resp["Distribution"]["Id"])
+
+
 def setup(var_dir: Path) -> dict[str, Any]:
     from django.conf import settings
     from django.core.management import call_command
 
     from domains import edge_sync
     from domains.edge_config import edge_config_from_settings
-    from domains.integrations import cdn, edge_store
+    from domains.integrations import edge_store
+    from localdev import saas_resources
 
     _say("applying migrations")
     call_command("migrate", interactive=False, verbosity=0)
@@ -128,9 +186,14 @@ def setup(var_dir: Path) -> dict[str, Any]:
         f"{settings.VEDOMAINS_AWS_ENDPOINT_URL}"
     )
     edge_store.create_table()
-    template_id = cdn.create_template_distribution(
+    template_id = create_template_distribution(
         origin_domain=settings.VEDOMAINS_EDGE_ORIGIN_DOMAIN
     )
+    # The default strategy's resources (deploy/saas-manager.yaml in production).
+    multi_tenant_id = saas_resources.create_multi_tenant_distribution(
+        origin_domain=settings.VEDOMAINS_EDGE_ORIGIN_DOMAIN
+    )
+    group_id, routing_endpoint = saas_resources.create_connection_group()
     backfill = edge_sync.edge_backfill()
     _say(f"pushed {backfill.get('written', 0)} active mapping(s) to the edge table")
 
@@ -143,6 +206,9 @@ def setup(var_dir: Path) -> dict[str, Any]:
 
     return {
         "template_distribution_id": template_id,
+        "multi_tenant_distribution_id": multi_tenant_id,
+        "connection_group_id": group_id,
+        "routing_endpoint": routing_endpoint,
         "edge_config": str(edge_config_path),
         "admin": ensure_admin(var_dir),
         "demo": ensure_member(

@@ -275,6 +275,10 @@ class RecordStore:
         with self._lock:
             if key is None:
                 self._global_fault = mode
+                if mode is None:
+                    # "off" for every name means off: per-name faults left behind would
+                    # keep failing lookups the developer believes fixed.
+                    self._name_faults.clear()
             elif mode is None:
                 self._name_faults.pop(key, None)
             else:
@@ -433,7 +437,7 @@ def _edns_udp_size(request: DNSRecord) -> int | None:
     return None
 
 
-class StoreResolver(BaseResolver):  # type: ignore[misc]
+class StoreResolver(BaseResolver):
     """dnslib resolver over a RecordStore. Returns None when the query must go unanswered."""
 
     def __init__(self, store: RecordStore) -> None:
@@ -472,7 +476,7 @@ class StoreResolver(BaseResolver):  # type: ignore[misc]
         return reply
 
 
-class _DNSHandler(DNSHandler):  # type: ignore[misc]
+class _DNSHandler(DNSHandler):
     """dnslib's handler, plus: dropped queries, TC-bit truncation and EDNS echo."""
 
     def handle(self) -> None:
@@ -597,6 +601,7 @@ class ControlError(Exception):
 
 
 _RECORD_FIELDS: Final = {"name", "type", "value", "ttl"}
+_LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 _FAULT_FIELDS: Final = {"mode", "name"}
 
 
@@ -632,12 +637,38 @@ class _ControlHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("control: " + format, *args)
 
+    def _refuse_browsers(self, method: str) -> None:
+        """Refuse what a web page in the developer's browser could send us.
+
+        A page may POST a `text/plain` body to 127.0.0.1 without a CORS preflight, and a
+        rebinding DNS name can make it same-origin; so a body must be declared JSON (which
+        forces a preflight we never grant), an Origin other than our own is refused, and the
+        Host must be a loopback name.
+        """
+        host = (self.headers.get("Host") or "").strip().lower()
+        hostname = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if hostname.strip("[]") not in _LOOPBACK_HOSTS:
+            raise ControlError(HTTPStatus.FORBIDDEN, f"Host {host!r} is not a loopback name")
+        origin = self.headers.get("Origin")
+        if origin is not None:
+            ours = {f"http://{name}:{self.server.server_address[1]}" for name in _LOOPBACK_HOSTS}
+            ours |= {f"http://[::1]:{self.server.server_address[1]}"}
+            if origin.strip().lower() not in ours:
+                raise ControlError(HTTPStatus.FORBIDDEN, f"Origin {origin!r} is not allowed")
+        if method in ("PUT", "POST"):
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+            if ctype != "application/json":
+                self.close_connection = True
+                raise ControlError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                                   "the body must be sent as Content-Type: application/json")
+
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
         path = url.path.rstrip("/") or "/"
         dns = self.server.dns
         store = dns.store
         try:
+            self._refuse_browsers(method)
             if method == "GET" and path == "/health":
                 self._send(
                     HTTPStatus.OK, {"status": "ok", "dns": {"host": dns.host, "port": dns.port}}

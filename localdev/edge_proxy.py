@@ -34,6 +34,7 @@ import signal
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Mapping
 from http import HTTPStatus
@@ -41,7 +42,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from edge_lambda import handler as edge_handler
 
@@ -49,6 +50,7 @@ ORIGIN_TIMEOUT: Final = 30.0  # CloudFront's default origin response timeout
 DISTRIBUTION_ID: Final = "ELOCALEDGE0001"
 DISTRIBUTION_DOMAIN: Final = "local-edge.cloudfront.net"
 VIA: Final = "1.1 local-edge (vedomains edge proxy)"
+TOKEN_PATH_PREFIX: Final = "/.well-known/pki-validation/"
 # Hop-by-hop headers (RFC 9110 section 7.6.1) belong to one connection, not the request.
 HOP_BY_HOP: Final = frozenset(
     {
@@ -189,6 +191,9 @@ class _Handler(BaseHTTPRequestHandler):
         started = time.monotonic()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if (self.command == "GET" and self.path.startswith(TOKEN_PATH_PREFIX)
+                and self._validation_token(started)):
+            return
         event = build_event(
             method=self.command,
             target=self.path,
@@ -217,6 +222,33 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._log(host, "-", "function returned neither request nor response", 502, started)
             self._plain(HTTPStatus.BAD_GATEWAY, "502 LambdaValidationError.\n")
+
+    def _validation_token(self, started: float) -> bool:
+        """Answer a managed certificate's HTTP validation as CloudFront does, before any function.
+
+        CloudFront serves the token of a tenant whose certificate it validates
+        (ValidationTokenHost `cloudfront`); here the SaaS Manager emulator on the AWS
+        endpoint knows the tokens. Any other path under the prefix goes to the origin.
+        https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/managed-cloudfront-certificates.html
+        """
+        endpoint = os.environ.get("AWS_ENDPOINT_URL", "")
+        host = self.headers.get("Host", "").split(":")[0].lower()
+        if not endpoint:
+            return False
+        query = urlencode({"domain": host, "path": self.path})
+        try:
+            with urllib.request.urlopen(
+                f"{endpoint}/_localdev/cloudfront/validation-token?{query}", timeout=5
+            ) as answer:
+                location = json.loads(answer.read())["location"]
+        except (OSError, ValueError, KeyError):
+            return False
+        self.send_response(HTTPStatus.FOUND)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        self._log(host, "-", "managed certificate validation token", 302, started)
+        return True
 
     def _generated(self, response: dict[str, Any], host: str, started: float) -> None:
         status = int(response["status"])

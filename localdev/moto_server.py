@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import ipaddress
+import json
 import os
 import signal
 import socket
@@ -83,8 +84,10 @@ class MotoHandle:
         acm_validation_wait: int,
         extra_env: dict[str, str] | None = None,
         startup_timeout: float = STARTUP_TIMEOUT,
+        inherit_output: bool = False,
     ) -> None:
         self.host = host
+        self.inherit_output = inherit_output
         self.port = port
         self.acm_validation_wait = acm_validation_wait
         self.startup_timeout = startup_timeout
@@ -144,12 +147,24 @@ class MotoHandle:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        if self.inherit_output:
+            # Standalone (`./dev run`): moto's requests and errors go where ours go, i.e.
+            # var/log/moto.log, not to a temporary file deleted at exit.
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+                env=env, pass_fds=(fd,), stdin=subprocess.DEVNULL,
+            )
+            return
         log_fd, log_name = tempfile.mkstemp(prefix=f"moto-{self.port}-", suffix=".log")
         self._log_path = Path(log_name)
         with os.fdopen(log_fd, "wb") as log_file:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)],
+                # moto plus the CloudFront SaaS Manager emulation (localdev.saas_manager).
+                [sys.executable, "-m", "localdev.aws_endpoint", "-H", self.host, "-p",
+                 str(self.port)],
                 env=env,
+                # `-m localdev.aws_endpoint` must find the repository whatever our cwd.
+                cwd=Path(__file__).resolve().parent.parent,
                 pass_fds=(fd,),
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
@@ -201,6 +216,20 @@ class MotoHandle:
         self.stop()
         return self.start()
 
+    def saas_configure(self, **changes: object) -> dict[str, object]:
+        """Change the SaaS Manager emulator's knobs (deploy delay, quotas, DNS, edge)."""
+        request = urllib.request.Request(
+            self.endpoint_url + "/_localdev/cloudfront/config", method="POST",
+            data=json.dumps(changes).encode(), headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return dict(json.loads(response.read()))
+
+    def saas_calls(self) -> dict[str, int]:
+        """SaaS Manager operations served since the last reset, by name."""
+        with urllib.request.urlopen(self.endpoint_url + "/_localdev/cloudfront/calls",
+                                    timeout=10) as response:
+            return dict(json.loads(response.read()))
+
     def reset(self) -> None:
         """Drop every resource in every moto backend (POST /moto-api/reset)."""
         request = urllib.request.Request(self.endpoint_url + _RESET_PATH, data=b"", method="POST")
@@ -227,6 +256,7 @@ def start_moto(
     *,
     extra_env: dict[str, str] | None = None,
     startup_timeout: float = STARTUP_TIMEOUT,
+    inherit_output: bool = False,
 ) -> MotoHandle:
     """Start moto server on `host:port` (0 = a free port) and wait until it answers.
 
@@ -245,6 +275,7 @@ def start_moto(
         acm_validation_wait=acm_validation_wait,
         extra_env=extra_env,
         startup_timeout=startup_timeout,
+        inherit_output=inherit_output,
     )
     return handle.start()
 
@@ -258,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--acm-validation-wait", type=int, default=5, help="seconds")
     args = parser.parse_args(argv)
     try:
-        moto = start_moto(args.port, args.host, args.acm_validation_wait)
+        moto = start_moto(args.port, args.host, args.acm_validation_wait, inherit_output=True)
     except (MotoStartError, ValueError, TypeError) as exc:
         print(f"moto failed to start: {exc}", file=sys.stderr)
         return 1
@@ -270,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    print(f"moto: {moto.endpoint_url} (pid {moto.pid}, log {moto.log_path})", flush=True)
+    print(f"moto: {moto.endpoint_url} (pid {moto.pid}; its log follows)", flush=True)
     try:
         while not stop.wait(0.5):
             if not moto.is_running():

@@ -51,6 +51,7 @@ from types import FrameType
 from typing import Any, Final, TextIO
 from urllib.parse import urlsplit
 
+from localdev.dns_control import DNSControl
 from localdev.moto_server import aws_env
 
 ROOT: Final = Path(__file__).resolve().parent.parent
@@ -81,7 +82,28 @@ LOCAL_SETTING_DEFAULTS: Final[Mapping[str, str]] = {
     "VEDOMAINS_DNS_TIMEOUT": "2",
     "VEDOMAINS_EDGE_POSITIVE_TTL": "30",
     "VEDOMAINS_EDGE_NEGATIVE_TTL": "5",
+    # Production's limits (30 registrations an hour per user) would lock out a developer
+    # trying things; these still show a 429 to whoever loops on the API.
+    "VEDOMAINS_THROTTLE_REGISTER_USER": "600/hour",
+    "VEDOMAINS_THROTTLE_REGISTER_WORKSPACE": "1200/hour",
+    "VEDOMAINS_THROTTLE_VERIFY_USER": "120/minute",
+    "VEDOMAINS_THROTTLE_VERIFY_WORKSPACE": "240/minute",
+    # A domain CloudFront is deploying (status "deploying") is looked at every 3 s.
+    "VEDOMAINS_CDN_DEPLOY_CHECK_SECONDS": "3",
 }
+
+
+# Written under var/ once the stack is ready, removed when it stops: what `./dev manage`
+# (localdev.dev_manage) needs to reach this stack's local AWS, DNS, database and broker.
+STACK_FILE_NAME: Final = "stack.json"
+# The settings a management command needs to act on the running stack, not on real AWS
+# or the system resolver.
+MANAGE_ENV_KEYS: Final = (
+    "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
+    "VEDOMAINS_AWS_ENDPOINT_URL", "VEDOMAINS_DNS_NAMESERVERS", "VEDOMAINS_LOCAL_DNS_CONTROL_URL",
+    "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID", "CELERY_BROKER_URL", "DATABASE_URL",
+    *LOCAL_SETTING_DEFAULTS,
+)
 
 
 class StackError(RuntimeError):
@@ -144,6 +166,10 @@ class StackConfig:
     def log_dir(self) -> Path:
         return self.var_dir / "log"
 
+    @property
+    def stack_file(self) -> Path:
+        return self.var_dir / STACK_FILE_NAME
+
     def url(self, key: str, path: str = "/") -> str:
         return f"http://{HOST}:{self.ports[key]}{path}"
 
@@ -164,8 +190,9 @@ def _int_env(
 
 
 def check_ports_free(config: StackConfig) -> None:
-    """Fail with one clear line if any port is taken, before anything is started."""
+    """Fail with one clear line naming every taken port, before anything is started."""
     env_names = {key: (var, what) for key, var, _, what in PORTS}
+    taken: list[str] = []
     for key, port in config.ports.items():
         kinds = [socket.SOCK_STREAM] + ([socket.SOCK_DGRAM] if key == "dns" else [])
         for kind in kinds:
@@ -178,10 +205,13 @@ def check_ports_free(config: StackConfig) -> None:
                 except OSError:
                     var, what = env_names[key]
                     proto = "UDP" if kind == socket.SOCK_DGRAM else "TCP"
-                    raise StackError(
-                        f"{proto} port {port} on {HOST} ({what}) is already in use; stop what "
-                        f"holds it (is another `./dev run` running?) or set {var}"
-                    ) from None
+                    taken.append(f"{proto} port {port} ({what}; set {var})")
+    if taken:
+        # All of them in one go: fixing one and restarting to meet the next is tedious.
+        raise StackError(
+            f"already in use on {HOST}: " + ", ".join(taken)
+            + "; stop what holds them (is another `./dev run` running?) or move them"
+        )
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -199,7 +229,7 @@ def _load_prctl() -> Callable[..., int] | None:
     try:
         # Resolved here, in the parent: the child must not load libraries between fork
         # and exec.
-        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
         return None
 
@@ -383,8 +413,9 @@ class Stack:
 
     def start(self) -> dict[str, Any]:
         cfg = self.config
-        cfg.log_dir.mkdir(parents=True, exist_ok=True)
         check_ports_free(cfg)
+        keep_previous_logs(cfg.log_dir)
+        cfg.log_dir.mkdir(parents=True, exist_ok=True)
         self._ensure_redis()
 
         self.say(f"starting moto and the local DNS server (logs in {cfg.log_dir})")
@@ -431,7 +462,10 @@ class Stack:
         env = {
             **base_env,
             "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID": setup["template_distribution_id"],
+            "VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID": setup["multi_tenant_distribution_id"],
+            "VEDOMAINS_CDN_CONNECTION_GROUP_ID": setup["connection_group_id"],
         }
+        self._wire_saas_manager(setup, base_env)
 
         self.say("starting the web server, Celery worker and beat, demo origin and edge proxy")
         py = sys.executable
@@ -541,9 +575,9 @@ class Stack:
 
         self.summary = self._summarize(setup, env)
         if cfg.summary_file is not None:
-            tmp = cfg.summary_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.summary, indent=2), encoding="utf-8")
-            tmp.replace(cfg.summary_file)  # readers never see half a file
+            _write_private(cfg.summary_file, self.summary)
+        # For `./dev manage` in another shell: the same local AWS, DNS and database.
+        _write_private(cfg.stack_file, stack_file_content(env, self.summary))
         return self.summary
 
     def _base_env(self, moto_url: str) -> dict[str, str]:
@@ -691,6 +725,30 @@ class Stack:
             process.stop()
             self.processes.remove(process)
 
+    def _wire_saas_manager(self, setup: dict[str, Any], env: Mapping[str, str]) -> None:
+        """Point the CNAME target at the connection group, and the emulator at DNS and edge.
+
+        As deploy/saas-manager.yaml does in Route 53: domain.ve.ai -> the routing endpoint,
+        whose address stands for CloudFront's edge (the edge proxy). The emulator then
+        validates managed certificates through this DNS server and the edge proxy.
+        """
+        cfg = self.config
+        control = DNSControl(cfg.url("dns_control", "").rstrip("/"))
+        control.set(setup["routing_endpoint"], "A", HOST)
+        control.set(env.get("VEDOMAINS_CNAME_TARGET", "domain.ve.ai"), "CNAME",
+                    setup["routing_endpoint"])
+        body = json.dumps({
+            "dns_server": f"{HOST}:{cfg.ports['dns']}",
+            "edge_proxy": f"{HOST}:{cfg.ports['edge']}",
+            "edge_ips": [HOST],
+            "deploy_seconds": float(env.get("VEDOMAINS_LOCAL_DEPLOY_SECONDS", "0") or 0),
+        }).encode()
+        request = urllib.request.Request(
+            cfg.url("moto", "/_localdev/cloudfront/config"), data=body, method="POST",
+            headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+
     def _summarize(self, setup: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
         cfg = self.config
         return {
@@ -708,6 +766,9 @@ class Stack:
             "admin": setup["admin"],
             "demo": setup["demo"],
             "template_distribution_id": setup["template_distribution_id"],
+            "multi_tenant_distribution_id": setup["multi_tenant_distribution_id"],
+            "connection_group_id": setup["connection_group_id"],
+            "routing_endpoint": setup["routing_endpoint"],
             "edge_config": setup["edge_config"],
             "settings": {k: env[k] for k in LOCAL_SETTING_DEFAULTS},
             "database": env.get("DATABASE_URL") or f"sqlite:///{ROOT / 'var' / 'db.sqlite3'}",
@@ -738,6 +799,10 @@ class Stack:
     def stop(self) -> None:
         """Stop every child, last started first. Idempotent; safe after a failed start."""
         self._stopping = True
+        if self.summary:
+            # Only a stack that wrote the file removes it (a failed start must not delete
+            # the file of another stack running on the same var/).
+            self.config.stack_file.unlink(missing_ok=True)
         # Ask every leader first so they shut down in parallel, then collect them in order.
         for process in reversed(self.processes):
             process.terminate()
@@ -746,8 +811,45 @@ class Stack:
         self.processes.clear()
 
 
+def keep_previous_logs(log_dir: Path) -> None:
+    """The last run's logs move to log.prev/ (replacing the run before): a crash is still
+    there to read after the restart that followed it."""
+    if not log_dir.is_dir() or not any(log_dir.iterdir()):
+        return
+    previous = log_dir.with_name(log_dir.name + ".prev")
+    if previous.exists():
+        shutil.rmtree(previous)
+    log_dir.rename(previous)
+
+
+def stack_file_content(env: Mapping[str, str], summary: Mapping[str, Any]) -> dict[str, Any]:
+    values = {key: env[key] for key in MANAGE_ENV_KEYS if env.get(key)}
+    # Spelled out even for the SQLite default, so a DATABASE_URL in the reader's shell
+    # cannot point the command at another database than the stack's.
+    values["DATABASE_URL"] = summary["database"]
+    return {"pid": os.getpid(), "moto": summary["urls"]["moto"], "env": values}
+
+
+def _write_private(path: Path, content: Mapping[str, Any]) -> None:
+    # Readable by this user only (it names the database and the broker), and replaced in
+    # one step so a reader never sees half a file.
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(content, handle, indent=2)
+    tmp.replace(path)
+
+
 def banner(summary: Mapping[str, Any], config: StackConfig) -> str:
     urls, admin, demo = summary["urls"], summary["admin"], summary["demo"]
+    limits = summary["settings"]
+    rate_limits = (
+        f"register {limits['VEDOMAINS_THROTTLE_REGISTER_USER']} per user, "
+        f"{limits['VEDOMAINS_THROTTLE_REGISTER_WORKSPACE']} per workspace; "
+        f"verify {limits['VEDOMAINS_THROTTLE_VERIFY_USER']} per user, "
+        f"{limits['VEDOMAINS_THROTTLE_VERIFY_WORKSPACE']} per workspace"
+    )
     if admin.get("password"):
         login = f"user {admin['username']}, password {admin['password']}"
         if admin.get("created"):
@@ -786,6 +888,9 @@ vedomains is running on this machine. Ctrl-C stops everything.
 
   Demo workspace "{demo["workspace"]}" (plan {demo["plan"]}), owner {demo["username"]},
   API token {demo["token"]}
+
+  Rate limits  {rate_limits}
+               (development values; production's defaults are in .env.example)
 
   Register a domain:  {register}
   Add its CNAME:      {add_cname}

@@ -14,13 +14,13 @@ pytest_plugins = ["tests.infra"]
 
 
 @pytest.fixture(autouse=True)
-def _fast_passwords(settings):  # type: ignore[no-untyped-def]
+def _fast_passwords(settings):
     # Factories hash a password per user; PBKDF2 makes that ~0.3 s each.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(settings):  # type: ignore[no-untyped-def]
+def _isolated_cache(settings):
     # Throttle counters live in the cache; a fresh one per test keeps tests independent.
     from django.core.cache import cache
 
@@ -30,10 +30,27 @@ def _isolated_cache(settings):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True)
-def _no_aws_rate_limits(settings):  # type: ignore[no-untyped-def]
+def _per_domain_strategy_unless_saas(settings):
+    # The tests written before SaaS Manager became the default describe the per-domain
+    # strategy (an ACM certificate the engine requests, its quotas, a template clone), which
+    # stays supported. The default path has its own tests through the `saas_stack` fixture,
+    # which switches the strategy back after this fixture has run.
+    settings.VEDOMAINS_CDN_STRATEGY = "distribution-per-domain"
+
+
+@pytest.fixture(autouse=True)
+def _no_aws_rate_limits(settings):
     # The fleet-wide buckets live in Redis and outlast a test: one test's calls would slow
     # the next. Tests of the limiter set their own limits.
     settings.VEDOMAINS_AWS_RATE_LIMITS = {}
+
+
+@pytest.fixture(autouse=True)
+def _no_certificate_budget(settings):
+    # Most tests request more certificates than a day's budget; the budget's own tests
+    # (tests/test_security_adversarial.py) set the limits they exercise.
+    settings.VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY = 0
+    settings.VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY = 0
 
 
 @pytest.fixture
@@ -46,24 +63,24 @@ def queued_tasks(monkeypatch: pytest.MonkeyPatch) -> TaskRecorder:
 
 
 @pytest.fixture
-def workspace(db):  # type: ignore[no-untyped-def]
+def workspace(db):
     return WorkspaceFactory(slug="acme", plan="pro")
 
 
 @pytest.fixture
-def owner(workspace):  # type: ignore[no-untyped-def]
+def owner(workspace):
     return MembershipFactory(workspace=workspace, role=Role.OWNER).user
 
 
 @pytest.fixture
-def api(owner) -> APIClient:  # type: ignore[no-untyped-def]
+def api(owner) -> APIClient:
     client = APIClient()
     client.force_authenticate(owner)
     return client
 
 
 @pytest.fixture
-def stubbed_acm(monkeypatch):  # type: ignore[no-untyped-def]
+def stubbed_acm(monkeypatch):
     """ACM through botocore's Stubber (checked against the real ACM API model), for the
     states moto cannot produce. Tests using it are named test_stubbed_…."""
     import boto3
@@ -80,5 +97,5 @@ def stubbed_acm(monkeypatch):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def staff_user(db):  # type: ignore[no-untyped-def]
+def staff_user(db):
     return UserFactory(is_staff=True, is_superuser=True)

@@ -24,6 +24,16 @@ class UserFactory(factory.django.DjangoModelFactory):
             obj.save()
 
 
+def staff_with_perms(*codenames: str) -> object:
+    """A staff user (not superuser) holding exactly these `domains` model permissions."""
+    from django.contrib.auth.models import Permission
+
+    user = UserFactory(is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="domains",
+                                                        codename__in=codenames))
+    return user
+
+
 class WorkspaceFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Workspace
@@ -50,11 +60,11 @@ class CustomDomainFactory(factory.django.DjangoModelFactory):
     hostname = factory.Sequence(lambda n: f"gallery{n}.client.com")
     status = DomainStatus.PENDING_VALIDATION
     ownership_token = factory.LazyAttribute(
-        lambda o: ownership_token_for(workspace_slug=o.workspace.slug, hostname=o.hostname)
+        lambda o: ownership_token_for(workspace_id=o.workspace.pk, hostname=o.hostname)
     )
 
 
-# --- issue 8: notifications and webhooks ---------------------------------------------------
+# --- notifications and webhooks -----------------------------------------------------------
 
 
 class WebhookEndpointFactory(factory.django.DjangoModelFactory):

@@ -26,7 +26,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,7 +177,7 @@ class TcpProxy:
             sel.register(link.upstream, selectors.EVENT_READ, "down")
             while True:
                 for key, _ in sel.select(timeout=1.0):
-                    data = key.fileobj.recv(65536)  # type: ignore[union-attr]
+                    data = key.fileobj.recv(65536)
                     if not data:
                         return
                     if key.data == "up":
@@ -336,16 +336,6 @@ def kill_pool_children(worker_pid: int) -> int:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     return len(pids)
-
-
-def wait_for(predicate: Callable[[], object], seconds: float, what: str,
-             on_timeout: Callable[[], str] | None = None, step: float = 0.2) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            extra = on_timeout() if on_timeout else ""
-            raise AssertionError(f"timed out after {seconds} s waiting for {what}\n{extra}")
-        time.sleep(step)
 
 
 # --- what "ended right" means -------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Helpers for the notification, webhook and certificate-watch tests (issue 8)."""
+"""Helpers for the notification, webhook and certificate-watch tests."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from django.test import override_settings
 
 from domains import tasks
 from domains.lifecycle import TASK_PREFIX
@@ -114,9 +116,14 @@ def webhook_receiver() -> Iterator[Receiver]:
     holder["r"] = Receiver(server)
     thread = threading.Thread(target=server.serve_forever, name="webhook-receiver", daemon=True)
     thread.start()
+    # This receiver is plain http on loopback, which only DEBUG and an explicit allowed
+    # network permit (the SSRF guard).
+    loopback = override_settings(DEBUG=True, VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS=["127.0.0.0/8"])
+    loopback.enable()
     try:
         yield holder["r"]
     finally:
+        loopback.disable()
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)

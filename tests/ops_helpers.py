@@ -1,4 +1,4 @@
-"""Helpers for the production-operations tests (issue 19): scraping /metrics, capturing logs."""
+"""Helpers for the production-operations tests: scraping /metrics, capturing logs."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from domains import services
 from domains.errors import Throttled
 from domains.models import CustomDomain, DomainStatus, Role
 from tests.factories import CustomDomainFactory, MembershipFactory, WorkspaceFactory
-from tests.infra import skip_or_fail
+from tests.needs import need_postgresql
 
 pytestmark = pytest.mark.django_db
 
@@ -128,14 +128,17 @@ def test_register_and_verify_budgets_are_separate(
     assert_429(client.post("/api/domains/one.b-client.com/verify"), "throttled")
 
 
-def test_rejected_requests_spend_the_user_s_budget(
+def test_conflicts_spend_the_user_s_budget_but_bad_input_does_not(
     two_workspaces: dict[str, Any], settings: Any, dns_server: Any
 ) -> None:
-    """Bad hostnames and conflicts count too: probing is rate-limited like registering."""
+    """Probing who holds a name is rate-limited like registering; a typo is not (a
+    developer trying bad input must not be locked out for an hour)."""
     set_rates(settings, domain_register_user="3/hour")
     CustomDomainFactory(hostname="taken.c-client.com", status=DomainStatus.ACTIVE)
     client = client_for(two_workspaces["b_owner"])
-    assert register(client, "not a hostname", "ws-b").status_code == 400
+    for _ in range(5):
+        assert register(client, "not a hostname", "ws-b").status_code == 400
+    assert register(client, "taken.c-client.com", "ws-b").status_code == 409
     assert register(client, "taken.c-client.com", "ws-b").status_code == 409
     assert register(client, "ok.b-client.com", "ws-b").status_code == 201
     assert_429(register(client, "ok2.b-client.com", "ws-b"), "throttled")
@@ -210,8 +213,7 @@ def test_the_cap_also_bounds_the_admin_and_the_service(
 @pytest.mark.django_db(transaction=True)
 def test_parallel_registrations_cannot_overshoot_the_cap(settings: Any) -> None:
     """Eight requests at once for a cap of three: the workspace lock lets exactly three in."""
-    if connection.vendor != "postgresql":
-        skip_or_fail("needs row locks across connections (PostgreSQL); SQLite serializes anyway")
+    need_postgresql("row locks across connections; SQLite serializes anyway")
     settings.VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE = 3
     workspace = WorkspaceFactory(slug="race", plan="enterprise")
     results: list[str] = []

@@ -52,7 +52,8 @@ def test_stubbed_request_uses_dns_validation_and_a_stable_idempotency_token(
     stubbed_acm.add_response(
         "request_certificate", {"CertificateArn": ARN},
         {"DomainName": "gallery.client.com", "ValidationMethod": "DNS", "IdempotencyToken": token,
-         "Tags": [{"Key": "k", "Value": "v"}]})
+         # The managed tag the app's IAM policy requires on everything it creates.
+         "Tags": [{"Key": "k", "Value": "v"}, {"Key": "vedomains-managed", "Value": "true"}]})
     assert acm.request_certificate(hostname="gallery.client.com",
                                    key="vedomains:7:gallery.client.com",
                                    tags={"k": "v"}) == ARN

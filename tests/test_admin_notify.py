@@ -1,4 +1,4 @@
-"""Admin pages added for issue 8: endpoints (secret handling), deliveries, notifications."""
+"""Admin pages for notifications: endpoints (secret handling), deliveries, notifications."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ pytestmark = [pytest.mark.django_db]
 
 
 @pytest.fixture
-def staff_client(client, staff_user):  # type: ignore[no-untyped-def]
+def staff_client(client, staff_user):
     client.force_login(staff_user)
     return client
 
 
-def test_endpoint_secret_is_generated_and_shown_only_on_its_change_page(staff_client):  # type: ignore[no-untyped-def]
+def test_endpoint_secret_is_generated_and_shown_only_on_its_change_page(staff_client):
     response = staff_client.post("/admin/domains/webhookendpoint/add/", {
         "name": "ve.ai app", "url": "https://app.ve.ai/hooks/domains", "active": "on",
         "event_types": ["domain.status_changed"],
@@ -34,7 +34,7 @@ def test_endpoint_secret_is_generated_and_shown_only_on_its_change_page(staff_cl
     assert endpoint.secret in change.content.decode()
 
 
-def test_bad_endpoint_urls_are_refused_by_the_form(staff_client):  # type: ignore[no-untyped-def]
+def test_bad_endpoint_urls_are_refused_by_the_form(staff_client):
     for url in ("ftp://app.ve.ai/hooks", "javascript:alert(1)", "not a url"):
         response = staff_client.post("/admin/domains/webhookendpoint/add/",
                                      {"name": "x", "url": url, "active": "on"})
@@ -42,7 +42,7 @@ def test_bad_endpoint_urls_are_refused_by_the_form(staff_client):  # type: ignor
     assert not WebhookEndpoint.objects.exists()
 
 
-def test_rotate_secret(staff_client):  # type: ignore[no-untyped-def]
+def test_rotate_secret(staff_client):
     endpoint = WebhookEndpointFactory()
     old = endpoint.secret
     staff_client.post("/admin/domains/webhookendpoint/",
@@ -51,7 +51,7 @@ def test_rotate_secret(staff_client):  # type: ignore[no-untyped-def]
     assert endpoint.secret != old and endpoint.secret.startswith("whsec_")
 
 
-def test_domain_page_shows_the_certificate_watch_and_lists_filter(staff_client):  # type: ignore[no-untyped-def]
+def test_domain_page_shows_the_certificate_watch_and_lists_filter(staff_client):
     domain = CustomDomainFactory(status=DomainStatus.ACTIVE, certificate_trouble="CAA says no.",
                                  certificate_trouble_at=timezone.now(),
                                  certificate_renewal_status="PENDING_AUTO_RENEWAL")
@@ -61,7 +61,7 @@ def test_domain_page_shows_the_certificate_watch_and_lists_filter(staff_client):
     assert "certificate trouble" in listing.lower() and "needs attention" in listing.lower()
 
 
-def test_notification_and_delivery_lists_render(staff_client):  # type: ignore[no-untyped-def]
+def test_notification_and_delivery_lists_render(staff_client):
     domain = CustomDomainFactory()
     Notification.objects.create(domain=domain, kind=NotificationKind.DOMAIN_ACTIVE,
                                 state_key="status:1", recipients=["o@acme.test"],

@@ -67,7 +67,8 @@ def test_register_returns_the_record_and_queues_the_certificate(
                 "activated_at", "certificate_status", "edge_synced"):
         assert key in body
     assert r["Location"] == "/api/domains/gallery.client.com/"
-    assert [name for name, _ in sent] == ["domains.tasks.request_certificate"]
+    # The certificate waits for the CNAME: registration queues the first check.
+    assert [name for name, _ in sent] == ["domains.tasks.check_domain"]
     event = DomainEvent.objects.get(domain__hostname="gallery.client.com")
     assert (event.kind, event.source, event.actor) == (EventKind.REGISTERED, "api", owner)
 
@@ -80,7 +81,8 @@ def test_register_stores_unicode_as_punycode(api: APIClient, workspace: Any) -> 
 
 
 def test_register_accepts_form_encoded_bodies(api: APIClient, workspace: Any) -> None:
-    r = api.post("/api/domains/", {"hostname": "www.client.com", "workspace": "acme"})
+    r = api.post("/api/domains/", "hostname=www.client.com&workspace=acme",
+                 content_type="application/x-www-form-urlencoded")
     assert r.status_code == 201, r.content
 
 
@@ -681,11 +683,16 @@ def test_unknown_api_paths_are_json_404(api: APIClient) -> None:
     assert api.post("/api/nothing", {}, format="json").status_code == 404
 
 
-def test_missing_trailing_slash_is_redirected_or_explained(api: APIClient, workspace: Any) -> None:
+def test_missing_trailing_slash_is_redirected_or_answered(api: APIClient, workspace: Any) -> None:
     r = api.get("/api/domains?workspace=acme")
-    assert r.status_code == 301
-    assert r["Location"] == "/api/domains/?workspace=acme"
+    assert r.status_code == 200
     r = api.post("/api/domains", {"hostname": "a.client.com", "workspace": "acme"},
                  format="json")
+    assert r.status_code == 201
+    # A path that exists only with its slash: a GET is redirected, anything else told.
+    r = api.get("/api/schema?format=json")
+    assert r.status_code == 301
+    assert r["Location"] == "/api/schema/?format=json"
+    r = api.post("/api/schema", {}, format="json")
     assert r.status_code == 404
-    assert "/api/domains/" in error(r)["message"]
+    assert "/api/schema/" in error(r)["message"]

@@ -13,7 +13,13 @@ import pytest
 from rest_framework.test import APIClient
 
 from domains.models import CustomDomain, DomainEvent, DomainStatus, Role
-from tests.factories import CustomDomainFactory, MembershipFactory, UserFactory, WorkspaceFactory
+from tests.factories import (
+    CustomDomainFactory,
+    MembershipFactory,
+    UserFactory,
+    WorkspaceFactory,
+    staff_with_perms,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +57,10 @@ def world(db: Any, settings: Any) -> World:
         "b_admin": MembershipFactory(workspace=b, role=Role.ADMIN).user,
         "b_member": MembershipFactory(workspace=b, role=Role.MEMBER).user,
         "outsider": UserFactory(),
-        "staff": UserFactory(is_staff=True),
+        "staff": staff_with_perms("add_customdomain", "change_customdomain",
+                                  "delete_customdomain", "view_customdomain"),
+        # Staff without model permissions is a plain user.
+        "staff_bare": UserFactory(is_staff=True),
     }
     return World(
         users=users,
@@ -70,7 +79,7 @@ def as_user(world: World, name: str) -> APIClient:
 CAN_READ_B = {"b_owner", "b_admin", "b_member", "staff"}
 CAN_WRITE_B = {"b_owner", "b_admin", "staff"}
 EVERYONE = ["a_owner", "a_admin", "a_member", "b_owner", "b_admin", "b_member", "outsider",
-            "staff"]
+            "staff", "staff_bare"]
 
 
 def assert_b_untouched(world: World) -> None:

@@ -81,9 +81,11 @@ def test_four_processes_share_one_bucket_and_never_exceed_it(limited: Any,
         ends.extend(json.loads(out))
     assert len(ends) == 24
     # A bucket of `rate` tokens refilled at `rate`/s admits at most burst + rate * t calls
-    # in any t seconds, whichever process makes them.
+    # in any t seconds, whichever process makes them; a call's end is measured after its
+    # grant, so a loaded machine may bunch up to one more burst. Unlimited, all 24 land
+    # within a fraction of a second.
     for window in (1.0, 2.0):
-        assert _max_in_window(ends, window) <= rate + rate * window
+        assert _max_in_window(ends, window) <= 2 * rate + rate * window
     # 24 calls at 5/s with a burst of 5 cannot finish in under (24 - 5) / 5 s.
     assert max(ends) - min(ends) >= (24 - rate) / rate - 0.5
 

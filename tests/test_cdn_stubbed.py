@@ -9,11 +9,13 @@ shapes without pretending to be AWS.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 from botocore.stub import ANY, Stubber
 
@@ -83,13 +85,16 @@ def test_stubbed_per_domain_attach_clones_the_template_with_one_alias_and_its_ce
         TEMPLATE, hostname=HOST, certificate_arn=ARN, reference="vedomains-7"
     )
     stubbed_cf.add_response(
-        "create_distribution",
+        "create_distribution_with_tags",
         {
             "Distribution": _distribution("ENEW", expected, "InProgress"),
             "Location": "https://x",
             "ETag": "N1",
         },
-        {"DistributionConfig": expected},
+        # Tagged at creation: the app's IAM policy only lets it change tagged ones.
+        {"DistributionConfigWithTags": {
+            "DistributionConfig": expected,
+            "Tags": {"Items": [{"Key": "vedomains-managed", "Value": "true"}]}}},
     )
     attachment = cdn.DistributionPerDomain("ETEMPLATE").attach(
         hostname=HOST, certificate_arn=ARN, reference="vedomains-7"
@@ -108,7 +113,7 @@ def test_stubbed_cname_already_exists_is_a_permanent_explained_failure(stubbed_c
         {"Id": "ETEMPLATE"},
     )
     stubbed_cf.add_client_error(
-        "create_distribution",
+        "create_distribution_with_tags",
         service_error_code="CNAMEAlreadyExists",
         http_status_code=409,
         service_message="One or more aliases already exist.",
@@ -184,24 +189,79 @@ def test_stubbed_detach_retries_on_precondition_failed_with_the_new_etag(
     assert cdn.DistributionPerDomain("ETEMPLATE").detach(resource_id="EDIST").done is True
 
 
-def test_stubbed_saas_tenant_attach_sends_domain_and_certificate(stubbed_cf: Stubber) -> None:
+def test_stubbed_saas_tenant_attach_with_a_prevalidated_certificate(stubbed_cf: Stubber) -> None:
     stubbed_cf.add_response(
         "create_distribution_tenant",
         _tenant(True),
         {
             "DistributionId": "EMT",
-            "Name": HOST,
+            "Name": f"vedomains-7-{HOST}",
             "Domains": [{"Domain": HOST}],
             "Customizations": {"Certificate": {"Arn": ARN}},
             "Enabled": True,
             "ConnectionGroupId": "cg_1",
-            "Tags": {"Items": [{"Key": "vedomains-reference", "Value": "vedomains-7"}]},
+            "Parameters": [{"Name": "workspaceId", "Value": "acme"}],
+            "Tags": {"Items": [{"Key": "vedomains", "Value": "true"},
+                               {"Key": "vedomains-reference", "Value": "vedomains-7"},
+                               {"Key": "vedomains-workspace", "Value": "acme"}]},
         },
     )
     attachment = cdn.SaasTenant("EMT", "cg_1").attach(
-        hostname=HOST, certificate_arn=ARN, reference="vedomains-7"
+        hostname=HOST, certificate_arn=ARN, reference="vedomains-7", workspace_id="acme"
     )
     assert attachment.resource_id == "dt_123"
+
+
+def test_stubbed_saas_tenant_attach_asks_for_a_managed_certificate(stubbed_cf: Stubber) -> None:
+    stubbed_cf.add_response(
+        "create_distribution_tenant",
+        _tenant(True),
+        {
+            "DistributionId": "EMT",
+            "Name": f"vedomains-7-{HOST}",
+            "Domains": [{"Domain": HOST}],
+            "ManagedCertificateRequest": {"ValidationTokenHost": "cloudfront",
+                                          "PrimaryDomainName": HOST},
+            "Enabled": True,
+            "OnDomainTakeover": "allow",
+            "Tags": {"Items": [{"Key": "vedomains", "Value": "true"},
+                               {"Key": "vedomains-reference", "Value": "vedomains-7"}]},
+        },
+    )
+    cdn.SaasTenant("EMT", "").attach(hostname=HOST, certificate_arn="", reference="vedomains-7",
+                                     takeover=True)
+
+
+def test_stubbed_saas_tenant_retried_create_finds_its_own_tenant(stubbed_cf: Stubber) -> None:
+    stubbed_cf.add_client_error("create_distribution_tenant",
+                                service_error_code="EntityAlreadyExists", http_status_code=409)
+    mine = _tenant(True)
+    mine["DistributionTenant"]["Tags"] = {
+        "Items": [{"Key": "vedomains-reference", "Value": "vedomains-7"}]}
+    stubbed_cf.add_response("get_distribution_tenant", mine,
+                            {"Identifier": f"vedomains-7-{HOST}"})
+    attachment = cdn.SaasTenant("EMT", "").attach(hostname=HOST, certificate_arn="",
+                                                  reference="vedomains-7")
+    assert attachment.resource_id == "dt_123"
+
+
+@pytest.mark.parametrize("code", ["EntityLimitExceeded", "TooManyDistributionTenants",
+                                  "TooManyDistributionsAssociatedToCachePolicy"])
+def test_stubbed_quota_errors_are_capacity_not_permanent(stubbed_cf: Stubber, code: str) -> None:
+    stubbed_cf.add_client_error("create_distribution_tenant", service_error_code=code,
+                                http_status_code=400)
+    with pytest.raises(IntegrationError) as caught:
+        cdn.SaasTenant("EMT", "").attach(hostname=HOST, certificate_arn="", reference="r")
+    assert caught.value.capacity and not caught.value.permanent and caught.value.code == code
+
+
+def test_stubbed_tenant_names_fit_the_model_pattern() -> None:
+    pattern = botocore.session.get_session().get_service_model("cloudfront").shape_for(
+        "CreateDistributionTenantRequestNameString").metadata["pattern"]
+    long_host = ".".join(["a" * 63] * 3) + ".example.com"
+    for host in (HOST, long_host, "xn--bcher-kva.example"):
+        name = cdn.SaasTenant.tenant_name(host, "vedomains-123456")
+        assert re.fullmatch(pattern, name), name
 
 
 def test_stubbed_saas_tenant_cname_taken_is_permanent(stubbed_cf: Stubber) -> None:
@@ -222,6 +282,13 @@ def test_stubbed_saas_tenant_detach_disables_then_deletes_with_if_match(
         {"DistributionTenant": _tenant(False)["DistributionTenant"], "ETag": "E2"},
         {"Id": "dt_123", "IfMatch": "E1", "Enabled": False},
     )
+    assert cdn.SaasTenant("EMT", "").detach(resource_id="dt_123").done is False
+    deploying = _tenant(False)
+    deploying["DistributionTenant"]["Status"] = "InProgress"
+    stubbed_cf.add_response("get_distribution_tenant", {**deploying, "ETag": "E2"},
+                            {"Identifier": "dt_123"})
+    # Deleted only once the disabled tenant is Deployed.
+    assert cdn.SaasTenant("EMT", "").detach(resource_id="dt_123").done is False
     stubbed_cf.add_response(
         "get_distribution_tenant", {**_tenant(False), "ETag": "E2"}, {"Identifier": "dt_123"}
     )
@@ -234,3 +301,9 @@ def test_stubbed_saas_tenant_detach_of_a_deleted_tenant_is_done(stubbed_cf: Stub
         "get_distribution_tenant", service_error_code="EntityNotFound", http_status_code=404
     )
     assert cdn.SaasTenant("EMT", "").detach(resource_id="dt_gone").done is True
+
+
+def test_throttling_is_not_capacity() -> None:
+    assert not cdn.is_capacity_code("TooManyRequests")
+    assert not cdn.is_capacity_code("TooManyRequestsException")
+    assert cdn.is_capacity_code("TooManyDistributionTenants")

@@ -1,4 +1,4 @@
-"""Certificate renewal watch and the expired-certificate sweep (issue 8).
+"""Certificate renewal watch and the expired-certificate sweep.
 
 moto cannot put a certificate near its expiry or report a renewal status, so the ACM side
 of these tests is botocore's Stubber (responses validated against the real ACM model:
@@ -52,7 +52,7 @@ NOT_AFTER = (datetime.now(UTC) + timedelta(days=400)).replace(hour=12, minute=0,
 
 
 @pytest.fixture
-def queued(queued_tasks: TaskRecorder, settings) -> TaskRecorder:  # type: ignore[no-untyped-def]
+def queued(queued_tasks: TaskRecorder, settings) -> TaskRecorder:
     settings.EMAIL_BACKEND = LOCMEM_EMAIL
     return queued_tasks
 
@@ -80,7 +80,7 @@ def _expect_describe(stub: Stubber, **kwargs: Any) -> None:
 
 
 @pytest.fixture
-def watched(db, dns_server):  # type: ignore[no-untyped-def]
+def watched(db, dns_server):
     """An active domain with its certificate attached and every DNS record in place."""
     workspace = WorkspaceFactory(slug="acme", name="Acme Photos")
     MembershipFactory(workspace=workspace, role=Role.OWNER,
@@ -97,7 +97,7 @@ def watched(db, dns_server):  # type: ignore[no-untyped-def]
     return domain
 
 
-def _daily_check(domain: CustomDomain, when: datetime, capture,  # type: ignore[no-untyped-def]
+def _daily_check(domain: CustomDomain, when: datetime, capture,
                  queued: TaskRecorder | None = None) -> str:
     """The re-check at `when`, then (if given) the emails it queued, still at `when`."""
     with time_machine.travel(when, tick=True):
@@ -108,7 +108,7 @@ def _daily_check(domain: CustomDomain, when: datetime, capture,  # type: ignore[
     return outcome
 
 
-def _trouble_listed(client, staff_user) -> str:  # type: ignore[no-untyped-def]
+def _trouble_listed(client, staff_user) -> str:
     client.force_login(staff_user)
     response = client.get("/admin/domains/customdomain/", {"cert_trouble": "yes"})
     assert response.status_code == 200
@@ -130,7 +130,7 @@ REASONS = {
 def test_stubbed_each_reason_reaches_the_admin_filter_and_one_notification(
     reason, watched, dns_server, stubbed_acm, queued, staff_user, client,
     django_capture_on_commit_callbacks,
-):  # type: ignore[no-untyped-def]
+):
     acm_state, dns_change, words = REASONS[reason]
     endpoint = WebhookEndpointFactory(url="http://127.0.0.1:9/never-called")
 
@@ -186,7 +186,7 @@ def test_stubbed_each_reason_reaches_the_admin_filter_and_one_notification(
 
 def test_stubbed_renewed_certificate_clears_the_trouble(
     watched, stubbed_acm, queued, staff_user, client, django_capture_on_commit_callbacks,
-):  # type: ignore[no-untyped-def]
+):
     _expect_describe(stubbed_acm, renewal="FAILED")
     _daily_check(watched, NOT_AFTER - timedelta(days=20), django_capture_on_commit_callbacks)
     watched.refresh_from_db()
@@ -210,7 +210,7 @@ def test_stubbed_renewed_certificate_clears_the_trouble(
 
 def test_stubbed_watch_looks_at_acm_at_most_every_12_hours(
     watched, stubbed_acm, queued, django_capture_on_commit_callbacks,
-):  # type: ignore[no-untyped-def]
+):
     start = NOT_AFTER - timedelta(days=100)
     _expect_describe(stubbed_acm)  # exactly one response: a second call would fail
     for minutes in (0, 10, 60, 600):
@@ -222,7 +222,7 @@ def test_stubbed_watch_looks_at_acm_at_most_every_12_hours(
 
 def test_stubbed_acm_error_never_fails_the_check(
     watched, stubbed_acm, django_capture_on_commit_callbacks,
-):  # type: ignore[no-untyped-def]
+):
     stubbed_acm.add_client_error("describe_certificate", "ThrottlingException",
                                  http_status_code=400, expected_params={"CertificateArn": ARN})
     assert _daily_check(watched, NOT_AFTER - timedelta(days=20),
@@ -233,7 +233,7 @@ def test_stubbed_acm_error_never_fails_the_check(
 
 def test_stubbed_sweep_deletes_expired_certificates_of_removed_domains_only(
     db, stubbed_acm,
-):  # type: ignore[no-untyped-def]
+):
     acme = WorkspaceFactory(slug="acme")
     arn = "arn:aws:acm:us-east-1:123456789012:certificate/{}".format
     removed = CustomDomainFactory(workspace=acme, hostname="old.client.com",
@@ -276,7 +276,7 @@ def test_stubbed_sweep_deletes_expired_certificates_of_removed_domains_only(
 @pytest.mark.integration
 def test_watch_records_moto_certificate_expiry_without_trouble(
     aws_stack, dns_server, django_capture_on_commit_callbacks,
-):  # type: ignore[no-untyped-def]
+):
     from tests.test_engine_lifecycle import _register_and_activate
 
     domain = _register_and_activate(WorkspaceFactory(slug="acme"), dns_server)

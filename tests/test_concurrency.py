@@ -31,15 +31,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
 from domains import certificates, services
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
 from tests.factories import WorkspaceFactory
-from tests.faults import RedisServer, TcpProxy, convergence, use_broker, wait_for
-from tests.infra import WorkerProcess, skip_or_fail
+from tests.faults import RedisServer, TcpProxy, convergence, use_broker
+from tests.infra import WorkerProcess
+from tests.needs import need_postgresql
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.worker, pytest.mark.slow,
               pytest.mark.django_db(transaction=True)]
@@ -55,8 +56,7 @@ A, S, M, R = (DomainStatus.ACTIVE, DomainStatus.PENDING_VALIDATION, DomainStatus
 @pytest.fixture
 def fleet(tmp_path: Path, aws_stack: Any, moto_server: Any, dns_server: Any
           ) -> Iterator[list[WorkerProcess]]:
-    if connection.vendor != "postgresql":
-        skip_or_fail("the claim under test is SELECT FOR UPDATE SKIP LOCKED: PostgreSQL only")
+    need_postgresql("the claim under test is SELECT FOR UPDATE SKIP LOCKED")
     broker = RedisServer(tmp_path / "redis", appendonly=False).start()
     proxy = TcpProxy(("127.0.0.1", moto_server.port)).start()
     workers = [

@@ -1,4 +1,4 @@
-"""The staff dashboard (issue 8): aggregate queries only, so 10,000 domains cost what 10 do."""
+"""The staff dashboard: aggregate queries only, so 10,000 domains cost what 10 do."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from django.utils import timezone
 from domains import dashboard
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Workspace
 from tests.factories import WorkspaceFactory
-from tests.infra import skip_or_fail
+from tests.needs import need_programs
 
 pytestmark = [pytest.mark.django_db]
 
@@ -80,7 +80,7 @@ def make_fleet(count: int, *, workspaces: int = 20, seed: int = 8) -> list[Works
     return spaces
 
 
-def _queries_for_dashboard(client) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+def _queries_for_dashboard(client) -> tuple[int, str]:
     with CaptureQueriesContext(connection) as ctx:
         response = client.get(URL)
     assert response.status_code == 200
@@ -89,7 +89,7 @@ def _queries_for_dashboard(client) -> tuple[int, str]:  # type: ignore[no-untype
 
 def test_dashboard_renders_10000_domains_in_a_bounded_number_of_queries(
     client, staff_user, django_assert_max_num_queries,
-):  # type: ignore[no-untyped-def]
+):
     make_fleet(10)
     client.force_login(staff_user)
     small, _ = _queries_for_dashboard(client)
@@ -97,7 +97,7 @@ def test_dashboard_renders_10000_domains_in_a_bounded_number_of_queries(
     CustomDomain.objects.all().delete()
     make_fleet(10_000, workspaces=50)
     assert CustomDomain.objects.count() == 10_000
-    # 4 of them are the capacity rows and the failure breakdown (issue 18).
+    # 4 of them are the capacity rows and the failure breakdown.
     with django_assert_max_num_queries(16):
         response = client.get(URL)
     page = response.content.decode()
@@ -114,7 +114,7 @@ def test_dashboard_renders_10000_domains_in_a_bounded_number_of_queries(
     assert page.count('class="vd-detail"') == dashboard.ATTENTION_LIST_LIMIT
 
 
-def test_dashboard_numbers(client, staff_user):  # type: ignore[no-untyped-def]
+def test_dashboard_numbers(client, staff_user):
     now = timezone.now()
     ws = WorkspaceFactory()
     made = {}
@@ -153,7 +153,7 @@ def test_dashboard_numbers(client, staff_user):  # type: ignore[no-untyped-def]
     assert "fresh_pending.client.com" not in listed.content.decode()
 
 
-def test_activation_chart_series(db):  # type: ignore[no-untyped-def]
+def test_activation_chart_series(db):
     ws = WorkspaceFactory()
     now = timezone.now().replace(hour=12)
     for day, minutes in ((0, 10), (0, 30), (3, 120), (40, 5)):
@@ -174,29 +174,28 @@ def test_activation_chart_series(db):  # type: ignore[no-untyped-def]
     assert chart["unit"] == "hours" and chart["activated"] == 3  # the slowest took 2 h
 
 
-def test_dashboard_needs_staff(client, db):  # type: ignore[no-untyped-def]
+def test_dashboard_needs_staff(client, db):
     response = client.get(URL)
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
 
 
 @pytest.mark.browser
-def test_dashboard_screenshot(client, staff_user, settings, tmp_path):  # type: ignore[no-untyped-def]
+def test_dashboard_screenshot(client, staff_user, settings, tmp_path):
     """Headless Chromium renders the page; VEDOMAINS_DASHBOARD_SCREENSHOT=path keeps the PNG.
 
     `VEDOMAINS_DASHBOARD_SCREENSHOT=docs/dashboard.png pytest -m browser tests/test_dashboard.py`
     regenerates the README's screenshot. The page is rendered by the test client and loaded
     from a file, with the admin's static files from the installed Django.
     """
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        skip_or_fail("Debian's chromium is not installed (./dev test installs it)")
+    [chromium] = need_programs("chromium|chromium-browser",
+                               install="Debian's chromium; ./dev test installs it")
     make_fleet(1200, workspaces=12, seed=3)
     # The last day's status changes, as the engine would have recorded them.
     recent = CustomDomain.objects.filter(activated_at__gte=timezone.now() - timedelta(hours=24))
     DomainEvent.objects.bulk_create(
         DomainEvent(domain=d, kind=EventKind.STATUS_CHANGED, source="system:check",
                     from_status="pending_validation", to_status="active") for d in recent)
-    # And why the others failed or broke, worded as the engine words it (issue 18's breakdown).
+    # And why the others failed or broke, worded as the engine words it (the dashboard's breakdown).
     broke = CustomDomain.objects.filter(status__in=["failed", "misconfigured"]).order_by("id")
     DomainEvent.objects.bulk_create(
         DomainEvent(domain=d, kind=EventKind.STATUS_CHANGED, source="system:check",

@@ -12,17 +12,16 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from domains import checks, tasks
+from domains import schedule, tasks
 from domains.models import CustomDomain
 from tests.factories import WorkspaceFactory
-from tests.infra import skip_or_fail
+from tests.needs import need_postgresql
 
 pytestmark = [pytest.mark.integration]
 
 
 def _postgresql_only(why: str) -> None:
-    if connection.vendor != "postgresql":
-        skip_or_fail(f"PostgreSQL only: {why}")
+    need_postgresql(why)
 
 
 def _due_domains(n: int, *, overdue: timedelta = timedelta(minutes=1)) -> list[int]:
@@ -62,28 +61,28 @@ def test_a_backlog_is_queued_once_per_lease_not_once_per_tick(clean_redis: str,
 @pytest.mark.django_db
 def test_a_new_due_time_is_dispatched_at_once(settings: Any) -> None:
     ids = _due_domains(3)
-    assert sorted(checks.domains_dispatch()) == sorted(ids)
-    assert checks.domains_dispatch() == []
+    assert sorted(schedule.domains_dispatch()) == sorted(ids)
+    assert schedule.domains_dispatch() == []
     now = timezone.now()
     # The check starts (its lease moves the due time), or anything reschedules it: the next
     # due time is dispatched when it comes, not a dispatch lease later.
-    assert sorted(checks.domains_claim(ids[:2], now=now)) == sorted(ids[:2])
+    assert sorted(schedule.domains_claim(ids[:2], now=now)) == sorted(ids[:2])
     CustomDomain.objects.filter(pk=ids[2]).update(next_check_at=now + timedelta(seconds=5))
     later = now + settings.VEDOMAINS_DISPATCH_LEASE - timedelta(seconds=1)
-    assert sorted(checks.domains_dispatch(now=later)) == sorted(ids)
+    assert sorted(schedule.domains_dispatch(now=later)) == sorted(ids)
 
 
 @pytest.mark.django_db
 def test_check_domains_command_includes_queued_domains() -> None:
     ids = _due_domains(2)
-    checks.domains_dispatch()
-    assert checks.domains_due() == []
-    assert sorted(checks.domains_due(queued=True)) == sorted(ids)
+    schedule.domains_dispatch()
+    assert schedule.domains_due() == []
+    assert sorted(schedule.domains_due(queued=True)) == sorted(ids)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_two_dispatchers_at_once_hand_out_disjoint_ids() -> None:
-    _postgresql_only("the dispatcher's SELECT ... FOR UPDATE SKIP LOCKED")
+    need_postgresql("the dispatcher's SELECT ... FOR UPDATE SKIP LOCKED")
     ids = _due_domains(400)
     got: list[list[int]] = []
     start = threading.Barrier(2)
@@ -91,7 +90,7 @@ def test_two_dispatchers_at_once_hand_out_disjoint_ids() -> None:
     def dispatch() -> None:
         start.wait()
         try:
-            got.append(checks.domains_dispatch(limit=400))
+            got.append(schedule.domains_dispatch(limit=400))
         finally:
             connection.close()
 
@@ -107,7 +106,7 @@ def test_two_dispatchers_at_once_hand_out_disjoint_ids() -> None:
 
 @pytest.mark.django_db
 def test_the_due_query_reads_its_index_at_100000_rows() -> None:
-    _postgresql_only("the plan under test is PostgreSQL's")
+    need_postgresql("the plan under test is PostgreSQL's")
     template = CustomDomain.objects.get(pk=_due_domains(1)[0])
     table = CustomDomain._meta.db_table
     columns = [f.column for f in CustomDomain._meta.concrete_fields if f.column != "id"]
@@ -127,6 +126,6 @@ def test_the_due_query_reads_its_index_at_100000_rows() -> None:
         )
         cursor.execute(f"ANALYZE {table}")
     assert CustomDomain.objects.count() == 100_001
-    plan = checks._due(timezone.now()).values("pk")[:10_000].explain()
+    plan = schedule._due(timezone.now()).values("pk")[:10_000].explain()
     assert "domain_next_check_idx" in plan, plan
     assert "Seq Scan" not in plan, plan

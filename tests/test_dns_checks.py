@@ -20,13 +20,13 @@ def test_parse_nameserver(entry: str, host: str, port: int) -> None:
     assert (ns.address, ns.port) == (host, port)
 
 
-def test_direct_cname_reaches_the_target(dns_server) -> None:  # type: ignore[no-untyped-def]
+def test_direct_cname_reaches_the_target(dns_server) -> None:
     dns_server.store.set_record("gallery.client.com", "CNAME", "domain.ve.ai")
     check = dns.check_routing("gallery.client.com")
     assert (check.ok, check.reason) == (True, "points_to_target")
 
 
-def test_chain_through_a_provider_alias_reaches_the_target(dns_server) -> None:  # type: ignore[no-untyped-def]
+def test_chain_through_a_provider_alias_reaches_the_target(dns_server) -> None:
     dns_server.store.set_record("www.client.com", "CNAME", "alias.provider.net")
     dns_server.store.set_record("alias.provider.net", "CNAME", "domain.ve.ai")
     check = dns.check_routing("www.client.com")
@@ -41,7 +41,7 @@ def test_chain_through_a_provider_alias_reaches_the_target(dns_server) -> None: 
         ([("shop.client.com", "CNAME", "other.cdn.net")], "wrong_target"),
     ],
 )
-def test_customer_dns_verdicts(dns_server, records, reason) -> None:  # type: ignore[no-untyped-def]
+def test_customer_dns_verdicts(dns_server, records, reason) -> None:
     for name, rtype, value in records:
         dns_server.store.set_record(name, rtype, value)
     check = dns.check_routing("shop.client.com")
@@ -49,7 +49,7 @@ def test_customer_dns_verdicts(dns_server, records, reason) -> None:  # type: ig
 
 
 @pytest.mark.parametrize("fault", ["timeout", "servfail", "refused"])
-def test_server_faults_are_transient_never_a_verdict(dns_server, fault) -> None:  # type: ignore[no-untyped-def]
+def test_server_faults_are_transient_never_a_verdict(dns_server, fault) -> None:
     dns_server.store.set_record("gallery.client.com", "CNAME", "domain.ve.ai")
     dns_server.store.set_fault(fault)
     check = dns.check_routing("gallery.client.com")
@@ -59,7 +59,7 @@ def test_server_faults_are_transient_never_a_verdict(dns_server, fault) -> None:
     assert caught.value.permanent is False
 
 
-def test_txt_values_and_many_hosts_concurrently(dns_server) -> None:  # type: ignore[no-untyped-def]
+def test_txt_values_and_many_hosts_concurrently(dns_server) -> None:
     long_value = "vedomains-verification=" + "a" * 300  # split into 255-byte strings
     dns_server.store.add_record("_vedomains-challenge.a.client.com", "TXT", "other=1")
     dns_server.store.add_record("_vedomains-challenge.a.client.com", "TXT", long_value)
@@ -68,5 +68,5 @@ def test_txt_values_and_many_hosts_concurrently(dns_server) -> None:  # type: ig
         dns_server.store.set_record(host, "CNAME", "domain.ve.ai")
     results = dns.check_many([*hosts, "a.client.com"], txt_for=["a.client.com"])
     assert sum(r.routing.ok for r in results.values()) == 25
-    assert set(results["a.client.com"].txt.values) == {"other=1", long_value}  # type: ignore[union-attr]
+    assert set(results["a.client.com"].txt.values) == {"other=1", long_value}
     assert dns.lookup_txt("_vedomains-challenge.nothing.client.com") == []

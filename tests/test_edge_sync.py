@@ -20,7 +20,7 @@ from tests.factories import CustomDomainFactory, WorkspaceFactory
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
 
-def _active(n: int, workspace=None, prefix: str = "site") -> list[CustomDomain]:  # type: ignore[no-untyped-def]
+def _active(n: int, workspace=None, prefix: str = "site") -> list[CustomDomain]:
     workspace = workspace or WorkspaceFactory(slug="acme", plan="enterprise")
     now = timezone.now()
     return CustomDomain.objects.bulk_create(
@@ -47,7 +47,7 @@ def _closed_port() -> int:
     return port
 
 
-def test_backfill_writes_every_active_mapping_in_batches(aws_stack):  # type: ignore[no-untyped-def]
+def test_backfill_writes_every_active_mapping_in_batches(aws_stack):
     domains = _active(60)
     CustomDomainFactory(hostname="pending.client.com")  # not routed: not pushed
     counts = edge_sync.edge_backfill()
@@ -62,7 +62,7 @@ def test_backfill_writes_every_active_mapping_in_batches(aws_stack):  # type: ig
     )
 
 
-def test_reconcile_finds_and_repairs_missing_extra_and_stale(aws_stack):  # type: ignore[no-untyped-def]
+def test_reconcile_finds_and_repairs_missing_extra_and_stale(aws_stack):
     domains = _active(5)
     edge_sync.edge_backfill()
     # Drift of every kind: an item deleted by hand, an item nobody owns, an item pointing
@@ -91,15 +91,15 @@ def test_reconcile_finds_and_repairs_missing_extra_and_stale(aws_stack):  # type
 
     repaired = edge_sync.edge_reconcile(repair=True)
     assert repaired.counts()["repaired"] == 3
-    assert edge_store.get_item(domains[0].hostname).workspace_id == "acme"  # type: ignore[union-attr]
-    assert edge_store.get_item(domains[1].hostname).workspace_id == "acme"  # type: ignore[union-attr]
+    assert edge_store.get_item(domains[0].hostname).workspace_id == "acme"
+    assert edge_store.get_item(domains[1].hostname).workspace_id == "acme"
     ghost = edge_store.get_item("ghost.client.com")
     assert ghost is not None and ghost.status == "inactive" and ghost.version == 8
     clean = edge_sync.edge_reconcile(repair=False).counts()
     assert (clean["missing"], clean["stale"], clean["extra"]) == (0, 0, 0)
 
 
-def test_reconcile_command_dry_run_prints_the_diff_and_changes_nothing(aws_stack, capsys):  # type: ignore[no-untyped-def]
+def test_reconcile_command_dry_run_prints_the_diff_and_changes_nothing(aws_stack, capsys):
     domains = _active(2)
     call_command("reconcile_edge", "--dry-run")
     out = capsys.readouterr().out
@@ -111,7 +111,7 @@ def test_reconcile_command_dry_run_prints_the_diff_and_changes_nothing(aws_stack
     assert edge_store.get_item(domains[0].hostname) is not None
 
 
-def test_backfill_and_create_table_commands(aws_stack, capsys):  # type: ignore[no-untyped-def]
+def test_backfill_and_create_table_commands(aws_stack, capsys):
     call_command("create_edge_table")
     assert "already exists" in capsys.readouterr().out
     _active(3)
@@ -123,7 +123,7 @@ def test_backfill_and_create_table_commands(aws_stack, capsys):  # type: ignore[
     assert len(list(edge_store.scan())) == 3
 
 
-def test_sync_while_dynamodb_is_unreachable_loses_nothing(aws_stack, monkeypatch):  # type: ignore[no-untyped-def]
+def test_sync_while_dynamodb_is_unreachable_loses_nothing(aws_stack, monkeypatch):
     domain = _active(1)[0]
     CustomDomain.objects.filter(pk=domain.pk).update(edge_version=2, edge_synced_version=1)
     real = edge_store._ddb()
@@ -144,14 +144,14 @@ def test_sync_while_dynamodb_is_unreachable_loses_nothing(aws_stack, monkeypatch
     assert edge_sync.edge_sync_pending() == 1
     domain.refresh_from_db()
     assert domain.edge_in_sync
-    assert edge_store.get_item(domain.hostname).version == 2  # type: ignore[union-attr]
+    assert edge_store.get_item(domain.hostname).version == 2
 
 
-def test_a_removed_domain_cannot_come_back_from_a_late_write(aws_stack):  # type: ignore[no-untyped-def]
+def test_a_removed_domain_cannot_come_back_from_a_late_write(aws_stack):
     domain = _active(1)[0]
     assert edge_sync.edge_sync_hostname(hostname=domain.hostname) == "written"
     services.domain_remove(domain=domain, by=None, source="test")
     assert edge_sync.edge_sync_hostname(hostname=domain.hostname) == "written"
     # A task that read the active record before the removal now writes it: refused.
     assert edge_store.put_item(EdgeItem(domain.hostname, "acme", "active", 1)) is False
-    assert edge_store.get_item(domain.hostname).status == "inactive"  # type: ignore[union-attr]
+    assert edge_store.get_item(domain.hostname).status == "inactive"

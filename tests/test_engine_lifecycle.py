@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -13,6 +12,7 @@ from domains import certificates, checks, cleanup, edge_sync, services
 from domains.integrations import acm, aws, edge_store
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
 from tests.factories import WorkspaceFactory
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -29,13 +29,11 @@ def _cloudfront_aliases() -> dict[str, list[str]]:
 
 
 def _wait_issued(arn: str, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while acm.describe_certificate(arn).status != "ISSUED":
-        assert time.monotonic() < deadline, "moto never issued the certificate"
-        time.sleep(0.2)
+    wait_for(lambda: acm.describe_certificate(arn).status == "ISSUED", seconds,
+             "moto to issue the certificate")
 
 
-def _register_and_activate(workspace, dns_server) -> CustomDomain:  # type: ignore[no-untyped-def]
+def _register_and_activate(workspace, dns_server) -> CustomDomain:
     domain = services.domain_register(workspace=workspace, hostname=HOST, by=None)
     assert certificates.domain_request_certificate(domain_id=domain.pk) == "requested"
     dns_server.store.set_record(HOST, "CNAME", TARGET)
@@ -52,7 +50,7 @@ def _register_and_activate(workspace, dns_server) -> CustomDomain:  # type: igno
     return domain
 
 
-def test_register_to_active_to_misconfigured_to_detached(aws_stack, dns_server, settings):  # type: ignore[no-untyped-def]
+def test_register_to_active_to_misconfigured_to_detached(aws_stack, dns_server, settings):
     workspace = WorkspaceFactory(slug="acme", plan="pro")
     domain = services.domain_register(workspace=workspace, hostname=HOST, by=None)
     assert domain.status == DomainStatus.PENDING_VALIDATION
@@ -95,7 +93,7 @@ def test_register_to_active_to_misconfigured_to_detached(aws_stack, dns_server, 
     assert outcome.outcome == "misconfigured"
     domain.refresh_from_db()
     assert domain.status == DomainStatus.MISCONFIGURED
-    assert edge_store.get_item(HOST).status == "active"  # type: ignore[union-attr]
+    assert edge_store.get_item(HOST).status == "active"
 
     # Grace passes: detached, tombstoned, certificate deleted.
     later = timezone.now() + settings.VEDOMAINS_MISCONFIGURED_GRACE + timedelta(minutes=1)
@@ -119,7 +117,7 @@ def test_register_to_active_to_misconfigured_to_detached(aws_stack, dns_server, 
     assert EventKind.CDN_DETACHED in kinds and EventKind.CERTIFICATE_DELETED in kinds
 
 
-def test_remove_cleans_cdn_edge_and_certificate(aws_stack, dns_server):  # type: ignore[no-untyped-def]
+def test_remove_cleans_cdn_edge_and_certificate(aws_stack, dns_server):
     domain = _register_and_activate(WorkspaceFactory(slug="acme"), dns_server)
     arn = domain.certificate_arn
 
@@ -129,13 +127,13 @@ def test_remove_cleans_cdn_edge_and_certificate(aws_stack, dns_server):  # type:
             break
     domain.refresh_from_db()
     assert domain.status == DomainStatus.REMOVED and not domain.cleanup_pending
-    assert edge_store.get_item(HOST).status == "inactive"  # type: ignore[union-attr]
+    assert edge_store.get_item(HOST).status == "inactive"
     assert HOST not in sum(_cloudfront_aliases().values(), [])
     with pytest.raises(Exception, match="ResourceNotFound"):
         acm.describe_certificate(arn)
 
 
-def test_transient_dns_never_changes_an_active_domain(aws_stack, dns_server):  # type: ignore[no-untyped-def]
+def test_transient_dns_never_changes_an_active_domain(aws_stack, dns_server):
     domain = _register_and_activate(WorkspaceFactory(slug="acme"), dns_server)
     for fault in ("timeout", "servfail", "refused"):
         dns_server.store.set_fault(fault)
@@ -150,7 +148,7 @@ def test_transient_dns_never_changes_an_active_domain(aws_stack, dns_server):  #
     assert checks.domain_check(domain_id=domain.pk, force=True).outcome == "ok"
 
 
-def test_pending_domain_fails_after_the_pending_window(aws_stack, dns_server, settings):  # type: ignore[no-untyped-def]
+def test_pending_domain_fails_after_the_pending_window(aws_stack, dns_server, settings):
     domain = services.domain_register(workspace=WorkspaceFactory(), hostname=HOST, by=None)
     certificates.domain_request_certificate(domain_id=domain.pk)
     later = timezone.now() + settings.VEDOMAINS_PENDING_TIMEOUT + timedelta(minutes=1)
@@ -163,18 +161,18 @@ def test_pending_domain_fails_after_the_pending_window(aws_stack, dns_server, se
     assert domain.next_check_at is None
 
 
-def test_stale_sync_cannot_overwrite_a_newer_item(aws_stack, dns_server):  # type: ignore[no-untyped-def]
+def test_stale_sync_cannot_overwrite_a_newer_item(aws_stack, dns_server):
     domain = _register_and_activate(WorkspaceFactory(slug="acme"), dns_server)
     services.domain_remove(domain=domain, by=None, source="test")
     assert edge_sync.edge_sync_hostname(hostname=HOST) == "written"  # tombstone v2
     stale = edge_store.EdgeItem(HOST, "acme", "active", 1)
     assert edge_store.put_item(stale) is False
-    assert edge_store.get_item(HOST).status == "inactive"  # type: ignore[union-attr]
+    assert edge_store.get_item(HOST).status == "inactive"
     # And a late sync task re-reads Django, so it writes (or keeps) the tombstone.
     assert edge_sync.edge_sync_hostname(hostname=HOST) == "already_current"
 
 
-def test_hostname_reused_by_another_workspace_gets_a_higher_version(aws_stack, dns_server):  # type: ignore[no-untyped-def]
+def test_hostname_reused_by_another_workspace_gets_a_higher_version(aws_stack, dns_server):
     first = _register_and_activate(WorkspaceFactory(slug="first"), dns_server)
     services.domain_remove(domain=first, by=None, source="test")
     edge_sync.edge_sync_hostname(hostname=HOST)
@@ -198,7 +196,7 @@ def test_hostname_reused_by_another_workspace_gets_a_higher_version(aws_stack, d
     assert item.version > 2
 
 
-def test_two_check_runs_over_the_same_domains_apply_each_transition_once(aws_stack, dns_server):  # type: ignore[no-untyped-def]
+def test_two_check_runs_over_the_same_domains_apply_each_transition_once(aws_stack, dns_server):
     workspace = WorkspaceFactory(plan="enterprise")
     domains = [
         services.domain_register(workspace=workspace, hostname=f"d{i}.client.com", by=None)
@@ -220,7 +218,7 @@ def test_two_check_runs_over_the_same_domains_apply_each_transition_once(aws_sta
         assert DomainEvent.objects.filter(domain=d, to_status=DomainStatus.ACTIVE).count() == 1
 
 
-def test_stubbed_cname_already_exists_fails_the_domain_with_the_reason(  # type: ignore[no-untyped-def]
+def test_stubbed_cname_already_exists_fails_the_domain_with_the_reason(
     aws_stack, dns_server, monkeypatch
 ):
     """moto cannot raise CNAMEAlreadyExists: CloudFront is stubbed (real API model), the
@@ -251,10 +249,10 @@ def test_stubbed_cname_already_exists_fails_the_domain_with_the_reason(  # type:
             {"Id": aws_stack["template_id"]},
         )
         stub.add_client_error(
-            "create_distribution",
+            "create_distribution_with_tags",
             service_error_code="CNAMEAlreadyExists",
             http_status_code=409,
-            expected_params={"DistributionConfig": ANY},
+            expected_params={"DistributionConfigWithTags": ANY},
         )
         outcome = checks.domain_check(domain_id=domain.pk, force=True)
     assert outcome.outcome == "failed"
@@ -265,7 +263,7 @@ def test_stubbed_cname_already_exists_fails_the_domain_with_the_reason(  # type:
     assert domain.next_check_at is None  # not retried
 
 
-def test_cleanup_finishes_when_the_hostname_moved_to_another_workspace(aws_stack, dns_server):  # type: ignore[no-untyped-def]
+def test_cleanup_finishes_when_the_hostname_moved_to_another_workspace(aws_stack, dns_server):
     first = _register_and_activate(WorkspaceFactory(slug="first"), dns_server)
     services.domain_remove(domain=first, by=None, source="test")
     # The hostname is claimed again before the first record's tombstone was pushed.
@@ -284,7 +282,7 @@ def test_cleanup_finishes_when_the_hostname_moved_to_another_workspace(aws_stack
     assert second.status == DomainStatus.PENDING_VALIDATION and second.edge_in_sync
 
 
-def test_certificate_is_read_only_when_it_can_change_the_outcome(  # type: ignore[no-untyped-def]
+def test_certificate_is_read_only_when_it_can_change_the_outcome(
         aws_stack, dns_server, monkeypatch):
     domain = services.domain_register(workspace=WorkspaceFactory(), hostname=HOST, by=None)
     certificates.domain_request_certificate(domain_id=domain.pk)

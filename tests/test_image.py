@@ -1,4 +1,4 @@
-"""The production image (issue 19): the Dockerfile lints clean, and every process type starts.
+"""The production image: the Dockerfile lints clean, and every process type starts.
 
 No image can be built on this machine, so the checks are: hadolint on the Dockerfile; the
 product importing and passing `check --deploy` with the development packages made
@@ -141,6 +141,11 @@ def deployed_env(tmp_path: Path, clean_redis: str, db: Any) -> dict[str, str]:
         "CELERY_BROKER_URL": clean_redis,
         "CACHE_URL": clean_redis.rsplit("/", 1)[0] + "/3",
         "VEDOMAINS_METRICS_TOKEN": "t" * 40,
+        # The template injects it (CdnTemplateDistributionId); a system check requires it.
+        "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID": "E2TEMPLATE0000",
+        # The default CDN strategy's resources (deploy/saas-manager.yaml outputs).
+        "VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID": "E2MULTITENANT1",
+        "VEDOMAINS_CDN_CONNECTION_GROUP_ID": "cg_2abcdefghijklmnopqrstuvwxyz",
     })
     return env
 

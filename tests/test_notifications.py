@@ -1,4 +1,4 @@
-"""Owner emails (issue 8): the right people, the right content, once per state.
+"""Owner emails: the right people, the right content, once per state.
 
 The checks run against the real loopback DNS server; emails go through Django's locmem
 backend; the Celery tasks queued after commit are run in-process by the TaskRecorder.
@@ -32,13 +32,13 @@ TARGET = "domain.ve.ai"
 
 
 @pytest.fixture
-def queued(queued_tasks: TaskRecorder, settings) -> TaskRecorder:  # type: ignore[no-untyped-def]
+def queued(queued_tasks: TaskRecorder, settings) -> TaskRecorder:
     settings.EMAIL_BACKEND = LOCMEM_EMAIL
     return queued_tasks
 
 
 @pytest.fixture
-def people(db):  # type: ignore[no-untyped-def]
+def people(db):
     """A workspace with an owner, an admin, a plain member and an inactive owner."""
     workspace = WorkspaceFactory(slug="acme", name="Acme Photos")
     owner = MembershipFactory(workspace=workspace, role=Role.OWNER,
@@ -51,7 +51,7 @@ def people(db):  # type: ignore[no-untyped-def]
     return workspace, owner, admin
 
 
-def _active_domain(workspace) -> CustomDomain:  # type: ignore[no-untyped-def]
+def _active_domain(workspace) -> CustomDomain:
     now = timezone.now()
     # No certificate ARN: these tests are about DNS states; the certificate watch has its own.
     return CustomDomainFactory(workspace=workspace, hostname=HOST, status=DomainStatus.ACTIVE,
@@ -59,14 +59,14 @@ def _active_domain(workspace) -> CustomDomain:  # type: ignore[no-untyped-def]
                                edge_version=1, edge_synced_version=1)
 
 
-def _check(domain: CustomDomain, django_capture_on_commit_callbacks) -> str:  # type: ignore[no-untyped-def]
+def _check(domain: CustomDomain, django_capture_on_commit_callbacks) -> str:
     with django_capture_on_commit_callbacks(execute=True):
         return checks.domain_check(domain_id=domain.pk, force=True).outcome
 
 
 def test_misconfigured_email_names_hostname_record_and_deadline(
     people, dns_server, queued, settings, django_capture_on_commit_callbacks,
-):  # type: ignore[no-untyped-def]
+):
     workspace, _, _ = people
     domain = _active_domain(workspace)
     dns_server.store.set_record(HOST, "CNAME", "elsewhere.example.net")
@@ -108,7 +108,7 @@ def test_misconfigured_email_names_hostname_record_and_deadline(
 
 def test_each_transition_gets_one_message_and_recovery_says_so(
     people, dns_server, queued, django_capture_on_commit_callbacks,
-):  # type: ignore[no-untyped-def]
+):
     workspace, _, _ = people
     domain = _active_domain(workspace)
     dns_server.store.set_record(HOST, "CNAME", "elsewhere.example.net")
@@ -128,7 +128,7 @@ def test_each_transition_gets_one_message_and_recovery_says_so(
                                                     NotificationKind.DOMAIN_ACTIVE]
 
 
-def test_state_key_is_a_database_guarantee(people):  # type: ignore[no-untyped-def]
+def test_state_key_is_a_database_guarantee(people):
     workspace, _, _ = people
     domain = _active_domain(workspace)
     Notification.objects.create(domain=domain, kind=NotificationKind.DOMAIN_ACTIVE,
@@ -138,7 +138,7 @@ def test_state_key_is_a_database_guarantee(people):  # type: ignore[no-untyped-d
                                     state_key="status:1")
 
 
-def test_racing_senders_send_once(people, queued, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
+def test_racing_senders_send_once(people, queued, django_capture_on_commit_callbacks):
     workspace, _, _ = people
     domain = CustomDomainFactory(workspace=workspace, hostname=HOST)
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
@@ -156,7 +156,7 @@ def test_racing_senders_send_once(people, queued, django_capture_on_commit_callb
 
 def test_failed_email_says_why_and_what_to_do(
     people, dns_server, queued, settings, django_capture_on_commit_callbacks,
-):  # type: ignore[no-untyped-def]
+):
     workspace, _, _ = people
     domain = services.domain_register(workspace=workspace, hostname=HOST, by=None)
     later = timezone.now() + settings.VEDOMAINS_PENDING_TIMEOUT + timedelta(minutes=1)
@@ -176,7 +176,7 @@ def test_failed_email_says_why_and_what_to_do(
 
 def test_a_state_left_before_sending_is_not_announced(
     people, queued, django_capture_on_commit_callbacks,
-):  # type: ignore[no-untyped-def]
+):
     workspace, _, _ = people
     domain = _active_domain(workspace)
     with django_capture_on_commit_callbacks(execute=True):
@@ -192,7 +192,7 @@ def test_a_state_left_before_sending_is_not_announced(
     assert mail.outbox == []
 
 
-def test_no_owner_email_is_recorded_not_retried(queued, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
+def test_no_owner_email_is_recorded_not_retried(queued, django_capture_on_commit_callbacks):
     domain = CustomDomainFactory(workspace=WorkspaceFactory(), hostname=HOST)
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         lifecycle.domain_transition(domain=domain, to=DomainStatus.ACTIVE,
@@ -204,7 +204,7 @@ def test_no_owner_email_is_recorded_not_retried(queued, django_capture_on_commit
 
 def test_smtp_failure_is_retried_later_and_then_sent(
     people, queued, monkeypatch, django_capture_on_commit_callbacks,
-):  # type: ignore[no-untyped-def]
+):
     from django.core.mail.backends.locmem import EmailBackend
 
     workspace, _, _ = people
@@ -214,7 +214,7 @@ def test_smtp_failure_is_retried_later_and_then_sent(
                             allowed_from=[DomainStatus.PENDING_VALIDATION], source="test")
     real_send = EmailBackend.send_messages
 
-    def broken_for_owner(self, messages):  # type: ignore[no-untyped-def]
+    def broken_for_owner(self, messages):
         if messages[0].to == ["owner@acme.test"]:
             raise OSError("connection refused")
         return real_send(self, messages)

@@ -1,9 +1,7 @@
-"""Issue 8 end to end: a committed status change reaches a real receiver and the owners'
+"""Notifications end to end: a committed status change reaches a real receiver and the owners'
 mailbox through a real Celery worker on Redis (no eager mode, no in-process task runs)."""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 from django.db import transaction
@@ -19,21 +17,16 @@ from tests.factories import (
     WorkspaceFactory,
 )
 from tests.notify_helpers import webhook_receiver
+from tests.polling import wait_for
 from tests.test_webhooks import verify_signature
 
 pytestmark = [pytest.mark.integration, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
 
-def _wait_for(predicate, seconds: float, what: str, log) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            tail = log.read_text()[-3000:]
-            pytest.fail(f"timed out after {seconds} s waiting for {what}\n{tail}")
-        time.sleep(0.25)
+def test_worker_sends_the_signed_webhook_and_the_email_after_commit(celery_worker, dns_server):
+    def worker_log() -> str:
+        return celery_worker.log_path.read_text()[-3000:]
 
-
-def test_worker_sends_the_signed_webhook_and_the_email_after_commit(celery_worker, dns_server):  # type: ignore[no-untyped-def]
     workspace = WorkspaceFactory(slug="acme", name="Acme Photos")
     MembershipFactory(workspace=workspace, user=UserFactory(email="owner@acme.test"))
     now = timezone.now()
@@ -49,19 +42,19 @@ def test_worker_sends_the_signed_webhook_and_the_email_after_commit(celery_worke
                                 updates={"misconfigured_at": now})
             # Inside the transaction nothing has been queued yet.
             assert receiver.requests == []
-        _wait_for(lambda: receiver.requests, 20, "the webhook POST", celery_worker.log_path)
+        wait_for(lambda: receiver.requests, 20, "the webhook POST", on_timeout=worker_log)
         [request] = receiver.requests
     assert verify_signature(endpoint.secret, request.body,
                             request.headers["X-Vedomains-Signature"])
     assert request.json()["domain"]["status"] == "misconfigured"
-    _wait_for(lambda: WebhookDelivery.objects.filter(status="delivered").exists(), 10,
-              "the delivery to be recorded", celery_worker.log_path)
+    wait_for(lambda: WebhookDelivery.objects.filter(status="delivered").exists(), 10,
+              "the delivery to be recorded", on_timeout=worker_log)
 
-    _wait_for(lambda: Notification.objects.filter(sent_at__isnull=False).exists(), 20,
-              "the owner email", celery_worker.log_path)
+    wait_for(lambda: Notification.objects.filter(sent_at__isnull=False).exists(), 20,
+              "the owner email", on_timeout=worker_log)
     notification = Notification.objects.get()
     assert notification.recipients == ["owner@acme.test"]
     # Locally the console backend prints the message: it is in the worker's output.
-    _wait_for(lambda: "Action needed: shop.client.com no longer points to ve.ai"
+    wait_for(lambda: "Action needed: shop.client.com no longer points to ve.ai"
               in celery_worker.log_path.read_text(), 5, "the email in the worker log",
-              celery_worker.log_path)
+              on_timeout=worker_log)

@@ -1,4 +1,4 @@
-"""Health (issue 19): liveness without I/O, readiness with reasons, the worker health command."""
+"""Health: liveness without I/O, readiness with reasons, the worker health command."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from django.core.management import CommandError, call_command
 from django.db import connections
 from django.test import Client
 
-from tests.infra import WorkerProcess, skip_or_fail
+from tests.infra import WorkerProcess
+from tests.needs import need
 from tests.ops_helpers import closed_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +64,7 @@ def test_readiness_fails_with_a_reason_when_the_database_is_down(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if connections["default"].vendor != "postgresql":
-        skip_or_fail("needs a network database (set DATABASE_URL to PostgreSQL)")
+        need(False, "needs a network database (set DATABASE_URL to PostgreSQL)")
     # The probe's thread opens its own connection from these settings: point it nowhere.
     monkeypatch.setitem(connections.settings["default"], "PORT", str(closed_port()))
     response = Client().get("/health/ready", HTTP_HOST=TASK_HOST)

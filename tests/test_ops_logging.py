@@ -1,4 +1,4 @@
-"""Structured logs (issue 19): JSON lines with request, task and domain context; no secrets."""
+"""Structured logs: JSON lines with request, task and domain context; no secrets."""
 
 from __future__ import annotations
 
@@ -140,7 +140,9 @@ def test_plain_text_in_development_and_json_in_production(tmp_path: Path, debug:
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60,
         env={**env, "DJANGO_SETTINGS_MODULE": "vedomains_site.settings", "PYTHONPATH": str(ROOT),
-             "DJANGO_DEBUG": debug, "DJANGO_SECRET_KEY": "k" * 50})
+             "DJANGO_DEBUG": debug, "DJANGO_SECRET_KEY": "k" * 50,
+             # DJANGO_DEBUG=false refuses a per-process cache; nothing connects.
+             "CACHE_URL": "rediscache://127.0.0.1:6379/1"})
     assert out.returncode == 0, out.stderr
     (line,) = [ln for ln in out.stdout.splitlines() if "probe line" in ln]
     if fmt == "json":
@@ -161,13 +163,17 @@ def test_a_real_run_never_logs_the_api_token_or_the_webhook_secret(
     every logger at DEBUG in the production (JSON) format: neither secret appears."""
     workspace = WorkspaceFactory(slug="logs", plan="pro")
     owner = MembershipFactory(workspace=workspace, role=Role.OWNER).user
+    # The certificate is requested once the CNAME points at us.
+    dns_server.store.set_record("logs.client.com", "CNAME", "domain.ve.ai")
     token = Token.objects.create(user=owner, key=DRF_TOKEN)
     with webhook_receiver() as receiver:
         endpoint = WebhookEndpointFactory(url=receiver.url)
         endpoint.secret = WEBHOOK_SECRET
         endpoint.save()
         worker = WorkerProcess(clean_redis, tmp_path / "worker.log", extra_env={
-            "VEDOMAINS_LOG_FORMAT": "json", "LOG_LEVEL": "DEBUG"})
+            "VEDOMAINS_LOG_FORMAT": "json", "LOG_LEVEL": "DEBUG",
+            # The receiver listens on loopback (the SSRF guard allows it explicitly).
+            "VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"})
         worker.start()
         try:
             client = APIClient()
@@ -181,6 +187,13 @@ def test_a_real_run_never_logs_the_api_token_or_the_webhook_secret(
                 client.credentials(HTTP_AUTHORIZATION=f"Token {token.key[:-1]}0")
                 assert client.get("/api/domains/").status_code == 401
                 domain = CustomDomain.objects.get(hostname="logs.client.com")
+                # The first check (queued by the registration) requests the certificate.
+                deadline = time.monotonic() + 60
+                while not CustomDomain.objects.filter(pk=domain.pk).exclude(
+                        certificate_arn="").exists():
+                    assert time.monotonic() < deadline, worker.log_path.read_text()[-3000:]
+                    time.sleep(0.2)
+                domain.refresh_from_db()
                 with transaction.atomic():
                     assert lifecycle.domain_transition(domain=domain, to=DomainStatus.FAILED,
                                                allowed_from=[domain.status], source="test")

@@ -1,4 +1,4 @@
-"""Operator metrics (issue 19): the numbers on /metrics move when the events happen.
+"""Operator metrics: the numbers on /metrics move when the events happen.
 
 Real events only: a check against moto and the loopback DNS server, AWS calls answered by
 moto (or by a loopback server that throttles), a webhook delivered to a real receiver,

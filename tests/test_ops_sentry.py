@@ -1,4 +1,4 @@
-"""Sentry (issue 19): on only with a DSN, personal data and secrets scrubbed; no network.
+"""Sentry: on only with a DSN, personal data and secrets scrubbed; no network.
 
 Each case runs in a fresh interpreter: sentry_sdk.init patches Django and Celery process-wide,
 which must not leak into the rest of the suite.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from domains.integrations import edge_store
 from domains.models import CustomDomain, DomainStatus
 from tests.factories import CustomDomainFactory, WorkspaceFactory
 from tests.infra import WorkerProcess
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.integration]
 
@@ -60,10 +60,8 @@ def test_an_edge_push_is_not_delayed_by_a_flood_of_checks(
     worker = WorkerProcess(clean_redis, tmp_path / "edge-worker.log", queues=["edge"]).start()
     try:
         lifecycle.task_send("sync_edge", domain.hostname)
-        deadline = time.monotonic() + 30
-        while edge_store.get_item(domain.hostname) is None:
-            assert time.monotonic() < deadline, worker.log_path.read_text()[-3000:]
-            time.sleep(0.2)
+        wait_for(lambda: edge_store.get_item(domain.hostname), 30, "the edge worker's push",
+                 on_timeout=lambda: worker.log_path.read_text()[-3000:])
     finally:
         worker.stop()
     # Every check is still waiting: the edge worker never had to get through them.

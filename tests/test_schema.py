@@ -22,7 +22,8 @@ def _fast_passwords(settings: Any) -> None:
 PATHS = {
     "/api/domains/": {"get", "post"},
     "/api/domains/{hostname}/": {"get", "delete"},
-    "/api/domains/{hostname}/verify": {"post"},
+    "/api/domains/{hostname}/verify/": {"post"},
+    "/api/domains/{hostname}/release/": {"post"},
     "/api/domains/register": {"post"},
     "/api/domains/verify/{domain}": {"get"},
 }
@@ -44,6 +45,9 @@ def test_schema_documents_every_endpoint(schema: dict[str, Any]) -> None:
     for path, methods in PATHS.items():
         assert path in schema["paths"], path
         assert methods <= set(schema["paths"][path]), (path, set(schema["paths"][path]))
+    # Each path once: the twin spelling (with or without the final slash) is answered but
+    # not documented.
+    assert set(schema["paths"]) == set(PATHS)
 
 
 def test_schema_documents_bodies_and_error_shapes(schema: dict[str, Any]) -> None:
@@ -57,8 +61,8 @@ def test_schema_documents_bodies_and_error_shapes(schema: dict[str, Any]) -> Non
         ref = register["responses"][code]["content"]["application/json"]["schema"]["$ref"]
         assert ref.endswith("/Error"), code
     assert {"200", "404"} <= set(ops["/api/domains/{hostname}/"]["get"]["responses"])
-    assert "202" in ops["/api/domains/{hostname}/verify"]["post"]["responses"]
-    assert "429" in ops["/api/domains/{hostname}/verify"]["post"]["responses"]
+    assert "202" in ops["/api/domains/{hostname}/verify/"]["post"]["responses"]
+    assert "429" in ops["/api/domains/{hostname}/verify/"]["post"]["responses"]
 
     components = schema["components"]["schemas"]
     assert components["Error"]["required"] == ["error"]
@@ -81,6 +85,9 @@ def test_responses_match_the_documented_domain_shape(
     record = api.get("/api/domains/gallery.client.com/").json()
     assert set(record) == set(domain_schema["properties"])
     assert set(domain_schema["required"]) <= set(record)
+    # Both spellings of the hostname are documented.
+    assert {"hostname", "hostname_unicode"} <= set(domain_schema["required"])
+    assert domain_schema["properties"]["hostname_unicode"]["type"] == "string"
     record_schema = schema["components"]["schemas"]["DnsRecord"]
     for dns_record in record["dns_records"]:
         assert set(dns_record) == set(record_schema["properties"])

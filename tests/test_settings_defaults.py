@@ -15,6 +15,10 @@ NOT_COMPARED = {
     "DJANGO_STATIC_ROOT": "a path under the checkout (var/static)",
     "VEDOMAINS_TEST_BROKER_URL": "set by the test harness, not operators",
     "PYTEST_XDIST_WORKER": "set by pytest-xdist",
+    "DJANGO_SECURE_HSTS_SECONDS": "a year when DJANGO_DEBUG=false, 0 when true",
+    "CACHE_URL": "local memory by default, which DJANGO_DEBUG=false refuses: the "
+                 "example shows the shared Redis production needs",
+    "VEDOMAINS_TEST_MODE": "set by the test suite (tests/testmode.py), not operators",
 }
 
 
@@ -24,6 +28,14 @@ def _render(value: Any) -> str:
     if isinstance(value, list):
         return ",".join(str(v) for v in value)
     return str(value)
+
+
+def _is_number(text: str | None) -> bool:
+    try:
+        float(text or "")
+    except ValueError:
+        return False
+    return True
 
 
 def _defaults() -> dict[str, Any]:
@@ -51,6 +63,12 @@ def test_every_default_in_settings_matches_env_example() -> None:
         if isinstance(default, dict):
             if json.loads(example.get(name) or "null") != default:
                 mismatched[name] = (json.dumps(default), example.get(name))
+            continue
+        if (isinstance(default, int | float) and not isinstance(default, bool)
+                and _is_number(example.get(name))):
+            # 10 and 10.0 are one value to env.float: compare numbers, not their spelling.
+            if float(example[name]) != float(default):
+                mismatched[name] = (_render(default), example.get(name))
             continue
         if _render(default) != example.get(name):
             mismatched[name] = (_render(default), example.get(name))

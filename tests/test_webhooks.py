@@ -1,4 +1,4 @@
-"""Signed webhooks (issue 8) against a real HTTP receiver on 127.0.0.1 started by each test.
+"""Signed webhooks against a real HTTP receiver on 127.0.0.1 started by each test.
 
 The signature is checked with the verification snippet exactly as docs/webhooks.md shows
 it (the code block is read from the file and executed).
@@ -43,7 +43,7 @@ def documented_verifier() -> Callable[..., bool]:
     code = after_marker.split("```python\n", 1)[1].split("```", 1)[0]
     namespace: dict[str, Any] = {}
     exec(compile(code, "docs/webhooks.md", "exec"), namespace)
-    return namespace["verify_signature"]  # type: ignore[no-any-return]
+    return namespace["verify_signature"]
 
 
 verify_signature = documented_verifier()
@@ -61,11 +61,11 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def endpoint(receiver: Receiver, db) -> WebhookEndpoint:  # type: ignore[no-untyped-def]
+def endpoint(receiver: Receiver, db) -> WebhookEndpoint:
     return WebhookEndpointFactory(url=receiver.url)
 
 
-def _move(domain: CustomDomain, to: str, capture, *, message: str = "") -> None:  # type: ignore[no-untyped-def]
+def _move(domain: CustomDomain, to: str, capture, *, message: str = "") -> None:
     domain.refresh_from_db()
     with capture(execute=True), transaction.atomic():
         assert lifecycle.domain_transition(domain=domain, to=to, allowed_from=[domain.status],
@@ -78,7 +78,7 @@ def _deliveries(queued: TaskRecorder) -> list[str]:
 
 def test_status_change_is_delivered_signed_and_verifies_with_the_documented_snippet(
     endpoint, receiver, queued, django_capture_on_commit_callbacks,
-):  # type: ignore[no-untyped-def]
+):
     domain = CustomDomainFactory(workspace=WorkspaceFactory(slug="acme"), hostname=HOST)
     _move(domain, DomainStatus.ACTIVE, django_capture_on_commit_callbacks,
           message="DNS, ownership and certificate verified; attached.")
@@ -104,11 +104,12 @@ def test_status_change_is_delivered_signed_and_verifies_with_the_documented_snip
     assert request.headers["Content-Type"] == "application/json"
     assert delivery.status == DeliveryStatus.DELIVERED and delivery.status_code == 200
     assert delivery.attempts == 1 and delivery.latency_ms is not None
-    assert '"received": true' in delivery.response_excerpt
+    # The receiver's body is neither read nor stored.
+    assert not hasattr(delivery, "response_excerpt")
 
 
 def test_tampered_body_fails_verification(endpoint, receiver, queued,
-                                          django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
+                                          django_capture_on_commit_callbacks):
     domain = CustomDomainFactory(hostname=HOST)
     _move(domain, DomainStatus.ACTIVE, django_capture_on_commit_callbacks)
     _deliveries(queued)
@@ -127,7 +128,7 @@ def test_tampered_body_fails_verification(endpoint, receiver, queued,
 
 def test_receiver_500_then_200_gets_the_event_once_more_and_no_more(
     endpoint, receiver, queued, django_capture_on_commit_callbacks,
-):  # type: ignore[no-untyped-def]
+):
     receiver.script = [500, 200]
     domain = CustomDomainFactory(hostname=HOST)
     _move(domain, DomainStatus.ACTIVE, django_capture_on_commit_callbacks)
@@ -163,7 +164,7 @@ def test_receiver_500_then_200_gets_the_event_once_more_and_no_more(
 
 def test_retries_back_off_for_24_hours_then_give_up(
     endpoint, receiver, queued, django_capture_on_commit_callbacks,
-):  # type: ignore[no-untyped-def]
+):
     receiver.default = 503
     domain = CustomDomainFactory(hostname=HOST)
     _move(domain, DomainStatus.ACTIVE, django_capture_on_commit_callbacks)
@@ -185,12 +186,12 @@ def test_retries_back_off_for_24_hours_then_give_up(
     # test travels past each due time.
     assert gaps[0] <= 60 + 1 and max(gaps) <= 7200 + 5 and gaps[6] > gaps[1]
     last = delivery.attempt_log[-1]["at"]
-    assert last <= outbox.iso(delivery.expires_at)
+    assert last <= outbox.datetime_iso(delivery.expires_at)
 
 
-def test_redirects_are_not_followed(endpoint, queued, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
+def test_redirects_are_not_followed(endpoint, queued, django_capture_on_commit_callbacks):
     with webhook_receiver() as elsewhere, webhook_receiver() as redirecting:
-        redirecting.default = (307, {"Location": elsewhere.url}, 0.0)  # type: ignore[assignment]
+        redirecting.default = (307, {"Location": elsewhere.url}, 0.0)
         WebhookEndpoint.objects.filter(pk=endpoint.pk).update(url=redirecting.url)
         domain = CustomDomainFactory(hostname=HOST)
         _move(domain, DomainStatus.ACTIVE, django_capture_on_commit_callbacks)
@@ -202,7 +203,7 @@ def test_redirects_are_not_followed(endpoint, queued, django_capture_on_commit_c
     assert "not followed" in delivery.last_error and elsewhere.url in delivery.last_error
 
 
-def test_non_http_urls_are_refused(db, queued, django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
+def test_non_http_urls_are_refused(db, queued, django_capture_on_commit_callbacks):
     from django.core.exceptions import ValidationError
 
     with pytest.raises(ValidationError):
@@ -214,11 +215,11 @@ def test_non_http_urls_are_refused(db, queued, django_capture_on_commit_callback
     _move(domain, DomainStatus.ACTIVE, django_capture_on_commit_callbacks)
     assert _deliveries(queued) == ["failed"]
     delivery = WebhookDelivery.objects.get()
-    assert "only http(s)" in delivery.last_error and delivery.status_code is None
+    assert "only https" in delivery.last_error and delivery.status_code is None
 
 
 def test_a_slow_receiver_times_out_and_is_retried(endpoint, receiver, queued, settings,
-                                                  django_capture_on_commit_callbacks):  # type: ignore[no-untyped-def]
+                                                  django_capture_on_commit_callbacks):
     settings.VEDOMAINS_WEBHOOK_TIMEOUT = 0.5
     receiver.script = [(200, {}, 2.0)]
     domain = CustomDomainFactory(hostname=HOST)
@@ -232,7 +233,7 @@ def test_a_slow_receiver_times_out_and_is_retried(endpoint, receiver, queued, se
 
 def test_replay_from_the_admin_sends_the_same_event_again(
     endpoint, receiver, queued, staff_user, client, django_capture_on_commit_callbacks,
-):  # type: ignore[no-untyped-def]
+):
     domain = CustomDomainFactory(hostname=HOST)
     _move(domain, DomainStatus.ACTIVE, django_capture_on_commit_callbacks)
     assert _deliveries(queued) == ["delivered"]
@@ -257,7 +258,7 @@ def test_replay_from_the_admin_sends_the_same_event_again(
 
 def test_versions_grow_and_each_endpoint_gets_what_it_asked_for(
     endpoint, receiver, queued, django_capture_on_commit_callbacks,
-):  # type: ignore[no-untyped-def]
+):
     WebhookEndpointFactory(url=receiver.url, event_types=[WebhookEventType.CERTIFICATE_TROUBLE])
     WebhookEndpointFactory(url=receiver.url, active=False)
     domain = CustomDomainFactory(hostname=HOST)
@@ -286,7 +287,7 @@ def test_versions_grow_and_each_endpoint_gets_what_it_asked_for(
     assert state == {HOST: "removed"}
 
 
-def test_the_outbox_commits_or_rolls_back_with_the_status_change(endpoint, queued):  # type: ignore[no-untyped-def]
+def test_the_outbox_commits_or_rolls_back_with_the_status_change(endpoint, queued):
     domain = CustomDomainFactory(hostname=HOST)
     with pytest.raises(RuntimeError), transaction.atomic():
         lifecycle.domain_transition(domain=domain, to=DomainStatus.ACTIVE,
@@ -297,7 +298,7 @@ def test_the_outbox_commits_or_rolls_back_with_the_status_change(endpoint, queue
     assert CustomDomain.objects.get(pk=domain.pk).status == DomainStatus.PENDING_VALIDATION
 
 
-def test_the_signing_helper_matches_the_documented_format(db):  # type: ignore[no-untyped-def]
+def test_the_signing_helper_matches_the_documented_format(db):
     body = notifications.canonical_body({"b": 1, "a": "é"})
     assert body == b'{"a":"\\u00e9","b":1}'
     header = notifications.sign("whsec_x", 1700000000, body)

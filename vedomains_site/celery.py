@@ -6,15 +6,15 @@ import os
 
 from celery import Celery
 
+# Log context, task timings and outcomes, logging set-up, beat's queue-depth publisher:
+# importing it connects Celery's signals, which is all it does.
+import vedomains_site.observability.celery_hooks  # noqa: F401
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vedomains_site.settings")
 
 app = Celery("vedomains")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-
-# Issue 19: log context, task timings and outcomes, logging set-up, beat's queue-depth
-# publisher. Connecting the signals is all the import does.
-import vedomains_site.observability.celery_hooks  # noqa: E402,F401
 
 
 @app.on_after_finalize.connect
@@ -38,7 +38,7 @@ def _setup_periodic_tasks(sender: Celery, **_: object) -> None:
         sender.signature("domains.tasks.reconcile_edge"),
         name="reconcile the edge table with Django",
     )
-    # Issue 8: webhook retries and emails that are due (and any whose task was lost).
+    # Webhook retries and emails that are due (and any whose task was lost).
     sender.add_periodic_task(
         settings.VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS,
         sender.signature("domains.tasks.dispatch_notifications"),
@@ -48,4 +48,10 @@ def _setup_periodic_tasks(sender: Celery, **_: object) -> None:
         float(settings.VEDOMAINS_CERTIFICATE_SWEEP_INTERVAL_SECONDS),
         sender.signature("domains.tasks.sweep_expired_certificates"),
         name="delete expired certificates of removed domains",
+    )
+    # Downgraded workspaces over their limit: warn the owners, then detach extras.
+    sender.add_periodic_task(
+        float(settings.VEDOMAINS_PLAN_ENFORCE_INTERVAL_SECONDS),
+        sender.signature("domains.tasks.enforce_plan_limits"),
+        name="enforce plan limits after the grace period",
     )

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from vedomains_site.observability import logs as _logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -23,7 +24,10 @@ env = environ.Env()
 if (BASE_DIR / ".env").is_file():
     environ.Env.read_env(BASE_DIR / ".env")
 
-TESTING = "pytest" in sys.modules
+# Test mode (insecure key allowed, the test broker) only when asked for explicitly: the test
+# suite sets it (tests/testmode.py, loaded by pytest's addopts). Importing pytest, as a
+# production process may do by accident, changes nothing.
+TESTING = env.bool("VEDOMAINS_TEST_MODE", default=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
@@ -39,6 +43,17 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = [o for o in env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[]) if o]
 
+# --- Transport security: on whenever DEBUG is off (`check --deploy` is clean) ---
+# Not switchable one by one: production is https. Behind a TLS-terminating load balancer
+# set DJANGO_BEHIND_TLS_PROXY=true (below), or the https redirect would loop.
+_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31536000 if _SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _SECURE
+SECURE_HSTS_PRELOAD = _SECURE
+# Tests talk plain http to the test client; everything else redirects to https.
+SECURE_SSL_REDIRECT = _SECURE and not TESTING
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _SECURE
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -50,11 +65,20 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "corsheaders",
     "domains",
 ]
+# Development tooling (localdev/: `manage.py local_dns` for the local DNS server) in local
+# runs and tests only; production installs requirements.txt, which lacks its packages.
+if DEBUG or TESTING:
+    INSTALLED_APPS.append("localdev")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything queries the database with the request's values.
+    "domains.middleware.RejectNulBytesMiddleware",
+    # Before CommonMiddleware, so preflights and errors carry the CORS headers too.
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -99,6 +123,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so worker and web processes started by tests share it; one per
     # test process, so two test runs on one machine never share (or delete) each other's.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
+    if TESTING:
+        # A fresh clone has no var/ yet, and SQLite cannot create the directory itself.
+        VAR_DIR.mkdir(exist_ok=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -112,11 +139,11 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
-# One 24-hour date format in the admin (vedomains_site/formats/en/formats.py; issue 18).
+# One 24-hour date format in the admin (vedomains_site/formats/en/formats.py).
 FORMAT_MODULE_PATH = ["vedomains_site.formats"]
 
 STATIC_URL = "static/"
-STATIC_ROOT = env.path("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "static"))
+STATIC_ROOT = env.str("DJANGO_STATIC_ROOT", default="") or str(VAR_DIR / "static")
 
 EMAIL_BACKEND = env.str(
     "DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend"
@@ -143,6 +170,8 @@ LOGGING = {
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # The main app's bearer JWTs first; a "Token ..." header is left to DRF's.
+        "domains.api.authentication.MainAppJWTAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -171,10 +200,21 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Each path is answered with and without its final slash; the schema shows it once.
+    "PREPROCESSING_HOOKS": ["domains.api.schema_hooks.drop_alternate_spellings"],
 }
+# A CSRF refusal under /api/ is answered in the API's JSON error shape, not Django's page.
+CSRF_FAILURE_VIEW = "domains.api.views.csrf_failure"
 
 # Throttle counters must be shared by every web process, so production uses Redis.
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://vedomains")}
+if (not (DEBUG or TESTING)
+        and CACHES["default"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"):
+    # A per-process cache multiplies every throttle by the number of processes.
+    raise ImproperlyConfigured(
+        "CACHE_URL is a local-memory cache, which each process keeps for itself; set it to "
+        "the shared Redis (redis://host:6379/1) or set DJANGO_DEBUG=true for development."
+    )
 
 # --- Celery ---------------------------------------------------------------------------------
 if TESTING:
@@ -223,7 +263,8 @@ if "VEDOMAINS_ALLOW_APEX" in os.environ:
         "a CNAME. Remove it; customers use a subdomain such as www.<domain>."
     )
 # "always": every domain proves ownership with a TXT record; "previously-held": only
-# hostnames that were active for another workspace before (takeover protection).
+# hostnames another workspace has held before, in any status, unless it released them
+# explicitly (takeover protection).
 VEDOMAINS_OWNERSHIP_TXT = env.str("VEDOMAINS_OWNERSHIP_TXT", default="previously-held")
 if VEDOMAINS_OWNERSHIP_TXT not in {"always", "previously-held"}:
     raise ImproperlyConfigured("VEDOMAINS_OWNERSHIP_TXT must be 'always' or 'previously-held'")
@@ -242,8 +283,6 @@ except json.JSONDecodeError as exc:
 VEDOMAINS_DNS_NAMESERVERS = env.list("VEDOMAINS_DNS_NAMESERVERS", default=[])
 VEDOMAINS_DNS_TIMEOUT = env.float("VEDOMAINS_DNS_TIMEOUT", default=3.0)
 VEDOMAINS_DNS_CONCURRENCY = env.int("VEDOMAINS_DNS_CONCURRENCY", default=100)
-# The local DNS server's control API (`manage.py local_dns`; local runs and tests only).
-VEDOMAINS_LOCAL_DNS_CONTROL_URL = env.str("VEDOMAINS_LOCAL_DNS_CONTROL_URL", default="http://127.0.0.1:5380")
 
 # AWS. ACM certificates for CloudFront must live in us-east-1.
 # https://docs.aws.amazon.com/acm/latest/userguide/acm-regions.html
@@ -298,23 +337,41 @@ VEDOMAINS_EDGE_MODE = env.str("VEDOMAINS_EDGE_MODE", default="origin-request")
 VEDOMAINS_EDGE_POSITIVE_TTL = env.int("VEDOMAINS_EDGE_POSITIVE_TTL", default=300)
 VEDOMAINS_EDGE_NEGATIVE_TTL = env.int("VEDOMAINS_EDGE_NEGATIVE_TTL", default=30)
 
-VEDOMAINS_CDN_STRATEGY = env.str("VEDOMAINS_CDN_STRATEGY", default="distribution-per-domain")
+# --- CDN (validated by the system checks in domains/cdn_checks.py) ------------------------
+# saas-tenant (default): one CloudFront SaaS Manager tenant per domain with a CloudFront-managed
+# certificate, so the customer creates ONE record. distribution-per-domain: a distribution
+# cloned from the template per domain, with an ACM certificate (two records), for accounts
+# without SaaS Manager.
+VEDOMAINS_CDN_STRATEGY = env.str("VEDOMAINS_CDN_STRATEGY", default="saas-tenant")
 if VEDOMAINS_CDN_STRATEGY not in {"distribution-per-domain", "saas-tenant"}:
     raise ImproperlyConfigured(
         "VEDOMAINS_CDN_STRATEGY must be 'distribution-per-domain' or 'saas-tenant'"
     )
-# distribution-per-domain clones this distribution's config; saas-tenant adds tenants to it.
+# distribution-per-domain clones this distribution's config.
 VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID = env.str(
     "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID", default=""
 )
+# saas-tenant: the multi-tenant distribution and the connection group (deploy/saas-manager.yaml).
 VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID = env.str(
     "VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID", default=""
 )
 VEDOMAINS_CDN_CONNECTION_GROUP_ID = env.str("VEDOMAINS_CDN_CONNECTION_GROUP_ID", default="")
+# The tenant parameter carrying the workspace id (the distribution declares it).
+VEDOMAINS_CDN_WORKSPACE_PARAMETER = env.str("VEDOMAINS_CDN_WORKSPACE_PARAMETER",
+                                            default="workspaceId")
+# The connection group's anycast static IPs: when set, apex domains are accepted and answered
+# with A/AAAA records to these addresses. Empty: apex domains are refused with a clear 400.
+VEDOMAINS_CDN_APEX_IPS = env.list("VEDOMAINS_CDN_APEX_IPS", default=[])
+# How often a domain waiting for CloudFront to deploy (status "deploying") is looked at.
+VEDOMAINS_CDN_DEPLOY_CHECK_SECONDS = env.int("VEDOMAINS_CDN_DEPLOY_CHECK_SECONDS", default=30)
+# After a quota/capacity error (TooMany*, EntityLimitExceeded) the domain stays pending and is
+# tried again this much later; staff get an alert.
+VEDOMAINS_CDN_CAPACITY_RETRY_SECONDS = env.int("VEDOMAINS_CDN_CAPACITY_RETRY_SECONDS",
+                                               default=300)
 
 # Checks. The dispatcher tick is cheap (one indexed query); each domain carries its own
 # adaptive next_check_at, so a tick every few seconds does not mean a check every tick.
-VEDOMAINS_DISPATCH_INTERVAL_SECONDS = env.float("VEDOMAINS_DISPATCH_INTERVAL_SECONDS", default=10)
+VEDOMAINS_DISPATCH_INTERVAL_SECONDS = env.float("VEDOMAINS_DISPATCH_INTERVAL_SECONDS", default=10.0)
 VEDOMAINS_CHECK_INTERVAL_SECONDS = env.int("VEDOMAINS_CHECK_INTERVAL_SECONDS", default=300)
 VEDOMAINS_FAST_CHECK_SECONDS = env.int("VEDOMAINS_FAST_CHECK_SECONDS", default=10)
 VEDOMAINS_FAST_CHECK_WINDOW = timedelta(minutes=env.int("VEDOMAINS_FAST_CHECK_MINUTES", default=15))
@@ -344,11 +401,21 @@ VEDOMAINS_ACM_MAX_PENDING = env.int("VEDOMAINS_ACM_MAX_PENDING", default=1000)
 VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE = env.int(
     "VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE", default=100
 )
+# Certificate requests per UTC day, counted in the database: ACM allows 5,000 a
+# year per account by default (about 14 a day). A workspace may request max(this, its
+# plan's domain limit) a day; the platform as a whole at most the second figure (0 = none).
+VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY = env.int("VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY",
+                                                default=10)
+VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY = env.int("VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY",
+                                               default=50)
 
-# --- Notifications, webhooks, certificate watch (issue 8) -----------------------------------
+# --- Notifications, webhooks, certificate watch -----------------------------------
 # Webhook POSTs: one timeout for connect and each read; retries back off exponentially
 # (with jitter) from the base delay up to the cap, for the retry window after the event.
 VEDOMAINS_WEBHOOK_TIMEOUT = env.float("VEDOMAINS_WEBHOOK_TIMEOUT", default=10.0)
+# Webhooks go to public addresses only (SSRF); these networks (CIDRs) are allowed
+# although not public: a receiver inside the VPC, or loopback for the local stack and tests.
+VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS = env.list("VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS", default=[])
 VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS = env.int("VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS", default=30)
 VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS = env.int("VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS", default=7200)
 VEDOMAINS_WEBHOOK_RETRY_WINDOW = timedelta(
@@ -357,7 +424,7 @@ VEDOMAINS_WEBHOOK_RETRY_WINDOW = timedelta(
 # How often beat sends due webhook deliveries and notification emails (retries, and any
 # whose immediate task was lost to a broker outage).
 VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS = env.float(
-    "VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS", default=30
+    "VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS", default=30.0
 )
 # A certificate this close to expiry that is not renewing is "in trouble".
 VEDOMAINS_CERTIFICATE_TROUBLE_WINDOW = timedelta(
@@ -371,10 +438,51 @@ VEDOMAINS_CERTIFICATE_SWEEP_INTERVAL_SECONDS = env.int(
     "VEDOMAINS_CERTIFICATE_SWEEP_INTERVAL_SECONDS", default=86400
 )
 
-# === Production operations (issue 19): image, health, metrics, logs, errors ===================
+# --- ve.ai integration -----------------------------------------------------------
+# Sign-in with the main app's tokens: RS256/ES256 JWTs verified against its JWKS (keys are
+# cached and refetched when an unknown `kid` arrives, at most once per cooldown) or against
+# one static PEM public key. Off when neither is set: then only DRF tokens and sessions work.
+VEDOMAINS_JWT_JWKS_URL = env.str("VEDOMAINS_JWT_JWKS_URL", default="")
+VEDOMAINS_JWT_PUBLIC_KEY = env.str("VEDOMAINS_JWT_PUBLIC_KEY", default="").replace("\\n", "\n")
+VEDOMAINS_JWT_ISSUER = env.str("VEDOMAINS_JWT_ISSUER", default="https://ve.ai")
+VEDOMAINS_JWT_AUDIENCE = env.str("VEDOMAINS_JWT_AUDIENCE", default="vedomains")
+VEDOMAINS_JWT_ALGORITHMS = env.list("VEDOMAINS_JWT_ALGORITHMS", default=["RS256", "ES256"])
+if set(VEDOMAINS_JWT_ALGORITHMS) - {"RS256", "RS384", "RS512", "ES256", "ES384", "PS256"}:
+    # Symmetric (HS*) and "none" would let anyone holding the public key mint tokens.
+    raise ImproperlyConfigured("VEDOMAINS_JWT_ALGORITHMS accepts only RS*/ES*/PS256 algorithms")
+VEDOMAINS_JWT_LEEWAY_SECONDS = env.int("VEDOMAINS_JWT_LEEWAY_SECONDS", default=60)
+VEDOMAINS_JWKS_CACHE_SECONDS = env.int("VEDOMAINS_JWKS_CACHE_SECONDS", default=300)
+VEDOMAINS_JWKS_REFETCH_COOLDOWN_SECONDS = env.int(
+    "VEDOMAINS_JWKS_REFETCH_COOLDOWN_SECONDS", default=30
+)
+VEDOMAINS_JWKS_TIMEOUT = env.float("VEDOMAINS_JWKS_TIMEOUT", default=5.0)
+# Service-to-service sync (workspaces, plans, members): HMAC-SHA256 request signatures with
+# one of these shared secrets (several at once while rotating). Empty: the sync API is off.
+VEDOMAINS_SERVICE_SECRETS = [s for s in env.list("VEDOMAINS_SERVICE_SECRETS", default=[]) if s]
+VEDOMAINS_SERVICE_SIGNATURE_TOLERANCE_SECONDS = env.int(
+    "VEDOMAINS_SERVICE_SIGNATURE_TOLERANCE_SECONDS", default=300
+)
+# Plan changes: a downgrade below the live domains blocks new ones at once; after the grace
+# period the newest extras are detached. Owners are emailed at the downgrade and this long
+# before the detachment.
+VEDOMAINS_PLAN_GRACE = timedelta(hours=env.int("VEDOMAINS_PLAN_GRACE_HOURS", default=168))
+VEDOMAINS_PLAN_WARNING = timedelta(hours=env.int("VEDOMAINS_PLAN_WARNING_HOURS", default=24))
+VEDOMAINS_PLAN_ENFORCE_INTERVAL_SECONDS = env.int(
+    "VEDOMAINS_PLAN_ENFORCE_INTERVAL_SECONDS", default=300
+)
+# CORS for the ve.ai frontend (bearer tokens, no cookies) on the user API only.
+VEDOMAINS_CORS_ALLOWED_ORIGINS = env.list(
+    "VEDOMAINS_CORS_ALLOWED_ORIGINS", default=["https://ve.ai", "https://app.ve.ai"]
+)
+CORS_ALLOWED_ORIGINS = [o for o in VEDOMAINS_CORS_ALLOWED_ORIGINS if o]
+CORS_URLS_REGEX = r"^/api/(?!service/).*$"
+CORS_ALLOW_CREDENTIALS = False
+CORS_PREFLIGHT_MAX_AGE = 3600
+# --- end ve.ai integration ------------------------------------------------------------------
+
+# === Production operations: image, health, metrics, logs, errors =============================
 # Everything the container image, the health and metrics endpoints, structured logs and Sentry
 # need, in one block; see vedomains_site/observability/ and README.md, "Production".
-from vedomains_site.observability import logs as _logs  # noqa: E402
 
 INSTALLED_APPS += ["vedomains_site.observability"]
 # Request id first (every later line carries it), then the health/metrics paths, answered
@@ -415,7 +523,6 @@ if DJANGO_BEHIND_TLS_PROXY:
     # The ALB redirects port 80 already; this covers any other way in. Health probes are
     # answered before SecurityMiddleware, so they are never redirected.
     SECURE_SSL_REDIRECT = True
-SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
 
 # Celery (the queues are defined above): a broker that does not answer fails fast.
 CELERY_BROKER_CONNECTION_TIMEOUT = 5.0
@@ -436,7 +543,7 @@ VEDOMAINS_METRICS_TOKEN = env.str("VEDOMAINS_METRICS_TOKEN", default="")
 VEDOMAINS_METRICS_REDIS_URL = env.str("VEDOMAINS_METRICS_REDIS_URL", default="")
 # Beat writes queue depth as CloudWatch EMF lines this often (for autoscaling); 0 = off.
 VEDOMAINS_QUEUE_METRICS_INTERVAL_SECONDS = env.float(
-    "VEDOMAINS_QUEUE_METRICS_INTERVAL_SECONDS", default=60)
+    "VEDOMAINS_QUEUE_METRICS_INTERVAL_SECONDS", default=60.0)
 VEDOMAINS_QUEUE_METRICS_NAMESPACE = env.str("VEDOMAINS_QUEUE_METRICS_NAMESPACE",
                                             default="vedomains")
 
@@ -450,4 +557,4 @@ if SENTRY_DSN:
 
     _sentry.init(dsn=SENTRY_DSN, environment=SENTRY_ENVIRONMENT, release=SENTRY_RELEASE,
                  traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE)
-# === end of issue 19 block =====================================================================
+# === end of production operations =============================================================

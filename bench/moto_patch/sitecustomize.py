@@ -38,5 +38,5 @@ if os.environ.get("VEDOMAINS_BENCH_MOTO") == "1":
             return _load_pem(data, password=password, **kwargs)
         return _cached_load(data, password)
 
-    rsa.generate_private_key = generate_private_key  # type: ignore[assignment]
-    serialization.load_pem_private_key = load_pem_private_key  # type: ignore[assignment]
+    rsa.generate_private_key = generate_private_key
+    serialization.load_pem_private_key = load_pem_private_key

@@ -12,7 +12,9 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -64,6 +66,16 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
             headers=headers,
         )
 
+    if isinstance(exc, RequestDataTooBig):
+        # Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE; that is the client's
+        # doing (413), not a bug (500).
+        set_rollback()
+        return Response(
+            error_body(code="body_too_large",
+                       message=f"The request body is larger than "
+                       f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.", field="body"),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -73,7 +85,7 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
         set_rollback()
         headers: dict[str, str] = {}
         if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
+            headers["WWW-Authenticate"] = exc.auth_header
         wait = getattr(exc, "wait", None)
         if wait is not None:
             headers["Retry-After"] = str(int(wait))

@@ -19,4 +19,6 @@ class JSONParser(parsers.JSONParser):
             raise ParseError("JSON parse error - the body is nested too deeply.") from None
 
 
-PARSER_CLASSES = [JSONParser, parsers.FormParser, parsers.MultiPartParser]
+# No multipart: the API takes no files, and a multipart parser is one more way to make the
+# server buffer and parse a large body.
+PARSER_CLASSES = [JSONParser, parsers.FormParser]

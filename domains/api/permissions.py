@@ -1,9 +1,10 @@
 """Who may see and change which workspace's domains.
 
-Reads: members of the workspace (any role) and staff. Writes: owners and admins
-(`services.check_write_access`) and staff. A domain the caller cannot see answers 404, so
-its existence never leaks; a workspace the caller is not a member of answers 403
-`not_member` whether or not it exists, for the same reason.
+Reads: members of the workspace (any role) and staff with the view (or change) permission
+on custom domains. Writes: owners and admins (`services.workspace_check_write_access`), and staff
+holding Django's add (register), change (verify) or delete permission. A domain the caller
+cannot see answers 404, so its existence never leaks; a workspace the caller is not a member
+of answers 403 `not_member` whether or not it exists, for the same reason.
 """
 
 from __future__ import annotations
@@ -29,8 +30,17 @@ class CanWriteDomain(BasePermission):
 
     def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
         workspace = obj if isinstance(obj, Workspace) else obj.workspace
-        services.check_write_access(user=request.user, workspace=workspace)
+        services.workspace_check_write_access(
+            user=request.user, workspace=workspace, action=staff_action(request, view)
+        )
         return True
+
+
+def staff_action(request: Request, view: Any) -> str:
+    """The Django permission (add/change/delete on CustomDomain) staff need for this write."""
+    if request.method == "DELETE":
+        return "delete"
+    return str(getattr(view, "staff_action", "change"))
 
 
 def visible_workspace(

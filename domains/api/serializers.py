@@ -13,6 +13,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from domains import selectors
+from domains.hostnames import to_unicode
 from domains.models import CustomDomain, DomainStatus, slug_validator
 
 # Longer than any valid hostname (253) so normalization, not a length check, explains what is
@@ -41,6 +42,14 @@ class DomainRegisterSerializer(serializers.Serializer):
         "accepted and stored in their punycode form.",
     )
     workspace = workspace_slug_field()
+    prevalidation = serializers.ChoiceField(
+        choices=["", "acm", "self-hosted"], required=False, default="",
+        help_text="Only for a hostname that already serves a live site elsewhere: have the "
+        "certificate issued BEFORE you move the CNAME, so the switch has no TLS gap. `acm`: "
+        "one extra DNS record (certificate_validation in dns_records); `self-hosted`: a "
+        "redirect on your current web server (http_validation). Empty (the default): only "
+        "the routing CNAME.",
+    )
 
 
 class LegacyRegisterSerializer(serializers.Serializer):
@@ -81,6 +90,13 @@ class DnsRecordSerializer(serializers.Serializer):
     value = serializers.CharField()
 
 
+class HttpValidationSerializer(serializers.Serializer):
+    domain = serializers.CharField()
+    redirect_from = serializers.CharField(
+        help_text="The URL on your CURRENT web server that must redirect ...")
+    redirect_to = serializers.CharField(help_text="... to this URL (HTTP 301 or 302).")
+
+
 class CheckResultSerializer(serializers.Serializer):
     """The last result of one check (documentation only; a check may add keys)."""
 
@@ -100,17 +116,28 @@ class DomainSerializer(serializers.ModelSerializer):
         source="edge_in_sync", read_only=True,
         help_text="Whether the edge holds this record's latest state.",
     )
+    hostname_unicode = serializers.SerializerMethodField(
+        help_text="The hostname as browsers show it (`bücher.client.com`); `hostname` is its "
+        "ASCII (punycode) form, the one DNS and certificates use. Equal for ASCII names.",
+    )
+    http_validation = serializers.SerializerMethodField(
+        help_text="Self-hosted pre-validation only: redirects your current web server must "
+        "answer until the certificate is issued. Empty otherwise.",
+    )
 
     class Meta:
         model = CustomDomain
         fields = [
             "hostname",
+            "hostname_unicode",
             "workspace",
             "status",
             "dns_records",
             "checks",
             "last_error",
             "certificate_status",
+            "prevalidation",
+            "http_validation",
             "ownership_required",
             "edge_synced",
             "created_at",
@@ -123,9 +150,16 @@ class DomainSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def get_hostname_unicode(self, obj: CustomDomain) -> str:
+        return to_unicode(obj.hostname)
+
     @extend_schema_field(DnsRecordSerializer(many=True))
     def get_dns_records(self, obj: CustomDomain) -> list[dict[str, str]]:
         return selectors.domain_dns_records(obj)
+
+    @extend_schema_field(HttpValidationSerializer(many=True))
+    def get_http_validation(self, obj: CustomDomain) -> list[dict[str, str]]:
+        return selectors.domain_http_validation(obj)
 
     # Passed through as stored: a check may carry more keys (reason, chain, code) than the
     # three every check has, and a client showing them should not wait for an API change.

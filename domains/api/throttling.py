@@ -1,9 +1,11 @@
 """Rate limits for registering and verifying domains, per user and per workspace.
 
-The per-user limit runs as an ordinary DRF throttle (before the view), so it counts every
-attempt. The per-workspace limit runs inside the view, only after the caller is known to
-have write access: counting earlier would let an outsider spend another workspace's budget
-by sending requests naming it.
+The per-user verify limit runs as an ordinary DRF throttle (before the view). The per-user
+register limit runs inside the view once the input is valid, so bad input answers 400 and
+is not counted (a developer trying bad input must not be locked out for an hour). The
+per-workspace limits run inside the view, only after the caller is known to have write
+access: counting earlier would let an outsider spend another workspace's budget by sending
+requests naming it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ class _SettingsRateThrottle(SimpleRateThrottle):
 
     def get_rate(self) -> str | None:
         rates = api_settings.DEFAULT_THROTTLE_RATES or {}
-        return rates.get(self.scope)  # type: ignore[arg-type]
+        return rates.get(self.scope)
 
 
 class _UserThrottle(_SettingsRateThrottle):
@@ -80,3 +82,10 @@ def throttle_workspace(request: Request, view: Any, *, scope: str, workspace: Wo
 def user_throttle_allows(request: Request, view: Any, throttle_class: type[_UserThrottle]) -> bool:
     throttle = throttle_class()
     return throttle.rate is None or throttle.allow_request(request, view)
+
+
+def throttle_user(request: Request, view: Any, throttle_class: type[_UserThrottle]) -> None:
+    throttle = throttle_class()
+    if throttle.rate is None or throttle.allow_request(request, view):
+        return
+    raise exceptions.Throttled(wait=throttle.wait() or 1.0)

@@ -4,7 +4,7 @@ Status codes:
 - `POST /api/domains/`: 201 with the record. `POST /api/domains/register` (seed path): 200,
   as the seed answered, with `status` and `message` in the seed's words beside the record.
 - `GET /api/domains/`: 200, a page of records; `GET /api/domains/<hostname>/`: 200.
-- `POST /api/domains/<hostname>/verify`: 202 with the record (the check runs in a worker).
+- `POST /api/domains/<hostname>/verify/`: 202 with the record (the check runs in a worker).
 - `DELETE /api/domains/<hostname>/`: 200 with the final record (status `removed`), not 204:
   the client learns the removal time and that the edge sync is under way.
 - `GET /api/domains/verify/<domain>` (seed path): 200 with `status` (`verified`,
@@ -23,6 +23,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone
+from django.views.csrf import csrf_failure as django_csrf_failure
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
@@ -47,12 +49,13 @@ from domains.api.throttling import (
     VERIFY_WORKSPACE_SCOPE,
     RegisterUserThrottle,
     VerifyUserThrottle,
+    throttle_user,
     throttle_workspace,
     user_throttle_allows,
     workspace_throttle_allows,
 )
 from domains.errors import DomainError, InvalidInput
-from domains.hostnames import HostnameError, normalize_hostname
+from domains.hostnames import HostnameError, normalize_hostname, validate_custom_hostname
 from domains.models import CustomDomain, DomainStatus
 
 TAG = "domains"
@@ -65,7 +68,8 @@ _ERROR_DESCRIPTIONS = {
     "(`role_read_only`).",
     404: "No such domain among the caller's workspaces.",
     409: "The domain changed concurrently or is already removed.",
-    415: "The body's Content-Type is not JSON, form-encoded or multipart.",
+    413: "The body is larger than the server accepts (`body_too_large`).",
+    415: "The body's Content-Type is not JSON or form-encoded.",
     429: "Rate limited; see the `Retry-After` header.",
 }
 
@@ -81,7 +85,7 @@ def _errors(*codes: int, **overrides: str) -> dict[int, OpenApiResponse]:
 
 
 _REGISTER_ERRORS = _errors(
-    400, 401, 403, 409, 415, 429,
+    400, 401, 403, 409, 413, 415, 429,
     e403="Not a member of the workspace, or it does not exist (`not_member`); a read-only "
     "role (`role_read_only`); no custom domains on the plan (`plan_not_entitled`); or the "
     "plan's limit reached (`domain_limit_reached`).",
@@ -119,6 +123,7 @@ class _WriteOnPost(APIView):
     """Views whose POST is a write on a workspace the body names."""
 
     parser_classes = PARSER_CLASSES
+    staff_action = "add"
 
     def get_permissions(self) -> list[BasePermission]:
         perms: list[BasePermission] = [IsAuthenticated()]
@@ -126,19 +131,23 @@ class _WriteOnPost(APIView):
             perms.append(CanWriteDomain())
         return perms
 
-    def get_throttles(self) -> list[Any]:
-        if self.request is not None and self.request.method == "POST":
-            return [RegisterUserThrottle()]
-        return []
-
     def _register_domain(
-        self, request: Request, *, hostname: str, slug: str, ws_field: str
+        self, request: Request, *, hostname: str, slug: str, ws_field: str,
+        prevalidation: str = "",
     ) -> CustomDomain:
         workspace = visible_workspace(user=request.user, slug=slug, field=ws_field)
         self.check_object_permissions(request, workspace)
+        # The per-user limit counts only requests that could register something: a
+        # developer trying bad input gets 400s, not an hour locked out.
+        try:
+            validate_custom_hostname(hostname)
+        except HostnameError as exc:
+            raise InvalidInput(exc.message, code=exc.code, field="hostname") from exc
+        throttle_user(request, self, RegisterUserThrottle)
         throttle_workspace(request, self, scope=REGISTER_WORKSPACE_SCOPE, workspace=workspace)
         return services.domain_register(
-            workspace=workspace, hostname=hostname, by=request.user, source="api"
+            workspace=workspace, hostname=hostname, by=request.user, source="api",
+            prevalidation=prevalidation,
         )
 
 
@@ -218,6 +227,7 @@ class DomainListCreateView(_WriteOnPost, generics.ListAPIView):
             hostname=body.validated_data["hostname"],
             slug=body.validated_data["workspace"],
             ws_field="workspace",
+            prevalidation=body.validated_data.get("prevalidation", ""),
         )
         return _record(domain, status.HTTP_201_CREATED, headers=_location(domain))
 
@@ -285,6 +295,28 @@ class DomainVerifyView(APIView):
         throttle_workspace(request, self, scope=VERIFY_WORKSPACE_SCOPE, workspace=domain.workspace)
         domain = services.domain_request_check(domain=domain, by=request.user, source="api")
         return _record(domain, status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(tags=[TAG], parameters=[_hostname_param])
+class DomainReleaseView(APIView):
+    """the explicit release that lets another workspace claim the name freely."""
+
+    parser_classes = PARSER_CLASSES
+    permission_classes = [IsAuthenticated, CanWriteDomain]
+    staff_action = "delete"
+
+    @extend_schema(
+        summary="Remove a custom domain and release its hostname",
+        description="Like `DELETE`, and also gives the hostname up for good: the next "
+        "workspace that registers it need not prove ownership with a TXT record. Without "
+        "this release, any other workspace must.",
+        request=None,
+        responses={200: s.DomainSerializer, **_errors(401, 403, 404, 409)},
+    )
+    def post(self, request: Request, hostname: str) -> Response:
+        domain = visible_domain(user=request.user, hostname=hostname)
+        self.check_object_permissions(request, domain)
+        return _record(services.domain_release(domain=domain, by=request.user, source="api"))
 
 
 # --- the seed's paths, kept for the existing frontend ---------------------------------------
@@ -366,7 +398,7 @@ class LegacyVerifyView(_SeedErrors):
         summary="Domain status, checking it if allowed (seed path)",
         description="Returns the domain's status and DNS records. When the caller may change "
         "the domain, no check is already imminent, and the verify rate limits allow it, it "
-        "also queues a check, like `POST /api/domains/<hostname>/verify`. Never answers 429: "
+        "also queues a check, like `POST /api/domains/<hostname>/verify/`. Never answers 429: "
         "the frontend polls this path, so a rate-limited poll still gets the status.",
         parameters=[
             OpenApiParameter("domain", OpenApiTypes.STR, OpenApiParameter.PATH),
@@ -375,10 +407,10 @@ class LegacyVerifyView(_SeedErrors):
     )
     def get(self, request: Request, domain: str) -> Response:
         record = visible_domain(user=request.user, hostname=domain)
-        record.check_requested = False  # type: ignore[attr-defined]
+        record.check_requested = False
         if self._should_check(request, record):
             record = services.domain_request_check(domain=record, by=request.user, source="api")
-            record.check_requested = True  # type: ignore[attr-defined]
+            record.check_requested = True
         return Response(s.LegacyVerifySerializer(record).data)
 
     def _should_check(self, request: Request, record: CustomDomain) -> bool:
@@ -387,7 +419,7 @@ class LegacyVerifyView(_SeedErrors):
         if record.fast_checks_until is not None and record.fast_checks_until > timezone.now():
             return False
         try:
-            services.check_write_access(user=request.user, workspace=record.workspace)
+            services.workspace_check_write_access(user=request.user, workspace=record.workspace)
         except DomainError:
             return False
         return user_throttle_allows(request, self, VerifyUserThrottle) and (
@@ -398,6 +430,7 @@ class LegacyVerifyView(_SeedErrors):
         )
 
 
+@csrf_exempt  # token clients send no CSRF token; without this they got Django's HTML 403
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
     """Any other path under /api/: a JSON 404 in the API's error shape, not Django's page.
 
@@ -416,6 +449,19 @@ def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpRespon
     return JsonResponse(
         error_body(code="not_found", message=message), status=status.HTTP_404_NOT_FOUND
     )
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: JSON under /api/, Django's own page elsewhere (the admin)."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            error_body(code="csrf_failed",
+                       message=f"CSRF verification failed: {reason or 'no reason given'}. "
+                       "Session clients send the csrftoken cookie's value in X-CSRFToken; "
+                       "token clients send Authorization: Token ..."),
+            status=status.HTTP_403_FORBIDDEN,
+        )
+    return django_csrf_failure(request, reason=reason)
 
 
 def _resolves_to_a_view(path: str) -> bool:

@@ -48,9 +48,8 @@ def request_certificate(*, hostname: str, key: str, tags: dict[str, str] | None 
             DomainName=hostname,
             ValidationMethod="DNS",
             IdempotencyToken=idempotency_token(key),
-            Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()] or [
-                {"Key": "vedomains", "Value": "true"}
-            ],
+            Tags=[{"Key": k, "Value": v} for k, v in {
+                **(tags or {}), aws.MANAGED_TAG_KEY: aws.MANAGED_TAG_VALUE}.items()],
         )
     except (ClientError, BotoCoreError) as exc:
         raise aws.classify(exc, "acm.RequestCertificate") from exc
@@ -101,7 +100,7 @@ def delete_certificate(arn: str) -> None:
         raise aws.classify(exc, "acm.DeleteCertificate") from exc
 
 
-# --- used by the certificate sweep (issue 8) -------------------------------------------------
+# --- used by the certificate sweep -------------------------------------------------
 
 
 def list_certificate_arns(*, statuses: list[str]) -> list[str]:

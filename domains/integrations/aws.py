@@ -21,6 +21,12 @@ from domains.integrations import ratelimit
 from domains.integrations.errors import IntegrationError
 from vedomains_site.observability import aws_metrics
 
+# Every certificate and distribution the app creates carries this tag, and the app's IAM
+# policy (deploy/app-iam-policy.yaml) lets it update or delete only resources that carry
+# it: a compromised worker cannot touch the platform's own distributions or certificates.
+MANAGED_TAG_KEY = "vedomains-managed"
+MANAGED_TAG_VALUE = "true"
+
 _lock = threading.Lock()
 _clients: dict[tuple[str, str, str | None], Any] = {}
 

@@ -54,10 +54,18 @@ class Detachment:
 
 class CdnStrategy(Protocol):
     name: str
+    # True: CloudFront issues the certificate (no ACM request, no validation CNAME).
+    managed_certificates: bool
 
-    def attach(self, *, hostname: str, certificate_arn: str, reference: str) -> Attachment: ...
+    def attach(self, *, hostname: str, certificate_arn: str, reference: str,
+               workspace_id: str = "", validation_host: str = "cloudfront",
+               takeover: bool = False, anycast_only: bool = False) -> Attachment: ...
 
     def detach(self, *, resource_id: str) -> Detachment: ...
+
+    def state(self, *, resource_id: str) -> ResourceState | None: ...
+
+    def certificate(self, *, resource_id: str) -> CertificateState | None: ...
 
 
 def _cf() -> Any:
@@ -69,11 +77,16 @@ def _raise(exc: ClientError | BotoCoreError, action: str) -> IntegrationError:
     code = aws.error_code(exc)
     if code == "CNAMEAlreadyExists":
         return IntegrationError(CNAME_TAKEN_MESSAGE, permanent=True, code=code)
+    if is_capacity_code(code):
+        # Our quota, not the customer's mistake: retried, and staff are alerted.
+        error = aws.classify(exc, action)
+        return IntegrationError(error.message, permanent=False, code=code, capacity=True)
     return aws.classify(exc, action)
 
 
 class DistributionPerDomain:
     name = "distribution-per-domain"
+    managed_certificates = False
 
     def __init__(self, template_distribution_id: str | None = None) -> None:
         self.template_id = (
@@ -96,11 +109,14 @@ class DistributionPerDomain:
         }
         return config
 
-    def attach(self, *, hostname: str, certificate_arn: str, reference: str) -> Attachment:
+    def attach(self, *, hostname: str, certificate_arn: str, reference: str,
+               workspace_id: str = "", validation_host: str = "cloudfront",
+               takeover: bool = False, anycast_only: bool = False) -> Attachment:
         if not self.template_id:
+            # Our configuration, not the customer's: retried (and a system check says so).
             raise IntegrationError(
                 "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID is not set.",
-                permanent=True,
+                permanent=False,
                 code="not_configured",
             )
         try:
@@ -111,7 +127,12 @@ class DistributionPerDomain:
             template, hostname=hostname, certificate_arn=certificate_arn, reference=reference
         )
         try:
-            resp = _cf().create_distribution(DistributionConfig=config)
+            # Tagged at creation: the app's IAM policy allows updating and deleting only
+            # distributions with this tag.
+            resp = _cf().create_distribution_with_tags(DistributionConfigWithTags={
+                "DistributionConfig": config,
+                "Tags": {"Items": [{"Key": aws.MANAGED_TAG_KEY, "Value": aws.MANAGED_TAG_VALUE}]},
+            })
         except ClientError as exc:
             if aws.error_code(exc) == "DistributionAlreadyExists":
                 # Same CallerReference: an earlier attempt created it and then crashed
@@ -119,11 +140,42 @@ class DistributionPerDomain:
                 found = self.find_by_alias(hostname)
                 if found is not None:
                     return found
-            raise _raise(exc, "cloudfront.CreateDistribution") from exc
+            raise _raise(exc, "cloudfront.CreateDistributionWithTags") from exc
         except BotoCoreError as exc:
-            raise _raise(exc, "cloudfront.CreateDistribution") from exc
+            raise _raise(exc, "cloudfront.CreateDistributionWithTags") from exc
         dist = resp["Distribution"]
         return Attachment(dist["Id"], dist["DomainName"], dist.get("Status", ""))
+
+    def state(self, *, resource_id: str) -> ResourceState | None:
+        try:
+            dist = _cf().get_distribution(Id=resource_id)["Distribution"]
+        except ClientError as exc:
+            if aws.error_code(exc) == "NoSuchDistribution":
+                return None
+            raise _raise(exc, "cloudfront.GetDistribution") from exc
+        except BotoCoreError as exc:
+            raise _raise(exc, "cloudfront.GetDistribution") from exc
+        config = dist.get("DistributionConfig") or {}
+        return ResourceState(
+            resource_id=resource_id, status=str(dist.get("Status", "")),
+            enabled=bool(config.get("Enabled")),
+            domains=tuple((config.get("Aliases") or {}).get("Items") or ()),
+        )
+
+    def certificate(self, *, resource_id: str) -> CertificateState | None:
+        return None  # the per-domain strategy uses ACM certificates (domains.integrations.acm)
+
+    def create_without_alias(self, *, hostname: str, certificate_arn: str,
+                             reference: str) -> str:
+        """A clone for `hostname` that does not claim it yet (a domain is moved onto it)."""
+        try:
+            template = _cf().get_distribution_config(Id=self.template_id)["DistributionConfig"]
+            config = self.build_config(template, hostname=hostname,
+                                       certificate_arn=certificate_arn, reference=reference)
+            config["Aliases"] = {"Quantity": 0}
+            return str(_cf().create_distribution(DistributionConfig=config)["Distribution"]["Id"])
+        except (ClientError, BotoCoreError) as exc:
+            raise _raise(exc, "cloudfront.CreateDistribution") from exc
 
     def find_by_alias(self, hostname: str) -> Attachment | None:
         try:
@@ -163,13 +215,89 @@ class DistributionPerDomain:
                                   not_ready="DistributionNotDisabled", what="distribution")
 
 
-class SaasTenant:
-    """A distribution tenant on a multi-tenant distribution (CloudFront SaaS Manager).
+TENANT_NAME_MAX = 128
+# Managed certificate states that will not become "issued" by waiting.
+# https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_ManagedCertificateDetails.html
+CERTIFICATE_FAILURES = {
+    "validation-timed-out": (
+        "CloudFront could not validate the certificate in time: the hostname's CNAME was not "
+        "pointing at us (or the validation token was not served) while it tried."
+    ),
+    "failed": "The certificate authority refused to issue a certificate for this hostname "
+              "(for example a CAA record at the domain that does not allow Amazon).",
+    "revoked": "The certificate for this hostname was revoked.",
+    "expired": "The certificate for this hostname expired and could not be renewed; check "
+               "that the CNAME still points at us.",
+    "inactive": "The certificate for this hostname is inactive.",
+}
 
+
+@dataclass(frozen=True)
+class ResourceState:
+    """A tenant's (or distribution's) deployment, as CloudFront reports it."""
+
+    resource_id: str
+    status: str  # InProgress | Deployed
+    enabled: bool
+    domains: tuple[str, ...] = ()
+    certificate_arn: str = ""  # a tenant's own (pre-validated ACM) certificate, if any
+
+    @property
+    def deployed(self) -> bool:
+        return self.status == "Deployed"
+
+
+@dataclass(frozen=True)
+class CertificateState:
+    """A CloudFront-managed certificate (GetManagedCertificateDetails)."""
+
+    status: str  # pending-validation | issued | inactive | expired | validation-timed-out | ...
+    arn: str = ""
+    token_host: str = ""
+    # Self-hosted validation: the customer's server must redirect each `redirect_from` URL
+    # to its `redirect_to` (or serve the token there).
+    validation: tuple[dict[str, str], ...] = ()
+
+    @property
+    def issued(self) -> bool:
+        return self.status == "issued"
+
+    @property
+    def failure_reason(self) -> str:
+        return CERTIFICATE_FAILURES.get(self.status, "")
+
+
+def is_capacity_code(code: str) -> bool:
+    """Quota and capacity errors: the platform's limit, never the customer's fault.
+
+    TooManyDistributions..., TooManyDistributionsAssociatedToCachePolicy / ...ToOriginRequest
+    Policy (100 by default), EntityLimitExceeded (tenants, domains, connection groups).
+    https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cloudfront-limits.html
+    """
+    if code in aws.TRANSIENT_CODES or code in {"TooManyRequests", "TooManyRequestsException"}:
+        return False  # throttling ("slow down"), not a quota
+    return code.startswith("TooMany") or code in CAPACITY_CODES
+
+
+CAPACITY_CODES = frozenset(
+    {"EntityLimitExceeded", "LimitExceeded", "LimitExceededException",
+     "ServiceQuotaExceededException"}
+)
+
+
+class SaasTenant:
+    """One distribution tenant per custom domain on a multi-tenant distribution.
+
+    CloudFront SaaS Manager: the multi-tenant distribution (ConnectionMode tenant-only)
+    carries the origin, policies and the Lambda@Edge association; each tenant carries one
+    domain, the workspace id as a parameter, our tags and a CloudFront-managed certificate
+    validated over HTTP, so the customer creates ONE record (the routing CNAME).
     https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_CreateDistributionTenant.html
+    https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/managed-cloudfront-certificates.html
     """
 
     name = "saas-tenant"
+    managed_certificates = True
 
     def __init__(
         self, distribution_id: str | None = None, connection_group_id: str | None = None
@@ -184,33 +312,67 @@ class SaasTenant:
         )
 
     @staticmethod
-    def tenant_name(hostname: str) -> str:
-        # Tenant names allow letters, digits, dots and hyphens; a hostname already fits.
-        return hostname[:128]
+    def tenant_name(hostname: str, reference: str = "") -> str:
+        """Unique per record, so a retried create finds its own tenant by name.
 
-    def attach(self, *, hostname: str, certificate_arn: str, reference: str) -> Attachment:
+        The reference (`vedomains-<pk>`) keeps a new record for the same hostname (after a
+        move to another workspace) from colliding with the old record's tenant while that
+        one is being deleted. Names allow letters, digits, dots and hyphens, up to 128, and
+        must end with a letter or digit (botocore's model gives the pattern).
+        """
+        raw = f"{reference}-{hostname}" if reference else hostname
+        return raw[:TENANT_NAME_MAX].rstrip(".-")
+
+    def attach(self, *, hostname: str, certificate_arn: str, reference: str,
+               workspace_id: str = "", validation_host: str = "cloudfront",
+               takeover: bool = False, anycast_only: bool = False) -> Attachment:
+        """Create the tenant (idempotent: an earlier attempt's tenant is found by name).
+
+        `certificate_arn` (an ACM certificate validated in advance) is set as the tenant's
+        certificate; without it CloudFront manages one, validated over HTTP by CloudFront
+        itself (`cloudfront`) or by a token the customer serves (`self-hosted`).
+        `takeover`: OnDomainTakeover=allow, moving the domain from another of our
+        resources once its DNS points at this tenant (no window where both serve it).
+        """
         if not self.distribution_id:
             raise IntegrationError(
                 "VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID is not set.",
-                permanent=True,
-                code="not_configured",
+                permanent=False, code="not_configured",
             )
+        name = self.tenant_name(hostname, reference)
+        tags = [{"Key": "vedomains", "Value": "true"},
+                {"Key": "vedomains-reference", "Value": reference}]
         params: dict[str, Any] = {
             "DistributionId": self.distribution_id,
-            "Name": self.tenant_name(hostname),
-            "Domains": [{"Domain": hostname}],
-            "Customizations": {"Certificate": {"Arn": certificate_arn}},
+            "Name": name,
+            # An apex domain reaches us only on the connection group's anycast IPs.
+            "Domains": [{"Domain": hostname, "ServeOn": "anycast-ip-list-only"}
+                        if anycast_only else {"Domain": hostname}],
             "Enabled": True,
-            "Tags": {"Items": [{"Key": "vedomains-reference", "Value": reference}]},
+            "Tags": {"Items": tags},
         }
+        if workspace_id:
+            tags.append({"Key": "vedomains-workspace", "Value": workspace_id})
+            params["Parameters"] = [
+                {"Name": settings.VEDOMAINS_CDN_WORKSPACE_PARAMETER, "Value": workspace_id}
+            ]
+        if certificate_arn:
+            params["Customizations"] = {"Certificate": {"Arn": certificate_arn}}
+        else:
+            params["ManagedCertificateRequest"] = {
+                "ValidationTokenHost": validation_host, "PrimaryDomainName": hostname,
+            }
         if self.connection_group_id:
             params["ConnectionGroupId"] = self.connection_group_id
+        if takeover:
+            params["OnDomainTakeover"] = "allow"
         try:
             resp = _cf().create_distribution_tenant(**params)
         except ClientError as exc:
             if aws.error_code(exc) == "EntityAlreadyExists":
-                found = self._get(self.tenant_name(hostname))
-                if found is not None:
+                found = self._get(name)
+                if found is not None and _tag(found["DistributionTenant"],
+                                              "vedomains-reference") == reference:
                     tenant = found["DistributionTenant"]
                     return Attachment(tenant["Id"], "", tenant.get("Status", ""))
             raise _raise(exc, "cloudfront.CreateDistributionTenant") from exc
@@ -229,22 +391,143 @@ class SaasTenant:
         except BotoCoreError as exc:
             raise _raise(exc, "cloudfront.GetDistributionTenant") from exc
 
+    def state(self, *, resource_id: str) -> ResourceState | None:
+        got = self._get(resource_id)
+        if got is None:
+            return None
+        tenant = got["DistributionTenant"]
+        return ResourceState(
+            resource_id=tenant["Id"], status=str(tenant.get("Status", "")),
+            enabled=bool(tenant.get("Enabled")),
+            domains=tuple(d["Domain"] for d in tenant.get("Domains") or []),
+            certificate_arn=str(((tenant.get("Customizations") or {}).get("Certificate") or {})
+                                .get("Arn", "")),
+        )
+
+    def certificate(self, *, resource_id: str) -> CertificateState | None:
+        """The tenant's managed certificate, or None when it has none (pre-validated ACM)."""
+        try:
+            details = _cf().get_managed_certificate_details(Identifier=resource_id)[
+                "ManagedCertificateDetails"]
+        except ClientError as exc:
+            if aws.error_code(exc) == "EntityNotFound":
+                return None
+            raise _raise(exc, "cloudfront.GetManagedCertificateDetails") from exc
+        except BotoCoreError as exc:
+            raise _raise(exc, "cloudfront.GetManagedCertificateDetails") from exc
+        return CertificateState(
+            status=str(details.get("CertificateStatus", "")),
+            arn=str(details.get("CertificateArn", "")),
+            token_host=str(details.get("ValidationTokenHost", "")),
+            validation=tuple(
+                {"domain": t.get("Domain", ""), "redirect_from": t.get("RedirectFrom", ""),
+                 "redirect_to": t.get("RedirectTo", "")}
+                for t in details.get("ValidationTokenDetails") or []
+            ),
+        )
+
+    def set_certificate(self, *, resource_id: str, certificate_arn: str) -> None:
+        """Use an ACM certificate (validated in advance) as the tenant's certificate."""
+        def attempt() -> Detachment | None:
+            got = self._get(resource_id)
+            if got is None:
+                raise IntegrationError("The distribution tenant is gone.", permanent=True,
+                                       code="EntityNotFound")
+            _cf().update_distribution_tenant(
+                Id=resource_id, IfMatch=got["ETag"],
+                Customizations={"Certificate": {"Arn": certificate_arn}})
+            return Detachment(True, "certificate set")
+
+        _with_etag_retries(attempt, gone="EntityNotFound", not_ready="ResourceNotDisabled",
+                           what="tenant")
+
+    def request_managed_certificate(self, *, resource_id: str, hostname: str,
+                                    validation_host: str) -> None:
+        """Ask CloudFront for a (new) managed certificate validated by `validation_host`."""
+        def attempt() -> Detachment | None:
+            got = self._get(resource_id)
+            if got is None:
+                raise IntegrationError("The distribution tenant is gone.", permanent=True,
+                                       code="EntityNotFound")
+            _cf().update_distribution_tenant(
+                Id=resource_id, IfMatch=got["ETag"],
+                ManagedCertificateRequest={"ValidationTokenHost": validation_host,
+                                           "PrimaryDomainName": hostname})
+            return Detachment(True, "certificate requested")
+
+        _with_etag_retries(attempt, gone="__never__", not_ready="__never__", what="tenant")
+
     def detach(self, *, resource_id: str) -> Detachment:
+        """Disable, wait until CloudFront has deployed that, then delete; call until done.
+
+        https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_DeleteDistributionTenant.html
+        """
         def attempt() -> Detachment | None:
             got = self._get(resource_id)
             if got is None:
                 return Detachment(True, "tenant already deleted")
             tenant, etag = got["DistributionTenant"], got["ETag"]
             if tenant.get("Enabled"):
-                # A tenant must be disabled before it can be deleted: disable, then read the
-                # new ETag and delete.
                 _cf().update_distribution_tenant(Id=resource_id, IfMatch=etag, Enabled=False)
-                return None
+                return Detachment(False, "disabled; waiting for deployment to delete")
+            if tenant.get("Status") != "Deployed":
+                return Detachment(False, f"tenant is {tenant.get('Status')}; delete pending")
             _cf().delete_distribution_tenant(Id=resource_id, IfMatch=etag)
             return Detachment(True, "tenant deleted")
 
         return _with_etag_retries(attempt, gone="EntityNotFound", not_ready="ResourceNotDisabled",
                                   what="tenant")
+
+    def disable(self, *, resource_id: str) -> None:
+        """Stop serving (the first step of a delete or of moving the domain away)."""
+        def attempt() -> Detachment | None:
+            got = self._get(resource_id)
+            if got is None or not got["DistributionTenant"].get("Enabled"):
+                return Detachment(True, "disabled")
+            _cf().update_distribution_tenant(Id=resource_id, IfMatch=got["ETag"], Enabled=False)
+            return Detachment(True, "disabled")
+
+        _with_etag_retries(attempt, gone="EntityNotFound", not_ready="__never__", what="tenant")
+
+    def move_domain_to_distribution(self, *, hostname: str, distribution_id: str) -> None:
+        """UpdateDomainAssociation onto a standard distribution (the source must be disabled)."""
+        def attempt() -> Detachment | None:
+            etag = _cf().get_distribution_config(Id=distribution_id)["ETag"]
+            _cf().update_domain_association(Domain=hostname, IfMatch=etag,
+                                            TargetResource={"DistributionId": distribution_id})
+            return Detachment(True, "moved")
+
+        _with_etag_retries(attempt, gone="__never__", not_ready="__never__", what="distribution")
+
+    def move_domain(self, *, hostname: str, to_resource_id: str) -> None:
+        """Move `hostname` to another tenant in one step (the source must be disabled)."""
+        def attempt() -> Detachment | None:
+            got = self._get(to_resource_id)
+            if got is None:
+                raise IntegrationError("The target tenant is gone.", permanent=True,
+                                       code="EntityNotFound")
+            _cf().update_domain_association(
+                Domain=hostname, IfMatch=got["ETag"],
+                TargetResource={"DistributionTenantId": to_resource_id})
+            return Detachment(True, "moved")
+
+        _with_etag_retries(attempt, gone="__never__", not_ready="__never__", what="tenant")
+
+    def verify_dns(self, *, resource_id: str, hostname: str) -> str:
+        """CloudFront's own view: valid-/invalid-/unknown-configuration."""
+        try:
+            rows = _cf().verify_dns_configuration(Identifier=resource_id, Domain=hostname)[
+                "DnsConfigurationList"]
+        except (ClientError, BotoCoreError) as exc:
+            raise _raise(exc, "cloudfront.VerifyDnsConfiguration") from exc
+        return str(rows[0]["Status"]) if rows else "unknown-configuration"
+
+
+def _tag(resource: dict[str, Any], key: str) -> str:
+    for item in (resource.get("Tags") or {}).get("Items") or []:
+        if item.get("Key") == key:
+            return str(item.get("Value", ""))
+    return ""
 
 
 def _with_etag_retries(attempt: Callable[[], Detachment | None], *, gone: str, not_ready: str,
@@ -277,57 +560,16 @@ def _with_etag_retries(attempt: Callable[[], Detachment | None], *, gone: str, n
     )
 
 
+def strategy_for_resource(resource_id: str) -> CdnStrategy:
+    """The strategy that made `resource_id`, whatever the setting says now.
+
+    Tenant ids start with "dt_"; distribution ids do not. After a strategy switch, existing
+    records are still checked, detached and deleted through the API that made them.
+    """
+    return SaasTenant() if resource_id.startswith("dt_") else DistributionPerDomain()
+
+
 def strategy() -> CdnStrategy:
     if settings.VEDOMAINS_CDN_STRATEGY == "saas-tenant":
         return SaasTenant()
     return DistributionPerDomain()
-
-
-def create_template_distribution(*, origin_domain: str, comment: str = "vedomains template") -> str:
-    """Create a template distribution (local emulator and tests; production uses deploy/).
-
-    A minimal config with one custom origin; deploy/ adds the cache policy with Host in the
-    key and the Lambda@Edge association, which the local emulator cannot express.
-    """
-    config = {
-        "CallerReference": f"vedomains-template-{origin_domain}",
-        "Comment": comment,
-        "Enabled": False,
-        "Aliases": {"Quantity": 0},
-        "Origins": {
-            "Quantity": 1,
-            "Items": [
-                {
-                    "Id": "ve-origin",
-                    "DomainName": origin_domain,
-                    "CustomOriginConfig": {
-                        "HTTPPort": 80,
-                        "HTTPSPort": 443,
-                        "OriginProtocolPolicy": "https-only",
-                    },
-                }
-            ],
-        },
-        "DefaultCacheBehavior": {
-            "TargetOriginId": "ve-origin",
-            "ViewerProtocolPolicy": "redirect-to-https",
-            "ForwardedValues": {
-                "QueryString": True,
-                "Cookies": {"Forward": "none"},
-                # Host in the cache key so tenants never share cached pages.
-                "Headers": {"Quantity": 1, "Items": ["Host"]},
-            },
-            "MinTTL": 0,
-        },
-        "ViewerCertificate": {"CloudFrontDefaultCertificate": True},
-    }
-    try:
-        resp = _cf().create_distribution(DistributionConfig=config)
-    except ClientError as exc:
-        if aws.error_code(exc) == "DistributionAlreadyExists":
-            for page in _cf().get_paginator("list_distributions").paginate():
-                for item in page.get("DistributionList", {}).get("Items", []) or []:
-                    if item.get("Comment") == comment:
-                        return str(item["Id"])
-        raise _raise(exc, "cloudfront.CreateDistribution(template)") from exc
-    return str(resp["Distribution"]["Id"])

@@ -5,16 +5,15 @@ customer's DNS is wrong (a verdict); a timeout, SERVFAIL or REFUSED means we cou
 (transient: retried, never used to deactivate a domain).
 
 Many domains are checked concurrently with the async resolver; single lookups use the same
-code through `run_sync`.
+code through asgiref's `async_to_sync` (which runs the coroutine on an event loop of its
+own, in another thread, so it works whether or not the caller has a running loop).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-from collections.abc import Coroutine, Iterable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import dns.asyncresolver
 import dns.exception
@@ -22,12 +21,12 @@ import dns.name
 import dns.nameserver
 import dns.rdatatype
 import dns.resolver
+from asgiref.sync import async_to_sync
 from django.conf import settings
 
 from domains.integrations.errors import IntegrationError
 
 MAX_CHAIN = 10
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,6 @@ class TxtCheck:
 class DnsResult:
     routing: RoutingCheck
     txt: TxtCheck | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_nameserver(entry: str) -> dns.nameserver.Do53Nameserver:
@@ -80,7 +78,7 @@ def make_resolver() -> dns.asyncresolver.Resolver:
     servers = _nameservers()
     if servers:
         resolver = dns.asyncresolver.Resolver(configure=False)
-        resolver.nameservers = servers  # type: ignore[assignment]
+        resolver.nameservers = servers
     else:
         resolver = dns.asyncresolver.Resolver()
     resolver.lifetime = settings.VEDOMAINS_DNS_TIMEOUT
@@ -134,6 +132,42 @@ async def check_routing_async(
                   f"The CNAME chain of {hostname} is longer than {MAX_CHAIN} links.")
 
 
+async def check_apex_async(
+    resolver: dns.asyncresolver.Resolver, hostname: str, addresses: Iterable[str]
+) -> RoutingCheck:
+    """An apex cannot hold a CNAME: its A/AAAA records must be our anycast static IPs.
+
+    Every address the name has must be one of ours (a leftover record of the old host would
+    send some visitors there), and at least one must be there.
+    """
+    ours = {a.lower() for a in addresses}
+    found: list[str] = []
+    for rtype in ("A", "AAAA"):
+        try:
+            answer = await resolver.resolve(hostname, rtype, raise_on_no_answer=False)
+        except dns.resolver.NXDOMAIN:
+            return RoutingCheck(hostname, False, "nxdomain",
+                                f"{hostname} does not exist in DNS (NXDOMAIN).")
+        except dns.exception.DNSException as exc:
+            return RoutingCheck(hostname, False, "transient", f"DNS lookup failed: {exc}")
+        for rrset in answer.response.answer:
+            if _norm(rrset.name) == hostname and rrset.rdtype in (dns.rdatatype.A,
+                                                                  dns.rdatatype.AAAA):
+                found += [r.address.lower() for r in rrset]
+    chain = (hostname, *found)
+    if not found:
+        return RoutingCheck(hostname, False, "no_cname",
+                            f"{hostname} has no A record; add A records to "
+                            f"{', '.join(sorted(ours))}.", chain)
+    strangers = sorted(set(found) - ours)
+    if strangers:
+        return RoutingCheck(hostname, False, "wrong_target",
+                            f"{hostname} also points to {', '.join(strangers)}, which is not "
+                            f"ours; keep only {', '.join(sorted(ours))}.", chain)
+    return RoutingCheck(hostname, True, "points_to_target",
+                        f"{hostname} -> {', '.join(found)}", chain)
+
+
 async def lookup_txt_async(resolver: dns.asyncresolver.Resolver, name: str) -> TxtCheck:
     try:
         answer = await resolver.resolve(name, "TXT", raise_on_no_answer=False)
@@ -152,18 +186,25 @@ async def lookup_txt_async(resolver: dns.asyncresolver.Resolver, name: str) -> T
 
 
 async def check_many_async(
-    hostnames: Iterable[str], *, txt_for: Iterable[str] = (), target: str | None = None
+    hostnames: Iterable[str], *, txt_for: Iterable[str] = (), target: str | None = None,
+    apex_for: Iterable[str] = (),
 ) -> dict[str, DnsResult]:
-    """Routing (and, for `txt_for`, ownership TXT) for many hostnames, concurrently."""
+    """Routing (and, for `txt_for`, ownership TXT) for many hostnames, concurrently.
+
+    `apex_for`: apex names, checked for A/AAAA records to VEDOMAINS_CDN_APEX_IPS.
+    """
     target = target or settings.VEDOMAINS_CNAME_TARGET
     resolver = make_resolver()
     txt_wanted = set(txt_for)
+    apex = set(apex_for)
+    apex_ips = list(settings.VEDOMAINS_CDN_APEX_IPS)
     semaphore = asyncio.Semaphore(settings.VEDOMAINS_DNS_CONCURRENCY)
     prefix = settings.VEDOMAINS_OWNERSHIP_TXT_PREFIX
 
     async def one(host: str) -> tuple[str, DnsResult]:
         async with semaphore:
-            routing = await check_routing_async(resolver, host, target)
+            routing = (await check_apex_async(resolver, host, apex_ips) if host in apex
+                       else await check_routing_async(resolver, host, target))
             txt = (
                 await lookup_txt_async(resolver, f"{prefix}.{host}") if host in txt_wanted else None
             )
@@ -173,18 +214,10 @@ async def check_many_async(
     return dict(results)
 
 
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine from sync code, even when the caller already has an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result()
-
-
-def check_many(hostnames: Iterable[str], *, txt_for: Iterable[str] = ()) -> dict[str, DnsResult]:
-    return run_sync(check_many_async(list(hostnames), txt_for=list(txt_for)))
+def check_many(hostnames: Iterable[str], *, txt_for: Iterable[str] = (),
+               apex_for: Iterable[str] = ()) -> dict[str, DnsResult]:
+    return async_to_sync(check_many_async)(list(hostnames), txt_for=list(txt_for),
+                                           apex_for=list(apex_for))
 
 
 def check_routing(hostname: str) -> RoutingCheck:
@@ -193,7 +226,7 @@ def check_routing(hostname: str) -> RoutingCheck:
 
 def lookup_txt(name: str) -> list[str]:
     """TXT values at `name`; raises a transient IntegrationError when DNS cannot tell."""
-    result = run_sync(lookup_txt_async(make_resolver(), name))
+    result = async_to_sync(lookup_txt_async)(make_resolver(), name)
     if result.transient:
         raise IntegrationError(result.detail, permanent=False, code="dns_transient")
     return list(result.values)

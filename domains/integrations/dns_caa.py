@@ -13,8 +13,6 @@ import dns.exception
 import dns.rdatatype
 import dns.resolver
 
-from domains.integrations.dns import make_resolver, run_sync
-
 
 @dataclass(frozen=True)
 class CaaRecord:
@@ -63,7 +61,3 @@ async def lookup_caa_async(resolver: dns.asyncresolver.Resolver, hostname: str) 
         if records:
             return CaaResult(hostname, found_at=name, records=records)
     return CaaResult(hostname)
-
-
-def lookup_caa(hostname: str) -> CaaResult:
-    return run_sync(lookup_caa_async(make_resolver(), hostname))

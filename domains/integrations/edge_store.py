@@ -9,7 +9,6 @@ https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteIte
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 
 from domains.integrations import aws
+from domains.integrations.backoff import backoff_seconds
 from domains.integrations.errors import IntegrationError
 
 BATCH_SIZE = 25
@@ -190,7 +190,7 @@ def _pause(attempt: int, *, base: float = BATCH_RETRY_BASE_SECONDS,
            cap: float = BATCH_RETRY_MAX_SECONDS) -> None:
     # Full jitter, so the parallel writers or scan segments that failed together do not
     # retry together.
-    time.sleep(random.uniform(0, min(cap, base * 2**attempt)))
+    time.sleep(backoff_seconds(attempt, base=base, cap=cap))
 
 
 def with_retries(action: str, call: Callable[[], T], *, attempts: int = PAGE_ATTEMPTS) -> T:

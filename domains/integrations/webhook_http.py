@@ -1,32 +1,51 @@
-"""Outbound webhook POSTs with the standard library: explicit timeout, no redirects.
+"""Outbound webhook POSTs with the standard library, safe against SSRF.
 
-Redirects are never followed: a receiver that answers 3xx gets a failed attempt naming the
-Location, so a compromised or misconfigured receiver cannot bounce our signed requests (and
-their bodies) to another host. Environment proxies are not used either: the receiver is the
-ve.ai app, reached directly, and a stray HTTP(S)_PROXY in a worker must not reroute it.
+An endpoint URL is chosen by staff, but what its name resolves to is chosen by whoever
+controls that DNS, so the destination is checked when the request is sent:
+- the name is resolved once, every address it resolves to must be global (no loopback,
+  private, link-local such as 169.254.169.254, unique-local such as fd00:ec2::254,
+  shared, reserved or multicast; IPv4-mapped, NAT64 and 6to4 IPv6 forms are checked as
+  the IPv4 address they carry), and metadata names are refused outright;
+- the socket connects to the address that was checked, not to the name again, so a
+  second resolution (DNS rebinding) cannot swap in an internal address; TLS still
+  verifies the certificate against the hostname (SNI and check_hostname);
+- https only, unless DEBUG (the local stack);
+- networks listed in VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS are allowed although not global
+  (a receiver inside the VPC, or loopback in tests);
+- no redirects are followed and no proxy is used; the answer's body is never read or
+  stored: status code, Location and timing only.
 """
 
 from __future__ import annotations
 
+import http.client
+import ipaddress
+import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
-from http.client import HTTPException, HTTPResponse
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
+
 from domains.integrations.errors import IntegrationError
 
-EXCERPT_BYTES = 500
-ALLOWED_SCHEMES = frozenset({"http", "https"})
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Cloud metadata services answer on these names, whatever they resolve to in a given VPC.
+BLOCKED_NAMES = frozenset({
+    "localhost", "metadata", "metadata.google.internal", "metadata.goog",
+    "instance-data", "instance-data.ec2.internal", "metadata.azure.com",
+})
+BLOCKED_SUFFIXES = (".localhost", ".internal", ".local", ".localdomain", ".home.arpa")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 @dataclass(frozen=True)
 class HttpResult:
     status_code: int
     latency_ms: int
-    excerpt: str
     location: str = ""
 
     @property
@@ -34,54 +53,132 @@ class HttpResult:
         return 200 <= self.status_code < 300
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        # Returning None makes urllib hand the 3xx back as an HTTPError we record.
+def _refuse(message: str) -> IntegrationError:
+    return IntegrationError(message, permanent=True, code="forbidden_destination")
+
+
+def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
+    if not isinstance(ip, ipaddress.IPv6Address):
         return None
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
 
 
-_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+def address_allowed(ip: IPAddress) -> bool:
+    allowed = [ipaddress.ip_network(n, strict=False)
+               for n in settings.VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS]
+    embedded = _embedded_ipv4(ip)
+    candidates = [ip] if embedded is None else [ip, embedded]
+    if all(any(c.version == net.version and c in net for net in allowed) for c in candidates):
+        return True
+    return all(c.is_global and not c.is_multicast for c in candidates)
 
 
-def check_url(url: str) -> None:
-    """Refuse anything but an absolute http(s) URL with a host (permanent: retrying won't fix)."""
+def check_url(url: str) -> tuple[str, str, int]:
+    """Scheme, hostname and port of an acceptable URL; no I/O (used at save time too)."""
     parts = urlsplit(url)
-    if parts.scheme.lower() not in ALLOWED_SCHEMES or not parts.hostname:
-        raise IntegrationError(f"Refusing webhook URL {url!r}: only http(s) URLs are allowed.",
-                               permanent=True, code="bad_url")
+    scheme = parts.scheme.lower()
+    allowed_schemes = {"https", "http"} if settings.DEBUG else {"https"}
+    if scheme not in allowed_schemes or not parts.hostname:
+        raise _refuse(f"Refusing webhook URL {url!r}: only https URLs are allowed"
+                      + (" (http too, in DEBUG)." if settings.DEBUG else "."))
+    if parts.username or parts.password:
+        raise _refuse("Refusing webhook URL with credentials in it.")
+    host = parts.hostname.rstrip(".").lower()
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError as exc:
+        raise _refuse(f"Refusing webhook URL {url!r}: {exc}.") from None
+    if host in BLOCKED_NAMES or host.endswith(BLOCKED_SUFFIXES):
+        raise _refuse(f"Refusing webhook host {host!r}: an internal or metadata name.")
+    try:
+        literal: IPAddress | None = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None and not address_allowed(literal):
+        raise _refuse(f"Refusing webhook address {host}: not a public address.")
+    return scheme, host, port
 
 
-def _excerpt(raw: bytes) -> str:
-    return raw[:EXCERPT_BYTES].decode("utf-8", "replace")
+def resolve_checked(host: str, port: int) -> str:
+    """The address to connect to: every address of `host` must be allowed."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise IntegrationError(f"Could not resolve webhook host {host!r}: {exc}",
+                               permanent=False, code="network") from exc
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    if not addresses:
+        raise IntegrationError(f"Webhook host {host!r} has no address.", permanent=False,
+                               code="network")
+    refused = [str(a) for a in addresses if not address_allowed(a)]
+    if refused:
+        raise _refuse(f"Refusing webhook host {host!r}: it resolves to non-public "
+                      f"address(es) {', '.join(sorted(set(refused)))}.")
+    return str(addresses[0])
+
+
+def check_destination(url: str) -> str:
+    """Validate `url` and resolve its host now (the admin form's save-time check)."""
+    _, host, port = check_url(url)
+    return resolve_checked(host, port)
+
+
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the checked address; Host header is still the URL's host."""
+
+    def __init__(self, host: str, port: int, *, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
+
+
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, host: str, port: int, *, address: str, timeout: float,
+                 context: ssl.SSLContext) -> None:
+        super().__init__(host, port, timeout=timeout, context=context)
+        self._address = address
+        self._ssl_context = context
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self._address, self.port), self.timeout)
+        # SNI and certificate verification against the URL's hostname, not the address.
+        self.sock = self._ssl_context.wrap_socket(sock, server_hostname=self.host)
 
 
 def post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> HttpResult:
     """POST `body`; any HTTP answer is a result, a network failure a transient error."""
-    check_url(url)
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", **headers})
+    scheme, host, port = check_url(url)
+    address = resolve_checked(host, port)
+    parts = urlsplit(url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    connection: Any
+    if scheme == "https":
+        connection = _PinnedHTTPSConnection(host, port, address=address, timeout=timeout,
+                                            context=ssl.create_default_context())
+    else:
+        connection = _PinnedHTTPConnection(host, port, address=address, timeout=timeout)
     started = time.monotonic()
     try:
-        response: HTTPResponse = _opener.open(request, timeout=timeout)
-        with response:
-            raw = response.read(EXCERPT_BYTES)
-            status = response.status
-        return HttpResult(status, _elapsed_ms(started), _excerpt(raw))
-    except urllib.error.HTTPError as exc:
-        raw = b""
-        if exc.fp is not None:
-            try:
-                raw = exc.read(EXCERPT_BYTES)
-            except (OSError, HTTPException):
-                raw = b""  # the status code is the result; a cut-off body does not matter
-            finally:
-                exc.fp.close()
-        return HttpResult(exc.code, _elapsed_ms(started), _excerpt(raw),
-                          location=exc.headers.get("Location", "") if exc.headers else "")
-    except (urllib.error.URLError, HTTPException, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise IntegrationError(f"POST {urlsplit(url).netloc} failed: {reason}",
-                               permanent=False, code="network") from exc
+        connection.request("POST", path, body=body,
+                           headers={"Content-Type": "application/json", **headers})
+        response = connection.getresponse()
+        status = response.status
+        location = response.getheader("Location", "") or ""
+        # The body is never read: a receiver cannot make us store (or show staff) what an
+        # internal service said. Closing without reading drops the connection.
+        return HttpResult(status, _elapsed_ms(started), location=location[:500])
+    except (http.client.HTTPException, OSError) as exc:
+        raise IntegrationError(f"POST {host}:{port} failed: {exc}", permanent=False,
+                               code="network") from exc
+    finally:
+        connection.close()
 
 
 def _elapsed_ms(started: float) -> int:

@@ -1,4 +1,4 @@
-"""Attacks on the edge function, one test per attack, named for it (issue 15, item 7).
+"""Attacks on the edge function, one test per attack, named for it.
 
 The headers a viewer sends are checked the way an origin server reads them: through the
 CGI/WSGI environ (HTTP_<NAME> with "-" and "_" both turned into "_", as wsgiref, gunicorn

@@ -24,7 +24,7 @@ def test_every_counter_comes_from_the_one_table(edge_fn: ModuleType) -> None:
     for number, name in enumerate(edge.Metrics.COUNTERS, start=1):
         setattr(metrics, name, number)
     doc = metrics.document("ns", "", "eu-west-1", 0, cache_size=7)
-    definitions = [m["Name"] for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]]  # type: ignore[index]
+    definitions = [m["Name"] for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]]
     assert definitions == [*edge.Metrics.COUNTERS.values(), "CacheSize"]
     for number, metric in enumerate(edge.Metrics.COUNTERS.values(), start=1):
         assert doc[metric] == number
@@ -32,7 +32,7 @@ def test_every_counter_comes_from_the_one_table(edge_fn: ModuleType) -> None:
     assert all(getattr(metrics, name) == 0 for name in edge.Metrics.COUNTERS)
     assert metrics.deadline == 65.0
     with pytest.raises(AttributeError):  # __slots__: a typo cannot add a silent counter
-        metrics.hits = 1  # type: ignore[attr-defined]
+        metrics.hits = 1
 
 
 def test_a_recycled_container_loses_at_most_flush_invocations_minus_one(
@@ -43,7 +43,7 @@ def test_a_recycled_container_loses_at_most_flush_invocations_minus_one(
     fn = configure_edge(metrics_flush_invocations=10, metrics_flush_seconds=3600)
     for _ in range(37):
         fn.handler(load_event("viewer-request", "acme.ve.ai"))
-    written = sum(doc["Requests"] for doc in emitted(capsys))  # type: ignore[misc]
+    written = sum(doc["Requests"] for doc in emitted(capsys))
     lost = 37 - written  # what a recycle now would lose
     assert written == 30 and 0 <= lost <= 10 - 1
 
@@ -83,7 +83,7 @@ def test_the_seed_namespace_can_be_turned_off(
     fn = configure_edge(metrics_flush_invocations=1, seed_metrics_namespace="")
     fn.handler(load_event("viewer-request", "acme.ve.ai"))
     (doc,) = emitted(capsys)
-    namespaces = [d["Namespace"] for d in doc["_aws"]["CloudWatchMetrics"]]  # type: ignore[index]
+    namespaces = [d["Namespace"] for d in doc["_aws"]["CloudWatchMetrics"]]
     assert namespaces == ["vedomains/Edge"]
 
 

@@ -21,6 +21,8 @@ def _raw(
     server: LocalDNSServer, method: str, path: str, body: bytes | None = None
 ) -> tuple[int, Any]:
     request = urllib.request.Request(f"{server.control_url}{path}", data=body, method=method)
+    if body is not None:
+        request.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=2) as response:
             return response.status, json.loads(response.read())

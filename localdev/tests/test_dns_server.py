@@ -327,7 +327,7 @@ def test_per_name_fault_overrides_global_and_clears(
 
 def test_invalid_fault_mode_is_rejected(dns_server: LocalDNSServer) -> None:
     with pytest.raises(ValueError, match="fault mode"):
-        dns_server.set_fault("slow")  # type: ignore[arg-type]
+        dns_server.set_fault("slow")
 
 
 def test_stop_then_start_rebinds_the_same_port(dns_server: LocalDNSServer) -> None:

@@ -115,6 +115,6 @@ def test_busy_port_is_a_clear_error(moto: MotoHandle) -> None:
 
 def test_acm_validation_wait_must_be_whole_seconds() -> None:
     with pytest.raises(TypeError, match="whole seconds"):
-        start_moto(acm_validation_wait=0.5)  # type: ignore[arg-type]
+        start_moto(acm_validation_wait=0.5)
     with pytest.raises(ValueError, match="loopback"):
         start_moto(host="0.0.0.0")

@@ -6,11 +6,21 @@ import os
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
-from localdev.stack import PORTS, StackConfig, StackError, check_ports_free
+from localdev.stack import (
+    LOCAL_SETTING_DEFAULTS,
+    PORTS,
+    StackConfig,
+    StackError,
+    banner,
+    check_ports_free,
+    keep_previous_logs,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,3 +107,84 @@ def _other_free_ports(avoid: int) -> dict[str, str]:
             sock.close()
     assert str(avoid) not in env.values()
     return env
+
+
+# --- the newcomer's path ------------------------------------------------------------------
+
+
+def test_every_taken_port_is_reported_at_once(tmp_path: Path) -> None:
+    holders = []
+    try:
+        for _ in range(2):
+            holder = socket.socket()
+            holder.bind(("127.0.0.1", 0))
+            holder.listen()
+            holders.append(holder)
+        web, moto = (h.getsockname()[1] for h in holders)
+        env = {**_other_free_ports(web), "VEDOMAINS_LOCAL_WEB_PORT": str(web),
+               "VEDOMAINS_LOCAL_MOTO_PORT": str(moto)}
+        config = StackConfig.from_env(env, var_dir=tmp_path)
+        with pytest.raises(StackError) as info:
+            check_ports_free(config)
+    finally:
+        for holder in holders:
+            holder.close()
+    message = str(info.value)
+    assert f"TCP port {web}" in message and "VEDOMAINS_LOCAL_WEB_PORT" in message
+    assert f"TCP port {moto}" in message and "VEDOMAINS_LOCAL_MOTO_PORT" in message
+    assert "\n" not in message
+
+
+def test_the_previous_run_s_logs_are_kept(tmp_path: Path) -> None:
+    log_dir = tmp_path / "log"
+    keep_previous_logs(log_dir)  # first run: nothing to keep
+    assert not (tmp_path / "log.prev").exists()
+    log_dir.mkdir()
+    (log_dir / "worker.log").write_text("run 1 crashed here")
+    keep_previous_logs(log_dir)
+    assert (tmp_path / "log.prev" / "worker.log").read_text() == "run 1 crashed here"
+    assert not log_dir.exists()
+    log_dir.mkdir()
+    (log_dir / "worker.log").write_text("run 2")
+    keep_previous_logs(log_dir)  # only the run before is kept
+    assert (tmp_path / "log.prev" / "worker.log").read_text() == "run 2"
+
+
+def test_the_banner_shows_the_development_rate_limits(tmp_path: Path) -> None:
+    summary = {
+        "urls": {"admin": "a", "api": "b", "api_docs": "c", "edge": "d", "origin": "e",
+                 "dns": "f", "dns_control": "http://127.0.0.1:5380", "moto": "g"},
+        "admin": {"username": "admin", "password": "pw"},
+        "demo": {"workspace": "demo", "plan": "pro", "username": "demo-owner", "token": "t"},
+        "settings": dict(LOCAL_SETTING_DEFAULTS),
+        "log_dir": "var/log",
+    }
+    text = banner(summary, StackConfig.from_env({}, var_dir=tmp_path))
+    assert "register 600/hour per user" in text
+    assert "verify 120/minute per user" in text
+    # Far above production's defaults, which a developer trying bad input would trip.
+    assert int(LOCAL_SETTING_DEFAULTS["VEDOMAINS_THROTTLE_REGISTER_USER"].split("/")[0]) > 30
+
+
+def test_moto_run_standalone_logs_where_its_output_goes(tmp_path: Path) -> None:
+    """`./dev run` sends moto's output to var/log/moto.log (the README says so)."""
+    log = tmp_path / "moto.log"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "localdev.moto_server", "--port",
+                                 str(port)], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while b"moto: http" not in log.read_bytes():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=10).read()
+        # werkzeug's request line for that call reaches our file, not a temporary one.
+        while b"GET /moto-api/" not in log.read_bytes():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

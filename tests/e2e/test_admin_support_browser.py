@@ -1,4 +1,4 @@
-"""The support view of the admin (issue 18) in headless Chromium at 1280 and 1440 px.
+"""The support view of the admin in headless Chromium at 1280 and 1440 px.
 
 Domains are made the way the system makes them: registered through the service with a real
 certificate request to moto, checked by the engine against the loopback DNS server (which

@@ -17,17 +17,23 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from http.cookiejar import CookieJar
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import boto3
@@ -36,18 +42,21 @@ import redis
 
 from localdev.moto_server import aws_env
 from localdev.stack import PORTS
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-# Its own Redis database, apart from the ones the other tests use (10-14 under xdist).
-BROKER_URL = os.environ.get("VEDOMAINS_E2E_BROKER_URL", "redis://127.0.0.1:6379/15")
+# Its own Redis: VEDOMAINS_E2E_BROKER_URL (`./dev test` sets it), or else a free port on
+# which the stack starts a redis-server of its own, as `./dev run` does when none answers.
+# Either way two test runs on one machine never share a Redis database.
+BROKER_URL_FROM_ENV = os.environ.get("VEDOMAINS_E2E_BROKER_URL", "")
 START_TIMEOUT = 150.0
 ACTIVE_TIMEOUT = 90.0
 STOP_TIMEOUT = 45.0
 POSITIVE_TTL = 3
 NEGATIVE_TTL = 1
-T = TypeVar("T")
+DEPLOY_SECONDS = 4
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -67,17 +76,6 @@ def _free_port(taken: set[int]) -> int:
         if port not in taken:
             taken.add(port)
             return port
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, interval: float = 0.5) -> T:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 def http(
@@ -189,17 +187,23 @@ class RunningStack:
 
 @pytest.fixture
 def stack(tmp_path: Path, e2e_database: str) -> Iterator[RunningStack]:
-    try:
-        redis.Redis.from_url(BROKER_URL, socket_connect_timeout=2).flushdb()
-    except redis.RedisError as exc:
-        pytest.fail(f"Redis is not reachable at {BROKER_URL}: {exc}. `./dev test` starts it.")
     taken: set[int] = set()
+    broker_url = BROKER_URL_FROM_ENV
+    if broker_url:
+        try:
+            redis.Redis.from_url(broker_url, socket_connect_timeout=2).flushdb()
+        except redis.RedisError as exc:
+            pytest.fail(f"Redis is not reachable at {broker_url}: {exc}. `./dev test` starts it.")
+    elif shutil.which("redis-server") is None:
+        pytest.fail("set VEDOMAINS_E2E_BROKER_URL, or install redis-server for a private one")
+    else:
+        broker_url = f"redis://127.0.0.1:{_free_port(taken)}/0"
     env = dict(os.environ)
     env.update({var: str(_free_port(taken)) for _, var, _, _ in PORTS})
     env.update(
         {
             "DATABASE_URL": e2e_database,
-            "CELERY_BROKER_URL": BROKER_URL,
+            "CELERY_BROKER_URL": broker_url,
             "DJANGO_DEBUG": "true",
             "VEDOMAINS_LOCAL_ACM_WAIT": "1",
             "VEDOMAINS_DISPATCH_INTERVAL_SECONDS": "1",
@@ -208,6 +212,10 @@ def stack(tmp_path: Path, e2e_database: str) -> Iterator[RunningStack]:
             # Short edge caches, so a removed domain 404s within seconds.
             "VEDOMAINS_EDGE_POSITIVE_TTL": str(POSITIVE_TTL),
             "VEDOMAINS_EDGE_NEGATIVE_TTL": str(NEGATIVE_TTL),
+            # CloudFront "deploys" for a few seconds, so the deploying step is observable.
+            "VEDOMAINS_LOCAL_DEPLOY_SECONDS": str(DEPLOY_SECONDS),
+            "VEDOMAINS_CDN_DEPLOY_CHECK_SECONDS": "1",
+            "VEDOMAINS_CDN_CAPACITY_RETRY_SECONDS": "2",
         }
     )
     summary_file = tmp_path / "summary.json"
@@ -248,7 +256,8 @@ def stack(tmp_path: Path, e2e_database: str) -> Iterator[RunningStack]:
         elif proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
-        redis.Redis.from_url(BROKER_URL).flushdb()
+        if BROKER_URL_FROM_ENV:
+            redis.Redis.from_url(broker_url).flushdb()
 
 
 # --- the test ---------------------------------------------------------------------------------
@@ -289,52 +298,47 @@ def test_domain_from_request_to_edge_and_back(stack: RunningStack) -> None:
         )
         assert status == 200, path
 
-    # Register through the API; the answer says which DNS records to create.
+    # Register through the API; the answer says which DNS records to create: on the default
+    # path (CloudFront SaaS Manager, managed certificate) exactly ONE, the routing CNAME.
     status, domain, _ = http(
         "POST", api, token=token, body={"hostname": hostname, "workspace": "e2e"}
     )
     assert status == 201, domain
     assert domain["status"] == "pending_validation"
-    routing = [r for r in domain["dns_records"] if r["purpose"] == "routing"]
-    assert routing == [
+    assert domain["dns_records"] == [
         {"purpose": "routing", "type": "CNAME", "name": hostname, "value": "domain.ve.ai"}
     ]
-
-    # The certificate's validation CNAME appears once ACM has published it (a worker task).
     detail = f"{api}{hostname}/"
 
-    def validation_published() -> list[dict[str, str]] | None:
+    # The first check creates the tenant; the certificate waits for the CNAME. Still one record.
+    def tenant_made() -> dict[str, Any] | None:
         _, body, _ = http("GET", detail, token=token)
-        records = body["dns_records"]
-        purposes = {r["purpose"] for r in records}
-        return records if "certificate_validation" in purposes else None
+        return body if body["certificate_status"] == "pending-validation" else None
 
-    records = wait_for("the certificate validation record", validation_published, 30)
+    pending = wait_for(tenant_made, 30, "the tenant and its pending certificate")
+    assert len(pending["dns_records"]) == 1, pending["dns_records"]
 
-    # "Create" every record at the customer's DNS provider: the local DNS control API.
-    control = urls["dns_control"]
-    for record in records:
-        status, body, _ = http(
-            "PUT",
-            f"{control}/records",
-            body={
-                "name": record["name"],
-                "type": record["type"],
-                "value": record["value"],
-                "ttl": 60,
-            },
-        )
-        assert status == 200, body
+    # "Create" that one record at the customer's DNS provider: the local DNS control API.
+    cname_set = _create_records(urls, pending["dns_records"])
 
-    # Beat dispatches, the worker checks DNS and the certificate, attaches and activates.
+    # CloudFront validates the certificate over HTTP (through the edge proxy), then deploys:
+    # the API shows "deploying" and when it looks again; active only once Deployed.
+    seen_statuses: list[str] = []
+
     def active() -> dict[str, Any] | None:
         _, body, _ = http("GET", detail, token=token)
-        assert body["status"] in ("pending_validation", "active"), body
+        assert body["status"] in ("pending_validation", "deploying", "active"), body
+        if not seen_statuses or seen_statuses[-1] != body["status"]:
+            seen_statuses.append(body["status"])
+        if body["status"] == "deploying":
+            assert body["next_check_at"] and body["certificate_status"] == "issued", body
         return body if body["status"] == "active" else None
 
-    activated = wait_for("the domain to turn active", active, ACTIVE_TIMEOUT)
+    activated = wait_for(active, ACTIVE_TIMEOUT, "the domain to turn active", step=0.25)
+    assert seen_statuses[-2:] == ["deploying", "active"], seen_statuses
     assert activated["checks"]["dns"]["ok"] and activated["checks"]["certificate"]["ok"]
     activated_after = time.monotonic() - started
+    cname_to_active = time.monotonic() - cname_set
 
     # The edge projection: one active item in DynamoDB (moto), tagged with the workspace.
     ddb = boto3.client(
@@ -351,7 +355,7 @@ def test_domain_from_request_to_edge_and_back(stack: RunningStack) -> None:
         ).get("Item")
         return item if item and item["status"]["S"] == status else None
 
-    item = wait_for("the active DynamoDB item", lambda: edge_item("active"), 20)
+    item = wait_for(lambda: edge_item("active"), 20, "the active DynamoDB item", step=0.5)
     assert item["workspaceId"]["S"] == "e2e"
     assert int(item["version"]["N"]) >= 1
 
@@ -366,7 +370,7 @@ def test_domain_from_request_to_edge_and_back(stack: RunningStack) -> None:
         )
         return body if status == 200 else None
 
-    seen = wait_for("the edge to route the domain", through_edge, 2 * NEGATIVE_TTL + 10)
+    seen = wait_for(through_edge, 2 * NEGATIVE_TTL + 10, "the edge to route the domain", step=0.5)
     assert seen["workspace"] == "e2e"
     assert seen["host"] == hostname
     assert seen["path"] == "/gallery/photos"
@@ -382,26 +386,163 @@ def test_domain_from_request_to_edge_and_back(stack: RunningStack) -> None:
     _, log, _ = http("GET", f"{urls['origin']}__origin/requests")
     assert marker not in [r["path"] for r in log["requests"]], "the origin saw a refused request"
 
+    _quota_path(stack, token)
+    _prevalidation_path(stack, token)
+
     # Remove: the API answers at once; the edge follows once the item is tombstoned and the
     # edge's positive cache entry expires.
     status, removed, _ = http("DELETE", detail, token=token)
     assert status == 200 and removed["status"] == "removed", removed
-    wait_for("the DynamoDB tombstone", lambda: edge_item("inactive"), 30)
+    wait_for(lambda: edge_item("inactive"), 30, "the DynamoDB tombstone", step=0.5)
 
     def edge_404() -> bool:
         status, _, _ = http("GET", f"{edge}?format=json", headers={"Host": hostname})
         return status == 404
 
-    wait_for("the edge to answer 404", edge_404, POSITIVE_TTL + 15)
+    wait_for(edge_404, POSITIVE_TTL + 15, "the edge to answer 404", step=0.5)
+
+    # `./dev manage` in another shell finds this stack: the file names its moto,
+    # its DNS server and its database, and goes when the stack stops.
+    stack_file = Path(stack.summary["log_dir"]).parent / "stack.json"
+    described = json.loads(stack_file.read_text())
+    assert described["env"]["VEDOMAINS_AWS_ENDPOINT_URL"] == urls["moto"]
+    assert described["env"]["VEDOMAINS_DNS_NAMESERVERS"] == urls["dns"]
+    assert described["env"]["DATABASE_URL"] == stack.env["DATABASE_URL"]
+    assert stack_file.stat().st_mode & 0o077 == 0
+    # moto's own log is where the README says.
+    assert b"POST / HTTP" in (Path(stack.summary["log_dir"]) / "moto.log").read_bytes()
 
     # Everything stops on SIGTERM, and nothing the stack started is left running.
     pids = stack.child_pids()
     stop_seconds = stack.stop()
+    assert not stack_file.exists()
     leftovers = [pid for pid in pids if _alive(pid)]
     assert not leftovers, f"processes left behind: {leftovers}"
     assert stack.proc.returncode == 0, stack.output.read_text()[-3000:]
     total = time.monotonic() - started
     print(
-        f"\ne2e: active after {activated_after:.1f}s, test body {total:.1f}s, "
+        f"\ne2e: active after {activated_after:.1f}s (CNAME set -> active "
+        f"{cname_to_active:.1f}s, deploy delay {DEPLOY_SECONDS}s), test body {total:.1f}s, "
         f"stack stopped in {stop_seconds:.1f}s"
     )
+
+
+def _create_records(urls: dict[str, str], records: list[dict[str, str]]) -> float:
+    for record in records:
+        status, body, _ = http("PUT", f"{urls['dns_control']}/records", body={
+            "name": record["name"], "type": record["type"], "value": record["value"],
+            "ttl": 60})
+        assert status == 200, body
+    return time.monotonic()
+
+
+def _emulator(urls: dict[str, str], **changes: Any) -> None:
+    status, body, _ = http("POST", f"{urls['moto']}/_localdev/cloudfront/config", body=changes)
+    assert status == 200, body
+
+
+def _register(urls: dict[str, str], token: str, hostname: str, **extra: Any) -> dict[str, Any]:
+    status, body, _ = http("POST", urls["api"], token=token,
+                           body={"hostname": hostname, "workspace": "e2e", **extra})
+    assert status == 201, body
+    return dict(body)
+
+
+def _status(urls: dict[str, str], token: str, hostname: str) -> dict[str, Any]:
+    _, body, _ = http("GET", f"{urls['api']}{hostname}/", token=token)
+    return dict(body)
+
+
+def _admin_dashboard(stack: RunningStack) -> str:
+    """The staff dashboard's HTML, logged in as the stack's admin (session + CSRF)."""
+    admin = stack.summary["admin"]
+    assert admin.get("password"), admin
+    jar = CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    login = stack.urls["admin"] + "login/"
+    page = opener.open(login, timeout=15).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert token, page[:500]
+    form = urllib.parse.urlencode({"csrfmiddlewaretoken": token.group(1),
+                                   "username": admin["username"],
+                                   "password": admin["password"], "next": "/admin/"}).encode()
+    opener.open(urllib.request.Request(login, data=form, headers={"Referer": login}),
+                timeout=15).read()
+    return opener.open(stack.urls["admin"] + "domains/dashboard/", timeout=15).read().decode()
+
+
+def _quota_path(stack: RunningStack, token: str) -> None:
+    """Tenant quota 2 (one is used): the third domain waits, staff see it, a raise lets it in."""
+    urls = stack.urls
+    _emulator(urls, limits={"tenants": 2})
+    names = [f"quota-{i}-{uuid.uuid4().hex[:6]}.e2e-example.com" for i in range(2)]
+    for name in names:
+        _create_records(urls, _register(urls, token, name)["dns_records"])
+    second, third = names
+
+    wait_for(lambda: _status(urls, token, second)["status"] == "active", ACTIVE_TIMEOUT,
+             "the second domain active")
+
+    def waiting_for_capacity() -> dict[str, Any] | None:
+        body = _status(urls, token, third)
+        return body if (body["checks"].get("cdn") or {}).get("capacity") else None
+
+    waiting = wait_for(waiting_for_capacity, 30, "the third domain to wait for capacity")
+    assert waiting["status"] == "pending_validation", waiting
+    assert "nothing to do on your side" in waiting["last_error"]
+    dashboard = _admin_dashboard(stack)
+    assert "Platform capacity" in dashboard and "EntityLimitExceeded" in dashboard
+
+    _emulator(urls, limits={"tenants": 10000})
+    wait_for(lambda: _status(urls, token, third)["status"] == "active", ACTIVE_TIMEOUT,
+             "the third domain active once the quota is raised")
+    # Within the plan's limit again for the next path (removal frees the slot at once).
+    for name in names:
+        status, body, _ = http("DELETE", f"{urls['api']}{name}/", token=token)
+        assert status == 200 and body["status"] == "removed", body
+
+
+def _prevalidation_path(stack: RunningStack, token: str) -> None:
+    """A live site elsewhere: the certificate is issued before the CNAME moves."""
+    urls = stack.urls
+    hostname = f"live-{uuid.uuid4().hex[:6]}.e2e-example.com"
+    registered = _register(urls, token, hostname, prevalidation="self-hosted")
+    assert [r["purpose"] for r in registered["dns_records"]] == ["routing"]
+
+    def validation() -> list[dict[str, str]] | None:
+        return _status(urls, token, hostname)["http_validation"] or None
+
+    token_url = wait_for(validation, 30, "the self-hosted validation URL")[0]
+
+    class CurrentSite(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            ok = token_url["redirect_from"].endswith(self.path)
+            self.send_response(302 if ok else 404)
+            if ok:
+                self.send_header("Location", token_url["redirect_to"])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    site = ThreadingHTTPServer(("127.0.0.2", 0), CurrentSite)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        _emulator(urls, self_hosted_port=site.server_address[1])
+        # Their site still lives elsewhere: A record to the current server.
+        _create_records(urls, [{"name": hostname, "type": "A", "value": "127.0.0.2"}])
+        issued = wait_for(
+            lambda: (lambda b: b if b["certificate_status"] == "issued" else None)(
+                _status(urls, token, hostname)), 30,
+            "the certificate issued before the CNAME moves")
+        assert issued["status"] == "pending_validation"
+        # Now they move the CNAME: no TLS gap, the certificate is already there.
+        status, body, _ = http("DELETE", f"{urls['dns_control']}/records?name={hostname}")
+        assert status == 200, body
+        _create_records(urls, [{"name": hostname, "type": "CNAME", "value": "domain.ve.ai"}])
+        wait_for(lambda: _status(urls, token, hostname)["status"] == "active", ACTIVE_TIMEOUT,
+                 "the pre-validated domain active")
+    finally:
+        site.shutdown()
+        site.server_close()

@@ -42,11 +42,11 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         incoming = request.META.get("HTTP_X_REQUEST_ID", "")
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
-        request.request_id = request_id  # type: ignore[attr-defined]
+        request.request_id = request_id
         tokens = context.set_values(request_id=request_id)
         # process_view adds its own; all are reset below, so nothing leaks to the next
         # request this thread serves.
-        request._log_context_tokens = tokens  # type: ignore[attr-defined]
+        request._log_context_tokens = tokens
         started = time.monotonic()
         try:
             response = self.get_response(request)

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from domains import checks
+from domains import checks, schedule
 from domains.hostnames import HostnameError, normalize_hostname
 from domains.management.commands._progress import progress_bar
 from domains.models import CustomDomain, DomainStatus
@@ -47,7 +47,7 @@ class Command(BaseCommand):
                        .exclude(status=DomainStatus.REMOVED, next_check_at__isnull=True)
                        .order_by("pk").values_list("pk", flat=True))
         else:
-            ids = checks.domains_due(limit=10**9, queued=True)
+            ids = schedule.domains_due(limit=10**9, queued=True)
 
         if opts["dry_run"]:
             for domain in CustomDomain.objects.filter(pk__in=ids).order_by("pk"):

@@ -19,6 +19,9 @@ from vedomains_site.celery import app
 
 class Command(BaseCommand):
     help = "Ping the Celery worker(s) on this host; exit non-zero with the reason if none answer."
+    # A container health probe: it must answer with one line and stay cheap, so the
+    # settings checks (run by migrate, the release step) are not repeated on every probe.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--timeout", type=float, default=5.0,

@@ -64,9 +64,15 @@ def test_fault_on_and_off(local_dns: LocalDNSServer) -> None:
     assert local_dns.faults()["names"] == {"gallery.example.com": "servfail"}
     run("fault", "timeout")
     assert local_dns.faults()["global"] == "timeout"
-    run("fault", "off")
-    run("fault", "off", fault_name="gallery.example.com")
+    # Off for one name leaves the rest; off without a name clears every fault (per-name
+    # faults used to stay behind and keep failing lookups).
+    run("fault", "refused", "--name", "shop.example.com")
+    run("fault", "off", fault_name="shop.example.com")
+    assert local_dns.faults()["names"] == {"gallery.example.com": "servfail"}
+    out = run("fault", "off")
     assert local_dns.faults() == {"global": None, "names": {}}
+    assert "per name: none" in out
+    assert dns.check_routing("gallery.example.com").reason == "nxdomain"  # no SERVFAIL left
 
 
 @pytest.mark.parametrize(

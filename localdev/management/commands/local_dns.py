@@ -7,12 +7,15 @@
     python manage.py local_dns clear
     python manage.py local_dns fault servfail [--name gallery.example.com]   # "off" clears
 
-It talks to the server's HTTP control API at VEDOMAINS_LOCAL_DNS_CONTROL_URL (or --url).
-Only the local DNS server is ever changed; there is no way to reach a real provider here.
+It talks to the server's HTTP control API at VEDOMAINS_LOCAL_DNS_CONTROL_URL (an
+environment variable the local stack sets; default http://127.0.0.1:5380) or --url. Only the
+local DNS server is ever changed; there is no way to reach a real provider here. A command of
+the `localdev` app, which settings.py installs in development and tests only.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +25,13 @@ from localdev.dns_control import DNSControl, DNSControlError
 from localdev.dns_server import FAULT_MODES, SUPPORTED_TYPES
 
 FAULT_OFF = "off"
+DEFAULT_CONTROL_URL = "http://127.0.0.1:5380"
+
+
+def control_url() -> str:
+    # A test may point the setting at its own server; otherwise the stack's environment.
+    return getattr(settings, "VEDOMAINS_LOCAL_DNS_CONTROL_URL", None) or os.environ.get(
+        "VEDOMAINS_LOCAL_DNS_CONTROL_URL", DEFAULT_CONTROL_URL)
 
 
 def _ttl(raw: str) -> int:
@@ -45,12 +55,15 @@ def _rtype(raw: str) -> str:
 
 class Command(BaseCommand):
     help = "Set, list or delete records (and inject faults) on the local DNS server."
+    # It changes only the local DNS server, so the product's settings checks (a CDN
+    # template not created yet, say) must not stop it.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--url",
             help="control API base URL (default: VEDOMAINS_LOCAL_DNS_CONTROL_URL, "
-            f"now {settings.VEDOMAINS_LOCAL_DNS_CONTROL_URL})",
+            f"now {control_url()})",
         )
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
         for action, text in (
@@ -73,7 +86,7 @@ class Command(BaseCommand):
         p.add_argument("--name", dest="fault_name", help="only for this name (default: every name)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        url = options.get("url") or settings.VEDOMAINS_LOCAL_DNS_CONTROL_URL
+        url = options.get("url") or control_url()
         control = DNSControl(url, timeout=5.0)
         action = options["action"]
         try:

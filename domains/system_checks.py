@@ -1,0 +1,243 @@
+"""Django system checks for the settings of each integration.
+
+A missing or inconsistent setting stops `manage.py check`, `migrate` (the deploy's release
+step), `runserver` and every management command that runs checks, with the setting's name,
+instead of failing customers' domains one by one when a check reaches the integration.
+
+One finder per integration, each returning its problems; `SETTINGS_FINDERS` lists them and
+`settings_check` (registered by `DomainsConfig.ready`) runs them all. To add checks for an
+integration, write a finder here and append it to `SETTINGS_FINDERS`. Ids by range:
+E00x domains and plans, E01x DNS, E02x AWS, E03x edge, E04x webhooks and email, E05x
+Celery, E1xx CDN.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, register
+
+from domains.cdn_checks import cdn_settings_problems
+from domains.edge_config import edge_config_from_settings
+from domains.integrations import dns
+from edge_lambda.handler import EdgeConfigError
+
+Finder = Callable[[], list[CheckMessage]]
+
+TAG = "vedomains"
+# A DNS name: dot-separated LDH labels of 1-63 characters (a trailing dot is allowed).
+HOSTNAME = re.compile(r"^(?=.{1,253}\.?$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*"
+                      r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.?$")
+
+
+def _error(setting: str, problem: str, hint: str, number: int) -> Error:
+    return Error(f"{setting} {problem}", hint=hint, id=f"{TAG}.E{number:03d}")
+
+
+def _not_positive(names: Iterable[str]) -> list[str]:
+    """The settings among `names` that are not a positive number or duration."""
+    bad = []
+    for name in names:
+        value = getattr(settings, name)
+        if isinstance(value, timedelta):
+            value = value.total_seconds()
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            bad.append(name)
+    return bad
+
+
+# --- domains and plans ------------------------------------------------------------------------
+
+
+def domains_settings_problems() -> list[CheckMessage]:
+    problems: list[CheckMessage] = []
+    target = settings.VEDOMAINS_CNAME_TARGET
+    if not target or not HOSTNAME.match(target):
+        problems.append(_error(
+            "VEDOMAINS_CNAME_TARGET", f"is {target!r}, which is not a DNS name.",
+            "The name customers point their CNAME at, such as domain.ve.ai.", 1))
+    if not settings.VEDOMAINS_PLATFORM_DOMAIN or not HOSTNAME.match(
+            settings.VEDOMAINS_PLATFORM_DOMAIN):
+        problems.append(_error(
+            "VEDOMAINS_PLATFORM_DOMAIN", "is not a DNS name.",
+            "The platform's own zone (ve.ai): its hosts are never custom domains.", 2))
+    limits = settings.VEDOMAINS_PLAN_LIMITS
+    bad_plans = [plan for plan, limit in limits.items()
+                 if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0]
+    if bad_plans:
+        problems.append(_error(
+            "VEDOMAINS_PLAN_LIMITS", f"has no whole number >= 0 for {', '.join(bad_plans)}.",
+            'JSON such as {"pro": 3}: how many custom domains each plan may hold.', 3))
+    durations = _not_positive([
+        "VEDOMAINS_FAST_CHECK_SECONDS", "VEDOMAINS_CHECK_INTERVAL_SECONDS",
+        "VEDOMAINS_MAX_CHECK_INTERVAL", "VEDOMAINS_CHECK_LEASE", "VEDOMAINS_PENDING_TIMEOUT",
+        "VEDOMAINS_ACTIVE_RECHECK", "VEDOMAINS_MISCONFIGURED_GRACE",
+        "VEDOMAINS_MISCONFIGURED_RECHECK", "VEDOMAINS_CLEANUP_RETRY_SECONDS",
+        "VEDOMAINS_DISPATCH_INTERVAL_SECONDS",
+    ])
+    for name in durations:
+        problems.append(_error(
+            name, "must be greater than zero.",
+            "A zero or negative interval would check (or give up on) domains at once.", 4))
+    if _not_positive(["VEDOMAINS_ACM_MAX_PENDING"]):
+        problems.append(_error(
+            "VEDOMAINS_ACM_MAX_PENDING", "must be at least 1.",
+            "Below 1 every registration is refused as over the certificate quota.", 5))
+    return problems
+
+
+# --- DNS --------------------------------------------------------------------------------------
+
+
+def dns_settings_problems() -> list[CheckMessage]:
+    problems: list[CheckMessage] = []
+    for entry in settings.VEDOMAINS_DNS_NAMESERVERS:
+        if not entry.strip():
+            continue
+        try:
+            # dnspython takes any string and fails only at query time: insist on an address.
+            ipaddress.ip_address(dns.parse_nameserver(entry).address)
+        except ValueError:
+            problems.append(_error(
+                "VEDOMAINS_DNS_NAMESERVERS", f"has {entry!r}, which is not a nameserver.",
+                "Comma-separated IPv4 or IPv6 addresses, each with an optional port "
+                "(1.2.3.4:53, [::1]:5353); empty for the system resolver.", 10))
+    for name in _not_positive(["VEDOMAINS_DNS_TIMEOUT", "VEDOMAINS_DNS_CONCURRENCY"]):
+        problems.append(_error(
+            name, "must be greater than zero.",
+            "Seconds per lookup (VEDOMAINS_DNS_TIMEOUT) and lookups at once "
+            "(VEDOMAINS_DNS_CONCURRENCY).", 11))
+    return problems
+
+
+# --- AWS --------------------------------------------------------------------------------------
+
+
+def aws_settings_problems() -> list[CheckMessage]:
+    problems: list[CheckMessage] = []
+    if not settings.VEDOMAINS_AWS_REGION:
+        problems.append(_error(
+            "VEDOMAINS_AWS_REGION", "is empty.",
+            "The home region of the edge table (ACM for CloudFront is always us-east-1).", 20))
+    endpoint = settings.VEDOMAINS_AWS_ENDPOINT_URL
+    if endpoint:
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            problems.append(_error(
+                "VEDOMAINS_AWS_ENDPOINT_URL", f"is {endpoint!r}, which is not an http(s) URL.",
+                "Leave it empty for real AWS; set it to the emulator's URL locally.", 21))
+    for name in _not_positive(["VEDOMAINS_AWS_CONNECT_TIMEOUT", "VEDOMAINS_AWS_READ_TIMEOUT"]):
+        problems.append(_error(
+            name, "must be greater than zero.",
+            "Seconds; a call with no timeout can hold a worker for ever.", 22))
+    limits: Any = getattr(settings, "VEDOMAINS_AWS_RATE_LIMITS", {})
+    if not isinstance(limits, dict):
+        problems.append(_error(
+            "VEDOMAINS_AWS_RATE_LIMITS", "is not a JSON object.",
+            'Such as {"acm.DescribeCertificate": 8}: calls a second per operation.', 23))
+    else:
+        bad = [name for name, rate in limits.items()
+               if isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0]
+        if bad:
+            problems.append(_error(
+                "VEDOMAINS_AWS_RATE_LIMITS", f"has no rate >= 0 for {', '.join(bad)}.",
+                "Calls a second (0 = not limited).", 23))
+    return problems
+
+
+# --- the edge ---------------------------------------------------------------------------------
+
+# The edge config's keys and the settings they come from (domains/edge_config.py).
+EDGE_CONFIG_SETTINGS = {
+    "platform_domain": "VEDOMAINS_PLATFORM_DOMAIN",
+    "table_name": "VEDOMAINS_EDGE_TABLE",
+    "table_region": "VEDOMAINS_AWS_REGION",
+    "replica_regions": "VEDOMAINS_EDGE_REPLICA_REGIONS",
+    "positive_ttl_seconds": "VEDOMAINS_EDGE_POSITIVE_TTL",
+    "negative_ttl_seconds": "VEDOMAINS_EDGE_NEGATIVE_TTL",
+    "mode": "VEDOMAINS_EDGE_MODE",
+    "rewrite_origin": "VEDOMAINS_EDGE_REWRITE_ORIGIN",
+    "origin_domain": "VEDOMAINS_EDGE_ORIGIN_DOMAIN",
+}
+
+
+def edge_settings_problems() -> list[CheckMessage]:
+    """The edge function's config is built from these settings: it must validate."""
+    if not settings.VEDOMAINS_EDGE_TABLE:
+        return [_error("VEDOMAINS_EDGE_TABLE", "is empty.",
+                       "The DynamoDB table the edge routes by.", 30)]
+    try:
+        edge_config_from_settings()
+    except EdgeConfigError as exc:
+        names = [name for key, name in EDGE_CONFIG_SETTINGS.items() if key in str(exc)]
+        return [_error(
+            " / ".join(names) or "VEDOMAINS_EDGE_*", f"make an invalid edge config: {exc}",
+            "The edge function is built from these (manage.py build_edge_lambda).", 31)]
+    return []
+
+
+# --- the CDN ----------------------------------------------------------------------------------
+
+
+# --- webhooks and email -----------------------------------------------------------------------
+
+
+def notification_settings_problems() -> list[CheckMessage]:
+    problems: list[CheckMessage] = []
+    for name in _not_positive([
+        "VEDOMAINS_WEBHOOK_TIMEOUT", "VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS",
+        "VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS", "VEDOMAINS_WEBHOOK_RETRY_WINDOW",
+        "VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS",
+    ]):
+        problems.append(_error(name, "must be greater than zero.",
+                               "Webhook deliveries and emails are sent and retried by it.", 40))
+    if (settings.VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS
+            > settings.VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS):
+        problems.append(_error(
+            "VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS",
+            "is larger than VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS.",
+            "The first retry's delay cannot exceed the cap on every delay.", 41))
+    if not settings.DEFAULT_FROM_EMAIL:
+        problems.append(_error(
+            "DJANGO_DEFAULT_FROM_EMAIL", "is empty.",
+            "Owner emails need a sender address.", 42))
+    if settings.EMAIL_BACKEND.endswith("smtp.EmailBackend") and not settings.EMAIL_HOST:
+        problems.append(_error(
+            "EMAIL_HOST", "is empty while DJANGO_EMAIL_BACKEND is SMTP.",
+            "The SMTP server owner emails are sent through.", 43))
+    return problems
+
+
+# --- Celery -----------------------------------------------------------------------------------
+
+
+def celery_settings_problems() -> list[CheckMessage]:
+    if not settings.CELERY_BROKER_URL:
+        return [_error("CELERY_BROKER_URL", "is empty.",
+                       "Checks, edge pushes and notifications are queued through it.", 50)]
+    return []
+
+
+SETTINGS_FINDERS: list[Finder] = [
+    domains_settings_problems,
+    dns_settings_problems,
+    aws_settings_problems,
+    edge_settings_problems,
+    cdn_settings_problems,
+    notification_settings_problems,
+    celery_settings_problems,
+]
+
+
+def settings_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    return [problem for finder in SETTINGS_FINDERS for problem in finder()]
+
+
+def system_checks_register() -> None:
+    register(settings_check, TAG)

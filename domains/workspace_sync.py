@@ -1,0 +1,341 @@
+"""Workspaces, plans and members from the main ve.ai app: the sync services.
+
+The main app is the source of truth for these; it pushes each change with a version (its
+row's version counter, or its `updated_at`). Every operation is idempotent and
+compare-and-swap on that version, under a lock on the external workspace row:
+- a version lower than the stored one is `stale` and changes nothing (a late retry or a
+  reordered message can never overwrite a newer state);
+- the stored version again is `unchanged` (a retried request);
+- a higher one is applied and stored.
+Deletes leave a versioned tombstone, so an update sent before the delete cannot bring the
+workspace or the member back.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from domains import lifecycle, plans, services
+from domains.errors import Conflict, InvalidInput, InvalidTransition, NotFound
+from domains.identity import user_for_external_subject
+from domains.models import (
+    EDGE_ROUTED_STATUSES,
+    LIVE_STATUSES,
+    CustomDomain,
+    ExternalMembership,
+    ExternalWorkspace,
+    Membership,
+    Plan,
+    Role,
+    Workspace,
+    slug_validator,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_VERSION = 2**63 - 1
+SUBSCRIPTION_STATUSES = {"active": "active", "cancelled": "cancelled", "canceled": "cancelled"}
+
+
+@dataclass
+class SyncResult:
+    outcome: str  # created | updated | unchanged | stale | deleted
+    version: int
+    workspace: Workspace | None = None
+    detail: str = ""
+
+    @property
+    def applied(self) -> bool:
+        return self.outcome in {"created", "updated", "deleted"}
+
+    def as_dict(self) -> dict[str, Any]:
+        ws = self.workspace
+        return {
+            "applied": self.applied,
+            "outcome": self.outcome,
+            "version": self.version,
+            "detail": self.detail,
+            "workspace": None if ws is None else {
+                "slug": ws.slug, "name": ws.name, "plan": ws.plan,
+                "domain_limit": ws.domain_limit,
+            },
+        }
+
+
+# --- input ------------------------------------------------------------------------------------
+
+
+def parse_version(value: object, *, field: str = "version") -> int:
+    """A version: a non-negative integer, or an ISO 8601 timestamp (as microseconds)."""
+    if isinstance(value, bool):
+        value = None
+    if isinstance(value, int):
+        version = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        version = int(value.strip())
+    elif isinstance(value, str) and value.strip():
+        parsed: datetime | None = None
+        try:
+            parsed = parse_datetime(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.tzinfo is None:
+            raise InvalidInput("A version is an integer or an ISO 8601 timestamp with a "
+                               "timezone.", code="invalid_version", field=field)
+        version = int(parsed.timestamp() * 1_000_000)
+    else:
+        raise InvalidInput("A version (integer, or updated_at timestamp) is required.",
+                           code="invalid_version", field=field)
+    if not 0 <= version <= MAX_VERSION:
+        raise InvalidInput("The version is out of range.", code="invalid_version", field=field)
+    return version
+
+
+def version_of(data: dict[str, Any]) -> object:
+    """`version`, or `updated_at` when no version is given."""
+    value = data.get("version")
+    return value if value is not None else data.get("updated_at")
+
+
+def _text(value: object, *, field: str, max_length: int, required: bool = True) -> str:
+    if value is None or value == "":
+        if required:
+            raise InvalidInput(f"'{field}' is required.", code="required", field=field)
+        return ""
+    if not isinstance(value, str) or len(value) > max_length or "\x00" in value:
+        raise InvalidInput(f"'{field}' must be a string of at most {max_length} characters.",
+                           code="invalid", field=field)
+    return value.strip()
+
+
+def _slug(value: object) -> str:
+    slug = _text(value, field="slug", max_length=63)
+    try:
+        slug_validator(slug)
+    except ValidationError as exc:
+        raise InvalidInput(exc.messages[0], code="invalid_slug", field="slug") from exc
+    return slug
+
+
+def _choice(value: object, *, field: str, choices: list[str], code: str) -> str:
+    text = _text(value, field=field, max_length=40).lower()
+    if text not in choices:
+        raise InvalidInput(f"'{text[:40]}' is not a valid {field}; expected one of "
+                           f"{', '.join(choices)}.", code=code, field=field)
+    return text
+
+
+@dataclass(frozen=True)
+class WorkspaceInput:
+    external_id: str
+    slug: str
+    name: str
+    plan: str
+    subscription_status: str
+    version: int
+
+
+def workspace_input(*, external_id: object, data: dict[str, Any]) -> WorkspaceInput:
+    status = _choice(data.get("subscription_status") or "active", field="subscription_status",
+                     choices=list(SUBSCRIPTION_STATUSES), code="invalid_subscription_status")
+    return WorkspaceInput(
+        external_id=_text(external_id, field="id", max_length=200),
+        slug=_slug(data.get("slug")),
+        name=_text(data.get("name"), field="name", max_length=200),
+        plan=_choice(data.get("plan"), field="plan", choices=list(Plan.values),
+                     code="invalid_plan"),
+        subscription_status=SUBSCRIPTION_STATUSES[status],
+        version=parse_version(version_of(data)),
+    )
+
+
+@dataclass(frozen=True)
+class MemberInput:
+    external_id: str
+    subject: str
+    role: str
+    email: str
+    version: int
+
+
+def member_input(*, external_id: object, subject: object, data: dict[str, Any],
+                 removal: bool = False) -> MemberInput:
+    email = _text(data.get("email"), field="email", max_length=254, required=False)
+    if email and "@" not in email:
+        raise InvalidInput("'email' is not an email address.", code="invalid", field="email")
+    return MemberInput(
+        external_id=_text(external_id, field="id", max_length=200),
+        subject=_text(subject, field="subject", max_length=255),
+        role="" if removal else _choice(data.get("role"), field="role",
+                                        choices=list(Role.values), code="invalid_role"),
+        email=email,
+        version=parse_version(version_of(data)),
+    )
+
+
+# --- the lock and the version check ----------------------------------------------------------
+
+
+def _locked_external(external_id: str) -> ExternalWorkspace:
+    """The external workspace row, created if new, locked for this transaction."""
+    ExternalWorkspace.objects.get_or_create(external_id=external_id)
+    return ExternalWorkspace.objects.select_for_update().get(external_id=external_id)
+
+
+def _compare(stored: int, incoming: int, *, exists: bool) -> str | None:
+    if incoming < stored:
+        return "stale"
+    if incoming == stored and exists:
+        return "unchanged"
+    return None
+
+
+# --- workspaces --------------------------------------------------------------------------------
+
+
+def workspace_upsert(*, data: WorkspaceInput, source: str = "service:sync") -> SyncResult:
+    """Create or update the workspace and apply its plan (see `domains.plans`)."""
+    try:
+        return _workspace_upsert(data, source)
+    except IntegrityError as exc:
+        # Two first upserts of one slug under different ids, racing: one wins.
+        raise Conflict(f"The slug '{data.slug}' was just taken.", code="slug_taken",
+                       field="slug") from exc
+
+
+def _workspace_upsert(data: WorkspaceInput, source: str) -> SyncResult:
+    with transaction.atomic():
+        ext = _locked_external(data.external_id)
+        verdict = _compare(ext.version, data.version,
+                           exists=ext.workspace_id is not None or ext.deleted_at is not None)
+        if verdict:
+            return SyncResult(verdict, ext.version, ext.workspace)
+        workspace = ext.workspace
+        effective_plan = data.plan if data.subscription_status == "active" else Plan.FREE
+        taken = Workspace.objects.filter(slug=data.slug).exclude(
+            pk=workspace.pk if workspace else None).first()
+        if taken is not None:
+            linked = ExternalWorkspace.objects.filter(workspace=taken).exists()
+            if linked or workspace is not None:
+                raise Conflict(f"The slug '{data.slug}' belongs to another workspace.",
+                               code="slug_taken", field="slug")
+        outcome = "updated"
+        if workspace is None:
+            if taken is not None:
+                # A workspace made here before the sync existed (by staff, or adopted from
+                # the seed's table, where the slug is the workspaceId): link it, keep it.
+                workspace = taken
+            else:
+                workspace = Workspace.objects.create(slug=data.slug, name=data.name,
+                                                     plan=Plan.FREE)
+                outcome = "created"
+            ext.workspace = workspace
+        elif ext.deleted_at is not None:
+            outcome = "created"
+        if workspace.slug != data.slug:
+            _rename(workspace, data.slug)
+        if workspace.name != data.name:
+            Workspace.objects.filter(pk=workspace.pk).update(name=data.name)
+            workspace.name = data.name
+        ext.version = data.version
+        ext.plan = data.plan
+        ext.subscription_status = data.subscription_status
+        ext.deleted_at = None
+        ext.save()
+        plans.workspace_plan_change(workspace=workspace, plan=effective_plan, source=source)
+    workspace.refresh_from_db()
+    return SyncResult(outcome, data.version, workspace)
+
+
+def _rename(workspace: Workspace, slug: str) -> None:
+    """A new slug is a new workspaceId at the edge: re-push every routed mapping."""
+    Workspace.objects.filter(pk=workspace.pk).update(slug=slug)
+    workspace.slug = slug
+    routed = CustomDomain.objects.filter(workspace=workspace, status__in=EDGE_ROUTED_STATUSES)
+    hostnames = list(routed.values_list("hostname", flat=True))
+    routed.update(edge_version=F("edge_version") + 1, updated_at=timezone.now())
+    for hostname in hostnames:
+        lifecycle.enqueue_after_commit("sync_edge", hostname)
+
+
+def workspace_delete(*, external_id: str, version: int, source: str = "service:sync"
+                     ) -> SyncResult:
+    """Remove the workspace's domains and members; keep a versioned tombstone."""
+    with transaction.atomic():
+        ext = _locked_external(external_id)
+        verdict = _compare(ext.version, version, exists=ext.deleted_at is not None)
+        if verdict:
+            return SyncResult(verdict, ext.version, ext.workspace)
+        workspace = ext.workspace
+        if workspace is not None:
+            for domain in CustomDomain.objects.filter(workspace=workspace,
+                                                      status__in=LIVE_STATUSES):
+                try:
+                    services.domain_remove(domain=domain, by=None, source=source,
+                                           reason="The workspace was deleted in ve.ai.")
+                except InvalidTransition:
+                    continue  # removed meanwhile
+            Membership.objects.filter(workspace=workspace).delete()
+            plans.workspace_plan_change(workspace=workspace, plan=Plan.FREE, source=source)
+        ext.version = version
+        ext.deleted_at = timezone.now()
+        ext.save()
+    return SyncResult("deleted", version, workspace)
+
+
+# --- members -----------------------------------------------------------------------------------
+
+
+def _member_target(ext: ExternalWorkspace) -> Workspace:
+    if ext.workspace is None or ext.deleted_at is not None:
+        # The workspace's own upsert has not arrived yet (or it is deleted): the main app
+        # retries member changes after the workspace, so say which.
+        raise NotFound(f"No workspace '{ext.external_id}' has been synced (or it was deleted).",
+                       code="workspace_not_synced", field="id")
+    return ext.workspace
+
+
+def member_upsert(*, data: MemberInput, source: str = "service:sync") -> SyncResult:
+    with transaction.atomic():
+        ext = _locked_external(data.external_id)
+        workspace = _member_target(ext)
+        row, _ = ExternalMembership.objects.get_or_create(external_workspace=ext,
+                                                          subject=data.subject)
+        verdict = _compare(row.version, data.version, exists=row.version > 0 or bool(row.role))
+        if verdict:
+            return SyncResult(verdict, row.version, workspace)
+        user = user_for_external_subject(issuer=settings.VEDOMAINS_JWT_ISSUER,
+                                         subject=data.subject, email=data.email, seen=False)
+        _, created = Membership.objects.update_or_create(workspace=workspace, user=user,
+                                                         defaults={"role": data.role})
+        ExternalMembership.objects.filter(pk=row.pk).update(
+            version=data.version, role=data.role, removed_at=None)
+    return SyncResult("created" if created else "updated", data.version, workspace)
+
+
+def member_remove(*, data: MemberInput, source: str = "service:sync") -> SyncResult:
+    with transaction.atomic():
+        ext = _locked_external(data.external_id)
+        workspace = _member_target(ext)
+        row, _ = ExternalMembership.objects.get_or_create(external_workspace=ext,
+                                                          subject=data.subject)
+        verdict = _compare(row.version, data.version, exists=row.removed_at is not None)
+        if verdict:
+            return SyncResult(verdict, row.version, workspace)
+        Membership.objects.filter(
+            workspace=workspace, user__external_identity__issuer=settings.VEDOMAINS_JWT_ISSUER,
+            user__external_identity__subject=data.subject,
+        ).delete()
+        ExternalMembership.objects.filter(pk=row.pk).update(
+            version=data.version, role="", removed_at=timezone.now())
+    return SyncResult("deleted", data.version, workspace)

@@ -1,0 +1,112 @@
+"""Each integration's missing or inconsistent setting is a system check naming the setting."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core.checks import Error
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from domains import system_checks
+
+# A configuration the checks accept, as production would give it.
+VALID = {
+    "DEBUG": False,
+    "VEDOMAINS_CDN_STRATEGY": "distribution-per-domain",
+    "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID": "ETEMPLATE",
+    "VEDOMAINS_DNS_NAMESERVERS": ["127.0.0.1:5353", "[::1]:53", "9.9.9.9"],
+    "VEDOMAINS_AWS_ENDPOINT_URL": None,
+    "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+    "EMAIL_HOST": "smtp.example.com",
+}
+
+
+def problems(**overrides: Any) -> list[tuple[str, str]]:
+    """(id, message) of every problem the checks find with `overrides` over VALID."""
+    with override_settings(**{**VALID, **overrides}):
+        return [(p.id or "", p.msg) for p in system_checks.settings_check()]
+
+
+def test_a_valid_configuration_has_no_problem() -> None:
+    assert problems() == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "check_id", "setting"),
+    [
+        ({"VEDOMAINS_CNAME_TARGET": "not a name"}, "vedomains.E001", "VEDOMAINS_CNAME_TARGET"),
+        ({"VEDOMAINS_CNAME_TARGET": ""}, "vedomains.E001", "VEDOMAINS_CNAME_TARGET"),
+        # The platform domain and the region feed the edge config too, which says so (E031).
+        ({"VEDOMAINS_PLATFORM_DOMAIN": "-ve.ai"}, "vedomains.E002+E031",
+         "VEDOMAINS_PLATFORM_DOMAIN"),
+        ({"VEDOMAINS_PLAN_LIMITS": {"pro": -1, "free": 0}}, "vedomains.E003",
+         "VEDOMAINS_PLAN_LIMITS"),
+        ({"VEDOMAINS_PLAN_LIMITS": {"pro": "3"}}, "vedomains.E003", "VEDOMAINS_PLAN_LIMITS"),
+        ({"VEDOMAINS_PENDING_TIMEOUT": timedelta(0)}, "vedomains.E004",
+         "VEDOMAINS_PENDING_TIMEOUT"),
+        ({"VEDOMAINS_CHECK_INTERVAL_SECONDS": -5}, "vedomains.E004",
+         "VEDOMAINS_CHECK_INTERVAL_SECONDS"),
+        ({"VEDOMAINS_ACM_MAX_PENDING": 0}, "vedomains.E005", "VEDOMAINS_ACM_MAX_PENDING"),
+        ({"VEDOMAINS_DNS_NAMESERVERS": ["dns.google"]}, "vedomains.E010",
+         "VEDOMAINS_DNS_NAMESERVERS"),
+        ({"VEDOMAINS_DNS_NAMESERVERS": ["1.2.3.4:port"]}, "vedomains.E010",
+         "VEDOMAINS_DNS_NAMESERVERS"),
+        ({"VEDOMAINS_DNS_TIMEOUT": 0}, "vedomains.E011", "VEDOMAINS_DNS_TIMEOUT"),
+        ({"VEDOMAINS_DNS_CONCURRENCY": 0}, "vedomains.E011", "VEDOMAINS_DNS_CONCURRENCY"),
+        ({"VEDOMAINS_AWS_REGION": ""}, "vedomains.E020+E031", "VEDOMAINS_AWS_REGION"),
+        ({"VEDOMAINS_AWS_ENDPOINT_URL": "localhost:5000"}, "vedomains.E021",
+         "VEDOMAINS_AWS_ENDPOINT_URL"),
+        ({"VEDOMAINS_AWS_READ_TIMEOUT": 0.0}, "vedomains.E022", "VEDOMAINS_AWS_READ_TIMEOUT"),
+        ({"VEDOMAINS_AWS_RATE_LIMITS": {"acm.DescribeCertificate": -1}}, "vedomains.E023",
+         "VEDOMAINS_AWS_RATE_LIMITS"),
+        ({"VEDOMAINS_AWS_RATE_LIMITS": [8]}, "vedomains.E023", "VEDOMAINS_AWS_RATE_LIMITS"),
+        ({"VEDOMAINS_EDGE_TABLE": ""}, "vedomains.E030", "VEDOMAINS_EDGE_TABLE"),
+        ({"VEDOMAINS_EDGE_MODE": "sideways"}, "vedomains.E031", "VEDOMAINS_EDGE_MODE"),
+        ({"VEDOMAINS_EDGE_NEGATIVE_TTL": -1}, "vedomains.E031", "VEDOMAINS_EDGE_NEGATIVE_TTL"),
+        ({"VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID": ""}, "vedomains.E104",
+         "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID"),
+        ({"VEDOMAINS_CDN_STRATEGY": "saas-tenant", "VEDOMAINS_CDN_CONNECTION_GROUP_ID": "cg_1",
+          "VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID": ""}, "vedomains.E101",
+         "VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID"),
+        ({"VEDOMAINS_WEBHOOK_TIMEOUT": 0}, "vedomains.E040", "VEDOMAINS_WEBHOOK_TIMEOUT"),
+        ({"VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS": 9000,
+          "VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS": 60}, "vedomains.E041",
+         "VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS"),
+        ({"DEFAULT_FROM_EMAIL": ""}, "vedomains.E042", "DJANGO_DEFAULT_FROM_EMAIL"),
+        ({"EMAIL_HOST": ""}, "vedomains.E043", "EMAIL_HOST"),
+        ({"CELERY_BROKER_URL": ""}, "vedomains.E050", "CELERY_BROKER_URL"),
+    ],
+)
+def test_each_check_fires_and_names_its_setting(overrides: dict[str, Any], check_id: str,
+                                                 setting: str) -> None:
+    first, *more = check_id.split("+")
+    expected = [first, *(f"vedomains.{m}" for m in more)]
+    found = problems(**overrides)
+    assert [i for i, _ in found] == expected
+    assert all(setting in message for _, message in found)
+
+
+def test_missing_cdn_resources_are_not_reported_in_development() -> None:
+    """`./dev run` creates them in the emulator at each start and hands their ids to its
+    processes; a development shell has none, and its commands must stay quiet."""
+    assert problems(DEBUG=True, VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID="",
+                    VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID="") == []
+
+
+def test_every_finder_is_registered_and_each_message_is_an_error() -> None:
+    assert len(system_checks.SETTINGS_FINDERS) == 7
+    with override_settings(**{**VALID, "VEDOMAINS_DNS_TIMEOUT": 0, "CELERY_BROKER_URL": ""}):
+        found = system_checks.settings_check()
+    assert all(isinstance(p, Error) for p in found) and len(found) == 2
+
+
+def test_the_check_command_stops_with_the_setting_name() -> None:
+    with override_settings(**{**VALID, "VEDOMAINS_DNS_NAMESERVERS": ["resolver.local"]}), \
+            pytest.raises(SystemCheckError, match="VEDOMAINS_DNS_NAMESERVERS"):
+        call_command("check")
+    with override_settings(**VALID):
+        call_command("check")  # and passes once the setting is right

@@ -1,0 +1,333 @@
+"""The main app's server-to-server sync API and the bulk import command."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from rest_framework.test import APIClient
+
+from domains import workspace_sync
+from domains.models import (
+    CustomDomain,
+    DomainStatus,
+    ExternalIdentity,
+    ExternalWorkspace,
+    Membership,
+    Role,
+    Workspace,
+)
+from tests.factories import CustomDomainFactory, MembershipFactory, WorkspaceFactory
+from tests.veai.helpers import (
+    ISSUER,
+    SERVICE_SECRET,
+    SigningKey,
+    bearer,
+    signed_request,
+)
+
+pytestmark = pytest.mark.django_db
+
+WS = "/api/service/workspaces/ws_123"
+
+
+def upsert(version: Any, *, slug: str = "acme", name: str = "Acme", plan: str = "pro",
+           path: str = WS, **extra: Any) -> Any:
+    return signed_request("PUT", path, {"slug": slug, "name": name, "plan": plan,
+                                        "version": version, **extra})
+
+
+# --- the credential -------------------------------------------------------------------------
+
+
+def test_the_sync_api_needs_the_service_signature(service_secret: str,
+                                                  main_key: SigningKey) -> None:
+    body = {"slug": "acme", "name": "Acme", "plan": "pro", "version": 1}
+    assert APIClient().put(WS, body, format="json").status_code == 401
+    # A user's token, even a valid one, has no scope here.
+    r = bearer(main_key.token("u1")).put(WS, body, format="json")
+    assert r.status_code == 401
+    r = signed_request("PUT", WS, body, secret="wrong" * 10)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_signature"
+    r = signed_request("PUT", WS, body, timestamp=int(time.time()) - 3600)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "signature_expired"
+    assert not Workspace.objects.exists()
+
+
+def test_a_tampered_body_or_path_fails_the_signature(service_secret: str) -> None:
+    from domains.api.authentication import SERVICE_SIGNATURE_HEADER, service_signature
+
+    ts = int(time.time())
+    signed = json.dumps({"slug": "acme", "name": "Acme", "plan": "pro", "version": 1}).encode()
+    sent = json.dumps({"slug": "acme", "name": "Acme", "plan": "enterprise",
+                       "version": 1}).encode()
+    header = {"HTTP_" + SERVICE_SIGNATURE_HEADER.upper().replace("-", "_"):
+              service_signature(SERVICE_SECRET, ts, "PUT", WS, signed)}
+    r = APIClient().generic("PUT", WS, sent, content_type="application/json", **header)
+    assert r.status_code == 401
+    r = APIClient().generic("PUT", WS + "x", signed, content_type="application/json", **header)
+    assert r.status_code == 401
+    assert not Workspace.objects.exists()
+
+
+def test_the_service_signature_is_no_user_credential(service_secret: str) -> None:
+    assert upsert(1).status_code == 200
+    r = signed_request("GET", "/api/domains/")
+    assert r.status_code == 401
+
+
+def test_the_sync_api_is_off_without_a_secret(settings: Any) -> None:
+    settings.VEDOMAINS_SERVICE_SECRETS = []
+    r = upsert(1)
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "service_disabled"
+
+
+# --- workspaces -----------------------------------------------------------------------------
+
+
+def test_upsert_is_idempotent_and_an_older_update_never_wins(service_secret: str) -> None:
+    r = upsert(5)
+    assert r.status_code == 200, r.content
+    assert r.json()["outcome"] == "created"
+    assert r.json()["workspace"] == {"slug": "acme", "name": "Acme", "plan": "pro",
+                                     "domain_limit": 3}
+    assert upsert(5).json()["outcome"] == "unchanged"
+    assert upsert(7, name="Acme Inc", plan="business").json()["outcome"] == "updated"
+    stale = upsert(6, name="Old name", plan="free")
+    assert stale.status_code == 200
+    assert stale.json() | {"workspace": None} == {
+        "applied": False, "outcome": "stale", "version": 7, "detail": "", "workspace": None}
+    ws = Workspace.objects.get(slug="acme")
+    assert (ws.name, ws.plan) == ("Acme Inc", "business")
+    assert ExternalWorkspace.objects.get(external_id="ws_123").version == 7
+
+
+def test_updated_at_timestamps_order_updates(service_secret: str) -> None:
+    assert upsert(None, updated_at="2026-11-28T10:00:00Z", name="B").json()["applied"]
+    assert not upsert(None, updated_at="2026-11-28T09:59:59.999Z", name="A").json()["applied"]
+    assert Workspace.objects.get(slug="acme").name == "B"
+
+
+def test_a_slug_of_another_synced_workspace_is_a_409(service_secret: str) -> None:
+    assert upsert(1).status_code == 200
+    r = upsert(1, path="/api/service/workspaces/ws_other")
+    assert r.status_code == 409
+    assert r.json()["error"] == {"code": "slug_taken", "field": "slug",
+                                 "message": "The slug 'acme' belongs to another workspace."}
+
+
+def test_an_existing_local_workspace_is_linked_not_duplicated(service_secret: str) -> None:
+    local = WorkspaceFactory(slug="acme", plan="free")
+    assert upsert(1, plan="pro").json()["outcome"] == "updated"
+    local.refresh_from_db()
+    assert local.plan == "pro"
+    assert ExternalWorkspace.objects.get(external_id="ws_123").workspace == local
+
+
+def test_a_rename_repushes_the_edge_mapping(service_secret: str) -> None:
+    upsert(1)
+    ws = Workspace.objects.get(slug="acme")
+    active = CustomDomainFactory(workspace=ws, status=DomainStatus.ACTIVE, edge_version=3,
+                                 edge_synced_version=3)
+    assert upsert(2, slug="acme-new").json()["workspace"]["slug"] == "acme-new"
+    active.refresh_from_db()
+    assert active.edge_version == 4 and not active.edge_in_sync
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "code"),
+    [
+        ({"slug": "acme", "name": "A", "plan": "gold", "version": 1}, "plan", "invalid_plan"),
+        ({"slug": "Not A Slug", "name": "A", "plan": "pro", "version": 1}, "slug",
+         "invalid_slug"),
+        ({"slug": "acme", "name": "A", "plan": "pro"}, "version", "invalid_version"),
+        ({"slug": "acme", "name": "A", "plan": "pro", "version": -1}, "version",
+         "invalid_version"),
+        ({"slug": "acme", "name": "A", "plan": "pro", "version": "yesterday"}, "version",
+         "invalid_version"),
+        ({"slug": "acme", "plan": "pro", "version": 1}, "name", "required"),
+        ({"slug": "acme", "name": "A", "plan": "pro", "version": 1,
+          "subscription_status": "paused"}, "subscription_status",
+         "invalid_subscription_status"),
+        ([1, 2], "body", "invalid_body"),
+    ],
+)
+def test_bad_input_is_a_400_naming_the_field(service_secret: str, body: Any, field: str,
+                                             code: str) -> None:
+    r = signed_request("PUT", WS, body)
+    assert r.status_code == 400, r.content
+    assert r.json()["error"]["field"] == field
+    assert r.json()["error"]["code"] == code
+
+
+def test_delete_removes_domains_and_members_and_keeps_a_tombstone(service_secret: str) -> None:
+    upsert(3)
+    ws = Workspace.objects.get(slug="acme")
+    domain = CustomDomainFactory(workspace=ws, status=DomainStatus.ACTIVE)
+    MembershipFactory(workspace=ws, role=Role.OWNER)
+    r = signed_request("DELETE", WS + "?version=4")
+    assert r.status_code == 200 and r.json()["outcome"] == "deleted"
+    domain.refresh_from_db()
+    assert domain.status == DomainStatus.REMOVED
+    assert not Membership.objects.filter(workspace=ws).exists()
+    assert ws.domain_limit == 0 or Workspace.objects.get(pk=ws.pk).plan == "free"
+    # The upsert the main app sent before deleting arrives late: it cannot resurrect it.
+    assert upsert(3).json()["outcome"] == "stale"
+    assert signed_request("DELETE", WS, {"version": 4}).json()["outcome"] == "unchanged"
+    assert upsert(5).json()["outcome"] == "created"  # re-created later, on purpose
+
+
+# --- members --------------------------------------------------------------------------------
+
+
+def member(subject: str, version: int, role: str = "owner", method: str = "PUT",
+           **extra: Any) -> Any:
+    body = {"version": version, **({"role": role} if method == "PUT" else {}), **extra}
+    return signed_request(method, f"{WS}/members/{subject}", body)
+
+
+def test_members_are_added_changed_and_removed_in_version_order(
+    service_secret: str, main_key: SigningKey
+) -> None:
+    upsert(1)
+    assert member("auth0|ana", 1, "member", email="ana@client.com").json()["outcome"] == "created"
+    user = ExternalIdentity.objects.get(issuer=ISSUER, subject="auth0|ana").user
+    assert user.email == "ana@client.com"
+    assert Membership.objects.get(user=user).role == "member"
+    assert member("auth0|ana", 3, "owner").json()["outcome"] == "updated"
+    assert member("auth0|ana", 2, "member").json()["outcome"] == "stale"
+    assert Membership.objects.get(user=user).role == "owner"
+    # The same person signing in with a token is that user, with that role.
+    r = bearer(main_key.token("auth0|ana")).post(
+        "/api/domains/", {"hostname": "bad host", "workspace": "acme"}, format="json")
+    assert r.status_code == 400  # got past the membership and role checks to validation
+    assert member("auth0|ana", 4, method="DELETE").json()["outcome"] == "deleted"
+    assert not Membership.objects.filter(user=user).exists()
+    assert member("auth0|ana", 3, "owner").json()["outcome"] == "stale"
+    assert not Membership.objects.filter(user=user).exists()
+
+
+def test_a_member_before_its_workspace_is_a_404_to_retry(service_secret: str) -> None:
+    r = member("auth0|x", 1)
+    assert r.status_code == 404
+    assert r.json()["error"]["code"] == "workspace_not_synced"
+
+
+def test_a_bad_role_is_a_400(service_secret: str) -> None:
+    upsert(1)
+    r = member("auth0|x", 1, role="superuser")
+    assert r.status_code == 400 and r.json()["error"]["field"] == "role"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_updates_in_any_order_end_at_the_newest(service_secret: str) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL")
+    workspace_sync.workspace_upsert(data=workspace_sync.WorkspaceInput(
+        "ws_c", "conc", "v0", "pro", "active", 0))
+    versions = list(range(1, 31))
+    random.shuffle(versions)
+
+    def send(v: int) -> str:
+        from django.db import connection as conn
+
+        try:
+            return workspace_sync.workspace_upsert(data=workspace_sync.WorkspaceInput(
+                "ws_c", "conc", f"v{v}", "pro", "active", v)).outcome
+        finally:
+            conn.close()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        outcomes = list(pool.map(send, versions))
+    assert Workspace.objects.get(slug="conc").name == "v30"
+    assert ExternalWorkspace.objects.get(external_id="ws_c").version == 30
+    assert "updated" in outcomes
+
+
+# --- the bulk import command ----------------------------------------------------------------
+
+
+EXPORT = {
+    "workspaces": [
+        {"id": "w1", "slug": "alpha", "name": "Alpha", "plan": "pro", "version": 2,
+         "members": [{"subject": "s1", "email": "a@alpha.com", "role": "owner", "version": 1},
+                     {"subject": "s2", "role": "member", "version": 1}]},
+        {"id": "w2", "slug": "beta", "name": "Beta", "plan": "business", "version": 1,
+         "subscription_status": "cancelled", "members": []},
+    ]
+}
+
+
+def test_import_json_dry_run_then_for_real(tmp_path: Path, capsys: Any) -> None:
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(EXPORT))
+    call_command("import_workspaces", str(path), "--dry-run")
+    out = capsys.readouterr().out
+    assert "dry run" in out and "2 workspaces" in out
+    assert not Workspace.objects.exists()
+    call_command("import_workspaces", str(path))
+    out = capsys.readouterr().out
+    assert "workspaces: 2 created" in out and "members: 2 created" in out
+    assert Workspace.objects.get(slug="beta").plan == "free"  # cancelled
+    assert Membership.objects.filter(workspace__slug="alpha").count() == 2
+    call_command("import_workspaces", str(path))
+    assert "workspaces: 0 created, 0 updated, 2 unchanged" in capsys.readouterr().out
+
+
+def test_import_csv(tmp_path: Path, capsys: Any) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "workspace_id,slug,name,plan,version,member_subject,member_email,member_role,"
+        "member_version\n"
+        "w1,alpha,Alpha,pro,2,s1,a@alpha.com,owner,1\n"
+        "w1,alpha,Alpha,pro,2,s2,,admin,1\n"
+        "w3,gamma,Gamma,free,1,,,,\n")
+    call_command("import_workspaces", str(path))
+    assert "workspaces: 2 created" in capsys.readouterr().out
+    assert Membership.objects.get(workspace__slug="alpha",
+                                  user__external_identity__subject="s2").role == "admin"
+
+
+@pytest.mark.parametrize(
+    ("content", "suffix", "message"),
+    [
+        ("{not json", ".json", "not valid JSON"),
+        (json.dumps({"workspaces": [{"id": "w1", "slug": "a", "name": "A", "plan": "gold",
+                                     "version": 1}]}), ".json", "workspace 1 (w1): "),
+        ("workspace_id,slug\nw1,a\n", ".csv", "missing columns"),
+        ("", ".txt", "--format"),
+    ],
+)
+def test_import_bad_input_is_a_one_line_command_error(tmp_path: Path, content: str,
+                                                      suffix: str, message: str) -> None:
+    path = tmp_path / f"export{suffix}"
+    path.write_text(content)
+    with pytest.raises(CommandError) as exc:
+        call_command("import_workspaces", str(path))
+    assert message in str(exc.value)
+    assert "\n" not in str(exc.value)
+    assert not Workspace.objects.exists()
+
+
+def test_import_of_a_missing_file_is_a_command_error(tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="cannot read"):
+        call_command("import_workspaces", str(tmp_path / "nope.json"))
+
+
+def test_import_does_not_overwrite_newer_synced_state(tmp_path: Path) -> None:
+    workspace_sync.workspace_upsert(data=workspace_sync.WorkspaceInput(
+        "w1", "alpha", "Alpha renamed", "business", "active", 9))
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(EXPORT))
+    call_command("import_workspaces", str(path))
+    ws = Workspace.objects.get(slug="alpha")
+    assert (ws.name, ws.plan) == ("Alpha renamed", "business")
+    assert CustomDomain.objects.count() == 0

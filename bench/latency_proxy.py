@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 
 class LatencyProxy:
@@ -82,7 +83,7 @@ class LatencyProxy:
             sel.register(upstream, selectors.EVENT_READ, client)
             while True:
                 for key, _ in sel.select():
-                    source: socket.socket = key.fileobj  # type: ignore[assignment]
+                    source = cast(socket.socket, key.fileobj)
                     data = source.recv(262144)
                     if not data:
                         return

@@ -176,7 +176,12 @@ def run(quick: bool, database: BenchDatabase) -> list[Row]:
     active_names = [hostname(i, "shop") for i in range(sizes.activate)]
     records = [(h, "CNAME", settings.VEDOMAINS_CNAME_TARGET) for h in names + active_names]
     rows: list[Row] = []
-    saved = (settings.VEDOMAINS_DNS_NAMESERVERS, settings.VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID)
+    saved = (settings.VEDOMAINS_DNS_NAMESERVERS, settings.VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID,
+             settings.VEDOMAINS_AWS_RATE_LIMITS)
+    # Our own cost per check, not the account's AWS rate: the fleet-wide limiter (8
+    # DescribeCertificate/s by default) would make this a measure of the limit. The fleet
+    # benchmark measures the limiter.
+    settings.VEDOMAINS_AWS_RATE_LIMITS = {}
     try:
         # A day's validation wait: these certificates stay PENDING_VALIDATION.
         with dns_server(records) as dns, moto(acm_validation_wait=86_400) as server, \
@@ -186,6 +191,7 @@ def run(quick: bool, database: BenchDatabase) -> list[Row]:
             with timed(f"checks setup: {sizes.domains:,} domains and certificates"):
                 ids = make_domains(names)
                 request_certificates(ids)
+                database.analyze()
             # Pass 1: the small one, over the first `small` domains only.
             CustomDomain.objects.exclude(pk__in=ids[:sizes.small]).update(next_check_at=None)
             small_s, small_q, small_out, _ = check_pass(cpu)
@@ -208,20 +214,24 @@ def run(quick: bool, database: BenchDatabase) -> list[Row]:
             CustomDomain.objects.update(next_check_at=None)
             act_ids = make_domains(active_names)
             request_certificates(act_ids)
+            database.analyze()
             act_s, act_q, act_out, act_phases = check_pass(cpu)
             act_cpu = cpu.used
             act_outcomes = outcomes(act_out)
             log(f"checks: activation {sizes.activate} in {act_s:.1f}s ({act_q} queries) "
                 f"{act_outcomes}")
     finally:
-        settings.VEDOMAINS_DNS_NAMESERVERS, settings.VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID = saved
+        (settings.VEDOMAINS_DNS_NAMESERVERS, settings.VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID,
+         settings.VEDOMAINS_AWS_RATE_LIMITS) = saved
 
     waiting = big_outcomes.get("waiting", 0)
     ok = big_s < TARGET_SECONDS and waiting == sizes.domains
     cpu_note = (
         describe_phases(big_phases) + f". CPU used meanwhile: ours {big_cpu['ours']:.0f} s, "
         f"moto {big_cpu['moto']:.0f} s, DNS server {big_cpu['dns']:.0f} s (2 cores, shared "
-        "with other work).")
+        "with other work). AWS rate limits off: at the default 8 DescribeCertificate/s a "
+        f"pass over {sizes.domains:,} pending domains takes at least "
+        f"{sizes.domains / 8:,.0f} s however fast the code is.")
     rows.append(Row(
         "checks", f"one pass over {sizes.domains:,} pending domains (DNS set, certificate "
         f"pending), batches of {BATCH}",

@@ -61,6 +61,8 @@ class TcpProxy:
         self._links: list[_Link] = []
         self._lock = threading.Lock()
         self._holds: dict[bytes, float] = {}
+        # Holds that end after so many requests (`hold(..., times=n)`).
+        self._hold_counts: dict[bytes, int] = {}
         self._stopping = False
         # Figures: requests seen per pattern, connections accepted, outages.
         self.seen: Counter[bytes] = Counter()
@@ -100,17 +102,22 @@ class TcpProxy:
         if self._listener is None:
             self.start()
 
-    def hold(self, pattern: bytes, seconds: float) -> None:
-        """Delay the response to every request whose bytes contain `pattern`."""
+    def hold(self, pattern: bytes, seconds: float, *, times: int | None = None) -> None:
+        """Delay the response to every request whose bytes contain `pattern` (only the next
+        `times` such requests when given: a fault that heals by itself)."""
         with self._lock:
             if seconds > 0:
                 self._holds[pattern] = seconds
+                if times is not None:
+                    self._hold_counts[pattern] = times
             else:
                 self._holds.pop(pattern, None)
+                self._hold_counts.pop(pattern, None)
 
     def clear_holds(self) -> None:
         with self._lock:
             self._holds.clear()
+            self._hold_counts.clear()
 
     def wait_seen(self, pattern: bytes, count: int = 1, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -198,6 +205,11 @@ class TcpProxy:
                 if pattern in data:
                     self.seen[pattern] += 1
                     link.hold_next = max(link.hold_next, self._holds.get(pattern, 0.0))
+                    if pattern in self._hold_counts:
+                        self._hold_counts[pattern] -= 1
+                        if self._hold_counts[pattern] <= 0:
+                            del self._hold_counts[pattern]
+                            self._holds.pop(pattern, None)
 
 
 # --- a private Redis ---------------------------------------------------------------------------

@@ -8,12 +8,14 @@ https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteIte
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
@@ -27,6 +29,15 @@ MAX_BATCH_ROUNDS = 8
 # Between rounds of a throttled BatchWriteItem: 50 ms doubling (at most 6.4 s by round 8).
 BATCH_RETRY_BASE_SECONDS = 0.05
 BATCH_RETRY_MAX_SECONDS = 10.0
+# A Scan or BatchGetItem page that timed out or was throttled (after botocore's own four
+# attempts) is read again this many times, 0.5 s doubling up to 10 s, before a backfill or
+# reconcile gives up: one slow page must not cost a pass over 100,000 items.
+PAGE_ATTEMPTS = 6
+PAGE_RETRY_BASE_SECONDS = 0.5
+PAGE_RETRY_MAX_SECONDS = 10.0
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def item_timestamp(value: datetime | None) -> str:
@@ -137,16 +148,24 @@ def existing_domains(domains: list[str]) -> set[str]:
     name = table_name()
     keys: list[dict[str, Any]] = [{"domain": {"S": d}} for d in domains]
     found: set[str] = set()
+    unprocessed_rounds = 0
     while keys:
         request, keys = keys[:100], keys[100:]
-        try:
-            resp = _ddb().batch_get_item(RequestItems={name: {
-                "Keys": request, "ProjectionExpression": "#d",
-                "ExpressionAttributeNames": {"#d": "domain"}}})
-        except (ClientError, BotoCoreError) as exc:
-            raise aws.classify(exc, "dynamodb.BatchGetItem") from exc
+        params = {name: {"Keys": request, "ProjectionExpression": "#d",
+                         "ExpressionAttributeNames": {"#d": "domain"}}}
+        resp = with_retries("dynamodb.BatchGetItem",
+                            partial(_ddb().batch_get_item, RequestItems=params))
         found.update(raw["domain"]["S"] for raw in resp.get("Responses", {}).get(name, []))
-        keys += resp.get("UnprocessedKeys", {}).get(name, {}).get("Keys", [])
+        unprocessed = resp.get("UnprocessedKeys", {}).get(name, {}).get("Keys", [])
+        if unprocessed:
+            # Unprocessed keys mean the table is throttling us: back off before asking again.
+            unprocessed_rounds += 1
+            if unprocessed_rounds >= MAX_BATCH_ROUNDS:
+                raise IntegrationError(
+                    f"{len(unprocessed)} keys stayed unprocessed after retries",
+                    permanent=False, code="UnprocessedKeys")
+            _pause(unprocessed_rounds - 1)
+            keys += unprocessed
     return found
 
 
@@ -167,9 +186,30 @@ def batch_put(items: Iterable[EdgeItem], *, workers: int = 8) -> int:
         return sum(pool.map(_write_batch, chunks))
 
 
-def _pause(attempt: int) -> None:
-    time.sleep(backoff_seconds(attempt, base=BATCH_RETRY_BASE_SECONDS,
-                               cap=BATCH_RETRY_MAX_SECONDS))
+def _pause(attempt: int, *, base: float = BATCH_RETRY_BASE_SECONDS,
+           cap: float = BATCH_RETRY_MAX_SECONDS) -> None:
+    # Full jitter, so the parallel writers or scan segments that failed together do not
+    # retry together.
+    time.sleep(backoff_seconds(attempt, base=base, cap=cap))
+
+
+def with_retries(action: str, call: Callable[[], T], *, attempts: int = PAGE_ATTEMPTS) -> T:
+    """`call()`, retried with backoff on transient errors (timeouts, throttling, 5xx).
+
+    A permanent error (a missing table, a bad request, denied access) is raised at once;
+    a transient one after `attempts` tries, as the IntegrationError `aws.classify` makes.
+    """
+    for attempt in range(attempts):
+        try:
+            return call()
+        except (ClientError, BotoCoreError) as exc:
+            err = aws.classify(exc, action)
+            if err.permanent or attempt == attempts - 1:
+                raise err from exc
+            log.warning("%s failed (%s); retry %d of %d", action, err, attempt + 1,
+                        attempts - 1)
+            _pause(attempt, base=PAGE_RETRY_BASE_SECONDS, cap=PAGE_RETRY_MAX_SECONDS)
+    raise AssertionError("unreachable")
 
 
 def _write_batch(items: list[EdgeItem]) -> int:
@@ -208,10 +248,8 @@ def scan(*, segments: int = 4, page_size: int = 1000) -> Iterator[EdgeItem]:
         }
         if start:
             params["ExclusiveStartKey"] = start
-        try:
-            return dict(_ddb().scan(**params))
-        except (ClientError, BotoCoreError) as exc:
-            raise aws.classify(exc, "dynamodb.Scan") from exc
+        # The same page (same ExclusiveStartKey) is read again: a timeout costs one page.
+        return dict(with_retries("dynamodb.Scan", partial(_ddb().scan, **params)))
 
     # Each round fetches the next page of every unfinished segment in parallel, so memory
     # holds at most `segments` pages at a time however large the table is.

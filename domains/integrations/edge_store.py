@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -154,7 +153,7 @@ def existing_domains(domains: list[str]) -> set[str]:
         params = {name: {"Keys": request, "ProjectionExpression": "#d",
                          "ExpressionAttributeNames": {"#d": "domain"}}}
         resp = with_retries("dynamodb.BatchGetItem",
-                            partial(_ddb().batch_get_item, RequestItems=params))
+                            lambda params=params: _ddb().batch_get_item(RequestItems=params))
         found.update(raw["domain"]["S"] for raw in resp.get("Responses", {}).get(name, []))
         unprocessed = resp.get("UnprocessedKeys", {}).get(name, {}).get("Keys", [])
         if unprocessed:
@@ -249,7 +248,7 @@ def scan(*, segments: int = 4, page_size: int = 1000) -> Iterator[EdgeItem]:
         if start:
             params["ExclusiveStartKey"] = start
         # The same page (same ExclusiveStartKey) is read again: a timeout costs one page.
-        return dict(with_retries("dynamodb.Scan", partial(_ddb().scan, **params)))
+        return dict(with_retries("dynamodb.Scan", lambda: _ddb().scan(**params)))
 
     # Each round fetches the next page of every unfinished segment in parallel, so memory
     # holds at most `segments` pages at a time however large the table is.

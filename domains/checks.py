@@ -245,8 +245,15 @@ def _pending_ownership(domain: CustomDomain, result: dns.DnsResult, checks: dict
         now, transient=result.txt.transient,
     )
     if ownership_ok:
-        updates["ownership_verified_at"] = now
-        lifecycle.event_record(domain=domain, kind=EventKind.OWNERSHIP_VERIFIED, source=source)
+        # Its own compare-and-swap with its event: the event exists only if the proof was
+        # recorded, and a check that lost the race records neither.
+        with transaction.atomic():
+            if CustomDomain.objects.filter(
+                pk=domain.pk, status=domain.status, ownership_verified_at__isnull=True
+            ).update(ownership_verified_at=now) == 1:
+                domain.ownership_verified_at = now
+                lifecycle.event_record(domain=domain, kind=EventKind.OWNERSHIP_VERIFIED,
+                                       source=source)
     return ownership_ok
 
 

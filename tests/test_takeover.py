@@ -22,9 +22,9 @@ from rest_framework.test import APIClient
 
 from domains import certificates, checks, cleanup, edge_sync, services
 from domains.errors import Conflict
-from domains.integrations import acm, edge_store
+from domains.integrations import acm, dns, edge_store
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Role, Workspace
-from tests.factories import MembershipFactory, WorkspaceFactory
+from tests.factories import CustomDomainFactory, MembershipFactory, WorkspaceFactory
 from tests.faults import cloudfront_aliases
 from tests.polling import wait_for
 
@@ -363,3 +363,25 @@ def test_stubbed_cname_already_exists_from_our_own_released_record_is_waited_out
     clean_up(old)
     assert check(new).outcome == "activated"
     assert cloudfront_aliases()[HOST] == 1
+
+
+@pytest.mark.django_db
+def test_ownership_proof_and_its_event_are_recorded_together_or_not_at_all() -> None:
+    """A check that read the domain before another process changed its status must record
+    neither the proof nor its audit event (the event used to stay without the proof)."""
+    domain = CustomDomainFactory(hostname="proof.client.com", ownership_required=True)
+    txt = dns.TxtCheck(name=domain.ownership_record_name, values=(domain.ownership_record_value,))
+    result = dns.DnsResult(routing=dns.RoutingCheck("proof.client.com", True, "ok", "ok", ()),
+                           txt=txt)
+    now = timezone.now()
+    stale = CustomDomain.objects.get(pk=domain.pk)
+    CustomDomain.objects.filter(pk=domain.pk).update(status=DomainStatus.REMOVED)
+    checks._pending_ownership(stale, result, {}, {}, now=now, source="test")
+    assert CustomDomain.objects.get(pk=domain.pk).ownership_verified_at is None
+    assert not DomainEvent.objects.filter(kind=EventKind.OWNERSHIP_VERIFIED).exists()
+    # The same check on the current row records both.
+    CustomDomain.objects.filter(pk=domain.pk).update(status=DomainStatus.PENDING_VALIDATION)
+    fresh = CustomDomain.objects.get(pk=domain.pk)
+    assert checks._pending_ownership(fresh, result, {}, {}, now=now, source="test")
+    assert CustomDomain.objects.get(pk=domain.pk).ownership_verified_at == now
+    assert DomainEvent.objects.filter(kind=EventKind.OWNERSHIP_VERIFIED).count() == 1

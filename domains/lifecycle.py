@@ -38,9 +38,10 @@ def task_send(task_name: str, *args: object) -> None:
     the dispatcher (for checks and cleanups) and the reconcile pass (for the edge) pick it up.
     """
     name = task_name if "." in task_name else TASK_PREFIX + task_name
+    # Outside the try: an unknown name is a bug to raise, not a broker outage to log.
+    task = current_app.tasks[name]
     try:
-        current_app.tasks[name].apply_async(args=args, retry=True,
-                                            retry_policy={"max_retries": 2})
+        task.apply_async(args=args, retry=True, retry_policy={"max_retries": 2})
     except Exception:
         log.warning("could not queue %s%r; the periodic pass will catch up", name, args,
                     exc_info=True)

@@ -313,7 +313,8 @@ def _pending_failure(domain: CustomDomain, result: dns.DnsResult, cert: acm.Cert
     return ""
 
 
-def _pending_wait(domain: CustomDomain, routing: dns.RoutingCheck, cert: acm.Certificate | None,
+def _pending_wait(domain: CustomDomain, routing: dns.RoutingCheck,
+                  cert: acm.Certificate | _TenantCertificate | None,
                   checks: dict[str, Any], updates: dict[str, Any], *, ownership_ok: bool,
                   now: datetime) -> CheckOutcome:
     """Not there yet: save what was found and come back at the next interval."""
@@ -562,16 +563,8 @@ def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
                                        updates, now=now, source=source, state=state,
                                        message="DNS points at us and the certificate is issued.")
 
-    updates["next_check_at"] = now + (
-        min(TRANSIENT_RETRY, next_interval(domain, now)) if routing.transient
-        else next_interval(domain, now)
-    )
-    updates["last_error"] = "" if not routing.transient else routing.detail
-    _save_check(domain, checks, updates)
-    waiting = [name for name, ok in (("dns", routing.ok), ("ownership", ownership_ok),
-                                     ("certificate", bool(cert and cert.issued))) if not ok]
-    return CheckOutcome(domain.pk, domain.hostname, "waiting", domain.status,
-                        "waiting for " + ", ".join(waiting))
+    return _pending_wait(domain, routing, cert, checks, updates, ownership_ok=ownership_ok,
+                         now=now)
 
 
 def _apply_prevalidation(domain: CustomDomain, strategy: cdn.CdnStrategy,

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -24,7 +22,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
-from bench.common import ROOT, WORK_DIR, BenchDatabase, Row, django_aws, log, moto, verdict
+from bench.common import (
+    BenchDatabase,
+    Row,
+    django_aws,
+    dns_server,
+    log,
+    moto,
+    verdict,
+)
 
 EDGE_IP: Final = "127.0.0.1"
 BATCH: Final = 200
@@ -43,35 +49,6 @@ def _configure(endpoint: str, **changes: Any) -> None:
 def _calls(endpoint: str) -> dict[str, int]:
     with urllib.request.urlopen(f"{endpoint}/_localdev/cloudfront/calls", timeout=10) as r:
         return dict(json.loads(r.read()))
-
-
-@contextmanager
-def _dns_process(records: list[tuple[str, str, str]]) -> Iterator[tuple[str, str]]:
-    """(nameserver, control URL) of localdev.dns_server in its own process, preloaded."""
-    state = WORK_DIR / "cdn-dns-state.json"
-    WORK_DIR.mkdir(parents=True, exist_ok=True)
-    state.write_text(json.dumps({"version": 1, "records": [
-        {"name": n, "type": t, "value": v, "ttl": 60} for n, t, v in records]}))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "localdev.dns_server", "--port", "0", "--control-port", "0",
-         "--state-file", str(state)], cwd=ROOT, text=True, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # "local DNS: udp+tcp 127.0.0.1:P, control http://..."
-        if "udp+tcp" not in line or "control" not in line:
-            raise RuntimeError(f"DNS server did not start: {line}")
-        nameserver = line.split("udp+tcp", 1)[1].split(",", 1)[0].strip()
-        control = line.split("control", 1)[1].strip().split()[0].rstrip(",")
-        yield nameserver, control
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        state.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -127,7 +104,8 @@ def run(quick: bool, database: BenchDatabase) -> list[Row]:
         late = [f"late-{i}.saas-bench.com" for i in range(2 * LATENCY_SAMPLES)]
         records = [(routing, "A", EDGE_IP), (settings.VEDOMAINS_CNAME_TARGET, "CNAME", routing)]
         records += [(h, "CNAME", settings.VEDOMAINS_CNAME_TARGET) for h in hosts]
-        with _dns_process(records) as (nameserver, control), _edge_proxy() as proxy:
+        with dns_server(records) as dns, _edge_proxy() as proxy:
+            nameserver, control = dns.nameserver, dns.control
             settings.VEDOMAINS_DNS_NAMESERVERS = [nameserver]
             _configure(endpoint, dns_server=nameserver, edge_ips=[EDGE_IP],
                        edge_proxy=f"127.0.0.1:{proxy.port}", deploy_seconds=0)

@@ -320,6 +320,7 @@ def flush_redis(url: str = BENCH_BROKER_URL) -> None:
 class DnsProcess:
     nameserver: str  # `host:port`, as VEDOMAINS_DNS_NAMESERVERS takes it
     pid: int
+    control: str = ""  # the control API's URL (`local_dns`, the SaaS emulator's lookups)
 
 
 @contextmanager
@@ -334,6 +335,7 @@ def dns_server(records: Sequence[tuple[str, str, str]]) -> Iterator[DnsProcess]:
     import subprocess
 
     state = WORK_DIR / "dns-state.json"
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps({"version": 1, "records": [
         {"name": name, "type": rtype, "value": value, "ttl": 60}
         for name, rtype, value in records]}), encoding="utf-8")
@@ -346,7 +348,10 @@ def dns_server(records: Sequence[tuple[str, str, str]]) -> Iterator[DnsProcess]:
         line = proc.stdout.readline()  # "local DNS: udp+tcp 127.0.0.1:PORT, control ..."
         if "udp+tcp" not in line:
             raise RuntimeError(f"DNS server did not start: {line}{proc.stdout.read()[-2000:]}")
-        yield DnsProcess(line.split("udp+tcp", 1)[1].split(",", 1)[0].strip(), proc.pid)
+        control = line.split("control", 1)[1].strip().split()[0].rstrip(",") \
+            if "control" in line else ""
+        yield DnsProcess(line.split("udp+tcp", 1)[1].split(",", 1)[0].strip(), proc.pid,
+                         control)
     finally:
         proc.terminate()
         try:

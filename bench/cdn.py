@@ -163,7 +163,7 @@ def _latency(endpoint: str, hosts: list[str], control_url: str) -> list[Row]:
     from django.conf import settings
     from django.utils import timezone
 
-    from domains import checks, services
+    from domains import checks, schedule, services
     from domains.models import CustomDomain, DomainStatus
     from localdev.dns_control import DNSControl
 
@@ -182,7 +182,7 @@ def _latency(endpoint: str, hosts: list[str], control_url: str) -> list[Row]:
         done: dict[int, float] = {}
         deadline = time.monotonic() + 300
         while len(done) < len(ids) and time.monotonic() < deadline:
-            due = checks.domains_due(now=timezone.now())
+            due = schedule.domains_due(now=timezone.now())
             mine = [pk for pk in due if pk in ids]
             if mine:
                 checks.domains_check(domain_ids=mine, source="bench")

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -62,6 +63,12 @@ def _load_avg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # Once: a second SIGTERM (from `timeout` and its caller both) must not abort the clean-up.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -76,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
 
+    # SIGTERM (the suite's time limit, a Ctrl-C'd parent) unwinds like Ctrl-C, so every
+    # `finally` stops the workers, moto and DNS servers this run started in their own
+    # sessions instead of leaving them behind.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     prepare_environment()
     info = machine()
     log(f"machine: {info}")

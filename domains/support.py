@@ -9,6 +9,7 @@ module returns.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, assert_never
@@ -143,6 +144,20 @@ class RecordLine:
     found: str
     # What the last check saw, in words (`record_found`).
     found_words: str = ""
+
+    # The name and value in pieces that end where a line may break (after a dot or an
+    # equals sign): a DNS name wrapped mid-label reads as two different names.
+    @property
+    def name_parts(self) -> list[str]:
+        return wrap_parts(self.name)
+
+    @property
+    def value_parts(self) -> list[str]:
+        return wrap_parts(self.value)
+
+
+def wrap_parts(text: str) -> list[str]:
+    return [part for part in re.split(r"(?<=[.=])", text) if part]
 
 
 @dataclass(frozen=True)

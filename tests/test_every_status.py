@@ -161,3 +161,12 @@ def test_ownership_txt_says_why(workspace: Workspace) -> None:
     summary = support.domain_summary(domain=domain)
     assert "another workspace has held this hostname" in summary.reason
     assert "another workspace has held this hostname" in summary.action
+
+
+def test_record_values_break_only_after_a_dot_or_equals_sign() -> None:
+    value = "_3f1e.gallery.client.com."
+    assert support.wrap_parts(value) == ["_3f1e.", "gallery.", "client.", "com."]
+    assert "".join(support.wrap_parts("vedomains-verification=abc")) == (
+        "vedomains-verification=abc")
+    assert support.wrap_parts("vedomains-verification=abc") == ["vedomains-verification=",
+                                                                "abc"]

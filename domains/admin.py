@@ -139,7 +139,7 @@ class CertificatePendingFilter(_YesNoFilter):
         return (
             Q(status=DomainStatus.PENDING_VALIDATION)
             & Q(certificate_requested_at__lt=timezone.now() - CERTIFICATE_PENDING_ALERT)
-            & ~Q(certificate_status="ISSUED")
+            & ~Q(certificate_status__in=support.ISSUED_STATUSES)
         )
 
 

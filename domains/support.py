@@ -37,6 +37,16 @@ CERTIFICATE_STATUS_WORDS = {
     "VALIDATION_TIMED_OUT": "Validation timed out",
     "REVOKED": "Revoked",
     "FAILED": "Failed",
+    "MISSING": "Missing (no longer in ACM; a new one is requested)",
+    # CloudFront-managed certificates (the default path) spell their statuses this way.
+    # https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_ManagedCertificateDetails.html
+    "pending-validation": "Waiting for validation",
+    "issued": "Issued",
+    "inactive": "Inactive",
+    "expired": "Expired",
+    "validation-timed-out": "Validation timed out",
+    "revoked": "Revoked",
+    "failed": "Failed",
 }
 RENEWAL_STATUS_WORDS = {
     "": "No renewal under way",
@@ -206,6 +216,14 @@ class AuditLine:
     message: str
 
 
+# ACM says ISSUED, a CloudFront-managed certificate says issued.
+ISSUED_STATUSES = frozenset({"ISSUED", "issued"})
+
+
+def certificate_issued(domain: CustomDomain) -> bool:
+    return domain.certificate_status in ISSUED_STATUSES
+
+
 def certificate_status_words(status: str) -> str:
     return CERTIFICATE_STATUS_WORDS.get(status, status.replace("_", " ").capitalize())
 
@@ -251,7 +269,7 @@ def domain_problem(domain: CustomDomain) -> str:
                 return _dns_reason(dns)
             if domain.ownership_required and domain.ownership_verified_at is None:
                 return "Ownership TXT record not found yet"
-            if domain.certificate_status != "ISSUED":
+            if not certificate_issued(domain):
                 return f"Certificate: {certificate_status_words(domain.certificate_status)}"
             return ""
         case (DomainStatus.DEPLOYING | DomainStatus.ACTIVE | DomainStatus.MISCONFIGURED
@@ -286,7 +304,7 @@ def record_found(*, domain: CustomDomain, purpose: str,
             return "missing", f"CNAME loop; must point at {target}"
         return "missing", "missing"
     if purpose == "certificate_validation":
-        return ("found", "found") if domain.certificate_status == "ISSUED" else ("", "not checked")
+        return ("found", "found") if certificate_issued(domain) else ("", "not checked")
     if domain.ownership_verified_at:
         return "found", "found"
     return "missing", "missing"
@@ -430,7 +448,7 @@ def _pending_summary(domain: CustomDomain, checks: dict[str, dict[str, Any]],
         reason = str(checks.get("ownership", {}).get("detail", "")) or (
             "The ownership TXT record has not been found yet.")
         reason = f"{reason} {_ownership_why()}"
-    elif domain.certificate_status != "ISSUED":
+    elif not certificate_issued(domain):
         headline = "DNS is right; waiting for the certificate."
         reason = (f"The certificate is not issued yet ({certificate.lower()}). "
                   + str(checks.get("certificate", {}).get("detail", ""))).strip()

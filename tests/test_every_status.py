@@ -170,3 +170,13 @@ def test_record_values_break_only_after_a_dot_or_equals_sign() -> None:
         "vedomains-verification=abc")
     assert support.wrap_parts("vedomains-verification=abc") == ["vedomains-verification=",
                                                                 "abc"]
+
+
+def test_a_managed_certificate_reads_in_words_and_counts_as_issued(workspace: Workspace) -> None:
+    assert support.certificate_status_words("pending-validation") == "Waiting for validation"
+    domain = CustomDomainFactory(workspace=workspace, certificate_status="issued", checks={
+        "dns": {"ok": True, "reason": "points_to_target", "detail": "ok"},
+        "cdn": {"ok": False, "detail": "Tenant is InProgress."}})
+    summary = support.domain_summary(domain=domain)
+    assert summary.headline == "DNS and certificate are ready; attaching to the CDN."
+    assert support.domain_problem(domain) == ""

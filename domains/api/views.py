@@ -62,7 +62,8 @@ TAG = "domains"
 
 
 _ERROR_DESCRIPTIONS = {
-    400: "Invalid input; `error.field` names the offending field (`body` for the body).",
+    400: "Invalid input; `error.field` names the offending field (`body` for the body). A "
+    "body field the path does not accept is refused (`unknown_field`).",
     401: "Not authenticated.",
     403: "Not a member of the workspace (`not_member`) or a read-only role "
     "(`role_read_only`).",

@@ -461,6 +461,12 @@ def domain_push_to_edge(
     *, domain: CustomDomain, by: AbstractBaseUser | None, source: str = "admin"
 ) -> None:
     """Re-send the hostname's edge item (admin's "Push to edge")."""
+    if domain.status in (DomainStatus.PENDING_VALIDATION, DomainStatus.DEPLOYING,
+                         DomainStatus.FAILED):
+        # The edge has never held such a domain: a push would only add an audit row.
+        raise InvalidTransition(
+            f"'{domain.hostname}' is not routed by the edge yet; there is nothing to push.",
+            code="not_routed")
     with transaction.atomic():
         event_record(domain=domain, kind=EventKind.EDGE_PUSH_REQUESTED, source=source, by=by)
         enqueue_after_commit("sync_edge", domain.hostname)

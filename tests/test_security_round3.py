@@ -1,0 +1,53 @@
+"""Adversarial review, round 3 (issue 28, the application's items): one test per attack.
+
+Same rules as `tests/test_security_adversarial.py`: each `test_attack_...` failed against
+the code before its fix (new names are imported inside the tests, so each fails on its
+own), and asserts that the attack is now refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+# --- item 15: webhook addresses in the special-purpose registries -----------------------------
+
+SPECIAL_ADDRESSES = [
+    "::a9fe:a9fe",             # IPv4-compatible (deprecated) ::169.254.169.254
+    "::808:808",               # IPv4-compatible, even for a public IPv4 address
+    "64:ff9b:1::a9fe:a9fe",    # local-use NAT64 (RFC 8215)
+    "64:ff9b:1::808:808",
+    "fec0::1",                 # site-local (deprecated, RFC 3879)
+    "100::1",                  # discard-only
+    "2001:2::1",               # benchmarking
+    "3fff::1",                 # documentation (RFC 9637)
+    "5f00::1",                 # SRv6 SIDs
+    "192.0.0.9",               # IETF protocol assignments
+    "192.88.99.1",             # 6to4 relay anycast (deprecated)
+    "192.31.196.1",            # AS112
+    "198.18.0.1",              # benchmarking
+]
+
+
+@pytest.mark.parametrize("address", SPECIAL_ADDRESSES)
+def test_attack_webhook_to_a_special_purpose_address(address: str, settings: Any) -> None:
+    from domains.integrations.errors import IntegrationError
+    from domains.integrations.webhook_http import check_url
+
+    settings.DEBUG = False
+    settings.VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS = []
+    host = f"[{address}]" if ":" in address else address
+    with pytest.raises(IntegrationError) as caught:
+        check_url(f"https://{host}/hooks")
+    assert caught.value.code == "forbidden_destination"
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "2606:4700:4700::1111", "64:ff9b::808:808"])
+def test_guard_webhook_to_a_public_address_still_allowed(address: str, settings: Any) -> None:
+    from domains.integrations.webhook_http import check_url
+
+    settings.DEBUG = False
+    settings.VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS = []
+    host = f"[{address}]" if ":" in address else address
+    assert check_url(f"https://{host}/hooks")[1] == address

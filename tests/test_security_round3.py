@@ -51,3 +51,44 @@ def test_guard_webhook_to_a_public_address_still_allowed(address: str, settings:
     settings.VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS = []
     host = f"[{address}]" if ":" in address else address
     assert check_url(f"https://{host}/hooks")[1] == address
+
+
+# --- item 4: one workspace spends the platform's whole daily certificate budget -------------
+
+
+@pytest.mark.django_db
+def test_attack_one_enterprise_workspace_spends_the_platform_s_daily_budget(
+    settings: Any,
+) -> None:
+    from domains.certificate_budget import (
+        CertificateBudgetExceeded,
+        certificate_budget_check,
+        certificate_budget_consume,
+    )
+    from tests.factories import WorkspaceFactory
+
+    settings.VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY = 10
+    settings.VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY = 50
+    big = WorkspaceFactory(slug="big", plan="enterprise")
+    assert big.domain_limit >= 50
+    taken = 0
+    for _ in range(50):
+        try:
+            certificate_budget_consume(workspace=big, kind="acm")
+        except CertificateBudgetExceeded:
+            break
+        taken += 1
+    assert taken == 25  # half the platform's day (VEDOMAINS_CERT_BUDGET_WORKSPACE_SHARE=50)
+    small = WorkspaceFactory(slug="small", plan="pro")
+    certificate_budget_check(workspace=small)
+    certificate_budget_consume(workspace=small, kind="acm")
+
+
+@pytest.mark.parametrize(("share", "ok"), [(50, True), (100, True), (0, False), (101, False)])
+def test_certificate_budget_share_setting_is_checked(settings: Any, share: int,
+                                                     ok: bool) -> None:
+    from domains.system_checks import settings_check
+
+    settings.VEDOMAINS_CERT_BUDGET_WORKSPACE_SHARE = share
+    named = [m for m in settings_check(None) if "VEDOMAINS_CERT_BUDGET_WORKSPACE_SHARE" in m.msg]
+    assert (named == []) is ok

@@ -408,6 +408,10 @@ VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY = env.int("VEDOMAINS_CERT_BUDGET_WORKSPACE
                                                 default=10)
 VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY = env.int("VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY",
                                                default=50)
+# The most one workspace's plan may take of the platform's daily figure, in percent (1-100):
+# an enterprise plan (1,000 domains) would otherwise spend the whole day for everyone.
+VEDOMAINS_CERT_BUDGET_WORKSPACE_SHARE = env.int("VEDOMAINS_CERT_BUDGET_WORKSPACE_SHARE",
+                                                default=50)
 
 # --- Notifications, webhooks, certificate watch -----------------------------------
 # Webhook POSTs: one timeout for connect and each read; retries back off exponentially

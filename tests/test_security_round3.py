@@ -92,3 +92,43 @@ def test_certificate_budget_share_setting_is_checked(settings: Any, share: int,
     settings.VEDOMAINS_CERT_BUDGET_WORKSPACE_SHARE = share
     named = [m for m in settings_check(None) if "VEDOMAINS_CERT_BUDGET_WORKSPACE_SHARE" in m.msg]
     assert (named == []) is ok
+
+
+# --- item 5: seed adoption skips the TXT rule -------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.integration
+def test_attack_seed_adoption_activates_a_name_another_workspace_held_without_proof(
+    aws_stack: Any, dns_server: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`other` held shop.client.com and never released it (its claim was removed); the
+    seed's table has an active item giving the name to `acme`. Adoption must ask for the
+    same TXT proof as a registration would, and adopt once the record is there."""
+    from domains import lifecycle
+    from domains.adoption import seed_table_adopt
+    from domains.models import CustomDomain, DomainStatus
+    from tests.factories import CustomDomainFactory, WorkspaceFactory
+    from tests.veai.test_adoption import _wait_issued, seed_register, seed_validate
+
+    monkeypatch.setattr(lifecycle, "task_send", lambda name, *args: None)
+    other = WorkspaceFactory(slug="other", plan="pro")
+    CustomDomainFactory(hostname="shop.client.com", workspace=other,
+                        status=DomainStatus.REMOVED)
+    acme = WorkspaceFactory(slug="acme", plan="pro")
+    arn = seed_register("shop.client.com", "acme")
+    _wait_issued(arn)
+    seed_validate("shop.client.com")
+    dns_server.store.set_record("shop.client.com", "CNAME", "domain.ve.ai")
+
+    report = seed_table_adopt(dry_run=False).items[0]
+    assert (report.outcome, report.reason) == ("skipped", "ownership_proof_required")
+    assert not CustomDomain.objects.filter(workspace=acme).exists()
+    txt = report.dns_records[0]
+    assert (txt["type"], txt["name"]) == ("TXT", "_vedomains-challenge.shop.client.com")
+
+    dns_server.store.set_record(txt["name"], "TXT", txt["value"])
+    report = seed_table_adopt(dry_run=False).items[0]
+    assert report.outcome == "adopted", report
+    adopted = CustomDomain.objects.get(workspace=acme)
+    assert adopted.ownership_required and adopted.ownership_verified_at is not None

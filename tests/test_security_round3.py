@@ -132,3 +132,98 @@ def test_attack_seed_adoption_activates_a_name_another_workspace_held_without_pr
     assert report.outcome == "adopted", report
     adopted = CustomDomain.objects.get(workspace=acme)
     assert adopted.ownership_required and adopted.ownership_verified_at is not None
+
+
+# --- items 13 and 14: the operator endpoints ---------------------------------------------------
+
+TASK_HOST = "10.0.3.7:8000"
+
+
+@pytest.mark.django_db
+def test_attack_readiness_shows_internal_addresses_and_exception_text(
+    settings: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    from django.test import Client
+
+    from tests.ops_helpers import closed_port
+
+    port = closed_port()
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{port}/0"
+    with caplog.at_level("WARNING", logger="vedomains.request"):
+        response = Client().get("/health/ready", HTTP_HOST=TASK_HOST)
+    assert response.status_code == 503
+    text = response.content.decode()
+    assert str(port) not in text and "127.0.0.1" not in text and "Error" not in text
+    assert response.json() == {"status": "unavailable", "checks": {
+        "database": {"ok": True}, "broker": {"ok": False}, "cache": {"ok": True}}}
+    # The reason is for operators, in the log line.
+    assert any("broker: ConnectionError" in r.getMessage() and str(port) in r.getMessage()
+               for r in caplog.records)
+
+
+@pytest.mark.parametrize("raw", [
+    "/%68ealth/live", "/health%2Flive", "/health/%6Cive",
+    "http://10.0.3.7:8000/%68ealth/live",
+])
+def test_attack_encoded_health_path_passes_a_literal_load_balancer_rule(
+    raw: str, settings: Any,
+) -> None:
+    """gunicorn decodes %-escapes (%2F included) into PATH_INFO and keeps the request line in
+    RAW_URI: the same environ the test client gets here."""
+    from django.test import Client
+
+    settings.VEDOMAINS_METRICS_TOKEN = "t0ken"
+    response = Client().get("/health/live", HTTP_HOST=TASK_HOST, RAW_URI=raw)
+    assert response.status_code == 404
+    metrics = raw.replace("health/live", "metrics").replace("%68ealth", "%6Detrics")
+    response = Client().get("/metrics", HTTP_HOST=TASK_HOST, RAW_URI=metrics,
+                            HTTP_AUTHORIZATION="Bearer t0ken")
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize("raw", ["/health/live", "/health/live?probe=1",
+                                 "http://10.0.3.7:8000/health/live"])
+def test_guard_canonical_health_path_still_answers(raw: str) -> None:
+    from django.test import Client
+
+    response = Client().get("/health/live", HTTP_HOST=TASK_HOST, RAW_URI=raw)
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_attack_encoded_health_path_through_gunicorn(tmp_path: Any) -> None:
+    """The real server: the canonical path answers, its encoded spellings do not."""
+    import http.client
+    import os
+    import subprocess
+    import sys
+
+    from tests.ops_helpers import closed_port
+    from tests.polling import wait_for
+
+    port = closed_port()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "vedomains_site.settings",
+           "DJANGO_DEBUG": "true", "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+         "vedomains_site.wsgi"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def status(raw: str) -> int | None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            conn.putrequest("GET", raw, skip_accept_encoding=True)
+            conn.endheaders()
+            return conn.getresponse().status
+        except OSError:
+            return None
+        finally:
+            conn.close()
+
+    try:
+        wait_for(lambda: proc.poll() is not None or status("/health/live") == 200, 30,
+                 "gunicorn answering /health/live")
+        assert proc.poll() is None, "gunicorn exited"
+        assert status("/%68ealth/live") == 404
+        assert status("/health%2Flive") == 404
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -1,4 +1,4 @@
-"""Adversarial review, round 3 (issue 28, the application's items): one test per attack.
+"""Adversarial review, round 3 (the application's items): one test per attack.
 
 Same rules as `tests/test_security_adversarial.py`: each `test_attack_...` failed against
 the code before its fix (new names are imported inside the tests, so each fails on its
@@ -227,3 +227,58 @@ def test_attack_encoded_health_path_through_gunicorn(tmp_path: Any) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# --- item 11: a slug freed by a sync rename is taken while edges still cache it --------------
+
+
+@pytest.mark.django_db
+def test_attack_slug_freed_by_a_rename_taken_at_once_by_another_workspace(
+    settings: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`alpha` renames itself `beta`; edges keep routing its domains to workspaceId `alpha`
+    for up to the positive TTL (300 s) plus the stale window (600 s). Another workspace
+    taking `alpha` meanwhile would be served those domains' traffic."""
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    from domains import lifecycle, workspace_sync
+    from domains.errors import Conflict
+
+    monkeypatch.setattr(lifecycle, "task_send", lambda name, *args: None)
+    settings.VEDOMAINS_EDGE_POSITIVE_TTL = 300
+
+    def upsert(external_id: str, slug: str, version: int) -> Any:
+        return workspace_sync.workspace_upsert(data=workspace_sync.workspace_input(
+            external_id=external_id,
+            data={"slug": slug, "name": slug, "plan": "pro", "version": version}))
+
+    now = timezone.now()
+    with time_machine.travel(now, tick=False):
+        upsert("ws_a", "alpha", 1)
+        upsert("ws_a", "beta", 2)
+        with pytest.raises(Conflict) as caught:
+            upsert("ws_b", "alpha", 1)
+        assert caught.value.code == "slug_held" and caught.value.field == "slug"
+        with pytest.raises(Conflict):  # a rename into it is refused the same way
+            upsert("ws_c", "gamma", 1)
+            upsert("ws_c", "alpha", 2)
+    with time_machine.travel(now + timedelta(seconds=899), tick=False), \
+            pytest.raises(Conflict):
+        upsert("ws_b", "alpha", 1)
+    with time_machine.travel(now + timedelta(seconds=901), tick=False):
+        assert upsert("ws_b", "alpha", 1).workspace.slug == "alpha"
+
+
+@pytest.mark.django_db
+def test_guard_a_workspace_takes_its_own_old_slug_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    from domains import lifecycle, workspace_sync
+
+    monkeypatch.setattr(lifecycle, "task_send", lambda name, *args: None)
+    for version, slug in enumerate(["alpha", "beta", "alpha"], start=1):
+        result = workspace_sync.workspace_upsert(data=workspace_sync.workspace_input(
+            external_id="ws_a", data={"slug": slug, "name": "A", "plan": "pro",
+                                      "version": version}))
+    assert result.workspace.slug == "alpha"

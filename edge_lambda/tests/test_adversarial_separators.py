@@ -1,4 +1,4 @@
-"""Attacks on the edge's header stripping with other separators (issue 28, item 12).
+"""Attacks on the edge's header stripping with other separators.
 
 Some origin frameworks and proxies fold every non-alphanumeric character of a header name
 (Node's and Go's lenient parsers keep dots and tildes; several frameworks compare names

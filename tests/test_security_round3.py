@@ -282,3 +282,44 @@ def test_guard_a_workspace_takes_its_own_old_slug_back(monkeypatch: pytest.Monke
             external_id="ws_a", data={"slug": slug, "name": "A", "plan": "pro",
                                       "version": version}))
     assert result.workspace.slug == "alpha"
+
+
+# --- item 7: redaction in JSON logs and Sentry events -----------------------------------------
+
+SYNC_SECRET = "svc_live_Zm9vYmFyYmF6cXV4cXV1eHF1dXhxdXV4"
+BARE_JWT = ("eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJ1c2VyLTEiLCJpc3MiOiJ2ZS5haSJ9"
+            ".c2lnbmF0dXJlLWJ5dGVzLWhlcmUtYW5kLW1vcmUtYnl0ZXM")
+V1 = "3f6c2a1d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a29"
+
+
+def _json_line(message: str, *args: Any) -> str:
+    import logging
+
+    from vedomains_site.observability.logs import JsonFormatter
+
+    record = logging.LogRecord("vedomains.test", logging.WARNING, __file__, 1, message, args,
+                               None)
+    return JsonFormatter().format(record)
+
+
+def test_attack_sync_secret_in_json_logs_and_sentry_events(settings: Any) -> None:
+    from vedomains_site.observability.sentry import before_send
+
+    settings.VEDOMAINS_SERVICE_SECRETS = ["svc_old_" + "q" * 30, SYNC_SECRET]
+    line = _json_line("signing with %s for %s", SYNC_SECRET, "ws_1")
+    assert SYNC_SECRET not in line and "ws_1" in line
+    event = before_send({"exception": {"values": [{"value": f"bad key {SYNC_SECRET}"}]},
+                         "extra": {"args": [SYNC_SECRET]}}, {})
+    assert SYNC_SECRET not in str(event)
+
+
+def test_attack_bare_jwt_and_signature_v1_kept_in_logs_and_sentry_events() -> None:
+    from vedomains_site.observability.sentry import before_send
+
+    header = f"t=1764300000,v1={V1}"
+    line = _json_line("token %s rejected; header %s", BARE_JWT, header)
+    assert BARE_JWT.split(".")[1] not in line and V1 not in line
+    assert "t=1764300000" in line  # the timestamp is not a secret and helps debugging
+    event = before_send({"message": f"{BARE_JWT} {header}",
+                         "request": {"query_string": f"jwt={BARE_JWT}"}}, {})
+    assert BARE_JWT.split(".")[2] not in str(event) and V1 not in str(event)

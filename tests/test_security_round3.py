@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.veai.helpers import jwks, main_key, service_secret  # noqa: F401 (fixtures)
+
 # --- item 15: webhook addresses in the special-purpose registries -----------------------------
 
 SPECIAL_ADDRESSES = [
@@ -323,3 +325,151 @@ def test_attack_bare_jwt_and_signature_v1_kept_in_logs_and_sentry_events() -> No
     event = before_send({"message": f"{BARE_JWT} {header}",
                          "request": {"query_string": f"jwt={BARE_JWT}"}}, {})
     assert BARE_JWT.split(".")[2] not in str(event) and V1 not in str(event)
+
+
+# --- item 9: cheap 500s ------------------------------------------------------------------------
+
+
+def _no_error_logged(caplog: pytest.LogCaptureFixture) -> None:
+    errors = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= 40]
+    assert errors == []
+
+
+def _json_error(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.content[:300]
+    assert response["Content-Type"].startswith("application/json")
+    error = response.json()["error"]
+    assert error["code"] and error["message"]
+    return dict(error)
+
+
+def _client(**credentials: str) -> Any:
+    from rest_framework.test import APIClient
+
+    client = APIClient(raise_request_exception=False)
+    client.credentials(**credentials)
+    return client
+
+
+@pytest.mark.django_db
+def test_attack_jwt_alg_not_matching_its_key_type(
+    jwks: Any, caplog: pytest.LogCaptureFixture,  # noqa: F811
+) -> None:
+    """The JWKS publishes an RSA key under this kid; the token claims ES256 for it."""
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.veai.helpers import SigningKey
+
+    rsa_key = SigningKey("RSA")
+    jwks.publish(rsa_key)
+    forged = jwt.encode({"sub": "x", "iss": "https://ve.ai.test", "aud": "vedomains",
+                         "iat": 1, "exp": 2**40}, ec.generate_private_key(ec.SECP256R1()),
+                        algorithm="ES256", headers={"kid": rsa_key.kid})
+    response = _client(HTTP_AUTHORIZATION=f"Bearer {forged}").get("/api/domains/")
+    assert _json_error(response, 401)["code"] == "invalid_token"
+    _no_error_logged(caplog)
+
+
+@pytest.mark.django_db
+def test_attack_static_key_of_another_type_than_the_token_s_alg(
+    settings: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    import jwt
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from domains.integrations import main_app_tokens
+    from tests.veai.helpers import SigningKey
+
+    rsa_key = SigningKey("RSA")
+    settings.VEDOMAINS_JWT_JWKS_URL = ""
+    settings.VEDOMAINS_JWT_PUBLIC_KEY = rsa_key.private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    settings.VEDOMAINS_JWT_ISSUER = "https://ve.ai.test"
+    settings.VEDOMAINS_JWT_AUDIENCE = "vedomains"
+    main_app_tokens.reset_clients()
+    forged = jwt.encode({"sub": "x", "iss": "https://ve.ai.test", "aud": "vedomains",
+                         "iat": 1, "exp": 2**40}, ec.generate_private_key(ec.SECP256R1()),
+                        algorithm="ES256")
+    response = _client(HTTP_AUTHORIZATION=f"Bearer {forged}").get("/api/domains/")
+    assert _json_error(response, 401)["code"] == "invalid_token"
+    _no_error_logged(caplog)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("subject", ["user\x00one", "user\none", "\x00"])
+def test_attack_nul_or_control_character_in_the_token_subject(
+    main_key: Any, subject: str, caplog: pytest.LogCaptureFixture,  # noqa: F811
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    token = main_key.token(subject)
+    response = _client(HTTP_AUTHORIZATION=f"Bearer {token}").get("/api/domains/")
+    assert _json_error(response, 401)["code"] == "invalid_subject"
+    assert not get_user_model().objects.filter(username__contains=subject).exists()
+    _no_error_logged(caplog)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("header", [
+    "t=1e400,v1=00", "t=" + "9" * 400 + ",v1=00", "t=-" + "9" * 400 + ",v1=00",
+    "t={now},v1=\u00e9\u00e9", "t={now},v1=\u2603", "t={now},v1=ab,v1=\u00ff",
+])
+def test_attack_malformed_service_signature(
+    service_secret: str, header: str, caplog: pytest.LogCaptureFixture,  # noqa: F811
+) -> None:
+    import time
+
+    from domains.api.authentication import SERVICE_SIGNATURE_HEADER
+
+    value = header.replace("{now}", str(int(time.time())))
+    client = _client(**{"HTTP_" + SERVICE_SIGNATURE_HEADER.upper().replace("-", "_"): value})
+    response = client.put("/api/service/workspaces/ws_1", {"slug": "a"}, format="json")
+    assert _json_error(response, 401)["code"] in {"invalid_signature", "signature_expired"}
+    _no_error_logged(caplog)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/domains/", "/admin/login/", "/api/docs/"])
+def test_attack_more_than_a_thousand_query_parameters(
+    path: str, caplog: pytest.LogCaptureFixture, settings: Any,
+) -> None:
+    settings.DEBUG = False
+    query = "&".join(f"p{i}=1" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    response = _client().get(f"{path}?{query}")
+    assert _json_error(response, 400)["code"] == "too_many_fields"
+    _no_error_logged(caplog)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/domains/", "/admin/login/"])
+def test_attack_more_than_a_thousand_form_fields(
+    path: str, caplog: pytest.LogCaptureFixture, settings: Any,
+) -> None:
+    from django.test import Client
+
+    settings.DEBUG = False
+    body = "&".join(f"p{i}=1" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1))
+    response = Client(raise_request_exception=False).post(
+        path, body, content_type="application/x-www-form-urlencoded")
+    assert _json_error(response, 400)["code"] == "too_many_fields"
+    _no_error_logged(caplog)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("csrf_checks", [False, True])
+def test_attack_more_than_a_thousand_multipart_fields(
+    caplog: pytest.LogCaptureFixture, settings: Any, csrf_checks: bool,
+) -> None:
+    """The API takes JSON only (415 for multipart); the admin's forms take multipart."""
+    from django.test import Client
+
+    settings.DEBUG = False
+    data = {f"p{i}": "1" for i in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1)}
+    client = Client(raise_request_exception=False, enforce_csrf_checks=csrf_checks)
+    # With a CSRF cookie, the CSRF middleware reads the form (for its token) before the view.
+    client.cookies["csrftoken"] = "a" * 32
+    response = client.post("/admin/login/", data)
+    assert _json_error(response, 400)["code"] == "too_many_fields"
+    _no_error_logged(caplog)

@@ -75,6 +75,8 @@ if DEBUG or TESTING:
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads request.GET/POST: over DATA_UPLOAD_MAX_NUMBER_FIELDS is a 400.
+    "domains.middleware.RequestLimitsMiddleware",
     # Before anything queries the database with the request's values.
     "domains.middleware.RejectNulBytesMiddleware",
     # Before CommonMiddleware, so preflights and errors carry the CORS headers too.

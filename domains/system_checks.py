@@ -244,6 +244,13 @@ def abuse_limit_settings_problems() -> list[CheckMessage]:
                 f"VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY ({platform}).",
                 "Lower it, or raise the share or the platform figure: one workspace must "
                 "not be able to spend everyone's certificates for the day.", 61))
+    for name in _not_positive(["VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ACCOUNT",
+                               "VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ADDRESS",
+                               "VEDOMAINS_ADMIN_LOGIN_LOCKOUT_SECONDS"]):
+        problems.append(_error(
+            name, "must be greater than zero.",
+            "Failures per account or client address before the admin sign-in locks, and "
+            "how long the lock lasts (seconds).", 62))
     return problems
 
 

@@ -183,6 +183,16 @@ def test_attack_encoded_health_path_passes_a_literal_load_balancer_rule(
     assert response.status_code == 404
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("raw", ["/%61dmin/login/", "/admin%2Flogin/"])
+def test_attack_encoded_admin_path_passes_a_literal_load_balancer_rule(raw: str) -> None:
+    from django.test import Client
+
+    response = Client().get("/admin/login/", RAW_URI=raw)
+    assert response.status_code == 404
+    assert Client().get("/admin/login/", RAW_URI="/admin/login/?next=/admin/").status_code == 200
+
+
 @pytest.mark.parametrize("raw", ["/health/live", "/health/live?probe=1",
                                  "http://10.0.3.7:8000/health/live"])
 def test_guard_canonical_health_path_still_answers(raw: str) -> None:
@@ -226,6 +236,8 @@ def test_attack_encoded_health_path_through_gunicorn(tmp_path: Any) -> None:
         assert proc.poll() is None, "gunicorn exited"
         assert status("/%68ealth/live") == 404
         assert status("/health%2Flive") == 404
+        assert status("/%61dmin/login/") == 404
+        assert status("/admin%2Flogin/") == 404
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -474,3 +486,93 @@ def test_attack_more_than_a_thousand_multipart_fields(
     response = client.post("/admin/login/", data)
     assert _json_error(response, 400)["code"] == "too_many_fields"
     _no_error_logged(caplog)
+
+
+# --- item 6: admin login throttle ---------------------------------------------------------------
+
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def redis_cache(clean_redis: str, settings: Any) -> str:
+    """Production keeps the throttle in Redis (a shared cache), so the tests do too."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": clean_redis}}
+    return clean_redis
+
+
+def _admin_login(client: Any, username: str, password: str, **extra: str) -> Any:
+    return client.post("/admin/login/?next=/admin/", {"username": username,
+                                                      "password": password}, **extra)
+
+
+def _logged_in(response: Any) -> bool:
+    return response.status_code == 302 and response["Location"] == "/admin/"
+
+
+@pytest.mark.django_db
+def test_attack_admin_password_guessing_then_the_right_password(
+    redis_cache: str, settings: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from tests.polling import wait_for
+
+    settings.VEDOMAINS_ADMIN_LOGIN_LOCKOUT_SECONDS = 3
+    get_user_model().objects.create_superuser("root", "root@example.com", ADMIN_PASSWORD)
+    client = Client()
+    for i in range(30):
+        response = _admin_login(client, "root", f"guess-{i}")
+        assert not _logged_in(response)
+    response = _admin_login(client, "root", ADMIN_PASSWORD)
+    assert not _logged_in(response)
+    text = response.content.decode()
+    assert "Too many failed sign-ins" in text and "UTC" in text
+    # Every failure is audited, with the account and the address.
+    failures = [r for r in caplog.records if r.name == "vedomains.security"
+                and "admin sign-in failed" in r.getMessage()]
+    assert len(failures) >= settings.VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ACCOUNT
+    assert "root" in failures[0].getMessage() and "127.0.0.1" in failures[0].getMessage()
+    # The lock expires: the right password then works.
+    wait_for(lambda: _logged_in(_admin_login(Client(), "root", ADMIN_PASSWORD)), 10,
+             "the lockout to expire")
+
+
+@pytest.mark.django_db
+def test_attack_admin_password_spraying_from_one_address_behind_the_alb(
+    redis_cache: str, settings: Any,
+) -> None:
+    """Many accounts from one client; the viewer's own X-Forwarded-For entries (left of the
+    one the load balancer appends) change every time and must not count as addresses."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    settings.DJANGO_BEHIND_TLS_PROXY = True
+    settings.VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ADDRESS = 10
+    get_user_model().objects.create_superuser("victim", "v@example.com", ADMIN_PASSWORD)
+    client = Client()
+    for i in range(10):
+        _admin_login(client, f"user{i}", "x", HTTP_X_FORWARDED_FOR=f"10.0.{i}.1, 203.0.113.9",
+                     secure=True)
+    response = _admin_login(client, "victim", ADMIN_PASSWORD,
+                            HTTP_X_FORWARDED_FOR="10.9.9.9, 203.0.113.9", secure=True)
+    assert not _logged_in(response)
+    assert "Too many failed sign-ins" in response.content.decode()
+    # Another client address is not locked out by it.
+    response = _admin_login(client, "victim", ADMIN_PASSWORD,
+                            HTTP_X_FORWARDED_FOR="198.51.100.7", secure=True)
+    assert response.status_code == 302
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ACCOUNT", 0),
+    ("VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ADDRESS", -1),
+    ("VEDOMAINS_ADMIN_LOGIN_LOCKOUT_SECONDS", 0),
+])
+def test_admin_login_throttle_settings_are_checked(settings: Any, name: str,
+                                                   value: int) -> None:
+    from domains.system_checks import settings_check
+
+    setattr(settings, name, value)
+    assert [m for m in settings_check(None) if name in m.msg]

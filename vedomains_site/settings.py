@@ -520,6 +520,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", DATABASE_CONNECT_TIMEOUT)
 
+# Admin sign-in throttle (domains/admin_security.py): this many failures per account, or per
+# client address, within the lockout time lock further sign-ins out for that long.
+VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ACCOUNT = env.int("VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ACCOUNT",
+                                                     default=5)
+VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ADDRESS = env.int("VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ADDRESS",
+                                                     default=20)
+VEDOMAINS_ADMIN_LOGIN_LOCKOUT_SECONDS = env.int("VEDOMAINS_ADMIN_LOGIN_LOCKOUT_SECONDS",
+                                                default=900)
+
 # Behind a TLS-terminating load balancer: trust its X-Forwarded-Proto (only the ALB can reach
 # the tasks), and send session and CSRF cookies over HTTPS only.
 DJANGO_BEHIND_TLS_PROXY = env.bool("DJANGO_BEHIND_TLS_PROXY", default=False)

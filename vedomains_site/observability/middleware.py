@@ -14,6 +14,8 @@ Only on their canonical spelling: gunicorn decodes %-escapes (%2F too) into PATH
 `/%68ealth/ready` or `/health%2Fready` would pass a load balancer rule that keeps the
 literal paths off the public listener and still reach these views. The request line as
 sent (gunicorn's RAW_URI, or REQUEST_URI) must be the path itself; anything else is a 404.
+The same holds for the admin's prefix (`/%61dmin/` past a rule that keeps `/admin*` off the
+public listener, deploy/README.md): it must be spelled literally.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ _SAFE_ID: Final = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
 LIVE_PATH: Final = "/health/live"
 READY_PATH: Final = "/health/ready"
 METRICS_PATH: Final = "/metrics"
+ADMIN_PREFIX: Final = "/admin"
 
 
 class RequestIdMiddleware:
@@ -81,15 +84,25 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "message": message}}, status=status)
 
 
-def _sent_as(request: HttpRequest, path: str) -> bool:
-    """Did the request line spell `path` literally (no %-escapes)? True when the server
-    does not say (runserver), since then nothing was decoded out of sight."""
+def _raw_path(request: HttpRequest) -> str | None:
+    """The path as the request line spelled it, or None when the server does not say
+    (runserver: then nothing was decoded out of sight)."""
     raw = request.META.get("RAW_URI") or request.META.get("REQUEST_URI")
     if not isinstance(raw, str) or not raw:
-        return True
+        return None
     if not raw.startswith("/"):  # absolute form: GET http://host/path HTTP/1.1
         raw = urlsplit(raw).path
-    return raw.split("?", 1)[0].split("#", 1)[0] == path
+    return raw.split("?", 1)[0].split("#", 1)[0]
+
+
+def _sent_as(request: HttpRequest, path: str) -> bool:
+    raw = _raw_path(request)
+    return raw is None or raw == path
+
+
+def _sent_under(request: HttpRequest, prefix: str) -> bool:
+    raw = _raw_path(request)
+    return raw is None or raw == prefix or raw.startswith(prefix + "/")
 
 
 class OperatorEndpointsMiddleware:
@@ -99,6 +112,8 @@ class OperatorEndpointsMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         path = request.path_info
         if path in (LIVE_PATH, READY_PATH, METRICS_PATH) and not _sent_as(request, path):
+            return _error(404, "not_found", "Not found.")
+        if path.startswith(ADMIN_PREFIX) and not _sent_under(request, ADMIN_PREFIX):
             return _error(404, "not_found", "Not found.")
         if path == LIVE_PATH:
             return JsonResponse({"status": "ok"})

@@ -268,9 +268,17 @@ def slug_hold_seconds() -> int:
     return int(config["positive_ttl_seconds"]) + int(config["max_stale_seconds"])
 
 
-def _refuse_held_slug(slug: str, workspace: Workspace | None) -> None:
+def slug_held_for_another(*, slug: str, workspace: Workspace | None) -> SlugHold | None:
+    """The hold that keeps `slug` from `workspace` (None: a new workspace), if any."""
     hold = SlugHold.objects.filter(slug=slug, held_until__gt=timezone.now()).first()
     if hold is not None and (workspace is None or hold.workspace_id != workspace.pk):
+        return hold
+    return None
+
+
+def _refuse_held_slug(slug: str, workspace: Workspace | None) -> None:
+    hold = slug_held_for_another(slug=slug, workspace=workspace)
+    if hold is not None:
         raise Conflict(
             f"The slug '{slug}' was released by a rename and is held until "
             f"{hold.held_until:%Y-%m-%d %H:%M:%S} UTC, while edges may still route to it; "

@@ -287,6 +287,28 @@ def test_attack_slug_freed_by_a_rename_taken_at_once_by_another_workspace(
 
 
 @pytest.mark.django_db
+def test_attack_staff_create_a_workspace_on_a_held_slug(
+    client: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    from domains import lifecycle, workspace_sync
+    from domains.models import Workspace
+
+    monkeypatch.setattr(lifecycle, "task_send", lambda name, *args: None)
+    for version, slug in enumerate(["alpha", "beta"], start=1):
+        workspace_sync.workspace_upsert(data=workspace_sync.workspace_input(
+            external_id="ws_a", data={"slug": slug, "name": "A", "plan": "pro",
+                                      "version": version}))
+    client.force_login(get_user_model().objects.create_superuser("s", "s@example.com", "x"))
+    response = client.post("/admin/domains/workspace/add/", {
+        "slug": "alpha", "name": "Squatter", "plan": "free",
+        "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0"})
+    assert response.status_code == 200 and "is held until" in response.content.decode()
+    assert not Workspace.objects.filter(slug="alpha").exists()
+
+
+@pytest.mark.django_db
 def test_guard_a_workspace_takes_its_own_old_slug_back(monkeypatch: pytest.MonkeyPatch) -> None:
     from domains import lifecycle, workspace_sync
 

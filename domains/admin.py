@@ -30,7 +30,7 @@ from django.utils.timesince import timesince, timeuntil
 
 # admin_security replaces DRF's token admin (keys never shown); admin_veai registers the
 # ve.ai integration's records.
-from domains import admin_security, admin_veai, services, support  # noqa: F401
+from domains import admin_security, admin_veai, services, support, workspace_sync  # noqa: F401
 from domains.admin_notify import (
     CERTIFICATE_WATCH_FIELDS,
     AttentionFilter,
@@ -67,8 +67,21 @@ class MembershipInline(admin.TabularInline):
     readonly_fields = ["created_at"]
 
 
+class WorkspaceAdminForm(forms.ModelForm):
+    def clean_slug(self) -> str:
+        slug = str(self.cleaned_data["slug"])
+        hold = workspace_sync.slug_held_for_another(slug=slug, workspace=None)
+        if hold is not None:
+            # Freed by a rename; edges may still route the old workspace's domains to it.
+            raise forms.ValidationError(
+                f"This slug was released by a rename and is held until "
+                f"{hold.held_until:%Y-%m-%d %H:%M:%S} UTC.", code="slug_held")
+        return slug
+
+
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
+    form = WorkspaceAdminForm
     list_display = ["slug", "name", "plan", "domain_count", "created_at"]
     list_filter = ["plan"]
     search_fields = ["slug", "name"]

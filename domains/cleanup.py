@@ -8,6 +8,7 @@ dispatcher calls `domain_cleanup` again until nothing is left.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -19,6 +20,8 @@ from domains.edge_sync import edge_sync_hostname
 from domains.integrations import acm, cdn
 from domains.integrations.errors import IntegrationError
 from domains.models import CustomDomain, DomainStatus, EventKind
+
+log = logging.getLogger(__name__)
 
 
 def _cleanup_retry() -> timedelta:
@@ -91,12 +94,17 @@ def _record_managed_certificate(domain: CustomDomain, arn: str, *, tenant_gone: 
     """
     if not arn or arn == domain.certificate_arn:
         return
+    if domain.certificate_arn and not tenant_gone:
+        return
+    try:
+        acm.tag_as_ours(arn)
+    except IntegrationError as exc:
+        # Not fatal here: the delete is retried, and its error is what staff see.
+        log.warning("could not tag managed certificate %s of %s: %s", arn, domain.hostname, exc)
     if not domain.certificate_arn:
         if CustomDomain.objects.filter(pk=domain.pk, certificate_arn="").update(
                 certificate_arn=arn):
             domain.certificate_arn = arn
-        return
-    if not tenant_gone:
         return
     try:
         acm.delete_certificate(arn)

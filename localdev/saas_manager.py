@@ -854,7 +854,8 @@ def _acm_certificate(domain: str) -> str:
     https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/managed-cloudfront-certificates.html
     """
     backend = acm_backends[ACCOUNT_ID]["us-east-1"]
-    return str(backend.request_certificate(domain, None, [], []))  # type: ignore[arg-type]
+    token: Any = None  # moto types the idempotency token as str; None means "none given"
+    return str(backend.request_certificate(domain, token, [], []))
 
 
 # --- routing -------------------------------------------------------------------------------

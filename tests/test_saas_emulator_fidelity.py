@@ -125,6 +125,12 @@ def test_removal_deletes_the_managed_certificate_once_the_tenant_is_gone(
     managed = cdn.SaasTenant().managed_certificate_arn(resource_id=domain.cdn_resource_id)
     assert managed in _acm_arns()
     services.domain_remove(domain=domain, by=None)
+    assert cleanup.domain_cleanup(domain_id=domain.pk) == "detaching"
+    # Recorded (and given our tag, which the IAM policy needs to delete it) while the tenant,
+    # the only pointer to it, still exists.
+    assert CustomDomain.objects.get(pk=domain.pk).certificate_arn == managed
+    tags = aws.client("acm", "us-east-1").list_tags_for_certificate(CertificateArn=managed)
+    assert {"Key": aws.MANAGED_TAG_KEY, "Value": aws.MANAGED_TAG_VALUE} in tags["Tags"]
     wait_for(lambda: cleanup.domain_cleanup(domain_id=domain.pk) == "clean", 15,
              "the cleanup to finish")
     assert _cf().list_distribution_tenants()["DistributionTenantList"] == []

@@ -465,40 +465,41 @@ class SaasTenant:
         body.update(changes)
         _cf().update_distribution_tenant(IfMatch=got["ETag"], **body)
 
-    def _update(self, resource_id: str, detail: str, **changes: Any) -> Detachment:
-        """Read the tenant, write it back whole with `changes`; retried on a stale ETag."""
+    def _update(self, resource_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None],
+                *, missing_ok: bool = False) -> None:
+        """Read the tenant, write it back whole with `change(tenant)`; retried on a stale ETag.
+
+        `change` returns the fields to change, or None when the tenant already is as wanted.
+        """
         def attempt() -> Detachment | None:
             got = self._get(resource_id)
             if got is None:
+                if missing_ok:
+                    return Detachment(True, "tenant gone")
                 raise IntegrationError("The distribution tenant is gone.", permanent=True,
                                        code="EntityNotFound")
-            self._put(got, **changes)
-            return Detachment(True, detail)
+            changes = change(got["DistributionTenant"])
+            if changes is not None:
+                self._put(got, **changes)
+            return Detachment(True, "updated")
 
-        return _with_etag_retries(attempt, gone="__never__", not_ready="__never__",
-                                  what="tenant")
+        _with_etag_retries(attempt, gone="EntityNotFound" if missing_ok else "__never__",
+                           not_ready="__never__", what="tenant")
 
     def set_certificate(self, *, resource_id: str, certificate_arn: str) -> None:
         """Use an ACM certificate (validated in advance) as the tenant's certificate."""
-        def attempt() -> Detachment | None:
-            got = self._get(resource_id)
-            if got is None:
-                raise IntegrationError("The distribution tenant is gone.", permanent=True,
-                                       code="EntityNotFound")
-            customizations = copy.deepcopy(got["DistributionTenant"].get("Customizations")
-                                           or {})
+        def change(tenant: dict[str, Any]) -> dict[str, Any]:
+            customizations = copy.deepcopy(tenant.get("Customizations") or {})
             customizations["Certificate"] = {"Arn": certificate_arn}
-            self._put(got, Customizations=customizations)
-            return Detachment(True, "certificate set")
+            return {"Customizations": customizations}
 
-        _with_etag_retries(attempt, gone="__never__", not_ready="__never__", what="tenant")
+        self._update(resource_id, change)
 
     def request_managed_certificate(self, *, resource_id: str, hostname: str,
                                     validation_host: str) -> None:
         """Ask CloudFront for a (new) managed certificate validated by `validation_host`."""
-        self._update(resource_id, "certificate requested",
-                     ManagedCertificateRequest={"ValidationTokenHost": validation_host,
-                                                "PrimaryDomainName": hostname})
+        request = {"ValidationTokenHost": validation_host, "PrimaryDomainName": hostname}
+        self._update(resource_id, lambda tenant: {"ManagedCertificateRequest": request})
 
     def managed_certificate_arn(self, *, resource_id: str) -> str:
         state = self.certificate(resource_id=resource_id)
@@ -555,14 +556,9 @@ class SaasTenant:
 
     def disable(self, *, resource_id: str) -> None:
         """Stop serving (the first step of a delete or of moving the domain away)."""
-        def attempt() -> Detachment | None:
-            got = self._get(resource_id)
-            if got is None or not got["DistributionTenant"].get("Enabled"):
-                return Detachment(True, "disabled")
-            self._put(got, Enabled=False)
-            return Detachment(True, "disabled")
-
-        _with_etag_retries(attempt, gone="EntityNotFound", not_ready="__never__", what="tenant")
+        self._update(resource_id,
+                     lambda tenant: {"Enabled": False} if tenant.get("Enabled") else None,
+                     missing_ok=True)
 
     def move_domain_to_distribution(self, *, hostname: str, distribution_id: str) -> None:
         """UpdateDomainAssociation onto a standard distribution (the source must be disabled)."""

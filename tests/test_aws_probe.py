@@ -113,3 +113,35 @@ def test_aws_probe_refuses_an_account_with_live_mappings(
 def test_aws_probe_rejects_a_bad_hostname(saas_stack: dict[str, Any]) -> None:
     with pytest.raises(CommandError, match="--hostname"):
         call_command("aws_probe", hostname="not a host", stdout=io.StringIO(), **FAST)
+
+
+def test_stubbed_shape_a_partial_update_that_clears_fields_is_undone_with_the_whole_tenant(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """If AWS took a partial update as the whole tenant, the probe puts the tenant back
+    (without a domain it could not even be disabled for its clean-up)."""
+    import boto3
+    from botocore.stub import Stubber
+
+    client = boto3.client("cloudfront", region_name="us-east-1", aws_access_key_id="x",
+                          aws_secret_access_key="x")
+    monkeypatch.setattr(aws_probe.Probe, "_cf", staticmethod(lambda: client))
+    whole = {"Id": "dt_1", "DistributionId": "EMT", "Enabled": True,
+             "Domains": [{"Domain": f"cf-{RUN}.{BASE}"}],
+             "Parameters": [{"Name": "workspaceId", "Value": "aws-probe"}]}
+    cleared = {"Id": "dt_1", "DistributionId": "EMT", "Enabled": True, "Domains": []}
+    probe = aws_probe.Probe(hostname=BASE, zone_id="", distribution_id="EMT",
+                            connection_group_id="", poll=0, wait=0, cleanup_wait=0,
+                            write=lambda line: None, run=RUN)
+    probe.tenant = "dt_1"
+    with Stubber(client) as stub:
+        stub.add_response("get_distribution_tenant",
+                          {"DistributionTenant": whole, "ETag": "E1"}, {"Identifier": "dt_1"})
+        stub.add_response("update_distribution_tenant", {"ETag": "E2"},
+                          {"Id": "dt_1", "IfMatch": "E1", "Enabled": True})
+        stub.add_response("get_distribution_tenant",
+                          {"DistributionTenant": cleared, "ETag": "E2"}, {"Identifier": "dt_1"})
+        stub.add_response("update_distribution_tenant", {"ETag": "E3"},
+                          {**whole, "IfMatch": "E2"})
+        assert probe._partial_update() == "accepted; cleared: Domains, Parameters"
+        stub.assert_no_pending_responses()

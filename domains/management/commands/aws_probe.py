@@ -256,11 +256,16 @@ class Probe:
         before = self._get()
         self._cf().update_distribution_tenant(Id=self.tenant, IfMatch=before["ETag"],
                                               Enabled=True)
-        after = self._get()["DistributionTenant"]
+        current = self._get()
+        after = current["DistributionTenant"]
         lost = [k for k in ("Domains", "Parameters", "ConnectionGroupId", "Customizations")
                 if before["DistributionTenant"].get(k) and not after.get(k)]
-        return f"accepted; cleared: {', '.join(lost)}" if lost else \
-            "accepted; the fields left out were kept"
+        if not lost:
+            return "accepted; the fields left out were kept"
+        # Put the tenant back whole: without a domain it could not even be disabled later.
+        self._cf().update_distribution_tenant(
+            IfMatch=current["ETag"], **cdn.tenant_update_body(before["DistributionTenant"]))
+        return f"accepted; cleared: {', '.join(lost)}"
 
     def _whole_update(self) -> str:
         got = self._get()

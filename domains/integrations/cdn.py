@@ -484,7 +484,8 @@ class SaasTenant:
             return Detachment(True, "updated")
 
         _with_etag_retries(attempt, gone="EntityNotFound" if missing_ok else "__never__",
-                           not_ready="__never__", what="tenant")
+                           not_ready="__never__", what="tenant",
+                           action="cloudfront.UpdateDistributionTenant")
 
     def set_certificate(self, *, resource_id: str, certificate_arn: str) -> None:
         """Use an ACM certificate (validated in advance) as the tenant's certificate."""
@@ -619,7 +620,7 @@ def tenant_update_body(tenant: dict[str, Any]) -> dict[str, Any]:
 
 
 def _with_etag_retries(attempt: Callable[[], Detachment | None], *, gone: str, not_ready: str,
-                       what: str) -> Detachment:
+                       what: str, action: str = "") -> Detachment:
     """Run one read-ETag-then-act `attempt` until it gives an answer: THE ETag retry.
 
     `None` from `attempt`, or PreconditionFailed (someone changed the resource since we
@@ -636,9 +637,9 @@ def _with_etag_retries(attempt: Callable[[], Detachment | None], *, gone: str, n
                 continue
             if code == not_ready:
                 return Detachment(False, f"{what} not yet disabled")
-            raise _raise(exc, f"cloudfront.detach {what}") from exc
+            raise _raise(exc, action or f"cloudfront.detach {what}") from exc
         except BotoCoreError as exc:
-            raise _raise(exc, f"cloudfront.detach {what}") from exc
+            raise _raise(exc, action or f"cloudfront.detach {what}") from exc
         if result is not None:
             return result
     raise IntegrationError(

@@ -30,7 +30,7 @@ from django.utils.timesince import timesince, timeuntil
 
 # admin_security replaces DRF's token admin (keys never shown); admin_veai registers the
 # ve.ai integration's records.
-from domains import admin_security, admin_veai, services, support  # noqa: F401
+from domains import admin_security, admin_veai, services, support, workspace_sync  # noqa: F401
 from domains.admin_notify import (
     CERTIFICATE_WATCH_FIELDS,
     AttentionFilter,
@@ -38,6 +38,7 @@ from domains.admin_notify import (
 )
 from domains.errors import DomainError
 from domains.models import (
+    EDGE_ROUTED_STATUSES,
     CapacityAlert,
     CustomDomain,
     DomainEvent,
@@ -66,8 +67,21 @@ class MembershipInline(admin.TabularInline):
     readonly_fields = ["created_at"]
 
 
+class WorkspaceAdminForm(forms.ModelForm):
+    def clean_slug(self) -> str:
+        slug = str(self.cleaned_data["slug"])
+        hold = workspace_sync.slug_held_for_another(slug=slug, workspace=None)
+        if hold is not None:
+            # Freed by a rename; edges may still route the old workspace's domains to it.
+            raise forms.ValidationError(
+                f"This slug was released by a rename and is held until "
+                f"{hold.held_until:%Y-%m-%d %H:%M:%S} UTC.", code="slug_held")
+        return slug
+
+
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
+    form = WorkspaceAdminForm
     list_display = ["slug", "name", "plan", "domain_count", "created_at"]
     list_filter = ["plan"]
     search_fields = ["slug", "name"]
@@ -138,8 +152,40 @@ class CertificatePendingFilter(_YesNoFilter):
         return (
             Q(status=DomainStatus.PENDING_VALIDATION)
             & Q(certificate_requested_at__lt=timezone.now() - CERTIFICATE_PENDING_ALERT)
-            & ~Q(certificate_status="ISSUED")
+            & ~Q(certificate_status__in=support.ISSUED_STATUSES)
         )
+
+
+class StateFilter(admin.SimpleListFilter):
+    """The status filter in support's words; removed domains are hidden unless asked for.
+
+    Keeps Django's `status__exact` parameter so links into the list (the dashboard's) work.
+    A search shows removed domains too: staff looking up a name want its history.
+    """
+
+    title = "state"
+    parameter_name = "status__exact"
+    ALL = "all"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [*((s.value, support.state_words(s)) for s in DomainStatus),
+                (self.ALL, "Every state, removed too")]
+
+    def choices(self, changelist: Any) -> Any:
+        for choice in super().choices(changelist):
+            if choice["display"] == "All":
+                choice["display"] = "All but removed"
+            yield choice
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value == self.ALL:
+            return queryset
+        if value in DomainStatus.values:
+            return queryset.filter(status=value)
+        if request.GET.get("q"):
+            return queryset
+        return queryset.exclude(status=DomainStatus.REMOVED)
 
 
 class EdgeOutOfSyncFilter(_YesNoFilter):
@@ -214,7 +260,7 @@ class CustomDomainAdmin(admin.ModelAdmin):
     list_display = ["domain", "workspace", "state", "problem", "age", "next_check"]
     list_display_links = ["domain"]
     list_filter = [
-        "status",
+        StateFilter,
         "workspace__plan",
         HasErrorFilter,
         CertificatePendingFilter,
@@ -236,7 +282,7 @@ class CustomDomainAdmin(admin.ModelAdmin):
     readonly_fields = [
         "hostname",
         "workspace",
-        "status",
+        "state_words",
         "last_error",
         "created_by",
         "ownership_required",
@@ -266,7 +312,8 @@ class CustomDomainAdmin(admin.ModelAdmin):
     ]
     # Shown collapsed under "Technical details", below the summary, checks and audit trail.
     fieldsets = [
-        ("Record", {"fields": ["hostname", "workspace", "status", "last_error", "created_by"]}),
+        ("Record", {"fields": ["hostname", "workspace", "state_words", "last_error",
+                               "created_by"]}),
         ("Checks", {"fields": ["check_count", "last_checked_at", "next_check_at",
                                "fast_checks_until"]}),
         ("Ownership", {"fields": ["ownership_required", "ownership_token",
@@ -357,6 +404,8 @@ class CustomDomainAdmin(admin.ModelAdmin):
                     (name, label, reverse("admin:domains_customdomain_act",
                                           args=[obj.pk, name]))
                     for name, (label, _, _) in PAGE_ACTIONS.items()
+                    # The edge holds nothing for a domain that is not routed yet.
+                    if name != "push_to_edge" or obj.status in EDGE_ROUTED_STATUSES
                 ] if can_act and obj.status != DomainStatus.REMOVED else [],
                 title=obj.hostname,
                 subtitle=None,
@@ -395,9 +444,13 @@ class CustomDomainAdmin(admin.ModelAdmin):
 
     @admin.display(description="State", ordering="status")
     def state(self, obj: CustomDomain) -> SafeString:
+        status = DomainStatus(obj.status)
         return format_html('<span class="vd-badge vd-tone-{}">{}</span>',
-                           support.STATE_TONES[DomainStatus(obj.status)],
-                           support.STATE_WORDS[DomainStatus(obj.status)])
+                           support.state_tone(status), support.state_words(status))
+
+    @admin.display(description="State")
+    def state_words(self, obj: CustomDomain) -> str:
+        return f"{support.state_words(DomainStatus(obj.status))} ({obj.status})"
 
     @admin.display(description="Problem", empty_value="")
     def problem(self, obj: CustomDomain) -> SafeString | str:

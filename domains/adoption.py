@@ -12,7 +12,9 @@ Django their source of truth without interrupting traffic:
 - `pending_validation` items: registered like a new domain (plan limit, conflicts, a
   DNS-validated certificate); the seed's email-validated certificate is reported, not used.
 - unknown workspaces, invalid hostnames and hostnames held by another workspace are
-  reported and left as they are.
+  reported and left as they are; an active item on a name that needs the ownership proof
+  by the registration's rule (another workspace held it and never released it) waits,
+  still routing, until the TXT record is there.
 
 Every item's progress is kept in `SeedAdoption`, so a run can stop anywhere and the next
 one continues; `dry_run` reads (table, DNS, ACM) but writes nothing anywhere.
@@ -64,10 +66,12 @@ class ItemReport:
 
 
 class _Skip(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str,
+                 dns_records: list[dict[str, str]] | None = None) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        self.dns_records = dns_records or []
 
 
 def _when(text: str) -> datetime | None:
@@ -103,6 +107,7 @@ def seed_item_adopt(*, item: seed_table.SeedItem, dry_run: bool) -> ItemReport:
         return _adopt(item, report, dry_run=dry_run)
     except _Skip as skip:
         report.outcome, report.reason, report.detail = "skipped", skip.reason, skip.detail
+        report.dns_records = skip.dns_records
     except IntegrationError as exc:
         # AWS or DNS trouble: nothing was recorded for this item; the next run retries it.
         report.outcome, report.reason, report.detail = "skipped", "transient", exc.message
@@ -170,6 +175,21 @@ def _adopt_pending(item: seed_table.SeedItem, workspace: Workspace, report: Item
     return report
 
 
+def _ownership_proof(hostname: str, workspace: Workspace) -> bool:
+    """True when the registration's TXT rule applies and the proof is there; raises _Skip
+    when it applies and the proof is missing (an active item is not given away on the seed's
+    word: another workspace may have held the name and left its CNAME pointing at us)."""
+    if not services.ownership_proof_required(hostname=hostname, workspace=workspace):
+        return False
+    if services.ownership_proven(hostname=hostname, workspace=workspace):
+        return True
+    raise _Skip("ownership_proof_required",
+                "Another workspace held this name and never released it: the workspace must "
+                "prove DNS control with the TXT record, then run again. The item keeps "
+                "routing meanwhile.",
+                [services.ownership_txt_record(hostname=hostname, workspace=workspace)])
+
+
 def _issued_certificate(item: seed_table.SeedItem, ours: str) -> acm.Certificate | None:
     for arn in (item.certificate_arn, ours):
         if arn:
@@ -186,6 +206,7 @@ def _adopt_active(item: seed_table.SeedItem, workspace: Workspace, report: ItemR
     if not routing.ok:
         reason = "dns_lookup_failed" if routing.transient else "dns_not_pointing"
         raise _Skip(reason, f"Not adopted, still routed by its item: {routing.detail}")
+    proven = _ownership_proof(hostname, workspace)
     row = SeedAdoption.objects.filter(hostname=hostname).first()
     ours = row.certificate_arn if row else ""
     cert = _issued_certificate(item, ours)
@@ -211,6 +232,7 @@ def _adopt_active(item: seed_table.SeedItem, workspace: Workspace, report: ItemR
             hostname=hostname, workspace=workspace, status=DomainStatus.ACTIVE,
             ownership_token=services.ownership_token_for(workspace_id=workspace.pk,
                                                          hostname=hostname),
+            ownership_required=proven, ownership_verified_at=now if proven else None,
             certificate_arn=cert.arn, certificate_status=cert.status,
             certificate_requested_at=now, validation_records=cert.validation_records,
             cdn_resource_id=attachment.resource_id, cdn_domain_name=attachment.domain_name,

@@ -57,7 +57,11 @@ def certificate_rows(now: datetime) -> list[CapacityRow]:
         pending=Count("id", filter=Q(status=DomainStatus.PENDING_VALIDATION)),
         requested=Count("id", filter=Q(certificate_requested_at__gte=now - timedelta(hours=24))),
     )
-    rows = [CapacityRow("Certificates waiting for validation", counts["pending"],
+    # The cap counts every domain still setting up, whether or not its certificate has been
+    # requested yet (on the default path it is requested only once the CNAME is seen), so
+    # the row says that rather than "certificates waiting for validation".
+    rows = [CapacityRow("Domains setting up (certificate requested or not yet)",
+                        counts["pending"],
                         settings.VEDOMAINS_ACM_MAX_PENDING,
                         "Registrations are refused at the limit (VEDOMAINS_ACM_MAX_PENDING).")]
     per_workspace = settings.VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE or None
@@ -65,7 +69,7 @@ def certificate_rows(now: datetime) -> list[CapacityRow]:
                .order_by().values("workspace__slug").annotate(n=Count("id"))
                .order_by("-n", "workspace__slug")[:BUSIEST])
     for row in busiest:
-        rows.append(CapacityRow(f"Certificates waiting, workspace {row['workspace__slug']}",
+        rows.append(CapacityRow(f"Domains setting up, workspace {row['workspace__slug']}",
                                 row["n"], per_workspace,
                                 "Per-workspace cap (VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE)."))
     rows.append(CapacityRow("Certificates requested in the last 24 h", counts["requested"], None))

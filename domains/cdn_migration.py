@@ -23,6 +23,7 @@ Back (tenant -> per-domain distribution), for leaving SaaS Manager:
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,9 +94,26 @@ def domain_migrate_step(*, domain_id: int, to: str, dry_run: bool = False) -> st
 
 def _finish_old(domain: CustomDomain, state: dict[str, Any], strategy: Any) -> str:
     detachment = strategy.detach(resource_id=state["old"])
+    # An old tenant's managed certificate stays in our ACM unless we delete it (nothing
+    # documented deletes it with the tenant): kept in the state until it is gone.
+    managed = detachment.certificate_arn or state.get("managed_certificate", "")
+    if managed and managed != domain.certificate_arn:
+        state = {**state, "managed_certificate": managed}
+    else:
+        managed = ""
     if not detachment.done:
         _save(domain, {**state, "step": "deleting-old"})
         return "waiting: old resource " + detachment.detail
+    if managed:
+        # The app's IAM policy deletes only tagged certificates. A failure here (already
+        # gone, or refused) is left to the delete below to report.
+        with contextlib.suppress(IntegrationError):
+            acm.tag_as_ours(managed)
+        try:
+            acm.delete_certificate(managed)
+        except IntegrationError as exc:
+            _save(domain, {**state, "step": "deleting-old"})
+            return f"waiting: the old tenant's managed certificate: {exc.message}"
     _save(domain, None)
     return "migrated"
 

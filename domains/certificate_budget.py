@@ -34,9 +34,19 @@ class CertificateBudgetExceeded(Throttled):
 
 
 def workspace_daily_limit(workspace: Workspace) -> int:
-    """A workspace may request its whole plan once a day, and at least the setting."""
+    """A workspace may request its whole plan once a day, and at least the setting; a
+    large plan at most its share of the platform's day, so one enterprise workspace
+    (1,000 domains) cannot spend every other workspace's certificates too."""
     base = settings.VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY
-    return max(base, workspace.domain_limit) if base > 0 else 0
+    if base <= 0:
+        return 0
+    by_plan = workspace.domain_limit
+    platform = settings.VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY
+    if platform > 0:
+        by_plan = min(by_plan,
+                      max(1, platform * settings.VEDOMAINS_CERT_BUDGET_WORKSPACE_SHARE // 100))
+    # The base stays a floor: a system check keeps it within the share in production.
+    return max(base, by_plan)
 
 
 def _today() -> date:

@@ -8,6 +8,7 @@ dispatcher calls `domain_cleanup` again until nothing is left.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
@@ -19,6 +20,8 @@ from domains.edge_sync import edge_sync_hostname
 from domains.integrations import acm, cdn
 from domains.integrations.errors import IntegrationError
 from domains.models import CustomDomain, DomainStatus, EventKind
+
+log = logging.getLogger(__name__)
 
 
 def _cleanup_retry() -> timedelta:
@@ -42,6 +45,8 @@ def domain_cleanup(*, domain_id: int) -> str:
             # Through the API that made it, whatever the strategy setting says now.
             detachment = cdn.strategy_for_resource(domain.cdn_resource_id).detach(
                 resource_id=domain.cdn_resource_id)
+            _record_managed_certificate(domain, detachment.certificate_arn,
+                                        tenant_gone=detachment.done)
             if not detachment.done:
                 CustomDomain.objects.filter(pk=domain.pk).update(
                     next_check_at=now + _cleanup_retry(), last_error="")
@@ -75,3 +80,35 @@ def domain_cleanup(*, domain_id: int) -> str:
         return "pending"
     CustomDomain.objects.filter(pk=domain.pk).update(next_check_at=None, last_error="")
     return "clean"
+
+
+def _record_managed_certificate(domain: CustomDomain, arn: str, *, tenant_gone: bool) -> None:
+    """Keep a tenant's managed certificate ARN so the certificate step below deletes it.
+
+    CloudFront puts the certificate in our ACM ("you own the certificate"), and nothing
+    documented deletes it with the tenant; left behind, removed domains pile up against
+    ACM's certificate quota. Recorded while the tenant (our only pointer to it) still exists,
+    so a crash between the tenant's deletion and ours loses nothing. A domain that also holds
+    an ACM certificate of its own (pre-validation) keeps that one here; the managed one is
+    then deleted once the tenant is gone, best effort, with an event naming it if that fails.
+    """
+    if not arn or arn == domain.certificate_arn:
+        return
+    if domain.certificate_arn and not tenant_gone:
+        return
+    try:
+        acm.tag_as_ours(arn)
+    except IntegrationError as exc:
+        # Not fatal here: the delete is retried, and its error is what staff see.
+        log.warning("could not tag managed certificate %s of %s: %s", arn, domain.hostname, exc)
+    if not domain.certificate_arn:
+        if CustomDomain.objects.filter(pk=domain.pk, certificate_arn="").update(
+                certificate_arn=arn):
+            domain.certificate_arn = arn
+        return
+    try:
+        acm.delete_certificate(arn)
+    except IntegrationError as exc:
+        lifecycle.event_record(domain=domain, kind=EventKind.CDN_DETACHED,
+                               source="system:cleanup",
+                               data={"managed_certificate_arn": arn, "detail": str(exc)[:500]})

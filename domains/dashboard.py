@@ -46,7 +46,7 @@ from domains.models import (
     Notification,
     WebhookDelivery,
 )
-from domains.support import STATE_TONES, STATE_WORDS
+from domains.support import state_tone, state_words
 
 ATTENTION_LIST_LIMIT = 50
 CHART_DAYS = 30
@@ -147,15 +147,16 @@ def dashboard_data(now: datetime | None = None) -> dict[str, Any]:
         detail = domain.certificate_trouble if domain.certificate_trouble_at else domain.last_error
         status = DomainStatus(domain.status)
         rows.append({"domain": domain, "reasons": reasons, "detail": detail,
-                     "state": STATE_WORDS[status], "tone": STATE_TONES[status],
+                     "state": state_words(status), "tone": state_tone(status),
                      "url": reverse("admin:domains_customdomain_change", args=[domain.pk])})
 
     return {
         "now": now,
         "status_counts": [
-            {"status": value, "label": label, "count": by_status.get(value, 0),
-             "url": f"{changelist}?status__exact={value}"}
-            for value, label in DomainStatus.choices
+            {"status": status.value, "label": state_words(status),
+             "count": by_status.get(status.value, 0),
+             "url": f"{changelist}?status__exact={status.value}"}
+            for status in DomainStatus
         ],
         "total_domains": sum(by_status.values()),
         "attention": attention,

@@ -43,13 +43,58 @@ def _psl() -> PublicSuffixList:
     return PublicSuffixList(accept_unknown=False)
 
 
+_CODEPOINT = re.compile(r"Codepoint U\+([0-9A-Fa-f]{4,6})")
+_ALLOWED = "Hostnames use letters, digits and hyphens, in labels separated by dots."
+
+
+def _quoted(text: str, limit: int = 80) -> str:
+    return f"'{text[:limit]}\u2026'" if len(text) > limit else f"'{text}'"
+
+
+def _length_error(host: str) -> HostnameError | None:
+    """The hostname's or a label's length over its limit, in words with the limit."""
+    if len(host) > MAX_HOSTNAME_LENGTH:
+        return HostnameError(f"The hostname is {len(host)} characters long; a hostname may "
+                             f"have at most {MAX_HOSTNAME_LENGTH}.")
+    for label in host.split("."):
+        if len(label) > MAX_LABEL_LENGTH:
+            return HostnameError(
+                f"The label {_quoted(label, 20)} is {len(label)} characters long; a label "
+                f"(the part between two dots) may have at most {MAX_LABEL_LENGTH}.")
+    return None
+
+
 def _to_ascii(text: str) -> str:
+    # Plain words before IDNA's own ("Codepoint U+005F not allowed at position 3", "Label
+    # too long"), which name neither the character nor the limit.
+    if "_" in text:
+        raise HostnameError(f"{_quoted(text)}: underscores are not allowed in hostnames; "
+                            "use a hyphen instead.")
+    if text.isascii() and (error := _length_error(text.rstrip("."))):
+        raise error
     try:
         # UTS #46 mapping lowercases and maps compatibility forms before IDNA 2008 checks;
         # std3_rules rejects underscores and other characters no certificate can carry.
         return idna.encode(text, uts46=True, std3_rules=True, transitional=False).decode("ascii")
     except (idna.IDNAError, UnicodeError, ValueError, IndexError) as exc:
-        raise HostnameError(f"'{text[:80]}' is not a valid hostname: {exc}") from exc
+        raise _idna_error(text, exc) from exc
+
+
+def _idna_error(text: str, exc: Exception) -> HostnameError:
+    found = _CODEPOINT.search(str(exc))
+    if found:
+        code = int(found.group(1), 16)
+        char = chr(code) if code < 0xD800 or code > 0xDFFF else ""
+        return HostnameError(f"{_quoted(text)} contains {repr(char) + ' ' if char else ''}"
+                             f"(U+{code:04X}), which is not allowed in a hostname. {_ALLOWED}")
+    if str(exc) in ("Label too long", "Domain too long"):
+        # A Unicode name over the limit once in its ASCII (punycode) form.
+        return HostnameError(f"{_quoted(text)} is too long once encoded for DNS: a hostname "
+                             f"may have at most {MAX_HOSTNAME_LENGTH} characters and each "
+                             f"label at most {MAX_LABEL_LENGTH}.")
+    reason = str(exc).rstrip(".")
+    reason = f" ({reason[:1].lower()}{reason[1:]})" if reason else ""
+    return HostnameError(f"{_quoted(text)} is not a valid hostname{reason}. {_ALLOWED}")
 
 
 def to_unicode(host: str) -> str:
@@ -67,12 +112,13 @@ def to_unicode(host: str) -> str:
 def normalize_hostname(raw: object) -> str:
     """Return the canonical form of `raw` or raise HostnameError."""
     if not isinstance(raw, str):
-        raise HostnameError("The hostname must be a string.")
+        raise HostnameError("The hostname must be a string, e.g. \"gallery.client.com\".")
     text = raw.strip()
     if not text:
         raise HostnameError("The hostname is empty.", code="required")
     if len(text) > 1024:
-        raise HostnameError("The hostname is far longer than 253 characters.")
+        raise HostnameError(f"The hostname is {len(text)} characters long; a hostname may "
+                            f"have at most {MAX_HOSTNAME_LENGTH}.")
     if "://" in text:
         raise HostnameError(
             "Give the hostname only, without a scheme: 'gallery.client.com', not "
@@ -99,12 +145,10 @@ def normalize_hostname(raw: object) -> str:
         host = host[:-1]
     if _is_ip(host):
         raise HostnameError("An IP address cannot be a custom domain; use a hostname.")
-    if len(host) > MAX_HOSTNAME_LENGTH:
-        raise HostnameError(f"The hostname is longer than {MAX_HOSTNAME_LENGTH} characters.")
+    if error := _length_error(host):
+        raise error
     labels = host.split(".")
     for label in labels:
-        if len(label) > MAX_LABEL_LENGTH:
-            raise HostnameError(f"The label '{label[:20]}...' is longer than 63 characters.")
         if not _LDH_LABEL.match(label):
             raise HostnameError(f"The label '{label}' is not a valid DNS label.")
     if len(labels) < 2:

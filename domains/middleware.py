@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
+
+log = logging.getLogger(__name__)
 
 
 class RejectNulBytesMiddleware:
@@ -30,3 +35,52 @@ class RejectNulBytesMiddleware:
             return HttpResponseBadRequest("The URL contains a NUL byte.",
                                           content_type="text/plain")
         return self.get_response(request)
+
+
+class RequestLimitsMiddleware:
+    """Answer a request over Django's field limits with a JSON 400, before any view.
+
+    Django raises TooManyFieldsSent (a SuspiciousOperation) wherever request.GET or
+    request.POST is first read (here: in a later middleware or deep in a view), and then
+    logs it at ERROR (`django.security.*`), which reaches Sentry: a cheap way for anyone to
+    page the team. Parsing the query string and a urlencoded POST body here, first, turns
+    it into one WARNING line and a 400 in the API's error shape. Multipart bodies are
+    parsed here too outside the API (the admin's forms; the CSRF check reads them before
+    any view); the API takes JSON only, and reading its stream here would take the raw
+    body a signed request needs, so there `process_exception` and the API's exception
+    handler answer.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            request.GET  # noqa: B018 - parsed now, so the limit is checked here
+            if request.method == "POST" and (
+                request.content_type == "application/x-www-form-urlencoded"
+                or (request.content_type == "multipart/form-data"
+                    and not request.path.startswith("/api/"))
+            ):
+                request.POST  # noqa: B018
+        except (TooManyFieldsSent, TooManyFilesSent, RequestDataTooBig) as exc:
+            return self.refuse(request, exc)
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exc: Exception) -> HttpResponse | None:
+        if isinstance(exc, TooManyFieldsSent | TooManyFilesSent | RequestDataTooBig):
+            return self.refuse(request, exc)
+        return None
+
+    @staticmethod
+    def refuse(request: HttpRequest, exc: Exception) -> JsonResponse:
+        log.warning("refused %s %s: %s", request.method, request.path, type(exc).__name__)
+        if isinstance(exc, RequestDataTooBig):
+            return JsonResponse({"error": {
+                "code": "body_too_large", "field": "body",
+                "message": f"The request body is larger than "
+                           f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."}}, status=413)
+        return JsonResponse({"error": {
+            "code": "too_many_fields", "field": "query" if request.method == "GET" else "body",
+            "message": f"The request has more than {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS} "
+                       "parameters or form fields."}}, status=400)

@@ -654,3 +654,19 @@ class CapacityAlert(models.Model):
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
+
+
+class SlugHold(models.Model):
+    """A workspace slug freed by a rename, held for its old workspace for a while.
+
+    The edge keeps routing that workspace's domains to the old slug (its workspaceId) until
+    its cache entries expire, and longer while DynamoDB is unreachable (the stale window):
+    another workspace given the slug meanwhile would receive that traffic.
+    """
+
+    slug = models.CharField(max_length=63, unique=True)
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    held_until = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.slug} (held until {self.held_until:%Y-%m-%d %H:%M:%S})"

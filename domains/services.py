@@ -238,9 +238,7 @@ def _register_create(*, workspace: Workspace, host: str, token: str, proof: bool
                      prevalidation: str = "", needs_acm: bool = True,
                      by: AbstractBaseUser | None, source: str) -> CustomDomain:
     """Insert the record, its REGISTERED event and its first check after commit."""
-    ownership_required = settings.VEDOMAINS_OWNERSHIP_TXT == "always" or (
-        hostname_needs_proof(hostname=host, workspace=workspace)
-    )
+    ownership_required = ownership_proof_required(hostname=host, workspace=workspace)
     # Continue the hostname's edge versions, so this record's first push outranks any
     # tombstone an earlier record left at the edge.
     last_version = (
@@ -303,6 +301,28 @@ def hostname_needs_proof(*, hostname: str, workspace: Workspace) -> bool:
         .exclude(workspace=workspace)
         .exists()
     )
+
+
+def ownership_proof_required(*, hostname: str, workspace: Workspace) -> bool:
+    """The registration's TXT rule, for every path that gives `workspace` the name
+    (registration, seed adoption): always, or when another workspace held it unreleased."""
+    return settings.VEDOMAINS_OWNERSHIP_TXT == "always" or (
+        hostname_needs_proof(hostname=hostname, workspace=workspace)
+    )
+
+
+def ownership_proven(*, hostname: str, workspace: Workspace) -> bool:
+    """Does `_vedomains-challenge.<hostname>` carry this workspace's token now?"""
+    return _ownership_proven(
+        hostname, ownership_token_for(workspace_id=workspace.pk, hostname=hostname))
+
+
+def ownership_txt_record(*, hostname: str, workspace: Workspace) -> dict[str, str]:
+    """The TXT record that proves `workspace` controls `hostname`'s DNS."""
+    token = ownership_token_for(workspace_id=workspace.pk, hostname=hostname)
+    return {"purpose": "ownership", "type": "TXT",
+            "name": f"{settings.VEDOMAINS_OWNERSHIP_TXT_PREFIX}.{hostname}",
+            "value": f"vedomains-verification={token}"}
 
 
 def _release_holder(
@@ -461,6 +481,12 @@ def domain_push_to_edge(
     *, domain: CustomDomain, by: AbstractBaseUser | None, source: str = "admin"
 ) -> None:
     """Re-send the hostname's edge item (admin's "Push to edge")."""
+    if domain.status in (DomainStatus.PENDING_VALIDATION, DomainStatus.DEPLOYING,
+                         DomainStatus.FAILED):
+        # The edge has never held such a domain: a push would only add an audit row.
+        raise InvalidTransition(
+            f"'{domain.hostname}' is not routed by the edge yet; there is nothing to push.",
+            code="not_routed")
     with transaction.atomic():
         event_record(domain=domain, kind=EventKind.EDGE_PUSH_REQUESTED, source=source, by=by)
         enqueue_after_commit("sync_edge", domain.hostname)

@@ -9,9 +9,10 @@ module returns.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
 import idna
 from django.conf import settings
@@ -36,6 +37,16 @@ CERTIFICATE_STATUS_WORDS = {
     "VALIDATION_TIMED_OUT": "Validation timed out",
     "REVOKED": "Revoked",
     "FAILED": "Failed",
+    "MISSING": "Missing (no longer in ACM; a new one is requested)",
+    # CloudFront-managed certificates (the default path) spell their statuses this way.
+    # https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_ManagedCertificateDetails.html
+    "pending-validation": "Waiting for validation",
+    "issued": "Issued",
+    "inactive": "Inactive",
+    "expired": "Expired",
+    "validation-timed-out": "Validation timed out",
+    "revoked": "Revoked",
+    "failed": "Failed",
 }
 RENEWAL_STATUS_WORDS = {
     "": "No renewal under way",
@@ -45,21 +56,55 @@ RENEWAL_STATUS_WORDS = {
     "FAILED": "Renewal failed",
 }
 
-STATE_WORDS = {
-    DomainStatus.PENDING_VALIDATION: "Setting up",
-    DomainStatus.ACTIVE: "Live",
-    DomainStatus.MISCONFIGURED: "Misconfigured",
-    DomainStatus.FAILED: "Failed",
-    DomainStatus.REMOVED: "Removed",
-}
-# Badge colour per state; the template maps tones to styles.
-STATE_TONES = {
-    DomainStatus.PENDING_VALIDATION: "wait",
-    DomainStatus.ACTIVE: "ok",
-    DomainStatus.MISCONFIGURED: "warn",
-    DomainStatus.FAILED: "bad",
-    DomainStatus.REMOVED: "gone",
-}
+
+def state_words(status: DomainStatus) -> str:
+    """The state's name as support says it to customers, everywhere staff look (list badge,
+    filter, dashboard, audit trail); the API keeps the status codes."""
+    match status:
+        case DomainStatus.PENDING_VALIDATION:
+            return "Setting up"
+        case DomainStatus.DEPLOYING:
+            return "Deploying"
+        case DomainStatus.ACTIVE:
+            return "Live"
+        case DomainStatus.MISCONFIGURED:
+            return "Misconfigured"
+        case DomainStatus.FAILED:
+            return "Failed"
+        case DomainStatus.REMOVED:
+            return "Removed"
+        case _:
+            assert_never(status)
+
+
+def state_tone(status: DomainStatus) -> str:
+    """Badge colour per state; the template maps tones to styles."""
+    match status:
+        case DomainStatus.PENDING_VALIDATION | DomainStatus.DEPLOYING:
+            return "wait"
+        case DomainStatus.ACTIVE:
+            return "ok"
+        case DomainStatus.MISCONFIGURED:
+            return "warn"
+        case DomainStatus.FAILED:
+            return "bad"
+        case DomainStatus.REMOVED:
+            return "gone"
+        case _:
+            assert_never(status)
+
+
+def status_words(value: str) -> str:
+    """`state_words` for a stored value that may not be a status (an old audit row)."""
+    try:
+        return state_words(DomainStatus(value))
+    except ValueError:
+        return value
+
+
+# Built from the functions above, so a status without words fails at import, not on a page.
+STATE_WORDS = {status: state_words(status) for status in DomainStatus}
+STATE_TONES = {status: state_tone(status) for status in DomainStatus}
 
 # The DNS check's verdicts (domains.integrations.dns RoutingCheck.reason) in plain words.
 DNS_REASON_WORDS = {
@@ -107,6 +152,22 @@ class RecordLine:
     value: str
     # "found", "missing" or "" (not known from the last check).
     found: str
+    # What the last check saw, in words (`record_found`).
+    found_words: str = ""
+
+    # The name and value in pieces that end where a line may break (after a dot or an
+    # equals sign): a DNS name wrapped mid-label reads as two different names.
+    @property
+    def name_parts(self) -> list[str]:
+        return wrap_parts(self.name)
+
+    @property
+    def value_parts(self) -> list[str]:
+        return wrap_parts(self.value)
+
+
+def wrap_parts(text: str) -> list[str]:
+    return [part for part in re.split(r"(?<=[.=])", text) if part]
 
 
 @dataclass(frozen=True)
@@ -155,6 +216,14 @@ class AuditLine:
     message: str
 
 
+# ACM says ISSUED, a CloudFront-managed certificate says issued.
+ISSUED_STATUSES = frozenset({"ISSUED", "issued"})
+
+
+def certificate_issued(domain: CustomDomain) -> bool:
+    return domain.certificate_status in ISSUED_STATUSES
+
+
 def certificate_status_words(status: str) -> str:
     return CERTIFICATE_STATUS_WORDS.get(status, status.replace("_", " ").capitalize())
 
@@ -184,40 +253,70 @@ def _dns_reason(check: dict[str, Any]) -> str:
 def domain_problem(domain: CustomDomain) -> str:
     """One line for the list: what is wrong now, or "" when nothing is. No queries."""
     checks = _checks(domain)
-    status = domain.status
+    status = DomainStatus(domain.status)
     if status == DomainStatus.REMOVED:
         return "Clean-up pending" if domain.cleanup_pending else ""
     if domain.certificate_trouble:
         return domain.certificate_trouble
     if domain.last_error:
         return domain.last_error
-    if status == DomainStatus.PENDING_VALIDATION:
+    match status:
+        case DomainStatus.PENDING_VALIDATION:
+            dns = checks.get("dns")
+            if dns is None:
+                return "Waiting for the first check"
+            if not dns.get("ok"):
+                return _dns_reason(dns)
+            if domain.ownership_required and domain.ownership_verified_at is None:
+                return "Ownership TXT record not found yet"
+            if not certificate_issued(domain):
+                return f"Certificate: {certificate_status_words(domain.certificate_status)}"
+            return ""
+        case (DomainStatus.DEPLOYING | DomainStatus.ACTIVE | DomainStatus.MISCONFIGURED
+              | DomainStatus.FAILED | DomainStatus.REMOVED):
+            return ""
+        case _:
+            assert_never(status)
+
+
+def record_found(*, domain: CustomDomain, purpose: str,
+                 checks: dict[str, dict[str, Any]]) -> tuple[str, str]:
+    """Whether the last check found one DNS record, as (tone, words) for the records table.
+
+    tone is "found", "missing" or "" (not known from the last check); words say what was
+    found instead when the customer must change something ("points at X, must point at
+    domain.ve.ai"). The one place these words come from, so a fuller DNS diagnosis can
+    replace them.
+    """
+    if purpose == "routing":
         dns = checks.get("dns")
-        if dns is None:
-            return "Waiting for the first check"
-        if not dns.get("ok"):
-            return _dns_reason(dns)
-        if domain.ownership_required and domain.ownership_verified_at is None:
-            return "Ownership TXT record not found yet"
-        if domain.certificate_status != "ISSUED":
-            return f"Certificate: {certificate_status_words(domain.certificate_status)}"
-    return ""
+        if dns is None or dns.get("ok") is None:
+            return "", "not checked"
+        if dns.get("ok"):
+            return "found", "found"
+        if dns.get("reason") == "transient":
+            return "", "lookup failed; retrying"
+        chain = [str(name) for name in dns.get("chain") or []]
+        target = settings.VEDOMAINS_CNAME_TARGET
+        if dns.get("reason") == "wrong_target" and len(chain) > 1:
+            return "missing", f"points at {chain[1]}, must point at {target}"
+        if dns.get("reason") == "loop":
+            return "missing", f"CNAME loop; must point at {target}"
+        return "missing", "missing"
+    if purpose == "certificate_validation":
+        return ("found", "found") if certificate_issued(domain) else ("", "not checked")
+    if domain.ownership_verified_at:
+        return "found", "found"
+    return "missing", "missing"
 
 
 def _record_lines(domain: CustomDomain, checks: dict[str, dict[str, Any]]) -> list[RecordLine]:
-    dns_ok = checks.get("dns", {}).get("ok")
-    issued = domain.certificate_status == "ISSUED"
     lines = []
     for rec in selectors.domain_dns_records(domain):
         purpose = rec["purpose"]
-        if purpose == "routing":
-            found = "" if dns_ok is None else ("found" if dns_ok else "missing")
-        elif purpose == "certificate_validation":
-            found = "found" if issued else ""
-        else:
-            found = "found" if domain.ownership_verified_at else "missing"
+        found, words = record_found(domain=domain, purpose=purpose, checks=checks)
         lines.append(RecordLine(PURPOSE_LABELS.get(purpose, purpose), rec["type"], rec["name"],
-                                rec["value"], found))
+                                rec["value"], found, words))
     return lines
 
 
@@ -242,7 +341,10 @@ def _next_check(domain: CustomDomain, now: datetime) -> list[Moment]:
     if domain.next_check_at is None:
         return []
     note = ""
-    if domain.fast_checks_until and domain.fast_checks_until > now:
+    # The fast-check note only while the next check is inside that window: "in 23 hours
+    # (checked every 3 s ...)" would contradict itself.
+    if (domain.fast_checks_until and domain.fast_checks_until > now
+            and domain.next_check_at <= domain.fast_checks_until):
         note = (f"checked every {settings.VEDOMAINS_FAST_CHECK_SECONDS} s until "
                 f"{timezone.localtime(domain.fast_checks_until):%H:%M}")
     elif domain.next_check_at <= now + timedelta(minutes=1):
@@ -297,99 +399,153 @@ def _summary(domain: CustomDomain, now: datetime) -> DomainSummary:
                                            domain.certificate_renewal_status)
         certificate = f"{certificate}; {renewal.lower()}"
     records = _record_lines(domain, checks)
-    routing = settings.VEDOMAINS_CNAME_TARGET
     moments = _next_check(domain, now)
-    common = {"state": STATE_WORDS[status], "tone": STATE_TONES[status],
-              "certificate": certificate, "checks": _check_lines(checks),
-              "checks_heading": "Checks (last result of each)"}
+    common: dict[str, Any] = {
+        "state": state_words(status), "tone": state_tone(status), "certificate": certificate,
+        "checks": _check_lines(checks), "checks_heading": "Checks (last result of each)",
+        "records": records, "moments": moments,
+    }
+    # Exhaustive: a status added elsewhere fails type checks and tests here, not a page.
+    match status:
+        case DomainStatus.PENDING_VALIDATION:
+            return _pending_summary(domain, checks, certificate, common)
+        case DomainStatus.DEPLOYING:
+            return _deploying_summary(domain, checks, common)
+        case DomainStatus.ACTIVE:
+            return _active_summary(domain, common)
+        case DomainStatus.MISCONFIGURED:
+            return _misconfigured_summary(domain, checks, now, common)
+        case DomainStatus.FAILED:
+            return _failed_summary(domain, common)
+        case DomainStatus.REMOVED:
+            return _removed_summary(domain, common)
+        case _:
+            assert_never(status)
 
-    if status == DomainStatus.PENDING_VALIDATION:
-        deadline = domain.created_at + settings.VEDOMAINS_PENDING_TIMEOUT
-        moments.append(Moment("Fails if still not set up by", deadline))
-        dns = checks.get("dns")
-        if dns is None:
-            headline, reason = "Waiting for the first check.", "No check has run yet."
-        elif not dns.get("ok"):
-            transient = dns.get("reason") == "transient"
-            headline = ("Checking: the last DNS lookup failed on our side." if transient
-                        else "Waiting for the customer's DNS record.")
-            reason = _dns_reason(dns)
-        elif domain.ownership_required and domain.ownership_verified_at is None:
-            headline = "Waiting for the ownership TXT record."
-            reason = str(checks.get("ownership", {}).get("detail", "")) or (
-                "The ownership TXT record has not been found yet.")
-        elif domain.certificate_status != "ISSUED":
-            headline = "DNS is right; waiting for the certificate."
-            reason = (f"The certificate is not issued yet ({certificate.lower()}). "
-                      + str(checks.get("certificate", {}).get("detail", ""))).strip()
-        else:
-            headline = "DNS and certificate are ready; attaching to the CDN."
-            reason = str(checks.get("cdn", {}).get("detail", ""))
-        if domain.last_error and domain.last_error not in reason:
-            reason = f"{reason} Last error: {domain.last_error}".strip()
-        return DomainSummary(
-            **common, headline=headline, reason=reason,
-            action=(f"Create the DNS records below at their DNS provider, exactly as shown. "
-                    f"The routing CNAME must point at {routing}."),
-            records_heading="DNS records the customer must create", records=records,
-            next_step=("When every record is found and the certificate is issued, the domain "
-                       "is attached to the CDN and goes live; the customer is emailed."),
-            moments=moments)
 
-    if status == DomainStatus.ACTIVE:
-        if domain.certificate_not_after:
-            moments.append(Moment("Certificate valid until", domain.certificate_not_after))
-        trouble = domain.certificate_trouble
-        return DomainSummary(
-            **common,
-            headline=("Live, but the certificate will not renew." if trouble
-                      else "Live: serving traffic."),
-            reason=trouble or domain.last_error,
-            action=("Fix what stops the certificate renewing (above); keep the records below "
-                    "in place." if trouble else
-                    "Nothing. The records below must stay in place."),
-            records_heading="DNS records that must stay in place", records=records,
-            next_step="Re-checked daily; if DNS stops pointing at us the domain becomes "
-                      "misconfigured and the customer is emailed.",
-            moments=moments)
+def _ownership_why() -> str:
+    if settings.VEDOMAINS_OWNERSHIP_TXT == "always":
+        return "Every new domain needs the ownership TXT record on this platform."
+    return ("The ownership TXT record is required because another workspace has held this "
+            "hostname before: it proves the customer controls the hostname's DNS.")
 
-    if status == DomainStatus.MISCONFIGURED:
-        since = domain.misconfigured_at or now
-        detach_at = since + settings.VEDOMAINS_MISCONFIGURED_GRACE
-        moments.append(Moment("Detached and removed if not fixed by", detach_at))
-        dns = checks.get("dns", {})
-        return DomainSummary(
-            **common,
-            headline="Misconfigured: DNS no longer points at us (still served for now).",
-            reason=_dns_reason(dns) if dns else domain.last_error,
-            action=f"Point the CNAME back at {routing}, as below.",
-            records_heading="DNS records the customer must create", records=records,
-            next_step=("As soon as a check finds the CNAME again the domain is live again. "
-                       "If not fixed by the deadline it is detached and the hostname freed."),
-            moments=moments)
 
-    if status == DomainStatus.FAILED:
-        if domain.failed_at:
-            moments.append(Moment("Failed", domain.failed_at))
-        return DomainSummary(
-            **common, headline="Failed: we stopped trying.", reason_heading="Why it failed",
-            reason=domain.last_error or "No reason was recorded.",
-            action=("Create the DNS records below, then register the domain again (it is no "
-                    "longer checked)."),
-            records_heading="DNS records the customer must create", records=records,
-            next_step="Nothing happens by itself: a failed domain is not checked again.",
-            moments=moments)
+def _pending_summary(domain: CustomDomain, checks: dict[str, dict[str, Any]],
+                     certificate: str, common: dict[str, Any]) -> DomainSummary:
+    moments = common["moments"]
+    deadline = domain.created_at + settings.VEDOMAINS_PENDING_TIMEOUT
+    moments.append(Moment("Fails if still not set up by", deadline))
+    dns = checks.get("dns")
+    if dns is None:
+        headline, reason = "Waiting for the first check.", "No check has run yet."
+    elif not dns.get("ok"):
+        transient = dns.get("reason") == "transient"
+        headline = ("Checking: the last DNS lookup failed on our side." if transient
+                    else "Waiting for the customer's DNS record.")
+        reason = _dns_reason(dns)
+    elif domain.ownership_required and domain.ownership_verified_at is None:
+        headline = "Waiting for the ownership TXT record."
+        reason = str(checks.get("ownership", {}).get("detail", "")) or (
+            "The ownership TXT record has not been found yet.")
+        reason = f"{reason} {_ownership_why()}"
+    elif not certificate_issued(domain):
+        headline = "DNS is right; waiting for the certificate."
+        reason = (f"The certificate is not issued yet ({certificate.lower()}). "
+                  + str(checks.get("certificate", {}).get("detail", ""))).strip()
+    else:
+        headline = "DNS and certificate are ready; attaching to the CDN."
+        reason = str(checks.get("cdn", {}).get("detail", ""))
+    if domain.last_error and domain.last_error not in reason:
+        reason = f"{reason} Last error: {domain.last_error}".strip()
+    action = ("Create the DNS records below at their DNS provider, exactly as shown. "
+              f"The routing CNAME must point at {settings.VEDOMAINS_CNAME_TARGET}.")
+    if domain.ownership_required and domain.ownership_verified_at is None:
+        action = f"{action} {_ownership_why()}"
+    return DomainSummary(
+        **common, headline=headline, reason=reason, action=action,
+        records_heading="DNS records the customer must create",
+        next_step=("When every record is found and the certificate is issued, the domain "
+                   "is deployed on the CDN and goes live; the customer is emailed."))
 
-    # Removed: nothing for the customer to create, and the CDN/certificate/edge lines say
-    # where the clean-up stands rather than what the last checks saw before removal.
+
+def _deploying_summary(domain: CustomDomain, checks: dict[str, dict[str, Any]],
+                       common: dict[str, Any]) -> DomainSummary:
+    reason = str(checks.get("cdn", {}).get("detail", ""))
+    if domain.last_error and domain.last_error not in reason:
+        reason = f"{reason} Last error: {domain.last_error}".strip()
+    return DomainSummary(
+        **common,
+        headline="DNS and certificate are ready; CloudFront is deploying the domain.",
+        reason=reason,
+        action="Nothing. The records below must stay in place.",
+        records_heading="DNS records that must stay in place",
+        next_step=("When CloudFront has deployed it (usually a few minutes) the domain goes "
+                   "live and the customer is emailed."))
+
+
+def _active_summary(domain: CustomDomain, common: dict[str, Any]) -> DomainSummary:
+    if domain.certificate_not_after:
+        common["moments"].append(Moment("Certificate valid until",
+                                        domain.certificate_not_after))
+    trouble = domain.certificate_trouble
+    return DomainSummary(
+        **common,
+        headline=("Live, but the certificate will not renew." if trouble
+                  else "Live: serving traffic."),
+        reason=trouble or domain.last_error,
+        action=("Fix what stops the certificate renewing (above); keep the records below "
+                "in place." if trouble else
+                "Nothing. The records below must stay in place."),
+        records_heading="DNS records that must stay in place",
+        next_step="Re-checked daily; if DNS stops pointing at us the domain becomes "
+                  "misconfigured and the customer is emailed.")
+
+
+def _misconfigured_summary(domain: CustomDomain, checks: dict[str, dict[str, Any]],
+                           now: datetime, common: dict[str, Any]) -> DomainSummary:
+    since = domain.misconfigured_at or now
+    detach_at = since + settings.VEDOMAINS_MISCONFIGURED_GRACE
+    common["moments"].append(Moment("Detached and removed if not fixed by", detach_at))
+    dns = checks.get("dns", {})
+    return DomainSummary(
+        **common,
+        headline="Misconfigured: DNS no longer points at us (still served for now).",
+        reason=_dns_reason(dns) if dns else domain.last_error,
+        action=f"Point the CNAME back at {settings.VEDOMAINS_CNAME_TARGET}, as below.",
+        records_heading="DNS records the customer must create",
+        next_step=("As soon as a check finds the CNAME again the domain is live again. "
+                   "If not fixed by the deadline it is detached and the hostname freed."))
+
+
+def _failed_summary(domain: CustomDomain, common: dict[str, Any]) -> DomainSummary:
+    if domain.failed_at:
+        common["moments"].append(Moment("Failed", domain.failed_at))
+    return DomainSummary(
+        **common, headline="Failed: we stopped trying.", reason_heading="Why it failed",
+        reason=domain.last_error or "No reason was recorded.",
+        action=("Create the DNS records below, then register the domain again (it is no "
+                "longer checked)."),
+        records_heading="DNS records the customer must create",
+        next_step="Nothing happens by itself: a failed domain is not checked again.")
+
+
+def _removed_summary(domain: CustomDomain, common: dict[str, Any]) -> DomainSummary:
+    # Nothing for the customer to create, and the CDN/certificate/edge lines say where the
+    # clean-up stands rather than what the last checks saw before removal.
     event = _removal_event(domain)
+    moments = list(common["moments"])
     if domain.removed_at:
         moments = [Moment("Removed", domain.removed_at)]
     if domain.cleanup_pending and domain.next_check_at:
         moments.append(Moment("Next clean-up attempt", domain.next_check_at))
-    reason = event.message if event and event.message else "Removed."
+    reason = "No reason was recorded."
     if event is not None:
-        reason = f"{reason} Removed by: {_who(event)}."
+        message = event.message.strip()
+        # The event's message often says "Removed" already; "by" completes it once.
+        if not message or message.rstrip(".").lower() == "removed":
+            reason = f"Removed by {_who(event)}."
+        else:
+            reason = f"{message.rstrip('.')}. By: {_who(event)}."
     cleanup = [
         CheckLine("CDN attachment", not domain.cdn_resource_id,
                   "Detached." if not domain.cdn_resource_id
@@ -401,31 +557,30 @@ def _summary(domain: CustomDomain, now: datetime) -> DomainSummary:
                   "Removed from the edge." if domain.edge_in_sync
                   else "Removal not yet pushed to the edge; retrying.", None),
     ]
+    certificate = common["certificate"]
     if not domain.certificate_arn:
-        common["certificate"] = ("Deleted" if domain.certificate_status
-                                 else "None was requested")
+        certificate = "Deleted" if domain.certificate_status else "None was requested"
     return DomainSummary(
-        **{**common, "checks": cleanup, "checks_heading": "Clean-up"},
+        **{**common, "checks": cleanup, "checks_heading": "Clean-up", "records": [],
+           "moments": moments, "certificate": certificate},
         headline="Removed: no longer served.", reason=reason,
         reason_heading="Why it was removed", result_words=("Done", "Pending"),
         action="Nothing. To use the hostname again, the customer registers it again.",
-        records_heading="", records=[],
+        records_heading="",
         next_step=("Clean-up of CDN, certificate and edge mapping is retried until done."
-                   if domain.cleanup_pending else "Nothing: the clean-up is complete."),
-        moments=moments)
+                   if domain.cleanup_pending else "Nothing: the clean-up is complete."))
 
 
 def domain_audit_trail(*, domain: CustomDomain, limit: int = AUDIT_TRAIL_LIMIT
                        ) -> list[AuditLine]:
     """The newest `limit` events, each as when / who / what / status change / message."""
-    labels = dict(DomainStatus.choices)
     events = (DomainEvent.objects.filter(domain=domain).select_related("actor")
               .order_by("-created_at", "-id")[:limit])
     return [
         AuditLine(
             at=e.created_at, who=_who(e), what=e.get_kind_display(),
-            change=(f"{labels.get(e.from_status, e.from_status) or '(new)'} \u2192 "
-                    f"{labels.get(e.to_status, e.to_status)}" if e.to_status else ""),
+            change=(f"{status_words(e.from_status) or '(new)'} \u2192 "
+                    f"{status_words(e.to_status)}" if e.to_status else ""),
             message=e.message,
         )
         for e in events

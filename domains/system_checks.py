@@ -8,7 +8,7 @@ One finder per integration, each returning its problems; `SETTINGS_FINDERS` list
 `settings_check` (registered by `DomainsConfig.ready`) runs them all. To add checks for an
 integration, write a finder here and append it to `SETTINGS_FINDERS`. Ids by range:
 E00x domains and plans, E01x DNS, E02x AWS, E03x edge, E04x webhooks and email, E05x
-Celery, E1xx CDN.
+Celery, E06x abuse limits (certificate budget share, admin login throttle), E1xx CDN.
 """
 
 from __future__ import annotations
@@ -224,6 +224,36 @@ def celery_settings_problems() -> list[CheckMessage]:
     return []
 
 
+# --- abuse limits -----------------------------------------------------------------------------
+
+
+def abuse_limit_settings_problems() -> list[CheckMessage]:
+    problems: list[CheckMessage] = []
+    share = settings.VEDOMAINS_CERT_BUDGET_WORKSPACE_SHARE
+    if isinstance(share, bool) or not isinstance(share, int) or not 1 <= share <= 100:
+        problems.append(_error(
+            "VEDOMAINS_CERT_BUDGET_WORKSPACE_SHARE", f"is {share!r}, not a percentage 1-100.",
+            "The most one workspace may take of VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY.", 60))
+    else:
+        platform = settings.VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY
+        base = settings.VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY
+        if platform > 0 and base > max(1, platform * share // 100):
+            problems.append(_error(
+                "VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY",
+                f"({base}) is more than VEDOMAINS_CERT_BUDGET_WORKSPACE_SHARE ({share}%) of "
+                f"VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY ({platform}).",
+                "Lower it, or raise the share or the platform figure: one workspace must "
+                "not be able to spend everyone's certificates for the day.", 61))
+    for name in _not_positive(["VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ACCOUNT",
+                               "VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ADDRESS",
+                               "VEDOMAINS_ADMIN_LOGIN_LOCKOUT_SECONDS"]):
+        problems.append(_error(
+            name, "must be greater than zero.",
+            "Failures per account or client address before the admin sign-in locks, and "
+            "how long the lock lasts (seconds).", 62))
+    return problems
+
+
 SETTINGS_FINDERS: list[Finder] = [
     domains_settings_problems,
     dns_settings_problems,
@@ -232,6 +262,7 @@ SETTINGS_FINDERS: list[Finder] = [
     cdn_settings_problems,
     notification_settings_problems,
     celery_settings_problems,
+    abuse_limit_settings_problems,
 ]
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from domains import lifecycle, plans, services
+from domains.edge_config import edge_config_from_settings
 from domains.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from domains.identity import user_for_external_subject
 from domains.models import (
@@ -37,6 +38,7 @@ from domains.models import (
     Membership,
     Plan,
     Role,
+    SlugHold,
     Workspace,
     slug_validator,
 )
@@ -222,6 +224,8 @@ def _workspace_upsert(data: WorkspaceInput, source: str) -> SyncResult:
             return SyncResult(verdict, ext.version, ext.workspace)
         workspace = ext.workspace
         effective_plan = data.plan if data.subscription_status == "active" else Plan.FREE
+        if workspace is None or workspace.slug != data.slug:
+            _refuse_held_slug(data.slug, workspace)
         taken = Workspace.objects.filter(slug=data.slug).exclude(
             pk=workspace.pk if workspace else None).first()
         if taken is not None:
@@ -257,8 +261,37 @@ def _workspace_upsert(data: WorkspaceInput, source: str) -> SyncResult:
     return SyncResult(outcome, data.version, workspace)
 
 
+def slug_hold_seconds() -> int:
+    """How long an edge may still route to a slug after its workspace was renamed: the
+    longest cache time, plus the stale window it serves for while DynamoDB is unreachable."""
+    config = edge_config_from_settings()
+    return int(config["positive_ttl_seconds"]) + int(config["max_stale_seconds"])
+
+
+def slug_held_for_another(*, slug: str, workspace: Workspace | None) -> SlugHold | None:
+    """The hold that keeps `slug` from `workspace` (None: a new workspace), if any."""
+    hold = SlugHold.objects.filter(slug=slug, held_until__gt=timezone.now()).first()
+    if hold is not None and (workspace is None or hold.workspace_id != workspace.pk):
+        return hold
+    return None
+
+
+def _refuse_held_slug(slug: str, workspace: Workspace | None) -> None:
+    hold = slug_held_for_another(slug=slug, workspace=workspace)
+    if hold is not None:
+        raise Conflict(
+            f"The slug '{slug}' was released by a rename and is held until "
+            f"{hold.held_until:%Y-%m-%d %H:%M:%S} UTC, while edges may still route to it; "
+            "try again after that.", code="slug_held", field="slug")
+
+
 def _rename(workspace: Workspace, slug: str) -> None:
-    """A new slug is a new workspaceId at the edge: re-push every routed mapping."""
+    """A new slug is a new workspaceId at the edge: re-push every routed mapping, and hold
+    the old slug for this workspace until no edge can route to it any more."""
+    SlugHold.objects.update_or_create(
+        slug=workspace.slug, defaults={
+            "workspace": workspace,
+            "held_until": timezone.now() + timedelta(seconds=slug_hold_seconds())})
     Workspace.objects.filter(pk=workspace.pk).update(slug=slug)
     workspace.slug = slug
     routed = CustomDomain.objects.filter(workspace=workspace, status__in=EDGE_ROUTED_STATUSES)

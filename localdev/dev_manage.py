@@ -35,6 +35,8 @@ OFFLINE_COMMANDS: Final = frozenset({
     "showmigrations", "sqlmigrate", "squashmigrations", "optimizemigration", "dbshell",
     "createsuperuser", "changepassword", "collectstatic", "findstatic", "inspectdb",
     "build_edge_lambda", "local_dns", "createcachetable", "clearsessions", "sendtestemail",
+    # Pings Celery workers over the broker; no AWS, no DNS.
+    "worker_health",
 })
 
 
@@ -89,9 +91,46 @@ def command_env(argv: list[str], env: Mapping[str, str], var_dir: Path) -> dict[
     )
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def status_lines(var_dir: Path) -> list[str]:
+    """`./dev status`: the running stack's own processes by pid (a `ps | grep` would also
+    match other users' processes on a shared machine). Empty when no stack is running."""
+    stack = running_stack(var_dir)
+    if stack is None:
+        return []
+    lines = [f"stack supervisor  pid {stack['pid']}  (python -m localdev.stack)"]
+    for name, pid in dict(stack.get("pids") or {}).items():
+        if pid is None:
+            continue
+        state = "running" if _alive(int(pid)) else "gone"
+        lines.append(f"{name:<17} pid {pid}  {state}")
+    return lines
+
+
+def status_main(var_dir: Path) -> int:
+    lines = status_lines(var_dir)
+    if not lines:
+        print(f"dev: no local stack is running (no live {var_dir / STACK_FILE_NAME})",
+              file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     var_dir = Path(os.environ.get("VEDOMAINS_LOCAL_VAR_DIR") or ROOT / "var")
+    if args[:1] == ["--status"]:
+        return status_main(var_dir)
     try:
         env = command_env(args, os.environ, var_dir)
     except Refused as exc:

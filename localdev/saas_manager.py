@@ -56,6 +56,7 @@ import dns.query
 import dns.rdatatype
 from botocore import parsers, serialize
 from botocore.model import NoShapeFoundError
+from moto.acm.models import acm_backends
 from moto.cloudfront.models import cloudfront_backends
 
 ACCOUNT_ID = "123456789012"
@@ -235,8 +236,11 @@ def parse_request(operation: str, body: bytes) -> dict[str, Any]:
     if shape is None or not body.strip():
         return {}
     parser = parsers.RestXMLParser()
+    payload = shape.serialization.get("payload")
     try:
         root = parser._parse_xml_string_to_dom(body)
+        if payload:  # e.g. TagResource: the body is the payload member itself
+            return {payload: parser._handle_structure(shape.members[payload], root)}
         return dict(parser._handle_structure(shape, root))
     except Exception as exc:  # a malformed body is the caller's error, as on AWS
         raise ApiError("InvalidArgument", f"malformed request body: {exc}") from exc
@@ -479,41 +483,53 @@ class SaasManager:
             domain=primary, token_host=host, token=secrets.token_hex(16),
             created=time.monotonic(),
         )
+        tenant.certificate.arn = _acm_certificate(primary)
 
     def GetDistributionTenant(self, req: dict[str, Any]) -> dict[str, Any]:
         tenant = self._tenant(req["Identifier"])
         self._advance_certificate(tenant)
-        return {"DistributionTenant": tenant.to_model(), "ETag": tenant.etag}
+        return {"DistributionTenant": _untagged(tenant.to_model()), "ETag": tenant.etag}
 
     def GetDistributionTenantByDomain(self, req: dict[str, Any]) -> dict[str, Any]:
         domain = str(req.get("Domain", "")).lower()
         for tenant in self.tenants.values():
             if domain in tenant.domain_names():
-                return {"DistributionTenant": tenant.to_model(), "ETag": tenant.etag}
+                return {"DistributionTenant": _untagged(tenant.to_model()), "ETag": tenant.etag}
         raise ApiError("EntityNotFound", f"No distribution tenant holds {domain}.")
 
     def UpdateDistributionTenant(self, req: dict[str, Any]) -> dict[str, Any]:
+        """The body is the whole tenant: a field left out is cleared, never "kept".
+
+        AWS documents that the update needs at least one domain, and the Terraform provider
+        re-sends every field on each update; what an omitted field does on AWS is not
+        documented, so the emulator takes the strict reading (omitted = cleared: no
+        customizations, so no certificate; no parameters; ServeOn `any`; the default
+        connection group; Enabled false). DistributionId cannot be cleared (a tenant belongs
+        to one distribution) and the managed certificate is not part of the body.
+        https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_UpdateDistributionTenant.html
+        """
         tenant = self._tenant(req["Id"])
         self._check_etag(req.get("IfMatch"), tenant.etag)
-        if "DistributionId" in req and req["DistributionId"] != tenant.distribution_id:
-            if req["DistributionId"] not in self.multi_tenant_distributions:
-                raise ApiError("InvalidArgument", "Not a multi-tenant distribution.")
-            tenant.distribution_id = req["DistributionId"]
+        if not req.get("Domains"):
+            raise ApiError("InvalidArgument", "You must specify at least one domain.")
+        if (req.get("DistributionId", tenant.distribution_id) != tenant.distribution_id
+                and req["DistributionId"] not in self.multi_tenant_distributions):
+            raise ApiError("InvalidArgument", "Not a multi-tenant distribution.")
+        group_id = req.get("ConnectionGroupId") or self._default_group().id
+        self._group(group_id)
         moves: list[tuple[str, str, str]] = []
-        if "Domains" in req:
-            tenant.domains = self._domains(req["Domains"], owner=tenant.id,
-                                           takeover=req.get("OnDomainTakeover", "reject"),
-                                           moves=moves)
-            self._take_over(moves)
-        if "ConnectionGroupId" in req:
-            self._group(req["ConnectionGroupId"])
-            tenant.connection_group_id = req["ConnectionGroupId"]
-        for key, attr in (("Customizations", "customizations"), ("Parameters", "parameters"),
-                          ("Enabled", "enabled")):
-            if key in req:
-                setattr(tenant, attr, req[key])
-        if "ManagedCertificateRequest" in req:
+        domains = self._domains(req["Domains"], owner=tenant.id,
+                                takeover=req.get("OnDomainTakeover", "reject"), moves=moves)
+        # Validated whole before anything changes: a refused update changes nothing.
+        if req.get("ManagedCertificateRequest"):
             self._set_certificate(tenant, req["ManagedCertificateRequest"])
+        self._take_over(moves)
+        tenant.distribution_id = req.get("DistributionId") or tenant.distribution_id
+        tenant.domains = domains
+        tenant.connection_group_id = group_id
+        tenant.customizations = req.get("Customizations") or {}
+        tenant.parameters = req.get("Parameters") or []
+        tenant.enabled = bool(req.get("Enabled", False))
         tenant.changed(self._deploy_seconds())
         return {"DistributionTenant": tenant.to_model(), "ETag": tenant.etag}
 
@@ -524,8 +540,48 @@ class SaasManager:
             raise ApiError("ResourceNotDisabled",
                            "The distribution tenant must be disabled and deployed before it "
                            "can be deleted.")
+        # The tenant's managed certificate stays in ACM: no AWS document says deleting a
+        # tenant deletes it (docs/aws-fidelity.md), so the strict reading keeps it and the
+        # product must delete it itself.
         del self.tenants[tenant.id]
         return {}
+
+    # -- tags (ListTagsForResource / TagResource / UntagResource on tenant ARNs) -----------
+
+    def _tagged(self, arn: str) -> Tenant | ConnectionGroup:
+        arn = unquote(arn)
+        for item in [*self.tenants.values(), *self.groups.values()]:
+            if item.arn == arn:
+                return item
+        raise ApiError("NoSuchResource", f"The resource {arn} does not exist.")
+
+    def ListTagsForResource(self, req: dict[str, Any]) -> dict[str, Any]:
+        return {"Tags": {"Items": list((self._tagged(req["Resource"]).tags or {})
+                                       .get("Items") or [])}}
+
+    def TagResource(self, req: dict[str, Any]) -> dict[str, Any]:
+        item = self._tagged(req["Resource"])
+        tags = {t["Key"]: t.get("Value", "") for t in (item.tags or {}).get("Items") or []}
+        tags.update({t["Key"]: t.get("Value", "")
+                     for t in (req.get("Tags") or {}).get("Items") or []})
+        item.tags = {"Items": [{"Key": k, "Value": v} for k, v in tags.items()]}
+        return {}
+
+    def UntagResource(self, req: dict[str, Any]) -> dict[str, Any]:
+        item = self._tagged(req["Resource"])
+        drop = set((req.get("TagKeys") or {}).get("Items") or [])
+        item.tags = {"Items": [t for t in (item.tags or {}).get("Items") or []
+                               if t["Key"] not in drop]}
+        return {}
+
+    def certificate_in_use(self, arn: str) -> bool:
+        """ACM refuses to delete a certificate a tenant still uses (ResourceInUseException)."""
+        with self._lock:
+            for tenant in self.tenants.values():
+                attached = ((tenant.customizations or {}).get("Certificate") or {}).get("Arn")
+                if arn in {attached, tenant.certificate.arn if tenant.certificate else None}:
+                    return True
+        return False
 
     def ListDistributionTenants(self, req: dict[str, Any]) -> dict[str, Any]:
         flt = req.get("AssociationFilter") or {}
@@ -786,6 +842,22 @@ class _DnsUnknown(Exception):
     pass
 
 
+def _untagged(model: dict[str, Any]) -> dict[str, Any]:
+    # GetDistributionTenant is not documented to return Tags (CloudFormation's read handler
+    # calls ListTagsForResource for them): answer without, so nothing comes to rely on them.
+    return {k: v for k, v in model.items() if k != "Tags"}
+
+
+def _acm_certificate(domain: str) -> str:
+    """A managed certificate lands in the account's ACM (us-east-1), as on AWS, where the
+    docs say "you own the certificate": it shows in ACM's lists and counts against its quota.
+    https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/managed-cloudfront-certificates.html
+    """
+    backend = acm_backends[ACCOUNT_ID]["us-east-1"]
+    token: Any = None  # moto types the idempotency token as str; None means "none given"
+    return str(backend.request_certificate(domain, token, [], []))
+
+
 # --- routing -------------------------------------------------------------------------------
 
 _P = "/2020-05-31"
@@ -840,6 +912,17 @@ class SaasManagerMiddleware:
         if path.startswith(CONTROL_PREFIX):
             return self._control(method, path[len(CONTROL_PREFIX):], query, environ,
                                  start_response)
+        if path == f"{_P}/tagging" and self._ours(query.get("Resource", "")):
+            operation = {("GET", None): "ListTagsForResource", ("POST", "Tag"): "TagResource",
+                         ("POST", "Untag"): "UntagResource"}.get(
+                (method, query.get("Operation")), "")
+            if operation:
+                return self._operation(operation, {}, query, environ, start_response)
+        if (environ.get("HTTP_X_AMZ_TARGET") == "CertificateManager.DeleteCertificate"
+                and method == "POST"):
+            refused = self._acm_delete_in_use(environ, start_response)
+            if refused is not None:
+                return refused
         if path == "/moto-api/reset" and method == "POST":
             self.manager.reset()
             return self.app(environ, start_response)
@@ -854,6 +937,26 @@ class SaasManagerMiddleware:
         if method == "GET" and match and match["id"] in self.manager.multi_tenant_distributions:
             return self._with_connection_mode(environ, start_response)
         return self.app(environ, start_response)
+
+    def _ours(self, arn: str) -> bool:
+        return any(f":{kind}/" in unquote(arn) for kind in ("distribution-tenant",
+                                                             "connection-group"))
+
+    def _acm_delete_in_use(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                           ) -> Iterable[bytes] | None:
+        """ACM DeleteCertificate of a certificate a tenant uses: ResourceInUseException."""
+        body = _read_body(environ)
+        environ["wsgi.input"] = io.BytesIO(body)  # moto reads it again if we pass
+        try:
+            arn = str(json.loads(body or b"{}").get("CertificateArn", ""))
+        except ValueError:
+            return None
+        if not arn or not self.manager.certificate_in_use(arn):
+            return None
+        payload = json.dumps({"__type": "ResourceInUseException",
+                              "message": f"Certificate {arn} is in use."}).encode()
+        return _respond(start_response, 400, {"Content-Type": "application/x-amz-json-1.1"},
+                        payload)
 
     def _operation(self, operation: str, uri: dict[str, str], query: dict[str, str],
                    environ: dict[str, Any], start_response: Callable[..., Any]

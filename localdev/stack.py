@@ -827,7 +827,9 @@ def stack_file_content(env: Mapping[str, str], summary: Mapping[str, Any]) -> di
     # Spelled out even for the SQLite default, so a DATABASE_URL in the reader's shell
     # cannot point the command at another database than the stack's.
     values["DATABASE_URL"] = summary["database"]
-    return {"pid": os.getpid(), "moto": summary["urls"]["moto"], "env": values}
+    # The children's pids (each the leader of its process group), for `./dev status`.
+    return {"pid": os.getpid(), "moto": summary["urls"]["moto"], "env": values,
+            "pids": dict(summary.get("pids") or {})}
 
 
 def _write_private(path: Path, content: Mapping[str, Any]) -> None:
@@ -875,6 +877,8 @@ def banner(summary: Mapping[str, Any], config: StackConfig) -> str:
         "./dev manage local_dns set gallery.example.com "
         "CNAME domain.ve.ai"
     )
+    pids = ", ".join(f"{name} {pid}" for name, pid in dict(summary.get("pids") or {}).items()
+                     if pid is not None)
     return f"""
 vedomains is running on this machine. Ctrl-C stops everything.
 
@@ -884,7 +888,7 @@ vedomains is running on this machine. Ctrl-C stops everything.
   Edge proxy   {urls["edge"]}   (curl -H 'Host: gallery.example.com' {urls["edge"]})
   Demo origin  {urls["origin"]}
   DNS          {urls["dns"]} (UDP+TCP), control API {urls["dns_control"]}{control_hint}
-  Local AWS    {urls["moto"]} (moto; certificates issue {config.acm_wait}s after the request)
+  Local AWS    {urls["moto"]} (moto, and the CloudFront SaaS Manager emulation)
 
   Demo workspace "{demo["workspace"]}" (plan {demo["plan"]}), owner {demo["username"]},
   API token {demo["token"]}
@@ -895,6 +899,7 @@ vedomains is running on this machine. Ctrl-C stops everything.
   Register a domain:  {register}
   Add its CNAME:      {add_cname}
   Logs:               {summary["log_dir"]}/
+  Processes:          supervisor {os.getpid()}; {pids}  (`./dev status` lists them)
 """
 
 

@@ -279,8 +279,10 @@ def test_workspace_autocomplete(staff: Client) -> None:
 
 
 def run_action(staff: Client, action: str, domains: list[CustomDomain]) -> Any:
+    # The list hides removed domains unless asked for every state; staff select a removed
+    # one from that view.
     return staff.post(
-        CHANGELIST,
+        f"{CHANGELIST}?status__exact=all",
         {"action": action, "_selected_action": [d.pk for d in domains]},
         follow=True,
     )
@@ -372,3 +374,15 @@ def test_events_admin_is_read_only(staff: Client) -> None:
     assert r.status_code == 403
     event.refresh_from_db()
     assert event.message == ""
+
+
+def test_push_to_edge_refuses_a_domain_the_edge_never_held(
+    staff: Client, sent: list, django_capture_on_commit_callbacks: Any
+) -> None:
+    pending = CustomDomainFactory(status=DomainStatus.PENDING_VALIDATION)
+    with django_capture_on_commit_callbacks(execute=True):
+        r = run_action(staff, "push_to_edge", [pending])
+    assert any("not routed by the edge yet" in m for m in messages_of(r))
+    assert not pending.events.exists() and sent == []
+    page = staff.get(f"{CHANGELIST}{pending.pk}/change/").content.decode()
+    assert 'name="push_to_edge"' not in page and 'name="check_now"' in page

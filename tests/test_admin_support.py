@@ -171,7 +171,7 @@ def test_audit_trail_is_newest_first_and_says_who(staff_user: Any) -> None:
     trail = support.domain_audit_trail(domain=domain)
     assert [a.who for a in trail] == ["Automatic check", f"{staff_user.username}, in the admin",
                                       "Automatic check", "The customer's app (API)"]
-    assert trail[0].change == "Pending validation \u2192 Active"
+    assert trail[0].change == "Setting up \u2192 Live"
     assert [a.at for a in trail] == sorted((a.at for a in trail), reverse=True)
 
 
@@ -318,11 +318,11 @@ def test_capacity_rows(settings: Any) -> None:
     # A failed claim frees its place in the plan (domain_register counts LIVE_STATUSES).
     CustomDomainFactory(workspace=quiet, status=DomainStatus.FAILED)
     rows = {r.label: r for r in capacity.capacity_rows(now=now)}
-    account = rows["Certificates waiting for validation"]
+    account = rows["Domains setting up (certificate requested or not yet)"]
     assert (account.used, account.limit, account.level, account.percent) == (4, 4, "full", 100)
-    assert (rows["Certificates waiting, workspace busy"].used,
-            rows["Certificates waiting, workspace busy"].level) == (3, "full")
-    assert rows["Certificates waiting, workspace quiet"].used == 1
+    assert (rows["Domains setting up, workspace busy"].used,
+            rows["Domains setting up, workspace busy"].level) == (3, "full")
+    assert rows["Domains setting up, workspace quiet"].used == 1
     assert rows["Certificates requested in the last 24 h"].used == 3
     assert rows["Certificates requested in the last 24 h"].level == ""
     pro_limit = settings.VEDOMAINS_PLAN_LIMITS["pro"]
@@ -398,5 +398,6 @@ def test_dashboard_shows_capacity_and_failures(staff: Client) -> None:
                                from_status="active", to_status="misconfigured",
                                data={"reason": "wrong_target"})
     html = staff.get("/admin/domains/dashboard/").content.decode()
-    assert 'id="vd-capacity"' in html and "Certificates waiting for validation" in html
+    assert 'id="vd-capacity"' in html
+    assert "Domains setting up (certificate requested or not yet)" in html
     assert "pointed elsewhere" in html

@@ -1,4 +1,4 @@
-"""The module layers (README, "Architecture"): the import contract holds and nothing cycles.
+"""The module layers (docs/architecture.md): the import contract holds and nothing cycles.
 
 `./dev test` also runs `lint-imports` on its own; these tests keep the guarantee inside the
 suite, and the second one states "no cycle" directly rather than through the layer list.
@@ -109,4 +109,4 @@ def test_no_tracker_markers_or_unread_type_ignores_in_the_code() -> None:
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
         if marker.search(line)
     ]
-    assert found == [], "reword these (see README, 'Tests')"
+    assert found == [], "reword these (see docs/testing.md)"

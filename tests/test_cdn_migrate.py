@@ -91,3 +91,32 @@ def test_to_tenants_and_back_keeps_the_domain_live(per_domain_active: CustomDoma
 def test_bad_limit_is_a_command_error(db: Any) -> None:
     with pytest.raises(CommandError, match="--limit"):
         call_command("cdn_migrate", "--to", "saas-tenant", "--limit", "0")
+
+
+def test_back_to_distributions_deletes_the_old_tenant_s_managed_certificate(
+    saas_stack: dict[str, Any], dns_server: Any, settings: Any
+) -> None:
+    settings.VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID = bootstrap.create_template_distribution(
+        origin_domain="origin.ve.test")
+    domain = services.domain_register(workspace=WorkspaceFactory(slug="acme", plan="pro"),
+                                      hostname=HOST, by=None)
+    dns_server.set_record(HOST, "CNAME", "domain.ve.ai")
+    deadline = time.monotonic() + 15
+    while checks.domain_check(domain_id=domain.pk, force=True).outcome != "activated":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    domain.refresh_from_db()
+    managed = _cf().get_managed_certificate_details(Identifier=domain.cdn_resource_id)[
+        "ManagedCertificateDetails"]["CertificateArn"]
+    acm_client = aws.client("acm", "us-east-1")
+    assert managed in {c["CertificateArn"] for c in acm_client.list_certificates()[
+        "CertificateSummaryList"]}
+
+    settings.VEDOMAINS_CDN_STRATEGY = "distribution-per-domain"
+    call_command("cdn_migrate", "--to", "distribution-per-domain", "--until-done", "--pause",
+                 "0.1", "--timeout", "60", stdout=io.StringIO())
+    domain.refresh_from_db()
+    assert domain.status == DomainStatus.ACTIVE and not domain.cdn_resource_id.startswith("dt_")
+    assert _cf().list_distribution_tenants()["DistributionTenantList"] == []
+    left = {c["CertificateArn"] for c in acm_client.list_certificates()["CertificateSummaryList"]}
+    assert managed not in left and domain.certificate_arn in left

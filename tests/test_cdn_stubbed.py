@@ -66,11 +66,32 @@ def _tenant(enabled: bool) -> dict[str, Any]:
             "Id": "dt_123",
             "DistributionId": "EMT",
             "Name": HOST,
+            "Arn": "arn:aws:cloudfront::123456789012:distribution-tenant/dt_123",
+            "Domains": [{"Domain": HOST, "Status": "active", "ServeOn": "any"}],
+            "ConnectionGroupId": "cg_1",
+            "Parameters": [{"Name": "workspaceId", "Value": "acme"}],
+            "Customizations": {"Certificate": {"Arn": ARN}},
             "Enabled": enabled,
             "Status": "Deployed",
         },
         "ETag": "E1",
     }
+
+
+# The whole tenant, as UpdateDistributionTenant must be sent it (see SaasTenant._put).
+def _whole(enabled: bool, **changes: Any) -> dict[str, Any]:
+    return {"Id": "dt_123", "IfMatch": "E1", "DistributionId": "EMT",
+            "Domains": [{"Domain": HOST}], "ConnectionGroupId": "cg_1",
+            "Parameters": [{"Name": "workspaceId", "Value": "acme"}],
+            "Customizations": {"Certificate": {"Arn": ARN}}, "Enabled": enabled, **changes}
+
+
+MANAGED = "arn:aws:acm:us-east-1:123456789012:certificate/managed"
+
+
+def _no_managed_certificate(stub: Stubber) -> None:
+    stub.add_client_error("get_managed_certificate_details", service_error_code="EntityNotFound",
+                          http_status_code=404)
 
 
 def test_stubbed_per_domain_attach_clones_the_template_with_one_alias_and_its_certificate(
@@ -232,17 +253,83 @@ def test_stubbed_saas_tenant_attach_asks_for_a_managed_certificate(stubbed_cf: S
                                      takeover=True)
 
 
-def test_stubbed_saas_tenant_retried_create_finds_its_own_tenant(stubbed_cf: Stubber) -> None:
+def test_stubbed_saas_tenant_retried_create_finds_its_own_tenant_by_name_and_listed_tags(
+    stubbed_cf: Stubber,
+) -> None:
     stubbed_cf.add_client_error("create_distribution_tenant",
                                 service_error_code="EntityAlreadyExists", http_status_code=409)
-    mine = _tenant(True)
-    mine["DistributionTenant"]["Tags"] = {
-        "Items": [{"Key": "vedomains-reference", "Value": "vedomains-7"}]}
-    stubbed_cf.add_response("get_distribution_tenant", mine,
+    # Found by its deterministic name; GetDistributionTenant carries no Tags (not documented
+    # to), so ownership is read with ListTagsForResource.
+    stubbed_cf.add_response("get_distribution_tenant", _tenant(True),
                             {"Identifier": f"vedomains-7-{HOST}"})
+    stubbed_cf.add_response(
+        "list_tags_for_resource",
+        {"Tags": {"Items": [{"Key": "vedomains-reference", "Value": "vedomains-7"}]}},
+        {"Resource": "arn:aws:cloudfront::123456789012:distribution-tenant/dt_123"})
     attachment = cdn.SaasTenant("EMT", "").attach(hostname=HOST, certificate_arn="",
                                                   reference="vedomains-7")
     assert attachment.resource_id == "dt_123"
+
+
+def test_stubbed_saas_tenant_of_another_record_is_not_taken_for_ours(stubbed_cf: Stubber) -> None:
+    stubbed_cf.add_client_error("create_distribution_tenant",
+                                service_error_code="EntityAlreadyExists", http_status_code=409)
+    stubbed_cf.add_response("get_distribution_tenant", _tenant(True),
+                            {"Identifier": f"vedomains-7-{HOST}"})
+    stubbed_cf.add_response("list_tags_for_resource", {"Tags": {"Items": []}}, {"Resource": ANY})
+    with pytest.raises(IntegrationError) as caught:
+        cdn.SaasTenant("EMT", "").attach(hostname=HOST, certificate_arn="",
+                                         reference="vedomains-7")
+    assert caught.value.code == "EntityAlreadyExists"
+
+
+def test_stubbed_shape_every_tenant_update_sends_the_whole_tenant(stubbed_cf: Stubber) -> None:
+    """Shape test: Id, DistributionId, Domains, ConnectionGroupId, Customizations,
+    Parameters and Enabled on every UpdateDistributionTenant, with the read ETag."""
+    tenants = cdn.SaasTenant("EMT", "")
+    stubbed_cf.add_response("get_distribution_tenant", _tenant(True), {"Identifier": "dt_123"})
+    stubbed_cf.add_response("update_distribution_tenant", _tenant(False), _whole(False))
+    tenants.disable(resource_id="dt_123")
+
+    other = "arn:aws:acm:us-east-1:123456789012:certificate/other"
+    stubbed_cf.add_response("get_distribution_tenant", _tenant(True), {"Identifier": "dt_123"})
+    stubbed_cf.add_response("update_distribution_tenant", _tenant(True),
+                            _whole(True, Customizations={"Certificate": {"Arn": other}}))
+    tenants.set_certificate(resource_id="dt_123", certificate_arn=other)
+
+    request = {"ValidationTokenHost": "self-hosted", "PrimaryDomainName": HOST}
+    stubbed_cf.add_response("get_distribution_tenant", _tenant(True), {"Identifier": "dt_123"})
+    stubbed_cf.add_response("update_distribution_tenant", _tenant(True),
+                            _whole(True, ManagedCertificateRequest=request))
+    tenants.request_managed_certificate(resource_id="dt_123", hostname=HOST,
+                                        validation_host="self-hosted")
+
+
+def test_stubbed_shape_an_apex_tenant_keeps_serving_on_the_anycast_list(
+    stubbed_cf: Stubber,
+) -> None:
+    apex = _tenant(True)
+    apex["DistributionTenant"]["Domains"] = [
+        {"Domain": HOST, "Status": "active", "ServeOn": "anycast-ip-list-only"}]
+    stubbed_cf.add_response("get_distribution_tenant", apex, {"Identifier": "dt_123"})
+    stubbed_cf.add_response(
+        "update_distribution_tenant", _tenant(False),
+        _whole(False, Domains=[{"Domain": HOST, "ServeOn": "anycast-ip-list-only"}]))
+    cdn.SaasTenant("EMT", "").disable(resource_id="dt_123")
+
+
+def test_stubbed_a_stale_etag_is_read_again_and_the_whole_tenant_resent(
+    stubbed_cf: Stubber,
+) -> None:
+    stubbed_cf.add_response("get_distribution_tenant", _tenant(True), {"Identifier": "dt_123"})
+    stubbed_cf.add_client_error("update_distribution_tenant",
+                                service_error_code="PreconditionFailed", http_status_code=412)
+    fresh = _tenant(True)
+    fresh["ETag"] = "E9"
+    stubbed_cf.add_response("get_distribution_tenant", fresh, {"Identifier": "dt_123"})
+    stubbed_cf.add_response("update_distribution_tenant", _tenant(False),
+                            _whole(False, IfMatch="E9"))
+    cdn.SaasTenant("EMT", "").disable(resource_id="dt_123")
 
 
 @pytest.mark.parametrize("code", ["EntityLimitExceeded", "TooManyDistributionTenants",
@@ -277,23 +364,38 @@ def test_stubbed_saas_tenant_detach_disables_then_deletes_with_if_match(
     stubbed_cf: Stubber,
 ) -> None:
     stubbed_cf.add_response("get_distribution_tenant", _tenant(True), {"Identifier": "dt_123"})
+    _no_managed_certificate(stubbed_cf)
     stubbed_cf.add_response(
         "update_distribution_tenant",
         {"DistributionTenant": _tenant(False)["DistributionTenant"], "ETag": "E2"},
-        {"Id": "dt_123", "IfMatch": "E1", "Enabled": False},
+        _whole(False),
     )
     assert cdn.SaasTenant("EMT", "").detach(resource_id="dt_123").done is False
     deploying = _tenant(False)
     deploying["DistributionTenant"]["Status"] = "InProgress"
     stubbed_cf.add_response("get_distribution_tenant", {**deploying, "ETag": "E2"},
                             {"Identifier": "dt_123"})
+    _no_managed_certificate(stubbed_cf)
     # Deleted only once the disabled tenant is Deployed.
     assert cdn.SaasTenant("EMT", "").detach(resource_id="dt_123").done is False
     stubbed_cf.add_response(
         "get_distribution_tenant", {**_tenant(False), "ETag": "E2"}, {"Identifier": "dt_123"}
     )
+    _no_managed_certificate(stubbed_cf)
     stubbed_cf.add_response("delete_distribution_tenant", {}, {"Id": "dt_123", "IfMatch": "E2"})
     assert cdn.SaasTenant("EMT", "").detach(resource_id="dt_123").done is True
+
+
+def test_stubbed_saas_tenant_detach_names_the_managed_certificate(stubbed_cf: Stubber) -> None:
+    stubbed_cf.add_response("get_distribution_tenant", _tenant(False), {"Identifier": "dt_123"})
+    stubbed_cf.add_response(
+        "get_managed_certificate_details",
+        {"ManagedCertificateDetails": {"CertificateArn": MANAGED, "CertificateStatus": "issued",
+                                       "ValidationTokenHost": "cloudfront"}},
+        {"Identifier": "dt_123"})
+    stubbed_cf.add_response("delete_distribution_tenant", {}, {"Id": "dt_123", "IfMatch": "E1"})
+    result = cdn.SaasTenant("EMT", "").detach(resource_id="dt_123")
+    assert result.done and result.certificate_arn == MANAGED
 
 
 def test_stubbed_saas_tenant_detach_of_a_deleted_tenant_is_done(stubbed_cf: Stubber) -> None:

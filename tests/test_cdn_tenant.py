@@ -16,7 +16,7 @@ from django.core import mail
 from django.test import Client
 
 from domains import capacity_alerts, certificates, checks, cleanup, selectors, services
-from domains.integrations import aws
+from domains.integrations import aws, cdn
 from domains.integrations.cdn import CERTIFICATE_FAILURES
 from domains.models import CapacityAlert, CustomDomain, DomainStatus, EventKind
 from domains.outbox import failure_advice
@@ -66,8 +66,10 @@ def test_default_path_asks_for_one_record_and_activates_when_deployed(
     tenant = _cf().get_distribution_tenant(Identifier=domain.cdn_resource_id)[
         "DistributionTenant"]
     assert tenant["Parameters"] == [{"Name": "workspaceId", "Value": "acme"}]
-    assert {"Key": "vedomains-reference", "Value": f"vedomains-{domain.pk}"} in tenant[
-        "Tags"]["Items"]
+    # Tags through ListTagsForResource: GetDistributionTenant does not return them.
+    assert "Tags" not in tenant
+    assert {"Key": "vedomains-reference", "Value": f"vedomains-{domain.pk}"} in _cf(
+        ).list_tags_for_resource(Resource=tenant["Arn"])["Tags"]["Items"]
     assert domain.certificate_status == "pending-validation"
     assert selectors.domain_dns_records(domain) == records  # still exactly one record
 
@@ -269,8 +271,13 @@ def test_hostname_moves_to_another_workspace_between_tenants_without_overlap(
     while cleanup.domain_cleanup(domain_id=old.pk) != "clean":
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    ids = [t["Id"] for t in _cf().list_distribution_tenants()["DistributionTenantList"]]
-    assert ids == [new.cdn_resource_id]
+    # The emptied old tenant cannot be disabled by a whole-tenant update (it has no domain
+    # to name; the emulator refuses, as the API reference reads): the cleanup finishes and
+    # leaves it to staff, holding nothing (docs/aws-fidelity.md, unverified).
+    tenants = {t["Id"]: t for t in _cf().list_distribution_tenants()["DistributionTenantList"]}
+    assert set(tenants) <= {new.cdn_resource_id, old_tenant}
+    assert tenants.get(old_tenant, {}).get("Domains", []) == []
+    assert old.events.filter(kind=EventKind.CDN_DETACHED).exists()
 
 
 def test_prevalidation_asked_after_the_tenant_exists_switches_its_certificate(
@@ -310,9 +317,10 @@ def test_a_vanished_tenant_is_made_again(saas_stack: dict[str, Any], dns_server:
     domain = services.domain_register(workspace=workspace, hostname=HOST, by=None)
     _check(domain)
     gone = domain.cdn_resource_id
+    got = _cf().get_distribution_tenant(Identifier=gone)
     etag = _cf().update_distribution_tenant(
-        Id=gone, IfMatch=_cf().get_distribution_tenant(Identifier=gone)["ETag"],
-        Enabled=False)["ETag"]
+        **{**cdn.tenant_update_body(got["DistributionTenant"]), "Enabled": False},
+        IfMatch=got["ETag"])["ETag"]
     _cf().delete_distribution_tenant(Id=gone, IfMatch=etag)
     _check(domain)
     assert domain.cdn_resource_id == ""

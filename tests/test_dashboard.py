@@ -16,7 +16,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from domains import dashboard
+from domains import dashboard, support
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Workspace
 from tests.factories import WorkspaceFactory
 from tests.needs import need_programs
@@ -106,7 +106,8 @@ def test_dashboard_renders_10000_domains_in_a_bounded_number_of_queries(
 
     counts = dict(CustomDomain.objects.values_list("status").annotate(
         n=django.db.models.Count("id")).values_list("status", "n"))
-    for status, label in DomainStatus.choices:
+    for status in DomainStatus:
+        label = support.state_words(status)
         assert f'<div class="vd-n">{counts.get(status, 0)}</div><div class="vd-l">{label}' in page
     assert "<svg" in page and page.count("<rect") > 20
     assert "Certificate trouble" in page and "Pending for more than a day" in page

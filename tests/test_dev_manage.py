@@ -106,3 +106,35 @@ def test_offline_commands_and_explicit_requests_run_without_a_stack(tmp_path: Pa
                     VEDOMAINS_AWS_CONNECT_TIMEOUT="0.5")
     done = dev_manage("reconcile_edge", "--dry-run", env=env)
     assert "no local stack is running" not in done.stderr
+
+
+def test_worker_health_runs_without_a_stack(tmp_path: Path) -> None:
+    # It only pings Celery over the broker; with no worker (and no broker) answering it
+    # fails on its own, with its own one-line reason, not the "real AWS" refusal.
+    env = shell_env(tmp_path / "var", CELERY_BROKER_URL="redis://127.0.0.1:9/0")
+    done = dev_manage("worker_health", "--timeout", "1", env=env)
+    assert "no local stack is running" not in done.stderr
+    assert done.returncode != 0 and done.returncode != 2, done.stderr[-2000:]
+
+
+def test_status_lists_the_running_stack_s_processes_by_pid(tmp_path: Path,
+                                                           aws_stack: dict[str, str]) -> None:
+    var_dir = tmp_path / "var"
+    env = shell_env(var_dir)
+    done = dev_manage("--status", env=env)
+    assert done.returncode == 1 and "no local stack is running" in done.stderr
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        write_stack_file(var_dir, pid=os.getpid(), moto_url=aws_stack["endpoint_url"], env={})
+        content = json.loads((var_dir / "stack.json").read_text())
+        content["pids"] = {"web": child.pid, "worker": 2 ** 22 + 1}
+        (var_dir / "stack.json").write_text(json.dumps(content))
+        done = dev_manage("--status", env=env)
+    finally:
+        child.kill()
+        child.wait()
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"stack supervisor  pid {os.getpid()}")
+    assert f"pid {child.pid}  running" in lines[1] and lines[1].startswith("web")
+    assert lines[2].startswith("worker") and lines[2].endswith("gone")

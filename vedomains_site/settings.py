@@ -75,6 +75,8 @@ if DEBUG or TESTING:
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads request.GET/POST: over DATA_UPLOAD_MAX_NUMBER_FIELDS is a 400.
+    "domains.middleware.RequestLimitsMiddleware",
     # Before anything queries the database with the request's values.
     "domains.middleware.RejectNulBytesMiddleware",
     # Before CommonMiddleware, so preflights and errors carry the CORS headers too.
@@ -408,6 +410,10 @@ VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY = env.int("VEDOMAINS_CERT_BUDGET_WORKSPACE
                                                 default=10)
 VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY = env.int("VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY",
                                                default=50)
+# The most one workspace's plan may take of the platform's daily figure, in percent (1-100):
+# an enterprise plan (1,000 domains) would otherwise spend the whole day for everyone.
+VEDOMAINS_CERT_BUDGET_WORKSPACE_SHARE = env.int("VEDOMAINS_CERT_BUDGET_WORKSPACE_SHARE",
+                                                default=50)
 
 # --- Notifications, webhooks, certificate watch -----------------------------------
 # Webhook POSTs: one timeout for connect and each read; retries back off exponentially
@@ -513,6 +519,15 @@ DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", DATABASE_CONNECT_TIMEOUT)
+
+# Admin sign-in throttle (domains/admin_security.py): this many failures per account, or per
+# client address, within the lockout time lock further sign-ins out for that long.
+VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ACCOUNT = env.int("VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ACCOUNT",
+                                                     default=5)
+VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ADDRESS = env.int("VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ADDRESS",
+                                                     default=20)
+VEDOMAINS_ADMIN_LOGIN_LOCKOUT_SECONDS = env.int("VEDOMAINS_ADMIN_LOGIN_LOCKOUT_SECONDS",
+                                                default=900)
 
 # Behind a TLS-terminating load balancer: trust its X-Forwarded-Proto (only the ALB can reach
 # the tasks), and send session and CSRF cookies over HTTPS only.

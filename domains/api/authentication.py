@@ -104,11 +104,14 @@ class ServiceSignatureAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("The sync API is not enabled.",
                                                   code="service_disabled")
         fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
-        try:
-            timestamp = int(fields.get("t", ""))
-        except ValueError as exc:
+        stamp, given = fields.get("t", ""), fields.get("v1", "")
+        # Checked before use: a 400-digit `t` overflows the float clock arithmetic and a
+        # non-ASCII `v1` makes hmac.compare_digest raise TypeError (both were 500s).
+        if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12
+                and given.isascii()):
             raise exceptions.AuthenticationFailed("Malformed service signature.",
-                                                  code="invalid_signature") from exc
+                                                  code="invalid_signature")
+        timestamp = int(stamp)
         tolerance = settings.VEDOMAINS_SERVICE_SIGNATURE_TOLERANCE_SECONDS
         if abs(time.time() - timestamp) > tolerance:
             raise exceptions.AuthenticationFailed(
@@ -120,7 +123,6 @@ class ServiceSignatureAuthentication(BaseAuthentication):
         # client's choice of which characters to escape cannot break the signature.
         query = request._request.META.get("QUERY_STRING", "")
         path = request._request.path + (f"?{query}" if query else "")
-        given = fields.get("v1", "")
         for secret in secrets:
             expected = service_signature(secret, timestamp, request.method or "", path, body)
             if hmac.compare_digest(expected.split("v1=", 1)[1], given):

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -75,6 +75,14 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
                        message=f"The request body is larger than "
                        f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.", field="body"),
             status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        # Over DATA_UPLOAD_MAX_NUMBER_FIELDS/FILES (a multipart body parsed by DRF): the
+        # client's doing, answered like the middleware answers it for query strings.
+        set_rollback()
+        return Response(
+            error_body(code="too_many_fields", message=str(exc), field="body"),
+            status=status.HTTP_400_BAD_REQUEST,
         )
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

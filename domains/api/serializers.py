@@ -7,10 +7,12 @@ commands apply the same rules.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
 
 from domains import selectors
 from domains.hostnames import to_unicode
@@ -21,8 +23,57 @@ from domains.models import CustomDomain, DomainStatus, slug_validator
 MAX_HOSTNAME_INPUT = 1024
 
 
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers: DRF's turns `42` into "42", which then failed with
+    a misleading reason ("needs at least two labels")."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            raise serializers.ValidationError(
+                f"'{self.field_name}' must be a string (in double quotes), not "
+                f"{type(data).__name__ if data is not None else 'null'}.",
+                code="not_a_string")
+        return super().to_internal_value(data)
+
+
+class RefusesUnknownFields(serializers.Serializer):
+    """A body field the serializer does not declare is a 400 naming it (it was ignored, so a
+    typo went unnoticed and a 2 MB `pad` field was accepted).
+
+    The accepted names are the declared fields: declaring a field is all it takes to
+    accept it. Errors in declared fields come first, so a missing `hostname` is still the
+    error's `field`; the unknown names follow in `details.errors`.
+    """
+
+    # Sent by the browsable API's HTML forms, never data.
+    IGNORED_FIELDS = frozenset({"csrfmiddlewaretoken"})
+
+    def to_internal_value(self, data: Any) -> Any:
+        unknown: list[str] = []
+        if isinstance(data, Mapping):
+            unknown = sorted(str(k) for k in data if k not in self.fields
+                             and k not in self.IGNORED_FIELDS)
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if not unknown or not isinstance(exc.detail, dict):
+                raise
+            errors = dict(exc.detail)
+        else:
+            if not unknown:
+                return value
+            errors = {}
+        accepted = ", ".join(name for name, field in self.fields.items() if not field.read_only)
+        for name in unknown[:10]:
+            shown = name if len(name) <= 40 else f"{name[:40]}\u2026"
+            errors[shown] = [ErrorDetail(
+                f"Unknown field '{shown}'; this request accepts only: {accepted}.",
+                code="unknown_field")]
+        raise serializers.ValidationError(errors)
+
+
 def workspace_slug_field(**kwargs: Any) -> serializers.CharField:
-    return serializers.CharField(
+    return StrictCharField(
         max_length=63, validators=[slug_validator], help_text="The workspace slug (workspaceId).",
         **kwargs,
     )
@@ -31,11 +82,11 @@ def workspace_slug_field(**kwargs: Any) -> serializers.CharField:
 # --- input --------------------------------------------------------------------------------
 
 
-class DomainRegisterSerializer(serializers.Serializer):
+class DomainRegisterSerializer(RefusesUnknownFields):
     # min_length only documents what allow_blank=False already enforces: without it the
     # schema calls "" a valid hostname (drf-spectacular adds minLength to query parameters
     # only).
-    hostname = serializers.CharField(
+    hostname = StrictCharField(
         min_length=1,
         max_length=MAX_HOSTNAME_INPUT,
         help_text="The custom hostname, e.g. `gallery.client.com`. Unicode names are "
@@ -52,14 +103,14 @@ class DomainRegisterSerializer(serializers.Serializer):
     )
 
 
-class LegacyRegisterSerializer(serializers.Serializer):
+class LegacyRegisterSerializer(RefusesUnknownFields):
     """The seed frontend's body: `{"subdomain", "domain", "workspaceId"}`."""
 
-    subdomain = serializers.CharField(
+    subdomain = StrictCharField(
         max_length=MAX_HOSTNAME_INPUT, required=False, allow_blank=True, default="",
         help_text="Left part of the hostname (`gallery`); empty to register `domain` itself.",
     )
-    domain = serializers.CharField(
+    domain = StrictCharField(
         min_length=1, max_length=MAX_HOSTNAME_INPUT, help_text="e.g. `client.com`"
     )
     # camelCase because that is the seed frontend's wire name.

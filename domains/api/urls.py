@@ -35,6 +35,7 @@ urlpatterns = [
                     canonical_slash=False),
     *both_spellings("domains/verify/<str:domain>", views.LegacyVerifyView, "legacy-verify",
                     canonical_slash=False),
+    *both_spellings("domains/verify/", views.LegacyVerifyMissingView, "legacy-verify-missing"),
     *both_spellings("domains/", views.DomainListCreateView, "domain-list"),
     *both_spellings("domains/<str:hostname>/", views.DomainDetailView, "domain-detail"),
     *both_spellings("domains/<str:hostname>/verify/", views.DomainVerifyView, "domain-verify"),

@@ -62,7 +62,8 @@ TAG = "domains"
 
 
 _ERROR_DESCRIPTIONS = {
-    400: "Invalid input; `error.field` names the offending field (`body` for the body).",
+    400: "Invalid input; `error.field` names the offending field (`body` for the body). A "
+    "body field the path does not accept is refused (`unknown_field`).",
     401: "Not authenticated.",
     403: "Not a member of the workspace (`not_member`) or a read-only role "
     "(`role_read_only`).",
@@ -333,8 +334,22 @@ class _SeedErrors(APIView):
         response = super().handle_exception(exc)
         body = response.data
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
-            response.data = {"status": "error", "message": body["error"]["message"], **body}
+            response.data = {"status": "error", "message": _seed_message(body["error"]),
+                             **body}
         return response
+
+
+def _seed_message(error: Mapping[str, Any]) -> str:
+    """The error's message for a frontend that shows only `message`: records the message
+    refers to ("create the TXT record below") are written into it."""
+    message = str(error.get("message", ""))
+    details = error.get("details")
+    records = details.get("dns_records") if isinstance(details, Mapping) else None
+    if not isinstance(records, list) or not records:
+        return message
+    lines = [f"{r.get('type')} record: name {r.get('name')}, value {r.get('value')}"
+             for r in records if isinstance(r, Mapping)]
+    return f"{message.replace(' below', '')} " + "; ".join(lines) + "."
 
 
 @extend_schema(tags=[f"{TAG} (seed paths)"])
@@ -428,6 +443,19 @@ class LegacyVerifyView(_SeedErrors):
             )
             is None
         )
+
+
+@extend_schema(exclude=True)
+class LegacyVerifyMissingView(_SeedErrors):
+    """`/api/domains/verify/` without a hostname: a 400 naming what is missing, not "No
+    custom domain 'verify'" (the path would otherwise be read as the hostname `verify`)."""
+
+    parser_classes = PARSER_CLASSES
+
+    def get(self, request: Request) -> Response:
+        raise InvalidInput(
+            "The hostname to check is missing: GET /api/domains/verify/<hostname>, e.g. "
+            "/api/domains/verify/gallery.client.com.", code="required", field="domain")
 
 
 @csrf_exempt  # token clients send no CSRF token; without this they got Django's HTML 403

@@ -100,6 +100,20 @@ def delete_certificate(arn: str) -> None:
         raise aws.classify(exc, "acm.DeleteCertificate") from exc
 
 
+def tag_as_ours(arn: str) -> None:
+    """Give a certificate we did not request (a tenant's CloudFront-managed one) our tag.
+
+    The app's IAM policy deletes only certificates carrying it (deploy/app-iam-policy.yaml),
+    and CloudFront, not us, requested this one.
+    """
+    try:
+        aws.client("acm", ACM_REGION).add_tags_to_certificate(
+            CertificateArn=arn,
+            Tags=[{"Key": aws.MANAGED_TAG_KEY, "Value": aws.MANAGED_TAG_VALUE}])
+    except (ClientError, BotoCoreError) as exc:
+        raise aws.classify(exc, "acm.AddTagsToCertificate") from exc
+
+
 # --- used by the certificate sweep -------------------------------------------------
 
 

@@ -50,6 +50,10 @@ class Attachment:
 class Detachment:
     done: bool
     detail: str
+    # A tenant's CloudFront-managed certificate: it lives in our account's ACM and nothing
+    # documented deletes it with the tenant, so the caller records it and deletes it itself
+    # once the tenant is gone (docs/cdn.md, "Managed certificates on removal").
+    certificate_arn: str = ""
 
 
 class CdnStrategy(Protocol):
@@ -370,16 +374,37 @@ class SaasTenant:
             resp = _cf().create_distribution_tenant(**params)
         except ClientError as exc:
             if aws.error_code(exc) == "EntityAlreadyExists":
-                found = self._get(name)
-                if found is not None and _tag(found["DistributionTenant"],
-                                              "vedomains-reference") == reference:
-                    tenant = found["DistributionTenant"]
-                    return Attachment(tenant["Id"], "", tenant.get("Status", ""))
+                found = self.find_own(name=name, reference=reference)
+                if found is not None:
+                    return found
             raise _raise(exc, "cloudfront.CreateDistributionTenant") from exc
         except BotoCoreError as exc:
             raise _raise(exc, "cloudfront.CreateDistributionTenant") from exc
         tenant = resp["DistributionTenant"]
         return Attachment(tenant["Id"], "", tenant.get("Status", ""))
+
+    def find_own(self, *, name: str, reference: str) -> Attachment | None:
+        """Our tenant named `name` (an earlier attempt's), or None if it is someone else's.
+
+        Looked up by its deterministic name; its tags are read with ListTagsForResource,
+        because GetDistributionTenant is not documented to return them (CloudFormation's
+        read handler lists them separately).
+        https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_ListTagsForResource.html
+        """
+        found = self._get(name)
+        if found is None:
+            return None
+        tenant = found["DistributionTenant"]
+        if self.tags(arn=str(tenant.get("Arn", ""))).get("vedomains-reference") != reference:
+            return None
+        return Attachment(tenant["Id"], "", tenant.get("Status", ""))
+
+    def tags(self, *, arn: str) -> dict[str, str]:
+        try:
+            items = _cf().list_tags_for_resource(Resource=arn)["Tags"].get("Items") or []
+        except (ClientError, BotoCoreError) as exc:
+            raise _raise(exc, "cloudfront.ListTagsForResource") from exc
+        return {str(t["Key"]): str(t.get("Value", "")) for t in items}
 
     def _get(self, identifier: str) -> dict[str, Any] | None:
         try:
@@ -426,40 +451,67 @@ class SaasTenant:
             ),
         )
 
-    def set_certificate(self, *, resource_id: str, certificate_arn: str) -> None:
-        """Use an ACM certificate (validated in advance) as the tenant's certificate."""
+    def _put(self, got: dict[str, Any], **changes: Any) -> None:
+        """UpdateDistributionTenant with the WHOLE tenant: what `got` holds, plus `changes`.
+
+        The update replaces the tenant: a field left out is not "unchanged" (the API
+        reference requires at least one domain; the Terraform provider re-sends
+        DistributionId, Domains, ConnectionGroupId, Customizations, Parameters and Enabled
+        on every update). `got` is a GetDistributionTenant answer; its ETag is the IfMatch.
+        Every tenant update goes through here; `_with_etag_retries` re-reads on a race.
+        https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_UpdateDistributionTenant.html
+        """
+        body = tenant_update_body(got["DistributionTenant"])
+        body.update(changes)
+        _cf().update_distribution_tenant(IfMatch=got["ETag"], **body)
+
+    def _update(self, resource_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None],
+                *, missing_ok: bool = False) -> None:
+        """Read the tenant, write it back whole with `change(tenant)`; retried on a stale ETag.
+
+        `change` returns the fields to change, or None when the tenant already is as wanted.
+        """
         def attempt() -> Detachment | None:
             got = self._get(resource_id)
             if got is None:
+                if missing_ok:
+                    return Detachment(True, "tenant gone")
                 raise IntegrationError("The distribution tenant is gone.", permanent=True,
                                        code="EntityNotFound")
-            _cf().update_distribution_tenant(
-                Id=resource_id, IfMatch=got["ETag"],
-                Customizations={"Certificate": {"Arn": certificate_arn}})
-            return Detachment(True, "certificate set")
+            changes = change(got["DistributionTenant"])
+            if changes is not None:
+                self._put(got, **changes)
+            return Detachment(True, "updated")
 
-        _with_etag_retries(attempt, gone="EntityNotFound", not_ready="ResourceNotDisabled",
-                           what="tenant")
+        _with_etag_retries(attempt, gone="EntityNotFound" if missing_ok else "__never__",
+                           not_ready="__never__", what="tenant",
+                           action="cloudfront.UpdateDistributionTenant")
+
+    def set_certificate(self, *, resource_id: str, certificate_arn: str) -> None:
+        """Use an ACM certificate (validated in advance) as the tenant's certificate."""
+        def change(tenant: dict[str, Any]) -> dict[str, Any]:
+            customizations = copy.deepcopy(tenant.get("Customizations") or {})
+            customizations["Certificate"] = {"Arn": certificate_arn}
+            return {"Customizations": customizations}
+
+        self._update(resource_id, change)
 
     def request_managed_certificate(self, *, resource_id: str, hostname: str,
                                     validation_host: str) -> None:
         """Ask CloudFront for a (new) managed certificate validated by `validation_host`."""
-        def attempt() -> Detachment | None:
-            got = self._get(resource_id)
-            if got is None:
-                raise IntegrationError("The distribution tenant is gone.", permanent=True,
-                                       code="EntityNotFound")
-            _cf().update_distribution_tenant(
-                Id=resource_id, IfMatch=got["ETag"],
-                ManagedCertificateRequest={"ValidationTokenHost": validation_host,
-                                           "PrimaryDomainName": hostname})
-            return Detachment(True, "certificate requested")
+        request = {"ValidationTokenHost": validation_host, "PrimaryDomainName": hostname}
+        self._update(resource_id, lambda tenant: {"ManagedCertificateRequest": request})
 
-        _with_etag_retries(attempt, gone="__never__", not_ready="__never__", what="tenant")
+    def managed_certificate_arn(self, *, resource_id: str) -> str:
+        state = self.certificate(resource_id=resource_id)
+        return state.arn if state is not None else ""
 
     def detach(self, *, resource_id: str) -> Detachment:
         """Disable, wait until CloudFront has deployed that, then delete; call until done.
 
+        Each answer carries the tenant's managed certificate ARN (while the tenant exists)
+        so the caller can record it before the tenant, and with it the only pointer to the
+        certificate, is gone.
         https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_DeleteDistributionTenant.html
         """
         def attempt() -> Detachment | None:
@@ -467,27 +519,47 @@ class SaasTenant:
             if got is None:
                 return Detachment(True, "tenant already deleted")
             tenant, etag = got["DistributionTenant"], got["ETag"]
+            arn = self.managed_certificate_arn(resource_id=resource_id)
+            if tenant.get("Enabled") and not tenant.get("Domains"):
+                return self._disable_emptied(got, arn)
             if tenant.get("Enabled"):
-                _cf().update_distribution_tenant(Id=resource_id, IfMatch=etag, Enabled=False)
-                return Detachment(False, "disabled; waiting for deployment to delete")
+                self._put(got, Enabled=False)
+                return Detachment(False, "disabled; waiting for deployment to delete", arn)
             if tenant.get("Status") != "Deployed":
-                return Detachment(False, f"tenant is {tenant.get('Status')}; delete pending")
+                return Detachment(False, f"tenant is {tenant.get('Status')}; delete pending",
+                                  arn)
             _cf().delete_distribution_tenant(Id=resource_id, IfMatch=etag)
-            return Detachment(True, "tenant deleted")
+            return Detachment(True, "tenant deleted", arn)
 
         return _with_etag_retries(attempt, gone="EntityNotFound", not_ready="ResourceNotDisabled",
                                   what="tenant")
 
+    def _disable_emptied(self, got: dict[str, Any], arn: str) -> Detachment:
+        """A tenant whose only domain another tenant took over (OnDomainTakeover=allow).
+
+        It serves nothing, but the update that would disable it must name a domain (API
+        reference) and it has none; deleting needs it disabled. Whether CloudFront accepts
+        this update is unverified (docs/aws-fidelity.md): try, and if refused leave the
+        tenant to staff (it holds no domain, so no customer is affected) rather than block
+        the domain's cleanup for ever.
+        """
+        try:
+            self._put(got, Enabled=False)
+        except ClientError as exc:
+            if aws.error_code(exc) != "InvalidArgument":
+                raise
+            log.error("tenant %s holds no domain and CloudFront refuses to disable it: %s; "
+                      "delete it by hand", got["DistributionTenant"]["Id"], exc)
+            # No certificate ARN: the tenant still holds it, so ACM would refuse the delete.
+            return Detachment(True, "tenant holds no domain and cannot be disabled; "
+                                    "left for staff to delete")
+        return Detachment(False, "disabled; waiting for deployment to delete", arn)
+
     def disable(self, *, resource_id: str) -> None:
         """Stop serving (the first step of a delete or of moving the domain away)."""
-        def attempt() -> Detachment | None:
-            got = self._get(resource_id)
-            if got is None or not got["DistributionTenant"].get("Enabled"):
-                return Detachment(True, "disabled")
-            _cf().update_distribution_tenant(Id=resource_id, IfMatch=got["ETag"], Enabled=False)
-            return Detachment(True, "disabled")
-
-        _with_etag_retries(attempt, gone="EntityNotFound", not_ready="__never__", what="tenant")
+        self._update(resource_id,
+                     lambda tenant: {"Enabled": False} if tenant.get("Enabled") else None,
+                     missing_ok=True)
 
     def move_domain_to_distribution(self, *, hostname: str, distribution_id: str) -> None:
         """UpdateDomainAssociation onto a standard distribution (the source must be disabled)."""
@@ -523,16 +595,33 @@ class SaasTenant:
         return str(rows[0]["Status"]) if rows else "unknown-configuration"
 
 
-def _tag(resource: dict[str, Any], key: str) -> str:
-    for item in (resource.get("Tags") or {}).get("Items") or []:
-        if item.get("Key") == key:
-            return str(item.get("Value", ""))
-    return ""
+def tenant_update_body(tenant: dict[str, Any]) -> dict[str, Any]:
+    """A GetDistributionTenant `DistributionTenant` as an UpdateDistributionTenant body.
+
+    Everything the update accepts and the read returns: Id, DistributionId, Domains (name,
+    and ServeOn where it is not the default, so an apex tenant stays on the anycast list),
+    ConnectionGroupId, Customizations, Parameters, Enabled. Not ManagedCertificateRequest
+    (a request, not state: sent only to ask for a certificate) nor OnDomainTakeover.
+    """
+    domains = []
+    for item in tenant.get("Domains") or []:
+        domain: dict[str, str] = {"Domain": str(item["Domain"])}
+        if item.get("ServeOn") and item["ServeOn"] != "any":
+            domain["ServeOn"] = str(item["ServeOn"])
+        domains.append(domain)
+    body: dict[str, Any] = {
+        "Id": tenant["Id"], "DistributionId": tenant["DistributionId"], "Domains": domains,
+        "Enabled": bool(tenant.get("Enabled")),
+    }
+    for key in ("ConnectionGroupId", "Customizations", "Parameters"):
+        if tenant.get(key):
+            body[key] = copy.deepcopy(tenant[key])
+    return body
 
 
 def _with_etag_retries(attempt: Callable[[], Detachment | None], *, gone: str, not_ready: str,
-                       what: str) -> Detachment:
-    """Run one read-ETag-then-act `attempt` until it gives an answer.
+                       what: str, action: str = "") -> Detachment:
+    """Run one read-ETag-then-act `attempt` until it gives an answer: THE ETag retry.
 
     `None` from `attempt`, or PreconditionFailed (someone changed the resource since we
     read its ETag), means: read again and retry, up to ETAG_ATTEMPTS times.
@@ -548,9 +637,9 @@ def _with_etag_retries(attempt: Callable[[], Detachment | None], *, gone: str, n
                 continue
             if code == not_ready:
                 return Detachment(False, f"{what} not yet disabled")
-            raise _raise(exc, f"cloudfront.detach {what}") from exc
+            raise _raise(exc, action or f"cloudfront.detach {what}") from exc
         except BotoCoreError as exc:
-            raise _raise(exc, f"cloudfront.detach {what}") from exc
+            raise _raise(exc, action or f"cloudfront.detach {what}") from exc
         if result is not None:
             return result
     raise IntegrationError(

@@ -106,6 +106,12 @@ def verify_token(token: str) -> TokenClaims:
                             code="unsupported_algorithm")
     key = _signing_key(token, header)
     try:
+        # The token names the algorithm, the key has a type: an ES256 token for an RSA key
+        # makes PyJWT raise TypeError or InvalidKeyError (no InvalidTokenError) mid-decode.
+        jwt.get_algorithm_by_name(header["alg"]).prepare_key(key)
+    except (jwt.PyJWTError, TypeError, ValueError) as exc:
+        raise TokenRejected("The token's algorithm does not match its signing key.") from exc
+    try:
         claims = jwt.decode(
             token,
             key,
@@ -128,11 +134,15 @@ def verify_token(token: str) -> TokenClaims:
     except jwt.MissingRequiredClaimError as exc:
         raise TokenRejected(f"The token lacks the {exc.claim!r} claim.",
                             code="missing_claim") from exc
-    except jwt.InvalidTokenError as exc:
-        # Bad signature, malformed payload, a key of the wrong type for `alg`, ...
+    except jwt.PyJWTError as exc:
+        # Bad signature, malformed payload, ... (PyJWTError: InvalidKeyError is no
+        # InvalidTokenError).
         raise TokenRejected("The token could not be verified.") from exc
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject or len(subject) > 255:
+    # isprintable: no NUL (PostgreSQL refuses it in a string: a 500 at the user lookup),
+    # newline or other control character in an id that reaches logs and the admin.
+    if (not isinstance(subject, str) or not subject or len(subject) > 255
+            or not subject.isprintable()):
         raise TokenRejected("The token's subject is not a usable id.", code="invalid_subject")
     email = claims.get("email")
     name = claims.get("name")

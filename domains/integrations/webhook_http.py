@@ -5,7 +5,9 @@ controls that DNS, so the destination is checked when the request is sent:
 - the name is resolved once, every address it resolves to must be global (no loopback,
   private, link-local such as 169.254.169.254, unique-local such as fd00:ec2::254,
   shared, reserved or multicast; IPv4-mapped, NAT64 and 6to4 IPv6 forms are checked as
-  the IPv4 address they carry), and metadata names are refused outright;
+  the IPv4 address they carry), no address may sit in any range of IANA's IPv4 and IPv6
+  special-purpose address registries (`SPECIAL_PURPOSE`), and metadata names are refused
+  outright;
 - the socket connects to the address that was checked, not to the name again, so a
   second resolution (DNS rebinding) cannot swap in an internal address; TLS still
   verifies the certificate against the hostname (SNI and check_hostname);
@@ -41,6 +43,34 @@ BLOCKED_NAMES = frozenset({
 BLOCKED_SUFFIXES = (".localhost", ".internal", ".local", ".localdomain", ".home.arpa")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
+# Every range of IANA's special-purpose registries, globally reachable or not (a webhook
+# receiver never lives in one), plus the deprecated IPv6 ranges that are not in them:
+# https://www.iana.org/assignments/iana-ipv4-special-registry/
+# https://www.iana.org/assignments/iana-ipv6-special-registry/
+# `ipaddress.is_global` misses several (IPv4-compatible ::a.b.c.d, local-use NAT64,
+# site-local fec0::/10, documentation 3fff::/20, SRv6 5f00::/16, 192.0.0.9, AS112, ...).
+# Left out on purpose: the well-known NAT64 prefix 64:ff9b::/96 and 6to4 2002::/16, which
+# are judged by the IPv4 address they carry (`_embedded_ipv4`).
+SPECIAL_PURPOSE: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = tuple(
+    ipaddress.ip_network(n) for n in (
+        # IPv4 special-purpose registry
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+        "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.31.196.0/24",
+        "192.52.193.0/24", "192.88.99.0/24", "192.168.0.0/16", "192.175.48.0/24",
+        "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4",
+        "255.255.255.255/32",
+        # IPv4 multicast
+        "224.0.0.0/4",
+        # IPv6 special-purpose registry
+        "::1/128", "::/128", "::ffff:0:0/96", "64:ff9b:1::/48", "100::/64",
+        "100:0:0:1::/64", "2001::/23", "2001:db8::/32", "2620:4f:8000::/48", "3fff::/20",
+        "5f00::/16", "fc00::/7", "fe80::/10",
+        # Deprecated, in the IPv6 address space registry: IPv4-compatible (RFC 4291
+        # 2.5.5.1), site-local (RFC 3879); and multicast.
+        "::/96", "fec0::/10", "ff00::/8",
+    )
+)
+
 
 @dataclass(frozen=True)
 class HttpResult:
@@ -67,6 +97,10 @@ def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
     return ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
 
 
+def special_purpose(ip: IPAddress) -> bool:
+    return any(ip.version == net.version and ip in net for net in SPECIAL_PURPOSE)
+
+
 def address_allowed(ip: IPAddress) -> bool:
     allowed = [ipaddress.ip_network(n, strict=False)
                for n in settings.VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS]
@@ -74,7 +108,8 @@ def address_allowed(ip: IPAddress) -> bool:
     candidates = [ip] if embedded is None else [ip, embedded]
     if all(any(c.version == net.version and c in net for net in allowed) for c in candidates):
         return True
-    return all(c.is_global and not c.is_multicast for c in candidates)
+    return all(c.is_global and not c.is_multicast and not special_purpose(c)
+               for c in candidates)
 
 
 def check_url(url: str) -> tuple[str, str, int]:

@@ -20,6 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
 
+from domains.integrations import cdn
 from edge_lambda.build import default_config
 from localdev.demo_origin import DemoOriginServer
 from localdev.dns_server import LocalDNSServer
@@ -115,6 +116,13 @@ def _tenant(cf: Any, distribution: str, group: dict[str, Any], domain: str, **ex
         Tags={"Items": [{"Key": "vedomains-managed", "Value": "true"}]}, **extra))
 
 
+def _update(cf: Any, tenant_id: str, **changes: Any) -> dict[str, Any]:
+    """UpdateDistributionTenant as the product sends it: the whole tenant, changed."""
+    got = cf.get_distribution_tenant(Identifier=tenant_id)
+    body = {**cdn.tenant_update_body(got["DistributionTenant"]), **changes}
+    return dict(cf.update_distribution_tenant(IfMatch=got["ETag"], **body))
+
+
 def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -150,7 +158,7 @@ def test_tenant_lifecycle_with_etags_and_deploy_delay(
         cf.delete_distribution_tenant(Id=tenant["Id"], IfMatch=etag)
     assert _code(enabled) == "ResourceNotDisabled"
 
-    disabled = cf.update_distribution_tenant(Id=tenant["Id"], IfMatch=etag, Enabled=False)
+    disabled = _update(cf, tenant["Id"], Enabled=False)
     assert disabled["ETag"] != etag and disabled["DistributionTenant"]["Status"] == "InProgress"
     with pytest.raises(ClientError) as deploying:
         cf.delete_distribution_tenant(Id=tenant["Id"], IfMatch=disabled["ETag"])
@@ -207,18 +215,15 @@ def test_not_a_multi_tenant_distribution(cf: Any, group: dict[str, Any]) -> None
 
 def test_move_a_domain_between_tenants(cf: Any, distribution: str, group: dict[str, Any]) -> None:
     first = _tenant(cf, distribution, group, "old-owner.client.com")["DistributionTenant"]
-    cf.update_distribution_tenant(
-        Id=first["Id"], IfMatch=cf.get_distribution_tenant(Identifier=first["Id"])["ETag"],
-        Domains=[{"Domain": "old-owner.client.com"}, {"Domain": "moving.client.com"}])
+    _update(cf, first["Id"],
+            Domains=[{"Domain": "old-owner.client.com"}, {"Domain": "moving.client.com"}])
     second = _tenant(cf, distribution, group, "new-owner.client.com")
     with pytest.raises(ClientError) as source_enabled:
         cf.update_domain_association(
             Domain="moving.client.com", IfMatch=second["ETag"],
             TargetResource={"DistributionTenantId": second["DistributionTenant"]["Id"]})
     assert _code(source_enabled) == "IllegalUpdate"
-    cf.update_distribution_tenant(
-        Id=first["Id"], IfMatch=cf.get_distribution_tenant(Identifier=first["Id"])["ETag"],
-        Enabled=False)
+    _update(cf, first["Id"], Enabled=False)
     moved = cf.update_domain_association(
         Domain="moving.client.com", IfMatch=second["ETag"],
         TargetResource={"DistributionTenantId": second["DistributionTenant"]["Id"]})

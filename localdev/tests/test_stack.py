@@ -188,3 +188,18 @@ def test_moto_run_standalone_logs_where_its_output_goes(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_the_banner_lists_the_stack_s_own_pids(tmp_path: Path) -> None:
+    summary = {
+        "urls": {"admin": "a", "api": "b", "api_docs": "c", "edge": "d", "origin": "e",
+                 "dns": "f", "dns_control": "http://127.0.0.1:5380", "moto": "g"},
+        "admin": {"username": "admin", "password": "pw"},
+        "demo": {"workspace": "demo", "plan": "pro", "username": "demo-owner", "token": "t"},
+        "settings": dict(LOCAL_SETTING_DEFAULTS),
+        "log_dir": "var/log",
+        "pids": {"web": 4101, "worker": 4102},
+    }
+    text = banner(summary, StackConfig.from_env({}, var_dir=tmp_path))
+    assert f"supervisor {os.getpid()}; web 4101, worker 4102" in text
+    assert "./dev status" in text

@@ -235,7 +235,7 @@ def test_support_view_in_chromium(
 
     # The dashboard: capacity and failure reasons, no sideways scrolling.
     _open(browser, f"{base}/admin/domains/dashboard/", "#vd-capacity")
-    assert "Certificates waiting for validation" in browser.find_element(
+    assert "Domains setting up (certificate requested or not yet)" in browser.find_element(
         By.ID, "vd-capacity").text
     assert "pointed elsewhere" in browser.find_element(By.ID, "vd-failures").text
     _no_horizontal_scroll(browser)

@@ -43,6 +43,12 @@ _PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     (re.compile(r"([a-z][a-z0-9+.\-]*://[^:/\s@]*:)([^@/\s]+)@"), r"\1" + REDACTED + "@"),
     # DRF tokens are 40 hex characters; nothing else this service logs has that shape.
     (re.compile(r"\b[0-9a-f]{40}\b"), REDACTED),
+    # A JWT with no "Bearer" before it (a query string, an exception message): its header
+    # and payload are base64url JSON objects, so both start with "eyJ".
+    (re.compile(r"\beyJ[A-Za-z0-9_\-]*\.eyJ[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*"), REDACTED),
+    # The HMAC of a signature header ("t=<unix>,v1=<hex>"): a captured one replays within
+    # the tolerance. The timestamp is kept.
+    (re.compile(r"(?i)(\bv1=)[^\s,;\"']{8,}"), r"\1" + REDACTED),
 )
 
 
@@ -58,6 +64,8 @@ def _known_secrets() -> list[str]:
             getattr(settings, "EMAIL_HOST_PASSWORD", ""),
             getattr(settings, "VEDOMAINS_METRICS_TOKEN", ""),
             settings.DATABASES.get("default", {}).get("PASSWORD", ""),
+            # The sync API's HMAC secrets (several while rotating): shared with the main app.
+            *getattr(settings, "VEDOMAINS_SERVICE_SECRETS", []),
         ]
     except Exception:  # noqa: BLE001 - a log line must never fail on redaction
         return []

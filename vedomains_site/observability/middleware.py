@@ -3,11 +3,19 @@
 `OperatorEndpointsMiddleware` sits before SecurityMiddleware and answers three paths itself:
 
     /health/live    200 with no I/O at all: the process is up and its threads answer
-    /health/ready   200 or 503, JSON naming each check (database, broker, cache) and why
+    /health/ready   200 or 503, JSON naming each check (database, broker, cache) and whether
+                    it passed; why it failed goes to the log only (it names internal hosts)
     /metrics        Prometheus text, only with `Authorization: Bearer <VEDOMAINS_METRICS_TOKEN>`
 
 before Django validates the Host header or redirects to HTTPS: a load balancer's health
 check and a Prometheus scrape address the task by its IP, which is in no ALLOWED_HOSTS.
+
+Only on their canonical spelling: gunicorn decodes %-escapes (%2F too) into PATH_INFO, so
+`/%68ealth/ready` or `/health%2Fready` would pass a load balancer rule that keeps the
+literal paths off the public listener and still reach these views. The request line as
+sent (gunicorn's RAW_URI, or REQUEST_URI) must be the path itself; anything else is a 404.
+The same holds for the admin's prefix (`/%61dmin/` past a rule that keeps `/admin*` off the
+public listener, deploy/README.md): it must be spelled literally.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -33,6 +42,7 @@ _SAFE_ID: Final = re.compile(r"^[A-Za-z0-9._\-]{8,64}$")
 LIVE_PATH: Final = "/health/live"
 READY_PATH: Final = "/health/ready"
 METRICS_PATH: Final = "/metrics"
+ADMIN_PREFIX: Final = "/admin"
 
 
 class RequestIdMiddleware:
@@ -74,12 +84,37 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
     return JsonResponse({"error": {"code": code, "message": message}}, status=status)
 
 
+def _raw_path(request: HttpRequest) -> str | None:
+    """The path as the request line spelled it, or None when the server does not say
+    (runserver: then nothing was decoded out of sight)."""
+    raw = request.META.get("RAW_URI") or request.META.get("REQUEST_URI")
+    if not isinstance(raw, str) or not raw:
+        return None
+    if not raw.startswith("/"):  # absolute form: GET http://host/path HTTP/1.1
+        raw = urlsplit(raw).path
+    return raw.split("?", 1)[0].split("#", 1)[0]
+
+
+def _sent_as(request: HttpRequest, path: str) -> bool:
+    raw = _raw_path(request)
+    return raw is None or raw == path
+
+
+def _sent_under(request: HttpRequest, prefix: str) -> bool:
+    raw = _raw_path(request)
+    return raw is None or raw == prefix or raw.startswith(prefix + "/")
+
+
 class OperatorEndpointsMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         path = request.path_info
+        if path in (LIVE_PATH, READY_PATH, METRICS_PATH) and not _sent_as(request, path):
+            return _error(404, "not_found", "Not found.")
+        if path.startswith(ADMIN_PREFIX) and not _sent_under(request, ADMIN_PREFIX):
+            return _error(404, "not_found", "Not found.")
         if path == LIVE_PATH:
             return JsonResponse({"status": "ok"})
         if path == READY_PATH:
@@ -93,13 +128,15 @@ class OperatorEndpointsMiddleware:
         results = health.readiness()
         ok = all(r.ok for r in results)
         failing = [r for r in results if not r.ok]
+        # Anyone who reaches the task may ask: the answer says which check failed, never
+        # why (exception text names hosts and ports); the reason is in the log line.
         body = {
             "status": "ok" if ok else "unavailable",
-            "reason": "" if ok else "; ".join(f"{r.name}: {r.detail}" for r in failing),
-            "checks": {r.name: {"ok": r.ok, "detail": r.detail, "ms": r.ms} for r in results},
+            "checks": {r.name: {"ok": r.ok} for r in results},
         }
         if not ok:
-            log.warning("not ready: %s", body["reason"])
+            log.warning("not ready: %s", "; ".join(f"{r.name}: {r.detail} ({r.ms} ms)"
+                                                    for r in failing))
         return JsonResponse(body, status=200 if ok else 503)
 
     @staticmethod

@@ -283,6 +283,8 @@ class EventKind(models.TextChoices):
     PLAN_DETACHED = "plan_detached", "Detached (plan)"
     PLAN_WITHIN_LIMIT = "plan_within_limit", "Within the plan's limit again"
     ADOPTED = "adopted", "Adopted from the seed's table"
+    # A redirect set, changed or cleared (docs/redirects.md); registration records its own.
+    REDIRECT_CHANGED = "redirect_changed", "Redirect changed"
 
 
 class DomainEvent(models.Model):

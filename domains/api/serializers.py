@@ -271,8 +271,8 @@ class LegacyRegisterAnswerSerializer(_SeedAnswerSerializer):
     pass
 
 
-class DomainPairSerializer(DomainSerializer):
-    """The answer to a registration with `include_www`: the primary and its redirect."""
+class DomainRegisterAnswerSerializer(DomainSerializer):
+    """The answer to a registration: the record, and with `include_www` its pair."""
 
     pair = serializers.SerializerMethodField(
         help_text="The other record of the pair (it redirects to this one), with its own "

@@ -232,7 +232,7 @@ class DomainListCreateView(_WriteOnPost, generics.ListAPIView):
         "the certificate validation record appears once the certificate authority has "
         "published it (poll the domain).",
         request=s.DomainRegisterSerializer,
-        responses={201: s.DomainPairSerializer, **_REGISTER_ERRORS},
+        responses={201: s.DomainRegisterAnswerSerializer, **_REGISTER_ERRORS},
         examples=[
             OpenApiExample(
                 "Register",
@@ -266,7 +266,7 @@ class DomainListCreateView(_WriteOnPost, generics.ListAPIView):
                 ws_field="workspace", prevalidation=data.get("prevalidation", ""),
                 redirect_code=data.get("redirect_code"))
             return Response(
-                s.DomainPairSerializer(pair.primary, context={"pair": pair.redirect,
+                s.DomainRegisterAnswerSerializer(pair.primary, context={"pair": pair.redirect,
                                                               "notes": pair.notes}).data,
                 status=status.HTTP_201_CREATED, headers=_location(pair.primary))
         domain = self._register_domain(
@@ -277,7 +277,9 @@ class DomainListCreateView(_WriteOnPost, generics.ListAPIView):
             prevalidation=body.validated_data.get("prevalidation", ""),
             **_redirect_args(data.get("redirect_to"), data.get("redirect_code")),
         )
-        return _record(domain, status.HTTP_201_CREATED, headers=_location(domain))
+        # The same answer as for a pair (`pair` null, no notes), so one schema describes both.
+        return Response(s.DomainRegisterAnswerSerializer(domain).data,
+                        status=status.HTTP_201_CREATED, headers=_location(domain))
 
 
 def _redirect_args(redirect_to: object, redirect_code: object) -> dict[str, Any]:

@@ -337,7 +337,8 @@ class CustomDomainAdmin(admin.ModelAdmin):
             class BoundAddForm(form_class):
                 def __init__(self, *args: Any, **kw: Any) -> None:
                     super().__init__(*args, request_user=request.user, **kw)
-                    request._vd_add_form = self  # type: ignore[attr-defined]  # notes
+                    # The page-level message for the pair's notes reads them from here.
+                    request._vd_add_form = self
 
             return BoundAddForm
         return super().get_form(request, obj, change=change, **kwargs)

@@ -512,7 +512,7 @@ def redirect_code_check(code: object) -> int:
     if isinstance(code, bool) or code not in RedirectCode.values:
         raise InvalidInput("redirect_code must be 301 or 308 (a permanent redirect).",
                            code="invalid_redirect_code", field="redirect_code")
-    return int(code)  # type: ignore[call-overload]
+    return int(str(code))
 
 
 def redirect_target_check(*, workspace: Workspace, hostname: str, target: object,

@@ -1355,7 +1355,7 @@ def route(request: dict[str, Any], event_type: str | None = None) -> dict[str, A
         result = request
     elif workspace.__class__ is Redirect:
         metrics.redirect += 1
-        result = redirect_response(request, workspace, settings)  # type: ignore[arg-type]
+        result = redirect_response(request, workspace, settings)
     else:  # DynamoDB failed and nothing was cached: never route without a workspace
         metrics.unavailable += 1
         result = _unavailable()

@@ -8,11 +8,11 @@ The stack is the one tests/e2e/test_end_to_end.py starts, with apex domains enab
 
 from __future__ import annotations
 
-import http.client
 import json
 import subprocess
 import sys
 import uuid
+from http.client import HTTPConnection
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,7 +45,7 @@ def _apex_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
 def _raw_get(base: str, host: str, target: str) -> tuple[int, dict[str, str], bytes]:
     """One GET through the edge proxy, the request-target sent byte for byte, no following."""
     parts = urlsplit(base)
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=15)
+    conn = HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=15)
     try:
         conn.request("GET", target, headers={"Host": host, "Accept": "application/json"})
         response = conn.getresponse()

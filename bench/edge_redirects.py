@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         rows = {
             "handler.py deflated bytes (old, new)": (_zipped(old_dir / "handler.py"),
                                                      _zipped(new_dir / "handler.py")),
-            "import handler with its stdlib imports, median us (old, new)": (_import_us(old_dir, args.import_runs),
-                                                     _import_us(new_dir, args.import_runs)),
+            "import handler with its stdlib imports, median us (old, new)": (
+                _import_us(old_dir, args.import_runs), _import_us(new_dir, args.import_runs)),
             "route() cache hit, plain host, best us (old, new)": (
                 _route_us(old, "gallery.client.com", "acme"),
                 _route_us(new, "gallery.client.com", "acme")),

@@ -140,9 +140,13 @@ class _WriteOnPost(APIView):
         # The per-user limit counts only requests that could register something: a
         # developer trying bad input gets 400s, not an hour locked out.
         try:
-            validate_custom_hostname(hostname)
+            host = validate_custom_hostname(hostname)
         except HostnameError as exc:
             raise InvalidInput(exc.message, code=exc.code, field="hostname") from exc
+        if redirect.get("redirect_to") is not None:
+            # A bad target is bad input too: refused before it counts against the limits.
+            services.redirect_target_check(workspace=workspace, hostname=host,
+                                           target=redirect["redirect_to"])
         throttle_user(request, self, RegisterUserThrottle)
         throttle_workspace(request, self, scope=REGISTER_WORKSPACE_SCOPE, workspace=workspace)
         return services.domain_register(

@@ -10,7 +10,8 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from domains import lifecycle, selectors
+from domains import edge_sync, lifecycle, selectors, services
+from domains.integrations import edge_store
 from domains.integrations.edge_store import EdgeItem
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Role
 from tests.factories import CustomDomainFactory, MembershipFactory, WorkspaceFactory
@@ -347,3 +348,33 @@ def test_edge_item_round_trips_the_redirect_and_compares_it() -> None:
     assert EdgeItem.from_dynamo(raw) == redirect
     assert "redirectTo" not in plain.to_dynamo()
     assert not plain.same_routing(redirect) and redirect.same_routing(EdgeItem.from_dynamo(raw))
+
+
+# --- the projection in DynamoDB (moto in server mode) --------------------------------------
+
+
+@pytest.mark.integration
+def test_sync_backfill_and_reconcile_carry_the_redirect(aws_stack: Any, workspace: Any) -> None:
+    www = CustomDomainFactory(workspace=workspace, hostname="www.mine.com",
+                              status=DomainStatus.ACTIVE, edge_version=1)
+    apex = CustomDomainFactory(workspace=workspace, hostname="mine.com",
+                               status=DomainStatus.ACTIVE, edge_version=1,
+                               redirect_to=www, redirect_code=301)
+    assert edge_sync.edge_backfill()["written"] == 2
+    item = edge_store.get_item("mine.com")
+    assert item is not None and (item.redirect_to, item.redirect_code) == ("www.mine.com", 301)
+    plain = edge_store.get_item("www.mine.com")
+    assert plain is not None and plain.redirect_to == ""
+
+    # An item that lost its redirect (a hand edit, an old writer) is stale for reconcile.
+    edge_store.put_item(EdgeItem("mine.com", "acme", "active", 9))
+    report = edge_sync.edge_reconcile()
+    assert report.counts()["stale"] == 1 and report.counts()["repaired"] == 1
+    item = edge_store.get_item("mine.com")
+    assert item is not None and item.redirect_to == "www.mine.com" and item.version > 9
+
+    # Clearing the redirect on a routed domain pushes a plain item.
+    services.domain_set_redirect(domain=apex, redirect_to=None, by=None, source="test")
+    assert edge_sync.edge_sync_hostname(hostname="mine.com") == "written"
+    item = edge_store.get_item("mine.com")
+    assert item is not None and item.redirect_to == "" and "redirectTo" not in item.to_dynamo()

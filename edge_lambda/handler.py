@@ -15,7 +15,10 @@ For every request it:
   `X-Forwarded-Host`, and with `rewrite_origin` points it at `<workspaceId>.<origin_domain>`;
 * answers unknown or inactive hosts with a small 404 generated at the edge, and a DynamoDB
   failure with the stale cache entry if there is one (for at most `max_stale_seconds` past
-  its TTL), else a 503 with Retry-After.
+  its TTL), else a 503 with Retry-After;
+* answers a redirect domain (an item with `redirectTo`) itself with its 301/308 to the same
+  path and query on the target, once it has checked the target is an active plain mapping
+  of the same workspace (docs/redirects.md).
 
 This module is the whole function: the zip is this file plus `edge_config.json`. It imports
 only the standard library (its DynamoDB client is its own: SigV4 and the JSON protocol over

@@ -204,7 +204,10 @@ class CustomDomain(models.Model):
             # A target and its code come together, and never the domain itself.
             models.CheckConstraint(
                 condition=(Q(redirect_to__isnull=True, redirect_code__isnull=True)
-                           | Q(redirect_to__isnull=False, redirect_code__in=RedirectCode.values))
+                           # isnull=False too: a NULL code would make IN unknown, and a
+                           # CHECK passes on unknown.
+                           | Q(redirect_to__isnull=False, redirect_code__isnull=False,
+                               redirect_code__in=RedirectCode.values))
                 & ~Q(redirect_to=F("id")),
                 name="domain_redirect_valid",
             ),

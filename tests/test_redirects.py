@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -378,3 +378,12 @@ def test_sync_backfill_and_reconcile_carry_the_redirect(aws_stack: Any, workspac
     assert edge_sync.edge_sync_hostname(hostname="mine.com") == "written"
     item = edge_store.get_item("mine.com")
     assert item is not None and item.redirect_to == "" and "redirectTo" not in item.to_dynamo()
+
+
+def test_the_database_refuses_a_self_redirect_and_a_lone_code(workspace: Any) -> None:
+    domain = CustomDomainFactory(workspace=workspace, hostname="www.mine.com")
+    other = CustomDomainFactory(workspace=workspace, hostname="shop.mine.com")
+    for fields in ({"redirect_to": domain, "redirect_code": 308}, {"redirect_code": 301},
+                   {"redirect_to": other, "redirect_code": 302}, {"redirect_to": other}):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            CustomDomain.objects.filter(pk=domain.pk).update(**fields)

@@ -625,9 +625,16 @@ class CustomDomainAdmin(admin.ModelAdmin):
                 "title": "Remove the redirects too?", "affected": affected,
                 "selected": [d.pk for d, _ in targets], "action": action, "verb": verb,
                 "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME})
-        self._run(request, queryset, verb=verb,
-                  call=lambda **kw: services.domain_remove_target(
-                      remove_redirects=confirmed, release=release, **kw))
+        taken_along: set[int] = set()
+
+        def remove_one(*, domain: CustomDomain, by: Any, source: str) -> None:
+            if domain.pk in taken_along:
+                return  # selected too, and already removed with its target
+            taken_along.update(d.pk for d in services.domain_live_redirects(domain))
+            services.domain_remove_target(domain=domain, by=by, source=source,
+                                          remove_redirects=confirmed, release=release)
+
+        self._run(request, queryset, verb=verb, call=remove_one)
         return None
 
     def has_delete_domain_permission(self, request: HttpRequest) -> bool:

@@ -104,3 +104,15 @@ def test_remove_action_without_redirects_needs_no_confirmation(staff: Client) ->
     r = staff.post(CHANGELIST, {"action": "remove_domains", "_selected_action": [domain.pk]},
                    follow=True)
     assert "Removed: 1 domain(s)." in messages_of(r)
+
+
+def test_removing_a_target_and_its_redirect_together_reports_both_removed(staff: Client) -> None:
+    ws = WorkspaceFactory(plan=Plan.PRO)
+    www = CustomDomainFactory(workspace=ws, hostname="www.mine.com", status=DomainStatus.ACTIVE)
+    apex = CustomDomainFactory(workspace=ws, hostname="mine.com", redirect_to=www,
+                               redirect_code=308, status=DomainStatus.ACTIVE)
+    r = staff.post(CHANGELIST, {"action": "remove_domains", "_selected_action": [www.pk, apex.pk],
+                                "remove_redirects": "yes"}, follow=True)
+    msgs = messages_of(r)
+    assert "Removed: 2 domain(s)." in msgs and not any("failed" in m for m in msgs), msgs
+    assert set(CustomDomain.objects.values_list("status", flat=True)) == {DomainStatus.REMOVED}

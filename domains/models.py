@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator, URLValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 
 from domains.hostnames import HostnameError, normalize_hostname
@@ -104,6 +104,12 @@ LIVE_STATUSES = (
 )
 
 
+class RedirectCode(models.IntegerChoices):
+    # 308 keeps the method and body (a POST stays a POST); 301 is what old clients know.
+    MOVED_PERMANENTLY = 301, "301 Moved Permanently"
+    PERMANENT_REDIRECT = 308, "308 Permanent Redirect"
+
+
 class CustomDomain(models.Model):
     hostname = models.CharField(max_length=253)
     workspace = models.ForeignKey(Workspace, on_delete=models.PROTECT, related_name="domains")
@@ -168,6 +174,14 @@ class CustomDomain(models.Model):
     # only then may another workspace claim it without the ownership TXT proof.
     released_at = models.DateTimeField(null=True, blank=True)
 
+    # A redirect domain: the edge answers every request for it with `redirect_code` and
+    # `https://<redirect_to.hostname><path>?<query>` instead of serving the workspace, once
+    # the target is routed (docs/redirects.md). Always a domain of the same workspace.
+    redirect_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="redirects")
+    redirect_code = models.PositiveSmallIntegerField(choices=RedirectCode.choices, null=True,
+                                                     blank=True)
+
     # The edge item's version: monotonic per hostname across records, bumped by every
     # change the edge must see; the edge store refuses writes older than what it holds.
     edge_version = models.BigIntegerField(default=0)
@@ -186,6 +200,16 @@ class CustomDomain(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(hostname=Lower("hostname")), name="domain_hostname_lowercase"
+            ),
+            # A target and its code come together, and never the domain itself.
+            models.CheckConstraint(
+                condition=(Q(redirect_to__isnull=True, redirect_code__isnull=True)
+                           # isnull=False too: a NULL code would make IN unknown, and a
+                           # CHECK passes on unknown.
+                           | Q(redirect_to__isnull=False, redirect_code__isnull=False,
+                               redirect_code__in=RedirectCode.values))
+                & ~Q(redirect_to=F("id")),
+                name="domain_redirect_valid",
             ),
         ]
         indexes = [
@@ -216,6 +240,10 @@ class CustomDomain(models.Model):
     @property
     def is_edge_routed(self) -> bool:
         return self.status in EDGE_ROUTED_STATUSES
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.redirect_to_id is not None
 
     @property
     def edge_in_sync(self) -> bool:
@@ -258,6 +286,8 @@ class EventKind(models.TextChoices):
     PLAN_DETACHED = "plan_detached", "Detached (plan)"
     PLAN_WITHIN_LIMIT = "plan_within_limit", "Within the plan's limit again"
     ADOPTED = "adopted", "Adopted from the seed's table"
+    # A redirect set, changed or cleared (docs/redirects.md); registration records its own.
+    REDIRECT_CHANGED = "redirect_changed", "Redirect changed"
 
 
 class DomainEvent(models.Model):

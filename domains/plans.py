@@ -24,7 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Case, Count, Exists, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from domains import lifecycle, outbox, services
@@ -60,10 +60,14 @@ def plan_limit(plan: str) -> int:
 
 
 def _live(workspace: Workspace) -> list[CustomDomain]:
-    # Newest first: the newest extras are the ones detached, the oldest domains are kept.
+    # Redirect domains first, then newest first: the extras detached are redirects before
+    # any domain that serves the site (a pair over the limit loses its redirect, never its
+    # primary), then the newest domains; the oldest are kept. A redirect counts like any
+    # domain (docs/redirects.md).
+    is_plain = Case(When(redirect_to__isnull=False, then=Value(0)), default=Value(1))
     return list(CustomDomain.objects.filter(workspace=workspace,
                                             status__in=LIVE_STATUSES)
-                .order_by("-created_at", "-id"))
+                .order_by(is_plain, "-created_at", "-id"))
 
 
 def _extras(workspace: Workspace, limit: int) -> tuple[list[CustomDomain], int]:

@@ -191,4 +191,30 @@ def edge_item_for(domain: CustomDomain) -> dict[str, Any]:
         "verifiedAt": edge_store.item_timestamp(domain.verified_at),
         "updatedAt": edge_store.item_timestamp(domain.updated_at),
         "version": domain.edge_version,
+        **edge_redirect_attributes(domain),
     }
+
+
+def edge_redirect_target(domain: CustomDomain) -> CustomDomain | None:
+    """The target a redirect domain's edge item names, or None while it must not name one.
+
+    A redirect is projected only while its target is routed at the edge, is a domain of the
+    same workspace and is not itself a redirect (docs/redirects.md): until then (a pair
+    registered together, or a target that stopped routing) the redirect domain serves its
+    workspace like any domain, and the edge never redirects to a host that does not answer.
+    """
+    if domain.redirect_to_id is None or domain.redirect_code is None:
+        return None
+    target = domain.redirect_to
+    if (target is None or target.pk == domain.pk or target.workspace_id != domain.workspace_id
+            or not target.is_edge_routed or target.redirect_to_id is not None):
+        return None
+    return target
+
+
+def edge_redirect_attributes(domain: CustomDomain) -> dict[str, Any]:
+    """`redirectTo` / `redirectCode` for a routed redirect domain's item; {} otherwise."""
+    target = edge_redirect_target(domain) if domain.is_edge_routed else None
+    if target is None:
+        return {}
+    return {"redirectTo": target.hostname, "redirectCode": int(domain.redirect_code or 0)}

@@ -55,8 +55,9 @@ def test_schema_documents_bodies_and_error_shapes(schema: dict[str, Any]) -> Non
     register = ops["/api/domains/"]["post"]
     body = register["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert body.endswith("/DomainRegister")
+    # The record plus `pair` and `notes` (a registration with include_www, docs/redirects.md).
     assert register["responses"]["201"]["content"]["application/json"]["schema"]["$ref"] \
-        .endswith("/Domain")
+        .endswith("/DomainRegisterAnswer")
     for code in ("400", "401", "403", "409", "429"):
         ref = register["responses"][code]["content"]["application/json"]["schema"]["$ref"]
         assert ref.endswith("/Error"), code
@@ -67,9 +68,12 @@ def test_schema_documents_bodies_and_error_shapes(schema: dict[str, Any]) -> Non
     components = schema["components"]["schemas"]
     assert components["Error"]["required"] == ["error"]
     assert set(components["ErrorDetail"]["required"]) == {"code", "message"}
+    # The seed's three fields, plus the optional redirect ones (docs/redirects.md): a seed
+    # frontend's body is still complete.
     assert set(components["LegacyRegister"]["properties"]) == {
-        "subdomain", "domain", "workspaceId"
+        "subdomain", "domain", "workspaceId", "redirectTo", "redirectCode", "includeWww"
     }
+    assert set(components["LegacyRegister"]["required"]) == {"domain", "workspaceId"}
     # The list is paginated.
     list_ref = ops["/api/domains/"]["get"]["responses"]["200"]["content"]["application/json"][
         "schema"]["$ref"]

@@ -221,3 +221,15 @@ def test_beat_drives_the_grace_period_step() -> None:
     tasks = {entry["task"] for entry in app.conf.beat_schedule.values()}
     assert "domains.tasks.enforce_plan_limits" in tasks
     assert "domains.tasks.enforce_plan_limits" in app.tasks
+
+
+def test_redirect_domains_count_and_are_the_first_extras() -> None:
+    """docs/redirects.md: a redirect is a domain for the plan, and the least needed one."""
+    ws, domains = _workspace("business", 4)
+    # The oldest domain redirects to the newest: still both count.
+    CustomDomain.objects.filter(pk=domains[0].pk).update(redirect_to=domains[3],
+                                                         redirect_code=308)
+    change = plans.workspace_plan_change(workspace=ws, plan="pro", source="test")
+    assert (change.outcome, change.live, change.limit) == ("over_limit", 4, 3)
+    # The redirect goes before any domain that serves the site, however old it is.
+    assert change.extras == ["d1.client.com"]

@@ -383,3 +383,16 @@ def stored_diagnosis(checks: object) -> list[DiagnosisDict]:
     return [DiagnosisDict(code=str(d.get("code", "")), message=str(d.get("message", "")),
                           fix=str(d.get("fix", "")), docs_url=str(d.get("docs_url", "")))
             for d in raw if isinstance(d, dict)]
+
+
+def in_words(diagnosis: list[DiagnosisDict]) -> str:
+    """The diagnosis as one paragraph for a message or an email: the first mistake and its
+    fix, and when the fix will be seen. "" when there is nothing to say."""
+    main = [d for d in diagnosis if d["code"] != DiagnosisCode.OLD_ANSWER_CACHED]
+    if not main:
+        return ""
+    words = f"{main[0]['message']} {main[0]['fix']}"
+    if len(main) > 1:
+        words += f" ({len(main) - 1} more: see the domain's diagnosis.)"
+    cached = [d for d in diagnosis if d["code"] == DiagnosisCode.OLD_ANSWER_CACHED]
+    return f"{words} {cached[0]['message']}" if cached else words

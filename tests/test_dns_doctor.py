@@ -244,3 +244,29 @@ def test_the_pure_function_returns_nothing_when_routing_is_right_and_no_caa() ->
                                              negative_ttl=7200),
                                 target=TARGET, routing_ok=False, now=NOW)
     assert "15:05 UTC" in later[-1].message and "2 hours" in later[-1].message
+
+
+# Shown where the customer looks: the seed's `message`, the API's `diagnosis`.
+def test_seed_verify_message_and_api_diagnosis_carry_the_doctor_s_words(
+    dns_server: Any, api: Any, workspace: Any
+) -> None:
+    dns_server.set_record("client.com", "NS", "ns1.registrar-servers.com")
+    dns_server.set_record("gallery.client.com", "CNAME", "domain.ve.ai.client.com", ttl=3600)
+    check("gallery.client.com", workspace=workspace)
+    body = api.get("/api/domains/verify/gallery.client.com").json()
+    assert body["status"] == "invalid_cname"
+    assert "your DNS provider added client.com" in body["message"]
+    assert "At Namecheap, edit the CNAME for gallery" in body["message"]
+    assert "until 14:05 UTC" in body["message"]
+    detail = api.get("/api/domains/gallery.client.com/").json()
+    assert codes(detail["diagnosis"]) == [DiagnosisCode.ZONE_APPENDED,
+                                          DiagnosisCode.OLD_ANSWER_CACHED]
+
+
+def test_seed_verify_explains_a_dnssec_servfail(dns_server: Any, api: Any,
+                                                workspace: Any) -> None:
+    dns_server.set_record("client.com", "DS", "12345 13 2 " + "ab" * 32)
+    dns_server.set_record("gallery.client.com", "CNAME", TARGET)
+    check("gallery.client.com", workspace=workspace)
+    body = api.get("/api/domains/verify/gallery.client.com").json()
+    assert body["status"] == "error" and "DNSSEC" in body["message"]

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, TypedDict, assert_never
 
 from domains.integrations.dns import DnsFacts
 
@@ -396,3 +396,46 @@ def in_words(diagnosis: list[DiagnosisDict]) -> str:
         words += f" ({len(main) - 1} more: see the domain's diagnosis.)"
     cached = [d for d in diagnosis if d["code"] == DiagnosisCode.OLD_ANSWER_CACHED]
     return f"{words} {cached[0]['message']}" if cached else words
+
+
+def short_words(code: DiagnosisCode) -> str:
+    """A few words for a table cell ("what we found" beside the record)."""
+    match code:
+        case DiagnosisCode.DNSSEC_BROKEN:
+            return "DNSSEC broken"
+        case DiagnosisCode.ZONE_APPENDED:
+            return "zone added to the value"
+        case DiagnosisCode.TYPO:
+            return "typo in the value"
+        case DiagnosisCode.TWO_CNAMES:
+            return "two CNAMEs"
+        case DiagnosisCode.ADDRESS_BESIDE_CNAME:
+            return "old A/AAAA beside it"
+        case DiagnosisCode.CDN_PROXIED:
+            return "proxied by a CDN"
+        case DiagnosisCode.WILDCARD:
+            return "only a wildcard answers"
+        case DiagnosisCode.ADDRESS_INSTEAD_OF_CNAME:
+            return "A/AAAA, no CNAME"
+        case DiagnosisCode.RECORDS_BLOCK_CNAME:
+            return "other records block it"
+        case DiagnosisCode.APEX:
+            return "apex needs A records"
+        case DiagnosisCode.WRONG_TARGET:
+            return "points elsewhere"
+        case DiagnosisCode.NO_RECORD:
+            return "missing"
+        case DiagnosisCode.CAA_FORBIDS_AMAZON:
+            return "CAA refuses Amazon"
+        case DiagnosisCode.OLD_ANSWER_CACHED:
+            return "old answer cached"
+        case _:
+            assert_never(code)
+
+
+def code_of(entry: DiagnosisDict) -> DiagnosisCode | None:
+    """The code of a stored entry; None for one this version does not know (a newer one)."""
+    try:
+        return DiagnosisCode(entry["code"])
+    except ValueError:
+        return None

@@ -19,7 +19,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.timesince import timesince, timeuntil
 
-from domains import selectors
+from domains import dns_doctor, selectors
+from domains.dns_doctor import DiagnosisCode
 from domains.hostnames import HostnameError, normalize_search_hostname
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
 
@@ -211,13 +212,42 @@ def _record_lines(domain: CustomDomain, checks: dict[str, dict[str, Any]]) -> li
     for rec in selectors.domain_dns_records(domain):
         purpose = rec["purpose"]
         if purpose == "routing":
-            found = "" if dns_ok is None else ("found" if dns_ok else "missing")
+            found = "" if dns_ok is None else ("found" if dns_ok else _routing_found(checks))
         elif purpose == "certificate_validation":
             found = "found" if issued else ""
         else:
             found = "found" if domain.ownership_verified_at else "missing"
         lines.append(RecordLine(PURPOSE_LABELS.get(purpose, purpose), rec["type"], rec["name"],
                                 rec["value"], found))
+    return lines
+
+
+def _routing_found(checks: dict[str, dict[str, Any]]) -> str:
+    """What the DNS doctor found at the routing record, in a few words; "missing" when it
+    named nothing (issue 26: not "missing" for a CNAME that exists but points elsewhere)."""
+    for entry in dns_doctor.stored_diagnosis(checks):
+        code = dns_doctor.code_of(entry)
+        if code is not None and code not in (DiagnosisCode.CAA_FORBIDS_AMAZON,
+                                             DiagnosisCode.OLD_ANSWER_CACHED):
+            return dns_doctor.short_words(code)
+    return "missing"
+
+
+@dataclass(frozen=True)
+class DiagnosisLine:
+    words: str
+    message: str
+    fix: str
+    docs_url: str
+
+
+def domain_diagnosis(*, domain: CustomDomain) -> list[DiagnosisLine]:
+    """The DNS doctor's findings from the last check, for the support page. No queries."""
+    lines = []
+    for entry in dns_doctor.stored_diagnosis(domain.checks):
+        code = dns_doctor.code_of(entry)
+        lines.append(DiagnosisLine(dns_doctor.short_words(code) if code else entry["code"],
+                                   entry["message"], entry["fix"], entry["docs_url"]))
     return lines
 
 

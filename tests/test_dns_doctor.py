@@ -10,12 +10,16 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.core import mail
+from django.test import Client
+from django.utils import timezone
 
 from domains import checks, dns_doctor
 from domains.dns_doctor import DiagnosisCode
 from domains.integrations import dns
-from domains.models import CustomDomain, DomainStatus
-from tests.factories import CustomDomainFactory
+from domains.models import CustomDomain, DomainStatus, Role
+from tests.factories import CustomDomainFactory, MembershipFactory, UserFactory, WorkspaceFactory
+from tests.notify_helpers import LOCMEM_EMAIL
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -270,3 +274,40 @@ def test_seed_verify_explains_a_dnssec_servfail(dns_server: Any, api: Any,
     check("gallery.client.com", workspace=workspace)
     body = api.get("/api/domains/verify/gallery.client.com").json()
     assert body["status"] == "error" and "DNSSEC" in body["message"]
+
+
+def test_misconfigured_email_carries_the_diagnosis(
+    dns_server: Any, queued_tasks: Any, settings: Any, django_capture_on_commit_callbacks: Any,
+) -> None:
+    settings.EMAIL_BACKEND = LOCMEM_EMAIL
+    workspace = WorkspaceFactory(slug="acme")
+    MembershipFactory(workspace=workspace, role=Role.OWNER,
+                      user=UserFactory(email="owner@acme.test"))
+    now = timezone.now()
+    domain = CustomDomainFactory(workspace=workspace, hostname="gallery.client.com",
+                                 status=DomainStatus.ACTIVE, activated_at=now, verified_at=now,
+                                 next_check_at=now, edge_version=1, edge_synced_version=1)
+    dns_server.set_record("client.com", "NS", "kim.ns.cloudflare.com")
+    dns_server.set_record("gallery.client.com", "A", "104.16.132.229")  # orange cloud on
+    with django_capture_on_commit_callbacks(execute=True):
+        assert checks.domain_check(domain_id=domain.pk, force=True).outcome == "misconfigured"
+    assert queued_tasks.run("send_notification") == ["sent"]
+    message = mail.outbox[0]
+    html = message.alternatives[0][0]
+    for body in (message.body, html):
+        assert "proxied by Cloudflare" in body
+        assert "turn off the proxy for this record" in body
+        assert "https://developers.cloudflare.com/dns/proxy-status/" in body
+
+
+def test_admin_page_shows_the_diagnosis_instead_of_missing(dns_server: Any,
+                                                            staff_user: Any) -> None:
+    dns_server.set_record("gallery.client.com", "CNAME", "domian.ve.ai")
+    check("gallery.client.com")
+    domain = CustomDomain.objects.get(hostname="gallery.client.com")
+    client = Client()
+    client.force_login(staff_user)
+    html = client.get(f"/admin/domains/customdomain/{domain.pk}/change/").content.decode()
+    assert '<span class="vd-missing">typo in the value</span>' in html
+    assert '<span class="vd-missing">missing</span>' not in html
+    assert "Did you mean domain.ve.ai?" in html and 'id="vd-diagnosis"' in html

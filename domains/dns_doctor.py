@@ -197,7 +197,11 @@ def diagnose(facts: DnsFacts, *, target: str, routing_ok: bool, apex: bool = Fal
             "the registrar to fix, not a record to add.",
             DNSSEC_HELP_URL))
 
-    if facts.caa is not None and facts.caa.records:
+    # CAA found "at" a name holding a CNAME came from the CNAME's target (resolvers follow
+    # it, as CAs do): the old host's, gone once the name points at us.
+    caa_of_old_target = (not routing_ok and bool(facts.cnames) and facts.caa is not None
+                         and facts.caa.found_at == host)
+    if facts.caa is not None and facts.caa.records and not caa_of_old_target:
         issuers = facts.caa.issuers("issue")
         if issuers and not AMAZON_CAA_ISSUERS.intersection(issuers):
             level = facts.caa.found_at

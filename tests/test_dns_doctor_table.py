@@ -41,6 +41,9 @@ def caa(level: str, *issuers: str) -> CaaResult:
     (facts(cnames=("park.example",), wildcard=("park.example",)), False, [C.WILDCARD]),
     (facts(has_mx=True, txt=("v=spf1",)), False, [C.RECORDS_BLOCK_CNAME]),
     (facts(caa=caa(ZONE, "letsencrypt.org")), True, [C.CAA_FORBIDS_AMAZON]),
+    # CAA met through a wrong CNAME is the old target's (e.g. cname.vercel-dns.com).
+    (facts(cnames=("cname.vercel-dns.com",), caa=caa(HOST, "letsencrypt.org")), False,
+     [C.WRONG_TARGET]),
     (facts(caa=caa(ZONE, "letsencrypt.org", "amazon.com")), True, []),
     (facts(caa=caa(ZONE, "amazontrust.com; account=1")), True, []),
     (facts(cnames=(TARGET,), dnssec_broken=True, ds_without_dnskey=True), False,

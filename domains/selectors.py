@@ -131,7 +131,7 @@ def domain_seed_status(domain: CustomDomain) -> tuple[str, str]:
     """
     target = settings.VEDOMAINS_CNAME_TARGET
     dns_check = (domain.checks or {}).get("dns") if isinstance(domain.checks, dict) else None
-    # The DNS doctor's words, where the last check found something to name (issue 26).
+    # The DNS doctor's words, where the last check found something to name.
     doctor = dns_doctor.in_words(dns_doctor.stored_diagnosis(domain.checks))
     if domain.status == DomainStatus.ACTIVE:
         return SEED_VERIFIED, "Domain verified and mapped successfully"

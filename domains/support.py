@@ -224,7 +224,7 @@ def _record_lines(domain: CustomDomain, checks: dict[str, dict[str, Any]]) -> li
 
 def _routing_found(checks: dict[str, dict[str, Any]]) -> str:
     """What the DNS doctor found at the routing record, in a few words; "missing" when it
-    named nothing (issue 26: not "missing" for a CNAME that exists but points elsewhere)."""
+    named nothing (never "missing" for a CNAME that exists but points elsewhere)."""
     for entry in dns_doctor.stored_diagnosis(checks):
         code = dns_doctor.code_of(entry)
         if code is not None and code not in (DiagnosisCode.CAA_FORBIDS_AMAZON,

@@ -1,6 +1,7 @@
 """The DNS doctor against the real loopback DNS server: each test builds one mistake customers
-really make (issue 26, items 1-9), runs the check a domain gets, and reads the diagnosis it
-stored: the words the API, the seed's `message`, the admin and the emails show.
+really make (the codes of docs/dns-doctor.md), runs the check a domain gets,
+and reads the diagnosis it stored: the words the API, the seed's `message`, the admin and
+the emails show.
 """
 
 from __future__ import annotations

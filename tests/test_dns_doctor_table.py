@@ -4,6 +4,7 @@ tests in test_dns_doctor.py build each mistake in the real local DNS server)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -16,8 +17,8 @@ NOW = datetime(2026, 12, 7, 13, 5, tzinfo=UTC)
 HOST, ZONE, TARGET = "gallery.client.com", "client.com", "domain.ve.ai"
 
 
-def facts(**fields: object) -> DnsFacts:
-    return DnsFacts(HOST, ZONE, **fields)  # type: ignore[arg-type]
+def facts(**fields: Any) -> DnsFacts:
+    return DnsFacts(HOST, ZONE, **fields)
 
 
 def caa(level: str, *issuers: str) -> CaaResult:

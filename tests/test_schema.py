@@ -101,7 +101,7 @@ def test_responses_match_the_documented_domain_shape(
 def test_diagnosis_is_documented_with_its_stable_codes(
     schema: dict[str, Any], api: APIClient, workspace: Any
 ) -> None:
-    """The DNS doctor's answer (issue 26) matches its schema on detail and list answers."""
+    """The DNS doctor's answer matches its schema on detail and list answers."""
     diagnosis = [{"code": "zone_appended", "message": "m", "fix": "f", "docs_url": "u"}]
     CustomDomainFactory(workspace=workspace, hostname="gallery.client.com",
                         checks={"dns": {"ok": False, "detail": "", "at": "2026-12-07T13:05:00Z",

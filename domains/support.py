@@ -177,6 +177,9 @@ def _checks(domain: CustomDomain) -> dict[str, dict[str, Any]]:
 
 
 def _dns_reason(check: dict[str, Any]) -> str:
+    doctor = dns_doctor.stored_diagnosis({"dns": check})
+    if doctor:  # the DNS doctor named the mistake: its words, not the verdict's
+        return doctor[0]["message"]
     words = DNS_REASON_WORDS.get(str(check.get("reason", "")), "")
     detail = str(check.get("detail", ""))
     return f"{words} {detail}".strip() if words else detail

@@ -15,7 +15,7 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
-from domains import checks, dns_doctor
+from domains import checks, dns_doctor, support
 from domains.dns_doctor import DiagnosisCode
 from domains.integrations import dns
 from domains.models import CustomDomain, DomainStatus, Role
@@ -31,7 +31,8 @@ NOW = datetime(2026, 12, 7, 13, 5, tzinfo=UTC)
 def check(hostname: str, **fields: Any) -> list[dict[str, str]]:
     """Register `hostname` as a pending domain, run its check, return the stored diagnosis."""
     domain = CustomDomainFactory(hostname=hostname, **fields)
-    with time_machine.travel(NOW, tick=False):
+    # Ticking: a frozen clock would stop the resolver's own timeouts.
+    with time_machine.travel(NOW, tick=True):
         checks.domain_check(domain_id=domain.pk, force=True)
     domain = CustomDomain.objects.get(pk=domain.pk)
     return list(domain.checks["dns"]["diagnosis"])
@@ -312,3 +313,31 @@ def test_admin_page_shows_the_diagnosis_instead_of_missing(dns_server: Any,
     assert '<span class="vd-missing">typo in the value</span>' in html
     assert '<span class="vd-missing">missing</span>' not in html
     assert "Did you mean domain.ve.ai?" in html and 'id="vd-diagnosis"' in html
+
+
+def test_admin_list_and_summary_say_the_mistake(dns_server: Any, staff_user: Any) -> None:
+    dns_server.set_record("gallery.client.com", "CNAME", "domain.ve.ai.client.com")
+    check("gallery.client.com")
+    domain = CustomDomain.objects.get(hostname="gallery.client.com")
+    problem = support.domain_problem(domain)
+    assert problem.startswith("The CNAME of gallery.client.com points to domain.ve.ai.client.com")
+    assert support.domain_summary(domain=domain).reason == problem
+
+
+def test_a_dns_timeout_costs_no_extra_query(dns_server: Any) -> None:
+    dns_server.set_fault("timeout", name="gallery.client.com")
+    dns_server.reset_queries()
+    assert check("gallery.client.com") == []
+    asked = {(q["name"], q["type"]) for q in dns_server.queries()}
+    assert asked == {("gallery.client.com", "CNAME")}  # the routing check's own
+
+
+def test_a_pending_domain_pointing_at_us_costs_the_light_queries(dns_server: Any) -> None:
+    dns_server.set_record("gallery.client.com", "CNAME", TARGET)
+    dns_server.reset_queries()
+    assert check("gallery.client.com") == []
+    doctor = [(q["name"], q["type"]) for q in dns_server.queries()][1:]  # after the routing's
+    assert sorted(doctor) == sorted([("gallery.client.com", "CAA"), ("client.com", "CAA"),
+                                     ("com", "CAA"), ("gallery.client.com", "CNAME"),
+                                     ("gallery.client.com", "A"),
+                                     ("gallery.client.com", "AAAA")])

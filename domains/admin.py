@@ -447,6 +447,7 @@ class CustomDomainAdmin(admin.ModelAdmin):
             can_act = super().has_change_permission(request)
             context.update(
                 summary=support.domain_summary(domain=obj),
+                diagnosis=support.domain_diagnosis(domain=obj),
                 audit=support.domain_audit_trail(domain=obj),
                 audit_limit=support.AUDIT_TRAIL_LIMIT,
                 events_url=reverse("admin:domains_domainevent_changelist")

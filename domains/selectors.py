@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
-from domains import hostnames
+from domains import dns_doctor, hostnames
 from domains.integrations import edge_store
 from domains.models import CustomDomain, DomainStatus, Membership, Workspace
 
@@ -131,12 +131,14 @@ def domain_seed_status(domain: CustomDomain) -> tuple[str, str]:
     """
     target = settings.VEDOMAINS_CNAME_TARGET
     dns_check = (domain.checks or {}).get("dns") if isinstance(domain.checks, dict) else None
+    # The DNS doctor's words, where the last check found something to name.
+    doctor = dns_doctor.in_words(dns_doctor.stored_diagnosis(domain.checks))
     if domain.status == DomainStatus.ACTIVE:
         return SEED_VERIFIED, "Domain verified and mapped successfully"
     if domain.status == DomainStatus.MISCONFIGURED:
         return SEED_INVALID_CNAME, (
-            f"Please ensure CNAME points to {target}. The domain stops serving if it is "
-            "not fixed within the grace period."
+            f"{doctor or f'Please ensure CNAME points to {target}.'} The domain stops serving "
+            "if it is not fixed within the grace period."
         )
     if domain.status == DomainStatus.FAILED:
         return SEED_ERROR, domain.last_error or "Could not verify domain. Check DNS configuration."
@@ -148,16 +150,20 @@ def domain_seed_status(domain: CustomDomain) -> tuple[str, str]:
     if dns_check is None:
         return SEED_PENDING, f"Add a CNAME record for {domain.hostname} pointing to {target}."
     if dns_check.get("transient"):
+        if doctor:  # SERVFAIL that the doctor could explain (DNSSEC)
+            return SEED_ERROR, doctor
         return SEED_ERROR, (
             "Could not verify domain right now (DNS did not answer). Check DNS configuration; "
             "we retry automatically."
         )
     if not dns_check.get("ok"):
-        return SEED_INVALID_CNAME, f"Please ensure CNAME points to {target}"
+        return SEED_INVALID_CNAME, doctor or f"Please ensure CNAME points to {target}"
     if domain.ownership_required and domain.ownership_verified_at is None:
         return SEED_PENDING, (
             f"Add the TXT record {domain.ownership_record_name} to prove you own the domain."
         )
+    if doctor:  # DNS points at us, but e.g. a CAA record stops the certificate
+        return SEED_PENDING, doctor
     return SEED_PENDING, (
         "DNS is set up correctly; the TLS certificate is being issued. This usually takes a "
         "few minutes."

@@ -9,6 +9,7 @@ from django.test import Client
 from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
 
+from domains.dns_doctor import DiagnosisCode
 from tests.factories import CustomDomainFactory
 
 pytestmark = pytest.mark.django_db
@@ -99,6 +100,26 @@ def test_responses_match_the_documented_domain_shape(
     error = api.get("/api/domains/missing.client.com/").json()
     assert set(error) == {"error"}
     assert set(error["error"]) <= set(schema["components"]["schemas"]["ErrorDetail"]["properties"])
+
+
+def test_diagnosis_is_documented_with_its_stable_codes(
+    schema: dict[str, Any], api: APIClient, workspace: Any
+) -> None:
+    """The DNS doctor's answer matches its schema on detail and list answers."""
+    diagnosis = [{"code": "zone_appended", "message": "m", "fix": "f", "docs_url": "u"}]
+    CustomDomainFactory(workspace=workspace, hostname="gallery.client.com",
+                        checks={"dns": {"ok": False, "detail": "", "at": "2026-12-07T13:05:00Z",
+                                        "diagnosis": diagnosis}})
+    domain_schema = schema["components"]["schemas"]["Domain"]
+    assert "diagnosis" in domain_schema["required"]
+    item_ref = domain_schema["properties"]["diagnosis"]["items"]["$ref"]
+    item_schema = schema["components"]["schemas"][item_ref.rsplit("/", 1)[1]]
+    assert set(item_schema["properties"]) == {"code", "message", "fix", "docs_url"}
+    codes = schema["components"]["schemas"]["DiagnosisCodeEnum"]["enum"]
+    assert set(codes) == {c.value for c in DiagnosisCode}
+    assert api.get("/api/domains/gallery.client.com/").json()["diagnosis"] == diagnosis
+    listed = api.get("/api/domains/").json()["results"]
+    assert [d["diagnosis"] for d in listed] == [diagnosis]
 
 
 def test_docs_page_works_offline(db: Any) -> None:

@@ -204,6 +204,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Each path is answered with and without its final slash; the schema shows it once.
     "PREPROCESSING_HOOKS": ["domains.api.schema_hooks.drop_alternate_spellings"],
+    # The DNS doctor's codes under their own name, not a generic "CodeEnum".
+    "ENUM_NAME_OVERRIDES": {"DiagnosisCodeEnum": "domains.dns_doctor.DiagnosisCode"},
 }
 # A CSRF refusal under /api/ is answered in the API's JSON error shape, not Django's page.
 CSRF_FAILURE_VIEW = "domains.api.views.csrf_failure"

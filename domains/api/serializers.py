@@ -15,6 +15,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
 from domains import selectors
+from domains.dns_doctor import DiagnosisCode, DiagnosisDict, stored_diagnosis
 from domains.hostnames import to_unicode
 from domains.models import LIVE_STATUSES, CustomDomain, DomainStatus, slug_validator
 
@@ -191,8 +192,24 @@ class CheckResultSerializer(serializers.Serializer):
     at = serializers.DateTimeField(help_text="When the check ran.")
 
 
+class DiagnosisSerializer(serializers.Serializer):
+    """One thing wrong with the domain's DNS (the DNS doctor; docs/dns-doctor.md)."""
+
+    code = serializers.ChoiceField(
+        choices=[(c.value, c.name) for c in DiagnosisCode],
+        help_text="Stable code of the mistake (docs/dns-doctor.md).")
+    message = serializers.CharField(help_text="What is wrong, in the customer's words.")
+    fix = serializers.CharField(help_text="What to do, and where (the DNS provider's screen).")
+    docs_url = serializers.CharField(
+        allow_blank=True, help_text="The provider's (or a generic) help page; may be empty.")
+
+
 class DomainSerializer(serializers.ModelSerializer):
     workspace = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    diagnosis = serializers.SerializerMethodField(
+        help_text="What the last check found wrong with the DNS, most important first; "
+        "empty when nothing is.",
+    )
     dns_records = serializers.SerializerMethodField()
     checks = serializers.SerializerMethodField(
         help_text="Last result of each check, keyed by check name (dns, ownership, "
@@ -227,6 +244,7 @@ class DomainSerializer(serializers.ModelSerializer):
             "status",
             "dns_records",
             "checks",
+            "diagnosis",
             "last_error",
             "certificate_status",
             "prevalidation",
@@ -277,6 +295,10 @@ class DomainSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.DictField(child=CheckResultSerializer()))
     def get_checks(self, obj: CustomDomain) -> dict[str, Any]:
         return obj.checks if isinstance(obj.checks, dict) else {}
+
+    @extend_schema_field(DiagnosisSerializer(many=True))
+    def get_diagnosis(self, obj: CustomDomain) -> list[DiagnosisDict]:
+        return stored_diagnosis(obj.checks)
 
 
 class _SeedAnswerSerializer(DomainSerializer):

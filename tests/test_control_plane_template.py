@@ -111,3 +111,23 @@ def test_data_stores_are_private_encrypted_and_kept() -> None:
     assert props["ManageMasterUserPassword"] is True
     redis = resources["Redis"]["Properties"]
     assert redis["TransitEncryptionEnabled"] is True and redis["AtRestEncryptionEnabled"] is True
+
+
+def test_the_task_role_imports_both_app_policies_from_their_stacks() -> None:
+    """saas-manager.yaml's tenant policy (UpdateDomainAssociation, the tenant calls) was
+    attached to a role name the README passed by hand while the tasks ran as an auto-named
+    role: on AWS the app was denied. Now the role imports both policies' exports."""
+    role = _resources()["TaskRole"]["Properties"]
+    imports = [p["Fn::ImportValue"]["Fn::Sub"] for p in role["ManagedPolicyArns"]]
+    assert imports == ["${AppPolicyStackName}-PolicyArn",
+                       "${SaasManagerStackName}-TenantPolicyArn"]
+    for name, export in (("app-iam-policy.yaml", "PolicyArn"),
+                         ("saas-manager.yaml", "TenantPolicyArn")):
+        template = load_template(ROOT / "deploy" / name)
+        assert template["Outputs"][export]["Export"]["Name"]["Fn::Sub"] == (
+            "${AWS::StackName}-" + export)
+        assert "AppRoleName" not in template.get("Parameters", {})
+        for resource in template["Resources"].values():
+            assert "Roles" not in resource.get("Properties", {}), name
+    for task in _of_type("AWS::ECS::TaskDefinition").values():
+        assert task["TaskRoleArn"] == {"Fn::GetAtt": "TaskRole.Arn"}

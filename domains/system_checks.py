@@ -8,7 +8,7 @@ One finder per integration, each returning its problems; `SETTINGS_FINDERS` list
 `settings_check` (registered by `DomainsConfig.ready`) runs them all. To add checks for an
 integration, write a finder here and append it to `SETTINGS_FINDERS`. Ids by range:
 E00x domains and plans, E01x DNS, E02x AWS, E03x edge, E04x webhooks and email, E05x
-Celery, E1xx CDN.
+Celery, E06x web server and Redis, E1xx CDN.
 """
 
 from __future__ import annotations
@@ -224,6 +224,32 @@ def celery_settings_problems() -> list[CheckMessage]:
     return []
 
 
+# --- web server and Redis ------------------------------------------------------------------
+
+
+def web_settings_problems() -> list[CheckMessage]:
+    problems: list[CheckMessage] = []
+    allowed = settings.VEDOMAINS_WEB_FORWARDED_ALLOW_IPS
+    bad = []
+    for entry in allowed:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            bad.append(entry)
+    if bad or not allowed or "*" in allowed:
+        # "*" would trust X-Forwarded-* from anything that reaches the port (the metrics
+        # scraper's network, say), letting it choose the client address and scheme.
+        problems.append(_error(
+            "VEDOMAINS_WEB_FORWARDED_ALLOW_IPS",
+            f"must list IP addresses or networks (not '*'); got {', '.join(allowed) or 'nothing'}.",
+            "Give the load balancer's subnets, e.g. 10.0.0.0/24,10.0.1.0/24.", 60))
+    if settings.REDIS_PASSWORD and any(c in settings.REDIS_PASSWORD for c in '@"/ '):
+        problems.append(_error(
+            "REDIS_PASSWORD", "contains a character ElastiCache AUTH tokens may not hold.",
+            "Use 16-128 printable characters other than @, \", / and space.", 61))
+    return problems
+
+
 SETTINGS_FINDERS: list[Finder] = [
     domains_settings_problems,
     dns_settings_problems,
@@ -232,6 +258,7 @@ SETTINGS_FINDERS: list[Finder] = [
     cdn_settings_problems,
     notification_settings_problems,
     celery_settings_problems,
+    web_settings_problems,
 ]
 
 

@@ -531,8 +531,28 @@ LOGGING = _logs.logging_config(level=env.str("LOG_LEVEL", default="INFO"),
 _db_password = env.str("DATABASE_PASSWORD", default="")
 if _db_password:
     DATABASES["default"]["PASSWORD"] = _db_password
+# A rotated password is read when a connection opens (vedomains_site/db/credentials.py), from
+# Secrets Manager (production: the app user's secret, rotated under running tasks) or a file.
+DATABASE_PASSWORD_SECRET_ARN = env.str("DATABASE_PASSWORD_SECRET_ARN", default="")
+DATABASE_PASSWORD_FILE = env.str("DATABASE_PASSWORD_FILE", default="")
+DATABASE_PASSWORD_CACHE_SECONDS = env.float("DATABASE_PASSWORD_CACHE_SECONDS", default=60.0)
+# The app's own least-privilege user (JSON username/password), created by `bin/run migrate`
+# (manage.py db_app_user) when set; only the migration task has it.
+DATABASE_APP_USER_SECRET_ARN = env.str("DATABASE_APP_USER_SECRET_ARN", default="")
+if (DATABASE_PASSWORD_SECRET_ARN or DATABASE_PASSWORD_FILE) and DATABASES["default"][
+        "ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "vedomains_site.db.backend"
+    DATABASES["default"].setdefault("OPTIONS", {})["password_source"] = {
+        "secret_arn": DATABASE_PASSWORD_SECRET_ARN,
+        # The secret's own region (arn:aws:secretsmanager:REGION:...).
+        "region": (DATABASE_PASSWORD_SECRET_ARN.split(":") + [""] * 4)[3] or "us-east-1",
+        "endpoint": VEDOMAINS_AWS_ENDPOINT_URL or None,
+        "file": DATABASE_PASSWORD_FILE,
+        "cache_seconds": DATABASE_PASSWORD_CACHE_SECONDS,
+    }
 DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+if DATABASES["default"]["ENGINE"] in ("django.db.backends.postgresql",
+                                      "vedomains_site.db.backend"):
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", DATABASE_CONNECT_TIMEOUT)
 

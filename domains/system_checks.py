@@ -247,6 +247,25 @@ def web_settings_problems() -> list[CheckMessage]:
         problems.append(_error(
             "REDIS_PASSWORD", "contains a character ElastiCache AUTH tokens may not hold.",
             "Use 16-128 printable characters other than @, \", / and space.", 61))
+    problems.extend(_database_password_problems())
+    return problems
+
+
+def _database_password_problems() -> list[CheckMessage]:
+    problems: list[CheckMessage] = []
+    for name in ("DATABASE_PASSWORD_SECRET_ARN", "DATABASE_APP_USER_SECRET_ARN"):
+        value = getattr(settings, name)
+        if value and not re.match(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:",
+                                  value):
+            problems.append(_error(name, "is not a Secrets Manager secret ARN.",
+                                   "arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME", 62))
+    if settings.DATABASE_PASSWORD_SECRET_ARN and settings.DATABASE_PASSWORD_FILE:
+        problems.append(_error("DATABASE_PASSWORD_FILE", "is set with "
+                               "DATABASE_PASSWORD_SECRET_ARN: give one password source.",
+                               "Keep the secret (production) or the file.", 63))
+    if _not_positive(["DATABASE_PASSWORD_CACHE_SECONDS"]):
+        problems.append(_error("DATABASE_PASSWORD_CACHE_SECONDS", "must be a positive number.",
+                               "60 reads the password at most once a minute.", 64))
     return problems
 
 

@@ -177,3 +177,19 @@ def test_a_celery_worker_connects_to_a_redis_that_requires_auth(
                                  ".app.connection_for_write().ensure_connection(max_retries=1)"
                                  " and 'connected'")
     assert answer == "connected"
+
+
+@pytest.mark.parametrize(("overrides", "check_id"), [
+    ({"DATABASE_PASSWORD_SECRET_ARN": "vedomains-db"}, "vedomains.E062"),
+    ({"DATABASE_APP_USER_SECRET_ARN": "arn:aws:s3:::bucket"}, "vedomains.E062"),
+    ({"DATABASE_PASSWORD_FILE": "/run/db", "DATABASE_PASSWORD_SECRET_ARN":
+      "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"}, "vedomains.E063"),
+    ({"DATABASE_PASSWORD_CACHE_SECONDS": 0}, "vedomains.E064"),
+    ({"REDIS_PASSWORD": "has@sign-and-more-than-16"}, "vedomains.E061"),
+])
+def test_credential_settings_are_checked_with_their_names(overrides: dict[str, object],
+                                                          check_id: str) -> None:
+    with override_settings(**overrides):
+        problems = system_checks.web_settings_problems()
+    assert [p.id for p in problems] == [check_id]
+    assert next(iter(overrides)) in problems[0].msg

@@ -288,3 +288,87 @@ def test_attack_platform_resources_lack_the_platform_tag_the_deny_relies_on() ->
                 assert tags.get("vedomains-platform") == "true", (path.name, name)
                 seen.append(name)
     assert {"MultiTenantDistribution", "ConnectionGroup", "TemplateDistribution"} <= set(seen)
+
+
+MANAGED = {"vedomains-managed": "true"}
+TABLE = f"arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/domain-workspace-mappings"
+# Each operation the code calls, as IAM sees it: the actions it is authorized as, on the
+# resource it names, with the tags the code's create calls put on that resource.
+CALLS: dict[str, list[Request]] = {
+    "acm:RequestCertificate": [Request("acm:RequestCertificate", "*", request_tags={
+        **MANAGED, "vedomains-domain-id": "1"}, extra=ACM_CONTEXT)],
+    "acm:DescribeCertificate": [Request("acm:DescribeCertificate", CERT,
+                                        resource_tags=MANAGED)],
+    "acm:ListTagsForCertificate": [Request("acm:ListTagsForCertificate", CERT)],
+    "acm:ListCertificates": [Request("acm:ListCertificates", "*")],
+    "acm:DeleteCertificate": [Request("acm:DeleteCertificate", CERT, resource_tags=MANAGED)],
+    "cloudfront:CreateDistributionTenant": [
+        Request("cloudfront:CreateDistributionTenant", "*", request_tags=MANAGED),
+        Request("cloudfront:CreateDistributionTenant", f"{CF}:distribution/EPLATFORMMULTITEN",
+                resource_tags=PLATFORM)],
+    "cloudfront:GetDistributionTenant": [Request("cloudfront:GetDistributionTenant",
+                                                 f"{CF}:distribution-tenant/dt_1",
+                                                 resource_tags=MANAGED)],
+    "cloudfront:UpdateDistributionTenant": [Request("cloudfront:UpdateDistributionTenant",
+                                                    f"{CF}:distribution-tenant/dt_1",
+                                                    resource_tags=MANAGED)],
+    "cloudfront:DeleteDistributionTenant": [Request("cloudfront:DeleteDistributionTenant",
+                                                    f"{CF}:distribution-tenant/dt_1",
+                                                    resource_tags=MANAGED)],
+    "cloudfront:GetManagedCertificateDetails": [Request(
+        "cloudfront:GetManagedCertificateDetails", f"{CF}:distribution-tenant/dt_1",
+        resource_tags=MANAGED)],
+    "cloudfront:VerifyDnsConfiguration": [Request("cloudfront:VerifyDnsConfiguration",
+                                                  f"{CF}:distribution-tenant/dt_1",
+                                                  resource_tags=MANAGED)],
+    "cloudfront:UpdateDomainAssociation": [
+        Request("cloudfront:UpdateDomainAssociation", f"{CF}:distribution-tenant/dt_1",
+                resource_tags=MANAGED),
+        Request("cloudfront:UpdateDistributionTenant", f"{CF}:distribution-tenant/dt_1",
+                resource_tags=MANAGED)],
+    "cloudfront:GetDistribution": [Request("cloudfront:GetDistribution",
+                                           f"{CF}:distribution/EPLATFORMMULTITEN",
+                                           resource_tags=PLATFORM)],
+    "cloudfront:GetDistributionConfig": [Request("cloudfront:GetDistributionConfig",
+                                                 f"{CF}:distribution/EPLATFORMTEMPLATE",
+                                                 resource_tags=PLATFORM)],
+    "cloudfront:ListDistributions": [Request("cloudfront:ListDistributions", "*")],
+    "dynamodb:BatchGetItem": [Request("dynamodb:BatchGetItem", TABLE)],
+    "dynamodb:BatchWriteItem": [Request("dynamodb:BatchWriteItem", TABLE)],
+    "dynamodb:GetItem": [Request("dynamodb:GetItem", TABLE)],
+    "dynamodb:PutItem": [Request("dynamodb:PutItem", TABLE)],
+    "dynamodb:Scan": [Request("dynamodb:Scan", TABLE)],
+    "dynamodb:UpdateItem": [Request("dynamodb:UpdateItem", TABLE)],
+}
+# Only the distribution-per-domain strategy (and a migration to it) makes these.
+PER_DOMAIN: dict[str, list[Request]] = {
+    "cloudfront:CreateDistributionWithTags": [
+        Request("cloudfront:CreateDistribution", f"{CF}:distribution/ECLONE",
+                request_tags=MANAGED),
+        Request("cloudfront:TagResource", f"{CF}:distribution/ECLONE", request_tags=MANAGED)],
+    "cloudfront:UpdateDistribution": [Request("cloudfront:UpdateDistribution",
+                                              f"{CF}:distribution/ECLONE",
+                                              resource_tags=MANAGED)],
+    "cloudfront:DeleteDistribution": [Request("cloudfront:DeleteDistribution",
+                                              f"{CF}:distribution/ECLONE",
+                                              resource_tags=MANAGED)],
+}
+
+
+def test_every_operation_the_code_calls_is_allowed_as_deployed() -> None:
+    from tests.test_security_adversarial import LOCAL_ONLY, _app_operations
+
+    operations = _app_operations() - LOCAL_ONLY
+    # Every distribution is created with its tag (a plain CreateDistribution left the
+    # per-domain clone untagged, so the app could never update or delete it).
+    assert "cloudfront:CreateDistribution" not in operations
+    assert operations <= set(CALLS) | set(PER_DOMAIN), "describe the new call here"
+    default, per_domain = app_statements(), app_statements(per_domain=True)
+    for operation in sorted(operations):
+        for request in CALLS.get(operation, []):
+            assert allowed(default, request), (operation, request)
+        for request in CALLS.get(operation, []) + PER_DOMAIN.get(operation, []):
+            assert allowed(per_domain, request), (operation, request)
+    # The default deployment (saas-tenant) cannot make the per-domain calls at all.
+    for requests in PER_DOMAIN.values():
+        assert not any(allowed(default, r) for r in requests)

@@ -241,3 +241,47 @@ def test_attack_password_rotated_under_a_running_web_and_worker(
     finally:
         web.stop()
         worker.stop()
+
+
+def _connects(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    code = ("import django; django.setup(); from django.db import connection; "
+            "connection.ensure_connection(); print(connection.settings_dict['ENGINE'])")
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, check=False,
+                          env={**env, "DJANGO_SETTINGS_MODULE": "vedomains_site.settings"})
+
+
+def test_a_secret_mid_rotation_connects_with_its_pending_version(
+        scratch: tuple[Scratch, dict[str, str]], moto_server: Any) -> None:
+    """Secrets Manager's rotation sets the new password in the database (setSecret) before
+    it becomes AWSCURRENT (finishSecret): in between, AWSCURRENT is refused and the pending
+    version is the one that works. Real Secrets Manager API (moto server)."""
+    import boto3
+
+    made, env = scratch
+    client = boto3.client("secretsmanager", region_name="us-east-1",
+                          endpoint_url=moto_server.endpoint_url)
+    old = made.password_file.read_text()
+    arn = client.create_secret(Name=f"{made.role}-db", SecretString=json.dumps(
+        {"username": made.role, "password": old}))["ARN"]
+    app = {k: v for k, v in env.items() if k != "DATABASE_PASSWORD_FILE"}
+    app.update({"DATABASE_PASSWORD_SECRET_ARN": arn,
+                "VEDOMAINS_AWS_ENDPOINT_URL": moto_server.endpoint_url,
+                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    first = _connects(app)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert first.stdout.strip() == "vedomains_site.db.backend"
+
+    new = secrets.token_urlsafe(24)
+    client.put_secret_value(SecretId=arn, SecretString=json.dumps(
+        {"username": made.role, "password": new}), VersionStages=["AWSPENDING"])
+    made.admin.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+        sql.Identifier(made.role), sql.Literal(new)))
+    during = _connects(app)
+    assert during.returncode == 0, during.stderr[-2000:]
+
+    # A password nobody holds is refused, with the server's own error.
+    made.admin.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+        sql.Identifier(made.role), sql.Literal(secrets.token_urlsafe(24))))
+    refused = _connects(app)
+    assert refused.returncode != 0 and "password authentication failed" in refused.stderr

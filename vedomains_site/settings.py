@@ -243,10 +243,11 @@ if TESTING:
 else:
     CELERY_BROKER_URL = _redis_auth(
         env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0"))
-# Celery takes the CELERY_BROKER_URL environment variable over any configuration
-# (celery.app.utils.Settings.broker_url), which would drop the AUTH token added above; the
-# read and write URLs win over broker_url and are read from here only.
-CELERY_BROKER_READ_URL = CELERY_BROKER_WRITE_URL = CELERY_BROKER_URL
+if REDIS_PASSWORD:
+    # Celery takes the CELERY_BROKER_URL environment variable over any configuration
+    # (celery.app.utils.Settings.broker_url), which would drop the AUTH token added above;
+    # the read and write URLs win over broker_url and are read from here only.
+    CELERY_BROKER_READ_URL = CELERY_BROKER_WRITE_URL = CELERY_BROKER_URL
 CELERY_RESULT_BACKEND = _redis_auth(env.str("CELERY_RESULT_BACKEND", default="")) or None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True

@@ -134,7 +134,10 @@ def test_tenant_calls_are_allowed_on_the_tenant_the_code_creates(recorder: Recor
     for parent in (f"{CF}:distribution/EPLATFORMMULTITEN",
                    f"{CF}:connection-group/cg_platformconnectiongroup"):
         assert allowed(statements, Request("cloudfront:CreateDistributionTenant", parent,
-                                           resource_tags=PLATFORM)), parent
+                                           request_tags=tags, resource_tags=PLATFORM)), parent
+        # ...and never a tenant without our tag, whichever resource IAM checks.
+        assert not allowed(statements, Request("cloudfront:CreateDistributionTenant", parent,
+                                               resource_tags=PLATFORM)), parent
     tenant = f"{CF}:distribution-tenant/dt_1"
     for action in ("GetDistributionTenant", "UpdateDistributionTenant",
                    "DeleteDistributionTenant", "VerifyDnsConfiguration",
@@ -305,7 +308,7 @@ CALLS: dict[str, list[Request]] = {
     "cloudfront:CreateDistributionTenant": [
         Request("cloudfront:CreateDistributionTenant", "*", request_tags=MANAGED),
         Request("cloudfront:CreateDistributionTenant", f"{CF}:distribution/EPLATFORMMULTITEN",
-                resource_tags=PLATFORM)],
+                request_tags=MANAGED, resource_tags=PLATFORM)],
     "cloudfront:GetDistributionTenant": [Request("cloudfront:GetDistributionTenant",
                                                  f"{CF}:distribution-tenant/dt_1",
                                                  resource_tags=MANAGED)],

@@ -166,8 +166,10 @@ def test_the_per_domain_clone_is_tagged_in_its_create_call_and_then_changeable(
             "DistributionConfigWithTags"]["Tags"]["Items"])
         clone = f"{CF}:distribution/ECLONE"
         # CreateDistributionWithTags = CreateDistribution + TagResource.
-        assert allowed(statements, Request("cloudfront:CreateDistribution", clone,
+        # CreateDistribution names no resource type: IAM checks it against "*".
+        assert allowed(statements, Request("cloudfront:CreateDistribution", "*",
                                            request_tags=tags))
+        assert not allowed(statements, Request("cloudfront:CreateDistribution", "*"))
         assert allowed(statements, Request("cloudfront:TagResource", clone,
                                            request_tags=tags))
         for action in ("GetDistribution", "GetDistributionConfig", "UpdateDistribution",
@@ -346,8 +348,7 @@ CALLS: dict[str, list[Request]] = {
 # Only the distribution-per-domain strategy (and a migration to it) makes these.
 PER_DOMAIN: dict[str, list[Request]] = {
     "cloudfront:CreateDistributionWithTags": [
-        Request("cloudfront:CreateDistribution", f"{CF}:distribution/ECLONE",
-                request_tags=MANAGED),
+        Request("cloudfront:CreateDistribution", "*", request_tags=MANAGED),
         Request("cloudfront:TagResource", f"{CF}:distribution/ECLONE", request_tags=MANAGED)],
     "cloudfront:UpdateDistribution": [Request("cloudfront:UpdateDistribution",
                                               f"{CF}:distribution/ECLONE",

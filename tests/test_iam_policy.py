@@ -130,14 +130,6 @@ def test_tenant_calls_are_allowed_on_the_tenant_the_code_creates(recorder: Recor
     assert tags["vedomains-managed"] == "true"
     assert allowed(statements, Request("cloudfront:CreateDistributionTenant", "*",
                                        request_tags=tags))
-    # The create is also checked against the distribution and group it joins.
-    for parent in (f"{CF}:distribution/EPLATFORMMULTITEN",
-                   f"{CF}:connection-group/cg_platformconnectiongroup"):
-        assert allowed(statements, Request("cloudfront:CreateDistributionTenant", parent,
-                                           request_tags=tags, resource_tags=PLATFORM)), parent
-        # ...and never a tenant without our tag, whichever resource IAM checks.
-        assert not allowed(statements, Request("cloudfront:CreateDistributionTenant", parent,
-                                               resource_tags=PLATFORM)), parent
     tenant = f"{CF}:distribution-tenant/dt_1"
     for action in ("GetDistributionTenant", "UpdateDistributionTenant",
                    "DeleteDistributionTenant", "VerifyDnsConfiguration",
@@ -308,9 +300,7 @@ CALLS: dict[str, list[Request]] = {
     "acm:ListCertificates": [Request("acm:ListCertificates", "*")],
     "acm:DeleteCertificate": [Request("acm:DeleteCertificate", CERT, resource_tags=MANAGED)],
     "cloudfront:CreateDistributionTenant": [
-        Request("cloudfront:CreateDistributionTenant", "*", request_tags=MANAGED),
-        Request("cloudfront:CreateDistributionTenant", f"{CF}:distribution/EPLATFORMMULTITEN",
-                request_tags=MANAGED, resource_tags=PLATFORM)],
+        Request("cloudfront:CreateDistributionTenant", "*", request_tags=MANAGED)],
     "cloudfront:GetDistributionTenant": [Request("cloudfront:GetDistributionTenant",
                                                  f"{CF}:distribution-tenant/dt_1",
                                                  resource_tags=MANAGED)],

@@ -98,7 +98,7 @@ def test_missing_cdn_resources_are_not_reported_in_development() -> None:
 
 
 def test_every_finder_is_registered_and_each_message_is_an_error() -> None:
-    assert len(system_checks.SETTINGS_FINDERS) == 8
+    assert len(system_checks.SETTINGS_FINDERS) == 9
     with override_settings(**{**VALID, "VEDOMAINS_DNS_TIMEOUT": 0, "CELERY_BROKER_URL": ""}):
         found = system_checks.settings_check()
     assert all(isinstance(p, Error) for p in found) and len(found) == 2

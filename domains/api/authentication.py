@@ -35,6 +35,12 @@ class AuthUnavailable(exceptions.APIException):
     default_detail = "Sign-in cannot be checked right now; try again shortly."
     default_code = "auth_unavailable"
 
+    def __init__(self, *, wait: int | None = None) -> None:
+        super().__init__()
+        # Read by the exception handler: `Retry-After` tells the frontend when to retry
+        # rather than sign the user out.
+        self.wait = wait
+
 
 class MainAppJWTAuthentication(BaseAuthentication):
     keyword = b"bearer"
@@ -55,8 +61,10 @@ class MainAppJWTAuthentication(BaseAuthentication):
             claims = main_app_tokens.verify_token(token)
         except main_app_tokens.TokenRejected as exc:
             raise exceptions.AuthenticationFailed(exc.message, code=exc.code) from exc
+        except main_app_tokens.KeysUnavailable as exc:
+            raise AuthUnavailable(wait=exc.retry_after) from exc
         except IntegrationError as exc:
-            raise AuthUnavailable() from exc
+            raise AuthUnavailable(wait=5) from exc
         user = user_for_external_subject(issuer=claims.issuer, subject=claims.subject,
                                          email=claims.email)
         if not user.is_active:

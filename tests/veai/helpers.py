@@ -56,12 +56,13 @@ class JwksServer:
     def __init__(self) -> None:
         self.keys: list[dict[str, Any]] = []
         self.fetches = 0
+        self.raw_body: bytes | None = None  # served instead of the key set when set
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 server.fetches += 1
-                body = json.dumps({"keys": list(server.keys)}).encode()
+                body = server.raw_body or json.dumps({"keys": list(server.keys)}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))

@@ -217,10 +217,16 @@ def _register_check_workspace_quotas(workspace: Workspace) -> None:
         workspace=workspace, status__in=LIVE_STATUSES
     ).count()
     if live_count >= limit:
+        deadline = selectors.open_plan_grace_deadline(workspace)
+        when = ("" if deadline is None else
+                f" Domains above the limit will be detached after {outbox.datetime_iso(deadline)}"
+                " unless the workspace is back within its plan.")
         raise NotEntitled(
             f"The {workspace.get_plan_display()} plan allows {limit} custom domains "
-            "and this workspace has reached that limit.",
+            f"and this workspace has {live_count}.{when}",
             code="domain_limit_reached",
+            details={"domain_limit": limit, "domains_used": live_count,
+                     "grace_until": None if deadline is None else outbox.datetime_iso(deadline)},
         )
     # Counted under the workspace lock, so parallel requests cannot overshoot it.
     cap = settings.VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE

@@ -26,6 +26,7 @@ PATHS = {
     "/api/domains/{hostname}/release/": {"post"},
     "/api/domains/register": {"post"},
     "/api/domains/verify/{domain}": {"get"},
+    "/api/workspaces/{slug}/": {"get"},
 }
 
 

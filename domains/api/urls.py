@@ -40,6 +40,7 @@ urlpatterns = [
     *both_spellings("domains/<str:hostname>/verify/", views.DomainVerifyView, "domain-verify"),
     *both_spellings("domains/<str:hostname>/release/", views.DomainReleaseView,
                     "domain-release"),
+    *both_spellings("workspaces/<str:slug>/", views.WorkspacePlanView, "workspace-plan"),
     # The main app's server-to-server sync (HMAC-signed, not a user API).
     path("service/workspaces/<str:external_id>", service_views.WorkspaceSyncView.as_view(),
          name="service-workspace"),

@@ -8,7 +8,7 @@ One finder per integration, each returning its problems; `SETTINGS_FINDERS` list
 `settings_check` (registered by `DomainsConfig.ready`) runs them all. To add checks for an
 integration, write a finder here and append it to `SETTINGS_FINDERS`. Ids by range:
 E00x domains and plans, E01x DNS, E02x AWS, E03x edge, E04x webhooks and email, E05x
-Celery, E1xx CDN.
+Celery, E1xx CDN, E2xx ve.ai (`domains.veai_checks`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from django.core.checks import CheckMessage, Error, register
 from domains.cdn_checks import cdn_settings_problems
 from domains.edge_config import edge_config_from_settings
 from domains.integrations import dns
+from domains.veai_checks import veai_settings_problems
 from edge_lambda.handler import EdgeConfigError
 
 Finder = Callable[[], list[CheckMessage]]
@@ -232,6 +233,7 @@ SETTINGS_FINDERS: list[Finder] = [
     cdn_settings_problems,
     notification_settings_problems,
     celery_settings_problems,
+    veai_settings_problems,
 ]
 
 

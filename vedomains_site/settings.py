@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from corsheaders.defaults import default_headers as _cors_default_headers
 from django.core.exceptions import ImproperlyConfigured
 
 from vedomains_site.observability import logs as _logs
@@ -478,6 +479,10 @@ CORS_ALLOWED_ORIGINS = [o for o in VEDOMAINS_CORS_ALLOWED_ORIGINS if o]
 CORS_URLS_REGEX = r"^/api/(?!service/).*$"
 CORS_ALLOW_CREDENTIALS = False
 CORS_PREFLIGHT_MAX_AGE = 3600
+# The frontend reads when to retry (429/503), where a new record lives (201) and the id to
+# quote to support; it may send its own request id to tie its logs to ours.
+CORS_EXPOSE_HEADERS = ["Retry-After", "Location", "X-Request-ID"]
+CORS_ALLOW_HEADERS = [*_cors_default_headers, "x-request-id"]
 # --- end ve.ai integration ------------------------------------------------------------------
 
 # === Production operations: image, health, metrics, logs, errors =============================

@@ -114,3 +114,19 @@ def test_env_example_gives_the_same_values_as_the_defaults() -> None:
     from_example = _effective_settings(documented)
     assert defaults == from_example
     assert defaults["CORS_ALLOWED_ORIGINS"] == "['https://ve.ai', 'https://app.ve.ai']"
+
+
+def test_the_frontend_can_read_retry_after_location_and_the_request_id(cors_server: str
+                                                                        ) -> None:
+    """Issue 25 item 6: exposed response headers, and its own X-Request-ID allowed."""
+    status, headers = _request(f"{cors_server}/api/domains/", "OPTIONS", {
+        "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type,x-request-id"})
+    assert status == 200
+    assert "x-request-id" in headers["access-control-allow-headers"].lower()
+    status, headers = _request(f"{cors_server}/api/domains/", "GET",
+                               {"Origin": ORIGIN, "X-Request-ID": "frontend-req-42"})
+    assert status == 401
+    exposed = {h.strip().lower() for h in headers["access-control-expose-headers"].split(",")}
+    assert {"retry-after", "location", "x-request-id"} <= exposed
+    assert headers["x-request-id"] == "frontend-req-42"

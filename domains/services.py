@@ -160,7 +160,7 @@ def _register_check_prevalidation(prevalidation: str) -> bool:
 def _register_check_entitlement(workspace: Workspace) -> None:
     if workspace.domain_limit <= 0:
         raise NotEntitled(
-            f"The {workspace.get_plan_display()} plan does not include custom domains; "
+            f"The {workspace.plan_label} plan does not include custom domains; "
             "upgrade to a paid plan.",
             code="plan_not_entitled",
         )
@@ -222,7 +222,7 @@ def _register_check_workspace_quotas(workspace: Workspace) -> None:
                 f" Domains above the limit will be detached after {outbox.datetime_iso(deadline)}"
                 " unless the workspace is back within its plan.")
         raise NotEntitled(
-            f"The {workspace.get_plan_display()} plan allows {limit} custom domains "
+            f"The {workspace.plan_label} plan allows {limit} custom domains "
             f"and this workspace has {live_count}.{when}",
             code="domain_limit_reached",
             details={"domain_limit": limit, "domains_used": live_count,

@@ -68,6 +68,7 @@ class SyncResult:
             "workspace": None if ws is None else {
                 "slug": ws.slug, "name": ws.name, "plan": ws.plan,
                 "domain_limit": ws.domain_limit,
+                "domain_limit_override": ws.domain_limit_override,
             },
         }
 
@@ -143,20 +144,40 @@ class WorkspaceInput:
     plan: str
     subscription_status: str
     version: int
+    # The main app's domain limit for this workspace; None: the local default table's.
+    domain_limit: int | None = None
+
+
+MAX_DOMAIN_LIMIT = 1_000_000
+
+
+def _domain_limit(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not (
+            0 <= value <= MAX_DOMAIN_LIMIT):
+        raise InvalidInput(f"'domain_limit' must be a whole number from 0 to {MAX_DOMAIN_LIMIT}"
+                           " (or absent for the plan's default).", code="invalid",
+                           field="domain_limit")
+    return value
 
 
 def workspace_input(*, external_id: object, data: dict[str, Any]) -> WorkspaceInput:
     status = _choice(data.get("subscription_status") or "active", field="subscription_status",
                      choices=list(SUBSCRIPTION_STATUSES), code="invalid_subscription_status")
-    return WorkspaceInput(
+    result = WorkspaceInput(
         external_id=_text(external_id, field="id", max_length=200),
         slug=_slug(data.get("slug")),
         name=_text(data.get("name"), field="name", max_length=200),
-        plan=_choice(data.get("plan"), field="plan", choices=list(Plan.values),
-                     code="invalid_plan"),
+        # Any plan name (the main app owns plans); domains.plans checks its form and that a
+        # limit is known for it (its domain_limit here, or the default table).
+        plan=_text(data.get("plan"), field="plan", max_length=40).lower(),
         subscription_status=SUBSCRIPTION_STATUSES[status],
         version=parse_version(version_of(data)),
+        domain_limit=_domain_limit(data.get("domain_limit")),
     )
+    plans.plan_validate(plan=result.plan, domain_limit=result.domain_limit)
+    return result
 
 
 @dataclass(frozen=True)
@@ -221,7 +242,9 @@ def _workspace_upsert(data: WorkspaceInput, source: str) -> SyncResult:
         if verdict:
             return SyncResult(verdict, ext.version, ext.workspace)
         workspace = ext.workspace
-        effective_plan = data.plan if data.subscription_status == "active" else Plan.FREE
+        active = data.subscription_status == "active"
+        effective_plan = data.plan if active else Plan.FREE
+        effective_limit = data.domain_limit if active else None
         taken = Workspace.objects.filter(slug=data.slug).exclude(
             pk=workspace.pk if workspace else None).first()
         if taken is not None:
@@ -252,7 +275,8 @@ def _workspace_upsert(data: WorkspaceInput, source: str) -> SyncResult:
         ext.subscription_status = data.subscription_status
         ext.deleted_at = None
         ext.save()
-        plans.workspace_plan_change(workspace=workspace, plan=effective_plan, source=source)
+        plans.workspace_plan_change(workspace=workspace, plan=effective_plan, source=source,
+                                    domain_limit=effective_limit)
     workspace.refresh_from_db()
     return SyncResult(outcome, data.version, workspace)
 
@@ -286,7 +310,8 @@ def workspace_delete(*, external_id: str, version: int, source: str = "service:s
                 except InvalidTransition:
                     continue  # removed meanwhile
             Membership.objects.filter(workspace=workspace).delete()
-            plans.workspace_plan_change(workspace=workspace, plan=Plan.FREE, source=source)
+            plans.workspace_plan_change(workspace=workspace, plan=Plan.FREE, source=source,
+                                        domain_limit=None)
         ext.version = version
         ext.deleted_at = timezone.now()
         ext.save()

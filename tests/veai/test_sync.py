@@ -98,7 +98,7 @@ def test_upsert_is_idempotent_and_an_older_update_never_wins(service_secret: str
     assert r.status_code == 200, r.content
     assert r.json()["outcome"] == "created"
     assert r.json()["workspace"] == {"slug": "acme", "name": "Acme", "plan": "pro",
-                                     "domain_limit": 3}
+                                     "domain_limit": 3, "domain_limit_override": None}
     assert upsert(5).json()["outcome"] == "unchanged"
     assert upsert(7, name="Acme Inc", plan="business").json()["outcome"] == "updated"
     stale = upsert(6, name="Old name", plan="free")
@@ -145,7 +145,12 @@ def test_a_rename_repushes_the_edge_mapping(service_secret: str) -> None:
 @pytest.mark.parametrize(
     ("body", "field", "code"),
     [
-        ({"slug": "acme", "name": "A", "plan": "gold", "version": 1}, "plan", "invalid_plan"),
+        ({"slug": "acme", "name": "A", "plan": "gold", "version": 1}, "domain_limit",
+         "unknown_plan"),
+        ({"slug": "acme", "name": "A", "plan": "Gold plan!", "version": 1}, "plan",
+         "invalid_plan"),
+        ({"slug": "acme", "name": "A", "plan": "gold", "domain_limit": -1, "version": 1},
+         "domain_limit", "invalid"),
         ({"slug": "Not A Slug", "name": "A", "plan": "pro", "version": 1}, "slug",
          "invalid_slug"),
         ({"slug": "acme", "name": "A", "plan": "pro"}, "version", "invalid_version"),
@@ -331,3 +336,27 @@ def test_import_does_not_overwrite_newer_synced_state(tmp_path: Path) -> None:
     ws = Workspace.objects.get(slug="alpha")
     assert (ws.name, ws.plan) == ("Alpha renamed", "business")
     assert CustomDomain.objects.count() == 0
+
+
+def test_plans_are_data_the_main_app_sends_the_limit(service_secret: str) -> None:
+    """Issue 25 item 3: any plan name with its domain limit; per-workspace overrides."""
+    r = upsert(1, plan="studio", domain_limit=7)
+    assert r.status_code == 200, r.content
+    ws = r.json()["workspace"]
+    assert (ws["plan"], ws["domain_limit"], ws["domain_limit_override"]) == ("studio", 7, 7)
+    assert Workspace.objects.get(slug="acme").domain_limit == 7
+    # A known plan with a per-workspace override (a deal for this customer).
+    r = upsert(2, plan="pro", domain_limit=40)
+    assert r.json()["workspace"]["domain_limit"] == 40
+    # The override dropped: the default table's limit for pro.
+    r = upsert(3, plan="pro")
+    assert r.json()["workspace"]["domain_limit"] == Workspace(plan="pro").domain_limit
+    # A plan never seen before and no limit: refused, nothing changed (not a silent 0).
+    r = upsert(4, plan="platinum")
+    assert r.status_code == 400
+    assert r.json()["error"] == {**r.json()["error"], "code": "unknown_plan",
+                                 "field": "domain_limit"}
+    assert Workspace.objects.get(slug="acme").plan == "pro"
+    # A cancelled subscription: the free plan's default, whatever limit is sent.
+    r = upsert(5, plan="studio", domain_limit=7, subscription_status="cancelled")
+    assert r.json()["workspace"]["domain_limit"] == Workspace(plan="free").domain_limit

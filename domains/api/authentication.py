@@ -4,7 +4,8 @@
   ve.ai frontend). A bad, expired or foreign token answers 401 in the API's JSON error shape;
   a JWKS we cannot reach answers 503 (the token may be fine: try again, do not sign out).
 - `ServiceSignatureAuthentication`: the main app's server, for the sync API only. Requests
-  are signed with a shared secret (HMAC-SHA256 over the timestamp, method, path and body),
+  are signed with a shared secret (HMAC-SHA256 over a canonical request: the timestamp,
+  method, path, query and body hash; scheme `vedomains-hmac-sha256-v2`),
   so the credential never travels and a captured request stops working after the tolerance.
   It authenticates a `ServicePrincipal`, never a user, and user credentials are not
   accepted on the sync API: each credential has one scope.
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 from typing import Any
+from urllib.parse import parse_qsl, quote, unquote
 
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -26,8 +29,6 @@ from rest_framework.request import Request
 from domains.identity import user_for_external_subject
 from domains.integrations import main_app_tokens
 from domains.integrations.errors import IntegrationError
-
-SERVICE_SIGNATURE_HEADER = "X-Vedomains-Service-Signature"
 
 
 class AuthUnavailable(exceptions.APIException):
@@ -92,31 +93,79 @@ class ServicePrincipal:
         return self.username
 
 
-def service_signature(secret: str, timestamp: int, method: str, path: str, body: bytes) -> str:
-    """`t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<METHOD>.<path>.<body>")>`.
+# The one signing scheme of the sync API (issue 25 item 7, issue 28 item 10). The string to
+# sign is a canonical request: the path and the query are separate lines, each decoded and
+# re-encoded one way, so a signature made for the id `ws?x` cannot verify for the id `ws`
+# with the query `x` (the v1 string, `t.METHOD.path?query.body`, could). The reference
+# client, docs/examples/veai_sync_client.py, implements the same functions; the tests sign
+# with it. v1 is not accepted: it never ran in production, and accepting it would keep the
+# ambiguity open.
+SIGNATURE_SCHEME = "vedomains-hmac-sha256-v2"
+SIGNATURE_HEADER = "X-Vedomains-Signature"
+_UNRESERVED = "-._~"
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
+_HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
-    `path` is the percent-decoded path plus `?<query string>` as sent, if there is one.
-    """
-    message = f"{timestamp}.{method.upper()}.{path}.".encode() + body
-    digest = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
+
+def canonical_path(path: str) -> str:
+    return quote(unquote(path), safe="/" + _UNRESERVED)
+
+
+def canonical_query(query: str) -> str:
+    pairs = sorted(parse_qsl(query, keep_blank_values=True))
+    return "&".join(f"{quote(k, safe=_UNRESERVED)}={quote(v, safe=_UNRESERVED)}"
+                    for k, v in pairs)
+
+
+def string_to_sign(timestamp: int, method: str, path: str, query: str, body: bytes) -> str:
+    return "\n".join([SIGNATURE_SCHEME, str(timestamp), method.upper(), canonical_path(path),
+                      canonical_query(query), hashlib.sha256(body).hexdigest()])
+
+
+def service_signature(secret: str, timestamp: int, method: str, path: str, query: str,
+                      body: bytes) -> str:
+    """`t=<unix>,v2=<hex HMAC-SHA256(secret, string_to_sign(...))>`."""
+    message = string_to_sign(timestamp, method, path, query, body)
+    digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+    return f"t={timestamp},v2={digest}"
+
+
+def _signature_fields(header: str) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for part in header.split(","):
+        name, sep, value = part.strip().partition("=")
+        if sep:
+            fields.setdefault(name, value)
+    return fields
 
 
 class ServiceSignatureAuthentication(BaseAuthentication):
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
-        header = request.META.get("HTTP_" + SERVICE_SIGNATURE_HEADER.upper().replace("-", "_"))
+        meta = request._request.META
+        header = meta.get("HTTP_" + SIGNATURE_HEADER.upper().replace("-", "_"))
         if not header:
+            if meta.get("HTTP_X_VEDOMAINS_SERVICE_SIGNATURE"):
+                raise exceptions.AuthenticationFailed(
+                    "The v1 signature (X-Vedomains-Service-Signature) is no longer accepted; "
+                    f"sign with {SIGNATURE_SCHEME} in {SIGNATURE_HEADER}.",
+                    code="unsupported_signature_version")
             return None
         secrets = settings.VEDOMAINS_SERVICE_SECRETS
         if not secrets:
             raise exceptions.AuthenticationFailed("The sync API is not enabled.",
                                                   code="service_disabled")
-        fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
-        try:
-            timestamp = int(fields.get("t", ""))
-        except ValueError as exc:
+        fields = _signature_fields(header)
+        given, stamp = fields.get("v2", ""), fields.get("t", "")
+        if "v2" not in fields and "v1" in fields:
+            raise exceptions.AuthenticationFailed(
+                f"v1 signatures are no longer accepted; sign with {SIGNATURE_SCHEME}.",
+                code="unsupported_signature_version")
+        # Checked by shape first: any malformed value (t=1e400, a non-ASCII digest) is a
+        # 401, never an exception in the arithmetic or the comparison below.
+        if not _TIMESTAMP.match(stamp) or not _HEX_DIGEST.match(given):
             raise exceptions.AuthenticationFailed("Malformed service signature.",
-                                                  code="invalid_signature") from exc
+                                                  code="invalid_signature")
+        timestamp = int(stamp)
         tolerance = settings.VEDOMAINS_SERVICE_SIGNATURE_TOLERANCE_SECONDS
         if abs(time.time() - timestamp) > tolerance:
             raise exceptions.AuthenticationFailed(
@@ -124,20 +173,34 @@ class ServiceSignatureAuthentication(BaseAuthentication):
                 code="signature_expired")
         # The raw bytes as received: what the sender signed (read before DRF parses them).
         body = request._request.body
-        # The path percent-decoded (as Django routes it) plus the query string as sent: a
-        # client's choice of which characters to escape cannot break the signature.
-        query = request._request.META.get("QUERY_STRING", "")
-        path = request._request.path + (f"?{query}" if query else "")
-        given = fields.get("v1", "")
+        # request.path is already percent-decoded (as Django routes it); the canonical form
+        # re-encodes it, so the client's choice of which characters to escape does not matter.
+        path, query = request._request.path, meta.get("QUERY_STRING", "")
         for secret in secrets:
-            expected = service_signature(secret, timestamp, request.method or "", path, body)
-            if hmac.compare_digest(expected.split("v1=", 1)[1], given):
+            expected = service_signature(secret, timestamp, request.method or "", path, query,
+                                         body)
+            if hmac.compare_digest(expected.split("v2=", 1)[1].encode(), given.encode()):
                 return ServicePrincipal(), None
         raise exceptions.AuthenticationFailed("The service signature does not match.",
                                               code="invalid_signature")
 
     def authenticate_header(self, request: Request) -> str:
-        return 'Vedomains-HMAC-SHA256 header="X-Vedomains-Service-Signature"'
+        return f'{SIGNATURE_SCHEME} header="{SIGNATURE_HEADER}"'
+
+
+class ServiceSignatureScheme(OpenApiAuthenticationExtension):
+    """Documents the sync API's signature in the OpenAPI schema."""
+
+    target_class = ServiceSignatureAuthentication
+    name = "mainAppServiceSignature"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "apiKey", "in": "header", "name": SIGNATURE_HEADER,
+                "description": f"`t=<unix seconds>,v2=<hex HMAC-SHA256>` ({SIGNATURE_SCHEME}) "
+                               "over the canonical request: the scheme, t, METHOD, the "
+                               "canonical path, the canonical query and the body's SHA-256, "
+                               "one per line. See docs/veai-integration.md and the reference "
+                               "client docs/examples/veai_sync_client.py."}
 
 
 class MainAppJWTScheme(OpenApiAuthenticationExtension):

@@ -44,7 +44,8 @@ urlpatterns = [
     # The main app's server-to-server sync (HMAC-signed, not a user API).
     path("service/workspaces/<str:external_id>", service_views.WorkspaceSyncView.as_view(),
          name="service-workspace"),
-    path("service/workspaces/<str:external_id>/members/<str:subject>",
+    # `path`: a subject may contain `/` (sent raw or as %2F, which the server decodes).
+    path("service/workspaces/<str:external_id>/members/<path:subject>",
          service_views.MemberSyncView.as_view(), name="service-member"),
     re_path(r"^", views.api_not_found, name="not-found"),
 ]

@@ -28,9 +28,11 @@ from tests.factories import CustomDomainFactory, MembershipFactory, WorkspaceFac
 from tests.veai.helpers import (
     ISSUER,
     SERVICE_SECRET,
+    SIGNATURE_META,
     SigningKey,
     bearer,
     signed_request,
+    sync_client,
 )
 
 pytestmark = pytest.mark.django_db
@@ -62,19 +64,75 @@ def test_the_sync_api_needs_the_service_signature(service_secret: str,
 
 
 def test_a_tampered_body_or_path_fails_the_signature(service_secret: str) -> None:
-    from domains.api.authentication import SERVICE_SIGNATURE_HEADER, service_signature
-
     ts = int(time.time())
     signed = json.dumps({"slug": "acme", "name": "Acme", "plan": "pro", "version": 1}).encode()
     sent = json.dumps({"slug": "acme", "name": "Acme", "plan": "enterprise",
                        "version": 1}).encode()
-    header = {"HTTP_" + SERVICE_SIGNATURE_HEADER.upper().replace("-", "_"):
-              service_signature(SERVICE_SECRET, ts, "PUT", WS, signed)}
+    header = {SIGNATURE_META: sync_client.sign(SERVICE_SECRET, ts, "PUT", WS, signed)}
     r = APIClient().generic("PUT", WS, sent, content_type="application/json", **header)
     assert r.status_code == 401
     r = APIClient().generic("PUT", WS + "x", signed, content_type="application/json", **header)
     assert r.status_code == 401
     assert not Workspace.objects.exists()
+
+
+def test_a_signature_for_an_id_with_a_question_mark_does_not_verify_for_a_shorter_id(
+    service_secret: str,
+) -> None:
+    """Issue 28 item 10: the v1 string `t.PUT./ws?x.body` was the same for the id `ws?x`
+    and for the id `ws` with the query `x`. The canonical request keeps them apart."""
+    body = json.dumps({"slug": "acme", "name": "Acme", "plan": "pro", "version": 1}).encode()
+    # The main app signs for the workspace id `ws?x` (its path segment, unencoded).
+    header = {SIGNATURE_META: sync_client.sign(
+        SERVICE_SECRET, int(time.time()), "PUT", "/api/service/workspaces/ws%3Fx", body)}
+    # A replay that sends it to the id `ws` with the query `x` fails.
+    r = APIClient().generic("PUT", "/api/service/workspaces/ws?x", body,
+                            content_type="application/json", **header)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_signature"
+    # Sent as signed (the id percent-encoded), it is applied to the id `ws?x`.
+    r = APIClient().generic("PUT", "/api/service/workspaces/ws%3Fx", body,
+                            content_type="application/json", **header)
+    assert r.status_code == 200, r.content
+    assert ExternalWorkspace.objects.get().external_id == "ws?x"
+
+
+@pytest.mark.parametrize("value", [
+    "t=1e400,v2=" + "0" * 64, "t=9999999999999999999999,v2=" + "0" * 64,
+    "t=123,v2=\u00e9" + "0" * 63, "t=,v2=", "garbage", "t=1,v2=" + "G" * 64,
+])
+def test_malformed_signatures_are_401_never_500(service_secret: str, value: str) -> None:
+    r = APIClient().generic("PUT", WS, b"{}", content_type="application/json",
+                            **{SIGNATURE_META: value})
+    assert r.status_code == 401, r.content
+    assert r.json()["error"]["code"] in {"invalid_signature", "signature_expired"}
+
+
+def test_v1_signatures_are_refused_with_a_pointer_to_v2(service_secret: str) -> None:
+    r = APIClient().generic("PUT", WS, b"{}", content_type="application/json",
+                            HTTP_X_VEDOMAINS_SERVICE_SIGNATURE="t=1,v1=" + "0" * 64)
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "unsupported_signature_version"
+
+
+def test_the_reference_client_talks_to_a_live_server(service_secret: str, live_server: Any
+                                                     ) -> None:
+    """The client the docs give the main app, over real HTTP."""
+    client = sync_client.SyncClient(live_server.url, SERVICE_SECRET)
+    status, _, body = client.request("PUT", "/api/service/workspaces/ws%3Alive%20one",
+                                     {"slug": "live", "name": "Live", "plan": "pro",
+                                      "version": 1})
+    assert status == 200, body
+    assert ExternalWorkspace.objects.get().external_id == "ws:live one"
+    # A subject with a slash (issue 25 item 9), percent-encoded as a path segment.
+    status, _, body = client.request(
+        "PUT", "/api/service/workspaces/ws%3Alive%20one/members/oauth2%2Fgithub%7C42",
+        {"role": "owner", "version": 1})
+    assert status == 200, body
+    assert ExternalIdentity.objects.get().subject == "oauth2/github|42"
+    status, _, body = client.request("DELETE", "/api/service/workspaces/ws%3Alive%20one"
+                                     "?version=2&b=%20&a=1")
+    assert status == 200, body
+    assert json.loads(body)["outcome"] == "deleted"
 
 
 def test_the_service_signature_is_no_user_credential(service_secret: str) -> None:

@@ -561,6 +561,9 @@ class ExternalWorkspace(models.Model):
     # The plan the main app sent and its subscription state ("active" or "cancelled");
     # Workspace.plan holds the effective one (free while cancelled).
     plan = models.CharField(max_length=20, blank=True, default="")
+    # Which field orders this resource's versions ("version" or "updated_at"); fixed by the
+    # first applied request, so the two number spaces are never compared (issue 25 item 8).
+    version_field = models.CharField(max_length=10, blank=True, default="")
     subscription_status = models.CharField(max_length=20, blank=True, default="active")
     deleted_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -578,6 +581,7 @@ class ExternalMembership(models.Model):
     subject = models.CharField(max_length=255)
     role = models.CharField(max_length=20, blank=True, default="")
     version = models.BigIntegerField(default=0)
+    version_field = models.CharField(max_length=10, blank=True, default="")
     removed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from domains import lifecycle, plans, services
-from domains.errors import Conflict, InvalidInput, InvalidTransition, NotFound
+from domains.errors import Conflict, InvalidInput, InvalidTransition
 from domains.identity import user_for_external_subject
 from domains.models import (
     EDGE_ROUTED_STATUSES,
@@ -44,6 +44,8 @@ from domains.models import (
 log = logging.getLogger(__name__)
 
 MAX_VERSION = 2**63 - 1
+# A member sent before its workspace: when to try again.
+MEMBER_RETRY_AFTER_SECONDS = 5
 SUBSCRIPTION_STATUSES = {"active": "active", "cancelled": "cancelled", "canceled": "cancelled"}
 
 
@@ -108,6 +110,39 @@ def version_of(data: dict[str, Any]) -> object:
     return value if value is not None else data.get("updated_at")
 
 
+VERSION_FIELDS = ("version", "updated_at")
+
+
+def version_from(data: dict[str, Any]) -> tuple[int, str]:
+    """(version, the field it came from): exactly one of `version` and `updated_at`.
+
+    The two are different number spaces (a counter, microseconds since 1970): a request
+    carrying both is refused rather than one silently chosen.
+    """
+    given = [name for name in VERSION_FIELDS if data.get(name) not in (None, "")]
+    if len(given) > 1:
+        raise InvalidInput("Send either 'version' or 'updated_at', not both: they are "
+                           "different number spaces.", code="ambiguous_version",
+                           field="version")
+    name = given[0] if given else "version"
+    value = data.get(name)
+    if name == "version" and isinstance(value, str) and not value.strip().isdigit():
+        raise InvalidInput("'version' is a whole number; send a timestamp as 'updated_at'.",
+                           code="invalid_version", field="version")
+    if name == "updated_at" and (isinstance(value, int) or (
+            isinstance(value, str) and value.strip().isdigit())):
+        raise InvalidInput("'updated_at' is an ISO 8601 timestamp; send a counter as "
+                           "'version'.", code="invalid_version", field="updated_at")
+    return parse_version(value, field=name), name
+
+
+def _same_ordering(stored: str, incoming: str, *, what: str) -> None:
+    if stored and stored != incoming:
+        raise InvalidInput(
+            f"This {what} is ordered by '{stored}'; send '{stored}', not '{incoming}' (the two "
+            "cannot be compared).", code="version_field_mismatch", field=incoming)
+
+
 def _text(value: object, *, field: str, max_length: int, required: bool = True) -> str:
     if value is None or value == "":
         if required:
@@ -144,6 +179,7 @@ class WorkspaceInput:
     plan: str
     subscription_status: str
     version: int
+    version_field: str = "version"
     # The main app's domain limit for this workspace; None: the local default table's.
     domain_limit: int | None = None
 
@@ -165,6 +201,7 @@ def _domain_limit(value: object) -> int | None:
 def workspace_input(*, external_id: object, data: dict[str, Any]) -> WorkspaceInput:
     status = _choice(data.get("subscription_status") or "active", field="subscription_status",
                      choices=list(SUBSCRIPTION_STATUSES), code="invalid_subscription_status")
+    version, version_field = version_from(data)
     result = WorkspaceInput(
         external_id=_text(external_id, field="id", max_length=200),
         slug=_slug(data.get("slug")),
@@ -173,7 +210,8 @@ def workspace_input(*, external_id: object, data: dict[str, Any]) -> WorkspaceIn
         # limit is known for it (its domain_limit here, or the default table).
         plan=_text(data.get("plan"), field="plan", max_length=40).lower(),
         subscription_status=SUBSCRIPTION_STATUSES[status],
-        version=parse_version(version_of(data)),
+        version=version,
+        version_field=version_field,
         domain_limit=_domain_limit(data.get("domain_limit")),
     )
     plans.plan_validate(plan=result.plan, domain_limit=result.domain_limit)
@@ -187,6 +225,7 @@ class MemberInput:
     role: str
     email: str
     version: int
+    version_field: str = "version"
 
 
 def member_input(*, external_id: object, subject: object, data: dict[str, Any],
@@ -194,13 +233,15 @@ def member_input(*, external_id: object, subject: object, data: dict[str, Any],
     email = _text(data.get("email"), field="email", max_length=254, required=False)
     if email and "@" not in email:
         raise InvalidInput("'email' is not an email address.", code="invalid", field="email")
+    version, version_field = version_from(data)
     return MemberInput(
         external_id=_text(external_id, field="id", max_length=200),
         subject=_text(subject, field="subject", max_length=255),
         role="" if removal else _choice(data.get("role"), field="role",
                                         choices=list(Role.values), code="invalid_role"),
         email=email,
-        version=parse_version(version_of(data)),
+        version=version,
+        version_field=version_field,
     )
 
 
@@ -237,6 +278,7 @@ def workspace_upsert(*, data: WorkspaceInput, source: str = "service:sync") -> S
 def _workspace_upsert(data: WorkspaceInput, source: str) -> SyncResult:
     with transaction.atomic():
         ext = _locked_external(data.external_id)
+        _same_ordering(ext.version_field, data.version_field, what="workspace")
         verdict = _compare(ext.version, data.version,
                            exists=ext.workspace_id is not None or ext.deleted_at is not None)
         if verdict:
@@ -271,6 +313,7 @@ def _workspace_upsert(data: WorkspaceInput, source: str) -> SyncResult:
             Workspace.objects.filter(pk=workspace.pk).update(name=data.name)
             workspace.name = data.name
         ext.version = data.version
+        ext.version_field = data.version_field
         ext.plan = data.plan
         ext.subscription_status = data.subscription_status
         ext.deleted_at = None
@@ -292,11 +335,12 @@ def _rename(workspace: Workspace, slug: str) -> None:
         lifecycle.enqueue_after_commit("sync_edge", hostname)
 
 
-def workspace_delete(*, external_id: str, version: int, source: str = "service:sync"
-                     ) -> SyncResult:
+def workspace_delete(*, external_id: str, version: int, source: str = "service:sync",
+                     version_field: str = "version") -> SyncResult:
     """Remove the workspace's domains and members; keep a versioned tombstone."""
     with transaction.atomic():
         ext = _locked_external(external_id)
+        _same_ordering(ext.version_field, version_field, what="workspace")
         verdict = _compare(ext.version, version, exists=ext.deleted_at is not None)
         if verdict:
             return SyncResult(verdict, ext.version, ext.workspace)
@@ -313,6 +357,7 @@ def workspace_delete(*, external_id: str, version: int, source: str = "service:s
             plans.workspace_plan_change(workspace=workspace, plan=Plan.FREE, source=source,
                                         domain_limit=None)
         ext.version = version
+        ext.version_field = version_field
         ext.deleted_at = timezone.now()
         ext.save()
     return SyncResult("deleted", version, workspace)
@@ -323,10 +368,15 @@ def workspace_delete(*, external_id: str, version: int, source: str = "service:s
 
 def _member_target(ext: ExternalWorkspace) -> Workspace:
     if ext.workspace is None or ext.deleted_at is not None:
-        # The workspace's own upsert has not arrived yet (or it is deleted): the main app
-        # retries member changes after the workspace, so say which.
-        raise NotFound(f"No workspace '{ext.external_id}' has been synced (or it was deleted).",
-                       code="workspace_not_synced", field="id")
+        # The workspace's own upsert has not arrived yet (or it is deleted): a 409 with
+        # Retry-After, which queues retry as they retry any conflict, rather than a 404
+        # that reads as "wrong URL" (issue 25 item 9).
+        error = Conflict(f"No workspace '{ext.external_id}' has been synced (or it was "
+                         "deleted); send the workspace first, then retry this.",
+                         code="workspace_not_synced", field="id",
+                         details={"retry_after": MEMBER_RETRY_AFTER_SECONDS})
+        error.retry_after = MEMBER_RETRY_AFTER_SECONDS
+        raise error
     return ext.workspace
 
 
@@ -336,6 +386,7 @@ def member_upsert(*, data: MemberInput, source: str = "service:sync") -> SyncRes
         workspace = _member_target(ext)
         row, _ = ExternalMembership.objects.get_or_create(external_workspace=ext,
                                                           subject=data.subject)
+        _same_ordering(row.version_field, data.version_field, what="member")
         verdict = _compare(row.version, data.version, exists=row.version > 0 or bool(row.role))
         if verdict:
             return SyncResult(verdict, row.version, workspace)
@@ -344,7 +395,8 @@ def member_upsert(*, data: MemberInput, source: str = "service:sync") -> SyncRes
         _, created = Membership.objects.update_or_create(workspace=workspace, user=user,
                                                          defaults={"role": data.role})
         ExternalMembership.objects.filter(pk=row.pk).update(
-            version=data.version, role=data.role, removed_at=None)
+            version=data.version, version_field=data.version_field, role=data.role,
+            removed_at=None)
     return SyncResult("created" if created else "updated", data.version, workspace)
 
 
@@ -354,6 +406,7 @@ def member_remove(*, data: MemberInput, source: str = "service:sync") -> SyncRes
         workspace = _member_target(ext)
         row, _ = ExternalMembership.objects.get_or_create(external_workspace=ext,
                                                           subject=data.subject)
+        _same_ordering(row.version_field, data.version_field, what="member")
         verdict = _compare(row.version, data.version, exists=row.removed_at is not None)
         if verdict:
             return SyncResult(verdict, row.version, workspace)
@@ -362,5 +415,6 @@ def member_remove(*, data: MemberInput, source: str = "service:sync") -> SyncRes
             user__external_identity__subject=data.subject,
         ).delete()
         ExternalMembership.objects.filter(pk=row.pk).update(
-            version=data.version, role="", removed_at=timezone.now())
+            version=data.version, version_field=data.version_field, role="",
+            removed_at=timezone.now())
     return SyncResult("deleted", data.version, workspace)

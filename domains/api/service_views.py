@@ -69,9 +69,10 @@ class WorkspaceSyncView(_ServiceView):
         return Response(workspace_sync.workspace_upsert(data=data).as_dict())
 
     def delete(self, request: Request, external_id: str) -> Response:
-        version = workspace_sync.parse_version(workspace_sync.version_of(_delete_body(request)))
+        version, field = workspace_sync.version_from(_delete_body(request))
         return Response(workspace_sync.workspace_delete(external_id=external_id,
-                                                        version=version).as_dict())
+                                                        version=version,
+                                                        version_field=field).as_dict())
 
 
 class MemberSyncView(_ServiceView):

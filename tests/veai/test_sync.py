@@ -278,10 +278,11 @@ def test_members_are_added_changed_and_removed_in_version_order(
     assert not Membership.objects.filter(user=user).exists()
 
 
-def test_a_member_before_its_workspace_is_a_404_to_retry(service_secret: str) -> None:
+def test_a_member_before_its_workspace_is_a_409_to_retry(service_secret: str) -> None:
     r = member("auth0|x", 1)
-    assert r.status_code == 404
+    assert r.status_code == 409
     assert r.json()["error"]["code"] == "workspace_not_synced"
+    assert r["Retry-After"] == "5"
 
 
 def test_a_bad_role_is_a_400(service_secret: str) -> None:
@@ -418,3 +419,25 @@ def test_plans_are_data_the_main_app_sends_the_limit(service_secret: str) -> Non
     # A cancelled subscription: the free plan's default, whatever limit is sent.
     r = upsert(5, plan="studio", domain_limit=7, subscription_status="cancelled")
     assert r.json()["workspace"]["domain_limit"] == Workspace(plan="free").domain_limit
+
+
+def test_one_ordering_field_per_resource(service_secret: str) -> None:
+    """Issue 25 item 8: `version` and `updated_at` are never compared with each other."""
+    # Both in one request: refused.
+    r = upsert(2, updated_at="2026-01-01T00:00:00Z")
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "ambiguous_version"
+    assert upsert(2).json()["outcome"] == "created"
+    # An updated_at of 1970-01-01T00:00:01Z (1,000,000 µs) used to beat version 2.
+    r = signed_request("PUT", WS, {"slug": "acme", "name": "Hijack", "plan": "pro",
+                                   "updated_at": "1970-01-01T00:00:01Z"})
+    assert r.status_code == 400, r.content
+    assert r.json()["error"] == {**r.json()["error"], "code": "version_field_mismatch",
+                                 "field": "updated_at"}
+    assert Workspace.objects.get().name == "Acme"
+    r = signed_request("DELETE", WS + "?updated_at=2030-01-01T00:00:00Z")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "version_field_mismatch"
+    # Members have their own ordering field.
+    assert member("auth0|m", None, updated_at="2026-01-01T00:00:00Z").status_code == 200
+    r = member("auth0|m", 99)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "version_field_mismatch"

@@ -59,7 +59,9 @@ def _validate(label: str, raw: Any) -> Record:
         for m in members_raw:
             if not isinstance(m, dict):
                 raise CommandError(f"{label}: each member must be an object")
-            data = {**m, "version": m.get("version", ws.version)}
+            data = dict(m)
+            if data.get("version") in (None, "") and data.get("updated_at") in (None, ""):
+                data["version"] = ws.version  # a member without its own: the workspace's
             members.append(workspace_sync.member_input(
                 external_id=ws.external_id, subject=m.get("subject"), data=data))
     except DomainError as exc:

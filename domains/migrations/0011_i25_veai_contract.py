@@ -1,5 +1,6 @@
-"""Plans as data (issue 25, item 3): any plan name from the main app, and a per-workspace
-domain limit set by the sync."""
+"""The ve.ai contract (issue 25): plans as data (any plan name from the main app, and a
+per-workspace domain limit set by the sync, item 3) and one ordering field per synced
+resource (item 8)."""
 
 from django.db import migrations, models
 
@@ -20,5 +21,15 @@ class Migration(migrations.Migration):
                 blank=True, null=True,
                 help_text="Set by the main app's sync: this workspace's domain limit, whatever "
                 "the plan's default (VEDOMAINS_PLAN_LIMITS). Empty: the default."),
+        ),
+        migrations.AddField(
+            model_name="externalworkspace",
+            name="version_field",
+            field=models.CharField(blank=True, default="", max_length=10),
+        ),
+        migrations.AddField(
+            model_name="externalmembership",
+            name="version_field",
+            field=models.CharField(blank=True, default="", max_length=10),
         ),
     ]

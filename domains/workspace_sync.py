@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from domains import lifecycle, plans, services
-from domains.errors import Conflict, InvalidInput, InvalidTransition
+from domains.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from domains.identity import user_for_external_subject
 from domains.models import (
     EDGE_ROUTED_STATUSES,
@@ -418,3 +418,93 @@ def member_remove(*, data: MemberInput, source: str = "service:sync") -> SyncRes
             version=data.version, version_field=data.version_field, role="",
             removed_at=timezone.now())
     return SyncResult("deleted", data.version, workspace)
+
+
+# --- read-back and bulk (issue 25, item 4) -------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def workspace_state(*, external_id: str) -> dict[str, Any]:
+    """What vedomains holds for a main-app workspace: the versions stored, the workspace,
+    its members. For the main app to compare with its own rows and repair drift."""
+    ext = (ExternalWorkspace.objects.select_related("workspace")
+           .filter(external_id=external_id).first())
+    if ext is None or (ext.workspace_id is None and ext.deleted_at is None):
+        raise NotFound(f"No workspace '{external_id[:200]}' has been synced.",
+                       code="workspace_not_synced", field="id")
+    ws = ext.workspace
+    members = [
+        {"subject": row.subject, "role": row.role or None, "version": row.version,
+         "version_field": row.version_field or "version", "removed": row.removed_at is not None,
+         "removed_at": _iso(row.removed_at)}
+        for row in ext.member_versions.order_by("subject")
+    ]
+    return {
+        "id": ext.external_id,
+        "version": ext.version,
+        "version_field": ext.version_field or "version",
+        "deleted": ext.deleted_at is not None,
+        "deleted_at": _iso(ext.deleted_at),
+        "plan": ext.plan,
+        "subscription_status": ext.subscription_status,
+        "workspace": None if ws is None else {
+            "slug": ws.slug, "name": ws.name, "plan": ws.plan,
+            "domain_limit": ws.domain_limit, "domain_limit_override": ws.domain_limit_override,
+        },
+        "members": members,
+    }
+
+
+@dataclass(frozen=True)
+class Record:
+    """One workspace of an export (the `import_workspaces` JSON format) and its members."""
+
+    workspace: WorkspaceInput
+    members: list[MemberInput]
+
+
+def record_input(raw: object) -> Record:
+    """A workspace object of the export format: `{id, slug, name, plan, domain_limit?,
+    subscription_status?, version | updated_at, members?: [{subject, role, email?,
+    version | updated_at (default: the workspace's version)}]}`."""
+    if not isinstance(raw, dict):
+        raise InvalidInput("Each record is a JSON object.", code="invalid_body", field="body")
+    ws = workspace_input(external_id=raw.get("id"), data=raw)
+    members_raw = raw.get("members") or []
+    if not isinstance(members_raw, list):
+        raise InvalidInput("'members' must be a list.", code="invalid", field="members")
+    members = []
+    for m in members_raw:
+        if not isinstance(m, dict):
+            raise InvalidInput("Each member is a JSON object.", code="invalid", field="members")
+        data = dict(m)
+        if data.get("version") in (None, "") and data.get("updated_at") in (None, ""):
+            data["version"] = ws.version  # a member without its own: the workspace's
+        members.append(member_input(external_id=ws.external_id, subject=m.get("subject"),
+                                    data=data))
+    return Record(ws, members)
+
+
+def record_apply(record: Record, *, source: str) -> dict[str, Any]:
+    """Apply one record through the same services as the API: idempotent, version-checked.
+
+    The workspace and each member in their own transaction, so a failing member does not
+    undo the workspace (a retry of the whole file applies only what is missing).
+    """
+    with transaction.atomic():
+        result = workspace_upsert(data=record.workspace, source=source)
+    members: list[dict[str, Any]] = []
+    for member in record.members:
+        try:
+            with transaction.atomic():
+                outcome = member_upsert(data=member, source=source).outcome
+            members.append({"subject": member.subject, "outcome": outcome})
+        except (InvalidInput, Conflict) as exc:
+            members.append({"subject": member.subject,
+                            "error": {"code": exc.code, "message": exc.message,
+                                      "field": exc.field}})
+    return {"id": record.workspace.external_id, "outcome": result.outcome,
+            "version": result.version, "members": members}

@@ -42,6 +42,7 @@ urlpatterns = [
                     "domain-release"),
     *both_spellings("workspaces/<str:slug>/", views.WorkspacePlanView, "workspace-plan"),
     # The main app's server-to-server sync (HMAC-signed, not a user API).
+    path("service/import", service_views.BulkImportView.as_view(), name="service-import"),
     path("service/workspaces/<str:external_id>", service_views.WorkspaceSyncView.as_view(),
          name="service-workspace"),
     # `path`: a subject may contain `/` (sent raw or as %2F, which the server decodes).

@@ -441,3 +441,91 @@ def test_one_ordering_field_per_resource(service_secret: str) -> None:
     assert member("auth0|m", None, updated_at="2026-01-01T00:00:00Z").status_code == 200
     r = member("auth0|m", 99)
     assert r.status_code == 400 and r.json()["error"]["code"] == "version_field_mismatch"
+
+
+# --- read-back and bulk (issue 25 item 4) ----------------------------------------------------
+
+
+def test_the_main_app_reads_back_a_workspace_with_its_members(service_secret: str) -> None:
+    assert signed_request("GET", WS).status_code == 404
+    upsert(3, plan="studio", domain_limit=9)
+    member("auth0|ana", 4, "admin")
+    member("auth0|bo", 5, "member")
+    member("auth0|bo", 6, method="DELETE")
+    r = signed_request("GET", WS)
+    assert r.status_code == 200, r.content
+    state = r.json()
+    assert (state["id"], state["version"], state["version_field"], state["deleted"]) == (
+        "ws_123", 3, "version", False)
+    assert state["workspace"] == {"slug": "acme", "name": "Acme", "plan": "studio",
+                                  "domain_limit": 9, "domain_limit_override": 9}
+    assert [(m["subject"], m["role"], m["version"], m["removed"]) for m in state["members"]] == [
+        ("auth0|ana", "admin", 4, False), ("auth0|bo", None, 6, True)]
+    # Unsigned, or with a user's credential: no read-back.
+    assert APIClient().get(WS).status_code == 401
+
+
+def _ndjson(*records: Any) -> bytes:
+    return b"".join(json.dumps(r).encode() + b"\n" for r in records)
+
+
+def _bulk(body: bytes, query: str = "") -> list[dict[str, Any]]:
+    path = "/api/service/import" + query
+    header = {SIGNATURE_META: sync_client.sign(SERVICE_SECRET, int(time.time()), "POST", path,
+                                               body)}
+    r = APIClient().generic("POST", path, body, content_type="application/x-ndjson", **header)
+    assert r.status_code == 200, r.content if hasattr(r, "content") else r
+    assert r["Content-Type"] == "application/x-ndjson"
+    return [json.loads(line) for line in b"".join(r.streaming_content).splitlines()]
+
+
+def test_the_bulk_endpoint_is_streamed_idempotent_and_reports_each_line(
+    service_secret: str,
+) -> None:
+    body = _ndjson(
+        {"id": "w1", "slug": "one", "name": "One", "plan": "pro", "version": 1,
+         "members": [{"subject": "auth0|a", "role": "owner"}]},
+        {"id": "w2", "slug": "two", "name": "Two", "plan": "platinum", "version": 1},
+        {"id": "w3", "slug": "three", "name": "Three", "plan": "studio", "domain_limit": 2,
+         "updated_at": "2026-12-01T00:00:00Z"},
+    ) + b"{not json\n"
+    dry = _bulk(body, "?dry_run=true")
+    assert dry[-1]["summary"]["dry_run"] is True
+    assert not Workspace.objects.exists() and not ExternalWorkspace.objects.exists()
+    lines = _bulk(body)
+    assert [(x.get("id"), x.get("outcome"), (x.get("error") or {}).get("code"))
+            for x in lines[:-1]] == [("w1", "created", None), ("w2", None, "unknown_plan"),
+                                     ("w3", "created", None), (None, None, "invalid_json")]
+    assert lines[0]["members"] == [{"subject": "auth0|a", "outcome": "created"}]
+    assert lines[-1]["summary"]["workspaces"] == {"created": 2, "failed": 2}
+    assert set(Workspace.objects.values_list("slug", flat=True)) == {"one", "three"}
+    # The same file again changes nothing (a retry after a dropped connection).
+    again = _bulk(body)
+    assert [x.get("outcome") for x in again[:-1]] == ["unchanged", None, "unchanged", None]
+    assert again[0]["members"] == [{"subject": "auth0|a", "outcome": "unchanged"}]
+
+
+def test_the_bulk_body_is_covered_by_the_signature(service_secret: str) -> None:
+    body = _ndjson({"id": "w1", "slug": "one", "name": "One", "plan": "pro", "version": 1})
+    header = {SIGNATURE_META: sync_client.sign(SERVICE_SECRET, int(time.time()), "POST",
+                                               "/api/service/import", body)}
+    tampered = body.replace(b'"pro"', b'"enterprise"')
+    r = APIClient().generic("POST", "/api/service/import", tampered,
+                            content_type="application/x-ndjson", **header)
+    assert r.status_code == 401
+    assert not Workspace.objects.exists()
+
+
+def test_the_bulk_endpoint_over_real_http_with_the_reference_client(
+    service_secret: str, live_server: Any,
+) -> None:
+    records = [{"id": f"w{i}", "slug": f"bulk-{i}", "name": f"B{i}", "plan": "pro",
+                "version": 1} for i in range(200)]
+    client = sync_client.SyncClient(live_server.url, SERVICE_SECRET)
+    status, headers, body = client.request("POST", "/api/service/import",
+                                           body=_ndjson(*records),
+                                           content_type="application/x-ndjson")
+    assert status == 200, body
+    lines = [json.loads(x) for x in body.splitlines()]
+    assert lines[-1]["summary"]["workspaces"] == {"created": 200}
+    assert Workspace.objects.count() == 200

@@ -74,6 +74,8 @@ def veai_settings_problems() -> list[CheckMessage]:
          "The main app's `iss`; it also names the identities the sync creates."),
         ("VEDOMAINS_JWT_AUDIENCE", 204,
          "The `aud` the main app mints vedomains' tokens for, such as vedomains."),
+        ("VEDOMAINS_JWT_ISSUER_ID", 211,
+         "The stable name identities are stored under (default ve.ai); never change it."),
     ):
         value = getattr(settings, name)
         if not isinstance(value, str) or not value.strip():

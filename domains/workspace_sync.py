@@ -390,7 +390,7 @@ def member_upsert(*, data: MemberInput, source: str = "service:sync") -> SyncRes
         verdict = _compare(row.version, data.version, exists=row.version > 0 or bool(row.role))
         if verdict:
             return SyncResult(verdict, row.version, workspace)
-        user = user_for_external_subject(issuer=settings.VEDOMAINS_JWT_ISSUER,
+        user = user_for_external_subject(issuer=settings.VEDOMAINS_JWT_ISSUER_ID,
                                          subject=data.subject, email=data.email, seen=False)
         _, created = Membership.objects.update_or_create(workspace=workspace, user=user,
                                                          defaults={"role": data.role})
@@ -411,7 +411,8 @@ def member_remove(*, data: MemberInput, source: str = "service:sync") -> SyncRes
         if verdict:
             return SyncResult(verdict, row.version, workspace)
         Membership.objects.filter(
-            workspace=workspace, user__external_identity__issuer=settings.VEDOMAINS_JWT_ISSUER,
+            workspace=workspace,
+            user__external_identity__issuer=settings.VEDOMAINS_JWT_ISSUER_ID,
             user__external_identity__subject=data.subject,
         ).delete()
         ExternalMembership.objects.filter(pk=row.pk).update(

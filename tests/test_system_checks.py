@@ -92,6 +92,7 @@ def test_a_valid_configuration_has_no_problem() -> None:
          "VEDOMAINS_JWT_PUBLIC_KEY"),
         ({"VEDOMAINS_JWT_ISSUER": ""}, "vedomains.E203", "VEDOMAINS_JWT_ISSUER"),
         ({"VEDOMAINS_JWT_AUDIENCE": " "}, "vedomains.E204", "VEDOMAINS_JWT_AUDIENCE"),
+        ({"VEDOMAINS_JWT_ISSUER_ID": ""}, "vedomains.E211", "VEDOMAINS_JWT_ISSUER_ID"),
         ({"VEDOMAINS_JWT_ALGORITHMS": []}, "vedomains.E205", "VEDOMAINS_JWT_ALGORITHMS"),
         ({"VEDOMAINS_JWT_LEEWAY_SECONDS": -1}, "vedomains.E206",
          "VEDOMAINS_JWT_LEEWAY_SECONDS"),

@@ -446,6 +446,9 @@ VEDOMAINS_CERTIFICATE_SWEEP_INTERVAL_SECONDS = env.int(
 VEDOMAINS_JWT_JWKS_URL = env.str("VEDOMAINS_JWT_JWKS_URL", default="")
 VEDOMAINS_JWT_PUBLIC_KEY = env.str("VEDOMAINS_JWT_PUBLIC_KEY", default="").replace("\\n", "\n")
 VEDOMAINS_JWT_ISSUER = env.str("VEDOMAINS_JWT_ISSUER", default="https://ve.ai")
+# The stable name under which main-app identities (token subjects, synced members) are kept:
+# the `iss` URL may change (a new auth domain) without orphaning every identity.
+VEDOMAINS_JWT_ISSUER_ID = env.str("VEDOMAINS_JWT_ISSUER_ID", default="ve.ai")
 VEDOMAINS_JWT_AUDIENCE = env.str("VEDOMAINS_JWT_AUDIENCE", default="vedomains")
 VEDOMAINS_JWT_ALGORITHMS = env.list("VEDOMAINS_JWT_ALGORITHMS", default=["RS256", "ES256"])
 if set(VEDOMAINS_JWT_ALGORITHMS) - {"RS256", "RS384", "RS512", "ES256", "ES384", "PS256"}:
@@ -466,8 +469,9 @@ VEDOMAINS_SERVICE_SIGNATURE_TOLERANCE_SECONDS = env.int(
 # Plan changes: a downgrade below the live domains blocks new ones at once; after the grace
 # period the newest extras are detached. Owners are emailed at the downgrade and this long
 # before the detachment.
-VEDOMAINS_PLAN_GRACE = timedelta(hours=env.int("VEDOMAINS_PLAN_GRACE_HOURS", default=168))
-VEDOMAINS_PLAN_WARNING = timedelta(hours=env.int("VEDOMAINS_PLAN_WARNING_HOURS", default=24))
+# Hours, fractions allowed (0.5 = 30 minutes).
+VEDOMAINS_PLAN_GRACE = timedelta(hours=env.float("VEDOMAINS_PLAN_GRACE_HOURS", default=168))
+VEDOMAINS_PLAN_WARNING = timedelta(hours=env.float("VEDOMAINS_PLAN_WARNING_HOURS", default=24))
 VEDOMAINS_PLAN_ENFORCE_INTERVAL_SECONDS = env.int(
     "VEDOMAINS_PLAN_ENFORCE_INTERVAL_SECONDS", default=300
 )

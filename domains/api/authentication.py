@@ -67,7 +67,8 @@ class MainAppJWTAuthentication(BaseAuthentication):
             raise AuthUnavailable(wait=exc.retry_after) from exc
         except IntegrationError as exc:
             raise AuthUnavailable(wait=5) from exc
-        user = user_for_external_subject(issuer=claims.issuer, subject=claims.subject,
+        user = user_for_external_subject(issuer=settings.VEDOMAINS_JWT_ISSUER_ID,
+                                         subject=claims.subject,
                                          email=claims.email)
         if not user.is_active:
             raise exceptions.AuthenticationFailed("This account is disabled.",

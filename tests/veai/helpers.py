@@ -46,6 +46,7 @@ sync_client = _reference_client()
 SIGNATURE_META = "HTTP_" + sync_client.HEADER.upper().replace("-", "_")
 
 ISSUER = "https://ve.ai.test"
+ISSUER_ID = "ve.ai"  # VEDOMAINS_JWT_ISSUER_ID's default: identities are stored under it
 AUDIENCE = "vedomains"
 SERVICE_SECRET = "svc_test_" + "k" * 40
 

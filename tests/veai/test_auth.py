@@ -18,6 +18,7 @@ from domains.models import ExternalIdentity, Role
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from tests.veai.helpers import (
     ISSUER,
+    ISSUER_ID,
     JwksServer,
     SigningKey,
     bearer,
@@ -30,10 +31,10 @@ def test_a_valid_token_signs_in_and_creates_the_user_once(main_key: SigningKey) 
     token = main_key.token("auth0|abc", email="ana@client.com")
     r = bearer(token).get("/api/domains/")
     assert r.status_code == 200, r.content
-    identity = ExternalIdentity.objects.get(issuer=ISSUER, subject="auth0|abc")
+    identity = ExternalIdentity.objects.get(issuer=ISSUER_ID, subject="auth0|abc")
     assert identity.user.email == "ana@client.com"
     # Not the subject as username: a subject equal to someone's username gains nothing.
-    assert identity.user.username == external_username(issuer=ISSUER, subject="auth0|abc")
+    assert identity.user.username == external_username(issuer=ISSUER_ID, subject="auth0|abc")
     assert not identity.user.has_usable_password()
     assert bearer(main_key.token("auth0|abc")).get("/api/domains/").status_code == 200
     assert ExternalIdentity.objects.filter(subject="auth0|abc").count() == 1
@@ -255,3 +256,17 @@ def test_bearer_is_ignored_when_sign_in_is_not_configured(settings: Any, db: Any
     r = bearer(SigningKey("RSA").token()).get("/api/domains/")
     assert r.status_code == 401
     assert r["WWW-Authenticate"] == "Token"
+
+
+def test_a_new_issuer_url_keeps_every_identity(main_key: SigningKey, settings: Any) -> None:
+    """Issue 25 item 9: identities are keyed by VEDOMAINS_JWT_ISSUER_ID, not the `iss` URL."""
+    assert bearer(main_key.token("auth0|keep")).get("/api/domains/").status_code == 200
+    user = ExternalIdentity.objects.get(subject="auth0|keep").user
+    settings.VEDOMAINS_JWT_ISSUER = "https://auth.ve.ai"
+    token = main_key.token("auth0|keep", issuer="https://auth.ve.ai")
+    r = bearer(token).get("/api/domains/")
+    assert r.status_code == 200
+    assert ExternalIdentity.objects.get(subject="auth0|keep").user == user
+    assert ExternalIdentity.objects.count() == 1
+    # The old URL is no longer accepted.
+    assert bearer(main_key.token("auth0|keep")).get("/api/domains/").status_code == 401

@@ -26,7 +26,7 @@ from domains.models import (
 )
 from tests.factories import CustomDomainFactory, MembershipFactory, WorkspaceFactory
 from tests.veai.helpers import (
-    ISSUER,
+    ISSUER_ID,
     SERVICE_SECRET,
     SIGNATURE_META,
     SigningKey,
@@ -262,7 +262,7 @@ def test_members_are_added_changed_and_removed_in_version_order(
 ) -> None:
     upsert(1)
     assert member("auth0|ana", 1, "member", email="ana@client.com").json()["outcome"] == "created"
-    user = ExternalIdentity.objects.get(issuer=ISSUER, subject="auth0|ana").user
+    user = ExternalIdentity.objects.get(issuer=ISSUER_ID, subject="auth0|ana").user
     assert user.email == "ana@client.com"
     assert Membership.objects.get(user=user).role == "member"
     assert member("auth0|ana", 3, "owner").json()["outcome"] == "updated"

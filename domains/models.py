@@ -31,7 +31,7 @@ class Plan(models.TextChoices):
     """The plans vedomains has a default limit for (VEDOMAINS_PLAN_LIMITS).
 
     Not a closed set: the main app owns plans, and the sync may set any plan name with its
-    `domain_limit` (issue 25, item 3). These are the names the local default table knows.
+    `domain_limit`. These are the names the local default table knows.
     """
 
     FREE = "free", "Free"
@@ -562,7 +562,7 @@ class ExternalWorkspace(models.Model):
     # Workspace.plan holds the effective one (free while cancelled).
     plan = models.CharField(max_length=20, blank=True, default="")
     # Which field orders this resource's versions ("version" or "updated_at"); fixed by the
-    # first applied request, so the two number spaces are never compared (issue 25 item 8).
+    # first applied request, so the two number spaces are never compared.
     version_field = models.CharField(max_length=10, blank=True, default="")
     subscription_status = models.CharField(max_length=20, blank=True, default="active")
     deleted_at = models.DateTimeField(null=True, blank=True)

@@ -203,7 +203,7 @@ def edge_item_for(domain: CustomDomain) -> dict[str, Any]:
     }
 
 
-# --- plan state and removal reasons (issue 25, item 2) ---------------------------------------
+# --- plan state and removal reasons ---------------------------------------
 
 
 def workspace_plan_state(workspace: Workspace) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """System checks for the ve.ai integration's settings (sign-in, sync API, plans, CORS).
 
-Each problem names its setting (issue 25, item 5): a JWKS URL without a scheme used to turn
+Each problem names its setting: a JWKS URL without a scheme used to turn
 every token into 401 `unknown_key`, and an empty issuer or audience passed `manage.py check`.
 Ids E20x. `domains.system_checks` runs this finder with the other integrations'.
 """

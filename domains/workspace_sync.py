@@ -370,7 +370,7 @@ def _member_target(ext: ExternalWorkspace) -> Workspace:
     if ext.workspace is None or ext.deleted_at is not None:
         # The workspace's own upsert has not arrived yet (or it is deleted): a 409 with
         # Retry-After, which queues retry as they retry any conflict, rather than a 404
-        # that reads as "wrong URL" (issue 25 item 9).
+        # that reads as "wrong URL".
         error = Conflict(f"No workspace '{ext.external_id}' has been synced (or it was "
                          "deleted); send the workspace first, then retry this.",
                          code="workspace_not_synced", field="id",
@@ -421,7 +421,7 @@ def member_remove(*, data: MemberInput, source: str = "service:sync") -> SyncRes
     return SyncResult("deleted", data.version, workspace)
 
 
-# --- read-back and bulk (issue 25, item 4) -------------------------------------------------------
+# --- read-back and bulk -------------------------------------------------------
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -27,7 +27,7 @@ PATHS = {
     "/api/domains/register": {"post"},
     "/api/domains/verify/{domain}": {"get"},
     "/api/workspaces/{slug}/": {"get"},
-    # The main app's sync API, with its signature scheme (issue 25 item 7).
+    # The main app's sync API, with its signature scheme.
     "/api/service/workspaces/{external_id}": {"get", "put", "delete"},
     "/api/service/workspaces/{external_id}/members/{subject}": {"put", "delete"},
     "/api/service/import": {"post"},

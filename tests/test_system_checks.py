@@ -79,7 +79,7 @@ def test_a_valid_configuration_has_no_problem() -> None:
         ({"DEFAULT_FROM_EMAIL": ""}, "vedomains.E042", "DJANGO_DEFAULT_FROM_EMAIL"),
         ({"EMAIL_HOST": ""}, "vedomains.E043", "EMAIL_HOST"),
         ({"CELERY_BROKER_URL": ""}, "vedomains.E050", "CELERY_BROKER_URL"),
-        # ve.ai (issue 25, item 5).
+        # ve.ai.
         ({"VEDOMAINS_JWT_JWKS_URL": "ve.ai/.well-known/jwks.json"}, "vedomains.E200",
          "VEDOMAINS_JWT_JWKS_URL"),
         ({"VEDOMAINS_JWT_JWKS_URL": "file:///etc/passwd"}, "vedomains.E200",

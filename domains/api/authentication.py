@@ -95,7 +95,7 @@ class ServicePrincipal:
         return self.username
 
 
-# The one signing scheme of the sync API (issue 25 item 7, issue 28 item 10). The string to
+# The one signing scheme of the sync API. The string to
 # sign is a canonical request: the path and the query are separate lines, each decoded and
 # re-encoded one way, so a signature made for the id `ws?x` cannot verify for the id `ws`
 # with the query `x` (the v1 string, `t.METHOD.path?query.body`, could). The reference

@@ -91,8 +91,8 @@ class _ServiceView(APIView):
 
 class WorkspaceSyncView(_ServiceView):
     @extend_schema(tags=[_SYNC], summary="Read back a synced workspace",
-                   description="The versions stored, the workspace and its members "
-                   "(issue 25 item 4): compare with the main app's rows to find drift.",
+                   description="The versions stored, the workspace and its members: "
+                   "compare with the main app's rows to find drift.",
                    responses={200: OpenApiTypes.OBJECT, 401: _SYNC_ERRORS[401],
                               404: OpenApiResponse(OpenApiTypes.OBJECT,
                                                    description="`workspace_not_synced`")})

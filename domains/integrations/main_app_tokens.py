@@ -67,7 +67,7 @@ class _KeySet:
 class JwksCache:
     """The main app's key set, fetched by us (urllib), cached, refetched on an unknown kid.
 
-    Rules (issue 25, item 1): a `kid` missing from the cached set is a 401 only once a set
+    Rules: a `kid` missing from the cached set is a 401 only once a set
     fetched AFTER the token arrived lacks it too; otherwise the set may simply be stale (the
     main app just started signing with a new key). Then one thread refetches under the lock
     while the others wait for its result (a single shared fetch); if a refetch happened less

@@ -1,4 +1,4 @@
-"""The ve.ai contract (issue 25): plans as data (any plan name from the main app, and a
+"""The ve.ai contract: plans as data (any plan name from the main app, and a
 per-workspace domain limit set by the sync, item 3) and one ordering field per synced
 resource (item 8)."""
 

@@ -133,7 +133,7 @@ def test_unknown_kids_refetch_at_most_once_per_cooldown(jwks: JwksServer, main_k
 
 def test_a_key_published_just_after_a_refetch_is_never_a_401(jwks: JwksServer, settings: Any,
                                                               main_key: SigningKey) -> None:
-    """Issue 25 item 1: rotation inside the cooldown must not sign anyone out."""
+    """rotation inside the cooldown must not sign anyone out."""
     # Something (a made-up kid) triggers a refetch: the cooldown starts now.
     assert bearer(SigningKey("EC").token()).get("/api/domains/").status_code == 401
     # The main app publishes a new key and at once starts signing with it.
@@ -259,7 +259,7 @@ def test_bearer_is_ignored_when_sign_in_is_not_configured(settings: Any, db: Any
 
 
 def test_a_new_issuer_url_keeps_every_identity(main_key: SigningKey, settings: Any) -> None:
-    """Issue 25 item 9: identities are keyed by VEDOMAINS_JWT_ISSUER_ID, not the `iss` URL."""
+    """identities are keyed by VEDOMAINS_JWT_ISSUER_ID, not the `iss` URL."""
     assert bearer(main_key.token("auth0|keep")).get("/api/domains/").status_code == 200
     user = ExternalIdentity.objects.get(subject="auth0|keep").user
     settings.VEDOMAINS_JWT_ISSUER = "https://auth.ve.ai"

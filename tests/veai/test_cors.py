@@ -118,7 +118,7 @@ def test_env_example_gives_the_same_values_as_the_defaults() -> None:
 
 def test_the_frontend_can_read_retry_after_location_and_the_request_id(cors_server: str
                                                                         ) -> None:
-    """Issue 25 item 6: exposed response headers, and its own X-Request-ID allowed."""
+    """exposed response headers, and its own X-Request-ID allowed."""
     status, headers = _request(f"{cors_server}/api/domains/", "OPTIONS", {
         "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
         "Access-Control-Request-Headers": "authorization,content-type,x-request-id"})

@@ -1,4 +1,4 @@
-"""The main app's whole journey, as one test against the real stack (issue 25, "done when").
+"""The main app's whole journey, as one test against the real stack.
 
 Every request goes over HTTP to a live server, the way the main app and the ve.ai frontend
 send them: the sync API through the reference client the docs give

@@ -224,7 +224,7 @@ def test_beat_drives_the_grace_period_step() -> None:
 
 
 def test_the_frontend_sees_limit_usage_deadline_and_the_domains_at_risk() -> None:
-    """Issue 25 item 2: the plan state endpoint, the refusal's deadline, the removal reason."""
+    """the plan state endpoint, the refusal's deadline, the removal reason."""
     from rest_framework.test import APIClient
 
     ws, _ = _workspace("pro", 3)

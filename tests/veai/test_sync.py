@@ -79,7 +79,7 @@ def test_a_tampered_body_or_path_fails_the_signature(service_secret: str) -> Non
 def test_a_signature_for_an_id_with_a_question_mark_does_not_verify_for_a_shorter_id(
     service_secret: str,
 ) -> None:
-    """Issue 28 item 10: the v1 string `t.PUT./ws?x.body` was the same for the id `ws?x`
+    """the v1 string `t.PUT./ws?x.body` was the same for the id `ws?x`
     and for the id `ws` with the query `x`. The canonical request keeps them apart."""
     body = json.dumps({"slug": "acme", "name": "Acme", "plan": "pro", "version": 1}).encode()
     # The main app signs for the workspace id `ws?x` (its path segment, unencoded).
@@ -123,7 +123,7 @@ def test_the_reference_client_talks_to_a_live_server(service_secret: str, live_s
                                       "version": 1})
     assert status == 200, body
     assert ExternalWorkspace.objects.get().external_id == "ws:live one"
-    # A subject with a slash (issue 25 item 9), percent-encoded as a path segment.
+    # A subject with a slash, percent-encoded as a path segment.
     status, _, body = client.request(
         "PUT", "/api/service/workspaces/ws%3Alive%20one/members/oauth2%2Fgithub%7C42",
         {"role": "owner", "version": 1})
@@ -398,7 +398,7 @@ def test_import_does_not_overwrite_newer_synced_state(tmp_path: Path) -> None:
 
 
 def test_plans_are_data_the_main_app_sends_the_limit(service_secret: str) -> None:
-    """Issue 25 item 3: any plan name with its domain limit; per-workspace overrides."""
+    """any plan name with its domain limit; per-workspace overrides."""
     r = upsert(1, plan="studio", domain_limit=7)
     assert r.status_code == 200, r.content
     ws = r.json()["workspace"]
@@ -422,7 +422,7 @@ def test_plans_are_data_the_main_app_sends_the_limit(service_secret: str) -> Non
 
 
 def test_one_ordering_field_per_resource(service_secret: str) -> None:
-    """Issue 25 item 8: `version` and `updated_at` are never compared with each other."""
+    """`version` and `updated_at` are never compared with each other."""
     # Both in one request: refused.
     r = upsert(2, updated_at="2026-01-01T00:00:00Z")
     assert r.status_code == 400
@@ -443,7 +443,7 @@ def test_one_ordering_field_per_resource(service_secret: str) -> None:
     assert r.status_code == 400 and r.json()["error"]["code"] == "version_field_mismatch"
 
 
-# --- read-back and bulk (issue 25 item 4) ----------------------------------------------------
+# --- read-back and bulk ----------------------------------------------------
 
 
 def test_the_main_app_reads_back_a_workspace_with_its_members(service_secret: str) -> None:

@@ -19,7 +19,6 @@ import re
 import tempfile
 import time
 from typing import Any
-from urllib.parse import parse_qsl, quote, unquote
 
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -27,6 +26,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
+from domains import signing
 from domains.identity import user_for_external_subject
 from domains.integrations import main_app_tokens
 from domains.integrations.errors import IntegrationError
@@ -95,44 +95,19 @@ class ServicePrincipal:
         return self.username
 
 
-# The one signing scheme of the sync API. The string to
-# sign is a canonical request: the path and the query are separate lines, each decoded and
-# re-encoded one way, so a signature made for the id `ws?x` cannot verify for the id `ws`
-# with the query `x` (the v1 string, `t.METHOD.path?query.body`, could). The reference
-# client, docs/examples/veai_sync_client.py, implements the same functions; the tests sign
-# with it. v1 is not accepted: it never ran in production, and accepting it would keep the
-# ambiguity open.
-SIGNATURE_SCHEME = "vedomains-hmac-sha256-v2"
-SIGNATURE_HEADER = "X-Vedomains-Signature"
-_UNRESERVED = "-._~"
+# The scheme is `domains.signing` (shared with webhooks). v1 (`t.METHOD.path?query.body` in
+# X-Vedomains-Service-Signature) is not accepted: it never ran in production, and accepting
+# it would keep its path/query ambiguity open.
+SIGNATURE_SCHEME = signing.SCHEME
+SIGNATURE_HEADER = signing.HEADER
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 
-def canonical_path(path: str) -> str:
-    return quote(unquote(path), safe="/" + _UNRESERVED)
-
-
-def canonical_query(query: str) -> str:
-    pairs = sorted(parse_qsl(query, keep_blank_values=True))
-    return "&".join(f"{quote(k, safe=_UNRESERVED)}={quote(v, safe=_UNRESERVED)}"
-                    for k, v in pairs)
-
-
-def string_to_sign(timestamp: int, method: str, path: str, query: str, body_sha256: str
-                   ) -> str:
-    return "\n".join([SIGNATURE_SCHEME, str(timestamp), method.upper(), canonical_path(path),
-                      canonical_query(query), body_sha256])
-
-
 def service_signature(secret: str, timestamp: int, method: str, path: str, query: str,
                       body: bytes | str) -> str:
-    """`t=<unix>,v2=<hex HMAC-SHA256(secret, string_to_sign(...))>`; `body` is the bytes
-    sent, or their SHA-256 in hex (a streamed body is hashed as it is read)."""
-    digest_of_body = body if isinstance(body, str) else hashlib.sha256(body).hexdigest()
-    message = string_to_sign(timestamp, method, path, query, digest_of_body)
-    digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
-    return f"t={timestamp},v2={digest}"
+    """`t=<unix>,v2=<hex HMAC-SHA256(secret, canonical request)>`."""
+    return f"t={timestamp},v2={signing.v2_digest(secret, timestamp, method, path, query, body)}"
 
 
 def _signature_fields(header: str) -> dict[str, str]:

@@ -529,3 +529,18 @@ def test_the_bulk_endpoint_over_real_http_with_the_reference_client(
     lines = [json.loads(x) for x in body.splitlines()]
     assert lines[-1]["summary"]["workspaces"] == {"created": 200}
     assert Workspace.objects.count() == 200
+
+
+def test_webhooks_carry_the_same_v2_signature_next_to_v1() -> None:
+    """One scheme both ways: a webhook's v2 is what the reference client computes."""
+    from domains import notifications
+
+    body = b'{"type":"domain.active"}'
+    header = notifications.sign("whsec_x", 1700000000, body,
+                                url="https://hooks.ve.ai/vedomains/in?b=2&a=1")
+    fields = dict(part.split("=", 1) for part in header.split(","))
+    assert set(fields) == {"t", "v1", "v2"}
+    expected = sync_client.sign("whsec_x", 1700000000, "POST", "/vedomains/in?a=1&b=2", body)
+    assert f"t={fields['t']},v2={fields['v2']}" == expected
+    # Without a URL (the documented v1 example), the value is unchanged.
+    assert "v2=" not in notifications.sign("whsec_x", 1700000000, body)

@@ -130,3 +130,17 @@ def test_the_frontend_can_read_retry_after_location_and_the_request_id(cors_serv
     exposed = {h.strip().lower() for h in headers["access-control-expose-headers"].split(",")}
     assert {"retry-after", "location", "x-request-id"} <= exposed
     assert headers["x-request-id"] == "frontend-req-42"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_signed_in_answer_carries_the_cors_headers(cors_server: str) -> None:
+    from rest_framework.authtoken.models import Token
+
+    from tests.factories import MembershipFactory
+
+    member = MembershipFactory(workspace__slug="cors-ws")
+    token = Token.objects.create(user=member.user).key
+    status, headers = _request(f"{cors_server}/api/workspaces/cors-ws/", "GET",
+                               {"Origin": ORIGIN, "Authorization": f"Token {token}"})
+    assert status == 200
+    assert headers["access-control-allow-origin"] == ORIGIN

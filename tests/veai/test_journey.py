@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from domains.integrations import edge_store
+from domains.models import CustomDomain
 from tests.infra import WorkerProcess
 from tests.polling import wait_for
 from tests.veai.helpers import SERVICE_SECRET, JwksServer, SigningKey, sync_client
@@ -117,8 +118,13 @@ def test_the_main_apps_whole_journey(stack: Any, live_server: Any, jwks: JwksSer
         assert status == 200, record
         return bool(record["status"] == "active")
 
+    def diagnose() -> str:
+        rows = list(CustomDomain.objects.values_list("hostname", "status", "last_error"))
+        log = Path(stack.log_path).read_text(errors="replace")[-3000:]
+        return f"\nrecords: {rows}\nworker log tail:\n{log}"
+
     wait_for(lambda: active("gallery.client.com") and active("shop.client.com"), 120,
-             "both domains to become active")
+             "both domains to become active", on_timeout=diagnose)
     for host in ("gallery.client.com", "shop.client.com"):
         item = wait_for(lambda h=host: edge_store.get_item(h), 30, f"the edge item of {host}")
         assert (item.status, item.workspace_id) == ("active", "journey")

@@ -247,14 +247,16 @@ def verify_token(token: str) -> TokenClaims:
         # Bad signature, malformed payload, a key of the wrong type for `alg`, ...
         raise TokenRejected("The token could not be verified.") from exc
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject or len(subject) > 255:
+    # NUL cannot be stored by PostgreSQL: a 401 here, never a 500 at the insert.
+    if not isinstance(subject, str) or not subject or len(subject) > 255 or "\x00" in subject:
         raise TokenRejected("The token's subject is not a usable id.", code="invalid_subject")
     email = claims.get("email")
     name = claims.get("name")
     return TokenClaims(
         issuer=str(claims["iss"]),
         subject=subject,
-        email=email if isinstance(email, str) and len(email) <= 254 else "",
+        email=email if isinstance(email, str) and len(email) <= 254 and "\x00" not in email
+        else "",
         name=name if isinstance(name, str) else "",
         raw=claims,
     )

@@ -270,3 +270,11 @@ def test_a_new_issuer_url_keeps_every_identity(main_key: SigningKey, settings: A
     assert ExternalIdentity.objects.count() == 1
     # The old URL is no longer accepted.
     assert bearer(main_key.token("auth0|keep")).get("/api/domains/").status_code == 401
+
+
+def test_a_nul_in_the_subject_or_email_is_never_a_500(main_key: SigningKey) -> None:
+    r = bearer(main_key.token("auth0|a\x00b")).get("/api/domains/")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_subject"
+    r = bearer(main_key.token("auth0|nul-mail", email="a\x00@b.test")).get("/api/domains/")
+    assert r.status_code == 200
+    assert ExternalIdentity.objects.get(subject="auth0|nul-mail").user.email == ""

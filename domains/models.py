@@ -28,6 +28,12 @@ slug_validator = RegexValidator(
 
 
 class Plan(models.TextChoices):
+    """The plans vedomains has a default limit for (VEDOMAINS_PLAN_LIMITS).
+
+    Not a closed set: the main app owns plans, and the sync may set any plan name with its
+    `domain_limit`. These are the names the local default table knows.
+    """
+
     FREE = "free", "Free"
     PRO = "pro", "Pro"
     BUSINESS = "business", "Business"
@@ -37,7 +43,13 @@ class Plan(models.TextChoices):
 class Workspace(models.Model):
     slug = models.CharField(max_length=63, unique=True, validators=[slug_validator])
     name = models.CharField(max_length=200)
-    plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.FREE)
+    # Any plan name the main app uses (see Plan); a name outside the default table needs
+    # `domain_limit_override`.
+    plan = models.CharField(max_length=20, default=Plan.FREE)
+    domain_limit_override = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Set by the main app's sync: this workspace's domain limit, whatever the "
+        "plan's default (VEDOMAINS_PLAN_LIMITS). Empty: the default.")
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces"
@@ -51,7 +63,18 @@ class Workspace(models.Model):
 
     @property
     def domain_limit(self) -> int:
-        return int(settings.VEDOMAINS_PLAN_LIMITS.get(self.plan, 0))
+        if self.domain_limit_override is not None:
+            return int(self.domain_limit_override)
+        return default_plan_limit(self.plan)
+
+    @property
+    def plan_label(self) -> str:
+        return Plan(self.plan).label if self.plan in Plan.values else self.plan
+
+
+def default_plan_limit(plan: str) -> int:
+    """The local default table's limit; 0 for a plan it does not name."""
+    return int(settings.VEDOMAINS_PLAN_LIMITS.get(plan, 0))
 
 
 class Role(models.TextChoices):
@@ -568,6 +591,9 @@ class ExternalWorkspace(models.Model):
     # The plan the main app sent and its subscription state ("active" or "cancelled");
     # Workspace.plan holds the effective one (free while cancelled).
     plan = models.CharField(max_length=20, blank=True, default="")
+    # Which field orders this resource's versions ("version" or "updated_at"); fixed by the
+    # first applied request, so the two number spaces are never compared.
+    version_field = models.CharField(max_length=10, blank=True, default="")
     subscription_status = models.CharField(max_length=20, blank=True, default="active")
     deleted_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -585,6 +611,7 @@ class ExternalMembership(models.Model):
     subject = models.CharField(max_length=255)
     role = models.CharField(max_length=20, blank=True, default="")
     version = models.BigIntegerField(default=0)
+    version_field = models.CharField(max_length=10, blank=True, default="")
     removed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

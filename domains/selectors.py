@@ -10,7 +10,16 @@ from django.db.models import QuerySet
 
 from domains import dns_doctor, hostnames
 from domains.integrations import edge_store
-from domains.models import CustomDomain, DomainStatus, Membership, Workspace
+from domains.models import (
+    LIVE_STATUSES,
+    CustomDomain,
+    DomainEvent,
+    DomainStatus,
+    EventKind,
+    Membership,
+    PlanGrace,
+    Workspace,
+)
 
 
 def membership_role(*, user: AbstractBaseUser | AnonymousUser, workspace: Workspace) -> str | None:
@@ -224,3 +233,71 @@ def edge_redirect_attributes(domain: CustomDomain) -> dict[str, Any]:
     if target is None:
         return {}
     return {"redirectTo": target.hostname, "redirectCode": int(domain.redirect_code or 0)}
+
+
+# --- plan state and removal reasons ---------------------------------------
+
+
+def workspace_plan_state(workspace: Workspace) -> dict[str, Any]:
+    """What the frontend shows about a workspace's plan: limit, usage, and any grace period.
+
+    `at_risk` lists the live domains that will be detached at `grace_until` unless the
+    workspace gets back within its limit: the newest ones above the limit (the rule
+    `domains.plans` applies at the deadline), so the answer matches what will happen.
+    """
+    live = list(CustomDomain.objects.filter(workspace=workspace, status__in=LIVE_STATUSES)
+                .order_by("-created_at", "-id").values_list("hostname", flat=True))
+    limit = workspace.domain_limit
+    grace = PlanGrace.objects.filter(workspace=workspace, resolved_at__isnull=True).first()
+    at_risk: list[dict[str, Any]] = []
+    if grace is not None:
+        excess = max(0, len(live) - max(0, grace.limit))
+        at_risk = [{"hostname": h, "detach_after": grace.detach_after} for h in live[:excess]]
+    return {
+        "workspace": workspace.slug,
+        "plan": workspace.plan,
+        "domain_limit": limit,
+        "domains_used": len(live),
+        "can_register": len(live) < limit,
+        "over_limit": len(live) > limit,
+        "grace_until": grace.detach_after if grace is not None else None,
+        "warned_at": grace.warned_at if grace is not None else None,
+        "at_risk": at_risk,
+    }
+
+
+def open_plan_grace_deadline(workspace: Workspace) -> Any:
+    """The detachment deadline of the workspace's open grace period, or None."""
+    return (PlanGrace.objects.filter(workspace=workspace, resolved_at__isnull=True)
+            .values_list("detach_after", flat=True).first())
+
+
+def domain_removal(domain: CustomDomain) -> dict[str, str] | None:
+    """Why a removed domain was removed, as a stable code and the audit event's message.
+
+    Codes: `plan_limit` (detached at the end of a downgrade's grace period),
+    `workspace_deleted` (deleted in ve.ai), `dns_not_pointing` (misconfigured past its grace),
+    `removed_by_member` (the API), `removed_by_staff` (admin, commands), `removed` (anything
+    else). Derived from the audit trail, so old records get a reason too.
+    """
+    if domain.status != DomainStatus.REMOVED:
+        return None
+    event = (DomainEvent.objects.filter(domain=domain, to_status=DomainStatus.REMOVED)
+             .order_by("-created_at", "-id").first())
+    if event is None:
+        return {"code": "removed", "message": ""}
+    plan_detached = DomainEvent.objects.filter(
+        domain=domain, kind=EventKind.PLAN_DETACHED, created_at__gte=event.created_at).exists()
+    if plan_detached or event.source == "system:plan":
+        code = "plan_limit"
+    elif event.source == "service:sync":
+        code = "workspace_deleted"
+    elif event.from_status == DomainStatus.MISCONFIGURED and event.source.startswith("system"):
+        code = "dns_not_pointing"
+    elif event.source == "api":
+        code = "removed_by_member"
+    elif event.source.startswith(("admin", "command", "staff")):
+        code = "removed_by_staff"
+    else:
+        code = "removed"
+    return {"code": code, "message": event.message}

@@ -178,7 +178,7 @@ def _register_check_prevalidation(prevalidation: str) -> bool:
 def _register_check_entitlement(workspace: Workspace) -> None:
     if workspace.domain_limit <= 0:
         raise NotEntitled(
-            f"The {workspace.get_plan_display()} plan does not include custom domains; "
+            f"The {workspace.plan_label} plan does not include custom domains; "
             "upgrade to a paid plan.",
             code="plan_not_entitled",
         )
@@ -239,12 +239,18 @@ def _register_check_workspace_quotas(workspace: Workspace, adding: int = 1) -> N
         workspace=workspace, status__in=LIVE_STATUSES
     ).count()
     if live_count + adding > limit:
+        deadline = selectors.open_plan_grace_deadline(workspace)
+        when = ("" if deadline is None else
+                f" Domains above the limit will be detached after {outbox.datetime_iso(deadline)}"
+                " unless the workspace is back within its plan.")
+        pair = ("" if adding == 1 else
+                f" The pair needs {adding} more (the redirect domain counts too).")
         raise NotEntitled(
-            f"The {workspace.get_plan_display()} plan allows {limit} custom domains "
-            + ("and this workspace has reached that limit." if adding == 1 else
-               f"and this workspace has {live_count}: the pair needs {adding} more "
-               "(the redirect domain counts too)."),
+            f"The {workspace.plan_label} plan allows {limit} custom domains "
+            f"and this workspace has {live_count}.{pair}{when}",
             code="domain_limit_reached",
+            details={"domain_limit": limit, "domains_used": live_count,
+                     "grace_until": None if deadline is None else outbox.datetime_iso(deadline)},
         )
     # Counted under the workspace lock, so parallel requests cannot overshoot it.
     cap = settings.VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE

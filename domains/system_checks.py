@@ -9,7 +9,7 @@ One finder per integration, each returning its problems; `SETTINGS_FINDERS` list
 integration, write a finder here and append it to `SETTINGS_FINDERS`. Ids by range:
 E00x domains and plans, E01x DNS, E02x AWS, E03x edge, E04x webhooks and email, E05x
 Celery, E06x abuse limits (certificate budget share, admin login throttle), E07x web server,
-Redis and database credentials, E1xx CDN.
+Redis and database credentials, E1xx CDN, E2xx ve.ai (`domains.veai_checks`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from django.core.checks import CheckMessage, Error, register
 from domains.cdn_checks import cdn_settings_problems
 from domains.edge_config import edge_config_from_settings
 from domains.integrations import dns
+from domains.veai_checks import veai_settings_problems
 from edge_lambda.handler import EdgeConfigError
 
 Finder = Callable[[], list[CheckMessage]]
@@ -310,6 +311,7 @@ SETTINGS_FINDERS: list[Finder] = [
     celery_settings_problems,
     abuse_limit_settings_problems,
     web_settings_problems,
+    veai_settings_problems,
 ]
 
 

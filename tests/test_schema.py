@@ -27,6 +27,11 @@ PATHS = {
     "/api/domains/{hostname}/release/": {"post"},
     "/api/domains/register": {"post"},
     "/api/domains/verify/{domain}": {"get"},
+    "/api/workspaces/{slug}/": {"get"},
+    # The main app's sync API, with its signature scheme.
+    "/api/service/workspaces/{external_id}": {"get", "put", "delete"},
+    "/api/service/workspaces/{external_id}/members/{subject}": {"put", "delete"},
+    "/api/service/import": {"post"},
 }
 
 
@@ -130,3 +135,13 @@ def test_docs_page_works_offline(db: Any) -> None:
     assert "drf_spectacular_sidecar/swagger-ui-dist" in html
     assert "cdn.jsdelivr.net" not in html and "unpkg.com" not in html
     assert "/api/schema/" in html
+
+
+def test_the_sync_api_is_documented_with_its_signature_scheme(schema: dict[str, Any]) -> None:
+    scheme = schema["components"]["securitySchemes"]["mainAppServiceSignature"]
+    assert scheme["type"] == "apiKey" and scheme["name"] == "X-Vedomains-Signature"
+    assert "vedomains-hmac-sha256-v2" in scheme["description"]
+    for path, item in schema["paths"].items():
+        if path.startswith("/api/service/"):
+            for operation in item.values():
+                assert operation["security"] == [{"mainAppServiceSignature": []}], path

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import environ
+from corsheaders.defaults import default_headers as _cors_default_headers
 from django.core.exceptions import ImproperlyConfigured
 
 from vedomains_site.observability import logs as _logs
@@ -476,6 +477,9 @@ VEDOMAINS_CERTIFICATE_SWEEP_INTERVAL_SECONDS = env.int(
 VEDOMAINS_JWT_JWKS_URL = env.str("VEDOMAINS_JWT_JWKS_URL", default="")
 VEDOMAINS_JWT_PUBLIC_KEY = env.str("VEDOMAINS_JWT_PUBLIC_KEY", default="").replace("\\n", "\n")
 VEDOMAINS_JWT_ISSUER = env.str("VEDOMAINS_JWT_ISSUER", default="https://ve.ai")
+# The stable name under which main-app identities (token subjects, synced members) are kept:
+# the `iss` URL may change (a new auth domain) without orphaning every identity.
+VEDOMAINS_JWT_ISSUER_ID = env.str("VEDOMAINS_JWT_ISSUER_ID", default="ve.ai")
 VEDOMAINS_JWT_AUDIENCE = env.str("VEDOMAINS_JWT_AUDIENCE", default="vedomains")
 VEDOMAINS_JWT_ALGORITHMS = env.list("VEDOMAINS_JWT_ALGORITHMS", default=["RS256", "ES256"])
 if set(VEDOMAINS_JWT_ALGORITHMS) - {"RS256", "RS384", "RS512", "ES256", "ES384", "PS256"}:
@@ -496,8 +500,9 @@ VEDOMAINS_SERVICE_SIGNATURE_TOLERANCE_SECONDS = env.int(
 # Plan changes: a downgrade below the live domains blocks new ones at once; after the grace
 # period the newest extras are detached. Owners are emailed at the downgrade and this long
 # before the detachment.
-VEDOMAINS_PLAN_GRACE = timedelta(hours=env.int("VEDOMAINS_PLAN_GRACE_HOURS", default=168))
-VEDOMAINS_PLAN_WARNING = timedelta(hours=env.int("VEDOMAINS_PLAN_WARNING_HOURS", default=24))
+# Hours, fractions allowed (0.5 = 30 minutes).
+VEDOMAINS_PLAN_GRACE = timedelta(hours=env.float("VEDOMAINS_PLAN_GRACE_HOURS", default=168))
+VEDOMAINS_PLAN_WARNING = timedelta(hours=env.float("VEDOMAINS_PLAN_WARNING_HOURS", default=24))
 VEDOMAINS_PLAN_ENFORCE_INTERVAL_SECONDS = env.int(
     "VEDOMAINS_PLAN_ENFORCE_INTERVAL_SECONDS", default=300
 )
@@ -509,6 +514,10 @@ CORS_ALLOWED_ORIGINS = [o for o in VEDOMAINS_CORS_ALLOWED_ORIGINS if o]
 CORS_URLS_REGEX = r"^/api/(?!service/).*$"
 CORS_ALLOW_CREDENTIALS = False
 CORS_PREFLIGHT_MAX_AGE = 3600
+# The frontend reads when to retry (429/503), where a new record lives (201) and the id to
+# quote to support; it may send its own request id to tie its logs to ours.
+CORS_EXPOSE_HEADERS = ["Retry-After", "Location", "X-Request-ID"]
+CORS_ALLOW_HEADERS = [*_cors_default_headers, "x-request-id"]
 # --- end ve.ai integration ------------------------------------------------------------------
 
 # === Production operations: image, health, metrics, logs, errors =============================

@@ -204,6 +204,33 @@ class DiagnosisSerializer(serializers.Serializer):
         allow_blank=True, help_text="The provider's (or a generic) help page; may be empty.")
 
 
+class RemovalSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class AtRiskDomainSerializer(serializers.Serializer):
+    hostname = serializers.CharField()
+    detach_after = serializers.DateTimeField()
+
+
+class WorkspacePlanSerializer(serializers.Serializer):
+    """A workspace's plan state (GET /api/workspaces/<slug>/)."""
+
+    workspace = serializers.CharField(help_text="The workspace's slug (its workspaceId).")
+    plan = serializers.CharField()
+    domain_limit = serializers.IntegerField(help_text="Live domains the plan allows.")
+    domains_used = serializers.IntegerField(
+        help_text="Live domains (pending, active or misconfigured).")
+    can_register = serializers.BooleanField()
+    over_limit = serializers.BooleanField()
+    grace_until = serializers.DateTimeField(
+        allow_null=True, help_text="After a downgrade below the live count: when the domains "
+        "in `at_risk` will be detached unless the workspace is back within its plan.")
+    warned_at = serializers.DateTimeField(allow_null=True)
+    at_risk = AtRiskDomainSerializer(many=True)
+
+
 class DomainSerializer(serializers.ModelSerializer):
     workspace = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     diagnosis = serializers.SerializerMethodField(
@@ -222,6 +249,11 @@ class DomainSerializer(serializers.ModelSerializer):
     hostname_unicode = serializers.SerializerMethodField(
         help_text="The hostname as browsers show it (`bücher.client.com`); `hostname` is its "
         "ASCII (punycode) form, the one DNS and certificates use. Equal for ASCII names.",
+    )
+    removal = serializers.SerializerMethodField(
+        help_text="Removed domains only: why (`code`: plan_limit, workspace_deleted, "
+        "dns_not_pointing, removed_by_member, removed_by_staff, removed) and the audit "
+        "message. Null otherwise.",
     )
     http_validation = serializers.SerializerMethodField(
         help_text="Self-hosted pre-validation only: redirects your current web server must "
@@ -262,8 +294,13 @@ class DomainSerializer(serializers.ModelSerializer):
             "verified_at",
             "activated_at",
             "removed_at",
+            "removal",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(RemovalSerializer(allow_null=True))
+    def get_removal(self, obj: CustomDomain) -> dict[str, str] | None:
+        return selectors.domain_removal(obj)
 
     def get_hostname_unicode(self, obj: CustomDomain) -> str:
         return to_unicode(obj.hostname)

@@ -583,6 +583,19 @@ class LegacyVerifyMissingView(_SeedErrors):
             "/api/domains/verify/gallery.client.com.", code="required", field="domain")
 
 
+class WorkspacePlanView(APIView):
+    """A workspace's plan state: limit, usage, grace deadline and the domains at risk."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(tags=["workspaces"], responses={200: s.WorkspacePlanSerializer,
+                                                   **_errors(401, 403)})
+    def get(self, request: Request, slug: str) -> Response:
+        workspace = visible_workspace(user=request.user, slug=slug, field="slug")
+        state = selectors.workspace_plan_state(workspace)
+        return Response(s.WorkspacePlanSerializer(state).data)
+
+
 @csrf_exempt  # token clients send no CSRF token; without this they got Django's HTML 403
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
     """Any other path under /api/: a JSON 404 in the API's error shape, not Django's page.

@@ -1,4 +1,4 @@
-"""Database credentials (issue 28, item 8): the app connects as a least-privilege user that the
+"""Database credentials: the app connects as a least-privilege user that the
 migration step creates, and reads a rotated password when it opens a connection, so a
 rotation under a running web process and worker needs no restart.
 

@@ -1,4 +1,4 @@
-"""Production credentials and entry points (issue 28, item 8): the ElastiCache AUTH token is
+"""Production credentials and entry points: the ElastiCache AUTH token is
 wired from the template to every Redis URL, gunicorn believes X-Forwarded-* only from the
 load balancer's network, and `bin/run worker` starts only on a queue the app routes to."""
 

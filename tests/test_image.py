@@ -86,7 +86,7 @@ def image_env() -> dict[str, str]:
 def test_the_image_is_multi_stage_slim_non_root_and_runtime_only() -> None:
     build, runtime = _stages()
     assert build[0].startswith("FROM ${PYTHON_IMAGE} AS build")
-    # The base by digest (issue 28, item 16), not by a tag that moves.
+    # The base by digest, not by a tag that moves.
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}$",
                      DOCKERFILE.read_text(), re.M)
     installs = [line for line in build if "pip install" in line]

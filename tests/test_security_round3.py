@@ -349,10 +349,11 @@ def test_attack_sync_secret_in_json_logs_and_sentry_events(settings: Any) -> Non
     assert SYNC_SECRET not in str(event)
 
 
-def test_attack_bare_jwt_and_signature_v1_kept_in_logs_and_sentry_events() -> None:
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_attack_bare_jwt_and_signature_v1_kept_in_logs_and_sentry_events(version: str) -> None:
     from vedomains_site.observability.sentry import before_send
 
-    header = f"t=1764300000,v1={V1}"
+    header = f"t=1764300000,{version}={V1}"
     line = _json_line("token %s rejected; header %s", BARE_JWT, header)
     assert BARE_JWT.split(".")[1] not in line and V1 not in line
     assert "t=1764300000" in line  # the timestamp is not a secret and helps debugging

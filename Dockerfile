@@ -2,7 +2,11 @@
 # beat | migrate). Build: docker build -t vedomains:$(git rev-parse --short HEAD) .
 # Linted by hadolint in the test suite (tests/test_image.py); see deploy/README.md.
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The base by digest, so a rebuild gets the same bytes however the tag moves. This is the
+# digest public Dockerfiles pin for python:3.11-slim-bookworm (see deploy/README.md, "The
+# image": no registry is reachable from where it was written, so confirm it, and refresh it
+# for security updates, with `docker buildx imagetools inspect python:3.11-slim-bookworm`).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b
 
 # --- build: install the runtime requirements into a virtualenv, collect static files -------
 FROM ${PYTHON_IMAGE} AS build
@@ -13,8 +17,11 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 
 RUN python -m venv /opt/venv
 # Requirements first: this layer is rebuilt only when they change, not with every commit.
-COPY requirements.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir -r /tmp/requirements.txt
+# The lock pins every package, dependencies included, with the hashes of its published files:
+# pip refuses anything else (requirements.lock is generated from requirements.txt, see
+# deploy/README.md, "The image").
+COPY requirements.lock /tmp/requirements.lock
+RUN pip install --no-cache-dir --require-hashes --no-deps -r /tmp/requirements.lock
 
 WORKDIR /app
 COPY . .

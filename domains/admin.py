@@ -22,6 +22,7 @@ from django.http import (
     HttpResponseNotAllowed,
     HttpResponseRedirect,
 )
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -30,7 +31,14 @@ from django.utils.timesince import timesince, timeuntil
 
 # admin_security replaces DRF's token admin (keys never shown); admin_veai registers the
 # ve.ai integration's records.
-from domains import admin_security, admin_veai, services, support, workspace_sync  # noqa: F401
+from domains import (  # noqa: F401
+    admin_security,
+    admin_veai,
+    selectors,
+    services,
+    support,
+    workspace_sync,
+)
 from domains.admin_notify import (
     CERTIFICATE_WATCH_FIELDS,
     AttentionFilter,
@@ -39,11 +47,13 @@ from domains.admin_notify import (
 from domains.errors import DomainError
 from domains.models import (
     EDGE_ROUTED_STATUSES,
+    LIVE_STATUSES,
     CapacityAlert,
     CustomDomain,
     DomainEvent,
     DomainStatus,
     Membership,
+    RedirectCode,
     Workspace,
 )
 
@@ -214,10 +224,25 @@ class DomainAddForm(forms.ModelForm):
             "the plan and other workspaces, and a certificate is requested.",
         }
 
+    # Not model fields as such: handed to the service (docs/redirects.md).
+    redirect_to = forms.CharField(
+        required=False, max_length=253, label="Redirect to",
+        help_text="Optional: make this domain a redirect to another domain of the same "
+        "workspace (e.g. an old domain to the new one).")
+    redirect_code = forms.TypedChoiceField(
+        choices=RedirectCode.choices, coerce=int, initial=RedirectCode.PERMANENT_REDIRECT,
+        required=False, label="Redirect code")
+    include_www = forms.BooleanField(
+        required=False, label="Include www",
+        help_text="Register client.com and www.client.com together: the name above is the "
+        "primary, the other redirects to it (only the www name where apex domains cannot be "
+        "served).")
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.request_user: Any = kwargs.pop("request_user", None)
         super().__init__(*args, **kwargs)
         self.registered: CustomDomain | None = None
+        self.notes: list[str] = []
 
     def _post_clean(self) -> None:
         # ModelForm would run the model's full_clean (and the unique-constraint query) on
@@ -228,13 +253,23 @@ class DomainAddForm(forms.ModelForm):
         data = super().clean()
         if self.errors or not data.get("workspace"):
             return data
+        target = (data.get("redirect_to") or "").strip() or None
         try:
-            self.registered = services.domain_register(
-                workspace=data["workspace"],
-                hostname=data.get("hostname", ""),
-                by=self.request_user,
-                source="admin",
-            )
+            if data.get("include_www"):
+                pair = services.domain_register_pair(
+                    workspace=data["workspace"], hostname=data.get("hostname", ""),
+                    by=self.request_user, source="admin",
+                    redirect_code=data.get("redirect_code") or None)
+                self.registered, self.notes = pair.primary, pair.notes
+            else:
+                self.registered = services.domain_register(
+                    workspace=data["workspace"],
+                    hostname=data.get("hostname", ""),
+                    by=self.request_user,
+                    source="admin",
+                    redirect_to=target,
+                    redirect_code=data.get("redirect_code") or None,
+                )
         except DomainError as exc:
             field = exc.field if exc.field in self.fields else None
             raise forms.ValidationError({field: exc.message} if field else exc.message) from exc
@@ -251,6 +286,15 @@ PAGE_ACTIONS = {
     "check_now": ("Check now", "Check queued", services.domain_request_check),
     "push_to_edge": ("Push to edge", "Edge push queued", services.domain_push_to_edge),
 }
+
+
+class RedirectForm(forms.Form):
+    redirect_to = forms.CharField(
+        required=False, max_length=253, label="Redirect to",
+        help_text="Another live domain of the same workspace; empty: serve the workspace on "
+        "this domain again.")
+    redirect_code = forms.TypedChoiceField(choices=RedirectCode.choices, coerce=int,
+                                           initial=RedirectCode.PERMANENT_REDIRECT)
 
 
 @admin.register(CustomDomain)
@@ -308,12 +352,16 @@ class CustomDomainAdmin(admin.ModelAdmin):
         "removed_at",
         "edge_version",
         "edge_synced_version",
+        "redirect_target",
+        "redirect_code",
+        "redirected_here",
         *CERTIFICATE_WATCH_FIELDS,
     ]
     # Shown collapsed under "Technical details", below the summary, checks and audit trail.
     fieldsets = [
         ("Record", {"fields": ["hostname", "workspace", "state_words", "last_error",
                                "created_by"]}),
+        ("Redirect", {"fields": ["redirect_target", "redirect_code", "redirected_here"]}),
         ("Checks", {"fields": ["check_count", "last_checked_at", "next_check_at",
                                "fast_checks_until"]}),
         ("Ownership", {"fields": ["ownership_required", "ownership_token",
@@ -327,7 +375,8 @@ class CustomDomainAdmin(admin.ModelAdmin):
                                  "misconfigured_at", "failed_at", "removed_at"]}),
         ("Certificate renewal watch", {"fields": CERTIFICATE_WATCH_FIELDS}),
     ]
-    add_fieldsets = [(None, {"fields": ["hostname", "workspace"]})]
+    add_fieldsets = [(None, {"fields": ["hostname", "workspace"]}),
+                     ("Redirect", {"fields": ["redirect_to", "redirect_code", "include_www"]})]
 
     # --- add goes through services.domain_register ---------------------------------------
 
@@ -342,6 +391,8 @@ class CustomDomainAdmin(admin.ModelAdmin):
             class BoundAddForm(form_class):
                 def __init__(self, *args: Any, **kw: Any) -> None:
                     super().__init__(*args, request_user=request.user, **kw)
+                    # The page-level message for the pair's notes reads them from here.
+                    request._vd_add_form = self
 
             return BoundAddForm
         return super().get_form(request, obj, change=change, **kwargs)
@@ -396,16 +447,19 @@ class CustomDomainAdmin(admin.ModelAdmin):
             can_act = super().has_change_permission(request)
             context.update(
                 summary=support.domain_summary(domain=obj),
+                diagnosis=support.domain_diagnosis(domain=obj),
                 audit=support.domain_audit_trail(domain=obj),
                 audit_limit=support.AUDIT_TRAIL_LIMIT,
                 events_url=reverse("admin:domains_domainevent_changelist")
                 + f"?q={obj.hostname}",
                 page_actions=[
-                    (name, label, reverse("admin:domains_customdomain_act",
-                                          args=[obj.pk, name]))
-                    for name, (label, _, _) in PAGE_ACTIONS.items()
-                    # The edge holds nothing for a domain that is not routed yet.
-                    if name != "push_to_edge" or obj.status in EDGE_ROUTED_STATUSES
+                    *((name, label, reverse("admin:domains_customdomain_act",
+                                            args=[obj.pk, name]))
+                      for name, (label, _, _) in PAGE_ACTIONS.items()
+                      # The edge holds nothing for a domain that is not routed yet.
+                      if name != "push_to_edge" or obj.status in EDGE_ROUTED_STATUSES),
+                    ("redirect", "Set redirect\u2026",
+                     reverse("admin:domains_customdomain_redirect", args=[obj.pk])),
                 ] if can_act and obj.status != DomainStatus.REMOVED else [],
                 title=obj.hostname,
                 subtitle=None,
@@ -416,7 +470,53 @@ class CustomDomainAdmin(admin.ModelAdmin):
     def get_urls(self) -> list[URLPattern]:
         act = path("<int:object_id>/act/<str:name>/", self.admin_site.admin_view(self.act_view),
                    name="domains_customdomain_act")
-        return [act, *super().get_urls()]
+        redirect = path("<int:object_id>/redirect/",
+                        self.admin_site.admin_view(self.redirect_view),
+                        name="domains_customdomain_redirect")
+        return [act, redirect, *super().get_urls()]
+
+    def response_add(self, request: HttpRequest, obj: Any, post_url_continue: Any = None
+                     ) -> HttpResponse:
+        form = getattr(request, "_vd_add_form", None)
+        for note in getattr(form, "notes", []):
+            self.message_user(request, note, messages.INFO)
+        return super().response_add(request, obj, post_url_continue)
+
+    def redirect_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """Set, change or clear a domain's redirect (services.domain_set_redirect)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if not super().has_change_permission(request):
+            raise PermissionDenied
+        domain = self.get_object(request, str(object_id))
+        if domain is None:
+            raise Http404
+        page = reverse("admin:domains_customdomain_change", args=[domain.pk])
+        if "apply" in request.POST:
+            form = RedirectForm(request.POST)
+            if form.is_valid():
+                target = form.cleaned_data["redirect_to"].strip() or None
+                try:
+                    services.domain_set_redirect(
+                        domain=domain, redirect_to=target,
+                        redirect_code=form.cleaned_data["redirect_code"], by=request.user,
+                        source="admin")
+                except DomainError as exc:
+                    form.add_error("redirect_to" if exc.field == "redirect_to" else None,
+                                   exc.message)
+                else:
+                    self.message_user(request, f"Redirect of {domain.hostname}: "
+                                      + (f"to {target}." if target else "none."),
+                                      messages.SUCCESS)
+                    return HttpResponseRedirect(page)
+        else:
+            form = RedirectForm(initial={
+                "redirect_to": domain.redirect_to.hostname if domain.redirect_to else "",
+                "redirect_code": domain.redirect_code or RedirectCode.PERMANENT_REDIRECT})
+        return TemplateResponse(request, "admin/domains/customdomain/redirect.html", {
+            **self.admin_site.each_context(request), "opts": self.model._meta,
+            "original": domain, "form": form, "page_url": page,
+            "title": f"Redirect of {domain.hostname}"})
 
     def act_view(self, request: HttpRequest, object_id: int, name: str) -> HttpResponse:
         """A page button: the same service call as the list action, then back to the page."""
@@ -476,6 +576,19 @@ class CustomDomainAdmin(admin.ModelAdmin):
                            timeuntil(obj.next_check_at, depth=1))
 
     # --- technical details -------------------------------------------------------------
+
+    @admin.display(description="Redirects to")
+    def redirect_target(self, obj: CustomDomain) -> str:
+        if obj.redirect_to is None:
+            return "Nothing: serves its workspace."
+        live = obj.is_edge_routed and selectors.edge_redirect_target(obj) is not None
+        state = "answered at the edge" if live else "not yet: the edge waits for both"
+        return f"{obj.redirect_to.hostname} ({state})"
+
+    @admin.display(description="Redirected here from")
+    def redirected_here(self, obj: CustomDomain) -> str:
+        names = [d.hostname for d in obj.redirects.filter(status__in=LIVE_STATUSES)]
+        return ", ".join(sorted(names)) or "None."
 
     @admin.display(description="Certificate status")
     def certificate_status_words(self, obj: CustomDomain) -> str:
@@ -548,14 +661,42 @@ class CustomDomainAdmin(admin.ModelAdmin):
                   call=lambda **kw: services.domain_prevalidate(mode="self-hosted", **kw))
 
     @admin.action(description="Remove (detach and clean up)", permissions=["change"])
-    def remove_domains(self, request: HttpRequest, queryset: QuerySet[CustomDomain]) -> None:
-        self._run(request, queryset, verb="Removed", call=services.domain_remove)
-
+    def remove_domains(self, request: HttpRequest, queryset: QuerySet[CustomDomain]
+                       ) -> HttpResponse | None:
+        return self._remove(request, queryset, action="remove_domains", verb="Removed",
+                            release=False)
 
     @admin.action(description="Remove and release the hostname (no TXT proof for the next "
                   "workspace)", permissions=["delete_domain"])
-    def release_hostnames(self, request: HttpRequest, queryset: QuerySet[CustomDomain]) -> None:
-        self._run(request, queryset, verb="Released", call=services.domain_release)
+    def release_hostnames(self, request: HttpRequest, queryset: QuerySet[CustomDomain]
+                          ) -> HttpResponse | None:
+        return self._remove(request, queryset, action="release_hostnames", verb="Released",
+                            release=True)
+
+    def _remove(self, request: HttpRequest, queryset: QuerySet[CustomDomain], *, action: str,
+                verb: str, release: bool) -> HttpResponse | None:
+        """Removal asks first when other domains redirect to a selected one: removing a
+        target removes its redirects too, or nothing (services.domain_remove_target)."""
+        confirmed = request.POST.get("remove_redirects") == "yes"
+        targets = [(d, services.domain_live_redirects(d)) for d in queryset]
+        affected = [(d, r) for d, r in targets if r]
+        if affected and not confirmed:
+            return TemplateResponse(request, "admin/domains/customdomain/remove_redirects.html", {
+                **self.admin_site.each_context(request), "opts": self.model._meta,
+                "title": "Remove the redirects too?", "affected": affected,
+                "selected": [d.pk for d, _ in targets], "action": action, "verb": verb,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME})
+        taken_along: set[int] = set()
+
+        def remove_one(*, domain: CustomDomain, by: Any, source: str) -> None:
+            if domain.pk in taken_along:
+                return  # selected too, and already removed with its target
+            taken_along.update(d.pk for d in services.domain_live_redirects(domain))
+            services.domain_remove_target(domain=domain, by=by, source=source,
+                                          remove_redirects=confirmed, release=release)
+
+        self._run(request, queryset, verb=verb, call=remove_one)
+        return None
 
     def has_delete_domain_permission(self, request: HttpRequest) -> bool:
         # Row deletion stays off (has_delete_permission); releasing needs Django's delete perm.

@@ -34,7 +34,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from domains import lifecycle, plans, selectors, services
-from domains.errors import DomainError
+from domains.errors import DomainError, InvalidInput
 from domains.hostnames import HostnameError, validate_custom_hostname
 from domains.integrations import acm, cdn, dns, seed_table
 from domains.integrations.errors import IntegrationError
@@ -326,8 +326,14 @@ def seed_table_adopt(*, dry_run: bool, limit: int | None = None,
     # Seed registrations never counted domains against a plan: adopted workspaces above
     # their limit enter the usual grace period (owners emailed) instead of being cut off.
     for workspace in Workspace.objects.filter(pk__in=touched):
-        change = plans.workspace_plan_change(workspace=workspace, plan=workspace.plan,
-                                             source=SOURCE)
+        try:
+            change = plans.workspace_plan_change(workspace=workspace, plan=workspace.plan,
+                                                 source=SOURCE)
+        except InvalidInput as exc:
+            # A plan name set by hand with no limit known for it: the adoption stands; the
+            # report says what staff must fix.
+            summary.over_limit.append(f"{workspace.slug} (plan not checked: {exc.message})")
+            continue
         if change.outcome == "over_limit":
             summary.over_limit.append(f"{workspace.slug} ({change.live} live, plan "
                                       f"{workspace.plan} allows {change.limit})")

@@ -84,7 +84,7 @@ def plan_rows(now: datetime) -> list[CapacityRow]:
     busiest = (Workspace.objects.annotate(
         live=Count("domains", filter=Q(domains__status__in=LIVE_STATUSES)))
         .filter(live__gt=0).order_by("-live", "slug")[:BUSIEST])
-    return [CapacityRow(f"Domains of workspace {ws.slug} ({ws.get_plan_display()} plan)",
+    return [CapacityRow(f"Domains of workspace {ws.slug} ({ws.plan_label} plan)",
                         ws.live, ws.domain_limit or None) for ws in busiest]
 
 

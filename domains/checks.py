@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from domains import capacity_alerts, certificates, hostnames, lifecycle
+from domains import capacity_alerts, certificates, dns_doctor, hostnames, lifecycle
 from domains.cleanup import domain_cleanup
 from domains.integrations import acm, cdn, dns
 from domains.integrations.errors import IntegrationError
@@ -102,11 +102,49 @@ def domains_check(*, domain_ids: Iterable[int], source: str = "system:check",
                       if hostnames.apex_supported() and hostnames.is_apex(d.hostname)],
         )
         certs = dict(zip(arns, pending_certs, strict=True))
+    diagnoses = _dns_doctor(live, dns_results, now=now)
     for domain in live:
         result = dns_results[domain.hostname]
         outcomes.append(_guarded(domain, lambda d, r=result: _evaluate(
-            d, r, certs.get(d.certificate_arn), now=now, source=source)))
+            d, r, certs.get(d.certificate_arn), now=now, source=source,
+            diagnosis=diagnoses.get(d.hostname, []))))
     return outcomes
+
+
+def _dns_doctor(live: list[CustomDomain], results: dict[str, dns.DnsResult], *,
+                now: datetime) -> dict[str, list[dns_doctor.DiagnosisDict]]:
+    """Why DNS is wrong, for the domains whose DNS is (docs/dns-doctor.md).
+
+    A domain pointing at us costs nothing more, except a pending one (a CAA record can
+    still stop its certificate, an old address record beside the CNAME its visitors). A
+    lookup that timed out is not asked again; one that failed with SERVFAIL is (DNSSEC
+    shows that way).
+    """
+    wanted: dict[str, tuple[str, bool]] = {}
+    for domain in live:
+        routing = results[domain.hostname].routing
+        if routing.transient and "SERVFAIL" not in routing.detail:
+            continue
+        if not routing.ok:
+            wanted[domain.hostname] = (hostnames.zone_of(domain.hostname), False)
+        elif (domain.status == DomainStatus.PENDING_VALIDATION
+              and domain.certificate_status != "ISSUED"):
+            wanted[domain.hostname] = (hostnames.zone_of(domain.hostname), True)
+    if not wanted:
+        return {}
+    try:
+        facts = dns.gather_facts_many(wanted)
+    except Exception:  # the doctor only explains; it never stops a check
+        log.exception("DNS doctor lookups failed")
+        return {}
+    apex = hostnames.apex_supported()
+    apex_ips = tuple(settings.VEDOMAINS_CDN_APEX_IPS)
+    return {
+        host: dns_doctor.diagnosis_dicts(dns_doctor.diagnose(
+            f, target=settings.VEDOMAINS_CNAME_TARGET, routing_ok=results[host].routing.ok,
+            apex=apex and hostnames.is_apex(host), apex_ips=apex_ips, now=now))
+        for host, f in facts.items()
+    }
 
 
 def _cleanup_outcome(domain: CustomDomain) -> CheckOutcome:
@@ -180,11 +218,13 @@ def _save_check_and_transition(
 
 
 def _evaluate(domain: CustomDomain, result: dns.DnsResult, cert: acm.Certificate | None, *,
-              now: datetime, source: str) -> CheckOutcome:
+              now: datetime, source: str,
+              diagnosis: list[dns_doctor.DiagnosisDict] | None = None) -> CheckOutcome:
     routing = result.routing
     checks = dict(domain.checks or {})
     checks["dns"] = _check_record(routing.ok, routing.detail, now, reason=routing.reason,
-                                  chain=list(routing.chain), transient=routing.transient)
+                                  chain=list(routing.chain), transient=routing.transient,
+                                  diagnosis=diagnosis or [])
     updates: dict[str, Any] = {"last_checked_at": now, "check_count": F("check_count") + 1}
 
     if domain.status == DomainStatus.PENDING_VALIDATION:

@@ -76,7 +76,7 @@ def edge_sync_pending(*, limit: int = 1000) -> int:
 
 def _routed_truths(chunk_size: int = 2000) -> Iterator[CustomDomain]:
     return (
-        CustomDomain.objects.select_related("workspace")
+        CustomDomain.objects.select_related("workspace", "redirect_to")
         .filter(status__in=[DomainStatus.ACTIVE, DomainStatus.MISCONFIGURED])
         .order_by("pk")
         .iterator(chunk_size=chunk_size)
@@ -188,7 +188,7 @@ def edge_reconcile(*, repair: bool = True, page: int = 1000,
 def _reconcile_page(items: list[EdgeItem], report: ReconcileReport, *, repair: bool) -> None:
     report.scanned += len(items)
     truths: dict[str, CustomDomain] = {}
-    for d in (CustomDomain.objects.select_related("workspace")
+    for d in (CustomDomain.objects.select_related("workspace", "redirect_to")
               .filter(hostname__in=[i.domain for i in items])):
         # The edge follows the live record, else the newest one (see edge_truth_for_hostname).
         best = truths.get(d.hostname)

@@ -12,6 +12,8 @@ from typing import Any
 class DomainError(Exception):
     http_status = 400
     default_code = "invalid"
+    # Seconds the caller should wait before retrying, when known: the API's Retry-After.
+    retry_after: int | None = None
 
     def __init__(
         self,

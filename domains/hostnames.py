@@ -237,3 +237,9 @@ def normalize_search_hostname(raw: str) -> str:
             raise HostnameError(f"'{label}' is not a valid DNS label.")
         return label
     return normalize_hostname(text)
+
+
+def zone_of(host: str) -> str:
+    """The registered domain a hostname sits in (`client.com` for `gallery.client.com`):
+    where its DNS is hosted, in all but delegated sub-zones."""
+    return _psl().privatesuffix(host) or host

@@ -133,4 +133,18 @@ def domain_transition(
     enqueue_all_after_commit(outbox.outbox_status_changed(domain=domain, event=event))
     if edge_change:
         enqueue_after_commit("sync_edge", domain.hostname)
+        redirects_follow_target(domain)
     return True
+
+
+def redirects_follow_target(target: CustomDomain) -> None:
+    """A redirect's edge item names its target only while the target routes
+    (selectors.edge_redirect_target): when the target starts or stops routing, the routed
+    redirects pointing at it get a new edge version and a push."""
+    followers = CustomDomain.objects.filter(redirect_to=target,
+                                            status__in=EDGE_ROUTED_STATUSES)
+    hostnames = list(followers.values_list("hostname", flat=True))
+    if hostnames:
+        followers.update(edge_version=F("edge_version") + 1, updated_at=timezone.now())
+        for hostname in hostnames:
+            enqueue_after_commit("sync_edge", hostname)

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator, URLValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.db.models.functions import Lower
 
 from domains.hostnames import HostnameError, normalize_hostname
@@ -28,6 +28,12 @@ slug_validator = RegexValidator(
 
 
 class Plan(models.TextChoices):
+    """The plans vedomains has a default limit for (VEDOMAINS_PLAN_LIMITS).
+
+    Not a closed set: the main app owns plans, and the sync may set any plan name with its
+    `domain_limit`. These are the names the local default table knows.
+    """
+
     FREE = "free", "Free"
     PRO = "pro", "Pro"
     BUSINESS = "business", "Business"
@@ -37,7 +43,13 @@ class Plan(models.TextChoices):
 class Workspace(models.Model):
     slug = models.CharField(max_length=63, unique=True, validators=[slug_validator])
     name = models.CharField(max_length=200)
-    plan = models.CharField(max_length=20, choices=Plan.choices, default=Plan.FREE)
+    # Any plan name the main app uses (see Plan); a name outside the default table needs
+    # `domain_limit_override`.
+    plan = models.CharField(max_length=20, default=Plan.FREE)
+    domain_limit_override = models.PositiveIntegerField(
+        null=True, blank=True,
+        help_text="Set by the main app's sync: this workspace's domain limit, whatever the "
+        "plan's default (VEDOMAINS_PLAN_LIMITS). Empty: the default.")
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces"
@@ -51,7 +63,18 @@ class Workspace(models.Model):
 
     @property
     def domain_limit(self) -> int:
-        return int(settings.VEDOMAINS_PLAN_LIMITS.get(self.plan, 0))
+        if self.domain_limit_override is not None:
+            return int(self.domain_limit_override)
+        return default_plan_limit(self.plan)
+
+    @property
+    def plan_label(self) -> str:
+        return Plan(self.plan).label if self.plan in Plan.values else self.plan
+
+
+def default_plan_limit(plan: str) -> int:
+    """The local default table's limit; 0 for a plan it does not name."""
+    return int(settings.VEDOMAINS_PLAN_LIMITS.get(plan, 0))
 
 
 class Role(models.TextChoices):
@@ -102,6 +125,12 @@ LIVE_STATUSES = (
     DomainStatus.ACTIVE,
     DomainStatus.MISCONFIGURED,
 )
+
+
+class RedirectCode(models.IntegerChoices):
+    # 308 keeps the method and body (a POST stays a POST); 301 is what old clients know.
+    MOVED_PERMANENTLY = 301, "301 Moved Permanently"
+    PERMANENT_REDIRECT = 308, "308 Permanent Redirect"
 
 
 class CustomDomain(models.Model):
@@ -168,6 +197,14 @@ class CustomDomain(models.Model):
     # only then may another workspace claim it without the ownership TXT proof.
     released_at = models.DateTimeField(null=True, blank=True)
 
+    # A redirect domain: the edge answers every request for it with `redirect_code` and
+    # `https://<redirect_to.hostname><path>?<query>` instead of serving the workspace, once
+    # the target is routed (docs/redirects.md). Always a domain of the same workspace.
+    redirect_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="redirects")
+    redirect_code = models.PositiveSmallIntegerField(choices=RedirectCode.choices, null=True,
+                                                     blank=True)
+
     # The edge item's version: monotonic per hostname across records, bumped by every
     # change the edge must see; the edge store refuses writes older than what it holds.
     edge_version = models.BigIntegerField(default=0)
@@ -186,6 +223,16 @@ class CustomDomain(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(hostname=Lower("hostname")), name="domain_hostname_lowercase"
+            ),
+            # A target and its code come together, and never the domain itself.
+            models.CheckConstraint(
+                condition=(Q(redirect_to__isnull=True, redirect_code__isnull=True)
+                           # isnull=False too: a NULL code would make IN unknown, and a
+                           # CHECK passes on unknown.
+                           | Q(redirect_to__isnull=False, redirect_code__isnull=False,
+                               redirect_code__in=RedirectCode.values))
+                & ~Q(redirect_to=F("id")),
+                name="domain_redirect_valid",
             ),
         ]
         indexes = [
@@ -216,6 +263,10 @@ class CustomDomain(models.Model):
     @property
     def is_edge_routed(self) -> bool:
         return self.status in EDGE_ROUTED_STATUSES
+
+    @property
+    def is_redirect(self) -> bool:
+        return self.redirect_to_id is not None
 
     @property
     def edge_in_sync(self) -> bool:
@@ -258,6 +309,8 @@ class EventKind(models.TextChoices):
     PLAN_DETACHED = "plan_detached", "Detached (plan)"
     PLAN_WITHIN_LIMIT = "plan_within_limit", "Within the plan's limit again"
     ADOPTED = "adopted", "Adopted from the seed's table"
+    # A redirect set, changed or cleared (docs/redirects.md); registration records its own.
+    REDIRECT_CHANGED = "redirect_changed", "Redirect changed"
 
 
 class DomainEvent(models.Model):
@@ -538,6 +591,9 @@ class ExternalWorkspace(models.Model):
     # The plan the main app sent and its subscription state ("active" or "cancelled");
     # Workspace.plan holds the effective one (free while cancelled).
     plan = models.CharField(max_length=20, blank=True, default="")
+    # Which field orders this resource's versions ("version" or "updated_at"); fixed by the
+    # first applied request, so the two number spaces are never compared.
+    version_field = models.CharField(max_length=10, blank=True, default="")
     subscription_status = models.CharField(max_length=20, blank=True, default="active")
     deleted_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -555,6 +611,7 @@ class ExternalMembership(models.Model):
     subject = models.CharField(max_length=255)
     role = models.CharField(max_length=20, blank=True, default="")
     version = models.BigIntegerField(default=0)
+    version_field = models.CharField(max_length=10, blank=True, default="")
     removed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

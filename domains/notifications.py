@@ -35,7 +35,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from domains import lifecycle
+from domains import lifecycle, signing
 from domains.integrations import webhook_http
 from domains.integrations.backoff import EQUAL_JITTER, backoff_delay
 from domains.integrations.errors import IntegrationError
@@ -241,10 +241,16 @@ def canonical_body(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode("ascii")
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """`t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` (the X-Vedomains-Signature value)."""
+def sign(secret: str, timestamp: int, body: bytes, url: str = "") -> str:
+    """`t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>` (the X-Vedomains-Signature value),
+    plus `,v2=<hex>` over the canonical request (`domains.signing`, the sync API's scheme:
+    POST, the receiver URL's path and query, the body's SHA-256) when `url` is given.
+    Receivers written for v1 keep working; new ones verify v2, the one scheme both ways."""
     digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={digest.hexdigest()}"
+    value = f"t={timestamp},v1={digest.hexdigest()}"
+    if url:
+        value += f",v2={signing.v2_digest_for_url(secret, timestamp, 'POST', url, body)}"
+    return value
 
 
 def webhook_backoff(attempt: int) -> timedelta:
@@ -277,7 +283,7 @@ def webhook_deliver(*, delivery_id: int) -> str:
     attempt = delivery.attempts + 1
     body = canonical_body(delivery.payload)
     headers = {
-        SIGNATURE_HEADER: sign(endpoint.secret, int(time.time()), body),
+        SIGNATURE_HEADER: sign(endpoint.secret, int(time.time()), body, url=endpoint.url),
         "X-Vedomains-Event-Id": str(delivery.payload.get("id", "")),
         "X-Vedomains-Event-Type": delivery.event_type,
         "X-Vedomains-Delivery-Attempt": str(attempt),

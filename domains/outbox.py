@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from domains import selectors
+from domains import dns_doctor, selectors
 from domains.models import (
     CustomDomain,
     DeliveryStatus,
@@ -203,6 +203,9 @@ def _status_context(domain: CustomDomain, event: DomainEvent) -> dict[str, Any]:
         why = event.message or domain.last_error
         context.update(why=why, advice=failure_advice(why, (event.data or {}).get("code", "")),
                        records=selectors.domain_dns_records(domain))
+    if event.to_status in (DomainStatus.MISCONFIGURED, DomainStatus.FAILED):
+        # The DNS doctor's findings from the check that decided it (docs/dns-doctor.md).
+        context["diagnosis"] = dns_doctor.stored_diagnosis(domain.checks)
     return context
 
 

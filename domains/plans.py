@@ -17,6 +17,7 @@ processed under a row lock (skip_locked), so overlapping beats never detach twic
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from domains import lifecycle, outbox, services
@@ -35,9 +36,9 @@ from domains.models import (
     DomainEvent,
     EventKind,
     NotificationKind,
-    Plan,
     PlanGrace,
     Workspace,
+    default_plan_limit,
 )
 
 log = logging.getLogger(__name__)
@@ -56,14 +57,30 @@ class PlanChange:
 
 
 def plan_limit(plan: str) -> int:
-    return int(settings.VEDOMAINS_PLAN_LIMITS.get(plan, 0))
+    """The local default table's limit for a plan (0 for a name it does not know)."""
+    return default_plan_limit(plan)
+
+
+# A plan name: what the main app calls it, short and printable (it appears in emails).
+PLAN_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,19}$")
+
+
+class _Keep:
+    """`domain_limit` not given: keep the workspace's current override."""
+
+
+KEEP = _Keep()
 
 
 def _live(workspace: Workspace) -> list[CustomDomain]:
-    # Newest first: the newest extras are the ones detached, the oldest domains are kept.
+    # Redirect domains first, then newest first: the extras detached are redirects before
+    # any domain that serves the site (a pair over the limit loses its redirect, never its
+    # primary), then the newest domains; the oldest are kept. A redirect counts like any
+    # domain (docs/redirects.md).
+    is_plain = Case(When(redirect_to__isnull=False, then=Value(0)), default=Value(1))
     return list(CustomDomain.objects.filter(workspace=workspace,
                                             status__in=LIVE_STATUSES)
-                .order_by("-created_at", "-id"))
+                .order_by(is_plain, "-created_at", "-id"))
 
 
 def _extras(workspace: Workspace, limit: int) -> tuple[list[CustomDomain], int]:
@@ -99,8 +116,8 @@ def _notice(*, grace: PlanGrace, kind: str, suffix: str, extras: list[CustomDoma
     # Anchored on the first domain to go; the state key makes it one email per step.
     queued = outbox.outbox_plan_notice(
         domain=extras[0], kind=kind, state_key=f"plan:{grace.pk}:{suffix}", event=event,
-        context={"plan": grace.plan, "plan_name": Plan(grace.plan).label
-                 if grace.plan in Plan.values else grace.plan,
+        context={"plan": grace.plan, "plan_name": grace.workspace.plan_label
+                 if grace.workspace.plan == grace.plan else grace.plan,
                  "limit": grace.limit, "live": live,
                  "extras": [d.hostname for d in extras],
                  "deadline": outbox.datetime_iso(grace.detach_after)},
@@ -108,25 +125,46 @@ def _notice(*, grace: PlanGrace, kind: str, suffix: str, extras: list[CustomDoma
     lifecycle.enqueue_all_after_commit(queued)
 
 
-def workspace_plan_change(*, workspace: Workspace, plan: str, source: str,
-                          by: AbstractBaseUser | None = None) -> PlanChange:
-    """Set the workspace's plan and apply what it means for its domains.
+def plan_validate(*, plan: object, domain_limit: int | None) -> None:
+    """A usable plan: a plan name, and a limit known for it (given, or the default table's).
 
+    A plan name never seen before with no `domain_limit` is refused (400 `unknown_plan`)
+    rather than taken as a limit of 0, which would start detaching a workspace's domains
+    because the main app renamed a plan.
+    """
+    if not isinstance(plan, str) or not PLAN_NAME.match(plan):
+        raise InvalidInput(f"'{str(plan)[:40]}' is not a plan name (1-20 lowercase letters, "
+                           "digits, '_', '.', '-').", code="invalid_plan", field="plan")
+    if domain_limit is None and plan not in settings.VEDOMAINS_PLAN_LIMITS:
+        raise InvalidInput(
+            f"vedomains has no default limit for the plan '{plan}'; send its domain_limit.",
+            code="unknown_plan", field="domain_limit")
+
+
+def workspace_plan_change(*, workspace: Workspace, plan: str, source: str,
+                          by: AbstractBaseUser | None = None,
+                          domain_limit: int | None | _Keep = KEEP) -> PlanChange:
+    """Set the workspace's plan (and its domain limit) and apply what it means for its domains.
+
+    `domain_limit`: the main app's limit for this workspace (an int), None for the local
+    default table's, or KEEP (the current override stays). A plan name the table does not
+    know needs a limit: refused otherwise (`unknown_plan`), never silently taken as 0.
     Must be called with the new plan even when it is unchanged (a no-op then), so callers
     need not compare first. Runs in one transaction with the workspace row locked: a
     registration racing with a downgrade is counted either before or after it, never lost.
     """
-    if plan not in Plan.values:
-        raise InvalidInput(f"Unknown plan '{str(plan)[:40]}'; expected one of "
-                           f"{', '.join(Plan.values)}.", code="invalid_plan", field="plan")
+    override = workspace.domain_limit_override if isinstance(domain_limit, _Keep) else (
+        domain_limit)
+    plan_validate(plan=plan, domain_limit=override)
     now = timezone.now()
     with transaction.atomic():
         locked = Workspace.objects.select_for_update().get(pk=workspace.pk)
         old = locked.plan
-        if old != plan:
-            Workspace.objects.filter(pk=locked.pk).update(plan=plan)
-        workspace.plan = plan
-        limit = plan_limit(plan)
+        if (old, locked.domain_limit_override) != (plan, override):
+            Workspace.objects.filter(pk=locked.pk).update(plan=plan,
+                                                          domain_limit_override=override)
+        workspace.plan, workspace.domain_limit_override = plan, override
+        limit = workspace.domain_limit
         extras, live = _extras(workspace, limit)
         result = PlanChange(workspace=workspace.slug, old_plan=old, new_plan=plan, limit=limit,
                             live=live, extras=[d.hostname for d in extras])
@@ -187,9 +225,13 @@ def workspaces_over_limit_untracked() -> list[Workspace]:
     open_grace = Exists(PlanGrace.objects.filter(workspace=OuterRef("pk"),
                                                  resolved_at__isnull=True))
     found: list[Workspace] = []
-    for plan in Workspace.objects.values_list("plan", flat=True).distinct():
-        found += list(Workspace.objects.filter(plan=plan).annotate(live=live, graced=open_grace)
-                      .filter(live__gt=plan_limit(plan), graced=False))
+    candidates = Workspace.objects.annotate(live=live, graced=open_grace).filter(graced=False)
+    for plan in Workspace.objects.filter(domain_limit_override__isnull=True).values_list(
+            "plan", flat=True).distinct():
+        found += list(candidates.filter(plan=plan, domain_limit_override__isnull=True,
+                                        live__gt=plan_limit(plan)))
+    found += list(candidates.filter(domain_limit_override__isnull=False,
+                                    live__gt=F("domain_limit_override")))
     return found
 
 
@@ -209,7 +251,14 @@ def plan_graces_enforce(*, now: datetime | None = None, source: str = "system:pl
     for workspace in workspaces_over_limit_untracked():
         # Over the limit with no grace period: the plan was changed outside the sync (staff
         # in the admin) or domains arrived outside registration (adoption). Same rules.
-        change = workspace_plan_change(workspace=workspace, plan=workspace.plan, source=source)
+        try:
+            change = workspace_plan_change(workspace=workspace, plan=workspace.plan,
+                                           source=source)
+        except InvalidInput as exc:
+            # A plan name set by hand (admin) that the default table does not know and no
+            # override: staff must fix it; the others go on.
+            log.warning("workspace %s: %s", workspace.slug, exc.message)
+            continue
         report.opened += int(change.outcome == "over_limit")
     ids = list(PlanGrace.objects.filter(resolved_at__isnull=True).values_list("pk", flat=True))
     for pk in ids:

@@ -8,9 +8,18 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
-from domains import hostnames
+from domains import dns_doctor, hostnames
 from domains.integrations import edge_store
-from domains.models import CustomDomain, DomainStatus, Membership, Workspace
+from domains.models import (
+    LIVE_STATUSES,
+    CustomDomain,
+    DomainEvent,
+    DomainStatus,
+    EventKind,
+    Membership,
+    PlanGrace,
+    Workspace,
+)
 
 
 def membership_role(*, user: AbstractBaseUser | AnonymousUser, workspace: Workspace) -> str | None:
@@ -131,12 +140,14 @@ def domain_seed_status(domain: CustomDomain) -> tuple[str, str]:
     """
     target = settings.VEDOMAINS_CNAME_TARGET
     dns_check = (domain.checks or {}).get("dns") if isinstance(domain.checks, dict) else None
+    # The DNS doctor's words, where the last check found something to name.
+    doctor = dns_doctor.in_words(dns_doctor.stored_diagnosis(domain.checks))
     if domain.status == DomainStatus.ACTIVE:
         return SEED_VERIFIED, "Domain verified and mapped successfully"
     if domain.status == DomainStatus.MISCONFIGURED:
         return SEED_INVALID_CNAME, (
-            f"Please ensure CNAME points to {target}. The domain stops serving if it is "
-            "not fixed within the grace period."
+            f"{doctor or f'Please ensure CNAME points to {target}.'} The domain stops serving "
+            "if it is not fixed within the grace period."
         )
     if domain.status == DomainStatus.FAILED:
         return SEED_ERROR, domain.last_error or "Could not verify domain. Check DNS configuration."
@@ -148,16 +159,20 @@ def domain_seed_status(domain: CustomDomain) -> tuple[str, str]:
     if dns_check is None:
         return SEED_PENDING, f"Add a CNAME record for {domain.hostname} pointing to {target}."
     if dns_check.get("transient"):
+        if doctor:  # SERVFAIL that the doctor could explain (DNSSEC)
+            return SEED_ERROR, doctor
         return SEED_ERROR, (
             "Could not verify domain right now (DNS did not answer). Check DNS configuration; "
             "we retry automatically."
         )
     if not dns_check.get("ok"):
-        return SEED_INVALID_CNAME, f"Please ensure CNAME points to {target}"
+        return SEED_INVALID_CNAME, doctor or f"Please ensure CNAME points to {target}"
     if domain.ownership_required and domain.ownership_verified_at is None:
         return SEED_PENDING, (
             f"Add the TXT record {domain.ownership_record_name} to prove you own the domain."
         )
+    if doctor:  # DNS points at us, but e.g. a CAA record stops the certificate
+        return SEED_PENDING, doctor
     return SEED_PENDING, (
         "DNS is set up correctly; the TLS certificate is being issued. This usually takes a "
         "few minutes."
@@ -191,4 +206,98 @@ def edge_item_for(domain: CustomDomain) -> dict[str, Any]:
         "verifiedAt": edge_store.item_timestamp(domain.verified_at),
         "updatedAt": edge_store.item_timestamp(domain.updated_at),
         "version": domain.edge_version,
+        **edge_redirect_attributes(domain),
     }
+
+
+def edge_redirect_target(domain: CustomDomain) -> CustomDomain | None:
+    """The target a redirect domain's edge item names, or None while it must not name one.
+
+    A redirect is projected only while its target is routed at the edge, is a domain of the
+    same workspace and is not itself a redirect (docs/redirects.md): until then (a pair
+    registered together, or a target that stopped routing) the redirect domain serves its
+    workspace like any domain, and the edge never redirects to a host that does not answer.
+    """
+    if domain.redirect_to_id is None or domain.redirect_code is None:
+        return None
+    target = domain.redirect_to
+    if (target is None or target.pk == domain.pk or target.workspace_id != domain.workspace_id
+            or not target.is_edge_routed or target.redirect_to_id is not None):
+        return None
+    return target
+
+
+def edge_redirect_attributes(domain: CustomDomain) -> dict[str, Any]:
+    """`redirectTo` / `redirectCode` for a routed redirect domain's item; {} otherwise."""
+    target = edge_redirect_target(domain) if domain.is_edge_routed else None
+    if target is None:
+        return {}
+    return {"redirectTo": target.hostname, "redirectCode": int(domain.redirect_code or 0)}
+
+
+# --- plan state and removal reasons ---------------------------------------
+
+
+def workspace_plan_state(workspace: Workspace) -> dict[str, Any]:
+    """What the frontend shows about a workspace's plan: limit, usage, and any grace period.
+
+    `at_risk` lists the live domains that will be detached at `grace_until` unless the
+    workspace gets back within its limit: the newest ones above the limit (the rule
+    `domains.plans` applies at the deadline), so the answer matches what will happen.
+    """
+    live = list(CustomDomain.objects.filter(workspace=workspace, status__in=LIVE_STATUSES)
+                .order_by("-created_at", "-id").values_list("hostname", flat=True))
+    limit = workspace.domain_limit
+    grace = PlanGrace.objects.filter(workspace=workspace, resolved_at__isnull=True).first()
+    at_risk: list[dict[str, Any]] = []
+    if grace is not None:
+        excess = max(0, len(live) - max(0, grace.limit))
+        at_risk = [{"hostname": h, "detach_after": grace.detach_after} for h in live[:excess]]
+    return {
+        "workspace": workspace.slug,
+        "plan": workspace.plan,
+        "domain_limit": limit,
+        "domains_used": len(live),
+        "can_register": len(live) < limit,
+        "over_limit": len(live) > limit,
+        "grace_until": grace.detach_after if grace is not None else None,
+        "warned_at": grace.warned_at if grace is not None else None,
+        "at_risk": at_risk,
+    }
+
+
+def open_plan_grace_deadline(workspace: Workspace) -> Any:
+    """The detachment deadline of the workspace's open grace period, or None."""
+    return (PlanGrace.objects.filter(workspace=workspace, resolved_at__isnull=True)
+            .values_list("detach_after", flat=True).first())
+
+
+def domain_removal(domain: CustomDomain) -> dict[str, str] | None:
+    """Why a removed domain was removed, as a stable code and the audit event's message.
+
+    Codes: `plan_limit` (detached at the end of a downgrade's grace period),
+    `workspace_deleted` (deleted in ve.ai), `dns_not_pointing` (misconfigured past its grace),
+    `removed_by_member` (the API), `removed_by_staff` (admin, commands), `removed` (anything
+    else). Derived from the audit trail, so old records get a reason too.
+    """
+    if domain.status != DomainStatus.REMOVED:
+        return None
+    event = (DomainEvent.objects.filter(domain=domain, to_status=DomainStatus.REMOVED)
+             .order_by("-created_at", "-id").first())
+    if event is None:
+        return {"code": "removed", "message": ""}
+    plan_detached = DomainEvent.objects.filter(
+        domain=domain, kind=EventKind.PLAN_DETACHED, created_at__gte=event.created_at).exists()
+    if plan_detached or event.source == "system:plan":
+        code = "plan_limit"
+    elif event.source == "service:sync":
+        code = "workspace_deleted"
+    elif event.from_status == DomainStatus.MISCONFIGURED and event.source.startswith("system"):
+        code = "dns_not_pointing"
+    elif event.source == "api":
+        code = "removed_by_member"
+    elif event.source.startswith(("admin", "command", "staff")):
+        code = "removed_by_staff"
+    else:
+        code = "removed"
+    return {"code": code, "message": event.message}

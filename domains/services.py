@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -27,7 +28,13 @@ from domains.errors import (
     PermissionDeniedError,
     Throttled,
 )
-from domains.hostnames import HostnameError, validate_custom_hostname
+from domains.hostnames import (
+    HostnameError,
+    apex_supported,
+    is_apex,
+    normalize_hostname,
+    validate_custom_hostname,
+)
 from domains.integrations import cdn, dns
 from domains.integrations.errors import IntegrationError
 from domains.lifecycle import (
@@ -38,11 +45,13 @@ from domains.lifecycle import (
     event_record,
 )
 from domains.models import (
+    EDGE_ROUTED_STATUSES,
     LIVE_STATUSES,
     WRITE_ROLES,
     CustomDomain,
     DomainStatus,
     EventKind,
+    RedirectCode,
     Workspace,
 )
 
@@ -91,14 +100,19 @@ PREVALIDATION_MODES = ("", "acm", "self-hosted")
 
 def domain_register(
     *, workspace: Workspace, hostname: object, by: AbstractBaseUser | None, source: str = "api",
-    prevalidation: str = "",
+    prevalidation: str = "", redirect_to: object = None, redirect_code: object = None,
 ) -> CustomDomain:
     """Claim `hostname` for `workspace`; checks and the certificate request follow.
 
     `prevalidation` ("acm" | "self-hosted"): the certificate is issued before the customer
-    moves the CNAME (a live site elsewhere); see docs/cdn.md.
+    moves the CNAME (a live site elsewhere); see docs/cdn.md. `redirect_to`: the domain is a
+    redirect to that domain of the same workspace (docs/redirects.md).
     """
     host = _register_validate_hostname(hostname)
+    code = redirect_code_check(redirect_code) if redirect_to is not None else None
+    if redirect_to is not None:
+        # Unlocked here so a bad target is a 400 before any DNS work; again under the lock.
+        redirect_target_check(workspace=workspace, hostname=host, target=redirect_to)
     # Before the plan checks: at the limit, a name already held here is a 409, not a 403.
     _register_refuse_if_held_here(host=host, workspace=workspace)
     needs_acm = _register_check_prevalidation(prevalidation)
@@ -124,9 +138,13 @@ def domain_register(
             if holder is not None:
                 _release_holder(holder=holder, workspace=workspace, by=by, source=source,
                                 proof=proof)
+            target = (redirect_target_check(workspace=workspace, hostname=host,
+                                            target=redirect_to, lock=True)
+                      if redirect_to is not None else None)
             domain = _register_create(workspace=workspace, host=host, token=token, proof=proof,
                                       by=by, source=source, prevalidation=prevalidation,
-                                      needs_acm=needs_acm)
+                                      needs_acm=needs_acm, redirect_to=target,
+                                      redirect_code=code)
     except IntegrityError as exc:
         # Another request registered the same hostname between our check and our insert.
         raise Conflict(
@@ -160,7 +178,7 @@ def _register_check_prevalidation(prevalidation: str) -> bool:
 def _register_check_entitlement(workspace: Workspace) -> None:
     if workspace.domain_limit <= 0:
         raise NotEntitled(
-            f"The {workspace.get_plan_display()} plan does not include custom domains; "
+            f"The {workspace.plan_label} plan does not include custom domains; "
             "upgrade to a paid plan.",
             code="plan_not_entitled",
         )
@@ -210,23 +228,35 @@ def _register_takeover_proof(*, workspace: Workspace, host: str, token: str) -> 
     )
 
 
-def _register_check_workspace_quotas(workspace: Workspace) -> None:
-    """The plan's domain limit and the per-workspace certificate cap (under the lock)."""
+def _register_check_workspace_quotas(workspace: Workspace, adding: int = 1) -> None:
+    """The plan's domain limit and the per-workspace certificate cap (under the lock).
+
+    `adding`: how many records this registration creates (2 for a www/apex pair: a
+    redirect domain is a domain like any other, with its own certificate and tenant).
+    """
     limit = workspace.domain_limit
     live_count = CustomDomain.objects.filter(
         workspace=workspace, status__in=LIVE_STATUSES
     ).count()
-    if live_count >= limit:
+    if live_count + adding > limit:
+        deadline = selectors.open_plan_grace_deadline(workspace)
+        when = ("" if deadline is None else
+                f" Domains above the limit will be detached after {outbox.datetime_iso(deadline)}"
+                " unless the workspace is back within its plan.")
+        pair = ("" if adding == 1 else
+                f" The pair needs {adding} more (the redirect domain counts too).")
         raise NotEntitled(
-            f"The {workspace.get_plan_display()} plan allows {limit} custom domains "
-            "and this workspace has reached that limit.",
+            f"The {workspace.plan_label} plan allows {limit} custom domains "
+            f"and this workspace has {live_count}.{pair}{when}",
             code="domain_limit_reached",
+            details={"domain_limit": limit, "domains_used": live_count,
+                     "grace_until": None if deadline is None else outbox.datetime_iso(deadline)},
         )
     # Counted under the workspace lock, so parallel requests cannot overshoot it.
     cap = settings.VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE
     if cap > 0 and CustomDomain.objects.filter(
         workspace=workspace, status=DomainStatus.PENDING_VALIDATION
-    ).count() >= cap:
+    ).count() + adding > cap:
         raise Throttled(
             f"This workspace already has {cap} domains waiting for certificates; "
             "finish or remove some of them, then try again.",
@@ -236,7 +266,9 @@ def _register_check_workspace_quotas(workspace: Workspace) -> None:
 
 def _register_create(*, workspace: Workspace, host: str, token: str, proof: bool,
                      prevalidation: str = "", needs_acm: bool = True,
-                     by: AbstractBaseUser | None, source: str) -> CustomDomain:
+                     by: AbstractBaseUser | None, source: str,
+                     redirect_to: CustomDomain | None = None,
+                     redirect_code: int | None = None) -> CustomDomain:
     """Insert the record, its REGISTERED event and its first check after commit."""
     ownership_required = ownership_proof_required(hostname=host, workspace=workspace)
     # Continue the hostname's edge versions, so this record's first push outranks any
@@ -257,6 +289,8 @@ def _register_create(*, workspace: Workspace, host: str, token: str, proof: bool
         edge_version=last_version,
         edge_synced_version=last_version,
         prevalidation=prevalidation,
+        redirect_to=redirect_to,
+        redirect_code=redirect_code if redirect_to is not None else None,
     )
     registered = event_record(
         domain=domain,
@@ -265,7 +299,9 @@ def _register_create(*, workspace: Workspace, host: str, token: str, proof: bool
         by=by,
         to_status=domain.status,
         message=f"Registered for workspace {workspace.slug}",
-        data={"ownership_required": ownership_required, "ownership_proven": proof},
+        data={"ownership_required": ownership_required, "ownership_proven": proof,
+              **({"redirect_to": redirect_to.hostname, "redirect_code": redirect_code}
+                 if redirect_to is not None else {})},
     )
     # The main app hears of the new domain now, not only when it leaves pending.
     enqueue_all_after_commit(outbox.outbox_registered(domain=domain, event=registered))
@@ -491,3 +527,214 @@ def domain_push_to_edge(
         event_record(domain=domain, kind=EventKind.EDGE_PUSH_REQUESTED, source=source, by=by)
         enqueue_after_commit("sync_edge", domain.hostname)
 
+
+
+# --- redirects (docs/redirects.md) --------------------------------------------------------
+
+
+DEFAULT_REDIRECT_CODE = RedirectCode.PERMANENT_REDIRECT
+
+
+def redirect_code_check(code: object) -> int:
+    """301 or 308 (given as a number or its digits); absent means 308."""
+    if code is None or code == "":
+        return int(DEFAULT_REDIRECT_CODE)
+    if isinstance(code, str) and code.strip().isdigit():
+        code = int(code.strip())
+    if isinstance(code, bool) or code not in RedirectCode.values:
+        raise InvalidInput("redirect_code must be 301 or 308 (a permanent redirect).",
+                           code="invalid_redirect_code", field="redirect_code")
+    return int(str(code))
+
+
+def redirect_target_check(*, workspace: Workspace, hostname: str, target: object,
+                          lock: bool = False) -> CustomDomain:
+    """The live record `target` names, if `hostname` may redirect to it; else InvalidInput.
+
+    The target is a domain of the same workspace that holds its hostname (pending, deploying,
+    active or misconfigured), is not `hostname` itself and is not a redirect (no chains).
+    Pending is allowed: a pair registered together has both pending, and the edge redirects
+    only once the target routes. Another workspace's domain and a host nobody registered get
+    the same answer, so it tells nothing about other workspaces.
+    """
+    if not isinstance(target, str) or not target.strip():
+        raise InvalidInput("redirect_to must be the hostname of another domain of this "
+                           "workspace.", code="invalid_redirect_target", field="redirect_to")
+    try:
+        host = normalize_hostname(target)
+    except HostnameError as exc:
+        raise InvalidInput(f"redirect_to: {exc.message}", code="invalid_redirect_target",
+                           field="redirect_to") from exc
+    if host == hostname:
+        raise InvalidInput(f"'{host}' cannot redirect to itself.", code="redirect_to_self",
+                           field="redirect_to")
+    query = CustomDomain.objects.filter(hostname=host, status__in=LIVE_STATUSES)
+    if lock:
+        query = query.select_for_update()
+    found = query.first()
+    if found is None or found.workspace_id != workspace.pk:
+        raise InvalidInput(
+            f"'{host}' is not a custom domain of this workspace. A domain can redirect only "
+            "to another custom domain of the same workspace (register it first); for any "
+            "other site, use your DNS provider's forwarding.",
+            code="redirect_target_unknown", field="redirect_to")
+    if found.redirect_to_id is not None:
+        raise InvalidInput(
+            f"'{host}' is itself a redirect; point at the domain it redirects to: redirects "
+            "do not chain.", code="redirect_chain", field="redirect_to")
+    return found
+
+
+@dataclass
+class PairRegistration:
+    """What registering with `include_www` made: the primary, its redirect (None when the
+    apex cannot be served here), and what to tell the customer."""
+
+    primary: CustomDomain
+    redirect: CustomDomain | None
+    notes: list[str] = field(default_factory=list)
+
+
+def www_pair(hostname: object) -> tuple[str, str]:
+    """(apex, www) for `client.com` or `www.client.com`; InvalidInput for anything else."""
+    try:
+        host = normalize_hostname(hostname)
+    except HostnameError as exc:
+        raise InvalidInput(exc.message, code=exc.code, field="hostname") from exc
+    if host.startswith("www.") and is_apex(host[4:]):
+        return host[4:], host
+    if is_apex(host):
+        return host, f"www.{host}"
+    raise InvalidInput(
+        f"include_www pairs an apex domain with its www name ('client.com' and "
+        f"'www.client.com'); '{host}' is neither. Register it alone, or use redirect_to.",
+        code="include_www_not_apex", field="include_www")
+
+
+def domain_register_pair(
+    *, workspace: Workspace, hostname: object, by: AbstractBaseUser | None, source: str = "api",
+    prevalidation: str = "", redirect_code: object = None,
+) -> PairRegistration:
+    """Register `client.com` and `www.client.com` in one transaction: the name given is the
+    primary, the other redirects to it. Without apex support only the www name is
+    registered, and the notes say to forward the apex at the registrar."""
+    apex, www = www_pair(hostname)
+    primary_given = normalize_hostname(hostname)
+    code = redirect_code_check(redirect_code)
+    if not apex_supported():
+        domain = domain_register(workspace=workspace, hostname=www, by=by, source=source,
+                                 prevalidation=prevalidation)
+        return PairRegistration(domain, None, [
+            f"'{apex}' is an apex domain, and DNS does not allow a CNAME at the apex, so only "
+            f"'{www}' was registered. To serve visitors who type '{apex}', have your DNS "
+            f"provider or registrar forward it to https://{www} (often called URL forwarding "
+            "or a redirect)."])
+    primary, secondary = (primary_given, www if primary_given == apex else apex)
+    for host in (primary, secondary):
+        _register_validate_hostname(host)
+        _register_refuse_if_held_here(host=host, workspace=workspace)
+    needs_acm = _register_check_prevalidation(prevalidation)
+    _register_check_entitlement(workspace)
+    if needs_acm:
+        _register_check_account_quota()
+    certificate_budget.certificate_budget_check(workspace=workspace)
+    tokens = {h: ownership_token_for(workspace_id=workspace.pk, hostname=h)
+              for h in (primary, secondary)}
+    # Before the transaction, so no lock is held during DNS I/O.
+    proofs = {h: _register_takeover_proof(workspace=workspace, host=h, token=tokens[h])
+              for h in (primary, secondary)}
+    try:
+        with transaction.atomic():
+            Workspace.objects.select_for_update().filter(pk=workspace.pk).first()
+            _register_check_workspace_quotas(workspace, adding=2)
+            for host in (primary, secondary):
+                holder = (CustomDomain.objects.select_for_update().filter(hostname=host)
+                          .exclude(status=DomainStatus.REMOVED).first())
+                if holder is not None:
+                    _release_holder(holder=holder, workspace=workspace, by=by, source=source,
+                                    proof=proofs[host])
+            first = _register_create(workspace=workspace, host=primary, token=tokens[primary],
+                                     proof=proofs[primary], by=by, source=source,
+                                     prevalidation=prevalidation, needs_acm=needs_acm)
+            second = _register_create(workspace=workspace, host=secondary,
+                                      token=tokens[secondary], proof=proofs[secondary], by=by,
+                                      source=source, prevalidation=prevalidation,
+                                      needs_acm=needs_acm, redirect_to=first, redirect_code=code)
+    except IntegrityError as exc:
+        raise Conflict("One of the pair was just claimed by another request.",
+                       code="hostname_taken", field="hostname") from exc
+    return PairRegistration(first, second, [
+        f"'{secondary}' redirects to '{primary}' ({code}) once both are live; each needs its "
+        "own DNS records, listed with it."])
+
+
+def domain_set_redirect(
+    *, domain: CustomDomain, redirect_to: object, redirect_code: object = None,
+    by: AbstractBaseUser | None, source: str = "api",
+) -> CustomDomain:
+    """Make `domain` a redirect to `redirect_to` (None: serve the workspace again)."""
+    with transaction.atomic():
+        locked = CustomDomain.objects.select_for_update().get(pk=domain.pk)
+        if locked.status not in LIVE_STATUSES:
+            raise InvalidTransition("Only a live domain can be changed.", code="domain_removed")
+        before = (locked.redirect_to.hostname if locked.redirect_to else None,
+                  locked.redirect_code)
+        if redirect_to is None:
+            target, code = None, None
+        else:
+            code = redirect_code_check(redirect_code)
+            pointing = list(locked.redirects.filter(status__in=LIVE_STATUSES)
+                            .values_list("hostname", flat=True))
+            if pointing:
+                raise InvalidInput(
+                    f"{', '.join(pointing)} redirect(s) to '{locked.hostname}', so it cannot "
+                    "become a redirect itself: redirects do not chain. Point them elsewhere "
+                    "first.", code="redirect_chain", field="redirect_to")
+            target = redirect_target_check(workspace=locked.workspace, hostname=locked.hostname,
+                                           target=redirect_to, lock=True)
+        after = (target.hostname if target else None, code)
+        if after == before:
+            return locked
+        updates: dict[str, object] = {"redirect_to": target, "redirect_code": code,
+                                      "updated_at": timezone.now()}
+        if locked.status in EDGE_ROUTED_STATUSES:
+            updates["edge_version"] = F("edge_version") + 1
+            enqueue_after_commit("sync_edge", locked.hostname)
+        CustomDomain.objects.filter(pk=locked.pk).update(**updates)
+        event_record(
+            domain=locked, kind=EventKind.REDIRECT_CHANGED, source=source, by=by,
+            message=(f"Redirects to {after[0]} ({after[1]})" if target
+                     else f"No longer redirects to {before[0]}"),
+            data={"from": {"redirect_to": before[0], "redirect_code": before[1]},
+                  "to": {"redirect_to": after[0], "redirect_code": after[1]}})
+    locked.refresh_from_db()
+    return locked
+
+
+def domain_live_redirects(domain: CustomDomain) -> list[CustomDomain]:
+    return list(domain.redirects.filter(status__in=LIVE_STATUSES + (DomainStatus.FAILED,))
+                .order_by("hostname"))
+
+
+def domain_remove_target(
+    *, domain: CustomDomain, by: AbstractBaseUser | None, source: str = "api",
+    remove_redirects: bool = False, release: bool = False,
+) -> CustomDomain:
+    """A person's removal (API, admin): refused while redirects point at the domain, unless
+    they asked to remove those too. The system's own removals (grace period, plan) go
+    through `domain_remove` and leave the redirects serving their workspace directly."""
+    with transaction.atomic():
+        pointing = domain_live_redirects(domain)
+        if pointing and not remove_redirects:
+            names = ", ".join(d.hostname for d in pointing)
+            raise Conflict(
+                f"{names} redirect(s) to '{domain.hostname}'. Remove them too (API: "
+                "remove_redirects=true; admin: confirm on the next page), or point them "
+                "elsewhere first.", code="has_redirects", field="remove_redirects",
+                details={"redirects": [d.hostname for d in pointing]})
+        for redirect in pointing:
+            domain_remove(domain=redirect, by=by, source=source,
+                          reason=f"Removed with its target {domain.hostname}")
+        if release:
+            return domain_release(domain=domain, by=by, source=source)
+        return domain_remove(domain=domain, by=by, source=source)

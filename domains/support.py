@@ -20,7 +20,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.timesince import timesince, timeuntil
 
-from domains import selectors
+from domains import dns_doctor, selectors
+from domains.dns_doctor import DiagnosisCode
 from domains.hostnames import HostnameError, normalize_search_hostname
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
 
@@ -245,6 +246,9 @@ def _checks(domain: CustomDomain) -> dict[str, dict[str, Any]]:
 
 
 def _dns_reason(check: dict[str, Any]) -> str:
+    doctor = dns_doctor.stored_diagnosis({"dns": check})
+    if doctor:  # the DNS doctor named the mistake: its words, not the verdict's
+        return doctor[0]["message"]
     words = DNS_REASON_WORDS.get(str(check.get("reason", "")), "")
     detail = str(check.get("detail", ""))
     return f"{words} {detail}".strip() if words else detail
@@ -296,6 +300,10 @@ def record_found(*, domain: CustomDomain, purpose: str,
             return "found", "found"
         if dns.get("reason") == "transient":
             return "", "lookup failed; retrying"
+        # The DNS doctor's name for the mistake, when the last check made a diagnosis.
+        doctor = _routing_found(checks)
+        if doctor != "missing":
+            return "missing", doctor
         chain = [str(name) for name in dns.get("chain") or []]
         target = settings.VEDOMAINS_CNAME_TARGET
         if dns.get("reason") == "wrong_target" and len(chain) > 1:
@@ -317,6 +325,35 @@ def _record_lines(domain: CustomDomain, checks: dict[str, dict[str, Any]]) -> li
         found, words = record_found(domain=domain, purpose=purpose, checks=checks)
         lines.append(RecordLine(PURPOSE_LABELS.get(purpose, purpose), rec["type"], rec["name"],
                                 rec["value"], found, words))
+    return lines
+
+
+def _routing_found(checks: dict[str, dict[str, Any]]) -> str:
+    """What the DNS doctor found at the routing record, in a few words; "missing" when it
+    named nothing (never "missing" for a CNAME that exists but points elsewhere)."""
+    for entry in dns_doctor.stored_diagnosis(checks):
+        code = dns_doctor.code_of(entry)
+        if code is not None and code not in (DiagnosisCode.CAA_FORBIDS_AMAZON,
+                                             DiagnosisCode.OLD_ANSWER_CACHED):
+            return dns_doctor.short_words(code)
+    return "missing"
+
+
+@dataclass(frozen=True)
+class DiagnosisLine:
+    words: str
+    message: str
+    fix: str
+    docs_url: str
+
+
+def domain_diagnosis(*, domain: CustomDomain) -> list[DiagnosisLine]:
+    """The DNS doctor's findings from the last check, for the support page. No queries."""
+    lines = []
+    for entry in dns_doctor.stored_diagnosis(domain.checks):
+        code = dns_doctor.code_of(entry)
+        lines.append(DiagnosisLine(dns_doctor.short_words(code) if code else entry["code"],
+                                   entry["message"], entry["fix"], entry["docs_url"]))
     return lines
 
 

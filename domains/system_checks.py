@@ -8,7 +8,8 @@ One finder per integration, each returning its problems; `SETTINGS_FINDERS` list
 `settings_check` (registered by `DomainsConfig.ready`) runs them all. To add checks for an
 integration, write a finder here and append it to `SETTINGS_FINDERS`. Ids by range:
 E00x domains and plans, E01x DNS, E02x AWS, E03x edge, E04x webhooks and email, E05x
-Celery, E06x abuse limits (certificate budget share, admin login throttle), E1xx CDN.
+Celery, E06x abuse limits (certificate budget share, admin login throttle), E07x web server,
+Redis and database credentials, E1xx CDN, E2xx ve.ai (`domains.veai_checks`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from django.core.checks import CheckMessage, Error, register
 from domains.cdn_checks import cdn_settings_problems
 from domains.edge_config import edge_config_from_settings
 from domains.integrations import dns
+from domains.veai_checks import veai_settings_problems
 from edge_lambda.handler import EdgeConfigError
 
 Finder = Callable[[], list[CheckMessage]]
@@ -254,6 +256,51 @@ def abuse_limit_settings_problems() -> list[CheckMessage]:
     return problems
 
 
+# --- web server and Redis ------------------------------------------------------------------
+
+
+def web_settings_problems() -> list[CheckMessage]:
+    problems: list[CheckMessage] = []
+    allowed = settings.VEDOMAINS_WEB_FORWARDED_ALLOW_IPS
+    bad = []
+    for entry in allowed:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            bad.append(entry)
+    if bad or not allowed or "*" in allowed:
+        # "*" would trust X-Forwarded-* from anything that reaches the port (the metrics
+        # scraper's network, say), letting it choose the client address and scheme.
+        problems.append(_error(
+            "VEDOMAINS_WEB_FORWARDED_ALLOW_IPS",
+            f"must list IP addresses or networks (not '*'); got {', '.join(allowed) or 'nothing'}.",
+            "Give the load balancer's subnets, e.g. 10.0.0.0/24,10.0.1.0/24.", 70))
+    if settings.REDIS_PASSWORD and any(c in settings.REDIS_PASSWORD for c in '@"/ '):
+        problems.append(_error(
+            "REDIS_PASSWORD", "contains a character ElastiCache AUTH tokens may not hold.",
+            "Use 16-128 printable characters other than @, \", / and space.", 71))
+    problems.extend(_database_password_problems())
+    return problems
+
+
+def _database_password_problems() -> list[CheckMessage]:
+    problems: list[CheckMessage] = []
+    for name in ("DATABASE_PASSWORD_SECRET_ARN", "DATABASE_APP_USER_SECRET_ARN"):
+        value = getattr(settings, name)
+        if value and not re.match(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:",
+                                  value):
+            problems.append(_error(name, "is not a Secrets Manager secret ARN.",
+                                   "arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME", 72))
+    if settings.DATABASE_PASSWORD_SECRET_ARN and settings.DATABASE_PASSWORD_FILE:
+        problems.append(_error("DATABASE_PASSWORD_FILE", "is set with "
+                               "DATABASE_PASSWORD_SECRET_ARN: give one password source.",
+                               "Keep the secret (production) or the file.", 73))
+    if _not_positive(["DATABASE_PASSWORD_CACHE_SECONDS"]):
+        problems.append(_error("DATABASE_PASSWORD_CACHE_SECONDS", "must be a positive number.",
+                               "60 reads the password at most once a minute.", 74))
+    return problems
+
+
 SETTINGS_FINDERS: list[Finder] = [
     domains_settings_problems,
     dns_settings_problems,
@@ -263,6 +310,8 @@ SETTINGS_FINDERS: list[Finder] = [
     notification_settings_problems,
     celery_settings_problems,
     abuse_limit_settings_problems,
+    web_settings_problems,
+    veai_settings_problems,
 ]
 
 

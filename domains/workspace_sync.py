@@ -46,6 +46,8 @@ from domains.models import (
 log = logging.getLogger(__name__)
 
 MAX_VERSION = 2**63 - 1
+# A member sent before its workspace: when to try again.
+MEMBER_RETRY_AFTER_SECONDS = 5
 SUBSCRIPTION_STATUSES = {"active": "active", "cancelled": "cancelled", "canceled": "cancelled"}
 
 
@@ -70,6 +72,7 @@ class SyncResult:
             "workspace": None if ws is None else {
                 "slug": ws.slug, "name": ws.name, "plan": ws.plan,
                 "domain_limit": ws.domain_limit,
+                "domain_limit_override": ws.domain_limit_override,
             },
         }
 
@@ -109,6 +112,39 @@ def version_of(data: dict[str, Any]) -> object:
     return value if value is not None else data.get("updated_at")
 
 
+VERSION_FIELDS = ("version", "updated_at")
+
+
+def version_from(data: dict[str, Any]) -> tuple[int, str]:
+    """(version, the field it came from): exactly one of `version` and `updated_at`.
+
+    The two are different number spaces (a counter, microseconds since 1970): a request
+    carrying both is refused rather than one silently chosen.
+    """
+    given = [name for name in VERSION_FIELDS if data.get(name) not in (None, "")]
+    if len(given) > 1:
+        raise InvalidInput("Send either 'version' or 'updated_at', not both: they are "
+                           "different number spaces.", code="ambiguous_version",
+                           field="version")
+    name = given[0] if given else "version"
+    value = data.get(name)
+    if name == "version" and isinstance(value, str) and not value.strip().isdigit():
+        raise InvalidInput("'version' is a whole number; send a timestamp as 'updated_at'.",
+                           code="invalid_version", field="version")
+    if name == "updated_at" and (isinstance(value, int) or (
+            isinstance(value, str) and value.strip().isdigit())):
+        raise InvalidInput("'updated_at' is an ISO 8601 timestamp; send a counter as "
+                           "'version'.", code="invalid_version", field="updated_at")
+    return parse_version(value, field=name), name
+
+
+def _same_ordering(stored: str, incoming: str, *, what: str) -> None:
+    if stored and stored != incoming:
+        raise InvalidInput(
+            f"This {what} is ordered by '{stored}'; send '{stored}', not '{incoming}' (the two "
+            "cannot be compared).", code="version_field_mismatch", field=incoming)
+
+
 def _text(value: object, *, field: str, max_length: int, required: bool = True) -> str:
     if value is None or value == "":
         if required:
@@ -145,20 +181,43 @@ class WorkspaceInput:
     plan: str
     subscription_status: str
     version: int
+    version_field: str = "version"
+    # The main app's domain limit for this workspace; None: the local default table's.
+    domain_limit: int | None = None
+
+
+MAX_DOMAIN_LIMIT = 1_000_000
+
+
+def _domain_limit(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not (
+            0 <= value <= MAX_DOMAIN_LIMIT):
+        raise InvalidInput(f"'domain_limit' must be a whole number from 0 to {MAX_DOMAIN_LIMIT}"
+                           " (or absent for the plan's default).", code="invalid",
+                           field="domain_limit")
+    return value
 
 
 def workspace_input(*, external_id: object, data: dict[str, Any]) -> WorkspaceInput:
     status = _choice(data.get("subscription_status") or "active", field="subscription_status",
                      choices=list(SUBSCRIPTION_STATUSES), code="invalid_subscription_status")
-    return WorkspaceInput(
+    version, version_field = version_from(data)
+    result = WorkspaceInput(
         external_id=_text(external_id, field="id", max_length=200),
         slug=_slug(data.get("slug")),
         name=_text(data.get("name"), field="name", max_length=200),
-        plan=_choice(data.get("plan"), field="plan", choices=list(Plan.values),
-                     code="invalid_plan"),
+        # Any plan name (the main app owns plans); domains.plans checks its form and that a
+        # limit is known for it (its domain_limit here, or the default table).
+        plan=_text(data.get("plan"), field="plan", max_length=40).lower(),
         subscription_status=SUBSCRIPTION_STATUSES[status],
-        version=parse_version(version_of(data)),
+        version=version,
+        version_field=version_field,
+        domain_limit=_domain_limit(data.get("domain_limit")),
     )
+    plans.plan_validate(plan=result.plan, domain_limit=result.domain_limit)
+    return result
 
 
 @dataclass(frozen=True)
@@ -168,6 +227,7 @@ class MemberInput:
     role: str
     email: str
     version: int
+    version_field: str = "version"
 
 
 def member_input(*, external_id: object, subject: object, data: dict[str, Any],
@@ -175,13 +235,15 @@ def member_input(*, external_id: object, subject: object, data: dict[str, Any],
     email = _text(data.get("email"), field="email", max_length=254, required=False)
     if email and "@" not in email:
         raise InvalidInput("'email' is not an email address.", code="invalid", field="email")
+    version, version_field = version_from(data)
     return MemberInput(
         external_id=_text(external_id, field="id", max_length=200),
         subject=_text(subject, field="subject", max_length=255),
         role="" if removal else _choice(data.get("role"), field="role",
                                         choices=list(Role.values), code="invalid_role"),
         email=email,
-        version=parse_version(version_of(data)),
+        version=version,
+        version_field=version_field,
     )
 
 
@@ -218,12 +280,15 @@ def workspace_upsert(*, data: WorkspaceInput, source: str = "service:sync") -> S
 def _workspace_upsert(data: WorkspaceInput, source: str) -> SyncResult:
     with transaction.atomic():
         ext = _locked_external(data.external_id)
+        _same_ordering(ext.version_field, data.version_field, what="workspace")
         verdict = _compare(ext.version, data.version,
                            exists=ext.workspace_id is not None or ext.deleted_at is not None)
         if verdict:
             return SyncResult(verdict, ext.version, ext.workspace)
         workspace = ext.workspace
-        effective_plan = data.plan if data.subscription_status == "active" else Plan.FREE
+        active = data.subscription_status == "active"
+        effective_plan = data.plan if active else Plan.FREE
+        effective_limit = data.domain_limit if active else None
         if workspace is None or workspace.slug != data.slug:
             _refuse_held_slug(data.slug, workspace)
         taken = Workspace.objects.filter(slug=data.slug).exclude(
@@ -252,11 +317,13 @@ def _workspace_upsert(data: WorkspaceInput, source: str) -> SyncResult:
             Workspace.objects.filter(pk=workspace.pk).update(name=data.name)
             workspace.name = data.name
         ext.version = data.version
+        ext.version_field = data.version_field
         ext.plan = data.plan
         ext.subscription_status = data.subscription_status
         ext.deleted_at = None
         ext.save()
-        plans.workspace_plan_change(workspace=workspace, plan=effective_plan, source=source)
+        plans.workspace_plan_change(workspace=workspace, plan=effective_plan, source=source,
+                                    domain_limit=effective_limit)
     workspace.refresh_from_db()
     return SyncResult(outcome, data.version, workspace)
 
@@ -301,11 +368,12 @@ def _rename(workspace: Workspace, slug: str) -> None:
         lifecycle.enqueue_after_commit("sync_edge", hostname)
 
 
-def workspace_delete(*, external_id: str, version: int, source: str = "service:sync"
-                     ) -> SyncResult:
+def workspace_delete(*, external_id: str, version: int, source: str = "service:sync",
+                     version_field: str = "version") -> SyncResult:
     """Remove the workspace's domains and members; keep a versioned tombstone."""
     with transaction.atomic():
         ext = _locked_external(external_id)
+        _same_ordering(ext.version_field, version_field, what="workspace")
         verdict = _compare(ext.version, version, exists=ext.deleted_at is not None)
         if verdict:
             return SyncResult(verdict, ext.version, ext.workspace)
@@ -319,8 +387,10 @@ def workspace_delete(*, external_id: str, version: int, source: str = "service:s
                 except InvalidTransition:
                     continue  # removed meanwhile
             Membership.objects.filter(workspace=workspace).delete()
-            plans.workspace_plan_change(workspace=workspace, plan=Plan.FREE, source=source)
+            plans.workspace_plan_change(workspace=workspace, plan=Plan.FREE, source=source,
+                                        domain_limit=None)
         ext.version = version
+        ext.version_field = version_field
         ext.deleted_at = timezone.now()
         ext.save()
     return SyncResult("deleted", version, workspace)
@@ -331,10 +401,15 @@ def workspace_delete(*, external_id: str, version: int, source: str = "service:s
 
 def _member_target(ext: ExternalWorkspace) -> Workspace:
     if ext.workspace is None or ext.deleted_at is not None:
-        # The workspace's own upsert has not arrived yet (or it is deleted): the main app
-        # retries member changes after the workspace, so say which.
-        raise NotFound(f"No workspace '{ext.external_id}' has been synced (or it was deleted).",
-                       code="workspace_not_synced", field="id")
+        # The workspace's own upsert has not arrived yet (or it is deleted): a 409 with
+        # Retry-After, which queues retry as they retry any conflict, rather than a 404
+        # that reads as "wrong URL".
+        error = Conflict(f"No workspace '{ext.external_id}' has been synced (or it was "
+                         "deleted); send the workspace first, then retry this.",
+                         code="workspace_not_synced", field="id",
+                         details={"retry_after": MEMBER_RETRY_AFTER_SECONDS})
+        error.retry_after = MEMBER_RETRY_AFTER_SECONDS
+        raise error
     return ext.workspace
 
 
@@ -344,15 +419,17 @@ def member_upsert(*, data: MemberInput, source: str = "service:sync") -> SyncRes
         workspace = _member_target(ext)
         row, _ = ExternalMembership.objects.get_or_create(external_workspace=ext,
                                                           subject=data.subject)
+        _same_ordering(row.version_field, data.version_field, what="member")
         verdict = _compare(row.version, data.version, exists=row.version > 0 or bool(row.role))
         if verdict:
             return SyncResult(verdict, row.version, workspace)
-        user = user_for_external_subject(issuer=settings.VEDOMAINS_JWT_ISSUER,
+        user = user_for_external_subject(issuer=settings.VEDOMAINS_JWT_ISSUER_ID,
                                          subject=data.subject, email=data.email, seen=False)
         _, created = Membership.objects.update_or_create(workspace=workspace, user=user,
                                                          defaults={"role": data.role})
         ExternalMembership.objects.filter(pk=row.pk).update(
-            version=data.version, role=data.role, removed_at=None)
+            version=data.version, version_field=data.version_field, role=data.role,
+            removed_at=None)
     return SyncResult("created" if created else "updated", data.version, workspace)
 
 
@@ -362,13 +439,106 @@ def member_remove(*, data: MemberInput, source: str = "service:sync") -> SyncRes
         workspace = _member_target(ext)
         row, _ = ExternalMembership.objects.get_or_create(external_workspace=ext,
                                                           subject=data.subject)
+        _same_ordering(row.version_field, data.version_field, what="member")
         verdict = _compare(row.version, data.version, exists=row.removed_at is not None)
         if verdict:
             return SyncResult(verdict, row.version, workspace)
         Membership.objects.filter(
-            workspace=workspace, user__external_identity__issuer=settings.VEDOMAINS_JWT_ISSUER,
+            workspace=workspace,
+            user__external_identity__issuer=settings.VEDOMAINS_JWT_ISSUER_ID,
             user__external_identity__subject=data.subject,
         ).delete()
         ExternalMembership.objects.filter(pk=row.pk).update(
-            version=data.version, role="", removed_at=timezone.now())
+            version=data.version, version_field=data.version_field, role="",
+            removed_at=timezone.now())
     return SyncResult("deleted", data.version, workspace)
+
+
+# --- read-back and bulk -------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def workspace_state(*, external_id: str) -> dict[str, Any]:
+    """What vedomains holds for a main-app workspace: the versions stored, the workspace,
+    its members. For the main app to compare with its own rows and repair drift."""
+    ext = (ExternalWorkspace.objects.select_related("workspace")
+           .filter(external_id=external_id).first())
+    if ext is None or (ext.workspace_id is None and ext.deleted_at is None):
+        raise NotFound(f"No workspace '{external_id[:200]}' has been synced.",
+                       code="workspace_not_synced", field="id")
+    ws = ext.workspace
+    members = [
+        {"subject": row.subject, "role": row.role or None, "version": row.version,
+         "version_field": row.version_field or "version", "removed": row.removed_at is not None,
+         "removed_at": _iso(row.removed_at)}
+        for row in ext.member_versions.order_by("subject")
+    ]
+    return {
+        "id": ext.external_id,
+        "version": ext.version,
+        "version_field": ext.version_field or "version",
+        "deleted": ext.deleted_at is not None,
+        "deleted_at": _iso(ext.deleted_at),
+        "plan": ext.plan,
+        "subscription_status": ext.subscription_status,
+        "workspace": None if ws is None else {
+            "slug": ws.slug, "name": ws.name, "plan": ws.plan,
+            "domain_limit": ws.domain_limit, "domain_limit_override": ws.domain_limit_override,
+        },
+        "members": members,
+    }
+
+
+@dataclass(frozen=True)
+class Record:
+    """One workspace of an export (the `import_workspaces` JSON format) and its members."""
+
+    workspace: WorkspaceInput
+    members: list[MemberInput]
+
+
+def record_input(raw: object) -> Record:
+    """A workspace object of the export format: `{id, slug, name, plan, domain_limit?,
+    subscription_status?, version | updated_at, members?: [{subject, role, email?,
+    version | updated_at (default: the workspace's version)}]}`."""
+    if not isinstance(raw, dict):
+        raise InvalidInput("Each record is a JSON object.", code="invalid_body", field="body")
+    ws = workspace_input(external_id=raw.get("id"), data=raw)
+    members_raw = raw.get("members") or []
+    if not isinstance(members_raw, list):
+        raise InvalidInput("'members' must be a list.", code="invalid", field="members")
+    members = []
+    for m in members_raw:
+        if not isinstance(m, dict):
+            raise InvalidInput("Each member is a JSON object.", code="invalid", field="members")
+        data = dict(m)
+        if data.get("version") in (None, "") and data.get("updated_at") in (None, ""):
+            data["version"] = ws.version  # a member without its own: the workspace's
+        members.append(member_input(external_id=ws.external_id, subject=m.get("subject"),
+                                    data=data))
+    return Record(ws, members)
+
+
+def record_apply(record: Record, *, source: str) -> dict[str, Any]:
+    """Apply one record through the same services as the API: idempotent, version-checked.
+
+    The workspace and each member in their own transaction, so a failing member does not
+    undo the workspace (a retry of the whole file applies only what is missing).
+    """
+    with transaction.atomic():
+        result = workspace_upsert(data=record.workspace, source=source)
+    members: list[dict[str, Any]] = []
+    for member in record.members:
+        try:
+            with transaction.atomic():
+                outcome = member_upsert(data=member, source=source).outcome
+            members.append({"subject": member.subject, "outcome": outcome})
+        except (InvalidInput, Conflict) as exc:
+            members.append({"subject": member.subject,
+                            "error": {"code": exc.code, "message": exc.message,
+                                      "field": exc.field}})
+    return {"id": record.workspace.external_id, "outcome": result.outcome,
+            "version": result.version, "members": members}

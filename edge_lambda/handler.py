@@ -15,7 +15,10 @@ For every request it:
   `X-Forwarded-Host`, and with `rewrite_origin` points it at `<workspaceId>.<origin_domain>`;
 * answers unknown or inactive hosts with a small 404 generated at the edge, and a DynamoDB
   failure with the stale cache entry if there is one (for at most `max_stale_seconds` past
-  its TTL), else a 503 with Retry-After.
+  its TTL), else a 503 with Retry-After;
+* answers a redirect domain (an item with `redirectTo`) itself with its 301/308 to the same
+  path and query on the target, once it has checked the target is an active plain mapping
+  of the same workspace (docs/redirects.md).
 
 This module is the whole function: the zip is this file plus `edge_config.json`. It imports
 only the standard library (its DynamoDB client is its own: SigV4 and the JSON protocol over
@@ -516,6 +519,7 @@ class Metrics:
         "not_found": "NotFound",
         "unavailable": "Unavailable",
         "spoofed": "SpoofedHeader",
+        "redirect": "Redirect",
     }
     # The seed's dashboards read these in their own namespace (CustomDomain/Cache).
     SEED_COUNTERS: Final = ("CacheHit", "CacheMiss")
@@ -536,6 +540,7 @@ class Metrics:
     not_found: int
     unavailable: int
     spoofed: int
+    redirect: int
 
     def __init__(self, now: float) -> None:
         self.reset(now, 60.0)
@@ -1035,7 +1040,7 @@ _settings: Settings | None = None
 # host -> (workspaceId or None for "unknown/inactive", fresh until, servable stale until),
 # both on _clock. Expired entries stay (until evicted) so they can be served stale when
 # DynamoDB fails, but never past the third field, which only a successful read moves.
-_cache: OrderedDict[str, tuple[str | None, float, float]] = OrderedDict()
+_cache: OrderedDict[str, tuple[str | Redirect | None, float, float]] = OrderedDict()
 _client: DynamoDBClient | None = None
 _clock: Callable[[], float] = time.monotonic
 _metrics = Metrics(time.monotonic())
@@ -1087,14 +1092,14 @@ def _dynamodb() -> DynamoDBClient:
     return _client
 
 
-def _lookup(host: str, settings: Settings) -> str | None:
+def _lookup(host: str, settings: Settings) -> str | Redirect | None:
     """One GetItem: the active workspace for `host`, or None. Raises on any AWS failure."""
     response = _dynamodb().get_item(
         TableName=settings.table_name,
         Key={"domain": {"S": host}},
         # `status` is a DynamoDB reserved word, hence the placeholder:
         # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ReservedWords.html
-        ProjectionExpression="workspaceId, #st",
+        ProjectionExpression="workspaceId, #st, redirectTo, redirectCode",
         ExpressionAttributeNames={"#st": "status"},
     )
     item = response.get("Item")
@@ -1109,6 +1114,8 @@ def _lookup(host: str, settings: Settings) -> str | None:
         # It goes into a header and maybe a host name: refuse anything that is not a slug.
         _metrics.invalid_item += 1
         return None
+    if "redirectTo" in item:
+        return _redirect_for(host, sys.intern(workspace), item, settings)
     return sys.intern(workspace)
 
 
@@ -1131,7 +1138,7 @@ def _store(
 
 def _resolve_slow(
     raw: str, now: float, settings: Settings
-) -> tuple[str, str | _Unavailable | None]:
+) -> tuple[str, str | Redirect | _Unavailable | None]:
     """Everything but the cache-hit fast path: normalize, platform hosts, lookup, errors."""
     metrics = _metrics
     host = normalize_host(raw)
@@ -1175,6 +1182,117 @@ def _resolve_slow(
     ttl = settings.positive_ttl if workspace is not None else settings.negative_ttl
     _store(host, workspace, now + ttl, settings.max_cache_entries, now + ttl + settings.max_stale)
     return host, workspace
+
+
+# --------------------------------------------------------------------------- redirects
+#
+# A redirect domain's item carries `redirectTo` (a bare hostname, never a URL) and
+# `redirectCode` (301 or 308). The edge answers such a host itself, on either trigger and
+# without contacting the origin, but only when the item vouches for a safe target: a
+# normalized hostname other than the host itself, off the platform domain, whose own item
+# is active for the SAME workspace and is not itself a redirect (no chains, no loops). Any
+# other redirect item serves its workspace as a plain mapping, so a bad or tampered item is
+# never an open redirect. The target is looked up (and cached) when the redirect host's
+# item is read; the visitor's next request is usually for that target anyway.
+
+
+class Redirect(NamedTuple):
+    """A validated redirect, cached in place of a workspace slug."""
+
+    target: str
+    code: int
+    workspace: str
+
+
+_REDIRECT_WORDS: Final = {301: "Moved Permanently", 308: "Permanent Redirect"}
+# Everything outside RFC 3986's unreserved, sub-delims, ":" "@" "/" and "%" is escaped in
+# the Location, so a path cannot end the header or add a fragment; "%" is kept so
+# characters the viewer sent encoded stay exactly as they were.
+_LOCATION_UNSAFE: Final = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@/%]")
+_QUERY_UNSAFE: Final = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@/%?]")
+# Set while a target's own item is read, so a target that is itself a redirect is seen as
+# one (refused) instead of being followed: two items redirecting to each other cannot loop.
+_following = False
+
+
+class _Chain:
+    """Marker: the target's item is itself a redirect."""
+
+
+class _Unvouched(str):
+    """The workspace of a redirect item that failed validation: served like any mapping,
+    but (cached) it is still a redirect item, so never a valid target for another one."""
+
+    __slots__ = ()
+
+
+def _redirect_for(
+    host: str, workspace: str, item: Mapping[str, Any], settings: Settings
+) -> _Unvouched | Redirect | _Chain:
+    global _following
+    if _following:
+        return _Chain()
+    target = item.get("redirectTo")
+    target = target.get("S") if isinstance(target, dict) else None
+    code = item.get("redirectCode")
+    code = code.get("N") if isinstance(code, dict) else None
+    if (
+        not isinstance(target, str)
+        or code not in ("301", "308")
+        or normalize_host(target) != target
+        or target == host
+        or target == settings.platform_domain
+        or target.endswith(settings.platform_suffix)
+    ):
+        _metrics.invalid_item += 1
+        return _Unvouched(workspace)
+    now = _clock()
+    entry = _cache.get(target)
+    if entry is not None and entry[1] > now:
+        found: object = entry[0]
+    else:
+        _following = True
+        try:
+            found = _lookup(target, settings)
+        finally:
+            _following = False
+        if found is None or found.__class__ is str:  # a fresh read of the target: keep it
+            ttl = settings.positive_ttl if found is not None else settings.negative_ttl
+            _store(target, found, now + ttl, settings.max_cache_entries)
+    if found.__class__ is not str or found != workspace:
+        # Another workspace's host, an inactive one, or a chain: serve, never redirect.
+        _metrics.invalid_item += 1
+        return _Unvouched(workspace)
+    return Redirect(target, int(code), workspace)
+
+
+def _escaped(text: str, unsafe: re.Pattern[str]) -> str:
+    return unsafe.sub(lambda m: urllib.parse.quote(m.group(), safe="", errors="replace"), text)
+
+
+def redirect_response(
+    request: Mapping[str, Any], redirect: Redirect, settings: Settings
+) -> dict[str, Any]:
+    """The redirect to `https://<target><uri>[?<querystring>]`, path and query kept."""
+    uri = request.get("uri") or "/"
+    if not uri.startswith("/"):
+        uri = "/" + uri
+    location = "https://" + redirect.target + _escaped(uri, _LOCATION_UNSAFE)
+    query = request.get("querystring")
+    if query:
+        location += "?" + _escaped(query, _QUERY_UNSAFE)
+    return {
+        "status": str(redirect.code),
+        "statusDescription": _REDIRECT_WORDS[redirect.code],
+        "headers": {
+            "location": [{"key": "Location", "value": location}],
+            # Browsers keep a permanent redirect with no max-age for a very long time;
+            # this bounds how long a removed redirect outlives its item.
+            "cache-control": [
+                {"key": "Cache-Control", "value": f"public, max-age={int(settings.positive_ttl)}"}
+            ],
+        },
+    }
 
 
 # --------------------------------------------------------------------------- responses
@@ -1237,7 +1355,7 @@ def route(request: dict[str, Any], event_type: str | None = None) -> dict[str, A
     # ever cached, so a hit on the lowercased raw value needs no parsing at all.
     host = raw.lower()
     entry = _cache.get(host)
-    workspace: str | _Unavailable | None
+    workspace: str | Redirect | _Unavailable | None
     if entry is not None and entry[1] > now:
         _cache.move_to_end(host)
         metrics.hit += 1
@@ -1262,6 +1380,9 @@ def route(request: dict[str, Any], event_type: str | None = None) -> dict[str, A
                 headers["host"] = [{"key": "Host", "value": custom["domainName"]}]
                 headers["x-forwarded-host"] = [{"key": "X-Forwarded-Host", "value": host}]
         result = request
+    elif workspace.__class__ is Redirect:
+        metrics.redirect += 1
+        result = redirect_response(request, workspace, settings)
     else:  # DynamoDB failed and nothing was cached: never route without a workspace
         metrics.unavailable += 1
         result = _unavailable()

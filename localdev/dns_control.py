@@ -40,15 +40,32 @@ class DNSControl:
     def records(self) -> list[dict[str, Any]]:
         return list(self._request("GET", "/records")["records"])
 
-    def set(self, name: str, rtype: str, value: str, ttl: int = 60) -> list[dict[str, Any]]:
-        """Replace every `rtype` record at `name`; returns the resulting RRset."""
+    def set(self, name: str, rtype: str, value: str, ttl: int = 60, *,
+            conflict: bool = False) -> list[dict[str, Any]]:
+        """Replace every `rtype` record at `name`; returns the resulting RRset.
+
+        `conflict=True` allows a CNAME beside other data, as a broken provider does."""
         body = {"name": name, "type": rtype, "value": value, "ttl": ttl}
+        if conflict:
+            body["conflict"] = True
         return list(self._request("PUT", "/records", body)["records"])
 
-    def add(self, name: str, rtype: str, value: str, ttl: int = 60) -> list[dict[str, Any]]:
-        """Add one record to the `rtype` RRset at `name`; returns the resulting RRset."""
+    def add(self, name: str, rtype: str, value: str, ttl: int = 60, *,
+            conflict: bool = False) -> list[dict[str, Any]]:
+        """Add one record to the `rtype` RRset at `name`; returns the resulting RRset.
+
+        `conflict=True`: as in set(), and a second CNAME joins the first."""
         body = {"name": name, "type": rtype, "value": value, "ttl": ttl}
+        if conflict:
+            body["conflict"] = True
         return list(self._request("POST", "/records", body)["records"])
+
+    def queries(self) -> list[dict[str, Any]]:
+        """The queries the server answered since the last reset_queries(), oldest first."""
+        return list(self._request("GET", "/queries")["queries"])
+
+    def reset_queries(self) -> None:
+        self._request("DELETE", "/queries")
 
     def delete(self, name: str, rtype: str | None = None) -> int:
         """Delete records at `name` (only `rtype` if given); returns how many."""

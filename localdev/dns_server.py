@@ -3,7 +3,10 @@
 It answers real DNS queries (UDP and TCP, same port) from an in-memory record store,
 so the app's resolver (dnspython, nameservers from settings) is exercised end to end:
 CNAME chains, NXDOMAIN vs NODATA, multi-string TXT, truncation and TCP fallback, and
-injected faults (timeouts, SERVFAIL, REFUSED).
+injected faults (timeouts, SERVFAIL, REFUSED); and the mistakes customers' DNS really
+holds, for the DNS doctor's tests: wildcard records, MX beside a would-be CNAME, a broken
+provider's CNAME beside other data or two CNAMEs (`conflict=True`), and a DNSSEC chain that
+does not validate (a DS without a DNSKEY: SERVFAIL, unless the query sets CD).
 
     with LocalDNSServer() as dns_server:
         dns_server.set_record("www.example.com", "CNAME", "edge.ve.ai")
@@ -17,6 +20,7 @@ An optional HTTP control API (JSON, loopback only) lets other processes program 
 from __future__ import annotations
 
 import argparse
+import base64
 import ipaddress
 import json
 import logging
@@ -29,8 +33,9 @@ import struct
 import sys
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -43,7 +48,10 @@ from dnslib import (
     CAA,
     CLASS,
     CNAME,
+    DNSKEY,
+    DS,
     EDNS0,
+    MX,
     NS,
     OPCODE,
     QTYPE,
@@ -61,7 +69,9 @@ from dnslib.server import BaseResolver, DNSHandler, DNSServer
 
 log = logging.getLogger("localdev.dns")
 
-SUPPORTED_TYPES: Final = frozenset({"A", "AAAA", "CNAME", "TXT", "CAA", "NS"})
+SUPPORTED_TYPES: Final = frozenset(
+    {"A", "AAAA", "CNAME", "TXT", "CAA", "NS", "MX", "DS", "DNSKEY"}
+)
 FaultMode = Literal["timeout", "servfail", "refused"]
 FAULT_MODES: Final = frozenset({"timeout", "servfail", "refused"})
 
@@ -79,10 +89,16 @@ TCP_READ_TIMEOUT: Final = 5.0
 EDNS_UDP_SIZE: Final = 1232
 SERVE_POLL_INTERVAL: Final = 0.05
 MAX_CONTROL_BODY: Final = 1024 * 1024
+QUERY_LOG_SIZE: Final = 10_000
 STATE_VERSION: Final = 1
 
 _LABEL_RE: Final = re.compile(r"^[a-z0-9_-]{1,63}$")
 _CAA_RE: Final = re.compile(r"^(\d{1,3})\s+([A-Za-z0-9]{1,15})\s+(.*)$", re.DOTALL)
+_MX_RE: Final = re.compile(r"^(\d{1,5})\s+(\S+)$")
+# DS: key tag, algorithm, digest type, hex digest. DNSKEY: flags, protocol, algorithm, base64.
+_DS_RE: Final = re.compile(r"^(\d{1,5})\s+(\d{1,3})\s+(\d{1,3})\s+([0-9A-Fa-f]{2,})$")
+_DS_DIGEST_BYTES: Final = {1: 20, 2: 32, 4: 48}
+_DNSKEY_RE: Final = re.compile(r"^(\d{1,5})\s+(\d{1,3})\s+(\d{1,3})\s+([A-Za-z0-9+/=]{4,})$")
 
 
 # --- Names and values ----------------------------------------------------------------
@@ -92,8 +108,8 @@ def normalize_name(name: str) -> str:
     """Lower-case, no trailing dot: the store's key for a DNS name.
 
     Names must be ASCII (IDNs as punycode), because that is what travels on the wire.
-    Wildcards are rejected rather than stored as a literal `*` label the server would
-    never expand.
+    A wildcard (`*.example.com`, RFC 4592) is a `*` first label only; anywhere else it would
+    be a literal label the server never expands, so it is rejected.
     """
     if not isinstance(name, str):
         raise ValueError("name must be a string")
@@ -106,9 +122,11 @@ def normalize_name(name: str) -> str:
         raise ValueError(f"name {name!r} must be ASCII (use punycode for IDNs)")
     if len(text) > 253:
         raise ValueError(f"name {name!r} is longer than 253 characters")
-    for label in text.split("."):
+    for index, label in enumerate(text.split(".")):
         if label == "*":
-            raise ValueError("wildcard records are not supported")
+            if index:
+                raise ValueError(f"name {name!r}: a wildcard must be the first label only")
+            continue
         if not _LABEL_RE.match(label):
             raise ValueError(f"name {name!r} has an invalid label {label!r}")
     return text
@@ -151,7 +169,30 @@ def normalize_value(rtype: str, value: str) -> str:
     except ipaddress.AddressValueError as exc:
         raise ValueError(f"invalid {rtype} value {value!r}: {exc}") from None
     if rtype in ("CNAME", "NS"):
-        return normalize_name(value)
+        name = normalize_name(value)
+        if name.startswith("*"):
+            raise ValueError(f"{rtype} value {value!r} must not be a wildcard")
+        return name
+    if rtype == "MX":
+        match = _MX_RE.match(value.strip())
+        if not match or int(match.group(1)) > 65535:
+            raise ValueError(f"MX value {value!r} must look like: 10 mail.example.com")
+        return f"{int(match.group(1))} {normalize_name(match.group(2))}"
+    if rtype in ("DS", "DNSKEY"):
+        match = (_DS_RE if rtype == "DS" else _DNSKEY_RE).match(value.strip())
+        example = "12345 13 2 <hex digest>" if rtype == "DS" else "257 3 13 <base64 key>"
+        if not match:
+            raise ValueError(f"{rtype} value {value!r} must look like: {example}")
+        if rtype == "DS":
+            # RFC 4034/4509/6605: SHA-1, SHA-256, SHA-384 digests have fixed sizes, and
+            # resolvers drop an answer whose digest does not.
+            size = _DS_DIGEST_BYTES.get(int(match.group(3)))
+            if size is not None and len(match.group(4)) != 2 * size:
+                raise ValueError(f"DS digest type {match.group(3)} takes {2 * size} hex digits")
+            if len(match.group(4)) % 2:
+                raise ValueError(f"DS digest {match.group(4)!r} must have an even number of "
+                                 "digits")
+        return " ".join(match.groups())
     if rtype == "TXT":
         chunks = _txt_chunks(value)
         if sum(len(c) + 1 for c in chunks) > MAX_RDATA:
@@ -191,6 +232,15 @@ class StoredRecord:
             return NS(self.value + ".")
         if self.type == "TXT":
             return TXT(_txt_chunks(self.value))
+        if self.type == "MX":
+            preference, exchange = self.value.split(" ", 1)
+            return MX(exchange + ".", int(preference))
+        if self.type == "DS":
+            tag, algorithm, digest_type, digest = self.value.split(" ")
+            return DS(int(tag), int(algorithm), int(digest_type), bytes.fromhex(digest))
+        if self.type == "DNSKEY":
+            key_flags, protocol, algorithm, key = self.value.split(" ")
+            return DNSKEY(int(key_flags), int(protocol), int(algorithm), base64.b64decode(key))
         flags, tag, text = _parse_caa(self.value)
         return CAA(flags, tag, text)
 
@@ -226,17 +276,25 @@ class RecordStore:
 
     # Mutations.
 
-    def set_record(self, name: str, rtype: str, value: str, ttl: int = 60) -> None:
+    def set_record(self, name: str, rtype: str, value: str, ttl: int = 60, *,
+                   conflict: bool = False) -> None:
+        """`conflict=True` stores what RFC 1034 forbids (a CNAME beside other data), as some
+        providers' panels allow; the server then answers each type from its own RRset."""
         record = self._make(name, rtype, value, ttl)
         with self._lock:
-            self._check_cname_conflict(record, replacing=True)
+            if not conflict:
+                self._check_cname_conflict(record, replacing=True)
             self._data.setdefault(record.name, {})[record.type] = [record]
             self._save()
 
-    def add_record(self, name: str, rtype: str, value: str, ttl: int = 60) -> None:
+    def add_record(self, name: str, rtype: str, value: str, ttl: int = 60, *,
+                   conflict: bool = False) -> None:
+        """`conflict=True`: as in set_record, and a second CNAME joins the first (a broken
+        provider answers both)."""
         record = self._make(name, rtype, value, ttl)
         with self._lock:
-            self._check_cname_conflict(record, replacing=False)
+            if not conflict:
+                self._check_cname_conflict(record, replacing=False)
             rrset = self._data.setdefault(record.name, {}).setdefault(record.type, [])
             # An RRset is a set: adding the same value again only updates its TTL.
             rrset[:] = [r for r in rrset if r.value != record.value]
@@ -308,6 +366,31 @@ class RecordStore:
         with self._lock:
             return self._name_faults.get(name, self._global_fault)
 
+    def dnssec_bogus(self, name: str) -> bool:
+        """Would a validating resolver fail `name`? True when the name or a parent has a DS
+        (the registrar's "this zone is signed") but no DNSKEY (the zone is not signed, e.g.
+        after a move to a provider that does not sign): validation cannot succeed."""
+        with self._lock:
+            labels = name.split(".")
+            for start in range(len(labels)):
+                rrsets = self._data.get(".".join(labels[start:]), {})
+                if rrsets.get("DS") and not rrsets.get("DNSKEY"):
+                    return True
+            return False
+
+    def _wildcard_for(self, name: str) -> dict[str, list[StoredRecord]] | None:
+        """RFC 4592: the wildcard at the closest encloser answers a name that does not
+        exist, with the name as owner."""
+        labels = name.split(".")
+        for start in range(1, len(labels)):
+            parent = ".".join(labels[start:])
+            wildcard = self._data.get("*." + parent)
+            if wildcard:
+                return {t: [replace(r, name=name) for r in rrset] for t, rrset in wildcard.items()}
+            if parent in self._data or self._is_empty_non_terminal(parent):
+                return None  # the closest encloser has no wildcard
+        return None
+
     def lookup(self, name: str, qtype: str) -> Lookup:
         """Answer (name, qtype) the way a recursive resolver would relay it."""
         with self._lock:
@@ -317,6 +400,8 @@ class RecordStore:
             for _ in range(MAX_CNAME_CHAIN):
                 seen.add(current)
                 rrsets = self._data.get(current)
+                if rrsets is None and not self._is_empty_non_terminal(current):
+                    rrsets = self._wildcard_for(current)
                 if rrsets is None:
                     if current == name and not self._is_empty_non_terminal(current):
                         return Lookup(RCODE.NXDOMAIN, (), current, nodata=False)
@@ -325,8 +410,11 @@ class RecordStore:
                     # far, as an authoritative server would.
                     return Lookup(RCODE.NOERROR, tuple(answers), current, nodata=True)
                 cname = rrsets.get("CNAME")
-                if cname and qtype not in ("CNAME", "ANY"):
-                    answers.append(cname[0])
+                # A broken provider's CNAME beside other data (stored with conflict=True):
+                # each type is answered from its own RRset, as such servers do.
+                own = rrsets.get(qtype)
+                if cname and qtype not in ("CNAME", "ANY") and not own:
+                    answers.extend(cname)
                     current = cname[0].value
                     if current in seen:
                         # Resolvers answer a CNAME loop with SERVFAIL, not a chain.
@@ -380,8 +468,9 @@ class RecordStore:
             state = json.loads(path.read_text(encoding="utf-8"))
             rows = state["records"]
             for row in rows:
+                # No CNAME conflict check: a saved state may hold a broken provider's
+                # records on purpose (stored with conflict=True).
                 record = self._make(row["name"], row["type"], row["value"], row.get("ttl", 60))
-                self._check_cname_conflict(record, replacing=False)
                 rrset = self._data.setdefault(record.name, {}).setdefault(record.type, [])
                 rrset[:] = [r for r in rrset if r.value != record.value] + [record]
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -442,6 +531,10 @@ class StoreResolver(BaseResolver):
 
     def __init__(self, store: RecordStore) -> None:
         self.store = store
+        # (name, type, cd) of every query answered, newest last: tests count the queries a
+        # feature costs (the DNS doctor's budget).
+        self.query_log: deque[tuple[str, str, bool]] = deque(maxlen=QUERY_LOG_SIZE)
+        self._log_lock = threading.Lock()
 
     def resolve(self, request: DNSRecord, handler: DNSHandler | None) -> DNSRecord | None:
         reply = request.reply()
@@ -453,6 +546,9 @@ class StoreResolver(BaseResolver):
         if question.qclass != CLASS.IN:
             reply.header.rcode = RCODE.REFUSED
             return reply
+        qtype = QTYPE.get(question.qtype, str(question.qtype))
+        with self._log_lock:
+            self.query_log.append((qname, qtype, bool(request.header.cd)))
         fault = self.store.fault_for(qname)
         if fault == "timeout":
             return None
@@ -463,7 +559,13 @@ class StoreResolver(BaseResolver):
             reply.header.rcode = RCODE.REFUSED
             return reply
 
-        lookup = self.store.lookup(qname, QTYPE.get(question.qtype, str(question.qtype)))
+        # A validating resolver answers SERVFAIL for a zone whose chain of trust is broken,
+        # and the answer itself when the client sets CD (checking disabled, RFC 4035 3.2.2).
+        # A DS query is answered from the parent zone, which validates.
+        if qtype != "DS" and not request.header.cd and self.store.dnssec_bogus(qname):
+            reply.header.rcode = RCODE.SERVFAIL
+            return reply
+        lookup = self.store.lookup(qname, qtype)
         reply.header.rcode = lookup.rcode
         for index, record in enumerate(lookup.answers):
             # The first owner echoes the question's spelling, as real servers do.
@@ -600,7 +702,7 @@ class ControlError(Exception):
         self.status = status
 
 
-_RECORD_FIELDS: Final = {"name", "type", "value", "ttl"}
+_RECORD_FIELDS: Final = {"name", "type", "value", "ttl", "conflict"}
 _LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 _FAULT_FIELDS: Final = {"mode", "name"}
 
@@ -679,7 +781,11 @@ class _ControlHandler(BaseHTTPRequestHandler):
                 body = self._json_body()
                 _require_fields(body, _RECORD_FIELDS, {"name", "type", "value"})
                 action = store.set_record if method == "PUT" else store.add_record
-                action(body["name"], body["type"], body["value"], body.get("ttl", 60))
+                conflict = body.get("conflict", False)
+                if not isinstance(conflict, bool):
+                    raise ControlError(HTTPStatus.BAD_REQUEST, "conflict must be true or false")
+                action(body["name"], body["type"], body["value"], body.get("ttl", 60),
+                       conflict=conflict)
                 name, rtype = normalize_name(body["name"]), normalize_type(body["type"])
                 rrset = [r for r in store.records() if r["name"] == name and r["type"] == rtype]
                 self._send(HTTPStatus.OK, {"records": rrset})
@@ -702,7 +808,12 @@ class _ControlHandler(BaseHTTPRequestHandler):
                 self._send(HTTPStatus.OK, {"faults": store.faults()})
             elif method == "GET" and path == "/fault":
                 self._send(HTTPStatus.OK, {"faults": store.faults()})
-            elif path in ("/health", "/records", "/records/all", "/fault"):
+            elif method == "GET" and path == "/queries":
+                self._send(HTTPStatus.OK, {"queries": dns.queries()})
+            elif method == "DELETE" and path == "/queries":
+                dns.reset_queries()
+                self._send(HTTPStatus.OK, {"queries": []})
+            elif path in ("/health", "/records", "/records/all", "/fault", "/queries"):
                 raise ControlError(
                     HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed on {path}"
                 )
@@ -917,13 +1028,25 @@ class LocalDNSServer:
 
     # Records and faults (see RecordStore).
 
-    def set_record(self, name: str, rtype: str, value: str, ttl: int = 60) -> None:
-        """Replace every `rtype` record at `name` with this one."""
-        self.store.set_record(name, rtype, value, ttl)
+    def set_record(self, name: str, rtype: str, value: str, ttl: int = 60, *,
+                   conflict: bool = False) -> None:
+        """Replace every `rtype` record at `name` with this one (`conflict`: see
+        RecordStore.set_record)."""
+        self.store.set_record(name, rtype, value, ttl, conflict=conflict)
 
-    def add_record(self, name: str, rtype: str, value: str, ttl: int = 60) -> None:
+    def add_record(self, name: str, rtype: str, value: str, ttl: int = 60, *,
+                   conflict: bool = False) -> None:
         """Add one record to the `rtype` RRset at `name` (e.g. a second TXT)."""
-        self.store.add_record(name, rtype, value, ttl)
+        self.store.add_record(name, rtype, value, ttl, conflict=conflict)
+
+    def queries(self) -> list[dict[str, Any]]:
+        """The queries answered since the last reset_queries(), oldest first."""
+        with self._resolver._log_lock:
+            return [{"name": n, "type": t, "cd": cd} for n, t, cd in self._resolver.query_log]
+
+    def reset_queries(self) -> None:
+        with self._resolver._log_lock:
+            self._resolver.query_log.clear()
 
     def delete(self, name: str, rtype: str | None = None) -> int:
         """Delete the `rtype` records at `name` (all types if None); returns how many."""

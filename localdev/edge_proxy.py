@@ -4,8 +4,9 @@ Each HTTP request becomes a CloudFront origin-request (or viewer-request) event 
 documented shape, the REAL `edge_lambda.handler.handler` runs on it in this process
 (boto3 reading DynamoDB from moto via `AWS_ENDPOINT_URL`), and then, as CloudFront would:
 
-* a generated response (the edge's 404 for unknown hosts, 503 when DynamoDB is down) is
-  returned to the viewer and the origin is never contacted;
+* a generated response (the edge's 404 for unknown hosts, 503 when DynamoDB is down, a
+  redirect domain's 301/308 with its Location) is returned to the viewer as is and the
+  origin is never contacted;
 * otherwise the request the function returned (headers possibly changed: `workspace-id`
   set, any viewer-sent one stripped, Host maybe rewritten) is forwarded to the origin;
 * a function that raises is a 503 and an unusable result a 502, CloudFront's answers:

@@ -77,11 +77,14 @@ def test_every_variable_the_tasks_get_is_a_documented_setting() -> None:
             secrets[entry["Name"]] = entry["ValueFrom"]
         assert names | set(secrets) <= documented, (name, sorted((names | set(secrets))
                                                                - documented))
-        # Secrets come from Secrets Manager, never from plain environment values.
-        assert {"DJANGO_SECRET_KEY", "DATABASE_PASSWORD", "VEDOMAINS_METRICS_TOKEN"} <= set(
+        # Secrets come from Secrets Manager, never from plain environment values; the
+        # database password is read at each connection (it rotates), never injected at start.
+        assert {"DJANGO_SECRET_KEY", "VEDOMAINS_METRICS_TOKEN", "REDIS_PASSWORD"} <= set(
             secrets)
+        assert "DATABASE_PASSWORD_SECRET_ARN" in names
+        assert not (names | set(secrets)) & {"DATABASE_PASSWORD"}
         assert not names & {"DJANGO_SECRET_KEY", "DATABASE_PASSWORD", "VEDOMAINS_METRICS_TOKEN",
-                            "SENTRY_DSN"}
+                            "SENTRY_DSN", "REDIS_PASSWORD"}
         assert container["LogConfiguration"]["LogDriver"] == "awslogs"
 
 
@@ -111,3 +114,49 @@ def test_data_stores_are_private_encrypted_and_kept() -> None:
     assert props["ManageMasterUserPassword"] is True
     redis = resources["Redis"]["Properties"]
     assert redis["TransitEncryptionEnabled"] is True and redis["AtRestEncryptionEnabled"] is True
+
+
+def test_the_task_role_imports_both_app_policies_from_their_stacks() -> None:
+    """saas-manager.yaml's tenant policy (UpdateDomainAssociation, the tenant calls) was
+    attached to a role name the README passed by hand while the tasks ran as an auto-named
+    role: on AWS the app was denied. Now the role imports both policies' exports."""
+    role = _resources()["TaskRole"]["Properties"]
+    imports = [p["Fn::ImportValue"]["Fn::Sub"] for p in role["ManagedPolicyArns"]]
+    assert imports == ["${AppPolicyStackName}-PolicyArn",
+                       "${SaasManagerStackName}-TenantPolicyArn"]
+    for name, export in (("app-iam-policy.yaml", "PolicyArn"),
+                         ("saas-manager.yaml", "TenantPolicyArn")):
+        template = load_template(ROOT / "deploy" / name)
+        assert template["Outputs"][export]["Export"]["Name"]["Fn::Sub"] == (
+            "${AWS::StackName}-" + export)
+        assert "AppRoleName" not in template.get("Parameters", {})
+        for resource in template["Resources"].values():
+            assert "Roles" not in resource.get("Properties", {}), name
+    for name, task in _of_type("AWS::ECS::TaskDefinition").items():
+        role_name = "MigrateTaskRole" if name == "MigrateTaskDefinition" else "TaskRole"
+        assert task["TaskRoleArn"] == {"Fn::GetAtt": f"{role_name}.Arn"}
+
+
+def test_services_connect_as_the_app_user_and_only_migrate_as_the_master() -> None:
+    """Every task connected as the RDS master user with the password injected at start: a
+    rotation broke new connections until a restart, and the app could change the schema."""
+    for name, task in _of_type("AWS::ECS::TaskDefinition").items():
+        env = {e["Name"]: e["Value"] for e in _container(task)["Environment"]}
+        url = env["DATABASE_URL"]["Fn::Sub"]
+        if name == "MigrateTaskDefinition":
+            assert url.startswith("postgres://vedomains@")
+            assert env["DATABASE_PASSWORD_SECRET_ARN"] == {
+                "Fn::GetAtt": "Database.MasterUserSecret.SecretArn"}
+            assert env["DATABASE_APP_USER_SECRET_ARN"] == {"Ref": "AppDatabaseSecret"}
+        else:
+            assert url.startswith("postgres://vedomains_app@"), name
+            assert env["DATABASE_PASSWORD_SECRET_ARN"] == {"Ref": "AppDatabaseSecret"}, name
+            assert "DATABASE_APP_USER_SECRET_ARN" not in env
+    resources = _resources()
+    assert resources["AppDatabaseSecretRotation"]["Properties"]["HostedRotationLambda"][
+        "RotationType"] == "PostgreSQLSingleUser"
+    # The services' role reads only the app user's secret; the master's only migrate's role.
+    (read,) = resources["TaskRole"]["Properties"]["Policies"]
+    assert read["PolicyDocument"]["Statement"][0]["Resource"] == {"Ref": "AppDatabaseSecret"}
+    assert "MasterUserSecret" not in str(resources["TaskRole"])
+    assert "MasterUserSecret" in str(resources["MigrateTaskRole"])

@@ -86,9 +86,12 @@ def image_env() -> dict[str, str]:
 def test_the_image_is_multi_stage_slim_non_root_and_runtime_only() -> None:
     build, runtime = _stages()
     assert build[0].startswith("FROM ${PYTHON_IMAGE} AS build")
-    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim", DOCKERFILE.read_text(), re.M)
+    # The base by digest, not by a tag that moves.
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}$",
+                     DOCKERFILE.read_text(), re.M)
     installs = [line for line in build if "pip install" in line]
-    assert installs == ["RUN pip install --no-cache-dir -r /tmp/requirements.txt"]
+    assert installs == [
+        "RUN pip install --no-cache-dir --require-hashes --no-deps -r /tmp/requirements.lock"]
     assert "USER 10001:10001" in runtime
     assert not any(line.startswith(("RUN pip", "RUN apt")) for line in runtime)
     assert runtime[-2:] == ['ENTRYPOINT ["/app/bin/run"]', 'CMD ["web"]']
@@ -298,3 +301,33 @@ def test_migrate_is_a_one_off_command(deployed_env: dict[str, str]) -> None:
     usage = subprocess.run([str(ROOT / "bin" / "run"), "nonsense"], cwd=ROOT,
                            env=deployed_env, capture_output=True, text=True, timeout=30)
     assert usage.returncode == 2 and usage.stderr.startswith("usage: run web|worker")
+
+
+def _pins(text: str) -> dict[str, str]:
+    """name -> version of every `name==version` line (extras dropped, names normalised)."""
+    found = {}
+    for name, version in re.findall(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([^\s\\;]+)", text,
+                                    re.M):
+        found[re.sub(r"[-_.]+", "-", name).lower()] = version
+    return found
+
+
+def test_the_lock_pins_every_package_with_hashes_and_agrees_with_requirements() -> None:
+    """The image installs requirements.lock with --require-hashes: every package (dependencies
+    included) pinned to one version with the hashes of its files, and the versions
+    requirements.txt names (what ./dev installs and the tests run) are the locked ones."""
+    lock = (ROOT / "requirements.lock").read_text()
+    body = "\n".join(line for line in lock.splitlines()
+                     if line.strip() and not line.lstrip().startswith("#"))
+    entries = re.split(r"\n(?=[A-Za-z0-9])", body)
+    assert len(entries) > 30
+    for entry in entries:
+        assert re.match(r"^[A-Za-z0-9_.-]+==\S+ \\\n", entry), entry[:80]
+        hashes = re.findall(r"--hash=sha256:([0-9a-f]+)", entry)
+        assert hashes and all(len(h) == 64 for h in hashes), entry[:80]
+    locked = _pins(lock)
+    wanted = _pins((ROOT / "requirements.txt").read_text())
+    assert {name: locked.get(name) for name in wanted} == wanted
+    # Nothing in the lock that a requirement does not pull in (a stale entry is a package
+    # the image installs for nobody).
+    assert "pytest" not in locked and "moto" not in locked

@@ -677,6 +677,11 @@ SERVICE_MARKERS = {"acm": '"acm"', "cloudfront": '"cloudfront"', "dynamodb": '"d
 LOCAL_ONLY = {"dynamodb:CreateTable"}
 
 
+# Run by an operator with a sandbox account's own credentials, never by the task role:
+# `aws_probe` creates and deletes its own distribution, connection group and tenants.
+OPERATOR_ONLY_MODULES = frozenset({"aws_probe.py"})
+
+
 def _app_operations() -> set[str]:
     """Every AWS operation domains/ calls: client methods named like an operation of a
     service the same module builds a client for (plus paginators)."""
@@ -690,7 +695,7 @@ def _app_operations() -> set[str]:
     session = botocore.session.get_session()
     found: set[str] = set()
     for path in root.rglob("*.py"):
-        if "migrations" in path.parts:
+        if "migrations" in path.parts or path.name in OPERATOR_ONLY_MODULES:
             continue
         source = path.read_text()
         called = set(re.findall(r"\.([a-z_0-9]+)\(", source))
@@ -706,33 +711,12 @@ def _app_operations() -> set[str]:
 
 
 def _policy_statements() -> list[dict[str, Any]]:
-    from pathlib import Path
+    """The task role's statements as deployed (intrinsics resolved), with the per-domain
+    strategy on so that every operation of every strategy is in scope; Resource and
+    Condition are evaluated in tests/test_iam_policy.py."""
+    from tests.iam_policy import app_statements
 
-    import yaml
-
-    class CfnLoader(yaml.SafeLoader):
-        pass
-
-    def any_tag(loader: Any, suffix: str, node: Any) -> Any:
-        if isinstance(node, yaml.ScalarNode):
-            return loader.construct_scalar(node)
-        if isinstance(node, yaml.SequenceNode):
-            return loader.construct_sequence(node, deep=True)
-        return loader.construct_mapping(node, deep=True)
-
-    CfnLoader.add_multi_constructor("!", any_tag)
-    statements: list[dict[str, Any]] = []
-    for path in (Path(__file__).resolve().parent.parent / "deploy").glob("*.yaml"):
-        # A SafeLoader subclass that reads CloudFormation tags (!Sub, !Ref) as plain values.
-        template = yaml.load(path.read_text(), Loader=CfnLoader)
-        for resource in (template.get("Resources") or {}).values():
-            props = resource.get("Properties") or {}
-            documents = [props.get("PolicyDocument")] + [
-                p.get("PolicyDocument") for p in props.get("Policies") or []]
-            for document in documents:
-                if document and "app" in str(props.get("ManagedPolicyName", "")):
-                    statements.extend(document["Statement"])
-    return statements
+    return app_statements(per_domain=True)
 
 
 def _allowed(action: str, statements: list[dict[str, Any]]) -> list[dict[str, Any]]:

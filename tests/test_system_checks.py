@@ -79,6 +79,32 @@ def test_a_valid_configuration_has_no_problem() -> None:
         ({"DEFAULT_FROM_EMAIL": ""}, "vedomains.E042", "DJANGO_DEFAULT_FROM_EMAIL"),
         ({"EMAIL_HOST": ""}, "vedomains.E043", "EMAIL_HOST"),
         ({"CELERY_BROKER_URL": ""}, "vedomains.E050", "CELERY_BROKER_URL"),
+        # ve.ai.
+        ({"VEDOMAINS_JWT_JWKS_URL": "ve.ai/.well-known/jwks.json"}, "vedomains.E200",
+         "VEDOMAINS_JWT_JWKS_URL"),
+        ({"VEDOMAINS_JWT_JWKS_URL": "file:///etc/passwd"}, "vedomains.E200",
+         "VEDOMAINS_JWT_JWKS_URL"),
+        ({"VEDOMAINS_JWT_JWKS_URL": "http://ve.ai/jwks.json"}, "vedomains.E200",
+         "VEDOMAINS_JWT_JWKS_URL"),
+        ({"VEDOMAINS_JWT_JWKS_URL": "https://ve.ai/jwks.json",
+          "VEDOMAINS_JWT_PUBLIC_KEY": "x"}, "vedomains.E201", "VEDOMAINS_JWT_PUBLIC_KEY"),
+        ({"VEDOMAINS_JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nnope"}, "vedomains.E202",
+         "VEDOMAINS_JWT_PUBLIC_KEY"),
+        ({"VEDOMAINS_JWT_ISSUER": ""}, "vedomains.E203", "VEDOMAINS_JWT_ISSUER"),
+        ({"VEDOMAINS_JWT_AUDIENCE": " "}, "vedomains.E204", "VEDOMAINS_JWT_AUDIENCE"),
+        ({"VEDOMAINS_JWT_ISSUER_ID": ""}, "vedomains.E211", "VEDOMAINS_JWT_ISSUER_ID"),
+        ({"VEDOMAINS_JWT_ALGORITHMS": []}, "vedomains.E205", "VEDOMAINS_JWT_ALGORITHMS"),
+        ({"VEDOMAINS_JWT_LEEWAY_SECONDS": -1}, "vedomains.E206",
+         "VEDOMAINS_JWT_LEEWAY_SECONDS"),
+        ({"VEDOMAINS_JWKS_TIMEOUT": 0}, "vedomains.E207", "VEDOMAINS_JWKS_TIMEOUT"),
+        ({"VEDOMAINS_PLAN_ENFORCE_INTERVAL_SECONDS": 0}, "vedomains.E207",
+         "VEDOMAINS_PLAN_ENFORCE_INTERVAL_SECONDS"),
+        ({"VEDOMAINS_SERVICE_SECRETS": ["short"]}, "vedomains.E208",
+         "VEDOMAINS_SERVICE_SECRETS"),
+        ({"VEDOMAINS_PLAN_WARNING": timedelta(days=30)}, "vedomains.E209",
+         "VEDOMAINS_PLAN_WARNING"),
+        ({"VEDOMAINS_CORS_ALLOWED_ORIGINS": ["https://app.ve.ai/"]}, "vedomains.E210",
+         "VEDOMAINS_CORS_ALLOWED_ORIGINS"),
     ],
 )
 def test_each_check_fires_and_names_its_setting(overrides: dict[str, Any], check_id: str,
@@ -98,7 +124,7 @@ def test_missing_cdn_resources_are_not_reported_in_development() -> None:
 
 
 def test_every_finder_is_registered_and_each_message_is_an_error() -> None:
-    assert len(system_checks.SETTINGS_FINDERS) == 8
+    assert len(system_checks.SETTINGS_FINDERS) == 10
     with override_settings(**{**VALID, "VEDOMAINS_DNS_TIMEOUT": 0, "CELERY_BROKER_URL": ""}):
         found = system_checks.settings_check()
     assert all(isinstance(p, Error) for p in found) and len(found) == 2

@@ -29,8 +29,9 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 # Recycle workers now and then, so a slow leak never grows without bound.
 max_requests = 2000
 max_requests_jitter = 200
-# Only the ALB can reach the task (its security group), so its X-Forwarded-* are trusted.
-forwarded_allow_ips = "*"
+# X-Forwarded-For/-Proto are believed only from the load balancer's subnets (the template
+# passes them); the metrics scraper also reaches this port and must not choose them.
+forwarded_allow_ips = ",".join(settings.VEDOMAINS_WEB_FORWARDED_ALLOW_IPS)
 # One line per request comes from RequestIdMiddleware (with the request id), not gunicorn.
 accesslog = None
 errorlog = "-"

@@ -11,8 +11,10 @@ import json
 import os
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import environ
+from corsheaders.defaults import default_headers as _cors_default_headers
 from django.core.exceptions import ImproperlyConfigured
 
 from vedomains_site.observability import logs as _logs
@@ -204,12 +206,30 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Each path is answered with and without its final slash; the schema shows it once.
     "PREPROCESSING_HOOKS": ["domains.api.schema_hooks.drop_alternate_spellings"],
+    # The DNS doctor's codes under their own name, not a generic "CodeEnum".
+    "ENUM_NAME_OVERRIDES": {"DiagnosisCodeEnum": "domains.dns_doctor.DiagnosisCode"},
 }
 # A CSRF refusal under /api/ is answered in the API's JSON error shape, not Django's page.
 CSRF_FAILURE_VIEW = "domains.api.views.csrf_failure"
 
+# ElastiCache AUTH token (deploy/control-plane.yaml injects it from Secrets Manager). It is
+# added to every redis:// or rediss:// URL below that names no password of its own, so the
+# URLs themselves stay free of secrets.
+REDIS_PASSWORD = env.str("REDIS_PASSWORD", default="")
+
+
+def _redis_auth(url: str) -> str:
+    parts = urlsplit(url)
+    if (not REDIS_PASSWORD or parts.password
+            or parts.scheme not in ("redis", "rediss", "rediscache")):
+        return url
+    netloc = f"{parts.username or ''}:{quote(REDIS_PASSWORD, safe='')}@{parts.netloc}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 # Throttle counters must be shared by every web process, so production uses Redis.
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://vedomains")}
+CACHES = {"default": environ.Env.cache_url_config(
+    _redis_auth(env.str("CACHE_URL", default="locmemcache://vedomains")))}
 if (not (DEBUG or TESTING)
         and CACHES["default"]["BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"):
     # A per-process cache multiplies every throttle by the number of processes.
@@ -226,8 +246,14 @@ if TESTING:
         "VEDOMAINS_TEST_BROKER_URL", default=f"redis://127.0.0.1:6379/{10 + _xdist % 5}"
     )
 else:
-    CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0")
-CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
+    CELERY_BROKER_URL = _redis_auth(
+        env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0"))
+if REDIS_PASSWORD:
+    # Celery takes the CELERY_BROKER_URL environment variable over any configuration
+    # (celery.app.utils.Settings.broker_url), which would drop the AUTH token added above;
+    # the read and write URLs win over broker_url and are read from here only.
+    CELERY_BROKER_READ_URL = CELERY_BROKER_WRITE_URL = CELERY_BROKER_URL
+CELERY_RESULT_BACKEND = _redis_auth(env.str("CELERY_RESULT_BACKEND", default="")) or None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_ACKS_LATE = True
 # A worker killed mid-task must leave the message for another worker, not drop it.
@@ -322,9 +348,9 @@ if not isinstance(VEDOMAINS_AWS_RATE_LIMITS, dict) or not all(
     )
 # How long a call waits for a token before it is retried later as a transient error.
 VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT = env.float("VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT", default=5.0)
-VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL = env.str(
+VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL = _redis_auth(env.str(
     "VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL", default=""
-) or CELERY_BROKER_URL
+)) or CELERY_BROKER_URL
 VEDOMAINS_EDGE_TABLE = env.str("VEDOMAINS_EDGE_TABLE", default="domain-workspace-mappings")
 # Empty: a replica in every region with a CloudFront regional edge cache, the list
 # edge_lambda.handler.REGIONAL_EDGE_CACHE_REGIONS holds and deploy/dynamodb-global-table.yaml
@@ -451,6 +477,9 @@ VEDOMAINS_CERTIFICATE_SWEEP_INTERVAL_SECONDS = env.int(
 VEDOMAINS_JWT_JWKS_URL = env.str("VEDOMAINS_JWT_JWKS_URL", default="")
 VEDOMAINS_JWT_PUBLIC_KEY = env.str("VEDOMAINS_JWT_PUBLIC_KEY", default="").replace("\\n", "\n")
 VEDOMAINS_JWT_ISSUER = env.str("VEDOMAINS_JWT_ISSUER", default="https://ve.ai")
+# The stable name under which main-app identities (token subjects, synced members) are kept:
+# the `iss` URL may change (a new auth domain) without orphaning every identity.
+VEDOMAINS_JWT_ISSUER_ID = env.str("VEDOMAINS_JWT_ISSUER_ID", default="ve.ai")
 VEDOMAINS_JWT_AUDIENCE = env.str("VEDOMAINS_JWT_AUDIENCE", default="vedomains")
 VEDOMAINS_JWT_ALGORITHMS = env.list("VEDOMAINS_JWT_ALGORITHMS", default=["RS256", "ES256"])
 if set(VEDOMAINS_JWT_ALGORITHMS) - {"RS256", "RS384", "RS512", "ES256", "ES384", "PS256"}:
@@ -471,8 +500,9 @@ VEDOMAINS_SERVICE_SIGNATURE_TOLERANCE_SECONDS = env.int(
 # Plan changes: a downgrade below the live domains blocks new ones at once; after the grace
 # period the newest extras are detached. Owners are emailed at the downgrade and this long
 # before the detachment.
-VEDOMAINS_PLAN_GRACE = timedelta(hours=env.int("VEDOMAINS_PLAN_GRACE_HOURS", default=168))
-VEDOMAINS_PLAN_WARNING = timedelta(hours=env.int("VEDOMAINS_PLAN_WARNING_HOURS", default=24))
+# Hours, fractions allowed (0.5 = 30 minutes).
+VEDOMAINS_PLAN_GRACE = timedelta(hours=env.float("VEDOMAINS_PLAN_GRACE_HOURS", default=168))
+VEDOMAINS_PLAN_WARNING = timedelta(hours=env.float("VEDOMAINS_PLAN_WARNING_HOURS", default=24))
 VEDOMAINS_PLAN_ENFORCE_INTERVAL_SECONDS = env.int(
     "VEDOMAINS_PLAN_ENFORCE_INTERVAL_SECONDS", default=300
 )
@@ -484,6 +514,10 @@ CORS_ALLOWED_ORIGINS = [o for o in VEDOMAINS_CORS_ALLOWED_ORIGINS if o]
 CORS_URLS_REGEX = r"^/api/(?!service/).*$"
 CORS_ALLOW_CREDENTIALS = False
 CORS_PREFLIGHT_MAX_AGE = 3600
+# The frontend reads when to retry (429/503), where a new record lives (201) and the id to
+# quote to support; it may send its own request id to tie its logs to ours.
+CORS_EXPOSE_HEADERS = ["Retry-After", "Location", "X-Request-ID"]
+CORS_ALLOW_HEADERS = [*_cors_default_headers, "x-request-id"]
 # --- end ve.ai integration ------------------------------------------------------------------
 
 # === Production operations: image, health, metrics, logs, errors =============================
@@ -515,8 +549,28 @@ LOGGING = _logs.logging_config(level=env.str("LOG_LEVEL", default="INFO"),
 _db_password = env.str("DATABASE_PASSWORD", default="")
 if _db_password:
     DATABASES["default"]["PASSWORD"] = _db_password
+# A rotated password is read when a connection opens (vedomains_site/db/credentials.py), from
+# Secrets Manager (production: the app user's secret, rotated under running tasks) or a file.
+DATABASE_PASSWORD_SECRET_ARN = env.str("DATABASE_PASSWORD_SECRET_ARN", default="")
+DATABASE_PASSWORD_FILE = env.str("DATABASE_PASSWORD_FILE", default="")
+DATABASE_PASSWORD_CACHE_SECONDS = env.float("DATABASE_PASSWORD_CACHE_SECONDS", default=60.0)
+# The app's own least-privilege user (JSON username/password), created by `bin/run migrate`
+# (manage.py db_app_user) when set; only the migration task has it.
+DATABASE_APP_USER_SECRET_ARN = env.str("DATABASE_APP_USER_SECRET_ARN", default="")
+if (DATABASE_PASSWORD_SECRET_ARN or DATABASE_PASSWORD_FILE) and DATABASES["default"][
+        "ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "vedomains_site.db.backend"
+    DATABASES["default"].setdefault("OPTIONS", {})["password_source"] = {
+        "secret_arn": DATABASE_PASSWORD_SECRET_ARN,
+        # The secret's own region (arn:aws:secretsmanager:REGION:...).
+        "region": (DATABASE_PASSWORD_SECRET_ARN.split(":") + [""] * 4)[3] or "us-east-1",
+        "endpoint": VEDOMAINS_AWS_ENDPOINT_URL or None,
+        "file": DATABASE_PASSWORD_FILE,
+        "cache_seconds": DATABASE_PASSWORD_CACHE_SECONDS,
+    }
 DATABASE_CONNECT_TIMEOUT = env.int("DATABASE_CONNECT_TIMEOUT", default=5)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+if DATABASES["default"]["ENGINE"] in ("django.db.backends.postgresql",
+                                      "vedomains_site.db.backend"):
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", DATABASE_CONNECT_TIMEOUT)
 
@@ -549,13 +603,17 @@ VEDOMAINS_WEB_PORT = env.int("VEDOMAINS_WEB_PORT", default=8000)
 VEDOMAINS_WEB_WORKERS = env.int("VEDOMAINS_WEB_WORKERS", default=2)
 VEDOMAINS_WEB_THREADS = env.int("VEDOMAINS_WEB_THREADS", default=4)
 VEDOMAINS_WEB_TIMEOUT = env.int("VEDOMAINS_WEB_TIMEOUT", default=30)
+# Peers whose X-Forwarded-* gunicorn believes: the load balancer's subnets only (never "*":
+# the metrics scraper reaches the same port). gunicorn's own default is loopback.
+VEDOMAINS_WEB_FORWARDED_ALLOW_IPS = env.list("VEDOMAINS_WEB_FORWARDED_ALLOW_IPS",
+                                             default=["127.0.0.1", "::1"])
 
 # Health and metrics.
 VEDOMAINS_READINESS_TIMEOUT = env.float("VEDOMAINS_READINESS_TIMEOUT", default=3.0)
 # /metrics answers only with "Authorization: Bearer <token>"; empty = the endpoint is off.
 VEDOMAINS_METRICS_TOKEN = env.str("VEDOMAINS_METRICS_TOKEN", default="")
 # Where event counters (AWS calls, task timings, webhook attempts) live; "" = the broker.
-VEDOMAINS_METRICS_REDIS_URL = env.str("VEDOMAINS_METRICS_REDIS_URL", default="")
+VEDOMAINS_METRICS_REDIS_URL = _redis_auth(env.str("VEDOMAINS_METRICS_REDIS_URL", default=""))
 # Beat writes queue depth as CloudWatch EMF lines this often (for autoscaling); 0 = off.
 VEDOMAINS_QUEUE_METRICS_INTERVAL_SECONDS = env.float(
     "VEDOMAINS_QUEUE_METRICS_INTERVAL_SECONDS", default=60.0)

@@ -60,6 +60,9 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
             # Project throttles (e.g. the ACM quota guard) have no exact wait; a minute is
             # a sensible pause and keeps well-behaved clients from hammering.
             headers["Retry-After"] = "60"
+        retry_after = getattr(exc, "retry_after", None)  # set where the wait is known
+        if isinstance(retry_after, int):
+            headers["Retry-After"] = str(retry_after)
         return Response(
             error_body(code=exc.code, message=exc.message, field=exc.field, details=exc.details),
             status=exc.http_status,

@@ -15,8 +15,9 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
 from domains import selectors
+from domains.dns_doctor import DiagnosisCode, DiagnosisDict, stored_diagnosis
 from domains.hostnames import to_unicode
-from domains.models import CustomDomain, DomainStatus, slug_validator
+from domains.models import LIVE_STATUSES, CustomDomain, DomainStatus, slug_validator
 
 # Longer than any valid hostname (253) so normalization, not a length check, explains what is
 # wrong with e.g. a URL; short enough that nobody makes the server process megabytes.
@@ -101,6 +102,33 @@ class DomainRegisterSerializer(RefusesUnknownFields):
         "redirect on your current web server (http_validation). Empty (the default): only "
         "the routing CNAME.",
     )
+    redirect_to = serializers.CharField(
+        required=False, allow_null=True, max_length=MAX_HOSTNAME_INPUT,
+        help_text="Make this domain a redirect to another custom domain of the same "
+        "workspace (e.g. an old domain to the new one). The edge answers every request with "
+        "`redirect_code` and the same path and query on the target, once the target is live.",
+    )
+    redirect_code = serializers.ChoiceField(
+        choices=[301, 308], required=False, default=308,
+        help_text="308 (default) keeps the method and body; 301 for old clients.",
+    )
+    include_www = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Register the apex and its www name together (`client.com` with "
+        "`www.client.com`, or the other way round): the hostname given is the primary, the "
+        "other redirects to it, and the answer's `pair` holds its record and DNS records. "
+        "Where apex domains cannot be served, only the www name is registered and `notes` "
+        "says to forward the apex at the registrar.",
+    )
+
+
+class DomainUpdateSerializer(serializers.Serializer):
+    redirect_to = serializers.CharField(
+        allow_null=True, max_length=MAX_HOSTNAME_INPUT,
+        help_text="Another custom domain of the same workspace to redirect to, or null to "
+        "serve the workspace on this domain again.",
+    )
+    redirect_code = serializers.ChoiceField(choices=[301, 308], required=False, default=308)
 
 
 class LegacyRegisterSerializer(RefusesUnknownFields):
@@ -115,6 +143,14 @@ class LegacyRegisterSerializer(RefusesUnknownFields):
     )
     # camelCase because that is the seed frontend's wire name.
     workspaceId = workspace_slug_field()
+    # Optional and additive: as `redirect_to`, `redirect_code`, `include_www` on our path.
+    redirectTo = serializers.CharField(
+        required=False, allow_null=True, max_length=MAX_HOSTNAME_INPUT,
+        help_text="As `redirect_to` on `POST /api/domains/`.")
+    redirectCode = serializers.ChoiceField(choices=[301, 308], required=False,
+                                           default=308)
+    includeWww = serializers.BooleanField(required=False, default=False,
+                                          help_text="As `include_www` on `POST /api/domains/`.")
 
 
 class DomainListQuerySerializer(serializers.Serializer):
@@ -156,8 +192,51 @@ class CheckResultSerializer(serializers.Serializer):
     at = serializers.DateTimeField(help_text="When the check ran.")
 
 
+class DiagnosisSerializer(serializers.Serializer):
+    """One thing wrong with the domain's DNS (the DNS doctor; docs/dns-doctor.md)."""
+
+    code = serializers.ChoiceField(
+        choices=[(c.value, c.name) for c in DiagnosisCode],
+        help_text="Stable code of the mistake (docs/dns-doctor.md).")
+    message = serializers.CharField(help_text="What is wrong, in the customer's words.")
+    fix = serializers.CharField(help_text="What to do, and where (the DNS provider's screen).")
+    docs_url = serializers.CharField(
+        allow_blank=True, help_text="The provider's (or a generic) help page; may be empty.")
+
+
+class RemovalSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class AtRiskDomainSerializer(serializers.Serializer):
+    hostname = serializers.CharField()
+    detach_after = serializers.DateTimeField()
+
+
+class WorkspacePlanSerializer(serializers.Serializer):
+    """A workspace's plan state (GET /api/workspaces/<slug>/)."""
+
+    workspace = serializers.CharField(help_text="The workspace's slug (its workspaceId).")
+    plan = serializers.CharField()
+    domain_limit = serializers.IntegerField(help_text="Live domains the plan allows.")
+    domains_used = serializers.IntegerField(
+        help_text="Live domains (pending, active or misconfigured).")
+    can_register = serializers.BooleanField()
+    over_limit = serializers.BooleanField()
+    grace_until = serializers.DateTimeField(
+        allow_null=True, help_text="After a downgrade below the live count: when the domains "
+        "in `at_risk` will be detached unless the workspace is back within its plan.")
+    warned_at = serializers.DateTimeField(allow_null=True)
+    at_risk = AtRiskDomainSerializer(many=True)
+
+
 class DomainSerializer(serializers.ModelSerializer):
     workspace = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    diagnosis = serializers.SerializerMethodField(
+        help_text="What the last check found wrong with the DNS, most important first; "
+        "empty when nothing is.",
+    )
     dns_records = serializers.SerializerMethodField()
     checks = serializers.SerializerMethodField(
         help_text="Last result of each check, keyed by check name (dns, ownership, "
@@ -171,10 +250,22 @@ class DomainSerializer(serializers.ModelSerializer):
         help_text="The hostname as browsers show it (`bücher.client.com`); `hostname` is its "
         "ASCII (punycode) form, the one DNS and certificates use. Equal for ASCII names.",
     )
+    removal = serializers.SerializerMethodField(
+        help_text="Removed domains only: why (`code`: plan_limit, workspace_deleted, "
+        "dns_not_pointing, removed_by_member, removed_by_staff, removed) and the audit "
+        "message. Null otherwise.",
+    )
     http_validation = serializers.SerializerMethodField(
         help_text="Self-hosted pre-validation only: redirects your current web server must "
         "answer until the certificate is issued. Empty otherwise.",
     )
+    redirect_to = serializers.SerializerMethodField(
+        help_text="The domain this one redirects to (null: it serves the workspace).")
+    redirect_active = serializers.SerializerMethodField(
+        help_text="Whether the edge answers with the redirect now: both this domain and its "
+        "target are live. Until then this domain serves the workspace directly.")
+    redirects = serializers.SerializerMethodField(
+        help_text="The domains of this workspace that redirect to this one.")
 
     class Meta:
         model = CustomDomain
@@ -185,10 +276,15 @@ class DomainSerializer(serializers.ModelSerializer):
             "status",
             "dns_records",
             "checks",
+            "diagnosis",
             "last_error",
             "certificate_status",
             "prevalidation",
             "http_validation",
+            "redirect_to",
+            "redirect_code",
+            "redirect_active",
+            "redirects",
             "ownership_required",
             "edge_synced",
             "created_at",
@@ -198,11 +294,30 @@ class DomainSerializer(serializers.ModelSerializer):
             "verified_at",
             "activated_at",
             "removed_at",
+            "removal",
         ]
         read_only_fields = fields
 
+    @extend_schema_field(RemovalSerializer(allow_null=True))
+    def get_removal(self, obj: CustomDomain) -> dict[str, str] | None:
+        return selectors.domain_removal(obj)
+
     def get_hostname_unicode(self, obj: CustomDomain) -> str:
         return to_unicode(obj.hostname)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_redirect_to(self, obj: CustomDomain) -> str | None:
+        return obj.redirect_to.hostname if obj.redirect_to_id and obj.redirect_to else None
+
+    def get_redirect_active(self, obj: CustomDomain) -> bool:
+        return obj.is_edge_routed and selectors.edge_redirect_target(obj) is not None
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_redirects(self, obj: CustomDomain) -> list[str]:
+        found = getattr(obj, "live_redirects", None)
+        if found is None:
+            found = obj.redirects.filter(status__in=LIVE_STATUSES)
+        return sorted(d.hostname for d in found)
 
     @extend_schema_field(DnsRecordSerializer(many=True))
     def get_dns_records(self, obj: CustomDomain) -> list[dict[str, str]]:
@@ -217,6 +332,10 @@ class DomainSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.DictField(child=CheckResultSerializer()))
     def get_checks(self, obj: CustomDomain) -> dict[str, Any]:
         return obj.checks if isinstance(obj.checks, dict) else {}
+
+    @extend_schema_field(DiagnosisSerializer(many=True))
+    def get_diagnosis(self, obj: CustomDomain) -> list[DiagnosisDict]:
+        return stored_diagnosis(obj.checks)
 
 
 class _SeedAnswerSerializer(DomainSerializer):
@@ -260,6 +379,28 @@ class _SeedAnswerSerializer(DomainSerializer):
 
 class LegacyRegisterAnswerSerializer(_SeedAnswerSerializer):
     pass
+
+
+class DomainRegisterAnswerSerializer(DomainSerializer):
+    """The answer to a registration: the record, and with `include_www` its pair."""
+
+    pair = serializers.SerializerMethodField(
+        help_text="The other record of the pair (it redirects to this one), with its own "
+        "DNS records; null when only this one was registered (see notes).")
+    notes = serializers.SerializerMethodField(help_text="What to tell the customer.")
+
+    class Meta(DomainSerializer.Meta):
+        fields = [*DomainSerializer.Meta.fields, "pair", "notes"]
+        read_only_fields = fields
+
+    @extend_schema_field(DomainSerializer(allow_null=True))
+    def get_pair(self, obj: CustomDomain) -> dict[str, Any] | None:
+        other = self.context.get("pair")
+        return DomainSerializer(other).data if other is not None else None
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_notes(self, obj: CustomDomain) -> list[str]:
+        return list(self.context.get("notes", []))
 
 
 class LegacyVerifySerializer(_SeedAnswerSerializer):

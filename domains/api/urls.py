@@ -41,10 +41,13 @@ urlpatterns = [
     *both_spellings("domains/<str:hostname>/verify/", views.DomainVerifyView, "domain-verify"),
     *both_spellings("domains/<str:hostname>/release/", views.DomainReleaseView,
                     "domain-release"),
+    *both_spellings("workspaces/<str:slug>/", views.WorkspacePlanView, "workspace-plan"),
     # The main app's server-to-server sync (HMAC-signed, not a user API).
+    path("service/import", service_views.BulkImportView.as_view(), name="service-import"),
     path("service/workspaces/<str:external_id>", service_views.WorkspaceSyncView.as_view(),
          name="service-workspace"),
-    path("service/workspaces/<str:external_id>/members/<str:subject>",
+    # `path`: a subject may contain `/` (sent raw or as %2F, which the server decodes).
+    path("service/workspaces/<str:external_id>/members/<path:subject>",
          service_views.MemberSyncView.as_view(), name="service-member"),
     re_path(r"^", views.api_not_found, name="not-found"),
 ]

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.urls import Resolver404, resolve, reverse
 from django.utils import timezone
@@ -56,7 +56,7 @@ from domains.api.throttling import (
 )
 from domains.errors import DomainError, InvalidInput
 from domains.hostnames import HostnameError, normalize_hostname, validate_custom_hostname
-from domains.models import CustomDomain, DomainStatus
+from domains.models import LIVE_STATUSES, CustomDomain, DomainStatus
 
 TAG = "domains"
 
@@ -134,21 +134,44 @@ class _WriteOnPost(APIView):
 
     def _register_domain(
         self, request: Request, *, hostname: str, slug: str, ws_field: str,
-        prevalidation: str = "",
+        prevalidation: str = "", **redirect: Any,
     ) -> CustomDomain:
         workspace = visible_workspace(user=request.user, slug=slug, field=ws_field)
         self.check_object_permissions(request, workspace)
         # The per-user limit counts only requests that could register something: a
         # developer trying bad input gets 400s, not an hour locked out.
         try:
-            validate_custom_hostname(hostname)
+            host = validate_custom_hostname(hostname)
         except HostnameError as exc:
             raise InvalidInput(exc.message, code=exc.code, field="hostname") from exc
+        if redirect.get("redirect_to") is not None:
+            # A bad target is bad input too: refused before it counts against the limits.
+            services.redirect_target_check(workspace=workspace, hostname=host,
+                                           target=redirect["redirect_to"])
         throttle_user(request, self, RegisterUserThrottle)
         throttle_workspace(request, self, scope=REGISTER_WORKSPACE_SCOPE, workspace=workspace)
         return services.domain_register(
             workspace=workspace, hostname=hostname, by=request.user, source="api",
-            prevalidation=prevalidation,
+            prevalidation=prevalidation, **redirect,
+        )
+
+    def _register_pair(
+        self, request: Request, *, hostname: str, slug: str, ws_field: str,
+        prevalidation: str = "", redirect_code: int | None = None,
+    ) -> services.PairRegistration:
+        """`include_www`: the apex and its www name in one step (docs/redirects.md)."""
+        workspace = visible_workspace(user=request.user, slug=slug, field=ws_field)
+        self.check_object_permissions(request, workspace)
+        _, www = services.www_pair(hostname)
+        try:
+            validate_custom_hostname(www)
+        except HostnameError as exc:
+            raise InvalidInput(exc.message, code=exc.code, field="hostname") from exc
+        throttle_user(request, self, RegisterUserThrottle)
+        throttle_workspace(request, self, scope=REGISTER_WORKSPACE_SCOPE, workspace=workspace)
+        return services.domain_register_pair(
+            workspace=workspace, hostname=hostname, by=request.user, source="api",
+            prevalidation=prevalidation, redirect_code=redirect_code,
         )
 
 
@@ -179,7 +202,10 @@ class DomainListCreateView(_WriteOnPost, generics.ListAPIView):
     def get_queryset(self) -> QuerySet[CustomDomain]:
         query = s.DomainListQuerySerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
-        qs = selectors.domains_visible_to(self.request.user)
+        qs = selectors.domains_visible_to(self.request.user).select_related(
+            "redirect_to").prefetch_related(Prefetch(
+                "redirects", queryset=CustomDomain.objects.filter(status__in=LIVE_STATUSES),
+                to_attr="live_redirects"))
         slug = query.validated_data.get("workspace")
         if slug:
             qs = qs.filter(workspace=visible_workspace(user=self.request.user, slug=slug))
@@ -211,26 +237,81 @@ class DomainListCreateView(_WriteOnPost, generics.ListAPIView):
         "the certificate validation record appears once the certificate authority has "
         "published it (poll the domain).",
         request=s.DomainRegisterSerializer,
-        responses={201: s.DomainSerializer, **_REGISTER_ERRORS},
+        responses={201: s.DomainRegisterAnswerSerializer, **_REGISTER_ERRORS},
         examples=[
             OpenApiExample(
                 "Register",
                 value={"hostname": "gallery.client.com", "workspace": "acme"},
                 request_only=True,
-            )
+            ),
+            OpenApiExample(
+                "Register the apex and www together",
+                value={"hostname": "client.com", "workspace": "acme", "include_www": True},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Keep an old domain, redirecting to the new one",
+                value={"hostname": "old-studio.com", "workspace": "acme",
+                       "redirect_to": "www.new-studio.com", "redirect_code": 301},
+                request_only=True,
+            ),
         ],
     )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         body = s.DomainRegisterSerializer(data=_require_object(request.data))
         body.is_valid(raise_exception=True)
+        data = body.validated_data
+        if data.get("include_www"):
+            if data.get("redirect_to") is not None:
+                raise InvalidInput("include_www and redirect_to cannot be combined: the pair "
+                                   "already makes one of the two a redirect.",
+                                   code="invalid", field="redirect_to")
+            pair = self._register_pair(
+                request, hostname=data["hostname"], slug=data["workspace"],
+                ws_field="workspace", prevalidation=data.get("prevalidation", ""),
+                redirect_code=data.get("redirect_code"))
+            return Response(
+                s.DomainRegisterAnswerSerializer(pair.primary, context={"pair": pair.redirect,
+                                                              "notes": pair.notes}).data,
+                status=status.HTTP_201_CREATED, headers=_location(pair.primary))
         domain = self._register_domain(
             request,
             hostname=body.validated_data["hostname"],
             slug=body.validated_data["workspace"],
             ws_field="workspace",
             prevalidation=body.validated_data.get("prevalidation", ""),
+            **_redirect_args(data.get("redirect_to"), data.get("redirect_code")),
         )
-        return _record(domain, status.HTTP_201_CREATED, headers=_location(domain))
+        # The same answer as for a pair (`pair` null, no notes), so one schema describes both.
+        return Response(s.DomainRegisterAnswerSerializer(domain).data,
+                        status=status.HTTP_201_CREATED, headers=_location(domain))
+
+
+def _redirect_args(redirect_to: object, redirect_code: object) -> dict[str, Any]:
+    if redirect_to is None:
+        return {}
+    return {"redirect_to": redirect_to, "redirect_code": redirect_code}
+
+
+_remove_redirects_param = OpenApiParameter(
+    "remove_redirects", OpenApiTypes.BOOL, OpenApiParameter.QUERY, required=False,
+    description="Also remove the domains that redirect to this one. Without it, a domain "
+    "other domains redirect to is not removed: 409 `has_redirects` lists them.",
+)
+
+
+def _remove_redirects(request: Request) -> bool:
+    raw = request.query_params.get("remove_redirects")
+    if raw is None and isinstance(request.data, Mapping):
+        raw = request.data.get("remove_redirects")
+    if raw is None or raw is False:
+        return False
+    if raw is True or str(raw).strip().lower() in ("true", "1", "yes"):
+        return True
+    if str(raw).strip().lower() in ("false", "0", "no", ""):
+        return False
+    raise InvalidInput("remove_redirects must be true or false.", code="invalid",
+                       field="remove_redirects")
 
 
 _hostname_param = OpenApiParameter(
@@ -248,7 +329,7 @@ class DomainDetailView(APIView):
 
     def get_permissions(self) -> list[BasePermission]:
         perms: list[BasePermission] = [IsAuthenticated()]
-        if self.request is not None and self.request.method == "DELETE":
+        if self.request is not None and self.request.method in ("DELETE", "PATCH"):
             perms.append(CanWriteDomain())
         return perms
 
@@ -269,11 +350,35 @@ class DomainDetailView(APIView):
         description="Marks the domain removed at once (the hostname is free again) and "
         "detaches it from the CDN, the edge and its certificate in the background. Answers "
         "200 with the final record.",
-        responses={200: s.DomainSerializer, **_errors(401, 403, 404, 409)},
+        parameters=[_remove_redirects_param],
+        responses={200: s.DomainSerializer, **_errors(
+            401, 403, 404, 409, e409="The domain changed concurrently or is already removed, "
+            "or other domains redirect to it (`has_redirects`; `error.details.redirects` "
+            "lists them; ask again with `remove_redirects=true`).")},
     )
     def delete(self, request: Request, hostname: str) -> Response:
         domain = self._domain(request, hostname)
-        domain = services.domain_remove(domain=domain, by=request.user, source="api")
+        domain = services.domain_remove_target(domain=domain, by=request.user, source="api",
+                                               remove_redirects=_remove_redirects(request))
+        return _record(domain)
+
+    @extend_schema(
+        summary="Change a custom domain's redirect",
+        description="Make the domain a redirect to another custom domain of the same "
+        "workspace (`redirect_to`, `redirect_code` 301 or 308), or serve the workspace on it "
+        "again (`redirect_to: null`). The target must be a live domain of this workspace, "
+        "not this domain and not itself a redirect; anything else is a 400.",
+        request=s.DomainUpdateSerializer,
+        responses={200: s.DomainSerializer, **_errors(400, 401, 403, 404, 409)},
+    )
+    def patch(self, request: Request, hostname: str) -> Response:
+        domain = self._domain(request, hostname)
+        body = s.DomainUpdateSerializer(data=_require_object(request.data))
+        body.is_valid(raise_exception=True)
+        domain = services.domain_set_redirect(
+            domain=domain, redirect_to=body.validated_data["redirect_to"],
+            redirect_code=body.validated_data.get("redirect_code"), by=request.user,
+            source="api")
         return _record(domain)
 
 
@@ -312,12 +417,15 @@ class DomainReleaseView(APIView):
         "workspace that registers it need not prove ownership with a TXT record. Without "
         "this release, any other workspace must.",
         request=None,
+        parameters=[_remove_redirects_param],
         responses={200: s.DomainSerializer, **_errors(401, 403, 404, 409)},
     )
     def post(self, request: Request, hostname: str) -> Response:
         domain = visible_domain(user=request.user, hostname=hostname)
         self.check_object_permissions(request, domain)
-        return _record(services.domain_release(domain=domain, by=request.user, source="api"))
+        return _record(services.domain_remove_target(
+            domain=domain, by=request.user, source="api",
+            remove_redirects=_remove_redirects(request), release=True))
 
 
 # --- the seed's paths, kept for the existing frontend ---------------------------------------
@@ -377,20 +485,37 @@ class LegacyRegisterView(_SeedErrors, _WriteOnPost):
         if subdomain:
             _check_subdomain(subdomain)
         hostname = f"{subdomain}.{domain}" if subdomain else domain
+        data = body.validated_data
         try:
+            if data.get("includeWww"):
+                pair = self._register_pair(request, hostname=hostname,
+                                           slug=data["workspaceId"], ws_field="workspaceId",
+                                           redirect_code=data.get("redirectCode"))
+                return Response(
+                    {**s.LegacyRegisterAnswerSerializer(pair.primary).data,
+                     "pair": s.DomainSerializer(pair.redirect).data if pair.redirect else None,
+                     "notes": pair.notes},
+                    headers=_location(pair.primary))
             domain = self._register_domain(
                 request, hostname=hostname, slug=body.validated_data["workspaceId"],
                 ws_field="workspaceId",
+                **_redirect_args(data.get("redirectTo"), data.get("redirectCode")),
             )
         except DomainError as exc:
             # The seed's form has no `hostname` input; point at the part the user typed.
             if exc.field == "hostname":
                 exc.field = "domain"
+            exc.field = _SEED_FIELDS.get(exc.field or "", exc.field)
             raise
         # 200, not our paths' 201: the seed answered 200 and its frontend may test for it.
         return Response(
             s.LegacyRegisterAnswerSerializer(domain).data, headers=_location(domain)
         )
+
+
+# The seed path's spellings of the redirect fields, for `error.field`.
+_SEED_FIELDS = {"redirect_to": "redirectTo", "redirect_code": "redirectCode",
+                "include_www": "includeWww"}
 
 
 def _check_subdomain(subdomain: str) -> None:
@@ -456,6 +581,19 @@ class LegacyVerifyMissingView(_SeedErrors):
         raise InvalidInput(
             "The hostname to check is missing: GET /api/domains/verify/<hostname>, e.g. "
             "/api/domains/verify/gallery.client.com.", code="required", field="domain")
+
+
+class WorkspacePlanView(APIView):
+    """A workspace's plan state: limit, usage, grace deadline and the domains at risk."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(tags=["workspaces"], responses={200: s.WorkspacePlanSerializer,
+                                                   **_errors(401, 403)})
+    def get(self, request: Request, slug: str) -> Response:
+        workspace = visible_workspace(user=request.user, slug=slug, field="slug")
+        state = selectors.workspace_plan_state(workspace)
+        return Response(s.WorkspacePlanSerializer(state).data)
 
 
 @csrf_exempt  # token clients send no CSRF token; without this they got Django's HTML 403

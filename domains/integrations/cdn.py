@@ -77,6 +77,10 @@ def _cf() -> Any:
     return aws.client("cloudfront", "us-east-1")
 
 
+def _managed_tag() -> dict[str, str]:
+    return {"Key": aws.MANAGED_TAG_KEY, "Value": aws.MANAGED_TAG_VALUE}
+
+
 def _raise(exc: ClientError | BotoCoreError, action: str) -> IntegrationError:
     code = aws.error_code(exc)
     if code == "CNAMEAlreadyExists":
@@ -135,7 +139,7 @@ class DistributionPerDomain:
             # distributions with this tag.
             resp = _cf().create_distribution_with_tags(DistributionConfigWithTags={
                 "DistributionConfig": config,
-                "Tags": {"Items": [{"Key": aws.MANAGED_TAG_KEY, "Value": aws.MANAGED_TAG_VALUE}]},
+                "Tags": {"Items": [_managed_tag()]},
             })
         except ClientError as exc:
             if aws.error_code(exc) == "DistributionAlreadyExists":
@@ -177,9 +181,13 @@ class DistributionPerDomain:
             config = self.build_config(template, hostname=hostname,
                                        certificate_arn=certificate_arn, reference=reference)
             config["Aliases"] = {"Quantity": 0}
-            return str(_cf().create_distribution(DistributionConfig=config)["Distribution"]["Id"])
+            # Tagged in the create call, like attach(): the app's policy updates and deletes
+            # only distributions carrying the tag, and grants no tagging after the fact.
+            resp = _cf().create_distribution_with_tags(DistributionConfigWithTags={
+                "DistributionConfig": config, "Tags": {"Items": [_managed_tag()]}})
+            return str(resp["Distribution"]["Id"])
         except (ClientError, BotoCoreError) as exc:
-            raise _raise(exc, "cloudfront.CreateDistribution") from exc
+            raise _raise(exc, "cloudfront.CreateDistributionWithTags") from exc
 
     def find_by_alias(self, hostname: str) -> Attachment | None:
         try:

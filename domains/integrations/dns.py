@@ -12,18 +12,25 @@ own, in another thread, so it works whether or not the caller has a running loop
 from __future__ import annotations
 
 import asyncio
+import itertools
+import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
+import dns.asyncquery
 import dns.asyncresolver
 import dns.exception
+import dns.flags
+import dns.message
 import dns.name
 import dns.nameserver
+import dns.rcode
 import dns.rdatatype
 import dns.resolver
 from asgiref.sync import async_to_sync
 from django.conf import settings
 
+from domains.integrations.dns_caa import CaaCache, CaaResult, lookup_caa_cached_async
 from domains.integrations.errors import IntegrationError
 
 MAX_CHAIN = 10
@@ -230,3 +237,260 @@ def lookup_txt(name: str) -> list[str]:
     if result.transient:
         raise IntegrationError(result.detail, permanent=False, code="dns_transient")
     return list(result.values)
+
+
+# --- facts for the DNS doctor ----------------------------------------------------------------
+#
+# When a hostname does not point at us, a few more queries say why (domains.dns_doctor turns
+# them into words). Per name: CNAME, A, AAAA, CAA, and MX and TXT when there is no CNAME;
+# per zone (cached for the batch): NS, the parents' CAA, one wildcard probe; a SERVFAIL
+# costs one retry with CD set (and DS/DNSKEY at the zone when that retry answers). A name
+# that points at us but waits for its certificate gets the light version: CAA, CNAME, A,
+# AAAA.
+
+# A label no customer creates: if it resolves, a wildcard answered it.
+WILDCARD_PROBE_PREFIX = "_vedomains-wildcard-probe-"
+
+
+@dataclass(frozen=True)
+class DnsFacts:
+    hostname: str
+    zone: str
+    # CNAME targets at the name itself (two: a broken provider serves both).
+    cnames: tuple[str, ...] = ()
+    cname_ttl: int | None = None
+    # A/AAAA owned by the name itself (beside or instead of a CNAME), and their TTL.
+    addresses: tuple[str, ...] = ()
+    address_ttl: int | None = None
+    nxdomain: bool = False
+    # How long resolvers cache "no such record" (the SOA's negative TTL, RFC 2308).
+    negative_ttl: int | None = None
+    has_mx: bool = False
+    txt: tuple[str, ...] = ()
+    nameservers: tuple[str, ...] = ()
+    caa: CaaResult | None = None
+    # What a random name beside the hostname resolves to: its CNAME target or addresses.
+    wildcard: tuple[str, ...] = ()
+    # SERVFAIL that goes away with CD set: the zone's DNSSEC chain does not validate.
+    dnssec_broken: bool = False
+    ds_without_dnskey: bool = False
+    # A lookup failed and could not be explained (timeout, SERVFAIL even with CD).
+    transient: str = ""
+
+
+@dataclass
+class FactsCache:
+    """Answers shared by the hostnames of one zone, for one batch."""
+
+    nameservers: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    caa: CaaCache = field(default_factory=dict)
+    wildcard: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    dnssec: dict[str, tuple[bool, bool]] = field(default_factory=dict)
+
+
+def _values(answer: dns.resolver.Answer | dns.message.Message, owner: str,
+            rdtype: dns.rdatatype.RdataType) -> tuple[tuple[str, ...], int | None]:
+    values: list[str] = []
+    ttl: int | None = None
+    response = answer.response if isinstance(answer, dns.resolver.Answer) else answer
+    for rrset in response.answer:
+        if rrset.rdtype == rdtype and _norm(rrset.name) == owner:
+            ttl = rrset.ttl if ttl is None else min(ttl, rrset.ttl)
+            for rdata in rrset:
+                if rdtype == dns.rdatatype.CNAME:
+                    values.append(_norm(rdata.target))
+                elif rdtype == dns.rdatatype.TXT:
+                    values.append(b"".join(rdata.strings).decode("utf-8", "replace"))
+                else:
+                    values.append(rdata.to_text().lower())
+    return tuple(values), ttl
+
+
+def _negative_ttl(response: dns.message.Message) -> int | None:
+    for rrset in response.authority:
+        if rrset.rdtype == dns.rdatatype.SOA and len(rrset):
+            return min(rrset.ttl, rrset[0].minimum)
+    return None
+
+
+async def _cname_query(resolver: dns.asyncresolver.Resolver, hostname: str, *, cd: bool
+                       ) -> tuple[str, dns.message.Message | None]:
+    """The CNAME query, sent by hand: ("answer" | "nxdomain" | "servfail" | "timeout", reply).
+
+    Not through the resolver, because its parser keeps one record of a CNAME RRset (a
+    CNAME is a singleton type) and a broken provider's two CNAMEs would read as one;
+    `one_rr_per_rrset` keeps them all.
+    """
+    query = dns.message.make_query(hostname, dns.rdatatype.CNAME)
+    query.flags |= dns.flags.RD | (dns.flags.CD if cd else 0)
+    outcome = "timeout"
+    for server in resolver.nameservers:
+        if isinstance(server, dns.nameserver.Do53Nameserver):
+            address, port = server.address, server.port
+        else:
+            address, port = str(server), resolver.port
+        try:
+            reply, _ = await dns.asyncquery.udp_with_fallback(
+                query, address, timeout=resolver.timeout, port=port, one_rr_per_rrset=True)
+        except (dns.exception.DNSException, OSError):
+            continue
+        rcode = reply.rcode()
+        if rcode == dns.rcode.NOERROR:
+            return "answer", reply
+        if rcode == dns.rcode.NXDOMAIN:
+            return "nxdomain", reply
+        outcome = "servfail"  # SERVFAIL or REFUSED: the next server may know
+    return outcome, None
+
+
+def _checking_disabled(resolver: dns.asyncresolver.Resolver) -> dns.asyncresolver.Resolver:
+    cd = dns.asyncresolver.Resolver(configure=False)
+    cd.nameservers = resolver.nameservers
+    cd.lifetime, cd.timeout = resolver.lifetime, resolver.timeout
+    cd.flags = dns.flags.RD | dns.flags.CD
+    return cd
+
+
+async def gather_facts_async(resolver: dns.asyncresolver.Resolver, hostname: str, zone: str,
+                             cache: FactsCache, *, light: bool = False) -> DnsFacts:
+    """What DNS holds at and around `hostname`, for the doctor. Never raises for DNS.
+
+    `light`: the name already points at us; only what can still go wrong is asked: CAA
+    (which can stop the certificate) and an address record a provider serves beside the
+    CNAME (which sends some visitors elsewhere).
+    """
+    hostname, zone = hostname.lower(), zone.lower()
+    if light:
+        caa = await lookup_caa_cached_async(resolver, hostname, cache.caa)
+        outcome, response = await _cname_query(resolver, hostname, cd=False)
+        cnames = _values(response, hostname, dns.rdatatype.CNAME)[0] if response else ()
+        try:
+            addresses, ttl, _ = await _addresses(resolver, hostname)
+        except dns.exception.DNSException:
+            addresses, ttl = (), None
+        return DnsFacts(hostname, zone, caa=caa, addresses=addresses, address_ttl=ttl,
+                        cnames=cnames)
+    dnssec_broken = ds_without_dnskey = False
+    outcome, response = await _cname_query(resolver, hostname, cd=False)
+    if outcome == "servfail":
+        # Retrying with CD tells a zone whose DNSSEC does not validate from a broken one.
+        outcome, response = await _cname_query(resolver, hostname, cd=True)
+        if outcome in ("answer", "nxdomain"):
+            resolver = _checking_disabled(resolver)
+            dnssec_broken = True
+            ds_without_dnskey = await _ds_without_dnskey(resolver, zone, cache)
+    if outcome == "nxdomain" and response is not None:
+        caa = (await lookup_caa_cached_async(resolver, hostname, cache.caa)
+               if not dnssec_broken else None)
+        facts = DnsFacts(hostname, zone, nxdomain=True, caa=caa,
+                         negative_ttl=_negative_ttl(response), dnssec_broken=dnssec_broken,
+                         ds_without_dnskey=ds_without_dnskey)
+        return await _zone_facts(resolver, facts, cache)
+    if outcome != "answer" or response is None:
+        # A timeout (asking more would only wait more), or SERVFAIL even with CD.
+        return DnsFacts(hostname, zone, transient=f"DNS lookup of {hostname} failed: {outcome}")
+    caa = await lookup_caa_cached_async(resolver, hostname, cache.caa)
+    cnames, cname_ttl = _values(response, hostname, dns.rdatatype.CNAME)
+    negative_ttl = _negative_ttl(response) if not cnames else None
+    has_mx, txt = False, ()
+    try:
+        addresses, address_ttl, _ = await _addresses(resolver, hostname)
+        if not cnames:
+            # Only beside no CNAME: a provider that refuses a CNAME refuses it for these.
+            mx = await resolver.resolve(hostname, "MX", raise_on_no_answer=False)
+            has_mx = bool(_values(mx, hostname, dns.rdatatype.MX)[0])
+            txt_answer = await resolver.resolve(hostname, "TXT", raise_on_no_answer=False)
+            txt = _values(txt_answer, hostname, dns.rdatatype.TXT)[0]
+    except dns.exception.DNSException as exc:
+        return DnsFacts(hostname, zone, cnames=cnames, cname_ttl=cname_ttl, caa=caa,
+                        transient=f"DNS lookup failed: {exc}")
+    facts = DnsFacts(hostname, zone, cnames=cnames, cname_ttl=cname_ttl,
+                     addresses=addresses, address_ttl=address_ttl,
+                     negative_ttl=negative_ttl, has_mx=has_mx, txt=txt, caa=caa,
+                     dnssec_broken=dnssec_broken, ds_without_dnskey=ds_without_dnskey)
+    return await _zone_facts(resolver, facts, cache)
+
+
+async def _addresses(resolver: dns.asyncresolver.Resolver, hostname: str
+                     ) -> tuple[tuple[str, ...], int | None, tuple[str, ...]]:
+    """A and AAAA owned by the name itself (not those of a CNAME's target), their TTL, and
+    the CNAME the A answer carried."""
+    addresses: list[str] = []
+    address_ttl: int | None = None
+    cnames: tuple[str, ...] = ()
+    for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+        answer = await resolver.resolve(hostname, rdtype, raise_on_no_answer=False)
+        found, ttl = _values(answer, hostname, rdtype)
+        addresses += found
+        if ttl is not None:
+            address_ttl = ttl if address_ttl is None else min(address_ttl, ttl)
+        if rdtype == dns.rdatatype.A:
+            cnames = _values(answer, hostname, dns.rdatatype.CNAME)[0]
+    return tuple(addresses), address_ttl, cnames
+
+
+async def _zone_facts(resolver: dns.asyncresolver.Resolver, facts: DnsFacts,
+                      cache: FactsCache) -> DnsFacts:
+    """The zone's nameservers and the wildcard probe: asked once per zone (parent)."""
+    zone = facts.zone
+    if zone not in cache.nameservers:
+        try:
+            answer = await resolver.resolve(zone, "NS", raise_on_no_answer=False)
+            cache.nameservers[zone] = tuple(sorted(_values(answer, zone, dns.rdatatype.NS)[0]))
+        except dns.exception.DNSException:
+            cache.nameservers[zone] = ()
+    parent = facts.hostname.partition(".")[2] if facts.hostname != zone else ""
+    wildcard: tuple[str, ...] = ()
+    if parent:
+        if parent not in cache.wildcard:
+            probe = f"{WILDCARD_PROBE_PREFIX}{secrets.token_hex(4)}.{parent}"
+            try:
+                answer = await resolver.resolve(probe, "A", raise_on_no_answer=False)
+                cnames = _values(answer, probe, dns.rdatatype.CNAME)[0]
+                cache.wildcard[parent] = cnames or _values(answer, probe, dns.rdatatype.A)[0]
+            except dns.exception.DNSException:  # NXDOMAIN: no wildcard
+                cache.wildcard[parent] = ()
+        wildcard = cache.wildcard[parent]
+    return replace(facts, nameservers=cache.nameservers[zone], wildcard=wildcard)
+
+
+async def _ds_without_dnskey(resolver: dns.asyncresolver.Resolver, zone: str,
+                             cache: FactsCache) -> bool:
+    """With CD set: does the zone have a DS at its parent but no DNSKEY of its own?"""
+    if zone not in cache.dnssec:
+        try:
+            ds = await resolver.resolve(zone, "DS", raise_on_no_answer=False)
+            key = await resolver.resolve(zone, "DNSKEY", raise_on_no_answer=False)
+            has_ds = bool(_values(ds, zone, dns.rdatatype.DS)[0])
+            has_key = bool(_values(key, zone, dns.rdatatype.DNSKEY)[0])
+            cache.dnssec[zone] = (has_ds, has_key)
+        except dns.exception.DNSException:
+            cache.dnssec[zone] = (False, False)
+    has_ds, has_key = cache.dnssec[zone]
+    return has_ds and not has_key
+
+
+async def gather_facts_many_async(wanted: dict[str, tuple[str, bool]]) -> dict[str, DnsFacts]:
+    """Facts for many hostnames at once: {hostname: (zone, light)}."""
+    resolver = make_resolver()
+    cache = FactsCache()
+    semaphore = asyncio.Semaphore(settings.VEDOMAINS_DNS_CONCURRENCY)
+
+    async def one(host: str, zone: str, light: bool) -> tuple[str, DnsFacts]:
+        async with semaphore:
+            return host, await gather_facts_async(resolver, host, zone, cache, light=light)
+
+    async def zone(batch: list[tuple[str, tuple[str, bool]]]) -> list[tuple[str, DnsFacts]]:
+        # The zone's first name fills the cache its other names then read.
+        first = await one(batch[0][0], *batch[0][1])
+        rest = await asyncio.gather(*(one(h, z, c) for h, (z, c) in batch[1:]))
+        return [first, *rest]
+
+    ordered = sorted(wanted.items(), key=lambda item: (item[1][0], item[0]))
+    zones = [list(g) for _, g in itertools.groupby(ordered, key=lambda item: item[1][0])]
+    return {host: facts for batch in await asyncio.gather(*(zone(b) for b in zones))
+            for host, facts in batch}
+
+
+def gather_facts_many(wanted: dict[str, tuple[str, bool]]) -> dict[str, DnsFacts]:
+    return async_to_sync(gather_facts_many_async)(dict(wanted))

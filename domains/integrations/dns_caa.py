@@ -61,3 +61,35 @@ async def lookup_caa_async(resolver: dns.asyncresolver.Resolver, hostname: str) 
         if records:
             return CaaResult(hostname, found_at=name, records=records)
     return CaaResult(hostname)
+
+
+# name -> its CAA records (empty: none there, or the name does not exist).
+CaaCache = dict[str, tuple[CaaRecord, ...]]
+
+
+async def lookup_caa_cached_async(resolver: dns.asyncresolver.Resolver, hostname: str,
+                                  cache: CaaCache) -> CaaResult:
+    """`lookup_caa_async` with the answers for each name kept in `cache`, so the parents
+    that many hostnames of one zone share (`client.com`, `com`) are asked once per batch."""
+    labels = hostname.rstrip(".").lower().split(".")
+    for start in range(len(labels)):
+        name = ".".join(labels[start:])
+        if name not in cache:
+            try:
+                answer = await resolver.resolve(name, "CAA", raise_on_no_answer=False)
+            except dns.resolver.NXDOMAIN:
+                cache[name] = ()
+                continue
+            except dns.exception.DNSException as exc:
+                return CaaResult(hostname, transient=True,
+                                 detail=f"CAA lookup of {name} failed: {exc}")
+            cache[name] = tuple(
+                CaaRecord(int(rdata.flags), rdata.tag.decode("ascii", "replace").lower(),
+                          rdata.value.decode("utf-8", "replace"))
+                for rrset in answer.response.answer
+                if rrset.rdtype == dns.rdatatype.CAA
+                for rdata in rrset
+            )
+        if cache[name]:
+            return CaaResult(hostname, found_at=name, records=cache[name])
+    return CaaResult(hostname)

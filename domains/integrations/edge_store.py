@@ -59,6 +59,10 @@ class EdgeItem:
     created_at: str = ""
     verified_at: str = ""
     updated_at: str = ""
+    # A redirect domain's target hostname and code (docs/redirects.md); empty / 0 otherwise.
+    # Additive: a plain item keeps exactly the seed's attributes.
+    redirect_to: str = ""
+    redirect_code: int = 0
 
     def to_dynamo(self) -> dict[str, dict[str, str]]:
         item = {
@@ -71,6 +75,9 @@ class EdgeItem:
                            ("updatedAt", self.updated_at)):
             if value:
                 item[key] = {"S": value}
+        if self.redirect_to:
+            item["redirectTo"] = {"S": self.redirect_to}
+            item["redirectCode"] = {"N": str(self.redirect_code)}
         return item
 
     @classmethod
@@ -83,6 +90,8 @@ class EdgeItem:
             created_at=raw.get("createdAt", {}).get("S", ""),
             verified_at=raw.get("verifiedAt", {}).get("S", ""),
             updated_at=raw.get("updatedAt", {}).get("S", ""),
+            redirect_to=raw.get("redirectTo", {}).get("S", ""),
+            redirect_code=int(raw.get("redirectCode", {}).get("N", "0")),
         )
 
     @classmethod
@@ -95,13 +104,18 @@ class EdgeItem:
             created_at=data.get("createdAt", ""),
             verified_at=data.get("verifiedAt", ""),
             updated_at=data.get("updatedAt", ""),
+            redirect_to=data.get("redirectTo", ""),
+            redirect_code=int(data.get("redirectCode", 0)),
         )
 
     def same_routing(self, other: EdgeItem | None) -> bool:
         return (
             other is not None
             and other.status == self.status
-            and (self.status != "active" or other.workspace_id == self.workspace_id)
+            and (self.status != "active" or (
+                other.workspace_id == self.workspace_id
+                and (other.redirect_to, other.redirect_code)
+                == (self.redirect_to, self.redirect_code)))
         )
 
 
@@ -242,7 +256,7 @@ def scan(*, segments: int = 4, page_size: int = 1000) -> Iterator[EdgeItem]:
             "Segment": segment,
             "TotalSegments": segments,
             "Limit": page_size,
-            "ProjectionExpression": "#d, workspaceId, #s, #v",
+            "ProjectionExpression": "#d, workspaceId, #s, #v, redirectTo, redirectCode",
             "ExpressionAttributeNames": {"#d": "domain", "#s": "status", "#v": "version"},
         }
         if start:

@@ -55,6 +55,23 @@ def test_round_trip_through_the_client(
     assert control.records() == []
 
 
+def test_conflict_and_query_log_through_the_client(
+    dns_server: LocalDNSServer, control: DNSControl, resolver: dns.resolver.Resolver
+) -> None:
+    control.set("shop.example", "CNAME", "domain.ve.ai")
+    with pytest.raises(DNSControlError, match="can coexist"):
+        control.add("shop.example", "A", "192.0.2.1")
+    assert control.add("shop.example", "A", "192.0.2.1", conflict=True)[0]["value"] == "192.0.2.1"
+    assert len(control.add("shop.example", "CNAME", "old.example", conflict=True)) == 2
+    control.reset_queries()
+    assert [str(r) for r in resolver.resolve("shop.example", "A")] == ["192.0.2.1"]
+    assert control.queries() == [{"name": "shop.example", "type": "A", "cd": False}]
+    status, payload = _raw(dns_server, "PUT", "/records",
+                           b'{"name": "a.example", "type": "A", "value": "192.0.2.1", '
+                           b'"conflict": "yes"}')
+    assert status == 400 and "conflict" in payload["error"]
+
+
 def test_faults_through_the_client(
     dns_server: LocalDNSServer, control: DNSControl, resolver: dns.resolver.Resolver
 ) -> None:
@@ -84,7 +101,7 @@ def test_faults_through_the_client(
         ("PUT", "/records", b""),
         ("PUT", "/records", b'{"name": "shop.example", "type": "A"}'),
         ("PUT", "/records", b'{"name": "shop.example", "type": "A", "value": "x"}'),
-        ("PUT", "/records", b'{"name": "shop.example", "type": "MX", "value": "10 m.example"}'),
+        ("PUT", "/records", b'{"name": "shop.example", "type": "SRV", "value": "0 0 1 m.ex"}'),
         ("POST", "/records", b'{"name": 5, "type": "A", "value": "192.0.2.1"}'),
         (
             "POST",
@@ -97,7 +114,7 @@ def test_faults_through_the_client(
         ("PUT", "/fault", b'{"name": "shop.example"}'),
         ("DELETE", "/records", None),
         ("DELETE", "/records?name=bad%20name", None),
-        ("DELETE", "/records?name=shop.example&type=MX", None),
+        ("DELETE", "/records?name=shop.example&type=SRV", None),
     ],
 )
 def test_bad_input_is_a_400_json_error(
@@ -118,7 +135,7 @@ def test_unknown_endpoint_and_method(dns_server: LocalDNSServer) -> None:
 
 def test_client_errors_carry_the_server_message(control: DNSControl) -> None:
     with pytest.raises(DNSControlError, match="not supported") as excinfo:
-        control.set("shop.example", "MX", "10 mail.example")
+        control.set("shop.example", "SRV", "0 0 443 mail.example")
     assert excinfo.value.status == 400
 
 

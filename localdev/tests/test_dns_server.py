@@ -250,9 +250,9 @@ def test_cname_cannot_coexist_with_other_data(dns_server: LocalDNSServer) -> Non
     [
         ("", "A", "192.0.2.1", 60),
         ("bad name.example", "A", "192.0.2.1", 60),
-        ("*.shop.example", "A", "192.0.2.1", 60),
+        ("a.*.shop.example", "A", "192.0.2.1", 60),
         ("bücher.example", "A", "192.0.2.1", 60),
-        ("shop.example", "MX", "10 mail.example", 60),
+        ("shop.example", "SRV", "0 0 443 mail.example", 60),
         ("shop.example", "A", "2001:db8::1", 60),
         ("shop.example", "AAAA", "192.0.2.1", 60),
         ("shop.example", "CAA", "issue amazon.com", 60),
@@ -432,3 +432,79 @@ def test_cli_runs_until_sigterm(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
+
+
+# --- the mistakes customers make (the DNS doctor's tests build them) ------------------------
+
+
+def test_mx_ds_and_dnskey_records(dns_server: LocalDNSServer,
+                                  resolver: dns.resolver.Resolver) -> None:
+    dns_server.set_record("shop.example", "MX", "10 Mail.Example.")
+    dns_server.set_record("shop.example", "DNSKEY", "257 3 13 " + "QUJD" * 16)
+    dns_server.set_record("shop.example", "DS", "12345 13 2 " + "ab" * 32)
+    assert _texts(resolver.resolve("shop.example", "MX")) == ["10 mail.example."]
+    assert _texts(resolver.resolve("shop.example", "DS"))[0].startswith("12345 13 2 abab")
+    assert len(resolver.resolve("shop.example", "DNSKEY")) == 1
+    with pytest.raises(ValueError, match="64 hex digits"):
+        dns_server.set_record("shop.example", "DS", "12345 13 2 abcd")
+
+
+def test_wildcard_answers_names_that_do_not_exist(dns_server: LocalDNSServer,
+                                                  resolver: dns.resolver.Resolver) -> None:
+    dns_server.set_record("*.shop.example", "CNAME", "parking.example")
+    dns_server.set_record("www.shop.example", "A", "192.0.2.1")
+    dns_server.set_record("x.deep.shop.example", "A", "192.0.2.2")
+    answer = resolver.resolve("anything.shop.example", "CNAME")
+    assert answer.rrset is not None and str(answer.rrset.name) == "anything.shop.example."
+    assert _texts(answer) == ["parking.example."]
+    # A name that exists, and an empty non-terminal (the closest encloser), are not expanded.
+    assert _texts(resolver.resolve("www.shop.example", "A")) == ["192.0.2.1"]
+    assert resolver.resolve("deep.shop.example", "A", raise_on_no_answer=False).rrset is None
+    with pytest.raises(dns.resolver.NXDOMAIN):
+        resolver.resolve("a.b.example", "A")
+
+
+def test_conflict_serves_a_cname_beside_other_data_and_two_cnames(
+    dns_server: LocalDNSServer,
+) -> None:
+    dns_server.set_record("shop.example", "CNAME", "domain.ve.ai")
+    with pytest.raises(ValueError, match="can coexist"):
+        dns_server.set_record("shop.example", "A", "192.0.2.1")
+    dns_server.set_record("shop.example", "A", "192.0.2.1", conflict=True)
+    dns_server.add_record("shop.example", "CNAME", "old.example", conflict=True)
+    # Each type from its own RRset, as the broken provider answers.
+    assert [str(r) for rrset in _query(dns_server, "shop.example", "A").answer
+            for r in rrset] == ["192.0.2.1"]
+    message = dns.message.make_query("shop.example", "CNAME")
+    reply = dns.query.udp(message, "127.0.0.1", port=dns_server.port, timeout=2,
+                          one_rr_per_rrset=True)
+    assert sorted(str(rrset[0]) for rrset in reply.answer) == ["domain.ve.ai.", "old.example."]
+
+
+def test_ds_without_dnskey_is_servfail_unless_checking_is_disabled(
+    dns_server: LocalDNSServer,
+) -> None:
+    dns_server.set_record("shop.example", "DS", "12345 13 2 " + "ab" * 32)
+    dns_server.set_record("www.shop.example", "CNAME", "domain.ve.ai")
+    query = dns.message.make_query("www.shop.example", "CNAME")
+    reply = dns.query.udp(query, "127.0.0.1", port=dns_server.port, timeout=2)
+    assert reply.rcode() == dns.rcode.SERVFAIL
+    query.flags |= dns.flags.CD
+    reply = dns.query.udp(query, "127.0.0.1", port=dns_server.port, timeout=2)
+    assert reply.rcode() == dns.rcode.NOERROR and str(reply.answer[0][0]) == "domain.ve.ai."
+    # The DS itself comes from the parent zone, which validates; a DNSKEY mends the chain.
+    assert _query(dns_server, "shop.example", "DS").rcode() == dns.rcode.NOERROR
+    dns_server.set_record("shop.example", "DNSKEY", "257 3 13 " + "QUJD" * 16)
+    query.flags &= ~dns.flags.CD
+    assert dns.query.udp(query, "127.0.0.1", port=dns_server.port,
+                         timeout=2).rcode() == dns.rcode.NOERROR
+
+
+def test_query_log_counts_what_was_asked(dns_server: LocalDNSServer) -> None:
+    dns_server.reset_queries()
+    _query(dns_server, "a.example", "A")
+    _query(dns_server, "b.example", "CAA", tcp=True)
+    assert dns_server.queries() == [{"name": "a.example", "type": "A", "cd": False},
+                                    {"name": "b.example", "type": "CAA", "cd": False}]
+    dns_server.reset_queries()
+    assert dns_server.queries() == []

@@ -237,3 +237,31 @@ def test_origin_request_log_is_only_readable_directly(
 def test_direct_origin_request_without_workspace_is_refused(origin: DemoOriginServer) -> None:
     status, body, _ = get(f"http://127.0.0.1:{origin.port}/", {"Host": "gallery.client.com"})
     assert status == 400 and "did not come through the edge" in body
+
+
+def test_redirect_domain_is_answered_by_the_edge_without_the_origin(
+    proxy: EdgeProxyServer, origin: DemoOriginServer, table: str
+) -> None:
+    """docs/redirects.md: the redirect item's answer, as the local stack shows it."""
+    import http.client
+
+    boto3.client("dynamodb", region_name="us-east-1").put_item(TableName=table, Item={
+        "domain": {"S": "client.com"}, "workspaceId": {"S": "acme"}, "status": {"S": "active"},
+        "version": {"N": "2"}, "redirectTo": {"S": "gallery.client.com"},
+        "redirectCode": {"N": "301"}})
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+    try:
+        # The raw request-target, encoded characters and all (urllib would follow it).
+        conn.request("GET", "/albums/caf%C3%A9/?page=2&q=a%20b", headers={"Host": "client.com"})
+        response = conn.getresponse()
+        response.read()
+    finally:
+        conn.close()
+    assert response.status == 301
+    assert response.getheader("Location") == (
+        "https://gallery.client.com/albums/caf%C3%A9/?page=2&q=a%20b")
+    assert "/albums/caf%C3%A9/" not in origin_paths(origin)
+    # The target itself is served as before.
+    status, body, _ = get(f"http://127.0.0.1:{proxy.port}/?format=json",
+                          {"Host": "gallery.client.com"})
+    assert status == 200 and json.loads(body)["workspace"] == "acme"

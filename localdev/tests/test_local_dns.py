@@ -78,9 +78,9 @@ def test_fault_on_and_off(local_dns: LocalDNSServer) -> None:
 @pytest.mark.parametrize(
     ("args", "options", "message"),
     [
-        (("set", "gallery.example.com", "MX", "mail.example.com"), {}, "not supported"),
+        (("set", "gallery.example.com", "SRV", "0 0 443 x.example.com"), {}, "not supported"),
         (("set", "gallery.example.com", "A", "not-an-ip"), {}, "invalid A value"),
-        (("set", "*.example.com", "CNAME", "domain.ve.ai"), {}, "wildcard"),
+        (("set", "a.*.example.com", "CNAME", "domain.ve.ai"), {}, "wildcard"),
         (("set", "gallery.example.com", "CNAME", "domain.ve.ai"), {"ttl": "soon"}, "--ttl"),
         (("set", "gallery.example.com", "CNAME", "domain.ve.ai"), {"ttl": "-1"}, "--ttl"),
         (("fault", "explode"), {}, "not one of"),

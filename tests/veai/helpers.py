@@ -8,12 +8,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import jwt
@@ -21,10 +25,28 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from rest_framework.test import APIClient
 
-from domains.api.authentication import SERVICE_SIGNATURE_HEADER, service_signature
 from domains.integrations import main_app_tokens
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _reference_client() -> ModuleType:
+    """docs/examples/veai_sync_client.py, the client the docs give the main app: the tests
+    sign with it, so the documented client and the server cannot drift apart."""
+    path = ROOT / "docs" / "examples" / "veai_sync_client.py"
+    spec = importlib.util.spec_from_file_location("veai_sync_client", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("veai_sync_client", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+sync_client = _reference_client()
+SIGNATURE_META = "HTTP_" + sync_client.HEADER.upper().replace("-", "_")
+
 ISSUER = "https://ve.ai.test"
+ISSUER_ID = "ve.ai"  # VEDOMAINS_JWT_ISSUER_ID's default: identities are stored under it
 AUDIENCE = "vedomains"
 SERVICE_SECRET = "svc_test_" + "k" * 40
 
@@ -56,12 +78,13 @@ class JwksServer:
     def __init__(self) -> None:
         self.keys: list[dict[str, Any]] = []
         self.fetches = 0
+        self.raw_body: bytes | None = None  # served instead of the key set when set
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 server.fetches += 1
-                body = json.dumps({"keys": list(server.keys)}).encode()
+                body = server.raw_body or json.dumps({"keys": list(server.keys)}).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -129,8 +152,7 @@ def signed_request(method: str, path: str, body: dict[str, Any] | None = None, *
     """Call the sync API as the main app's server does: JSON body, HMAC signature header."""
     raw = json.dumps(body).encode() if body is not None else b""
     ts = int(time.time()) if timestamp is None else timestamp
-    signature = service_signature(secret, ts, method, path, raw)
+    signature = sync_client.sign(secret, ts, method, path, raw)
     client = client or APIClient()
     return client.generic(method, path, raw, content_type="application/json",
-                          **{"HTTP_" + SERVICE_SIGNATURE_HEADER.upper().replace("-", "_"):
-                             signature})
+                          **{SIGNATURE_META: signature})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ from domains.models import ExternalIdentity, Role
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from tests.veai.helpers import (
     ISSUER,
+    ISSUER_ID,
     JwksServer,
     SigningKey,
     bearer,
@@ -29,10 +31,10 @@ def test_a_valid_token_signs_in_and_creates_the_user_once(main_key: SigningKey) 
     token = main_key.token("auth0|abc", email="ana@client.com")
     r = bearer(token).get("/api/domains/")
     assert r.status_code == 200, r.content
-    identity = ExternalIdentity.objects.get(issuer=ISSUER, subject="auth0|abc")
+    identity = ExternalIdentity.objects.get(issuer=ISSUER_ID, subject="auth0|abc")
     assert identity.user.email == "ana@client.com"
     # Not the subject as username: a subject equal to someone's username gains nothing.
-    assert identity.user.username == external_username(issuer=ISSUER, subject="auth0|abc")
+    assert identity.user.username == external_username(issuer=ISSUER_ID, subject="auth0|abc")
     assert not identity.user.has_usable_password()
     assert bearer(main_key.token("auth0|abc")).get("/api/domains/").status_code == 200
     assert ExternalIdentity.objects.filter(subject="auth0|abc").count() == 1
@@ -118,11 +120,77 @@ def test_unknown_kids_refetch_at_most_once_per_cooldown(jwks: JwksServer, main_k
                                                        ) -> None:
     assert bearer(main_key.token()).get("/api/domains/").status_code == 200
     before = jwks.fetches
-    # A flood of made-up kids (all from one attacker's key) must not become a flood of fetches.
+    # A flood of made-up kids (all from one attacker's key) must not become a flood of
+    # fetches. Within the cooldown of the first fetch a set that may be stale cannot tell a
+    # new key from a made-up one: 503 with Retry-After, never 401.
     for _ in range(20):
         r = bearer(SigningKey("EC").token()).get("/api/domains/")
-        assert r.status_code == 401
-    assert jwks.fetches - before <= 1
+        assert r.status_code == 503, r.content
+        assert r.json()["error"]["code"] == "auth_unavailable"
+        assert 1 <= int(r["Retry-After"]) <= 30
+    assert jwks.fetches == before
+
+
+def test_a_key_published_just_after_a_refetch_is_never_a_401(jwks: JwksServer, settings: Any,
+                                                              main_key: SigningKey) -> None:
+    """rotation inside the cooldown must not sign anyone out."""
+    # Something (a made-up kid) triggers a refetch: the cooldown starts now.
+    assert bearer(SigningKey("EC").token()).get("/api/domains/").status_code == 401
+    # The main app publishes a new key and at once starts signing with it.
+    new = SigningKey("EC")
+    jwks.publish(main_key, new)
+    r = bearer(new.token("rotated")).get("/api/domains/")
+    assert r.status_code == 503, r.content
+    assert r.json()["error"]["code"] == "auth_unavailable"
+    assert int(r["Retry-After"]) >= 1
+    # Once the cooldown has passed, the same token works (no restart, no sign-out).
+    settings.VEDOMAINS_JWKS_REFETCH_COOLDOWN_SECONDS = 0
+    main_app_tokens.reset_clients()
+    assert bearer(new.token("rotated")).get("/api/domains/").status_code == 200
+
+
+def test_threads_with_a_new_kid_share_one_refetch(jwks: JwksServer, main_key: SigningKey,
+                                                  settings: Any) -> None:
+    # No cooldown, so only the sharing can keep the eight threads to one fetch.
+    settings.VEDOMAINS_JWKS_REFETCH_COOLDOWN_SECONDS = 0
+    assert bearer(main_key.token()).get("/api/domains/").status_code == 200
+    before = jwks.fetches
+    new = SigningKey("RSA")
+    jwks.publish(main_key, new)
+    cache = main_app_tokens.jwks_cache()
+    results: list[object] = []
+
+    def verify() -> None:
+        try:
+            results.append(main_app_tokens.verify_token(new.token("t")).subject)
+        except Exception as exc:  # noqa: BLE001 - recorded and asserted below
+            results.append(exc)
+
+    threads = [threading.Thread(target=verify) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    # Every thread arrived before the one fetch started or waited for it: all see the key.
+    assert results == ["t"] * 8
+    assert jwks.fetches - before == 1 == cache.fetches - 1
+
+
+@pytest.mark.parametrize("body", [b"<html>Bad gateway</html>", b'{"keys": 3}', b"[]"])
+def test_a_jwks_answering_garbage_is_503_not_500(settings: Any, db: Any, body: bytes) -> None:
+    server = JwksServer().start()
+    server.raw_body = body
+    try:
+        settings.VEDOMAINS_JWT_JWKS_URL = server.url
+        settings.VEDOMAINS_JWT_ISSUER = ISSUER
+        main_app_tokens.reset_clients()
+        r = bearer(SigningKey("RSA").token()).get("/api/domains/")
+        assert r.status_code == 503, r.content
+        assert r.json()["error"]["code"] == "auth_unavailable"
+        assert r["Retry-After"]
+    finally:
+        server.stop()
+        main_app_tokens.reset_clients()
 
 
 def test_a_withdrawn_key_stops_working_once_the_key_set_cache_expires(
@@ -188,3 +256,25 @@ def test_bearer_is_ignored_when_sign_in_is_not_configured(settings: Any, db: Any
     r = bearer(SigningKey("RSA").token()).get("/api/domains/")
     assert r.status_code == 401
     assert r["WWW-Authenticate"] == "Token"
+
+
+def test_a_new_issuer_url_keeps_every_identity(main_key: SigningKey, settings: Any) -> None:
+    """identities are keyed by VEDOMAINS_JWT_ISSUER_ID, not the `iss` URL."""
+    assert bearer(main_key.token("auth0|keep")).get("/api/domains/").status_code == 200
+    user = ExternalIdentity.objects.get(subject="auth0|keep").user
+    settings.VEDOMAINS_JWT_ISSUER = "https://auth.ve.ai"
+    token = main_key.token("auth0|keep", issuer="https://auth.ve.ai")
+    r = bearer(token).get("/api/domains/")
+    assert r.status_code == 200
+    assert ExternalIdentity.objects.get(subject="auth0|keep").user == user
+    assert ExternalIdentity.objects.count() == 1
+    # The old URL is no longer accepted.
+    assert bearer(main_key.token("auth0|keep")).get("/api/domains/").status_code == 401
+
+
+def test_a_nul_in_the_subject_or_email_is_never_a_500(main_key: SigningKey) -> None:
+    r = bearer(main_key.token("auth0|a\x00b")).get("/api/domains/")
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_subject"
+    r = bearer(main_key.token("auth0|nul-mail", email="a\x00@b.test")).get("/api/domains/")
+    assert r.status_code == 200
+    assert ExternalIdentity.objects.get(subject="auth0|nul-mail").user.email == ""

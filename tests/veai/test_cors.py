@@ -114,3 +114,33 @@ def test_env_example_gives_the_same_values_as_the_defaults() -> None:
     from_example = _effective_settings(documented)
     assert defaults == from_example
     assert defaults["CORS_ALLOWED_ORIGINS"] == "['https://ve.ai', 'https://app.ve.ai']"
+
+
+def test_the_frontend_can_read_retry_after_location_and_the_request_id(cors_server: str
+                                                                        ) -> None:
+    """exposed response headers, and its own X-Request-ID allowed."""
+    status, headers = _request(f"{cors_server}/api/domains/", "OPTIONS", {
+        "Origin": ORIGIN, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type,x-request-id"})
+    assert status == 200
+    assert "x-request-id" in headers["access-control-allow-headers"].lower()
+    status, headers = _request(f"{cors_server}/api/domains/", "GET",
+                               {"Origin": ORIGIN, "X-Request-ID": "frontend-req-42"})
+    assert status == 401
+    exposed = {h.strip().lower() for h in headers["access-control-expose-headers"].split(",")}
+    assert {"retry-after", "location", "x-request-id"} <= exposed
+    assert headers["x-request-id"] == "frontend-req-42"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_signed_in_answer_carries_the_cors_headers(cors_server: str) -> None:
+    from rest_framework.authtoken.models import Token
+
+    from tests.factories import MembershipFactory
+
+    member = MembershipFactory(workspace__slug="cors-ws")
+    token = Token.objects.create(user=member.user).key
+    status, headers = _request(f"{cors_server}/api/workspaces/cors-ws/", "GET",
+                               {"Origin": ORIGIN, "Authorization": f"Token {token}"})
+    assert status == 200
+    assert headers["access-control-allow-origin"] == ORIGIN

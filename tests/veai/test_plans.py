@@ -221,3 +221,85 @@ def test_beat_drives_the_grace_period_step() -> None:
     tasks = {entry["task"] for entry in app.conf.beat_schedule.values()}
     assert "domains.tasks.enforce_plan_limits" in tasks
     assert "domains.tasks.enforce_plan_limits" in app.tasks
+
+
+def test_redirect_domains_count_and_are_the_first_extras() -> None:
+    """docs/redirects.md: a redirect is a domain for the plan, and the least needed one."""
+    ws, domains = _workspace("business", 4)
+    # The oldest domain redirects to the newest: still both count.
+    CustomDomain.objects.filter(pk=domains[0].pk).update(redirect_to=domains[3],
+                                                         redirect_code=308)
+    change = plans.workspace_plan_change(workspace=ws, plan="pro", source="test")
+    assert (change.outcome, change.live, change.limit) == ("over_limit", 4, 3)
+    # The redirect goes before any domain that serves the site, however old it is.
+    assert change.extras == ["d1.client.com"]
+
+
+def test_the_frontend_sees_limit_usage_deadline_and_the_domains_at_risk() -> None:
+    """the plan state endpoint, the refusal's deadline, the removal reason."""
+    from rest_framework.test import APIClient
+
+    ws, _ = _workspace("pro", 3)
+    owner = ws.memberships.get().user
+    client = APIClient()
+    client.force_authenticate(owner)
+    state = client.get("/api/workspaces/acme/").json()
+    assert (state["plan"], state["domain_limit"], state["domains_used"]) == ("pro", 3, 3)
+    assert (state["can_register"], state["over_limit"], state["grace_until"]) == (
+        False, False, None)
+    assert state["at_risk"] == []
+
+    change = plans.workspace_plan_change(workspace=ws, plan="free", source="test")
+    deadline = change.detach_after
+    assert deadline is not None
+    state = client.get("/api/workspaces/acme").json()  # the other spelling too
+    assert (state["domain_limit"], state["domains_used"], state["over_limit"]) == (0, 3, True)
+    assert state["grace_until"] == deadline.isoformat().replace("+00:00", "Z")
+    assert [d["hostname"] for d in state["at_risk"]] == [
+        "d3.client.com", "d2.client.com", "d1.client.com"]
+    assert {d["detach_after"] for d in state["at_risk"]} == {state["grace_until"]}
+
+    # The refusal carries the deadline.
+    MembershipFactory(workspace=ws, role=Role.OWNER)
+    r = client.post("/api/domains/", {"workspace": "acme", "hostname": "new.client.com"},
+                    format="json")
+    assert r.status_code == 403, r.content
+    error = r.json()["error"]
+    assert error["code"] == "plan_not_entitled" or error["code"] == "domain_limit_reached"
+    assert error.get("details", {}).get("grace_until", state["grace_until"]) == (
+        state["grace_until"])
+
+    # A non-member cannot read another workspace's state.
+    stranger = APIClient()
+    stranger.force_authenticate(MembershipFactory().user)
+    assert stranger.get("/api/workspaces/acme/").status_code == 403
+
+    with time_machine.travel(deadline + timedelta(minutes=1), tick=False):
+        plans.plan_graces_enforce()
+    with time_machine.travel(deadline + WARNING + timedelta(minutes=2), tick=False):
+        plans.plan_graces_enforce()
+    removed = client.get("/api/domains/?workspace=acme&status=removed").json()["results"]
+    detached = {d["hostname"]: d for d in removed}["d3.client.com"]
+    assert detached["removal"]["code"] == "plan_limit"
+    assert "grace period" in detached["removal"]["message"]
+    assert client.get("/api/workspaces/acme/").json()["grace_until"] is None
+
+
+def test_the_limit_refusal_names_the_deadline() -> None:
+    ws, _ = _workspace("pro", 3)
+    plans.workspace_plan_change(workspace=ws, plan="pro", source="test")
+    with pytest.raises(NotEntitled) as exc:
+        _register(ws, "d9.client.com")
+    assert exc.value.details["grace_until"] is None
+    assert exc.value.details["domain_limit"] == 3
+    # 4 live on a limit of 3 (an adoption, say): the refusal names the detachment deadline.
+    CustomDomainFactory(workspace=ws, hostname="d4.client.com", status=DomainStatus.ACTIVE)
+    change = plans.workspace_plan_change(workspace=ws, plan="pro", source="staff")
+    plans.plan_graces_enforce()
+    grace = PlanGrace.objects.get(workspace=ws, resolved_at__isnull=True)
+    with pytest.raises(NotEntitled) as exc:
+        _register(ws, "d9.client.com")
+    assert exc.value.details["grace_until"] == grace.detach_after.isoformat().replace(
+        "+00:00", "Z")
+    assert "detached after" in exc.value.message
+    assert change.outcome in {"over_limit", "within_limit"}

@@ -26,11 +26,13 @@ from domains.models import (
 )
 from tests.factories import CustomDomainFactory, MembershipFactory, WorkspaceFactory
 from tests.veai.helpers import (
-    ISSUER,
+    ISSUER_ID,
     SERVICE_SECRET,
+    SIGNATURE_META,
     SigningKey,
     bearer,
     signed_request,
+    sync_client,
 )
 
 pytestmark = pytest.mark.django_db
@@ -62,19 +64,75 @@ def test_the_sync_api_needs_the_service_signature(service_secret: str,
 
 
 def test_a_tampered_body_or_path_fails_the_signature(service_secret: str) -> None:
-    from domains.api.authentication import SERVICE_SIGNATURE_HEADER, service_signature
-
     ts = int(time.time())
     signed = json.dumps({"slug": "acme", "name": "Acme", "plan": "pro", "version": 1}).encode()
     sent = json.dumps({"slug": "acme", "name": "Acme", "plan": "enterprise",
                        "version": 1}).encode()
-    header = {"HTTP_" + SERVICE_SIGNATURE_HEADER.upper().replace("-", "_"):
-              service_signature(SERVICE_SECRET, ts, "PUT", WS, signed)}
+    header = {SIGNATURE_META: sync_client.sign(SERVICE_SECRET, ts, "PUT", WS, signed)}
     r = APIClient().generic("PUT", WS, sent, content_type="application/json", **header)
     assert r.status_code == 401
     r = APIClient().generic("PUT", WS + "x", signed, content_type="application/json", **header)
     assert r.status_code == 401
     assert not Workspace.objects.exists()
+
+
+def test_a_signature_for_an_id_with_a_question_mark_does_not_verify_for_a_shorter_id(
+    service_secret: str,
+) -> None:
+    """the v1 string `t.PUT./ws?x.body` was the same for the id `ws?x`
+    and for the id `ws` with the query `x`. The canonical request keeps them apart."""
+    body = json.dumps({"slug": "acme", "name": "Acme", "plan": "pro", "version": 1}).encode()
+    # The main app signs for the workspace id `ws?x` (its path segment, unencoded).
+    header = {SIGNATURE_META: sync_client.sign(
+        SERVICE_SECRET, int(time.time()), "PUT", "/api/service/workspaces/ws%3Fx", body)}
+    # A replay that sends it to the id `ws` with the query `x` fails.
+    r = APIClient().generic("PUT", "/api/service/workspaces/ws?x", body,
+                            content_type="application/json", **header)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_signature"
+    # Sent as signed (the id percent-encoded), it is applied to the id `ws?x`.
+    r = APIClient().generic("PUT", "/api/service/workspaces/ws%3Fx", body,
+                            content_type="application/json", **header)
+    assert r.status_code == 200, r.content
+    assert ExternalWorkspace.objects.get().external_id == "ws?x"
+
+
+@pytest.mark.parametrize("value", [
+    "t=1e400,v2=" + "0" * 64, "t=9999999999999999999999,v2=" + "0" * 64,
+    "t=123,v2=\u00e9" + "0" * 63, "t=,v2=", "garbage", "t=1,v2=" + "G" * 64,
+])
+def test_malformed_signatures_are_401_never_500(service_secret: str, value: str) -> None:
+    r = APIClient().generic("PUT", WS, b"{}", content_type="application/json",
+                            **{SIGNATURE_META: value})
+    assert r.status_code == 401, r.content
+    assert r.json()["error"]["code"] in {"invalid_signature", "signature_expired"}
+
+
+def test_v1_signatures_are_refused_with_a_pointer_to_v2(service_secret: str) -> None:
+    r = APIClient().generic("PUT", WS, b"{}", content_type="application/json",
+                            HTTP_X_VEDOMAINS_SERVICE_SIGNATURE="t=1,v1=" + "0" * 64)
+    assert r.status_code == 401
+    assert r.json()["error"]["code"] == "unsupported_signature_version"
+
+
+def test_the_reference_client_talks_to_a_live_server(service_secret: str, live_server: Any
+                                                     ) -> None:
+    """The client the docs give the main app, over real HTTP."""
+    client = sync_client.SyncClient(live_server.url, SERVICE_SECRET)
+    status, _, body = client.request("PUT", "/api/service/workspaces/ws%3Alive%20one",
+                                     {"slug": "live", "name": "Live", "plan": "pro",
+                                      "version": 1})
+    assert status == 200, body
+    assert ExternalWorkspace.objects.get().external_id == "ws:live one"
+    # A subject with a slash, percent-encoded as a path segment.
+    status, _, body = client.request(
+        "PUT", "/api/service/workspaces/ws%3Alive%20one/members/oauth2%2Fgithub%7C42",
+        {"role": "owner", "version": 1})
+    assert status == 200, body
+    assert ExternalIdentity.objects.get().subject == "oauth2/github|42"
+    status, _, body = client.request("DELETE", "/api/service/workspaces/ws%3Alive%20one"
+                                     "?version=2&b=%20&a=1")
+    assert status == 200, body
+    assert json.loads(body)["outcome"] == "deleted"
 
 
 def test_the_service_signature_is_no_user_credential(service_secret: str) -> None:
@@ -98,7 +156,7 @@ def test_upsert_is_idempotent_and_an_older_update_never_wins(service_secret: str
     assert r.status_code == 200, r.content
     assert r.json()["outcome"] == "created"
     assert r.json()["workspace"] == {"slug": "acme", "name": "Acme", "plan": "pro",
-                                     "domain_limit": 3}
+                                     "domain_limit": 3, "domain_limit_override": None}
     assert upsert(5).json()["outcome"] == "unchanged"
     assert upsert(7, name="Acme Inc", plan="business").json()["outcome"] == "updated"
     stale = upsert(6, name="Old name", plan="free")
@@ -145,7 +203,12 @@ def test_a_rename_repushes_the_edge_mapping(service_secret: str) -> None:
 @pytest.mark.parametrize(
     ("body", "field", "code"),
     [
-        ({"slug": "acme", "name": "A", "plan": "gold", "version": 1}, "plan", "invalid_plan"),
+        ({"slug": "acme", "name": "A", "plan": "gold", "version": 1}, "domain_limit",
+         "unknown_plan"),
+        ({"slug": "acme", "name": "A", "plan": "Gold plan!", "version": 1}, "plan",
+         "invalid_plan"),
+        ({"slug": "acme", "name": "A", "plan": "gold", "domain_limit": -1, "version": 1},
+         "domain_limit", "invalid"),
         ({"slug": "Not A Slug", "name": "A", "plan": "pro", "version": 1}, "slug",
          "invalid_slug"),
         ({"slug": "acme", "name": "A", "plan": "pro"}, "version", "invalid_version"),
@@ -199,7 +262,7 @@ def test_members_are_added_changed_and_removed_in_version_order(
 ) -> None:
     upsert(1)
     assert member("auth0|ana", 1, "member", email="ana@client.com").json()["outcome"] == "created"
-    user = ExternalIdentity.objects.get(issuer=ISSUER, subject="auth0|ana").user
+    user = ExternalIdentity.objects.get(issuer=ISSUER_ID, subject="auth0|ana").user
     assert user.email == "ana@client.com"
     assert Membership.objects.get(user=user).role == "member"
     assert member("auth0|ana", 3, "owner").json()["outcome"] == "updated"
@@ -215,10 +278,11 @@ def test_members_are_added_changed_and_removed_in_version_order(
     assert not Membership.objects.filter(user=user).exists()
 
 
-def test_a_member_before_its_workspace_is_a_404_to_retry(service_secret: str) -> None:
+def test_a_member_before_its_workspace_is_a_409_to_retry(service_secret: str) -> None:
     r = member("auth0|x", 1)
-    assert r.status_code == 404
+    assert r.status_code == 409
     assert r.json()["error"]["code"] == "workspace_not_synced"
+    assert r["Retry-After"] == "5"
 
 
 def test_a_bad_role_is_a_400(service_secret: str) -> None:
@@ -331,3 +395,152 @@ def test_import_does_not_overwrite_newer_synced_state(tmp_path: Path) -> None:
     ws = Workspace.objects.get(slug="alpha")
     assert (ws.name, ws.plan) == ("Alpha renamed", "business")
     assert CustomDomain.objects.count() == 0
+
+
+def test_plans_are_data_the_main_app_sends_the_limit(service_secret: str) -> None:
+    """any plan name with its domain limit; per-workspace overrides."""
+    r = upsert(1, plan="studio", domain_limit=7)
+    assert r.status_code == 200, r.content
+    ws = r.json()["workspace"]
+    assert (ws["plan"], ws["domain_limit"], ws["domain_limit_override"]) == ("studio", 7, 7)
+    assert Workspace.objects.get(slug="acme").domain_limit == 7
+    # A known plan with a per-workspace override (a deal for this customer).
+    r = upsert(2, plan="pro", domain_limit=40)
+    assert r.json()["workspace"]["domain_limit"] == 40
+    # The override dropped: the default table's limit for pro.
+    r = upsert(3, plan="pro")
+    assert r.json()["workspace"]["domain_limit"] == Workspace(plan="pro").domain_limit
+    # A plan never seen before and no limit: refused, nothing changed (not a silent 0).
+    r = upsert(4, plan="platinum")
+    assert r.status_code == 400
+    assert r.json()["error"] == {**r.json()["error"], "code": "unknown_plan",
+                                 "field": "domain_limit"}
+    assert Workspace.objects.get(slug="acme").plan == "pro"
+    # A cancelled subscription: the free plan's default, whatever limit is sent.
+    r = upsert(5, plan="studio", domain_limit=7, subscription_status="cancelled")
+    assert r.json()["workspace"]["domain_limit"] == Workspace(plan="free").domain_limit
+
+
+def test_one_ordering_field_per_resource(service_secret: str) -> None:
+    """`version` and `updated_at` are never compared with each other."""
+    # Both in one request: refused.
+    r = upsert(2, updated_at="2026-01-01T00:00:00Z")
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "ambiguous_version"
+    assert upsert(2).json()["outcome"] == "created"
+    # An updated_at of 1970-01-01T00:00:01Z (1,000,000 µs) used to beat version 2.
+    r = signed_request("PUT", WS, {"slug": "acme", "name": "Hijack", "plan": "pro",
+                                   "updated_at": "1970-01-01T00:00:01Z"})
+    assert r.status_code == 400, r.content
+    assert r.json()["error"] == {**r.json()["error"], "code": "version_field_mismatch",
+                                 "field": "updated_at"}
+    assert Workspace.objects.get().name == "Acme"
+    r = signed_request("DELETE", WS + "?updated_at=2030-01-01T00:00:00Z")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "version_field_mismatch"
+    # Members have their own ordering field.
+    assert member("auth0|m", None, updated_at="2026-01-01T00:00:00Z").status_code == 200
+    r = member("auth0|m", 99)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "version_field_mismatch"
+
+
+# --- read-back and bulk ----------------------------------------------------
+
+
+def test_the_main_app_reads_back_a_workspace_with_its_members(service_secret: str) -> None:
+    assert signed_request("GET", WS).status_code == 404
+    upsert(3, plan="studio", domain_limit=9)
+    member("auth0|ana", 4, "admin")
+    member("auth0|bo", 5, "member")
+    member("auth0|bo", 6, method="DELETE")
+    r = signed_request("GET", WS)
+    assert r.status_code == 200, r.content
+    state = r.json()
+    assert (state["id"], state["version"], state["version_field"], state["deleted"]) == (
+        "ws_123", 3, "version", False)
+    assert state["workspace"] == {"slug": "acme", "name": "Acme", "plan": "studio",
+                                  "domain_limit": 9, "domain_limit_override": 9}
+    assert [(m["subject"], m["role"], m["version"], m["removed"]) for m in state["members"]] == [
+        ("auth0|ana", "admin", 4, False), ("auth0|bo", None, 6, True)]
+    # Unsigned, or with a user's credential: no read-back.
+    assert APIClient().get(WS).status_code == 401
+
+
+def _ndjson(*records: Any) -> bytes:
+    return b"".join(json.dumps(r).encode() + b"\n" for r in records)
+
+
+def _bulk(body: bytes, query: str = "") -> list[dict[str, Any]]:
+    path = "/api/service/import" + query
+    header = {SIGNATURE_META: sync_client.sign(SERVICE_SECRET, int(time.time()), "POST", path,
+                                               body)}
+    r = APIClient().generic("POST", path, body, content_type="application/x-ndjson", **header)
+    assert r.status_code == 200, r.content if hasattr(r, "content") else r
+    assert r["Content-Type"] == "application/x-ndjson"
+    return [json.loads(line) for line in b"".join(r.streaming_content).splitlines()]
+
+
+def test_the_bulk_endpoint_is_streamed_idempotent_and_reports_each_line(
+    service_secret: str,
+) -> None:
+    body = _ndjson(
+        {"id": "w1", "slug": "one", "name": "One", "plan": "pro", "version": 1,
+         "members": [{"subject": "auth0|a", "role": "owner"}]},
+        {"id": "w2", "slug": "two", "name": "Two", "plan": "platinum", "version": 1},
+        {"id": "w3", "slug": "three", "name": "Three", "plan": "studio", "domain_limit": 2,
+         "updated_at": "2026-12-01T00:00:00Z"},
+    ) + b"{not json\n"
+    dry = _bulk(body, "?dry_run=true")
+    assert dry[-1]["summary"]["dry_run"] is True
+    assert not Workspace.objects.exists() and not ExternalWorkspace.objects.exists()
+    lines = _bulk(body)
+    assert [(x.get("id"), x.get("outcome"), (x.get("error") or {}).get("code"))
+            for x in lines[:-1]] == [("w1", "created", None), ("w2", None, "unknown_plan"),
+                                     ("w3", "created", None), (None, None, "invalid_json")]
+    assert lines[0]["members"] == [{"subject": "auth0|a", "outcome": "created"}]
+    assert lines[-1]["summary"]["workspaces"] == {"created": 2, "failed": 2}
+    assert set(Workspace.objects.values_list("slug", flat=True)) == {"one", "three"}
+    # The same file again changes nothing (a retry after a dropped connection).
+    again = _bulk(body)
+    assert [x.get("outcome") for x in again[:-1]] == ["unchanged", None, "unchanged", None]
+    assert again[0]["members"] == [{"subject": "auth0|a", "outcome": "unchanged"}]
+
+
+def test_the_bulk_body_is_covered_by_the_signature(service_secret: str) -> None:
+    body = _ndjson({"id": "w1", "slug": "one", "name": "One", "plan": "pro", "version": 1})
+    header = {SIGNATURE_META: sync_client.sign(SERVICE_SECRET, int(time.time()), "POST",
+                                               "/api/service/import", body)}
+    tampered = body.replace(b'"pro"', b'"enterprise"')
+    r = APIClient().generic("POST", "/api/service/import", tampered,
+                            content_type="application/x-ndjson", **header)
+    assert r.status_code == 401
+    assert not Workspace.objects.exists()
+
+
+def test_the_bulk_endpoint_over_real_http_with_the_reference_client(
+    service_secret: str, live_server: Any,
+) -> None:
+    records = [{"id": f"w{i}", "slug": f"bulk-{i}", "name": f"B{i}", "plan": "pro",
+                "version": 1} for i in range(200)]
+    client = sync_client.SyncClient(live_server.url, SERVICE_SECRET)
+    status, headers, body = client.request("POST", "/api/service/import",
+                                           body=_ndjson(*records),
+                                           content_type="application/x-ndjson")
+    assert status == 200, body
+    lines = [json.loads(x) for x in body.splitlines()]
+    assert lines[-1]["summary"]["workspaces"] == {"created": 200}
+    assert Workspace.objects.count() == 200
+
+
+def test_webhooks_carry_the_same_v2_signature_next_to_v1() -> None:
+    """One scheme both ways: a webhook's v2 is what the reference client computes."""
+    from domains import notifications
+
+    body = b'{"type":"domain.active"}'
+    header = notifications.sign("whsec_x", 1700000000, body,
+                                url="https://hooks.ve.ai/vedomains/in?b=2&a=1")
+    fields = dict(part.split("=", 1) for part in header.split(","))
+    assert set(fields) == {"t", "v1", "v2"}
+    expected = sync_client.sign("whsec_x", 1700000000, "POST", "/vedomains/in?a=1&b=2", body)
+    assert f"t={fields['t']},v2={fields['v2']}" == expected
+    # Without a URL (the documented v1 example), the value is unchanged.
+    assert "v2=" not in notifications.sign("whsec_x", 1700000000, body)

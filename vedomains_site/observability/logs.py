@@ -46,9 +46,9 @@ _PATTERNS: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
     # A JWT with no "Bearer" before it (a query string, an exception message): its header
     # and payload are base64url JSON objects, so both start with "eyJ".
     (re.compile(r"\beyJ[A-Za-z0-9_\-]*\.eyJ[A-Za-z0-9_\-]*\.[A-Za-z0-9_\-]*"), REDACTED),
-    # The HMAC of a signature header ("t=<unix>,v1=<hex>"): a captured one replays within
-    # the tolerance. The timestamp is kept.
-    (re.compile(r"(?i)(\bv1=)[^\s,;\"']{8,}"), r"\1" + REDACTED),
+    # The HMAC of a signature header ("t=<unix>,v2=<hex>"; webhooks also carry v1=): a
+    # captured one replays within the tolerance. The timestamp is kept.
+    (re.compile(r"(?i)(\bv[12]=)[^\s,;\"']{8,}"), r"\1" + REDACTED),
 )
 
 

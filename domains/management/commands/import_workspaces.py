@@ -48,24 +48,13 @@ def _one_line(text: str) -> str:
 
 
 def _validate(label: str, raw: Any) -> Record:
-    if not isinstance(raw, dict):
-        raise CommandError(f"{label}: expected an object")
+    # The same record format, and the same validation, as the sync API's bulk endpoint.
     try:
-        ws = workspace_sync.workspace_input(external_id=raw.get("id"), data=raw)
-        members_raw = raw.get("members") or []
-        if not isinstance(members_raw, list):
-            raise CommandError(f"{label}: 'members' must be a list")
-        members = []
-        for m in members_raw:
-            if not isinstance(m, dict):
-                raise CommandError(f"{label}: each member must be an object")
-            data = {**m, "version": m.get("version", ws.version)}
-            members.append(workspace_sync.member_input(
-                external_id=ws.external_id, subject=m.get("subject"), data=data))
+        record = workspace_sync.record_input(raw)
     except DomainError as exc:
-        where = f" {exc.field}:" if exc.field else ""
+        where = f" {exc.field}:" if exc.field and exc.field != "body" else ""
         raise CommandError(_one_line(f"{label}:{where} {exc.message}")) from exc
-    return Record(label, ws, members)
+    return Record(label, record.workspace, record.members)
 
 
 def _from_json(text: str) -> list[Record]:

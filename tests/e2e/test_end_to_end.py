@@ -41,7 +41,7 @@ import pytest
 import redis
 
 from localdev.moto_server import aws_env
-from localdev.stack import PORTS
+from localdev.stack import DEFAULT_DEPLOY_SECONDS, PORTS
 from tests.polling import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -56,7 +56,8 @@ ACTIVE_TIMEOUT = 90.0
 STOP_TIMEOUT = 45.0
 POSITIVE_TTL = 3
 NEGATIVE_TTL = 1
-DEPLOY_SECONDS = 4
+# The stack's own default deploy delay: the e2e test sees "deploying" on what `./dev run` does.
+DEPLOY_SECONDS = DEFAULT_DEPLOY_SECONDS
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -212,8 +213,8 @@ def stack(tmp_path: Path, e2e_database: str) -> Iterator[RunningStack]:
             # Short edge caches, so a removed domain 404s within seconds.
             "VEDOMAINS_EDGE_POSITIVE_TTL": str(POSITIVE_TTL),
             "VEDOMAINS_EDGE_NEGATIVE_TTL": str(NEGATIVE_TTL),
-            # CloudFront "deploys" for a few seconds, so the deploying step is observable.
-            "VEDOMAINS_LOCAL_DEPLOY_SECONDS": str(DEPLOY_SECONDS),
+            # VEDOMAINS_LOCAL_DEPLOY_SECONDS left at the stack's default (a few seconds),
+            # so the deploying step is observable as it is in `./dev run`.
             "VEDOMAINS_CDN_DEPLOY_CHECK_SECONDS": "1",
             "VEDOMAINS_CDN_CAPACITY_RETRY_SECONDS": "2",
         }

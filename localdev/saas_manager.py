@@ -426,10 +426,11 @@ class SaasManager:
                            "tenant-only).")
         if any(t.name == name for t in self.tenants.values()):
             raise ApiError("EntityAlreadyExists", f"A distribution tenant named {name} exists.")
-        self._refuse_unless_pointed(req)
         moves: list[tuple[str, str, str]] = []
         domains = self._domains(req.get("Domains") or [],
                                 takeover=req.get("OnDomainTakeover", "reject"), moves=moves)
+        # After the conflict check (CNAMEAlreadyExists first): AWS's order is not documented.
+        self._refuse_unless_pointed(req)
         if len(self.tenants) >= self.config["limits"]["tenants"]:
             raise ApiError("EntityLimitExceeded",
                            "Your request contains more distribution tenants than are allowed "

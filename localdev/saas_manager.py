@@ -721,10 +721,13 @@ class SaasManager:
         cert = tenant.certificate
         if (cert is not None and cert.status == "issued" and tenant.certificate_attach_at
                 and time.monotonic() >= tenant.certificate_attach_at):
+            attached_at = tenant.certificate_attach_at
             tenant.certificate_attach_at = 0.0
             tenant.customizations = {**tenant.customizations, "Certificate": {"Arn": cert.arn}}
-            # Attaching the certificate is a change the edge has to deploy.
+            # Attaching the certificate is a change the edge has to deploy, from the moment
+            # CloudFront attached it (not from when someone next looked).
             tenant.changed(self._deploy_seconds())
+            tenant.deployed_at = attached_at + self._deploy_seconds()
         if cert is None or cert.status != "pending-validation":
             return
         if time.monotonic() - cert.created > float(self.config["validation_timeout_seconds"]):

@@ -311,12 +311,15 @@ def test_domain_from_request_to_edge_and_back(stack: RunningStack) -> None:
     ]
     detail = f"{api}{hostname}/"
 
-    # The first check creates the tenant; the certificate waits for the CNAME. Still one record.
-    def tenant_made() -> dict[str, Any] | None:
+    # DNS first: the first check sees no CNAME and creates nothing at CloudFront (no tenant,
+    # no certificate). Still one record.
+    def first_check() -> dict[str, Any] | None:
         _, body, _ = http("GET", detail, token=token)
-        return body if body["certificate_status"] == "pending-validation" else None
+        return body if "cdn" in (body.get("checks") or {}) else None
 
-    pending = wait_for(tenant_made, 30, "the tenant and its pending certificate")
+    pending = wait_for(first_check, 30, "the first check")
+    assert pending["checks"]["cdn"]["detail"].startswith("Nothing is created at CloudFront")
+    assert pending["certificate_status"] == "" and pending["status"] == "pending_validation"
     assert len(pending["dns_records"]) == 1, pending["dns_records"]
 
     # "Create" that one record at the customer's DNS provider: the local DNS control API.
@@ -507,6 +510,10 @@ def _prevalidation_path(stack: RunningStack, token: str) -> None:
     """A live site elsewhere: the certificate is issued before the CNAME moves."""
     urls = stack.urls
     hostname = f"live-{uuid.uuid4().hex[:6]}.e2e-example.com"
+    # Whether CloudFront makes a self-hosted tenant before DNS moves is unverified: this
+    # path is the answer "yes" (the emulator refuses by default; tests/test_cdn_tenant.py
+    # pins the "no" answer, where the domain waits for the CNAME).
+    _emulator(urls, prevalidated_before_dns=True)
     registered = _register(urls, token, hostname, prevalidation="self-hosted")
     assert [r["purpose"] for r in registered["dns_records"]] == ["routing"]
 

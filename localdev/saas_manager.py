@@ -77,8 +77,8 @@ _MODEL = botocore.session.get_session().get_service_model("cloudfront")
 
 DEFAULT_DEPLOY_SECONDS = 3.0
 DEFAULT_CERTIFICATE_ATTACH_SECONDS = 1.0
-# CloudFront's answer to a tenant whose domain does not resolve to it yet (aws/aws-sdk-php
-# issue 3129; docs/aws-fidelity.md).
+# CloudFront's answer to a tenant whose domain does not resolve to it yet
+# (https://github.com/aws/aws-sdk-php/issues/3129; docs/aws-fidelity.md).
 DNS_NOT_VERIFIED_MESSAGE = (
     "The provided Domain Name is not valid. Could not verify Domain Name ownership. It may "
     "not be pointing to a valid CloudFront resource."

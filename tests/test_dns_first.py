@@ -1,4 +1,4 @@
-"""DNS first (issue 23): nothing in AWS until the hostname resolves to us; what AWS answers
+"""DNS first: nothing in AWS until the hostname resolves to us; what AWS answers
 means for the domain; CAA before the first certificate; live means served.
 
 The decisions (domains.dns_first) as tables with no servers; the behaviour against the real

@@ -5,8 +5,8 @@ certificate, no distribution) until a check sees its hostname resolve to us: Clo
 refuses `CreateDistributionTenant` for a name that does not point at it yet
 (`InvalidArgument: ... Could not verify Domain Name ownership. It may not be pointing to a
 valid CloudFront resource.`, https://github.com/aws/aws-sdk-php/issues/3129), and an
-abandoned registration must cost no tenant and no certificate request. `dns_ready` is that rule, in one place: the
-checks call it, and scheduling may build on it.
+abandoned registration must cost no tenant and no certificate request. `dns_ready` is that
+rule, in one place: the checks call it, and scheduling may build on it.
 
 An AWS answer the code does not know is the platform's problem (staff are alerted, the
 domain waits); only the customer's own causes fail a domain: a CAA record that forbids

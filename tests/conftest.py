@@ -29,13 +29,22 @@ def _isolated_cache(settings):
     cache.clear()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The `aws_stack` fixture is the per-domain emulated stack: its tests describe that
+    # strategy, so they carry the marker (`-m per_domain` / `-m "not per_domain"`).
+    for item in items:
+        if "aws_stack" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.per_domain)
+
+
 @pytest.fixture(autouse=True)
-def _per_domain_strategy_unless_saas(settings):
-    # The tests written before SaaS Manager became the default describe the per-domain
-    # strategy (an ACM certificate the engine requests, its quotas, a template clone), which
-    # stays supported. The default path has its own tests through the `saas_stack` fixture,
-    # which switches the strategy back after this fixture has run.
-    settings.VEDOMAINS_CDN_STRATEGY = "distribution-per-domain"
+def _default_strategy_unless_per_domain(request, settings):
+    # Tests run what production runs: the default strategy (saas-tenant). A test that
+    # describes the per-domain strategy (an ACM certificate the engine requests, its quotas,
+    # a template clone) says so with `@pytest.mark.per_domain`; the `aws_stack` fixture (the
+    # per-domain emulated stack) pins it too.
+    per_domain = request.node.get_closest_marker("per_domain") is not None
+    settings.VEDOMAINS_CDN_STRATEGY = "distribution-per-domain" if per_domain else "saas-tenant"
 
 
 @pytest.fixture(autouse=True)

@@ -29,20 +29,11 @@ def _isolated_cache(settings):
     cache.clear()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # The `aws_stack` fixture is the per-domain emulated stack: its tests describe that
-    # strategy, so they carry the marker (`-m per_domain` / `-m "not per_domain"`).
-    for item in items:
-        if "aws_stack" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.per_domain)
-
-
 @pytest.fixture(autouse=True)
 def _default_strategy_unless_per_domain(request, settings):
     # Tests run what production runs: the default strategy (saas-tenant). A test that
     # describes the per-domain strategy (an ACM certificate the engine requests, its quotas,
-    # a template clone) says so with `@pytest.mark.per_domain`; the `aws_stack` fixture (the
-    # per-domain emulated stack) pins it too.
+    # a template clone) says so with `@pytest.mark.per_domain` (a module: `pytestmark`).
     per_domain = request.node.get_closest_marker("per_domain") is not None
     settings.VEDOMAINS_CDN_STRATEGY = "distribution-per-domain" if per_domain else "saas-tenant"
 

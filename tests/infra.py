@@ -52,12 +52,12 @@ def moto_server() -> Iterator[MotoHandle]:
 def aws_stack(moto_server: MotoHandle, settings: Any) -> Iterator[dict[str, str]]:
     """A clean emulated AWS per test: the edge table and a template distribution exist.
 
-    Pins the per-domain distribution strategy (ACM certificate + template clone), which
-    the tests written for it exercise; `saas_stack` gives the default SaaS Manager path.
+    The per-domain strategy's resources (ACM certificates + a template to clone); the
+    strategy itself is the test's (`@pytest.mark.per_domain`, tests/conftest.py).
+    `saas_stack` gives the default SaaS Manager path.
     """
     moto_server.reset()
     settings.VEDOMAINS_AWS_ENDPOINT_URL = moto_server.endpoint_url
-    settings.VEDOMAINS_CDN_STRATEGY = "distribution-per-domain"
     aws.reset_clients()
     edge_store.create_table()
     template_id = bootstrap.create_template_distribution(origin_domain="origin.ve.test")

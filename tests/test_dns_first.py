@@ -177,6 +177,7 @@ def test_saas_five_checks_without_dns_create_nothing_in_aws(
 
 @pytest.mark.integration
 @pytest.mark.django_db
+@pytest.mark.per_domain
 def test_per_domain_five_checks_without_dns_create_nothing_in_aws(
     aws_stack: dict[str, Any], dns_server: Any, queued_tasks: Any
 ) -> None:
@@ -303,6 +304,7 @@ def test_caa_allowing_amazon_lets_it_through(saas_stack: dict[str, Any], dns_ser
 
 @pytest.mark.integration
 @pytest.mark.django_db
+@pytest.mark.per_domain
 def test_per_domain_caa_holds_the_acm_request(aws_stack: dict[str, Any], dns_server: Any,
                                               queued_tasks: Any) -> None:
     workspace = WorkspaceFactory(slug="acme", plan="pro")

@@ -18,7 +18,7 @@ from botocore.stub import Stubber
 from django.core import mail
 from django.utils import timezone
 
-from domains import checks, dns_first, services
+from domains import checks, dns_first, selectors, services
 from domains.integrations import aws, dns, dns_caa
 from domains.integrations.errors import IntegrationError
 from domains.models import CapacityAlert, CertificateBudgetDay, CustomDomain, DomainStatus
@@ -219,6 +219,7 @@ def test_dns_caches_refusal_waits_with_backoff_and_never_fails(
     assert domain.checks["cdn"]["attempt"] == 2
     assert waits[-1] > timedelta(seconds=30)  # grows
     assert "CloudFront does not see it yet" in domain.last_error
+    assert "CloudFront does not see it yet" in selectors.domain_seed_status(domain)[1]
     assert not CapacityAlert.objects.exists()
     # Refused calls requested no certificate: the budget is untouched.
     assert not CertificateBudgetDay.objects.filter(count__gt=0).exists()
@@ -283,6 +284,9 @@ def test_caa_forbidding_amazon_holds_the_first_certificate_then_fails_with_the_r
     assert _cf().list_distribution_tenants()["DistributionTenantList"] == []
     assert 'CAA client.com 0 issue "amazon.com"' in domain.last_error
     assert domain.checks["caa"]["ok"] is False
+    # The seed frontend's answer says so too (not "the certificate is being issued").
+    status, message = selectors.domain_seed_status(domain)
+    assert status == "pending_validation" and '0 issue "amazon.com"' in message
     CustomDomain.objects.filter(pk=domain.pk).update(
         created_at=timezone.now() - 2 * settings.VEDOMAINS_PENDING_TIMEOUT)
     domain.refresh_from_db()

@@ -221,6 +221,10 @@ def _evaluate_pending(domain: CustomDomain, result: dns.DnsResult, cert: acm.Cer
         return CheckOutcome(domain.pk, domain.hostname, "waiting", domain.status,
                             cert.failure_reason)
 
+    alert = _acm_alert(domain, cert)
+    if alert:
+        return _backoff_wait(domain, dns_first.AwsAnswer.ALERT_UNKNOWN, alert, checks, updates,
+                             now=now, record="certificate")
     failure = _pending_failure(domain, result, cert, ownership_ok=ownership_ok, now=now)
     caa = checks.get("caa") or {}
     if failure and not domain.certificate_arn and caa.get("ok") is False:
@@ -238,6 +242,20 @@ def _evaluate_pending(domain: CustomDomain, result: dns.DnsResult, cert: acm.Cer
         return _attach_and_activate(domain, cert, checks, updates, now=now, source=source)
     return _pending_wait(domain, routing, cert, checks, updates, ownership_ok=ownership_ok,
                          now=now)
+
+
+def _acm_alert(domain: CustomDomain, cert: acm.Certificate | None) -> str:
+    """An ACM failure that is not the customer's: page staff; "" otherwise."""
+    if cert is None or not cert.failed:
+        return ""
+    verdict = dns_first.acm_certificate_verdict(cert.status, cert.failure_reason)
+    if verdict != dns_first.CertificateVerdict.ALERT_UNKNOWN:
+        return ""
+    text = f"ACM reports the certificate {cert.status} ({cert.failure_reason or 'no reason'})"
+    capacity_alerts.unexpected_answer_alert_raise(
+        code=f"acm:{cert.status}:{cert.failure_reason}", message=f"{text}: {cert.arn}",
+        hostname=domain.hostname)
+    return text
 
 
 def _pending_ownership(domain: CustomDomain, result: dns.DnsResult, checks: dict[str, Any],
@@ -508,10 +526,13 @@ def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
     cert: _TenantCertificate | None = None
     alert = ""
     if use_acm and acm_cert is not None:
+        acm_alert = _acm_alert(domain, acm_cert)
+        if acm_alert:
+            alert = dns_first.wait_words(dns_first.AwsAnswer.ALERT_UNKNOWN)
         cert = _TenantCertificate(acm_cert.issued, acm_cert.status,
                                   f"The certificate could not be issued: "
                                   f"{acm_cert.failure_reason or acm_cert.status}."
-                                  if acm_cert.failed else "", acm_cert.arn)
+                                  if acm_cert.failed and not acm_alert else "", acm_cert.arn)
     elif not use_acm and domain.cdn_resource_id:
         managed = strategy.certificate(resource_id=domain.cdn_resource_id)
         if managed is None and strategy.state(resource_id=domain.cdn_resource_id) is None:

@@ -101,6 +101,30 @@ def managed_certificate_verdict(status: str, *, dns_ok: bool, caa_forbids: bool
     return CertificateVerdict.ALERT_UNKNOWN
 
 
+# ACM FailureReason values that are the customer's (a CAA record that forbids Amazon).
+# https://docs.aws.amazon.com/acm/latest/APIReference/API_CertificateDetail.html
+ACM_CUSTOMER_FAILURES = frozenset({"CAA_ERROR"})
+
+
+def acm_certificate_verdict(status: str, failure_reason: str) -> CertificateVerdict:
+    """An ACM certificate's status (per-domain strategy, ACM pre-validation), as theirs or ours.
+
+    VALIDATION_TIMED_OUT: the validation CNAME the customer had to create never appeared
+    within ACM's 72 hours (theirs). FAILED for CAA: theirs. Any other failure reason
+    (DOMAIN_NOT_ALLOWED, ADDITIONAL_VERIFICATION_REQUIRED, OTHER, ...), or a pending
+    certificate REVOKED or EXPIRED: ours to look at.
+    """
+    if status == "ISSUED":
+        return CertificateVerdict.ISSUED
+    if status in {"PENDING_VALIDATION", ""}:
+        return CertificateVerdict.PENDING
+    if status == "VALIDATION_TIMED_OUT":
+        return CertificateVerdict.FAIL_CUSTOMER
+    if status == "FAILED" and failure_reason in ACM_CUSTOMER_FAILURES:
+        return CertificateVerdict.FAIL_CUSTOMER
+    return CertificateVerdict.ALERT_UNKNOWN
+
+
 def wait_delay(attempt: int) -> timedelta:
     """Backoff for a wait that is not the customer's (DNS caches, an unknown AWS answer)."""
     return backoff_delay(attempt, base=WAIT_BASE.total_seconds(),

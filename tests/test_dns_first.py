@@ -385,3 +385,50 @@ def test_emulator_refuses_a_tenant_for_a_name_not_pointing_at_the_edge(
     assert refused.value.response["Error"]["Message"] == DNS_NOT_VERIFIED_MESSAGE
     dns_server.set_record(HOST, "CNAME", "domain.ve.ai")
     assert _cf().create_distribution_tenant(**params)["DistributionTenant"]["Id"]
+
+
+@pytest.mark.parametrize(("status", "reason", "verdict"), [
+    ("ISSUED", "", Verdict.ISSUED),
+    ("PENDING_VALIDATION", "", Verdict.PENDING),
+    ("VALIDATION_TIMED_OUT", "", Verdict.FAIL_CUSTOMER),
+    ("FAILED", "CAA_ERROR", Verdict.FAIL_CUSTOMER),
+    ("FAILED", "OTHER", Verdict.ALERT_UNKNOWN),
+    ("FAILED", "DOMAIN_NOT_ALLOWED", Verdict.ALERT_UNKNOWN),
+    ("REVOKED", "", Verdict.ALERT_UNKNOWN),
+])
+def test_acm_certificate_verdict(status: str, reason: str, verdict: Verdict) -> None:
+    assert dns_first.acm_certificate_verdict(status, reason) is verdict
+
+
+ACM_ARN = "arn:aws:acm:us-east-1:123456789012:certificate/stubbed"
+
+
+def _acm_failed(reason: str) -> dict[str, Any]:
+    return {"Certificate": {"CertificateArn": ACM_ARN, "DomainName": HOST, "Status": "FAILED",
+                            "FailureReason": reason, "DomainValidationOptions": [
+                                {"DomainName": HOST, "ValidationMethod": "DNS",
+                                 "ValidationStatus": "FAILED"}]}}
+
+
+@pytest.mark.django_db
+@pytest.mark.per_domain
+@pytest.mark.parametrize(("reason", "outcome"), [("OTHER", "waiting"), ("CAA_ERROR", "failed")])
+def test_stubbed_acm_failure_fails_only_for_the_customers_cause(
+    stubbed_acm: Stubber, dns_server: Any, reason: str, outcome: str
+) -> None:
+    """botocore's Stubber for ACM (moto cannot fail a certificate)."""
+    workspace = WorkspaceFactory(slug="acme", plan="pro")
+    domain = services.domain_register(workspace=workspace, hostname=HOST, by=None)
+    dns_server.set_record(HOST, "CNAME", "domain.ve.ai")
+    CustomDomain.objects.filter(pk=domain.pk).update(certificate_arn=ACM_ARN)
+    domain.refresh_from_db()
+    stubbed_acm.add_response("describe_certificate", _acm_failed(reason),
+                             {"CertificateArn": ACM_ARN})
+    assert _check(domain).outcome == outcome
+    if outcome == "waiting":
+        assert domain.status == DomainStatus.PENDING_VALIDATION
+        assert "our team has been alerted" in domain.last_error
+        assert CapacityAlert.objects.get().code == "unexpected:acm:FAILED:OTHER"
+    else:
+        assert domain.status == DomainStatus.FAILED and "CAA_ERROR" in domain.last_error
+        assert not CapacityAlert.objects.exists()

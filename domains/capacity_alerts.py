@@ -47,6 +47,22 @@ def capacity_alert_raise(*, code: str, message: str, hostname: str) -> CapacityA
     return alert
 
 
+# Alerts for AWS answers the code does not know share the table, under this code prefix:
+# the same email once per opening, the same dashboard card, the same resolution.
+UNEXPECTED_PREFIX = "unexpected:"
+
+
+def unexpected_answer_alert_raise(*, code: str, message: str, hostname: str) -> CapacityAlert:
+    """An AWS answer the code does not know: page staff; the domain waits (never fails)."""
+    log.error("unexpected AWS answer %s for %s: %s", code, hostname, message)
+    return capacity_alert_raise(code=f"{UNEXPECTED_PREFIX}{code}"[:100], message=message,
+                                hostname=hostname)
+
+
+def is_unexpected(alert: CapacityAlert) -> bool:
+    return alert.code.startswith(UNEXPECTED_PREFIX)
+
+
 def capacity_alerts_resolve(*, now: object = None) -> int:
     """An attach went through: whatever limit was hit has room again."""
     return CapacityAlert.objects.filter(resolved_at__isnull=True).update(
@@ -68,6 +84,19 @@ def capacity_alert_email(*, alert_id: int) -> int:
     )
     if not recipients:
         return 0
+    if is_unexpected(alert):
+        send_mail(
+            subject=f"[vedomains] Unexpected AWS answer: {alert.code}",
+            message=(
+                f"AWS answered {alert.code} for {alert.last_hostname}, an answer the code does "
+                f"not know.\n\n{alert.message}\n\nThe domain is not failed: it waits and is "
+                "retried with a growing interval. Read the answer, fix our side or teach the "
+                "code what it means; the alert closes at the next successful attach."
+            ),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=recipients,
+        )
+        return len(recipients)
     send_mail(
         subject=f"[vedomains] CloudFront quota reached: {alert.code}",
         message=(

@@ -3,9 +3,13 @@
 ACM allows an account a fixed number of certificate requests a year (5,000 by default,
 adjustable: https://docs.aws.amazon.com/acm/latest/userguide/acm-limits.html); without a
 budget one workspace registering and removing domains in a loop could spend the whole
-account's allowance in days. Every strategy's request path (an ACM certificate here,
-CloudFront-managed certificates for SaaS Manager tenants) calls `certificate_budget_consume`
-just before it asks AWS for a certificate.
+account's allowance in days. Both request paths count against the same budget:
+`domains.certificates.domain_request_certificate` (an ACM certificate: the per-domain strategy
+and ACM pre-validation) and the creation of a SaaS Manager tenant with a managed-certificate
+request (`domains.checks`, managed certificates live in the account's ACM). Each calls
+`certificate_budget_consume` just before it asks AWS, only once the hostname's DNS points at
+us (domains.dns_first), and gives the request back (`certificate_budget_refund`) when AWS
+refused the call.
 
 The counters are rows in the database (one per UTC day per workspace, one platform-wide),
 incremented by a conditional UPDATE, so any number of workers stay under the limits
@@ -85,6 +89,16 @@ def certificate_budget_consume(*, workspace: Workspace, kind: str) -> None:
                 f"({day} UTC); the next one is requested tomorrow.",
             )
     log.info("certificate budget: %s request for %s", kind, workspace.slug)
+
+
+def certificate_budget_refund(*, workspace: Workspace) -> None:
+    """Give back one request taken by `certificate_budget_consume` when AWS refused the call
+    (nothing was requested then), so retries of a refused create do not spend the budget."""
+    day = _today()
+    with transaction.atomic():
+        for owner in (workspace, None):
+            CertificateBudgetDay.objects.filter(day=day, workspace=owner, count__gt=0).update(
+                count=F("count") - 1)
 
 
 def certificate_budget_check(*, workspace: Workspace) -> None:

@@ -22,14 +22,22 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from domains import capacity_alerts, certificates, dns_doctor, hostnames, lifecycle
+from domains import (
+    capacity_alerts,
+    certificate_budget,
+    certificates,
+    dns_doctor,
+    dns_first,
+    hostnames,
+    lifecycle,
+)
 from domains.cleanup import domain_cleanup
 from domains.integrations import acm, cdn, dns
 from domains.integrations.errors import IntegrationError
@@ -254,7 +262,14 @@ def _evaluate_pending(domain: CustomDomain, result: dns.DnsResult, cert: acm.Cer
         return CheckOutcome(domain.pk, domain.hostname, "waiting", domain.status,
                             cert.failure_reason)
 
+    alert = _acm_alert(domain, cert)
+    if alert:
+        return _backoff_wait(domain, dns_first.AwsAnswer.ALERT_UNKNOWN, alert, checks, updates,
+                             now=now, record="certificate")
     failure = _pending_failure(domain, result, cert, ownership_ok=ownership_ok, now=now)
+    caa = checks.get("caa") or {}
+    if failure and not domain.certificate_arn and caa.get("ok") is False:
+        failure = str(caa.get("detail", failure))  # the exact record to add, in words
     if failure:
         applied = _save_check_and_transition(
             domain, checks, {**updates, "last_error": failure}, to=DomainStatus.FAILED,
@@ -268,6 +283,20 @@ def _evaluate_pending(domain: CustomDomain, result: dns.DnsResult, cert: acm.Cer
         return _attach_and_activate(domain, cert, checks, updates, now=now, source=source)
     return _pending_wait(domain, routing, cert, checks, updates, ownership_ok=ownership_ok,
                          now=now)
+
+
+def _acm_alert(domain: CustomDomain, cert: acm.Certificate | None) -> str:
+    """An ACM failure that is not the customer's: page staff; "" otherwise."""
+    if cert is None or not cert.failed:
+        return ""
+    verdict = dns_first.acm_certificate_verdict(cert.status, cert.failure_reason)
+    if verdict != dns_first.CertificateVerdict.ALERT_UNKNOWN:
+        return ""
+    text = f"ACM reports the certificate {cert.status} ({cert.failure_reason or 'no reason'})"
+    capacity_alerts.unexpected_answer_alert_raise(
+        code=f"acm:{cert.status}:{cert.failure_reason}", message=f"{text}: {cert.arn}",
+        hostname=domain.hostname)
+    return text
 
 
 def _pending_ownership(domain: CustomDomain, result: dns.DnsResult, checks: dict[str, Any],
@@ -315,9 +344,15 @@ def _pending_certificate(domain: CustomDomain, routing: dns.RoutingCheck,
         # a certificate is requested only once the routing CNAME shows intent
         # (or pre-validation was asked for), so registering and removing names in a loop
         # spends none of the account's ACM requests.
-        if routing.ok or getattr(domain, "prevalidation", ""):
-            checks["certificate"] = _check_record(False, "Certificate requested.", now)
-            lifecycle.enqueue_after_commit("request_certificate", domain.pk)
+        if dns_first.dns_ready(routing) or getattr(domain, "prevalidation", ""):
+            caa_block = _caa_block(domain, checks, now)
+            if caa_block:
+                checks["certificate"] = _check_record(False, caa_block, now, caa=True)
+            else:
+                # Said as what it is: the request is queued (it may still be held by the
+                # certificate budget); the CERTIFICATE_REQUESTED event comes with the ARN.
+                checks["certificate"] = _check_record(False, "Requesting a certificate.", now)
+                lifecycle.enqueue_after_commit("request_certificate", domain.pk)
         else:
             checks["certificate"] = _check_record(
                 False, "Requested once the CNAME points at us.", now)
@@ -381,9 +416,7 @@ def _attach_and_activate(domain: CustomDomain, cert: acm.Certificate, checks: di
                                          reference=f"vedomains-{domain.pk}",
                                          workspace_id=domain.workspace.slug)
         except IntegrationError as exc:
-            if exc.capacity:
-                return _capacity_wait(domain, exc, checks, updates, now=now)
-            return _attach_failed(domain, exc, checks, updates, now=now, source=source)
+            return _attach_refused(domain, exc, checks, updates, now=now, source=source)
         resource_id = attachment.resource_id
         with transaction.atomic():
             # Recorded before activation and whatever the status, so a removal racing with
@@ -467,6 +500,7 @@ class _TenantCertificate:
     issued: bool
     status: str
     failure: str = ""
+    arn: str = ""
 
 
 def _deploy_recheck() -> timedelta:
@@ -490,13 +524,16 @@ def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
                              acm_cert: acm.Certificate | None, checks: dict[str, Any],
                              updates: dict[str, Any], ownership_ok: bool, *, now: datetime,
                              source: str) -> CheckOutcome:
+    """The tenant path, DNS first (domains.dns_first): no tenant and no certificate until
+    the hostname resolves to us; live only once CloudFront serves it."""
     routing = result.routing
+    ready = dns_first.dns_ready(routing)
     strategy = (cdn.strategy_for_resource(domain.cdn_resource_id) if domain.cdn_resource_id
                 else cdn.strategy())
     use_acm = domain.prevalidation == "acm"
     if use_acm:
-        # Pre-validation by DNS: an ACM certificate, issued before the CNAME moves, becomes the
-        # tenant's certificate; the tenant is created as soon as it is issued.
+        # Pre-validation by DNS, on the customer's explicit request: an ACM certificate,
+        # issued before the CNAME moves, becomes the tenant's certificate.
         if acm_cert is None and domain.certificate_arn:
             acm_cert = certificates.certificate_describe_or_none(domain.certificate_arn)
         if acm_cert is not None:
@@ -508,46 +545,35 @@ def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
         elif not domain.certificate_arn:
             checks["certificate"] = _check_record(False, "Certificate not requested yet.", now)
             lifecycle.enqueue_after_commit("request_certificate", domain.pk)
-    can_attach = ownership_ok and (not use_acm or bool(acm_cert and acm_cert.issued))
-    if can_attach and not domain.cdn_resource_id:
-        try:
-            attachment = strategy.attach(
-                hostname=domain.hostname,
-                certificate_arn=domain.certificate_arn if use_acm else "",
-                reference=f"vedomains-{domain.pk}",
-                workspace_id=domain.workspace.slug,
-                validation_host="self-hosted" if domain.prevalidation == "self-hosted"
-                else "cloudfront",
-                # A hostname proven by TXT may still sit on its previous record's tenant:
-                # CloudFront moves it once DNS points here, never serving it twice.
-                takeover=domain.ownership_required,
-                anycast_only=hostnames.is_apex(domain.hostname),
-            )
-        except IntegrationError as exc:
-            if exc.capacity:
-                return _capacity_wait(domain, exc, checks, updates, now=now)
-            return _attach_failed(domain, exc, checks, updates, now=now, source=source)
-        capacity_alerts.capacity_alerts_resolve()
-        with transaction.atomic():
-            stored = CustomDomain.objects.filter(pk=domain.pk, cdn_resource_id="").update(
-                cdn_resource_id=attachment.resource_id)
-            if stored:
-                lifecycle.event_record(domain=domain, kind=EventKind.CDN_ATTACHED, source=source,
-                                      data={"strategy": strategy.name,
-                                            "resource_id": attachment.resource_id})
-        if not stored:
-            _keep_recorded_attachment(domain, attachment.resource_id, strategy)
-        domain.refresh_from_db(fields=["cdn_resource_id"])
+    # Pre-validation may try the tenant before DNS moves (whether CloudFront accepts that is
+    # unverified: docs/cdn.md); a refusal is a wait like any "not pointing at us yet".
+    acm_issued = bool(acm_cert and acm_cert.issued)
+    early = domain.prevalidation == "self-hosted" or (use_acm and acm_issued)
+    can_attach = ownership_ok and (ready or early) and (not use_acm or acm_issued)
+    if not domain.cdn_resource_id and not can_attach:
+        if not ready and not early:
+            checks["cdn"] = _check_record(
+                False, "Nothing is created at CloudFront until the hostname points at us.", now)
+    elif can_attach and not domain.cdn_resource_id:
+        held = _tenant_create(domain, strategy, checks, updates, use_acm=use_acm,
+                              self_hosted=domain.prevalidation == "self-hosted" and not ready,
+                              now=now, source=source)
+        if held is not None:
+            return held
 
     if domain.cdn_resource_id:
         _apply_prevalidation(domain, strategy, acm_cert)
 
     cert: _TenantCertificate | None = None
+    alert = ""
     if use_acm and acm_cert is not None:
+        acm_alert = _acm_alert(domain, acm_cert)
+        if acm_alert:
+            alert = dns_first.wait_words(dns_first.AwsAnswer.ALERT_UNKNOWN)
         cert = _TenantCertificate(acm_cert.issued, acm_cert.status,
                                   f"The certificate could not be issued: "
                                   f"{acm_cert.failure_reason or acm_cert.status}."
-                                  if acm_cert.failed else "")
+                                  if acm_cert.failed and not acm_alert else "", acm_cert.arn)
     elif not use_acm and domain.cdn_resource_id:
         managed = strategy.certificate(resource_id=domain.cdn_resource_id)
         if managed is None and strategy.state(resource_id=domain.cdn_resource_id) is None:
@@ -559,14 +585,14 @@ def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
             log.warning("%s: tenant %s vanished; creating it again", domain.hostname,
                         domain.cdn_resource_id)
         if managed is not None:
-            cert = _TenantCertificate(managed.issued, managed.status, managed.failure_reason)
+            cert, alert = _managed_verdict(domain, managed, ready=ready, now=now, checks=checks)
             updates["certificate_status"] = managed.status
             extra: dict[str, Any] = {"status": managed.status, "managed": True}
             if managed.token_host == "self-hosted" and managed.validation:
                 extra["http_validation"] = [dict(v) for v in managed.validation]
             checks["certificate"] = _check_record(
-                managed.issued, managed.failure_reason or f"Certificate is {managed.status}.",
-                now, **extra)
+                managed.issued, cert.failure or alert or managed.failure_reason
+                or f"Certificate is {managed.status}.", now, **extra)
     state: cdn.ResourceState | None = None
     if routing.ok and domain.cdn_resource_id and cert is not None and cert.issued:
         state = strategy.state(resource_id=domain.cdn_resource_id)
@@ -578,11 +604,14 @@ def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
     if cert is not None and cert.failure:
         failure = cert.failure
     elif age > window and (not transient or age > 2 * window):
+        caa = checks.get("caa") or {}
         if not routing.ok:
             failure = f"The domain was never pointed at us within {window}: {routing.detail}"
         elif not ownership_ok:
             failure = "The ownership TXT record was not found in time."
-        elif cert is not None and not cert.issued:
+        elif caa.get("ok") is False and not domain.cdn_resource_id:
+            failure = str(caa.get("detail", ""))
+        elif cert is not None and not cert.issued and not alert:
             failure = f"The certificate was not validated within {window}."
     if failure:
         with transaction.atomic():
@@ -595,9 +624,13 @@ def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
             )
         return CheckOutcome(domain.pk, domain.hostname, "failed" if applied else "skipped",
                             DomainStatus.FAILED, failure)
+    if alert:
+        return _backoff_wait(domain, dns_first.AwsAnswer.ALERT_UNKNOWN, alert, checks, updates,
+                             now=now, record="certificate")
 
     if state is not None and domain.cdn_resource_id:
-        checks["cdn"] = _check_record(state.deployed, f"Tenant is {state.status}.", now,
+        checks["cdn"] = _check_record(state.served(domain.hostname),
+                                      state.serving_detail(domain.hostname), now,
                                       status=state.status)
         return _activate_when_deployed(domain, strategy, domain.cdn_resource_id, checks,
                                        updates, now=now, source=source, state=state,
@@ -605,6 +638,163 @@ def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
 
     return _pending_wait(domain, routing, cert, checks, updates, ownership_ok=ownership_ok,
                          now=now)
+
+
+def _tenant_create(domain: CustomDomain, strategy: cdn.CdnStrategy, checks: dict[str, Any],
+                   updates: dict[str, Any], *, use_acm: bool, self_hosted: bool,
+                   now: datetime, source: str) -> CheckOutcome | None:
+    """Create the tenant (DNS is ready, or pre-validation tries early); None when done.
+
+    A managed certificate is requested with the tenant, so CAA is looked at first and the
+    request counts against the certificate budget (refunded when CloudFront refuses the
+    call: nothing was requested then).
+    """
+    managed = not use_acm
+    if managed:
+        caa_block = _caa_block(domain, checks, now)
+        if caa_block:
+            checks["certificate"] = _check_record(False, caa_block, now, caa=True)
+            if now - domain.created_at > settings.VEDOMAINS_PENDING_TIMEOUT:
+                return _fail_pending(domain, caa_block, checks, updates, now=now,
+                                     source=source)
+            return _pending_hold(domain, caa_block, checks, updates, now=now)
+        try:
+            certificate_budget.certificate_budget_consume(workspace=domain.workspace,
+                                                          kind="cloudfront-managed")
+        except certificate_budget.CertificateBudgetExceeded as exc:
+            held = f"Certificate request held: {exc.message}"
+            checks["certificate"] = _check_record(False, held, now, held=True)
+            return _pending_hold(domain, held, checks, updates, now=now)
+    try:
+        attachment = strategy.attach(
+            hostname=domain.hostname,
+            certificate_arn=domain.certificate_arn if use_acm else "",
+            reference=f"vedomains-{domain.pk}",
+            workspace_id=domain.workspace.slug,
+            # Self-hosted only while DNS still points at the customer's server: once it
+            # points at us, CloudFront serves the token itself.
+            validation_host="self-hosted" if self_hosted else "cloudfront",
+            # A hostname proven by TXT may still sit on its previous record's tenant:
+            # CloudFront moves it once DNS points here, never serving it twice.
+            takeover=domain.ownership_required,
+            anycast_only=hostnames.is_apex(domain.hostname),
+        )
+    except IntegrationError as exc:
+        if managed:
+            certificate_budget.certificate_budget_refund(workspace=domain.workspace)
+        return _attach_refused(domain, exc, checks, updates, now=now, source=source)
+    capacity_alerts.capacity_alerts_resolve()
+    with transaction.atomic():
+        stored = CustomDomain.objects.filter(pk=domain.pk, cdn_resource_id="").update(
+            cdn_resource_id=attachment.resource_id)
+        if stored:
+            lifecycle.event_record(
+                domain=domain, kind=EventKind.CDN_ATTACHED, source=source,
+                message=("Tenant created with the domain; CloudFront is validating its "
+                         "certificate (not serving yet)." if managed else
+                         "Tenant created with the pre-validated certificate (not serving yet)."),
+                data={"strategy": strategy.name, "resource_id": attachment.resource_id})
+    if not stored:
+        _keep_recorded_attachment(domain, attachment.resource_id, strategy)
+    domain.refresh_from_db(fields=["cdn_resource_id"])
+    return None
+
+
+def _managed_verdict(domain: CustomDomain, managed: cdn.CertificateState, *, ready: bool,
+                     now: datetime, checks: dict[str, Any]) -> tuple[_TenantCertificate, str]:
+    """(the certificate as the check sees it, the staff alert text or "")."""
+    caa_forbids = False
+    caa_text = ""
+    if managed.status == "failed":
+        caa = dns_first.caa_lookup(domain.hostname)
+        caa_forbids = dns_first.caa_forbids_amazon(caa)
+        caa_text = dns_first.caa_words(caa) if caa_forbids else ""
+    verdict = dns_first.managed_certificate_verdict(managed.status, dns_ok=ready,
+                                                    caa_forbids=caa_forbids)
+    match verdict:
+        case dns_first.CertificateVerdict.ISSUED | dns_first.CertificateVerdict.PENDING:
+            return _TenantCertificate(managed.issued, managed.status, "", managed.arn), ""
+        case dns_first.CertificateVerdict.FAIL_CUSTOMER:
+            reason = caa_text or managed.failure_reason or f"Certificate is {managed.status}."
+            return _TenantCertificate(False, managed.status, reason, managed.arn), ""
+        case dns_first.CertificateVerdict.ALERT_UNKNOWN:
+            text = (f"CloudFront reports the managed certificate {managed.status!r} while "
+                    "the DNS is right")
+            capacity_alerts.unexpected_answer_alert_raise(
+                code=f"certificate:{managed.status}", message=text, hostname=domain.hostname)
+            return (_TenantCertificate(False, managed.status, "", managed.arn),
+                    dns_first.wait_words(dns_first.AwsAnswer.ALERT_UNKNOWN))
+        case _:
+            assert_never(verdict)
+
+
+def _caa_block(domain: CustomDomain, checks: dict[str, Any], now: datetime) -> str:
+    """Look at CAA before the first certificate request; the words when Amazon may not
+    issue ("" when it may, or when the lookup could not tell)."""
+    caa = dns_first.caa_lookup(domain.hostname)
+    forbids = dns_first.caa_forbids_amazon(caa)
+    words = dns_first.caa_words(caa) if forbids else ""
+    checks["caa"] = _check_record(
+        not forbids, words or (caa.detail if caa.transient else
+                               "No CAA record stops Amazon from issuing."),
+        now, found_at=caa.found_at, transient=caa.transient)
+    return words
+
+
+def _fail_pending(domain: CustomDomain, reason: str, checks: dict[str, Any],
+                  updates: dict[str, Any], *, now: datetime, source: str) -> CheckOutcome:
+    applied = _save_check_and_transition(
+        domain, checks, {**updates, "last_error": reason}, to=DomainStatus.FAILED,
+        allowed_from=[DomainStatus.PENDING_VALIDATION], source=source, message=reason,
+        transition_updates={"failed_at": now, "next_check_at": None},
+    )
+    return CheckOutcome(domain.pk, domain.hostname, "failed" if applied else "skipped",
+                        DomainStatus.FAILED, reason)
+
+
+def _pending_hold(domain: CustomDomain, reason: str, checks: dict[str, Any],
+                  updates: dict[str, Any], *, now: datetime) -> CheckOutcome:
+    """Waiting on something the customer (CAA) or the budget must change: the usual pace."""
+    _save_check(domain, checks, {**updates, "last_error": reason,
+                                 "next_check_at": now + next_interval(domain, now)})
+    return CheckOutcome(domain.pk, domain.hostname, "waiting", domain.status, reason)
+
+
+def _attach_refused(domain: CustomDomain, exc: IntegrationError, checks: dict[str, Any],
+                    updates: dict[str, Any], *, now: datetime, source: str) -> CheckOutcome:
+    """What CloudFront's refusal means: only the customer's causes fail the domain."""
+    answer = dns_first.classify_aws_error(exc)
+    match answer:
+        case dns_first.AwsAnswer.WAIT_CAPACITY:
+            return _capacity_wait(domain, exc, checks, updates, now=now)
+        case dns_first.AwsAnswer.FAIL_CUSTOMER | dns_first.AwsAnswer.WAIT_TRANSIENT:
+            return _attach_failed(domain, exc, checks, updates, now=now, source=source)
+        case dns_first.AwsAnswer.WAIT_DNS:
+            return _backoff_wait(domain, answer, exc.message, checks, updates, now=now,
+                                 code=exc.code)
+        case dns_first.AwsAnswer.ALERT_UNKNOWN:
+            capacity_alerts.unexpected_answer_alert_raise(code=exc.code or "unknown",
+                                                          message=exc.message,
+                                                          hostname=domain.hostname)
+            return _backoff_wait(domain, answer, exc.message, checks, updates, now=now,
+                                 code=exc.code)
+        case _:
+            assert_never(answer)
+
+
+def _backoff_wait(domain: CustomDomain, answer: dns_first.AwsAnswer, aws_says: str,
+                  checks: dict[str, Any], updates: dict[str, Any], *, now: datetime,
+                  code: str = "", record: str = "cdn") -> CheckOutcome:
+    """A wait that is not the customer's: a reason in words, and a growing interval."""
+    previous = (domain.checks or {}).get(record) or {}
+    attempt = int(previous.get("attempt", -1)) + 1 if previous.get("wait") == answer else 0
+    words = dns_first.wait_words(answer)
+    if record == "cdn" or record not in checks:
+        checks[record] = _check_record(False, words, now, code=code, aws=aws_says[:500])
+    checks[record].update(wait=str(answer), attempt=attempt)
+    _save_check(domain, checks, {**updates, "last_error": words,
+                                 "next_check_at": now + dns_first.wait_delay(attempt)})
+    return CheckOutcome(domain.pk, domain.hostname, "waiting", domain.status, aws_says)
 
 
 def _apply_prevalidation(domain: CustomDomain, strategy: cdn.CdnStrategy,
@@ -634,7 +824,8 @@ def _activate_when_deployed(domain: CustomDomain, strategy: cdn.CdnStrategy, res
     """
     if state is None:
         state = strategy.state(resource_id=resource_id)
-    deployed = state is not None and state.deployed
+    # Live means served: Deployed, the domain's own status active, the certificate attached.
+    deployed = state is not None and state.served(domain.hostname)
     to = DomainStatus.ACTIVE if deployed else DomainStatus.DEPLOYING
     fields: dict[str, Any] = {"verified_at": now}
     if deployed:
@@ -672,9 +863,10 @@ def _evaluate_deploying(domain: CustomDomain, checks: dict[str, Any], updates: d
                 updates={"cdn_resource_id": "", "next_check_at": now},
             )
         return CheckOutcome(domain.pk, domain.hostname, "reattach", DomainStatus.PENDING_VALIDATION)
-    checks["cdn"] = _check_record(state.deployed, f"CloudFront reports {state.status}.", now,
+    served = state.served(domain.hostname)
+    checks["cdn"] = _check_record(served, state.serving_detail(domain.hostname), now,
                                   status=state.status)
-    if not state.deployed:
+    if not served:
         _save_check(domain, checks, {**updates, "next_check_at": now + _deploy_recheck()})
         return CheckOutcome(domain.pk, domain.hostname, "deploying", domain.status)
     with transaction.atomic():

@@ -169,7 +169,7 @@ def dashboard_data(now: datetime | None = None) -> dict[str, Any]:
         # Quotas our CloudFront account hit: a platform problem, shown first.
         "capacity_alerts": [
             {"code": a.code, "occurrences": a.occurrences, "first_seen_at": a.first_seen_at,
-             "last_hostname": a.last_hostname,
+             "last_hostname": a.last_hostname, "unexpected": a.code.startswith("unexpected:"),
              "url": reverse("admin:domains_capacityalert_change", args=[a.pk])}
             for a in CapacityAlert.objects.filter(resolved_at__isnull=True)
         ],

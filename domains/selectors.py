@@ -173,10 +173,29 @@ def domain_seed_status(domain: CustomDomain) -> tuple[str, str]:
         )
     if doctor:  # DNS points at us, but e.g. a CAA record stops the certificate
         return SEED_PENDING, doctor
+    waiting = _pending_wait_words(domain.checks if isinstance(domain.checks, dict) else {})
+    if waiting:
+        return SEED_PENDING, waiting
     return SEED_PENDING, (
         "DNS is set up correctly; the TLS certificate is being issued. This usually takes a "
         "few minutes."
     )
+
+
+def _pending_wait_words(checks: dict[str, Any]) -> str:
+    """DNS is right but nothing is requested yet: a CAA record that forbids Amazon, a held
+    certificate budget, or a wait on AWS (domains.checks writes these in words)."""
+    caa = checks.get("caa") or {}
+    if caa.get("ok") is False and caa.get("detail"):
+        return str(caa["detail"])
+    certificate = checks.get("certificate") or {}
+    if certificate.get("held") and certificate.get("detail"):
+        return str(certificate["detail"])
+    for name in ("cdn", "certificate"):
+        record = checks.get(name) or {}
+        if record.get("wait") and record.get("detail"):
+            return str(record["detail"])
+    return ""
 
 
 def edge_truth_for_hostname(hostname: str) -> CustomDomain | None:

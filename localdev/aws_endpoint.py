@@ -25,6 +25,7 @@ from localdev.saas_manager import SaasManagerMiddleware
 
 ENV_CONFIG = {
     "VEDOMAINS_EMU_DEPLOY_SECONDS": ("deploy_seconds", float),
+    "VEDOMAINS_EMU_CERTIFICATE_ATTACH_SECONDS": ("certificate_attach_seconds", float),
     "VEDOMAINS_EMU_DNS_SERVER": ("dns_server", str),
     "VEDOMAINS_EMU_EDGE_PROXY": ("edge_proxy", str),
     "VEDOMAINS_EMU_SELF_HOSTED_PORT": ("self_hosted_port", int),

@@ -15,7 +15,13 @@ https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_Operations_Amazon
 What is emulated and how (each knob is live-configurable through POST /_localdev/cloudfront/config):
 - ETags: every change gets a new ETag; Update/Delete need IfMatch (InvalidIfMatchVersion when
   missing, PreconditionFailed when stale).
-- Deployment: a change leaves the resource `InProgress` for `deploy_seconds`, then `Deployed`.
+- Deployment: a change leaves the resource `InProgress` for `deploy_seconds` (3 s unless
+  configured), then `Deployed`.
+- DNS first: CreateDistributionTenant is refused with CloudFront's InvalidArgument ("Could not
+  verify Domain Name ownership...") for a domain that does not resolve (through the configured
+  DNS server) to an edge IP, as AWS refuses one that does not point at CloudFront.
+- An issued managed certificate is attached `certificate_attach_seconds` later: only then
+  are `Customizations.Certificate` filled and the tenant's `Domains[].Status` `active`.
 - Quotas with the real error code (EntityLimitExceeded): tenants per account, domains per
   tenant, connection groups per account.
 - Domains are unique across tenants and moto's distributions (CNAMEAlreadyExists); tenant and
@@ -70,10 +76,28 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 _MODEL = botocore.session.get_session().get_service_model("cloudfront")
 
 
+DEFAULT_DEPLOY_SECONDS = 3.0
+DEFAULT_CERTIFICATE_ATTACH_SECONDS = 1.0
+# CloudFront's answer to a tenant whose domain does not resolve to it yet
+# (https://github.com/aws/aws-sdk-php/issues/3129; docs/aws-fidelity.md).
+DNS_NOT_VERIFIED_MESSAGE = (
+    "The provided Domain Name is not valid. Could not verify Domain Name ownership. It may "
+    "not be pointing to a valid CloudFront resource."
+)
+
+
 def _default_config() -> dict[str, Any]:
     return {
-        # Seconds a created or changed resource stays InProgress.
-        "deploy_seconds": 0.0,
+        # Seconds a created or changed resource stays InProgress: a few by default, so the
+        # "deploying" step is seen locally and in tests (a test may set it lower explicitly).
+        "deploy_seconds": DEFAULT_DEPLOY_SECONDS,
+        # Seconds between a managed certificate's issue and CloudFront attaching it to the
+        # tenant (Customizations.Certificate filled, Domains[].Status active).
+        "certificate_attach_seconds": DEFAULT_CERTIFICATE_ATTACH_SECONDS,
+        # Whether a tenant whose certificate needs no DNS (self-hosted token, pre-validated
+        # ACM certificate) may be created before its domain resolves to the edge. Unverified
+        # on AWS (docs/aws-fidelity.md), so refused by default: never kinder than AWS.
+        "prevalidated_before_dns": False,
         # Quotas. Defaults are generous; tests set small ones. The production figures are
         # on the CloudFront quotas page and are adjustable there.
         "limits": {"tenants": 10000, "domains_per_tenant": 1000, "connection_groups": 50},
@@ -171,6 +195,8 @@ class Tenant(Deployable):
     connection_group_id: str = ""
     enabled: bool = True
     certificate: ManagedCertificate | None = None
+    # When CloudFront attaches the issued managed certificate (0: not scheduled).
+    certificate_attach_at: float = 0.0
 
     @property
     def arn(self) -> str:
@@ -183,7 +209,10 @@ class Tenant(Deployable):
         out: dict[str, Any] = {
             "Id": self.id, "DistributionId": self.distribution_id, "Name": self.name,
             "Arn": self.arn,
-            "Domains": [{"Domain": d["Domain"], "Status": "active" if self.enabled else "inactive",
+            # A domain is active once the tenant is enabled and has a certificate attached.
+            "Domains": [{"Domain": d["Domain"],
+                         "Status": "active" if self.enabled and self.customizations.get(
+                             "Certificate") else "inactive",
                          "ServeOn": d.get("ServeOn", "any")} for d in self.domains],
             "ConnectionGroupId": self.connection_group_id,
             "CreatedTime": self.created, "LastModifiedTime": self.modified,
@@ -404,6 +433,8 @@ class SaasManager:
         moves: list[tuple[str, str, str]] = []
         domains = self._domains(req.get("Domains") or [],
                                 takeover=req.get("OnDomainTakeover", "reject"), moves=moves)
+        # After the conflict check (CNAMEAlreadyExists first): AWS's order is not documented.
+        self._refuse_unless_pointed(req)
         if len(self.tenants) >= self.config["limits"]["tenants"]:
             raise ApiError("EntityLimitExceeded",
                            "Your request contains more distribution tenants than are allowed "
@@ -422,6 +453,18 @@ class SaasManager:
         self._take_over(moves)
         self.tenants[tenant.id] = tenant
         return {"DistributionTenant": tenant.to_model(), "ETag": tenant.etag}
+
+    def _refuse_unless_pointed(self, req: dict[str, Any]) -> None:
+        """CloudFront refuses a tenant for a domain that does not resolve to it yet."""
+        mcr = req.get("ManagedCertificateRequest") or {}
+        prevalidated = (mcr.get("ValidationTokenHost") == "self-hosted"
+                        or bool((req.get("Customizations") or {}).get("Certificate")))
+        if prevalidated and self.config["prevalidated_before_dns"]:
+            return
+        for item in req.get("Domains") or []:
+            domain = str(item.get("Domain", "")).lower().rstrip(".")
+            if domain and not self._points_at_edge(domain):
+                raise ApiError("InvalidArgument", DNS_NOT_VERIFIED_MESSAGE)
 
     def _moto_has(self, dist_id: str) -> bool:
         return dist_id in set(self._moto_aliases().values())
@@ -729,8 +772,18 @@ class SaasManager:
     # -- managed certificate validation ------------------------------------------------------
 
     def _advance_certificate(self, tenant: Tenant) -> None:
-        """Time out a certificate left pending too long (called under the lock)."""
+        """Time out a certificate left pending too long; attach an issued one once its
+        attach delay passed (called under the lock)."""
         cert = tenant.certificate
+        if (cert is not None and cert.status == "issued" and tenant.certificate_attach_at
+                and time.monotonic() >= tenant.certificate_attach_at):
+            attached_at = tenant.certificate_attach_at
+            tenant.certificate_attach_at = 0.0
+            tenant.customizations = {**tenant.customizations, "Certificate": {"Arn": cert.arn}}
+            # Attaching the certificate is a change the edge has to deploy, from the moment
+            # CloudFront attached it (not from when someone next looked).
+            tenant.changed(self._deploy_seconds())
+            tenant.deployed_at = attached_at + self._deploy_seconds()
         if cert is None or cert.status != "pending-validation":
             return
         if time.monotonic() - cert.created > float(self.config["validation_timeout_seconds"]):
@@ -760,8 +813,9 @@ class SaasManager:
             cert.last_result = detail
             if ok and cert.status == "pending-validation" and tenant.certificate is cert:
                 cert.status = "issued"
-                # Attaching the new certificate is a change the edge has to deploy.
-                tenant.changed(self._deploy_seconds())
+                # CloudFront attaches it a little later (see _advance_certificate).
+                tenant.certificate_attach_at = time.monotonic() + float(
+                    self.config["certificate_attach_seconds"])
 
     def token_for(self, domain: str, path: str) -> str | None:
         """What CloudFront's edge answers at `path` for `domain` (a cloudfront-hosted token)."""

@@ -62,6 +62,10 @@ STOP_TIMEOUT: Final = 15.0
 KILL_TIMEOUT: Final = 5.0
 POLL: Final = 0.1
 LOG_TAIL: Final = 3000
+# CloudFront's deployment, locally: a few seconds so the "deploying" step is seen (the
+# emulator's own default, localdev.saas_manager.DEFAULT_DEPLOY_SECONDS, not imported here to
+# keep moto out of this process). VEDOMAINS_LOCAL_DEPLOY_SECONDS changes it.
+DEFAULT_DEPLOY_SECONDS: Final = 3.0
 
 # (setting name, env var, default) for each listening service.
 PORTS: Final = (
@@ -741,7 +745,8 @@ class Stack:
             "dns_server": f"{HOST}:{cfg.ports['dns']}",
             "edge_proxy": f"{HOST}:{cfg.ports['edge']}",
             "edge_ips": [HOST],
-            "deploy_seconds": float(env.get("VEDOMAINS_LOCAL_DEPLOY_SECONDS", "0") or 0),
+            "deploy_seconds": float(env.get("VEDOMAINS_LOCAL_DEPLOY_SECONDS", "")
+                                    or DEFAULT_DEPLOY_SECONDS),
         }).encode()
         request = urllib.request.Request(
             cfg.url("moto", "/_localdev/cloudfront/config"), data=body, method="POST",

@@ -30,12 +30,12 @@ def _isolated_cache(settings):
 
 
 @pytest.fixture(autouse=True)
-def _per_domain_strategy_unless_saas(settings):
-    # The tests written before SaaS Manager became the default describe the per-domain
-    # strategy (an ACM certificate the engine requests, its quotas, a template clone), which
-    # stays supported. The default path has its own tests through the `saas_stack` fixture,
-    # which switches the strategy back after this fixture has run.
-    settings.VEDOMAINS_CDN_STRATEGY = "distribution-per-domain"
+def _default_strategy_unless_per_domain(request, settings):
+    # Tests run what production runs: the default strategy (saas-tenant). A test that
+    # describes the per-domain strategy (an ACM certificate the engine requests, its quotas,
+    # a template clone) says so with `@pytest.mark.per_domain` (a module: `pytestmark`).
+    per_domain = request.node.get_closest_marker("per_domain") is not None
+    settings.VEDOMAINS_CDN_STRATEGY = "distribution-per-domain" if per_domain else "saas-tenant"
 
 
 @pytest.fixture(autouse=True)

@@ -53,12 +53,12 @@ def moto_server() -> Iterator[MotoHandle]:
 def aws_stack(moto_server: MotoHandle, settings: Any) -> Iterator[dict[str, str]]:
     """A clean emulated AWS per test: the edge table and a template distribution exist.
 
-    Pins the per-domain distribution strategy (ACM certificate + template clone), which
-    the tests written for it exercise; `saas_stack` gives the default SaaS Manager path.
+    The per-domain strategy's resources (ACM certificates + a template to clone); the
+    strategy itself is the test's (`@pytest.mark.per_domain`, tests/conftest.py).
+    `saas_stack` gives the default SaaS Manager path.
     """
     moto_server.reset()
     settings.VEDOMAINS_AWS_ENDPOINT_URL = moto_server.endpoint_url
-    settings.VEDOMAINS_CDN_STRATEGY = "distribution-per-domain"
     aws.reset_clients()
     edge_store.create_table()
     template_id = bootstrap.create_template_distribution(origin_domain="origin.ve.test")
@@ -95,7 +95,11 @@ def saas_stack(moto_server: MotoHandle, dns_server: LocalDNSServer, settings: An
     dns_server.set_record(settings.VEDOMAINS_CNAME_TARGET, "CNAME", endpoint)
     edge = _edge_proxy(moto_server)
     moto_server.saas_configure(dns_server=f"127.0.0.1:{dns_server.port}", edge_ips=[EDGE_IP],
-                               edge_proxy=f"127.0.0.1:{edge.port}", deploy_seconds=0)
+                               edge_proxy=f"127.0.0.1:{edge.port}",
+                               # Fast on purpose: most tests here are not about the
+                               # deploying step (tests/test_dns_first.py and the e2e test,
+                               # on the stack's default delay, are).
+                               deploy_seconds=0, certificate_attach_seconds=0)
     try:
         yield {"endpoint_url": moto_server.endpoint_url, "distribution_id": distribution_id,
                "connection_group_id": group_id, "routing_endpoint": endpoint, "edge": edge}

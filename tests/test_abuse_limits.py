@@ -174,6 +174,7 @@ def test_pending_certificates_are_capped_per_workspace(
     assert register(a, "c4.a-client.com", "ws-a").status_code == 201
 
 
+@pytest.mark.per_domain  # the ACM pending-certificate quota: ACM requests only
 def test_the_account_quota_stops_everyone_and_says_when_to_retry(
     two_workspaces: dict[str, Any], settings: Any
 ) -> None:

@@ -337,6 +337,7 @@ def test_capacity_sources_are_the_extension_point(monkeypatch: pytest.MonkeyPatc
     assert rows[-1] == extra and extra.level == "warn"
 
 
+@pytest.mark.per_domain
 def test_failure_breakdown_from_the_engine(aws_stack: Any, dns_server: Any,
                                            settings: Any) -> None:
     """Fail a domain through the real engine (by its tasks, the interface the structure

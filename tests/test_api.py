@@ -252,6 +252,7 @@ def test_outsiders_cannot_spend_a_workspace_s_rate_limit(
     assert r.status_code == 201
 
 
+@pytest.mark.per_domain  # the ACM pending-certificate quota: ACM requests only
 def test_certificate_quota_is_429(api: APIClient, workspace: Any, settings: Any) -> None:
     settings.VEDOMAINS_ACM_MAX_PENDING = 1
     CustomDomainFactory()

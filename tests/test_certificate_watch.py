@@ -273,6 +273,7 @@ def test_stubbed_sweep_deletes_expired_certificates_of_removed_domains_only(
     assert DomainEvent.objects.filter(kind=EventKind.CERTIFICATE_DELETED).count() == 2
 
 
+@pytest.mark.per_domain
 @pytest.mark.integration
 def test_watch_records_moto_certificate_expiry_without_trouble(
     aws_stack, dns_server, django_capture_on_commit_callbacks,

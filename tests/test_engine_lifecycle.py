@@ -14,7 +14,11 @@ from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
 from tests.factories import WorkspaceFactory
 from tests.polling import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+# The per-domain strategy (ACM certificates the engine requests, template clones).
+pytestmark = [
+    pytest.mark.integration, pytest.mark.django_db,
+    pytest.mark.per_domain,
+]
 
 HOST = "gallery.client.com"
 TARGET = "domain.ve.ai"

@@ -42,7 +42,11 @@ from tests.faults import (
 from tests.infra import WorkerProcess
 from tests.polling import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+# The per-domain strategy (ACM certificates the engine requests, template clones).
+pytestmark = [
+    pytest.mark.integration, pytest.mark.worker, pytest.mark.django_db(transaction=True),
+    pytest.mark.per_domain,
+]
 
 TARGET = "domain.ve.ai"
 # CloudFront CreateDistribution and DynamoDB PutItem, as they appear on the wire.

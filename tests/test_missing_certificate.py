@@ -17,7 +17,11 @@ from domains.integrations import acm, aws
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
 from tests.notify_helpers import TaskRecorder
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+# The per-domain strategy (ACM certificates the engine requests, template clones).
+pytestmark = [
+    pytest.mark.integration, pytest.mark.django_db,
+    pytest.mark.per_domain,
+]
 
 HOST = "gallery.client.com"
 

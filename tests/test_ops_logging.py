@@ -153,6 +153,7 @@ def test_plain_text_in_development_and_json_in_production(tmp_path: Path, debug:
         assert line.endswith("WARNING vedomains.probe probe line")
 
 
+@pytest.mark.per_domain
 @pytest.mark.integration
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)

@@ -62,6 +62,7 @@ def test_metrics_endpoint_is_off_without_a_token_and_refuses_a_wrong_one(setting
 # --- a real check ---------------------------------------------------------------------------
 
 
+@pytest.mark.per_domain
 @pytest.mark.integration
 @pytest.mark.django_db
 def test_a_real_check_moves_domains_checks_durations_aws_calls_and_edge_lag(

@@ -558,6 +558,7 @@ def test_attack_local_memory_cache_multiplies_throttles_in_production(tmp_path: 
 # --- item 2: certificate budget --------------------------------------------------------------
 
 
+@pytest.mark.per_domain
 @pytest.mark.django_db
 @pytest.mark.integration
 def test_attack_register_and_remove_loop_exhausts_the_acm_request_quota(

@@ -28,14 +28,17 @@ from tests.factories import CustomDomainFactory, MembershipFactory, WorkspaceFac
 from tests.faults import cloudfront_aliases
 from tests.polling import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+# The per-domain strategy (ACM certificates the engine requests, template clones).
+pytestmark = [
+    pytest.mark.integration, pytest.mark.django_db,
+    pytest.mark.per_domain,
+    # Checks are driven in-process here; queued follow-ups are not under test.
+    pytest.mark.usefixtures("queued_tasks"),
+]
 
 HOST = "gallery.client.com"
 TARGET = "domain.ve.ai"
 
-
-# Checks are driven in-process here; queued follow-ups are not under test.
-pytestmark = pytest.mark.usefixtures("queued_tasks")
 
 
 @pytest.fixture

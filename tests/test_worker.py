@@ -10,7 +10,11 @@ from domains.models import CustomDomain, DomainStatus
 from tests.factories import WorkspaceFactory
 from tests.polling import wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+# The per-domain strategy (ACM certificates the engine requests, template clones).
+pytestmark = [
+    pytest.mark.integration, pytest.mark.worker, pytest.mark.django_db(transaction=True),
+    pytest.mark.per_domain,
+]
 
 
 def test_worker_takes_a_domain_from_registration_to_the_edge(celery_worker, dns_server):

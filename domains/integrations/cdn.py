@@ -168,6 +168,8 @@ class DistributionPerDomain:
             resource_id=resource_id, status=str(dist.get("Status", "")),
             enabled=bool(config.get("Enabled")),
             domains=tuple((config.get("Aliases") or {}).get("Items") or ()),
+            certificate_arn=str((config.get("ViewerCertificate") or {}).get("ACMCertificateArn")
+                                or ""),
         )
 
     def certificate(self, *, resource_id: str) -> CertificateState | None:
@@ -252,11 +254,38 @@ class ResourceState:
     status: str  # InProgress | Deployed
     enabled: bool
     domains: tuple[str, ...] = ()
-    certificate_arn: str = ""  # a tenant's own (pre-validated ACM) certificate, if any
+    # The certificate CloudFront serves the domain with: a tenant's Customizations.Certificate
+    # (a pre-validated ACM one, or the managed one once CloudFront attached it), or a
+    # distribution's ViewerCertificate.
+    certificate_arn: str = ""
+    # A tenant's Domains[].Status per domain (active | inactive); distributions have none.
+    domain_statuses: tuple[tuple[str, str], ...] = ()
+    # Distributions report no per-domain status: their aliases serve once Deployed.
+    has_domain_statuses: bool = False
 
     @property
     def deployed(self) -> bool:
         return self.status == "Deployed"
+
+    def served(self, hostname: str) -> bool:
+        """Live means served: Deployed, enabled, the domain active, a certificate attached."""
+        return not self.serving_detail(hostname, reasons_only=True)
+
+    def serving_detail(self, hostname: str, *, reasons_only: bool = False) -> str:
+        reasons = []
+        if not self.deployed:
+            reasons.append(f"CloudFront reports {self.status or 'no status'}")
+        if not self.enabled:
+            reasons.append("it is disabled")
+        if self.has_domain_statuses and dict(self.domain_statuses).get(hostname) != "active":
+            reasons.append(f"the domain is {dict(self.domain_statuses).get(hostname, 'absent')}")
+        if not self.certificate_arn:
+            reasons.append("the certificate is not attached yet")
+        if reasons_only:
+            return "; ".join(reasons)
+        if not reasons:
+            return f"CloudFront serves it ({self.status})."
+        return "Not served yet: " + "; ".join(reasons) + "."
 
 
 @dataclass(frozen=True)
@@ -435,6 +464,9 @@ class SaasTenant:
             domains=tuple(d["Domain"] for d in tenant.get("Domains") or []),
             certificate_arn=str(((tenant.get("Customizations") or {}).get("Certificate") or {})
                                 .get("Arn", "")),
+            domain_statuses=tuple((str(d.get("Domain", "")), str(d.get("Status", "")))
+                                  for d in tenant.get("Domains") or []),
+            has_domain_statuses=True,
         )
 
     def certificate(self, *, resource_id: str) -> CertificateState | None:

@@ -107,8 +107,28 @@ def group(cf: Any) -> dict[str, Any]:
     return dict(cf.create_connection_group(Name="vedomains", Enabled=True)["ConnectionGroup"])
 
 
+@pytest.fixture
+def dns() -> Iterator[LocalDNSServer]:
+    with LocalDNSServer(port=0) as server:
+        yield server
+
+
+_POINTED: list[LocalDNSServer] = []
+
+
+@pytest.fixture(autouse=True)
+def _dns_first(cf: Any, moto: MotoHandle, dns: LocalDNSServer) -> Iterator[None]:
+    """CloudFront creates a tenant only for a domain that resolves to it: `_tenant` points
+    each domain at the edge first, through the DNS server the emulator resolves with."""
+    moto.saas_configure(dns_server=f"127.0.0.1:{dns.port}", edge_ips=[EDGE_IP])
+    _POINTED[:] = [dns]
+    yield
+    _POINTED.clear()
+
+
 def _tenant(cf: Any, distribution: str, group: dict[str, Any], domain: str, **extra: Any
             ) -> dict[str, Any]:
+    _point(domain)
     return dict(cf.create_distribution_tenant(
         DistributionId=distribution, Name=domain, Domains=[{"Domain": domain}],
         ConnectionGroupId=group["Id"], Enabled=True,
@@ -121,6 +141,13 @@ def _update(cf: Any, tenant_id: str, **changes: Any) -> dict[str, Any]:
     got = cf.get_distribution_tenant(Identifier=tenant_id)
     body = {**cdn.tenant_update_body(got["DistributionTenant"]), **changes}
     return dict(cf.update_distribution_tenant(IfMatch=got["ETag"], **body))
+
+
+def _point(domain: str) -> None:
+    """The domain's A record at the edge, unless the test already gave it one."""
+    server = _POINTED[0]
+    if not any(r["name"] == domain for r in server.store.records()):
+        server.set_record(domain, "A", EDGE_IP)
 
 
 def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -248,12 +275,6 @@ def test_connection_group_lookups(cf: Any, group: dict[str, Any]) -> None:
 
 
 @pytest.fixture
-def dns() -> Iterator[LocalDNSServer]:
-    with LocalDNSServer(port=0) as server:
-        yield server
-
-
-@pytest.fixture
 def edge(moto: MotoHandle, cf: Any) -> Iterator[EdgeProxyServer]:
     origin = DemoOriginServer(("127.0.0.1", 0))
     proxy = EdgeProxyServer(("127.0.0.1", 0), origin=f"http://127.0.0.1:{origin.port}",
@@ -273,13 +294,24 @@ def test_managed_certificate_issues_only_when_dns_points_at_the_edge(
     edge: EdgeProxyServer,
 ) -> None:
     moto.saas_configure(dns_server=f"127.0.0.1:{dns.port}", edge_ips=[EDGE_IP],
-                        edge_proxy=f"127.0.0.1:{edge.port}", deploy_seconds=0.3)
+                        edge_proxy=f"127.0.0.1:{edge.port}", deploy_seconds=0.3,
+                        certificate_attach_seconds=0.3)
     dns.set_record(group["RoutingEndpoint"], "A", EDGE_IP)
     dns.set_record("domain.ve.test", "CNAME", group["RoutingEndpoint"])
     dns.set_record("shop.client.com", "A", ELSEWHERE_IP)  # still on the old host
-    created = _tenant(cf, distribution, group, "shop.client.com",
-                      ManagedCertificateRequest={"ValidationTokenHost": "cloudfront"})
+    tenant_request = {"DistributionId": distribution, "Name": "shop.client.com",
+                      "Domains": [{"Domain": "shop.client.com"}],
+                      "ManagedCertificateRequest": {"ValidationTokenHost": "cloudfront"}}
+    # DNS first: CloudFront refuses the tenant while the name does not point at it.
+    with pytest.raises(ClientError) as refused:
+        cf.create_distribution_tenant(**tenant_request)
+    assert _code(refused) == "InvalidArgument"
+    assert "Could not verify Domain Name ownership" in refused.value.response["Error"][
+        "Message"]
+    dns.set_record("shop.client.com", "A", EDGE_IP)
+    created = cf.create_distribution_tenant(**tenant_request)
     tenant_id = created["DistributionTenant"]["Id"]
+    dns.set_record("shop.client.com", "A", ELSEWHERE_IP)  # moved back before validation
 
     def details() -> dict[str, Any]:
         return dict(cf.get_managed_certificate_details(Identifier=tenant_id)
@@ -299,9 +331,17 @@ def test_managed_certificate_issues_only_when_dns_points_at_the_edge(
     assert cf.verify_dns_configuration(Identifier=tenant_id)["DnsConfigurationList"][0][
         "Status"] == "valid-configuration"
     assert details()["CertificateStatus"] == "issued"
-    # Issuing the certificate is a change CloudFront deploys: InProgress, then Deployed.
-    assert cf.get_distribution_tenant(Identifier=tenant_id)["DistributionTenant"][
-        "Status"] == "InProgress"
+    # Issued is not attached: CloudFront attaches it a little later (Customizations and the
+    # domain's status), and that is a change it deploys: InProgress, then Deployed.
+    tenant = cf.get_distribution_tenant(Identifier=tenant_id)["DistributionTenant"]
+    assert "Certificate" not in (tenant.get("Customizations") or {})
+    assert tenant["Domains"][0]["Status"] == "inactive"
+    _wait(lambda: "Certificate" in (cf.get_distribution_tenant(Identifier=tenant_id)[
+        "DistributionTenant"].get("Customizations") or {}))
+    tenant = cf.get_distribution_tenant(Identifier=tenant_id)["DistributionTenant"]
+    assert tenant["Customizations"]["Certificate"]["Arn"] == details()["CertificateArn"]
+    assert tenant["Domains"][0]["Status"] == "active"
+    assert tenant["Status"] == "InProgress"
     _wait(lambda: cf.get_distribution_tenant(Identifier=tenant_id)["DistributionTenant"][
         "Status"] == "Deployed")
     assert {"GetManagedCertificateDetails", "VerifyDnsConfiguration"} <= set(cf.checked)
@@ -334,8 +374,11 @@ def test_self_hosted_token_on_the_customers_current_server(
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                      daemon=True).start()
     try:
+        # Whether CloudFront creates a self-hosted tenant before DNS moves is unverified;
+        # the emulator refuses unless told otherwise (tests/test_cdn_tenant.py has both).
         moto.saas_configure(dns_server=f"127.0.0.1:{dns.port}", edge_ips=[EDGE_IP],
-                            self_hosted_port=server.server_address[1])
+                            self_hosted_port=server.server_address[1],
+                            prevalidated_before_dns=True)
         dns.set_record("live.client.com", "A", ELSEWHERE_IP)
         tenant_id = _tenant(cf, distribution, group, "live.client.com",
                             ManagedCertificateRequest={"ValidationTokenHost": "self-hosted"})[

@@ -21,7 +21,9 @@ from domains import certificates, services
 from domains.models import CustomDomain, DomainEvent, EventKind
 from tests.factories import UserFactory, WorkspaceFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
+# Real ACM validation records on the page: the per-domain strategy's certificate request.
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow,
+              pytest.mark.per_domain]
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACT = ROOT / "artifacts" / "admin-domain.png"

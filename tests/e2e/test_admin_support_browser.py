@@ -25,7 +25,9 @@ from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
 from tests.e2e.conftest import WAIT
 from tests.factories import CustomDomainFactory, UserFactory, WorkspaceFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
+# Real ACM validation records on the page: the per-domain strategy's certificate request.
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow,
+              pytest.mark.per_domain]
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "pw-12345-long"  # UserFactory's

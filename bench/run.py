@@ -33,9 +33,9 @@ from bench.common import (
     setup_database,
 )
 
-BENCHMARKS: Final = ("edge", "checks", "sync", "api", "ttl", "fleet", "cdn")
+BENCHMARKS: Final = ("edge", "checks", "sync", "api", "ttl", "fleet", "cdn", "live")
 # Benchmarks that need the throwaway Django database.
-NEEDS_DB: Final = frozenset({"checks", "sync", "api", "ttl", "fleet", "cdn"})
+NEEDS_DB: Final = frozenset({"checks", "sync", "api", "ttl", "fleet", "cdn", "live"})
 
 
 def machine() -> dict[str, str]:
@@ -163,6 +163,10 @@ def _runner(name: str) -> Callable[..., list[Row]]:
         from bench import cdn
 
         return cdn.run
+    if name == "live":
+        from bench import live
+
+        return live.run
     from bench import ttl
 
     return ttl.run

@@ -26,7 +26,7 @@ import pytest
 ROOT: Final = Path(__file__).resolve().parent.parent
 # The benchmarks `bench/run.py` knows besides `edge`, which test_bench_smoke.py runs on its
 # own because it needs Node.js and no database.
-DATABASE_BENCHMARKS: Final = ("checks", "sync", "api", "ttl", "fleet", "cdn")
+DATABASE_BENCHMARKS: Final = ("checks", "sync", "api", "ttl", "fleet", "cdn", "live")
 # Redis database for the benchmark's workers: `./dev test` uses 0 (suite) and 1 (e2e stack);
 # pytest-xdist workers use 10 and up.
 BENCH_REDIS_DB: Final = 3

@@ -78,6 +78,8 @@ DATABASE_ROWS: dict[str, tuple[str, ...]] = {
     "fleet": ("dispatch",),
     "cdn": ("100 domains, default path", "CloudFront calls per domain",
             "CNAME set -> active"),
+    "live": ("one pass over", "CNAME set -> active", "CNAME set -> edge routes",
+             "AWS calls spent on the"),
 }
 
 

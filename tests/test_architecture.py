@@ -110,3 +110,23 @@ def test_no_tracker_markers_or_unread_type_ignores_in_the_code() -> None:
         if marker.search(line)
     ]
     assert found == [], "reword these (see docs/testing.md)"
+
+
+def test_the_architecture_drawing_follows_the_import_contract() -> None:
+    """docs/architecture.md draws the layers: every module the contract names is in the
+    drawing, and the drawing lists the layers in the contract's order (a module added to
+    the contract but not drawn, or drawn out of place, fails here)."""
+    import tomllib
+
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    drawing = doc.split("Modules on one row do not import each other.")[1].split("```")[1]
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    layers = config["tool"]["importlinter"]["contracts"][0]["layers"]
+
+    def position(module: str) -> int:
+        found = re.search(rf"(?<![\w/]){module}(?:\.py\b|/)", drawing)
+        assert found, f"{module} (in the import contract) is missing from the drawing"
+        return found.start()
+
+    firsts = [min(position(m.strip()) for m in layer.split("|")) for layer in layers]
+    assert firsts == sorted(firsts), "the drawing's rows are not in the contract's order"

@@ -1,4 +1,4 @@
-"""Edge: edge_lambda/handler.py (as built by build_package) vs the reference JS handler.
+"""Edge: the edge function (edge_lambda/, as built by build_package) vs the reference JS handler.
 
 Both run as long-lived child processes (bench/edge_harness.py, bench/reference/bench.mjs)
 speaking the same JSON-lines protocol, against the same moto DynamoDB table, on the same
@@ -103,7 +103,7 @@ def build_python_package() -> tuple[Path, int]:
 
 def reference_package_size() -> int:
     """handler.mjs zipped: the Node 20 runtime ships AWS SDK v3, so the design deploys the
-    handler alone (as ours deploys handler.py and relies on the runtime's boto3)."""
+    handler alone (as ours deploys its own modules, with no SDK at all)."""
     path = WORK_DIR / "edge" / "reference.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.write(REFERENCE_DIR / "handler.mjs", "handler.mjs")

@@ -1,4 +1,4 @@
-"""Runs the built edge package (handler.py + edge_config.json) for bench/edge.py.
+"""Runs the built edge package (its modules + edge_config.json) for bench/edge.py.
 
 The Python twin of bench/reference/bench.mjs: same modes, same protocol, so both
 languages are measured the same way. Standard library only at module level, so `cold`
@@ -38,7 +38,7 @@ _PROTOCOL: TextIO = sys.stdout
 
 
 def _load_handler(package_dir: str) -> ModuleType:
-    # The zip's root is flat (handler.py next to edge_config.json), exactly as Lambda
+    # The zip's root is flat (the modules next to edge_config.json), exactly as Lambda
     # unpacks it into /var/task.
     sys.path.insert(0, package_dir)
     import handler

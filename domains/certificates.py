@@ -41,9 +41,6 @@ SOURCE = "system:certificate-watch"
 # Renewal statuses that mean ACM is on it (or done); anything else near expiry is trouble.
 # https://docs.aws.amazon.com/acm/latest/APIReference/API_RenewalSummary.html
 RENEWING_STATUSES = frozenset({"SUCCESS", "PENDING_AUTO_RENEWAL"})
-# CAA issuer domains that let ACM issue.
-# https://docs.aws.amazon.com/acm/latest/userguide/setup-caa.html
-AMAZON_CAA_ISSUERS = frozenset({"amazon.com", "amazontrust.com", "awstrust.com", "amazonaws.com"})
 # dns.RoutingCheck reasons, in the owner's words.
 CNAME_PROBLEMS = {
     "nxdomain": "missing (the name does not exist)",
@@ -330,7 +327,7 @@ async def _dns_troubles(hostname: str, records: list[dict[str, str]]) -> list[Tr
                 f"Create the record CNAME {name} -> {value} at your DNS provider, exactly "
                 "as written."))
     issuers = caa.issuers("issue")
-    if not caa.transient and issuers and not AMAZON_CAA_ISSUERS.intersection(issuers):
+    if caa.forbids_amazon():
         allowed = ", ".join(i for i in issuers if i) or "no certificate authority"
         troubles.append(Trouble(
             "caa_forbids_amazon",

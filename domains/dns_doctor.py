@@ -23,9 +23,6 @@ from domains.integrations.dns import DnsFacts
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 # The CAs whose `issue` value lets Amazon issue (ACM, and CloudFront's managed certificates).
-# https://docs.aws.amazon.com/acm/latest/userguide/setup-caa.html
-AMAZON_CAA_ISSUERS = frozenset({"amazon.com", "amazontrust.com", "awstrust.com",
-                                "amazonaws.com"})
 CAA_HELP_URL = "https://docs.aws.amazon.com/acm/latest/userguide/setup-caa.html"
 DNSSEC_HELP_URL = "https://www.icann.org/resources/pages/dnssec-what-is-it-why-important-2019-03-05-en"
 GENERIC_HELP_URL = "https://www.cloudflare.com/learning/dns/dns-records/dns-cname-record/"
@@ -203,7 +200,7 @@ def diagnose(facts: DnsFacts, *, target: str, routing_ok: bool, apex: bool = Fal
                          and facts.caa.found_at == host)
     if facts.caa is not None and facts.caa.records and not caa_of_old_target:
         issuers = facts.caa.issuers("issue")
-        if issuers and not AMAZON_CAA_ISSUERS.intersection(issuers):
+        if facts.caa.forbids_amazon():
             level = facts.caa.found_at
             found.append(Diagnosis(
                 DiagnosisCode.CAA_FORBIDS_AMAZON,

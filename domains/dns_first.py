@@ -27,8 +27,6 @@ from domains.integrations.backoff import EQUAL_JITTER, backoff_delay
 from domains.integrations.errors import IntegrationError
 
 # CAA issuer domains that let ACM (and so CloudFront's managed certificates) issue.
-# https://docs.aws.amazon.com/acm/latest/userguide/setup-caa.html
-AMAZON_CAA_ISSUERS = frozenset({"amazon.com", "amazontrust.com", "awstrust.com", "amazonaws.com"})
 # The phrase of CloudFront's refusal of a tenant whose domain does not resolve to it yet.
 DNS_NOT_VERIFIED_PHRASE = "could not verify domain name ownership"
 # Codes whose cause is the customer's: the alias is held by another distribution, possibly
@@ -163,8 +161,7 @@ def caa_lookup(hostname: str) -> dns_caa.CaaResult:
 def caa_forbids_amazon(caa: dns_caa.CaaResult) -> bool:
     """True when a CAA RRset applies and names no Amazon issuer (a lookup that could not
     tell is no verdict)."""
-    issuers = caa.issuers("issue")
-    return not caa.transient and bool(issuers) and not AMAZON_CAA_ISSUERS.intersection(issuers)
+    return caa.forbids_amazon()
 
 
 def caa_words(caa: dns_caa.CaaResult) -> str:

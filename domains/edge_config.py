@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 
 from edge_lambda.build import default_config, replica_map
-from edge_lambda.handler import REGIONAL_EDGE_CACHE_REGIONS
+from edge_lambda.config import REGIONAL_EDGE_CACHE_REGIONS
 
 
 def edge_replica_regions() -> list[str]:

@@ -28,7 +28,7 @@ from domains.cdn_checks import cdn_settings_problems
 from domains.edge_config import edge_config_from_settings
 from domains.integrations import dns
 from domains.veai_checks import veai_settings_problems
-from edge_lambda.handler import EdgeConfigError
+from edge_lambda.config import EdgeConfigError
 
 Finder = Callable[[], list[CheckMessage]]
 

@@ -1,4 +1,4 @@
-"""Build the Lambda@Edge deployment zip: handler.py + edge_config.json, nothing else.
+"""Build the Lambda@Edge deployment zip: the function's modules + edge_config.json.
 
 Lambda@Edge has no environment variables, so the configuration is baked into the zip at
 build time. `python manage.py build_edge_lambda` calls `build_package()` with values from
@@ -20,8 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from edge_lambda import handler as edge_handler
-from edge_lambda.handler import (
+from edge_lambda.config import (
+    ALL_KEYS,
     CONFIG_FILENAME,
     DEFAULTS,
     REGIONAL_EDGE_CACHE_REGIONS,
@@ -43,9 +43,19 @@ __all__ = [
 # the function to the smaller limit so it can move between triggers freely:
 # https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/cloudfront-limits.html#limits-lambda-at-edge
 MAX_PACKAGE_BYTES: Final = 1_048_576
-# The modules of this package that the function needs at run time. handler.py is
-# self-contained on purpose (the zip root is flat, so package-relative imports would break).
-PACKAGE_FILES: Final = ("handler.py",)
+# The modules of this package that the function needs at run time, all at the zip's root
+# (flat, as Lambda imports `handler` from it; handler.py says how they import each other).
+# test_build.py fails when a module of edge_lambda/ is neither here nor build tooling.
+PACKAGE_FILES: Final = (
+    "handler.py",
+    "config.py",
+    "dynamodb.py",
+    "headers.py",
+    "hosts.py",
+    "metrics.py",
+    "redirects.py",
+    "sigv4.py",
+)
 DEFAULT_HANDLER: Final = "handler.handler"
 
 # A zip timestamp cannot predate 1980; any fixed value makes the archive reproducible.
@@ -131,7 +141,7 @@ def default_config(**overrides: Any) -> dict[str, Any]:
     By default there is a replica in every regional-edge-cache region, each read locally.
     `origin_domain` follows `platform_domain` ("origin.<platform_domain>") unless given.
     """
-    unknown = sorted(set(overrides) - edge_handler.ALL_KEYS)
+    unknown = sorted(set(overrides) - ALL_KEYS)
     if unknown:
         raise EdgeConfigError(f"unknown config keys: {', '.join(unknown)}")
     platform = overrides.get("platform_domain", "ve.ai")
@@ -157,9 +167,9 @@ def _entry(name: str) -> zipfile.ZipInfo:
 
 
 def package_contents(config: Mapping[str, Any]) -> dict[str, bytes]:
-    """The files of the zip, by name: the handler source and the validated config."""
+    """The files of the zip, by name: the function's sources and the validated config."""
     validated = validate_config(config)
-    source_dir = Path(edge_handler.__file__).resolve().parent
+    source_dir = Path(__file__).resolve().parent
     files = {name: (source_dir / name).read_bytes() for name in PACKAGE_FILES}
     for name, data in files.items():
         compile(data, name, "exec")  # a syntax error must fail the build, not the edge

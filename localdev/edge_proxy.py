@@ -46,6 +46,7 @@ from typing import Any, Final
 from urllib.parse import urlencode, urlsplit
 
 from edge_lambda import handler as edge_handler
+from edge_lambda.config import validate_config
 
 ORIGIN_TIMEOUT: Final = 30.0  # CloudFront's default origin response timeout
 DISTRIBUTION_ID: Final = "ELOCALEDGE0001"
@@ -331,7 +332,7 @@ class _Handler(BaseHTTPRequestHandler):
 def load_config(path: Path) -> dict[str, Any]:
     """Read and validate an edge config file (the same JSON the deployed zip carries)."""
     raw = json.loads(path.read_text(encoding="utf-8"))
-    return edge_handler.validate_config(raw)
+    return validate_config(raw)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,13 +32,22 @@ def test_every_module_of_the_product_has_a_layer() -> None:
     """A module left out of the layers contract would be checked by nothing."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     [layers] = [c["layers"] for c in config["tool"]["importlinter"]["contracts"]
-                if c["type"] == "layers"]
+                if c["type"] == "layers" and c["containers"] == ["domains"]]
     placed = {name.strip() for row in layers for name in re.split(r"[|:]", row)}
     modules = {p.stem for p in (ROOT / "domains").glob("*.py") if p.stem != "__init__"}
     packages = {p.name for p in (ROOT / "domains").iterdir()
                 if (p / "__init__.py").is_file() and p.name != "migrations"}
     missing = sorted((modules | packages) - placed)
     assert missing == [], f"add these to the layers in pyproject.toml: {missing}"
+
+
+def test_every_module_of_the_edge_function_has_a_layer() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    [layers] = [c["layers"] for c in config["tool"]["importlinter"]["contracts"]
+                if c["type"] == "layers" and c["containers"] == ["edge_lambda"]]
+    placed = {name.strip() for row in layers for name in row.split("|")}
+    modules = {p.stem for p in (ROOT / "edge_lambda").glob("*.py") if p.stem != "__init__"}
+    assert sorted(modules - placed) == [], "add these to the edge_lambda layers in pyproject.toml"
 
 
 def test_no_two_modules_of_the_product_import_each_other() -> None:
@@ -110,3 +119,23 @@ def test_no_tracker_markers_or_unread_type_ignores_in_the_code() -> None:
         if marker.search(line)
     ]
     assert found == [], "reword these (see docs/testing.md)"
+
+
+def test_the_architecture_drawing_follows_the_import_contract() -> None:
+    """docs/architecture.md draws the layers: every module the contract names is in the
+    drawing, and the drawing lists the layers in the contract's order (a module added to
+    the contract but not drawn, or drawn out of place, fails here)."""
+    import tomllib
+
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    drawing = doc.split("Modules on one row do not import each other.")[1].split("```")[1]
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    layers = config["tool"]["importlinter"]["contracts"][0]["layers"]
+
+    def position(module: str) -> int:
+        found = re.search(rf"(?<![\w/]){module}(?:\.py\b|/)", drawing)
+        assert found, f"{module} (in the import contract) is missing from the drawing"
+        return found.start()
+
+    firsts = [min(position(m.strip()) for m in layer.split("|")) for layer in layers]
+    assert firsts == sorted(firsts), "the drawing's rows are not in the contract's order"

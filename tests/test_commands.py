@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from domains.models import DomainStatus
-from edge_lambda.build import CONFIG_FILENAME
+from edge_lambda.build import CONFIG_FILENAME, PACKAGE_FILES
 from tests.factories import CustomDomainFactory, WorkspaceFactory
 from tests.notify_helpers import TaskRecorder
 
@@ -104,7 +104,7 @@ def test_build_edge_lambda_writes_the_zip_with_the_config_baked_in(tmp_path: Pat
     out = run("build_edge_lambda", "--output", str(target))
     assert f"wrote {target.resolve()}" in out
     with zipfile.ZipFile(target) as archive:
-        assert sorted(archive.namelist()) == sorted(["handler.py", CONFIG_FILENAME])
+        assert sorted(archive.namelist()) == sorted([*PACKAGE_FILES, CONFIG_FILENAME])
         config = json.loads(archive.read(CONFIG_FILENAME))
     assert config["table_name"] == "domain-workspace-mappings"
 

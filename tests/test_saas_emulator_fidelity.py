@@ -31,6 +31,13 @@ def _acm_arns() -> set[str]:
     return {c["CertificateArn"] for page in pages for c in page["CertificateSummaryList"]}
 
 
+@pytest.fixture(autouse=True)
+def _host_points_at_us(dns_server: Any) -> None:
+    # AWS refuses a tenant for a name that does not resolve to CloudFront yet, and so does
+    # the emulator (tests/test_dns_first.py pins that refusal).
+    dns_server.set_record(HOST, "CNAME", "domain.ve.ai")
+
+
 def _tenant(stack: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return dict(_cf().create_distribution_tenant(
         DistributionId=stack["distribution_id"], Name="probe-gallery-client-com",

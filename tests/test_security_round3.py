@@ -102,7 +102,7 @@ def test_certificate_budget_share_setting_is_checked(settings: Any, share: int,
 @pytest.mark.django_db
 @pytest.mark.integration
 def test_attack_seed_adoption_activates_a_name_another_workspace_held_without_proof(
-    aws_stack: Any, dns_server: Any, monkeypatch: pytest.MonkeyPatch,
+    saas_stack: Any, dns_server: Any, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """`other` held shop.client.com and never released it (its claim was removed); the
     seed's table has an active item giving the name to `acme`. Adoption must ask for the

@@ -353,7 +353,7 @@ VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL = _redis_auth(env.str(
 )) or CELERY_BROKER_URL
 VEDOMAINS_EDGE_TABLE = env.str("VEDOMAINS_EDGE_TABLE", default="domain-workspace-mappings")
 # Empty: a replica in every region with a CloudFront regional edge cache, the list
-# edge_lambda.handler.REGIONAL_EDGE_CACHE_REGIONS holds and deploy/dynamodb-global-table.yaml
+# edge_lambda.config.REGIONAL_EDGE_CACHE_REGIONS holds and deploy/dynamodb-global-table.yaml
 # defaults to (a test keeps the two equal). Set it only with the template's replicas.
 VEDOMAINS_EDGE_REPLICA_REGIONS = env.list("VEDOMAINS_EDGE_REPLICA_REGIONS", default=[])
 VEDOMAINS_EDGE_ORIGIN_DOMAIN = env.str("VEDOMAINS_EDGE_ORIGIN_DOMAIN", default="origin.ve.ai")

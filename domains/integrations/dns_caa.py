@@ -13,6 +13,12 @@ import dns.exception
 import dns.rdatatype
 import dns.resolver
 
+# The issuer names ACM's CAA check accepts for Amazon: the one list the CAA gate before a
+# certificate and the DNS doctor share.
+# https://docs.aws.amazon.com/acm/latest/userguide/setup-caa.html
+AMAZON_CAA_ISSUERS = frozenset({"amazon.com", "amazontrust.com", "awstrust.com",
+                                "amazonaws.com"})
+
 
 @dataclass(frozen=True)
 class CaaRecord:
@@ -29,6 +35,13 @@ class CaaResult:
     records: tuple[CaaRecord, ...] = ()
     transient: bool = False
     detail: str = ""
+
+    def forbids_amazon(self) -> bool:
+        """A CAA RRset applies and names no Amazon issuer (a lookup that could not tell is
+        no verdict): ACM and CloudFront would be refused the certificate."""
+        issuers = self.issuers("issue")
+        return not self.transient and bool(issuers) and not AMAZON_CAA_ISSUERS.intersection(
+            issuers)
 
     def issuers(self, tag: str = "issue") -> list[str]:
         # An issuer value may carry parameters after ";" (`amazon.com; account=...`);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -15,16 +16,18 @@ import pytest
 from edge_lambda import build
 from edge_lambda.build import (
     MAX_PACKAGE_BYTES,
+    PACKAGE_FILES,
     EdgeConfigError,
     PackageTooLargeError,
     build_package,
     default_config,
     replica_map,
 )
-from edge_lambda.handler import REGIONAL_EDGE_CACHE_REGIONS
+from edge_lambda.config import REGIONAL_EDGE_CACHE_REGIONS
 from edge_lambda.tests.conftest import EVENTS_DIR, MappingTable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+EDGE_DIR = REPO_ROOT / "edge_lambda"
 
 
 def test_default_config_is_complete_and_valid() -> None:
@@ -100,12 +103,70 @@ def test_build_package_writes_small_reproducible_zip(tmp_path: Path) -> None:
     assert first.stat().st_size < MAX_PACKAGE_BYTES
     assert first.read_bytes() == second.read_bytes()  # same input, same CodeSha256
     with zipfile.ZipFile(first) as archive:
-        assert archive.namelist() == ["edge_config.json", "handler.py"]
+        assert archive.namelist() == sorted(["edge_config.json", *PACKAGE_FILES])
         assert json.loads(archive.read("edge_config.json")) == config
-        source = (REPO_ROOT / "edge_lambda" / "handler.py").read_bytes()
-        assert archive.read("handler.py") == source
+        for name in PACKAGE_FILES:
+            assert archive.read(name) == (EDGE_DIR / name).read_bytes()
         for info in archive.infolist():
             assert (info.external_attr >> 16) & 0o444 == 0o444  # readable by the runtime
+
+
+def test_every_module_of_the_function_is_packaged() -> None:
+    """A module of edge_lambda/ is either in the zip or build tooling: a new module left out
+    of PACKAGE_FILES would fail every import of `handler` at the edge."""
+    tooling = {"__init__.py", "build.py"}
+    on_disk = {path.name for path in EDGE_DIR.glob("*.py")} - tooling
+    assert set(PACKAGE_FILES) == on_disk
+    # At the zip's root each module is top-level: a stdlib name would shadow the stdlib's.
+    clashes = {name.removesuffix(".py") for name in PACKAGE_FILES} & sys.stdlib_module_names
+    assert clashes == set()
+
+
+def _sibling_imports(branch: list[ast.stmt]) -> list[tuple[int, str | None, list[str]]]:
+    return [
+        (node.level, node.module, sorted(alias.name for alias in node.names))
+        for node in branch
+        if isinstance(node, ast.ImportFrom)
+    ]
+
+
+@pytest.mark.parametrize("name", PACKAGE_FILES)
+def test_sibling_imports_are_the_same_in_the_repository_and_the_zip(name: str) -> None:
+    """Each module imports its siblings twice: relatively as edge_lambda.<module>, absolutely
+    at the zip's root (handler.py). Both lists must name the same things, or the code that
+    runs at the edge is not the code the tests ran."""
+    tree = ast.parse((EDGE_DIR / name).read_text(encoding="utf-8"))
+    pairs = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and "__package__" in ast.unparse(node.test)
+    ]
+    for node in pairs:
+        assert ast.unparse(node.test) == "TYPE_CHECKING or __package__"
+        repository, zip_root = _sibling_imports(node.body), _sibling_imports(node.orelse)
+        assert len(repository) == len(node.body) and len(zip_root) == len(node.orelse)
+        assert all(level == 1 for level, _, _ in repository)
+        assert all(level == 0 for level, _, _ in zip_root)
+        assert [(m, names) for _, m, names in repository] == [
+            (m, names) for _, m, names in zip_root
+        ]
+    # Any other import of a sibling would work in one of the two places only (an import
+    # under `if TYPE_CHECKING:` alone is for the type checker and never runs).
+    siblings = {n.removesuffix(".py") for n in PACKAGE_FILES}
+    type_only = [
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+    ]
+    allowed = {id(n) for node in (*pairs, *type_only) for n in (*node.body, *node.orelse)}
+    for node in ast.walk(tree):
+        if id(node) in allowed:
+            continue
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 0 and node.module not in siblings, ast.unparse(node)
+        elif isinstance(node, ast.Import):
+            names = {alias.name.partition(".")[0] for alias in node.names}
+            assert names.isdisjoint(siblings), ast.unparse(node)
 
 
 def test_build_package_refuses_bad_config_and_leaves_nothing(tmp_path: Path) -> None:

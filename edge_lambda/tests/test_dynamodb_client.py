@@ -41,9 +41,10 @@ from botocore.serialize import create_serializer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_lambda import handler as edge
-from edge_lambda.build import build_package, default_config
-from edge_lambda.handler import DynamoDBClient, DynamoDBError
+from edge_lambda import config as edge_config
+from edge_lambda import dynamodb, sigv4
+from edge_lambda.build import PACKAGE_FILES, build_package, default_config
+from edge_lambda.dynamodb import DynamoDBClient, DynamoDBError
 from edge_lambda.tests.conftest import MappingTable
 
 VECTORS = Path(__file__).with_name("sigv4_vectors")
@@ -65,7 +66,7 @@ def client(
 ) -> DynamoDBClient:
     return DynamoDBClient(
         region=region,
-        endpoint_url=endpoint_url or edge.endpoint_for(region, {}),
+        endpoint_url=endpoint_url or dynamodb.endpoint_for(region, {}),
         access_key=access_key,
         secret_key=secret_key,
         session_token=token,
@@ -118,7 +119,9 @@ def botocore_signed(
 
 
 _REGIONS = st.one_of(
-    st.sampled_from(list(edge.REGIONAL_EDGE_CACHE_REGIONS) + ["cn-north-1", "us-gov-west-1"]),
+    st.sampled_from(
+        list(edge_config.REGIONAL_EDGE_CACHE_REGIONS) + ["cn-north-1", "us-gov-west-1"]
+    ),
     st.from_regex(r"[a-z]{2}-[a-z]{4,9}-[1-9]", fullmatch=True),
 )
 _HOSTS = st.one_of(
@@ -181,7 +184,7 @@ def test_requests_are_signed_byte_for_byte_like_botocore(
     body = ours.serialize(params)
     headers = ours.signed_headers("GetItem", body, when.replace(tzinfo=datetime.UTC).timestamp())
 
-    url = endpoint or edge.endpoint_for(region, {})
+    url = endpoint or dynamodb.endpoint_for(region, {})
     theirs = botocore_signed(
         params,
         url=url,
@@ -277,16 +280,16 @@ def test_published_sigv4_vectors(name: str) -> None:
     amz_date, region, service = "20110909T233600Z", "us-east-1", "host"
     payload = hashlib.sha256(body).hexdigest()
 
-    creq, _ = edge.sigv4_canonical_request(method, path, "", headers, payload)
-    sts = edge.sigv4_string_to_sign(amz_date, f"20110909/{region}/{service}/aws4_request", creq)
-    authz = edge.sigv4_authorization(
+    creq, _ = sigv4.sigv4_canonical_request(method, path, "", headers, payload)
+    sts = sigv4.sigv4_string_to_sign(amz_date, f"20110909/{region}/{service}/aws4_request", creq)
+    authz = sigv4.sigv4_authorization(
         method=method,
         path=path,
         query="",
         headers=headers,
         payload_sha256=payload,
         access_key="AKIDEXAMPLE",
-        signing_key=edge.sigv4_signing_key(
+        signing_key=sigv4.sigv4_signing_key(
             "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", amz_date[:8], region, service
         ),
         amz_date=amz_date,
@@ -562,8 +565,8 @@ def test_reads_items_from_moto_with_a_session_token(
 ) -> None:
     table.put("gallery.client.com", "acme")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEJr//session-token")
-    settings = edge.settings_from_config(default_config())
-    ours = edge.client_from_environment("us-east-1", settings)
+    settings = edge_config.settings_from_config(default_config())
+    ours = dynamodb.client_from_environment("us-east-1", settings)
     assert ours.meta.endpoint_url == aws_env
     found = ours.get_item(**get_item_params(table.name, "gallery.client.com"))
     assert found["Item"] == {"workspaceId": {"S": "acme"}, "status": {"S": "active"}}
@@ -575,18 +578,18 @@ def test_reads_items_from_moto_with_a_session_token(
 
 
 def test_missing_credentials_are_an_error_not_an_unsigned_request() -> None:
-    settings = edge.settings_from_config(default_config())
+    settings = edge_config.settings_from_config(default_config())
     with pytest.raises(DynamoDBError, match="credentials"):
-        edge.client_from_environment("us-east-1", settings, environ={})
+        dynamodb.client_from_environment("us-east-1", settings, environ={})
 
 
 def test_endpoint_follows_the_region_and_the_local_override() -> None:
-    assert edge.endpoint_for("eu-west-1", {}) == "https://dynamodb.eu-west-1.amazonaws.com"
-    assert edge.endpoint_for("cn-north-1", {}) == "https://dynamodb.cn-north-1.amazonaws.com.cn"
-    assert edge.endpoint_for("eu-west-1", {"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}) == (
+    assert dynamodb.endpoint_for("eu-west-1", {}) == "https://dynamodb.eu-west-1.amazonaws.com"
+    assert dynamodb.endpoint_for("cn-north-1", {}) == "https://dynamodb.cn-north-1.amazonaws.com.cn"
+    assert dynamodb.endpoint_for("eu-west-1", {"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}) == (
         "http://127.0.0.1:1"
     )
-    assert edge.endpoint_for(
+    assert dynamodb.endpoint_for(
         "eu-west-1", {"AWS_ENDPOINT_URL": "http://a:1", "AWS_ENDPOINT_URL_DYNAMODB": "http://b:2"}
     ) == ("http://b:2")
 
@@ -681,15 +684,19 @@ print(json.dumps({"routed": result["headers"]["workspace-id"][0]["value"],
 @pytest.mark.integration
 def test_no_sdk_is_imported_on_the_request_path(tmp_path: Path, table: MappingTable) -> None:
     """The unpacked package answers a miss (a real GetItem on moto) in a fresh interpreter
-    that never imports boto3, botocore or urllib3; handler.py imports the stdlib only."""
-    source = Path(edge.__file__).read_text(encoding="utf-8")
+    that never imports boto3, botocore or urllib3; its modules import the stdlib and each
+    other only."""
+    own = {name.removesuffix(".py") for name in PACKAGE_FILES}
     imported = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            imported |= {alias.name.partition(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.partition(".")[0])
-    assert imported <= sys.stdlib_module_names | {"__future__"}, imported - sys.stdlib_module_names
+    for name in PACKAGE_FILES:
+        source = Path(dynamodb.__file__).with_name(name).read_text(encoding="utf-8")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.partition(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module.partition(".")[0])
+    allowed = sys.stdlib_module_names | {"__future__"} | own
+    assert imported <= allowed, imported - allowed
 
     table.put("gallery.client.com", "acme")
     zip_path = build_package(default_config(), tmp_path / "edge.zip")

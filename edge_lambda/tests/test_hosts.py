@@ -7,12 +7,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from edge_lambda.build import default_config
-from edge_lambda.handler import (
-    is_dns_label,
-    normalize_host,
-    platform_workspace,
-    settings_from_config,
-)
+from edge_lambda.config import settings_from_config
+from edge_lambda.hosts import is_dns_label, normalize_host, platform_workspace
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 import zipfile
 from pathlib import Path
 from types import ModuleType
@@ -22,8 +23,8 @@ import pytest
 from django.test import override_settings
 
 from domains.edge_config import edge_config_from_settings, edge_replica_regions
-from edge_lambda.build import build_package
-from edge_lambda.handler import REGIONAL_EDGE_CACHE_REGIONS
+from edge_lambda.build import PACKAGE_FILES, build_package
+from edge_lambda.config import REGIONAL_EDGE_CACHE_REGIONS
 from edge_lambda.tests.conftest import EVENTS_DIR, MappingTable
 from tests.cfn import load_template
 
@@ -125,7 +126,19 @@ def _package(tmp_path: Path, config: dict[str, Any], name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"edge_package_{name}", task_root / "handler.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    # Its siblings are top-level modules there, as at /var/task: imported from task_root
+    # alone, then forgotten, so the next package (another config) imports its own.
+    siblings = [file.removesuffix(".py") for file in PACKAGE_FILES if file != "handler.py"]
+    shadowed = {name: sys.modules.pop(name) for name in siblings if name in sys.modules}
+    sys.path.insert(0, str(task_root))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(task_root))
+        for name in siblings:
+            sys.modules.pop(name, None)
+        sys.modules.update(shadowed)
+    assert Path(module.normalize_host.__code__.co_filename).parent == task_root
     return module
 
 

@@ -117,7 +117,7 @@ class EdgeWatcher(threading.Thread):
 
 
 @pytest.fixture
-def seeded(aws_stack: dict[str, str], dns_server: Any) -> dict[str, Any]:
+def seeded(saas_stack: dict[str, Any], dns_server: Any) -> dict[str, Any]:
     ws = WorkspaceFactory(slug="acme", plan="pro")
     MembershipFactory(workspace=ws)
     # 1. Registered, validated by email, turned active by the validation Lambda.

@@ -38,7 +38,7 @@ GRACE_HOURS, WARNING_HOURS = 0.006, 0.002  # 21.6 s, 7.2 s
 
 
 @pytest.fixture
-def stack(clean_redis: str, tmp_path: Path, aws_stack: dict[str, str], dns_server: Any,
+def stack(clean_redis: str, tmp_path: Path, saas_stack: dict[str, Any], dns_server: Any,
           settings: Any) -> Any:
     settings.VEDOMAINS_PLAN_GRACE = timedelta(hours=GRACE_HOURS)
     settings.VEDOMAINS_PLAN_WARNING = timedelta(hours=WARNING_HOURS)

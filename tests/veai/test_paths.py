@@ -43,7 +43,7 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
 
 
 @pytest.fixture
-def worker_with_beat(clean_redis: str, tmp_path: Path, aws_stack: dict[str, str],
+def worker_with_beat(clean_redis: str, tmp_path: Path, saas_stack: dict[str, Any],
                      dns_server: Any) -> Any:
     worker = WorkerProcess(clean_redis, tmp_path / "worker.log", beat=True, extra_env={
         "VEDOMAINS_DISPATCH_INTERVAL_SECONDS": "1", "VEDOMAINS_FAST_CHECK_SECONDS": "1",

@@ -61,16 +61,16 @@ QUESTIONS: dict[str, tuple[str, str, str]] = {
         "validated by `cloudfront`",
         "refuses InvalidArgument (\"Could not verify Domain Name ownership\") until the name "
         "resolves to the edge",
-        "tests/test_cdn_tenant.py (DNS-first tests)"),
+        "tests/test_dns_first.py::test_emulator_refuses_a_tenant_for_a_name_not_pointing_at_the_edge"),
     "before_dns_self_hosted": (
         "CreateDistributionTenant before DNS moves, managed certificate `self-hosted`",
         "same refusal as `cloudfront` (the strict choice while unverified)",
-        "tests/test_cdn_tenant.py (DNS-first tests)"),
+        "tests/test_dns_first.py, tests/test_cdn_tenant.py (prevalidated_before_dns both ways)"),
     "before_dns_acm": (
         "CreateDistributionTenant before DNS moves, with an issued ACM certificate "
         "(Customizations.Certificate)",
         "same refusal (the strict choice while unverified)",
-        "tests/test_cdn_tenant.py (DNS-first tests)"),
+        "tests/test_dns_first.py, tests/test_cdn_tenant.py (prevalidated_before_dns both ways)"),
     "get_returns_tags": (
         "GetDistributionTenant returns the tenant's Tags",
         "never returns Tags; ListTagsForResource does",

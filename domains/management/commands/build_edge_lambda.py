@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from domains.edge_config import edge_config_from_settings
 from edge_lambda.build import PackageTooLargeError, build_package
-from edge_lambda.handler import EdgeConfigError
+from edge_lambda.config import EdgeConfigError
 
 
 class Command(BaseCommand):

@@ -34,6 +34,9 @@ BENCH_BROKER_URL: Final = os.environ.get("VEDOMAINS_BENCH_BROKER_URL",
                                          "redis://127.0.0.1:6379/15")
 # A sitecustomize that makes moto's ACM reuse one RSA key (see bench/moto_patch/).
 MOTO_PATCH_DIR: Final = BENCH_DIR / "moto_patch"
+# How long a Celery worker the benchmark starts may take to say "ready." (importing Django
+# and the app on a loaded 2-core machine has taken more than a minute).
+WORKER_START_TIMEOUT: Final = float(os.environ.get("VEDOMAINS_BENCH_WORKER_START_TIMEOUT", "180"))
 
 
 # --------------------------------------------------------------------------- results
@@ -143,6 +146,10 @@ def prepare_environment() -> None:
     # an in-memory broker keeps them off anyone's Redis. Worker-based benchmarks pass their
     # own broker URL to their child processes.
     os.environ["CELERY_BROKER_URL"] = "memory://localhost/"
+    # The fleet-wide AWS rate limiter keeps its buckets in Redis and, unless told otherwise,
+    # in the broker's: an in-memory broker is no Redis, so in-process AWS calls (bootstrap,
+    # seeding) would fail before the benchmark starts. Point it at the benchmark's Redis.
+    os.environ.setdefault("VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL", BENCH_BROKER_URL)
     # Fake credentials only: a benchmark must never reach real AWS.
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         os.environ.pop(name, None)

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -32,9 +33,9 @@ from bench.common import (
     setup_database,
 )
 
-BENCHMARKS: Final = ("edge", "checks", "sync", "api", "ttl", "fleet", "cdn")
+BENCHMARKS: Final = ("edge", "checks", "sync", "api", "ttl", "fleet", "cdn", "live")
 # Benchmarks that need the throwaway Django database.
-NEEDS_DB: Final = frozenset({"checks", "sync", "api", "ttl", "fleet", "cdn"})
+NEEDS_DB: Final = frozenset({"checks", "sync", "api", "ttl", "fleet", "cdn", "live"})
 
 
 def machine() -> dict[str, str]:
@@ -62,6 +63,12 @@ def _load_avg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # Once: a second SIGTERM (from `timeout` and its caller both) must not abort the clean-up.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -76,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
 
+    # SIGTERM (the suite's time limit, a Ctrl-C'd parent) unwinds like Ctrl-C, so every
+    # `finally` stops the workers, moto and DNS servers this run started in their own
+    # sessions instead of leaving them behind.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     prepare_environment()
     info = machine()
     log(f"machine: {info}")
@@ -152,6 +163,10 @@ def _runner(name: str) -> Callable[..., list[Row]]:
         from bench import cdn
 
         return cdn.run
+    if name == "live":
+        from bench import live
+
+        return live.run
     from bench import ttl
 
     return ttl.run

@@ -10,11 +10,12 @@ catches pushes whose task was lost, `edge_backfill` bulk-loads a fresh table, an
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from domains import selectors
@@ -83,44 +84,85 @@ def _routed_truths(chunk_size: int = 2000) -> Iterator[CustomDomain]:
     )
 
 
+BACKFILL_REQUESTS_IN_FLIGHT = 16
+BACKFILL_WINDOWS_IN_FLIGHT = 2
+
+
+@dataclass
+class _Window:
+    domains: list[CustomDomain]
+    writes: list[Future[int]]
+
+
 def edge_backfill(*, dry_run: bool = False, window: int = 2000,
-                  progress: Callable[[int], None] | None = None) -> dict[str, int]:
+                  progress: Callable[[int], None] | None = None,
+                  requests_in_flight: int = BACKFILL_REQUESTS_IN_FLIGHT) -> dict[str, int]:
     """Push every active mapping with BatchWriteItem, then re-sync what changed meanwhile.
+
+    A pipeline, so a round trip to DynamoDB is never waited for alone: while a window's
+    writes are in flight (25 items a request, `requests_in_flight` requests at a time on a
+    thread pool) this thread reads and serializes the next window from Django, and only then
+    collects the older window and marks it synced (one UPDATE per edge version in it). Only
+    this thread touches the database; the pool only talks to DynamoDB.
 
     BatchWriteItem cannot be conditional, so a record that changed while its batch was in
     flight is pushed again with the conditional single write, which always wins.
     """
     counts = {"active": 0, "written": 0, "resynced": 0}
-    buffer: list[CustomDomain] = []
+    in_flight: deque[_Window] = deque()
 
-    def flush() -> None:
-        items = [EdgeItem.from_plain(selectors.edge_item_for(d)) for d in buffer]
-        counts["active"] += len(items)
+    def finish(done: _Window) -> None:
+        # Wait for every request before raising the first failure, so no write is still
+        # running when the error reaches the caller.
+        wait(done.writes)
+        counts["written"] += sum(future.result() for future in done.writes)
         if not dry_run:
-            counts["written"] += edge_store.batch_put(items)
-            by_version: dict[int, list[int]] = defaultdict(list)
-            for d in buffer:
-                by_version[d.edge_version].append(d.pk)
-            for version, ids in by_version.items():
-                CustomDomain.objects.filter(pk__in=ids, edge_version=version,
-                                            edge_synced_version__lt=version).update(
-                    edge_synced_version=version)
-            changed = CustomDomain.objects.filter(pk__in=[d.pk for d in buffer]).exclude(
-                Q(edge_version__in=list(by_version)))
-            for hostname in changed.values_list("hostname", flat=True):
-                edge_sync_hostname(hostname=hostname)
-                counts["resynced"] += 1
+            _mark_backfilled(done.domains, counts)
         if progress:
-            progress(len(buffer))
-        buffer.clear()
+            progress(len(done.domains))
 
+    with ThreadPoolExecutor(max_workers=max(1, requests_in_flight),
+                            thread_name_prefix="edge-backfill") as pool:
+        for domains in _windows(window):
+            items = [EdgeItem.from_plain(selectors.edge_item_for(d)) for d in domains]
+            counts["active"] += len(items)
+            writes = [] if dry_run else edge_store.start_batch_put(items, pool)
+            in_flight.append(_Window(domains, writes))
+            if len(in_flight) >= BACKFILL_WINDOWS_IN_FLIGHT:
+                finish(in_flight.popleft())
+        while in_flight:
+            finish(in_flight.popleft())
+    return counts
+
+
+def _windows(size: int) -> Iterator[list[CustomDomain]]:
+    buffer: list[CustomDomain] = []
     for domain in _routed_truths():
         buffer.append(domain)
-        if len(buffer) >= window:
-            flush()
+        if len(buffer) >= size:
+            yield buffer
+            buffer = []
     if buffer:
-        flush()
-    return counts
+        yield buffer
+
+
+def _mark_backfilled(domains: list[CustomDomain], counts: dict[str, int]) -> None:
+    """Record what the window's writes put in the table: one UPDATE per edge version (a
+    fresh fleet has one or two), then one read to find the rows whose version moved while
+    their batch was in flight, which get the conditional single write."""
+    by_version: dict[int, list[int]] = defaultdict(list)
+    written = {d.pk: d.edge_version for d in domains}
+    for pk, version in written.items():
+        by_version[version].append(pk)
+    for version, ids in by_version.items():
+        CustomDomain.objects.filter(pk__in=ids, edge_version=version,
+                                    edge_synced_version__lt=version).update(
+            edge_synced_version=version)
+    now = CustomDomain.objects.filter(pk__in=list(written)).values_list(
+        "pk", "edge_version", "hostname")
+    for hostname in sorted({h for pk, v, h in now if v != written[pk]}):
+        edge_sync_hostname(hostname=hostname)
+        counts["resynced"] += 1
 
 
 @dataclass

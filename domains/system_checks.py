@@ -91,6 +91,14 @@ def domains_settings_problems() -> list[CheckMessage]:
         problems.append(_error(
             "VEDOMAINS_ACM_MAX_PENDING", "must be at least 1.",
             "Below 1 every registration is refused as over the certificate quota.", 5))
+    for name in ("VEDOMAINS_DNS_SWEEP_INTERVAL_SECONDS", "VEDOMAINS_DNS_SWEEP_LIMIT",
+                 "VEDOMAINS_DNS_SWEEP_CHECKS"):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            problems.append(_error(
+                name, "must be a number >= 0.",
+                "The DNS-ready sweep: seconds between ticks (0: off), pending domains looked "
+                "up per tick, ready ones checked in the tick's own task.", 6))
     return problems
 
 

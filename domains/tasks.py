@@ -26,6 +26,7 @@ from domains import (
     certificates,
     checks,
     cleanup,
+    dns_sweep,
     edge_sync,
     lifecycle,
     notifications,
@@ -107,6 +108,18 @@ def dispatch_due_checks() -> int:
     for start in range(0, len(ids), size):
         lifecycle.task_send("check_batch", ids[start : start + size])
     return len(ids)
+
+
+@shared_task(acks_late=True, name="domains.tasks.sweep_pending_dns")
+def sweep_pending_dns() -> int:
+    """DNS-ready first: a DNS-only look at the pending crowd (domains.dns_sweep); the domains
+    whose DNS now points at us are checked here, at once, the rest of the ready ones (beyond
+    VEDOMAINS_DNS_SWEEP_CHECKS) by the dispatcher's next tick."""
+    swept = dns_sweep.pending_dns_sweep()
+    now_ids = swept.ready[:settings.VEDOMAINS_DNS_SWEEP_CHECKS]
+    if now_ids:
+        checks.domains_check(domain_ids=now_ids, source="system:check")
+    return len(swept.ready)
 
 
 @shared_task(acks_late=True, name="domains.tasks.sync_pending_edges")

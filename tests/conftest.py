@@ -10,7 +10,7 @@ from domains.models import Role
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from tests.notify_helpers import TaskRecorder
 
-pytest_plugins = ["tests.infra"]
+pytest_plugins = ["tests.infra", "tests.bench_background"]
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ on free loopback ports; each test gets them reset (moto state, DNS records and f
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -196,6 +197,10 @@ def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
             "VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID":
                 settings.VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID,
             "VEDOMAINS_CDN_CONNECTION_GROUP_ID": settings.VEDOMAINS_CDN_CONNECTION_GROUP_ID,
+            # The test's AWS rate limits (none, unless the test sets some): without them a
+            # worker paces its calls at production's limits, and bench/reliability.py's
+            # 2,000-domain cycle waited on the limiter instead of measuring the engine.
+            "VEDOMAINS_AWS_RATE_LIMITS": json.dumps(settings.VEDOMAINS_AWS_RATE_LIMITS),
             "PYTHONUNBUFFERED": "1",
         }
     )

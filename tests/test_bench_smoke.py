@@ -1,8 +1,12 @@
-"""bench/ still runs: `bench/run.py --quick --only edge` end to end, in its own process.
+"""bench/ still runs: every benchmark's quick form, end to end, in its own process.
 
-The edge benchmark is the one that needs no database: it builds the real package, starts
-moto, installs and runs the reference JS handler, and prints the table. The full run
-(`python bench/run.py`) is not part of the suite; bench/README.md holds its latest table.
+The edge benchmark needs no database: it builds the real package, starts moto, installs and
+runs the reference JS handler, and prints the table. The database benchmarks (checks, sync,
+api, ttl, fleet, cdn) run as one `bench/run.py --quick` started in the background when the
+suite's collection ends (tests/bench_background.py); their tests run last and read its
+table. Figures are not asserted (the machine is shared): each benchmark must run and print
+its rows, none of them "benchmark failed". The full run (`python bench/run.py`) is not part
+of the suite; bench/README.md holds its latest table.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests import bench_background
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,3 +67,43 @@ def test_quick_edge_benchmark_prints_the_table(tmp_path: Path) -> None:
     package = next(r for r in rows if r["metric"] == "deployment package (zip)")
     assert package["result"] == "PASS"
     assert package["data"]["python_bytes"] < 1_048_576
+
+
+# The rows each database benchmark prints in its quick form (the start of the metric).
+DATABASE_ROWS: dict[str, tuple[str, ...]] = {
+    "checks": ("one pass over", "DB queries per domain", "activation pass"),
+    "sync": ("backfill", "reconcile pass", "reconcile peak Python memory"),
+    "api": ("register: POST /api/domains/", "status poll", "domain list", "admin change list"),
+    "ttl": ("DNS set + certificate ISSUED -> edge routes",),
+    "fleet": ("dispatch",),
+    "cdn": ("100 domains, default path", "CloudFront calls per domain",
+            "CNAME set -> active"),
+    "live": ("one pass over", "CNAME set -> active", "CNAME set -> edge routes",
+             "AWS calls spent on the"),
+}
+
+
+@pytest.fixture(scope="module")
+def database_benchmarks() -> dict[str, list[dict[str, object]]]:
+    run = bench_background.wait(timeout=1800)
+    stderr = run.stderr.read_text(errors="replace")
+    latest = run.results_dir / "latest.json"
+    assert latest.exists(), f"exit {run.process.returncode}: {stderr[-4000:]}"
+    by_bench: dict[str, list[dict[str, object]]] = {}
+    for row in json.loads(latest.read_text())["rows"]:
+        by_bench.setdefault(str(row["bench"]), []).append(row)
+    return by_bench
+
+
+@pytest.mark.bench_smoke
+@pytest.mark.parametrize("bench", sorted(DATABASE_ROWS))
+def test_quick_database_benchmark_runs(bench: str,
+                                       database_benchmarks: dict[str, list[dict[str, object]]]
+                                       ) -> None:
+    assert set(DATABASE_ROWS) == set(bench_background.DATABASE_BENCHMARKS)
+    rows = database_benchmarks.get(bench, [])
+    failed = [r for r in rows if r["metric"] == "benchmark failed"]
+    assert not failed, f"{bench}: {failed[0]['note'] if failed else ''}"
+    metrics = [str(r["metric"]) for r in rows]
+    for start in DATABASE_ROWS[bench]:
+        assert any(m.startswith(start) for m in metrics), (start, metrics)

@@ -12,6 +12,7 @@ from django.utils import timezone
 from domains import edge_sync, selectors
 from domains.integrations import edge_store
 from domains.integrations.edge_store import EdgeItem
+from domains.integrations.errors import IntegrationError
 from domains.models import CustomDomain, DomainStatus
 from tests.factories import CustomDomainFactory, WorkspaceFactory
 
@@ -64,20 +65,48 @@ def test_backfill_resyncs_a_record_that_changed_during_its_batch(
 ) -> None:
     domains = routed(3)
     moved = domains[1]
-    real_batch_put = edge_store.batch_put
+    real_start_batch_put = edge_store.start_batch_put
 
-    def batch_put_while_a_record_changes(items: Any, **kwargs: Any) -> int:
+    def batch_put_while_a_record_changes(items: Any, pool: Any) -> Any:
         # The customer's domain changes between the read and the write of its batch.
         CustomDomain.objects.filter(pk=moved.pk).update(edge_version=F("edge_version") + 1)
-        return real_batch_put(items, **kwargs)
+        return real_start_batch_put(items, pool)
 
-    monkeypatch.setattr(edge_store, "batch_put", batch_put_while_a_record_changes)
+    monkeypatch.setattr(edge_store, "start_batch_put", batch_put_while_a_record_changes)
     counts = edge_sync.edge_backfill()
     assert counts == {"active": 3, "written": 3, "resynced": 1}
     # The table holds the newer version, and Django knows it does.
     assert table()[moved.hostname].version == 2
     moved.refresh_from_db()
     assert (moved.edge_version, moved.edge_synced_version) == (2, 2)
+
+
+def test_backfill_marks_only_the_windows_whose_writes_succeeded(
+    aws_stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows are written while the next is read: a failed write stops the backfill, and
+    neither its window nor any later one is recorded as synced (a re-run writes them)."""
+    domains = routed(6)
+    failing = domains[3].hostname
+    real_write_batch = edge_store._write_batch
+
+    def write_batch(items: list[EdgeItem]) -> int:
+        if any(i.domain == failing for i in items):
+            raise IntegrationError("the table refused the batch", permanent=True,
+                                   code="ValidationException")
+        return real_write_batch(items)
+
+    monkeypatch.setattr(edge_store, "_write_batch", write_batch)
+    with pytest.raises(IntegrationError):
+        edge_sync.edge_backfill(window=2)
+    synced = set(CustomDomain.objects.filter(edge_synced_version=1)
+                 .values_list("hostname", flat=True))
+    assert synced == {d.hostname for d in domains[:2]}
+    assert set(table()) >= synced
+
+    monkeypatch.setattr(edge_store, "_write_batch", real_write_batch)
+    assert edge_sync.edge_backfill(window=2)["written"] == 6
+    assert CustomDomain.objects.filter(edge_synced_version=1).count() == 6
 
 
 # --- reconcile --------------------------------------------------------------------------------

@@ -28,6 +28,14 @@ def _setup_periodic_tasks(sender: Celery, **_: object) -> None:
         sender.signature("domains.tasks.dispatch_due_checks"),
         name="dispatch due domain checks",
     )
+    if settings.VEDOMAINS_DNS_SWEEP_INTERVAL_SECONDS > 0:
+        # DNS-ready first: a CNAME just set is seen within a tick or two, not at the
+        # domain's backed-off next check (domains/dns_sweep.py).
+        sender.add_periodic_task(
+            settings.VEDOMAINS_DNS_SWEEP_INTERVAL_SECONDS,
+            sender.signature("domains.tasks.sweep_pending_dns"),
+            name="look up the DNS of pending domains",
+        )
     sender.add_periodic_task(
         60.0,
         sender.signature("domains.tasks.sync_pending_edges"),

@@ -412,6 +412,14 @@ VEDOMAINS_DISPATCH_LEASE = timedelta(
     seconds=env.int("VEDOMAINS_DISPATCH_LEASE_SECONDS", default=600)
 )
 VEDOMAINS_DISPATCH_CHUNK = max(1, env.int("VEDOMAINS_DISPATCH_CHUNK", default=25))
+# DNS-ready first (domains/dns_sweep.py): every tick, a DNS-only look at this many pending
+# domains that are not due (no AWS call), so one whose CNAME was just set is checked within
+# seconds whatever its backed-off schedule; at most VEDOMAINS_DNS_SWEEP_CHECKS of those found
+# ready are checked in the tick's own task, the rest by the dispatcher. Interval 0: off.
+VEDOMAINS_DNS_SWEEP_INTERVAL_SECONDS = env.float("VEDOMAINS_DNS_SWEEP_INTERVAL_SECONDS",
+                                                 default=10.0)
+VEDOMAINS_DNS_SWEEP_LIMIT = env.int("VEDOMAINS_DNS_SWEEP_LIMIT", default=2000)
+VEDOMAINS_DNS_SWEEP_CHECKS = env.int("VEDOMAINS_DNS_SWEEP_CHECKS", default=50)
 VEDOMAINS_PENDING_TIMEOUT = timedelta(hours=env.int("VEDOMAINS_PENDING_TIMEOUT_HOURS", default=72))
 VEDOMAINS_ACTIVE_RECHECK = timedelta(hours=env.int("VEDOMAINS_ACTIVE_RECHECK_HOURS", default=24))
 VEDOMAINS_MISCONFIGURED_GRACE = timedelta(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -182,8 +182,7 @@ def existing_domains(domains: list[str]) -> set[str]:
     return found
 
 
-def batch_put(items: Iterable[EdgeItem], *, workers: int = 8) -> int:
-    """Write items 25 to a request, `workers` requests at a time; returns the count written."""
+def _chunks(items: Iterable[EdgeItem]) -> list[list[EdgeItem]]:
     chunks: list[list[EdgeItem]] = []
     chunk: list[EdgeItem] = []
     for item in items:
@@ -193,10 +192,25 @@ def batch_put(items: Iterable[EdgeItem], *, workers: int = 8) -> int:
             chunk = []
     if chunk:
         chunks.append(chunk)
+    return chunks
+
+
+def batch_put(items: Iterable[EdgeItem], *, workers: int = 8) -> int:
+    """Write items 25 to a request, `workers` requests at a time; returns the count written."""
+    chunks = _chunks(items)
     if not chunks:
         return 0
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return sum(pool.map(_write_batch, chunks))
+
+
+def start_batch_put(items: Iterable[EdgeItem], pool: Executor) -> list[Future[int]]:
+    """Queue the items' BatchWriteItem requests (25 items each) on `pool` and return at once.
+
+    The caller overlaps its own work (reading the next window from Django) with the writes
+    and collects the counts from the futures; the pool's size is the requests in flight.
+    """
+    return [pool.submit(_write_batch, chunk) for chunk in _chunks(items)]
 
 
 def _pause(attempt: int, *, base: float = BATCH_RETRY_BASE_SECONDS,

@@ -30,6 +30,7 @@ DATABASE_BENCHMARKS: Final = ("checks", "sync", "api", "ttl", "fleet", "cdn", "l
 # Redis database for the benchmark's workers: `./dev test` uses 0 (suite) and 1 (e2e stack);
 # pytest-xdist workers use 10 and up.
 BENCH_REDIS_DB: Final = 3
+NICENESS: Final = 15
 
 
 @dataclass
@@ -61,8 +62,11 @@ def start() -> BackgroundRun:
         })
         stdout, stderr = work / "stdout.txt", work / "stderr.txt"
         with open(stdout, "wb") as out, open(stderr, "wb") as err:
+            # At a low CPU priority (its servers and workers inherit it): the suite's own
+            # timed waits (the e2e stack, real workers) come first on a 2-core machine, and
+            # the benchmark's figures are not asserted here.
             process = subprocess.Popen(
-                [sys.executable, "bench/run.py", "--quick", "--only",
+                ["nice", "-n", str(NICENESS), sys.executable, "bench/run.py", "--quick", "--only",
                  ",".join(DATABASE_BENCHMARKS), "--results-dir", str(work / "results")],
                 cwd=ROOT, env=env, stdout=out, stderr=err, start_new_session=True)
         _run = BackgroundRun(process, work / "results", stdout, stderr)

@@ -567,6 +567,7 @@ class ExternalIdentity(models.Model):
     last_seen_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "external identities"
         constraints = [
             models.UniqueConstraint(fields=["issuer", "subject"], name="uniq_external_identity"),
         ]

@@ -123,6 +123,7 @@ CHECK_LABELS = {
     "certificate": "Certificate",
     "cdn": "CDN attachment",
     "certificate_renewal": "Certificate renewal",
+    "caa": "CAA (who may issue certificates)",
 }
 
 PURPOSE_LABELS = {

@@ -77,6 +77,12 @@ _SYNC_ERRORS = {
     409: OpenApiResponse(OpenApiTypes.OBJECT, description="`slug_taken`, or "
                          "`workspace_not_synced` with Retry-After."),
 }
+# A subject is any string without a line break: a path carrying one matches no route.
+_MEMBER_ERRORS = {
+    **_SYNC_ERRORS,
+    404: OpenApiResponse(OpenApiTypes.OBJECT, description="`not_found`: the path matches no "
+                         "route (a subject may not contain a line break)."),
+}
 _RESULT = OpenApiResponse(OpenApiTypes.OBJECT, description="`{applied, outcome, version, "
                           "detail, workspace}`; outcome created, updated, deleted, unchanged "
                           "or stale.")
@@ -118,7 +124,7 @@ class WorkspaceSyncView(_ServiceView):
 
 class MemberSyncView(_ServiceView):
     @extend_schema(tags=[_SYNC], summary="Add a member or change their role",
-                   request=OpenApiTypes.OBJECT, responses={200: _RESULT, **_SYNC_ERRORS})
+                   request=OpenApiTypes.OBJECT, responses={200: _RESULT, **_MEMBER_ERRORS})
     def put(self, request: Request, external_id: str, subject: str) -> Response:
         data = workspace_sync.member_input(external_id=external_id, subject=subject,
                                            data=dict(_body(request)))
@@ -127,7 +133,7 @@ class MemberSyncView(_ServiceView):
     @extend_schema(tags=[_SYNC], summary="Remove a member",
                    parameters=[OpenApiParameter("version", int, required=False),
                                OpenApiParameter("updated_at", str, required=False)],
-                   responses={200: _RESULT, **_SYNC_ERRORS})
+                   responses={200: _RESULT, **_MEMBER_ERRORS})
     def delete(self, request: Request, external_id: str, subject: str) -> Response:
         data = workspace_sync.member_input(external_id=external_id, subject=subject,
                                            data=_delete_body(request), removal=True)

@@ -503,7 +503,7 @@ class Record:
 def record_input(raw: object) -> Record:
     """A workspace object of the export format: `{id, slug, name, plan, domain_limit?,
     subscription_status?, version | updated_at, members?: [{subject, role, email?,
-    version | updated_at (default: the workspace's version)}]}`."""
+    version | updated_at (default: the workspace's own field and value)}]}`."""
     if not isinstance(raw, dict):
         raise InvalidInput("Each record is a JSON object.", code="invalid_body", field="body")
     ws = workspace_input(external_id=raw.get("id"), data=raw)
@@ -516,7 +516,9 @@ def record_input(raw: object) -> Record:
             raise InvalidInput("Each member is a JSON object.", code="invalid", field="members")
         data = dict(m)
         if data.get("version") in (None, "") and data.get("updated_at") in (None, ""):
-            data["version"] = ws.version  # a member without its own: the workspace's
+            # A member without its own: the workspace's field and value, so later member
+            # updates compare in the same number space as the workspace's.
+            data[ws.version_field] = raw.get(ws.version_field)
         members.append(member_input(external_id=ws.external_id, subject=m.get("subject"),
                                     data=data))
     return Record(ws, members)

@@ -544,3 +544,19 @@ def test_webhooks_carry_the_same_v2_signature_next_to_v1() -> None:
     assert f"t={fields['t']},v2={fields['v2']}" == expected
     # Without a URL (the documented v1 example), the value is unchanged.
     assert "v2=" not in notifications.sign("whsec_x", 1700000000, body)
+
+
+def test_an_imported_member_without_a_version_is_ordered_like_its_workspace(
+    service_secret: str,
+) -> None:
+    """A member of a workspace ordered by `updated_at` inherits `updated_at` (not the
+    workspace's microseconds as a `version`): a later removal by `updated_at` applies."""
+    _bulk(_ndjson({"id": "ws_123", "slug": "acme", "name": "Acme", "plan": "pro",
+                   "updated_at": "2026-12-01T00:00:00Z",
+                   "members": [{"subject": "auth0|gone", "role": "member"}]}))
+    assert Membership.objects.filter(workspace__slug="acme").count() == 1
+    r = signed_request("DELETE", f"{WS}/members/auth0|gone",
+                       {"updated_at": "2026-12-02T00:00:00Z"})
+    assert r.status_code == 200, r.content
+    assert r.json()["outcome"] == "deleted"
+    assert not Membership.objects.filter(workspace__slug="acme").exists()

@@ -105,9 +105,11 @@ _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 
 def service_signature(secret: str, timestamp: int, method: str, path: str, query: str,
-                      body: bytes | str) -> str:
+                      body: bytes | str, *, path_decoded: bool = False) -> str:
     """`t=<unix>,v2=<hex HMAC-SHA256(secret, canonical request)>`."""
-    return f"t={timestamp},v2={signing.v2_digest(secret, timestamp, method, path, query, body)}"
+    digest = signing.v2_digest(secret, timestamp, method, path, query, body,
+                               path_decoded=path_decoded)
+    return f"t={timestamp},v2={digest}"
 
 
 def _signature_fields(header: str) -> dict[str, str]:
@@ -152,12 +154,14 @@ class ServiceSignatureAuthentication(BaseAuthentication):
                 f"The signature's timestamp is more than {tolerance} s away from our clock.",
                 code="signature_expired")
         body = self.body_sha256(request)
-        # request.path is already percent-decoded (as Django routes it); the canonical form
-        # re-encodes it, so the client's choice of which characters to escape does not matter.
+        # request.path is already percent-decoded (as Django routes it), once: the canonical
+        # form re-encodes it without decoding it again (the client decodes the path it sends
+        # once), so a literal `%41` in an id signs the same on both sides, and the client's
+        # choice of which characters to escape does not matter.
         path, query = request._request.path, meta.get("QUERY_STRING", "")
         for secret in secrets:
             expected = service_signature(secret, timestamp, request.method or "", path, query,
-                                         body)
+                                         body, path_decoded=True)
             if hmac.compare_digest(expected.split("v2=", 1)[1].encode(), given.encode()):
                 return ServicePrincipal(), None
         raise exceptions.AuthenticationFailed("The service signature does not match.",

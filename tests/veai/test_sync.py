@@ -560,3 +560,27 @@ def test_an_imported_member_without_a_version_is_ordered_like_its_workspace(
     assert r.status_code == 200, r.content
     assert r.json()["outcome"] == "deleted"
     assert not Membership.objects.filter(workspace__slug="acme").exists()
+
+
+@pytest.mark.parametrize("subject", ["user%41x", "oauth2/gh%2F42", "a%zz/b%"])
+def test_a_subject_with_percent_signs_syncs_over_real_http(
+    service_secret: str, live_server: Any, subject: str,
+) -> None:
+    """The path is decoded exactly once on each side: a literal `%XX` in an id (sent as
+    `%25XX`) signs and verifies the same as the reference client computed it."""
+    from urllib.parse import quote
+
+    client = sync_client.SyncClient(live_server.url, SERVICE_SECRET)
+    status, _, body = client.request("PUT", "/api/service/workspaces/ws%25pct",
+                                     {"slug": "pct", "name": "Pct", "plan": "pro",
+                                      "version": 1})
+    assert status == 200, body
+    assert ExternalWorkspace.objects.get().external_id == "ws%pct"
+    path = f"/api/service/workspaces/ws%25pct/members/{quote(subject, safe='')}"
+    status, _, body = client.request("PUT", path, {"role": "owner", "version": 1})
+    assert status == 200, body
+    assert ExternalIdentity.objects.get().subject == subject
+    status, _, body = client.request("DELETE", path + "?version=2")
+    assert status == 200, body
+    assert json.loads(body)["outcome"] == "deleted"
+    assert not Membership.objects.filter(workspace__slug="pct").exists()

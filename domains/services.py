@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -539,7 +540,8 @@ def redirect_code_check(code: object) -> int:
     """301 or 308 (given as a number or its digits); absent means 308."""
     if code is None or code == "":
         return int(DEFAULT_REDIRECT_CODE)
-    if isinstance(code, str) and code.strip().isdigit():
+    # Not str.isdigit(): it accepts "²" (int() then raises) and other scripts' digits.
+    if isinstance(code, str) and re.fullmatch(r"[0-9]+", code.strip()):
         code = int(code.strip())
     if isinstance(code, bool) or code not in RedirectCode.values:
         raise InvalidInput("redirect_code must be 301 or 308 (a permanent redirect).",

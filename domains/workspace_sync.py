@@ -14,6 +14,7 @@ workspace or the member back.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -80,13 +81,18 @@ class SyncResult:
 # --- input ------------------------------------------------------------------------------------
 
 
+def _ascii_digits(text: str) -> bool:
+    # Not str.isdigit(): it accepts "²" (int() then raises) and other scripts' digits.
+    return re.fullmatch(r"[0-9]+", text) is not None
+
+
 def parse_version(value: object, *, field: str = "version") -> int:
     """A version: a non-negative integer, or an ISO 8601 timestamp (as microseconds)."""
     if isinstance(value, bool):
         value = None
     if isinstance(value, int):
         version = value
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and _ascii_digits(value.strip()):
         version = int(value.strip())
     elif isinstance(value, str) and value.strip():
         parsed: datetime | None = None
@@ -128,11 +134,11 @@ def version_from(data: dict[str, Any]) -> tuple[int, str]:
                            field="version")
     name = given[0] if given else "version"
     value = data.get(name)
-    if name == "version" and isinstance(value, str) and not value.strip().isdigit():
+    if name == "version" and isinstance(value, str) and not _ascii_digits(value.strip()):
         raise InvalidInput("'version' is a whole number; send a timestamp as 'updated_at'.",
                            code="invalid_version", field="version")
     if name == "updated_at" and (isinstance(value, int) or (
-            isinstance(value, str) and value.strip().isdigit())):
+            isinstance(value, str) and _ascii_digits(value.strip()))):
         raise InvalidInput("'updated_at' is an ISO 8601 timestamp; send a counter as "
                            "'version'.", code="invalid_version", field="updated_at")
     return parse_version(value, field=name), name

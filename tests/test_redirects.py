@@ -387,3 +387,13 @@ def test_the_database_refuses_a_self_redirect_and_a_lone_code(workspace: Any) ->
                    {"redirect_to": other, "redirect_code": 302}, {"redirect_to": other}):
         with pytest.raises(IntegrityError), transaction.atomic():
             CustomDomain.objects.filter(pk=domain.pk).update(**fields)
+
+
+@pytest.mark.parametrize("code", ["\u00b2", "\u0663\u0660\u0661", "３０８"])
+def test_a_redirect_code_of_non_ascii_digits_is_a_400_not_a_500(code: str) -> None:
+    """`str.isdigit()` accepts "²" (and Arabic-Indic or full-width digits); only 0-9 count."""
+    from domains.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as exc:
+        services.redirect_code_check(code)
+    assert exc.value.field == "redirect_code"

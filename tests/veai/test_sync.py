@@ -584,3 +584,17 @@ def test_a_subject_with_percent_signs_syncs_over_real_http(
     assert status == 200, body
     assert json.loads(body)["outcome"] == "deleted"
     assert not Membership.objects.filter(workspace__slug="pct").exists()
+
+
+@pytest.mark.parametrize("version", ["\u00b2", "\u0663"])
+def test_a_version_of_non_ascii_digits_is_a_400_on_every_path(service_secret: str,
+                                                              version: str) -> None:
+    r = upsert(version)
+    assert r.status_code == 400, r.content
+    assert (r.json()["error"]["code"], r.json()["error"]["field"]) == (
+        "invalid_version", "version")
+    # The bulk stream labels it for what it is, not as a JSON syntax error.
+    lines = _bulk(_ndjson({"id": "w1", "slug": "one", "name": "One", "plan": "pro",
+                           "version": version}))
+    assert lines[0]["error"]["code"] == "invalid_version"
+    assert not Workspace.objects.exists()

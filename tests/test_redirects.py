@@ -397,3 +397,17 @@ def test_a_redirect_code_of_non_ascii_digits_is_a_400_not_a_500(code: str) -> No
     with pytest.raises(InvalidInput) as exc:
         services.redirect_code_check(code)
     assert exc.value.field == "redirect_code"
+
+
+def test_a_failed_redirect_does_not_block_removing_its_target(
+    api: APIClient, workspace: Any
+) -> None:
+    """One status set (live) for the `redirects` field, the chain check and the removal's
+    refusal: a failed domain is not listed as a redirect, so it does not block either."""
+    www = CustomDomainFactory(workspace=workspace, hostname="www.mine.com")
+    CustomDomainFactory(workspace=workspace, hostname="mine.com", redirect_to=www,
+                        redirect_code=308, status=DomainStatus.FAILED)
+    assert services.domain_live_redirects(www) == []
+    r = api.delete("/api/domains/www.mine.com/")
+    assert r.status_code == 200, r.content
+    assert CustomDomain.objects.get(hostname="mine.com").status == DomainStatus.FAILED

@@ -727,6 +727,10 @@ def domain_remove_target(
     they asked to remove those too. The system's own removals (grace period, plan) go
     through `domain_remove` and leave the redirects serving their workspace directly."""
     with transaction.atomic():
+        # The target's row lock first: a registration or change naming it as redirect_to
+        # locks it too (redirect_target_check), so none can slip in between this listing and
+        # the removal.
+        CustomDomain.objects.select_for_update().filter(pk=domain.pk).first()
         pointing = domain_live_redirects(domain)
         if pointing and not remove_redirects:
             names = ", ".join(d.hostname for d in pointing)

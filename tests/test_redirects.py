@@ -411,3 +411,31 @@ def test_a_failed_redirect_does_not_block_removing_its_target(
     r = api.delete("/api/domains/www.mine.com/")
     assert r.status_code == 200, r.content
     assert CustomDomain.objects.get(hostname="mine.com").status == DomainStatus.FAILED
+
+
+# --- row locks (query shape on PostgreSQL: SQLite has no FOR UPDATE) ------------------------
+
+
+def _sql_log(run: Any) -> list[str]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL")
+    with CaptureQueriesContext(connection) as queries:
+        run()
+    return [q["sql"] for q in queries.captured_queries]
+
+
+def test_removing_a_target_locks_it_before_listing_its_redirects(workspace: Any) -> None:
+    """A registration with redirect_to=<target> locks the target (redirect_target_check,
+    lock=True); the removal must hold the same row lock before it lists the redirects, or
+    a redirect registered in between is left pointing at a removed domain."""
+    www = CustomDomainFactory(workspace=workspace, hostname="www.mine.com")
+    sql = _sql_log(lambda: services.domain_remove_target(domain=www, by=None, source="test"))
+    locks = [i for i, q in enumerate(sql) if "FOR UPDATE" in q
+             and f'"domains_customdomain"."id" = {www.pk} ' in q]
+    listing = next(i for i, q in enumerate(sql) if '"redirect_to_id" =' in q
+                   and "FOR UPDATE" not in q)
+    assert locks and locks[0] < listing, sql
+

@@ -675,8 +675,16 @@ def domain_set_redirect(
     by: AbstractBaseUser | None, source: str = "api",
 ) -> CustomDomain:
     """Make `domain` a redirect to `redirect_to` (None: serve the workspace again)."""
+    target_pk = _redirect_target_pk(workspace_id=domain.workspace_id, target=redirect_to)
     with transaction.atomic():
-        locked = CustomDomain.objects.select_for_update().get(pk=domain.pk)
+        # Both rows in one statement, in primary-key order: A->B and B->A at once take the
+        # locks in the same order and one waits for the other instead of deadlocking.
+        rows = {d.pk: d for d in CustomDomain.objects.select_for_update()
+                .filter(pk__in={domain.pk, *([target_pk] if target_pk else [])})
+                .order_by("pk")}
+        if domain.pk not in rows:
+            raise CustomDomain.DoesNotExist
+        locked = rows[domain.pk]
         if locked.status not in LIVE_STATUSES:
             raise InvalidTransition("Only a live domain can be changed.", code="domain_removed")
         before = (locked.redirect_to.hostname if locked.redirect_to else None,
@@ -693,7 +701,13 @@ def domain_set_redirect(
                     "become a redirect itself: redirects do not chain. Point them elsewhere "
                     "first.", code="redirect_chain", field="redirect_to")
             target = redirect_target_check(workspace=locked.workspace, hostname=locked.hostname,
-                                           target=redirect_to, lock=True)
+                                           target=redirect_to)
+            if target.pk not in rows:
+                # Another row took the hostname in between (rare): lock and check that one,
+                # the only lock taken out of order.
+                target = redirect_target_check(workspace=locked.workspace,
+                                               hostname=locked.hostname, target=redirect_to,
+                                               lock=True)
         after = (target.hostname if target else None, code)
         if after == before:
             return locked
@@ -711,6 +725,20 @@ def domain_set_redirect(
                   "to": {"redirect_to": after[0], "redirect_code": after[1]}})
     locked.refresh_from_db()
     return locked
+
+
+def _redirect_target_pk(*, workspace_id: int, target: object) -> int | None:
+    """The row `redirect_target_check` will most likely find, to lock it up front; None when
+    there is none (the check inside the transaction then says why)."""
+    if not isinstance(target, str):
+        return None
+    try:
+        host = normalize_hostname(target)
+    except HostnameError:
+        return None
+    return (CustomDomain.objects.filter(hostname=host, status__in=LIVE_STATUSES,
+                                        workspace_id=workspace_id)
+            .values_list("pk", flat=True).first())
 
 
 def domain_live_redirects(domain: CustomDomain) -> list[CustomDomain]:

@@ -439,3 +439,17 @@ def test_removing_a_target_locks_it_before_listing_its_redirects(workspace: Any)
                    and "FOR UPDATE" not in q)
     assert locks and locks[0] < listing, sql
 
+
+def test_setting_a_redirect_locks_both_rows_in_primary_key_order(workspace: Any) -> None:
+    """A->B and B->A at once must not lock the two rows in opposite orders (a deadlock):
+    one statement locks both, ordered by primary key."""
+    a = CustomDomainFactory(workspace=workspace, hostname="a.mine.com")
+    b = CustomDomainFactory(workspace=workspace, hostname="b.mine.com")
+    sql = _sql_log(lambda: services.domain_set_redirect(domain=b, redirect_to="a.mine.com",
+                                                        by=None, source="test"))
+    locks = [q for q in sql if "FOR UPDATE" in q]
+    assert locks, sql
+    first = locks[0]
+    assert any(f'"domains_customdomain"."id" IN ({x}, {y})' in first
+               for x, y in ((a.pk, b.pk), (b.pk, a.pk))), locks
+    assert 'ORDER BY "domains_customdomain"."id" ASC' in first, locks

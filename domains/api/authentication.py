@@ -184,6 +184,7 @@ BULK_MAX_BYTES = 64 * 1024 * 1024
 class BodyTooLarge(exceptions.APIException):
     status_code = 413
     default_code = "body_too_large"
+    field = "body"
 
 
 class StreamedServiceSignatureAuthentication(ServiceSignatureAuthentication):
@@ -193,6 +194,22 @@ class StreamedServiceSignatureAuthentication(ServiceSignatureAuthentication):
     signature covers its SHA-256, so nothing of it is parsed before the signature checks.
     """
 
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        # Refused before a byte is read or spooled (the signature cannot be checked before
+        # the body is): a declared size over the limit costs the server nothing.
+        declared = request._request.META.get("CONTENT_LENGTH") or ""
+        if re.fullmatch(r"[0-9]+", declared) and int(declared) > BULK_MAX_BYTES:
+            raise BodyTooLarge(f"The body is larger than {BULK_MAX_BYTES} bytes; send the "
+                               "records in several requests.")
+        try:
+            return super().authenticate(request)
+        except BaseException:
+            # The view (which closes it after streaming) never runs: close it here.
+            spooled = getattr(request._request, "spooled_body", None)
+            if spooled is not None:
+                spooled.close()
+            raise
+
     def body_sha256(self, request: Request) -> str:
         spooled = getattr(request._request, "spooled_body", None)
         if spooled is not None:
@@ -200,14 +217,17 @@ class StreamedServiceSignatureAuthentication(ServiceSignatureAuthentication):
         digest = hashlib.sha256()
         spooled = tempfile.SpooledTemporaryFile(max_size=BULK_SPOOL_BYTES)  # noqa: SIM115
         size = 0
-        while chunk := request._request.read(64 * 1024):
-            size += len(chunk)
-            if size > BULK_MAX_BYTES:
-                spooled.close()
-                raise BodyTooLarge(f"The body is larger than {BULK_MAX_BYTES} bytes; send the "
-                                   "records in several requests.")
-            digest.update(chunk)
-            spooled.write(chunk)
+        try:
+            while chunk := request._request.read(64 * 1024):
+                size += len(chunk)
+                if size > BULK_MAX_BYTES:
+                    raise BodyTooLarge(f"The body is larger than {BULK_MAX_BYTES} bytes; send "
+                                       "the records in several requests.")
+                digest.update(chunk)
+                spooled.write(chunk)
+        except BaseException:
+            spooled.close()  # a read error or the size limit: nothing else will close it
+            raise
         spooled.seek(0)
         request._request.spooled_body = spooled
         request._request.spooled_body_sha256 = digest.hexdigest()

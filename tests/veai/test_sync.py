@@ -598,3 +598,49 @@ def test_a_version_of_non_ascii_digits_is_a_400_on_every_path(service_secret: st
                            "version": version}))
     assert lines[0]["error"]["code"] == "invalid_version"
     assert not Workspace.objects.exists()
+
+
+def test_a_bulk_content_length_over_the_limit_is_413_before_the_body_is_read(
+    service_secret: str, monkeypatch: Any,
+) -> None:
+    from domains.api import authentication
+
+    body = _ndjson({"id": "w1", "slug": "one", "name": "One", "plan": "pro", "version": 1})
+    header = {SIGNATURE_META: sync_client.sign(SERVICE_SECRET, int(time.time()), "POST",
+                                               "/api/service/import", body)}
+    reads: list[int] = []
+    real = authentication.tempfile.SpooledTemporaryFile
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        reads.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(authentication.tempfile, "SpooledTemporaryFile", counting)
+    r = APIClient().generic("POST", "/api/service/import", body,
+                            content_type="application/x-ndjson",
+                            CONTENT_LENGTH=str(authentication.BULK_MAX_BYTES + 1), **header)
+    assert r.status_code == 413, r.content if hasattr(r, "content") else r
+    assert (r.json()["error"]["code"], r.json()["error"]["field"]) == ("body_too_large", "body")
+    assert reads == [] and not Workspace.objects.exists()
+
+
+def test_a_bulk_body_that_fails_the_signature_has_its_spooled_file_closed(
+    service_secret: str, monkeypatch: Any,
+) -> None:
+    from domains.api import authentication
+
+    opened: list[Any] = []
+    real = authentication.tempfile.SpooledTemporaryFile
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        opened.append(real(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(authentication.tempfile, "SpooledTemporaryFile", recording)
+    body = _ndjson({"id": "w1", "slug": "one", "name": "One", "plan": "pro", "version": 1})
+    header = {SIGNATURE_META: sync_client.sign(SERVICE_SECRET, int(time.time()), "POST",
+                                               "/api/service/import", body + b"\n")}
+    r = APIClient().generic("POST", "/api/service/import", body,
+                            content_type="application/x-ndjson", **header)
+    assert r.status_code == 401
+    assert opened and all(f.closed for f in opened)

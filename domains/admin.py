@@ -34,6 +34,7 @@ from django.utils.timesince import timesince, timeuntil
 from domains import (  # noqa: F401
     admin_security,
     admin_veai,
+    plans,
     selectors,
     services,
     support,
@@ -87,6 +88,19 @@ class WorkspaceAdminForm(forms.ModelForm):
                 f"This slug was released by a rename and is held until "
                 f"{hold.held_until:%Y-%m-%d %H:%M:%S} UTC.", code="slug_held")
         return slug
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        # The sync's own rule (plans.plan_validate): a name staff mistype ("Pro", "gold")
+        # would otherwise silently mean a limit of 0 and start a grace period. A plan the
+        # default table does not know is fine with this workspace's own limit.
+        if "plan" in cleaned and "domain_limit_override" in cleaned:
+            try:
+                plans.plan_validate(plan=cleaned["plan"],
+                                    domain_limit=cleaned["domain_limit_override"])
+            except DomainError as exc:
+                self.add_error("plan", forms.ValidationError(exc.message, code=exc.code))
+        return cleaned
 
 
 @admin.register(Workspace)

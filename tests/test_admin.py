@@ -386,3 +386,26 @@ def test_push_to_edge_refuses_a_domain_the_edge_never_held(
     assert not pending.events.exists() and sent == []
     page = staff.get(f"{CHANGELIST}{pending.pk}/change/").content.decode()
     assert 'name="push_to_edge"' not in page and 'name="check_now"' in page
+
+
+@pytest.mark.parametrize(("plan", "override", "valid"), [
+    ("pro", None, True), ("Pro", None, False), ("pro ", None, True), ("gold", None, False),
+    ("gold", 5, True),  # a plan the default table does not know, with this workspace's limit
+])
+def test_the_workspace_form_refuses_a_plan_that_would_silently_mean_a_limit_of_0(
+    plan: str, override: int | None, valid: bool,
+) -> None:
+    from django.forms import modelform_factory
+
+    from domains.admin import WorkspaceAdminForm
+    from domains.models import Workspace
+
+    form_class = modelform_factory(Workspace, form=WorkspaceAdminForm,
+                                   fields=["slug", "name", "plan", "domain_limit_override"])
+    form = form_class(data={"slug": "acme", "name": "Acme", "plan": plan,
+                            "domain_limit_override": "" if override is None else override})
+    assert form.is_valid() is valid, form.errors
+    if valid:
+        assert form.cleaned_data["plan"] == plan.strip()  # the form strips what staff type
+    else:
+        assert "plan" in form.errors

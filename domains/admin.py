@@ -273,7 +273,7 @@ class DomainAddForm(forms.ModelForm):
                 pair = services.domain_register_pair(
                     workspace=data["workspace"], hostname=data.get("hostname", ""),
                     by=self.request_user, source="admin",
-                    redirect_code=data.get("redirect_code") or None)
+                    redirect_code=data.get("redirect_code") or None, redirect_to=target)
                 self.registered, self.notes = pair.primary, pair.notes
             else:
                 self.registered = services.domain_register(

@@ -615,11 +615,18 @@ def www_pair(hostname: object) -> tuple[str, str]:
 
 def domain_register_pair(
     *, workspace: Workspace, hostname: object, by: AbstractBaseUser | None, source: str = "api",
-    prevalidation: str = "", redirect_code: object = None,
+    prevalidation: str = "", redirect_code: object = None, redirect_to: object = None,
 ) -> PairRegistration:
     """Register `client.com` and `www.client.com` in one transaction: the name given is the
     primary, the other redirects to it. Without apex support only the www name is
-    registered, and the notes say to forward the apex at the registrar."""
+    registered, and the notes say to forward the apex at the registrar.
+
+    `redirect_to`: what the caller was asked for besides the pair; anything is refused
+    here, once for every path (API, seed path, admin), never silently ignored."""
+    if redirect_to is not None and redirect_to != "":
+        raise InvalidInput("include_www and redirect_to cannot be combined: the pair already "
+                           "makes one of the two a redirect.", code="invalid",
+                           field="redirect_to")
     apex, www = www_pair(hostname)
     primary_given = normalize_hostname(hostname)
     code = redirect_code_check(redirect_code)

@@ -453,3 +453,28 @@ def test_setting_a_redirect_locks_both_rows_in_primary_key_order(workspace: Any)
     assert any(f'"domains_customdomain"."id" IN ({x}, {y})' in first
                for x, y in ((a.pk, b.pk), (b.pk, a.pk))), locks
     assert 'ORDER BY "domains_customdomain"."id" ASC' in first, locks
+
+
+def test_patch_refuses_unknown_fields(api: APIClient, workspace: Any) -> None:
+    CustomDomainFactory(workspace=workspace, hostname="a.mine.com")
+    err = error(api.patch("/api/domains/a.mine.com/", {"redirect_to": None, "redirect_too": 1},
+                          format="json"), 400)
+    assert err["field"] == "redirect_too"
+
+
+def test_include_www_with_redirect_to_is_refused_on_every_path(
+    api: APIClient, workspace: Any, apex_enabled: None
+) -> None:
+    """One check in the service: the pair already makes one of the two a redirect."""
+    CustomDomainFactory(workspace=workspace, hostname="www.mine.com")
+    r = register(api, hostname="client.com", include_www=True, redirect_to="www.mine.com")
+    assert error(r, 400)["field"] == "redirect_to"
+    r = api.post("/api/domains/register", {"subdomain": "", "domain": "client.com",
+                                           "workspaceId": "acme", "includeWww": True,
+                                           "redirectTo": "www.mine.com"}, format="json")
+    assert error(r, 400)["field"] == "redirectTo"
+    with pytest.raises(services.InvalidInput) as exc:
+        services.domain_register_pair(workspace=workspace, hostname="client.com", by=None,
+                                      redirect_to="www.mine.com")
+    assert exc.value.field == "redirect_to"
+    assert not CustomDomain.objects.filter(hostname__endswith="client.com").exists()

@@ -409,3 +409,19 @@ def test_the_workspace_form_refuses_a_plan_that_would_silently_mean_a_limit_of_0
         assert form.cleaned_data["plan"] == plan.strip()  # the form strips what staff type
     else:
         assert "plan" in form.errors
+
+
+def test_a_failed_admin_sign_in_logs_the_typed_name_only_for_an_existing_user(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """People paste passwords into the username box: an unknown name is logged as a short
+    hash, an existing account by name (the audit trail)."""
+    UserFactory(username="ops-alice", is_staff=True)
+    pasted = "hunter2-Correct-Horse"
+    with caplog.at_level("WARNING", logger="vedomains.security"):
+        Client().post("/admin/login/", {"username": pasted, "password": "x"})
+        Client().post("/admin/login/", {"username": "ops-alice", "password": "wrong"})
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name == "vedomains.security")
+    assert "sign-in failed" in text
+    assert pasted not in text
+    assert "'ops-alice'" in text

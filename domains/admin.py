@@ -114,8 +114,9 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # The slug is the workspaceId the edge, the DynamoDB items and the ve.ai app route
-        # by: renaming it would leave traffic on the old slug for whoever takes it next
-        #. It is set once, at creation.
+        # by: staff set it once, at creation. A rename comes from the main app through the
+        # sync, which re-pushes the edge items and holds the old slug (clean_slug above
+        # refuses it) while edges may still route it.
         return ["slug", "created_at"] if obj is not None else ["created_at"]
     # Explicit: Django drops Meta.ordering from the GROUP BY query the count annotation makes.
     ordering = ["slug"]

@@ -34,6 +34,7 @@ from django.utils.timesince import timesince, timeuntil
 from domains import (  # noqa: F401
     admin_security,
     admin_veai,
+    plans,
     selectors,
     services,
     support,
@@ -88,6 +89,19 @@ class WorkspaceAdminForm(forms.ModelForm):
                 f"{hold.held_until:%Y-%m-%d %H:%M:%S} UTC.", code="slug_held")
         return slug
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        # The sync's own rule (plans.plan_validate): a name staff mistype ("Pro", "gold")
+        # would otherwise silently mean a limit of 0 and start a grace period. A plan the
+        # default table does not know is fine with this workspace's own limit.
+        if "plan" in cleaned and "domain_limit_override" in cleaned:
+            try:
+                plans.plan_validate(plan=cleaned["plan"],
+                                    domain_limit=cleaned["domain_limit_override"])
+            except DomainError as exc:
+                self.add_error("plan", forms.ValidationError(exc.message, code=exc.code))
+        return cleaned
+
 
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
@@ -100,8 +114,9 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # The slug is the workspaceId the edge, the DynamoDB items and the ve.ai app route
-        # by: renaming it would leave traffic on the old slug for whoever takes it next
-        #. It is set once, at creation.
+        # by: staff set it once, at creation. A rename comes from the main app through the
+        # sync, which re-pushes the edge items and holds the old slug (clean_slug above
+        # refuses it) while edges may still route it.
         return ["slug", "created_at"] if obj is not None else ["created_at"]
     # Explicit: Django drops Meta.ordering from the GROUP BY query the count annotation makes.
     ordering = ["slug"]
@@ -259,7 +274,7 @@ class DomainAddForm(forms.ModelForm):
                 pair = services.domain_register_pair(
                     workspace=data["workspace"], hostname=data.get("hostname", ""),
                     by=self.request_user, source="admin",
-                    redirect_code=data.get("redirect_code") or None)
+                    redirect_code=data.get("redirect_code") or None, redirect_to=target)
                 self.registered, self.notes = pair.primary, pair.notes
             else:
                 self.registered = services.domain_register(

@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -131,9 +132,18 @@ def admin_login_failed(*, username: str, address: str) -> float | None:
             locked_until = time.time() + window
             cache.set(f"{key}:lock", locked_until, timeout=window)
             cache.delete(key)
-    security_log.warning("admin sign-in failed for %r from %s%s", username[:150], address,
+    security_log.warning("admin sign-in failed for %s from %s%s", _loggable(username), address,
                          " (locked)" if locked_until else "")
     return locked_until
+
+
+def _loggable(username: str) -> str:
+    """The typed name if such an account exists, else a short hash of it: people paste
+    passwords into the username box, and the log must not keep them."""
+    model = get_user_model()
+    if model._default_manager.filter(**{model.USERNAME_FIELD: username}).exists():
+        return repr(username[:150])
+    return "unknown name sha256:" + hashlib.sha256(username.encode()).hexdigest()[:12]
 
 
 def admin_login_succeeded(*, username: str) -> None:
@@ -147,8 +157,8 @@ class ThrottledAdminAuthenticationForm(AdminAuthenticationForm):
         address = client_address(self.request) if self.request is not None else ""
         until = admin_login_locked_until(username=username, address=address)
         if until is not None:
-            security_log.warning("admin sign-in refused for %r from %s: locked", username[:150],
-                                 address)
+            security_log.warning("admin sign-in refused for %s from %s: locked",
+                                 _loggable(username), address)
             raise ValidationError(_lockout_message(until), code="locked")
         try:
             cleaned = super().clean()

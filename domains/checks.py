@@ -41,7 +41,13 @@ from domains import (
 from domains.cleanup import domain_cleanup
 from domains.integrations import acm, cdn, dns
 from domains.integrations.errors import IntegrationError
-from domains.models import LIVE_STATUSES, CustomDomain, DomainStatus, EventKind
+from domains.models import (
+    CERTIFICATE_ISSUED_STATUSES,
+    LIVE_STATUSES,
+    CustomDomain,
+    DomainStatus,
+    EventKind,
+)
 from domains.schedule import domains_claim, next_interval
 
 log = logging.getLogger(__name__)
@@ -136,7 +142,7 @@ def _dns_doctor(live: list[CustomDomain], results: dict[str, dns.DnsResult], *,
         if not routing.ok:
             wanted[domain.hostname] = (hostnames.zone_of(domain.hostname), False)
         elif (domain.status == DomainStatus.PENDING_VALIDATION
-              and domain.certificate_status != "ISSUED"):
+              and domain.certificate_status not in CERTIFICATE_ISSUED_STATUSES):
             wanted[domain.hostname] = (hostnames.zone_of(domain.hostname), True)
     if not wanted:
         return {}

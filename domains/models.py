@@ -118,6 +118,9 @@ class DomainStatus(models.TextChoices):
 # Statuses in which the edge routes the hostname: a misconfigured domain keeps serving
 # through its grace period, in case the DNS change was a mistake the customer reverts.
 EDGE_ROUTED_STATUSES = frozenset({DomainStatus.ACTIVE, DomainStatus.MISCONFIGURED})
+# `certificate_status` once the certificate is issued: ACM says ISSUED, a
+# CloudFront-managed certificate says issued. One set, for every module that asks.
+CERTIFICATE_ISSUED_STATUSES = frozenset({"ISSUED", "issued"})
 # Statuses that hold the hostname and count against the plan; checks keep visiting them.
 LIVE_STATUSES = (
     DomainStatus.PENDING_VALIDATION,

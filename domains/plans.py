@@ -5,9 +5,9 @@
 - A downgrade (or a cancelled subscription, which counts as the free plan) below the number
   of live domains blocks new ones at once (the same count), opens a grace period
   (VEDOMAINS_PLAN_GRACE) and emails the owners. VEDOMAINS_PLAN_WARNING before its end they
-  are emailed again; at its end the newest extras are removed (detached from CloudFront and
-  the edge by the usual cleanup). Back within the limit (upgrade, or removals by the owners)
-  closes the grace period without detaching anything.
+  are emailed again; at its end the extras (redirects first, then the newest) are removed
+  (detached from CloudFront and the edge by the usual cleanup). Back within the limit
+  (upgrade, or removals by the owners) closes the grace period without detaching anything.
 - Every step is a DomainEvent on each affected domain and a `domain.plan_limit` webhook.
 
 The grace step is driven by beat (`tasks.enforce_plan_limits`); each open grace period is
@@ -25,10 +25,10 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Case, Count, Exists, F, OuterRef, Q, Value, When
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from domains import lifecycle, outbox, services
+from domains import lifecycle, outbox, selectors, services
 from domains.errors import InvalidInput, InvalidTransition
 from domains.models import (
     LIVE_STATUSES,
@@ -73,14 +73,8 @@ KEEP = _Keep()
 
 
 def _live(workspace: Workspace) -> list[CustomDomain]:
-    # Redirect domains first, then newest first: the extras detached are redirects before
-    # any domain that serves the site (a pair over the limit loses its redirect, never its
-    # primary), then the newest domains; the oldest are kept. A redirect counts like any
-    # domain (docs/redirects.md).
-    is_plain = Case(When(redirect_to__isnull=False, then=Value(0)), default=Value(1))
-    return list(CustomDomain.objects.filter(workspace=workspace,
-                                            status__in=LIVE_STATUSES)
-                .order_by(is_plain, "-created_at", "-id"))
+    # The order the plan state endpoint shows as `at_risk`: one rule for both.
+    return list(selectors.live_domains_in_detach_order(workspace))
 
 
 def _extras(workspace: Workspace, limit: int) -> tuple[list[CustomDomain], int]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Case, QuerySet, Value, When
 
 from domains import dns_doctor, hostnames
 from domains.integrations import edge_store
@@ -257,15 +257,29 @@ def edge_redirect_attributes(domain: CustomDomain) -> dict[str, Any]:
 # --- plan state and removal reasons ---------------------------------------
 
 
+def live_domains_in_detach_order(workspace: Workspace) -> QuerySet[CustomDomain]:
+    """A workspace's live domains, the first to detach over a plan limit first.
+
+    Redirect domains first, then newest first: the extras detached are redirects before any
+    domain that serves the site (a pair over the limit loses its redirect, never its
+    primary), then the newest domains; the oldest are kept. A redirect counts like any
+    domain (docs/redirects.md). One rule for `domains.plans` (which detaches) and the plan
+    state endpoint (which names what will be detached).
+    """
+    is_plain = Case(When(redirect_to__isnull=False, then=Value(0)), default=Value(1))
+    return (CustomDomain.objects.filter(workspace=workspace, status__in=LIVE_STATUSES)
+            .order_by(is_plain, "-created_at", "-id"))
+
+
 def workspace_plan_state(workspace: Workspace) -> dict[str, Any]:
     """What the frontend shows about a workspace's plan: limit, usage, and any grace period.
 
     `at_risk` lists the live domains that will be detached at `grace_until` unless the
-    workspace gets back within its limit: the newest ones above the limit (the rule
-    `domains.plans` applies at the deadline), so the answer matches what will happen.
+    workspace gets back within its limit: the first ones in `live_domains_in_detach_order`
+    above the limit (the rule `domains.plans` applies at the deadline), so the answer
+    matches what will happen.
     """
-    live = list(CustomDomain.objects.filter(workspace=workspace, status__in=LIVE_STATUSES)
-                .order_by("-created_at", "-id").values_list("hostname", flat=True))
+    live = list(live_domains_in_detach_order(workspace).values_list("hostname", flat=True))
     limit = workspace.domain_limit
     grace = PlanGrace.objects.filter(workspace=workspace, resolved_at__isnull=True).first()
     at_risk: list[dict[str, Any]] = []

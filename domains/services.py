@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -539,7 +540,8 @@ def redirect_code_check(code: object) -> int:
     """301 or 308 (given as a number or its digits); absent means 308."""
     if code is None or code == "":
         return int(DEFAULT_REDIRECT_CODE)
-    if isinstance(code, str) and code.strip().isdigit():
+    # Not str.isdigit(): it accepts "²" (int() then raises) and other scripts' digits.
+    if isinstance(code, str) and re.fullmatch(r"[0-9]+", code.strip()):
         code = int(code.strip())
     if isinstance(code, bool) or code not in RedirectCode.values:
         raise InvalidInput("redirect_code must be 301 or 308 (a permanent redirect).",
@@ -613,11 +615,18 @@ def www_pair(hostname: object) -> tuple[str, str]:
 
 def domain_register_pair(
     *, workspace: Workspace, hostname: object, by: AbstractBaseUser | None, source: str = "api",
-    prevalidation: str = "", redirect_code: object = None,
+    prevalidation: str = "", redirect_code: object = None, redirect_to: object = None,
 ) -> PairRegistration:
     """Register `client.com` and `www.client.com` in one transaction: the name given is the
     primary, the other redirects to it. Without apex support only the www name is
-    registered, and the notes say to forward the apex at the registrar."""
+    registered, and the notes say to forward the apex at the registrar.
+
+    `redirect_to`: what the caller was asked for besides the pair; anything is refused
+    here, once for every path (API, seed path, admin), never silently ignored."""
+    if redirect_to is not None and redirect_to != "":
+        raise InvalidInput("include_www and redirect_to cannot be combined: the pair already "
+                           "makes one of the two a redirect.", code="invalid",
+                           field="redirect_to")
     apex, www = www_pair(hostname)
     primary_given = normalize_hostname(hostname)
     code = redirect_code_check(redirect_code)
@@ -673,8 +682,16 @@ def domain_set_redirect(
     by: AbstractBaseUser | None, source: str = "api",
 ) -> CustomDomain:
     """Make `domain` a redirect to `redirect_to` (None: serve the workspace again)."""
+    target_pk = _redirect_target_pk(workspace_id=domain.workspace_id, target=redirect_to)
     with transaction.atomic():
-        locked = CustomDomain.objects.select_for_update().get(pk=domain.pk)
+        # Both rows in one statement, in primary-key order: A->B and B->A at once take the
+        # locks in the same order and one waits for the other instead of deadlocking.
+        rows = {d.pk: d for d in CustomDomain.objects.select_for_update()
+                .filter(pk__in={domain.pk, *([target_pk] if target_pk else [])})
+                .order_by("pk")}
+        if domain.pk not in rows:
+            raise CustomDomain.DoesNotExist
+        locked = rows[domain.pk]
         if locked.status not in LIVE_STATUSES:
             raise InvalidTransition("Only a live domain can be changed.", code="domain_removed")
         before = (locked.redirect_to.hostname if locked.redirect_to else None,
@@ -691,7 +708,13 @@ def domain_set_redirect(
                     "become a redirect itself: redirects do not chain. Point them elsewhere "
                     "first.", code="redirect_chain", field="redirect_to")
             target = redirect_target_check(workspace=locked.workspace, hostname=locked.hostname,
-                                           target=redirect_to, lock=True)
+                                           target=redirect_to)
+            if target.pk not in rows:
+                # Another row took the hostname in between (rare): lock and check that one,
+                # the only lock taken out of order.
+                target = redirect_target_check(workspace=locked.workspace,
+                                               hostname=locked.hostname, target=redirect_to,
+                                               lock=True)
         after = (target.hostname if target else None, code)
         if after == before:
             return locked
@@ -711,9 +734,24 @@ def domain_set_redirect(
     return locked
 
 
+def _redirect_target_pk(*, workspace_id: int, target: object) -> int | None:
+    """The row `redirect_target_check` will most likely find, to lock it up front; None when
+    there is none (the check inside the transaction then says why)."""
+    if not isinstance(target, str):
+        return None
+    try:
+        host = normalize_hostname(target)
+    except HostnameError:
+        return None
+    return (CustomDomain.objects.filter(hostname=host, status__in=LIVE_STATUSES,
+                                        workspace_id=workspace_id)
+            .values_list("pk", flat=True).first())
+
+
 def domain_live_redirects(domain: CustomDomain) -> list[CustomDomain]:
-    return list(domain.redirects.filter(status__in=LIVE_STATUSES + (DomainStatus.FAILED,))
-                .order_by("hostname"))
+    # LIVE_STATUSES, the set the `redirects` field, the chain check and docs/redirects.md
+    # use: a removal is never refused for a domain no answer lists as a redirect.
+    return list(domain.redirects.filter(status__in=LIVE_STATUSES).order_by("hostname"))
 
 
 def domain_remove_target(
@@ -724,6 +762,10 @@ def domain_remove_target(
     they asked to remove those too. The system's own removals (grace period, plan) go
     through `domain_remove` and leave the redirects serving their workspace directly."""
     with transaction.atomic():
+        # The target's row lock first: a registration or change naming it as redirect_to
+        # locks it too (redirect_target_check), so none can slip in between this listing and
+        # the removal.
+        CustomDomain.objects.select_for_update().filter(pk=domain.pk).first()
         pointing = domain_live_redirects(domain)
         if pointing and not remove_redirects:
             names = ", ".join(d.hostname for d in pointing)

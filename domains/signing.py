@@ -21,9 +21,14 @@ HEADER = "X-Vedomains-Signature"
 _UNRESERVED = "-._~"
 
 
-def canonical_path(path: str) -> str:
-    """Decoded once, then every byte but unreserved ones and `/` percent-encoded."""
-    return quote(unquote(path), safe="/" + _UNRESERVED)
+def canonical_path(path: str, *, decoded: bool = False) -> str:
+    """Decoded once, then every byte but unreserved ones and `/` percent-encoded.
+
+    `decoded`: the path was already decoded once (Django's `request.path`, decoded by the
+    WSGI server): decoding it again would turn an id's literal `%41` into `A`, and the
+    signature would never match the sender's.
+    """
+    return quote(path if decoded else unquote(path), safe="/" + _UNRESERVED)
 
 
 def canonical_query(query: str) -> str:
@@ -33,18 +38,22 @@ def canonical_query(query: str) -> str:
                     for k, v in pairs)
 
 
-def string_to_sign(timestamp: int, method: str, path: str, query: str, body_sha256: str
-                   ) -> str:
-    return "\n".join([SCHEME, str(timestamp), method.upper(), canonical_path(path),
-                      canonical_query(query), body_sha256])
+def string_to_sign(timestamp: int, method: str, path: str, query: str, body_sha256: str,
+                   *, path_decoded: bool = False) -> str:
+    return "\n".join([SCHEME, str(timestamp), method.upper(),
+                      canonical_path(path, decoded=path_decoded), canonical_query(query),
+                      body_sha256])
 
 
 def v2_digest(secret: str, timestamp: int, method: str, path: str, query: str,
-              body: bytes | str) -> str:
+              body: bytes | str, *, path_decoded: bool = False) -> str:
     """The hex HMAC-SHA256 of the canonical request; `body` is the bytes sent, or their
-    SHA-256 in hex (a streamed body is hashed as it is read)."""
+    SHA-256 in hex (a streamed body is hashed as it is read). `path_decoded`: see
+    `canonical_path` (the query string is never decoded by the server, so it always is here).
+    """
     body_sha256 = body if isinstance(body, str) else hashlib.sha256(body).hexdigest()
-    message = string_to_sign(timestamp, method, path, query, body_sha256)
+    message = string_to_sign(timestamp, method, path, query, body_sha256,
+                             path_decoded=path_decoded)
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 

@@ -23,7 +23,13 @@ from django.utils.timesince import timesince, timeuntil
 from domains import dns_doctor, selectors
 from domains.dns_doctor import DiagnosisCode
 from domains.hostnames import HostnameError, normalize_search_hostname
-from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
+from domains.models import (
+    CERTIFICATE_ISSUED_STATUSES,
+    CustomDomain,
+    DomainEvent,
+    DomainStatus,
+    EventKind,
+)
 
 AUDIT_TRAIL_LIMIT = 50
 
@@ -218,8 +224,9 @@ class AuditLine:
     message: str
 
 
-# ACM says ISSUED, a CloudFront-managed certificate says issued.
-ISSUED_STATUSES = frozenset({"ISSUED", "issued"})
+# ACM says ISSUED, a CloudFront-managed certificate says issued (defined with the model, so
+# lower layers such as the checks use the same set).
+ISSUED_STATUSES = CERTIFICATE_ISSUED_STATUSES
 
 
 def certificate_issued(domain: CustomDomain) -> bool:

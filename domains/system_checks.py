@@ -76,6 +76,15 @@ def domains_settings_problems() -> list[CheckMessage]:
         problems.append(_error(
             "VEDOMAINS_PLAN_LIMITS", f"has no whole number >= 0 for {', '.join(bad_plans)}.",
             'JSON such as {"pro": 3}: how many custom domains each plan may hold.', 3))
+    # A key no plan name can equal ("Pro", "pro "): that plan would silently get 0.
+    from domains import plans  # here: it imports the models, not loaded when this module is
+
+    bad_names = [repr(plan) for plan in limits if not plans.PLAN_NAME.match(str(plan))]
+    if bad_names:
+        problems.append(_error(
+            "VEDOMAINS_PLAN_LIMITS", f"has keys that are not plan names: {', '.join(bad_names)}.",
+            "Plan names are 1-20 lower-case letters, digits, '_', '.', '-', as the main app "
+            "sends them.", 3))
     durations = _not_positive([
         "VEDOMAINS_FAST_CHECK_SECONDS", "VEDOMAINS_CHECK_INTERVAL_SECONDS",
         "VEDOMAINS_MAX_CHECK_INTERVAL", "VEDOMAINS_CHECK_LEASE", "VEDOMAINS_PENDING_TIMEOUT",

@@ -14,6 +14,7 @@ workspace or the member back.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -80,13 +81,18 @@ class SyncResult:
 # --- input ------------------------------------------------------------------------------------
 
 
+def _ascii_digits(text: str) -> bool:
+    # Not str.isdigit(): it accepts "²" (int() then raises) and other scripts' digits.
+    return re.fullmatch(r"[0-9]+", text) is not None
+
+
 def parse_version(value: object, *, field: str = "version") -> int:
     """A version: a non-negative integer, or an ISO 8601 timestamp (as microseconds)."""
     if isinstance(value, bool):
         value = None
     if isinstance(value, int):
         version = value
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and _ascii_digits(value.strip()):
         version = int(value.strip())
     elif isinstance(value, str) and value.strip():
         parsed: datetime | None = None
@@ -128,11 +134,11 @@ def version_from(data: dict[str, Any]) -> tuple[int, str]:
                            field="version")
     name = given[0] if given else "version"
     value = data.get(name)
-    if name == "version" and isinstance(value, str) and not value.strip().isdigit():
+    if name == "version" and isinstance(value, str) and not _ascii_digits(value.strip()):
         raise InvalidInput("'version' is a whole number; send a timestamp as 'updated_at'.",
                            code="invalid_version", field="version")
     if name == "updated_at" and (isinstance(value, int) or (
-            isinstance(value, str) and value.strip().isdigit())):
+            isinstance(value, str) and _ascii_digits(value.strip()))):
         raise InvalidInput("'updated_at' is an ISO 8601 timestamp; send a counter as "
                            "'version'.", code="invalid_version", field="updated_at")
     return parse_version(value, field=name), name
@@ -503,7 +509,7 @@ class Record:
 def record_input(raw: object) -> Record:
     """A workspace object of the export format: `{id, slug, name, plan, domain_limit?,
     subscription_status?, version | updated_at, members?: [{subject, role, email?,
-    version | updated_at (default: the workspace's version)}]}`."""
+    version | updated_at (default: the workspace's own field and value)}]}`."""
     if not isinstance(raw, dict):
         raise InvalidInput("Each record is a JSON object.", code="invalid_body", field="body")
     ws = workspace_input(external_id=raw.get("id"), data=raw)
@@ -516,7 +522,9 @@ def record_input(raw: object) -> Record:
             raise InvalidInput("Each member is a JSON object.", code="invalid", field="members")
         data = dict(m)
         if data.get("version") in (None, "") and data.get("updated_at") in (None, ""):
-            data["version"] = ws.version  # a member without its own: the workspace's
+            # A member without its own: the workspace's field and value, so later member
+            # updates compare in the same number space as the workspace's.
+            data[ws.version_field] = raw.get(ws.version_field)
         members.append(member_input(external_id=ws.external_id, subject=m.get("subject"),
                                     data=data))
     return Record(ws, members)

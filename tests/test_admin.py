@@ -386,3 +386,42 @@ def test_push_to_edge_refuses_a_domain_the_edge_never_held(
     assert not pending.events.exists() and sent == []
     page = staff.get(f"{CHANGELIST}{pending.pk}/change/").content.decode()
     assert 'name="push_to_edge"' not in page and 'name="check_now"' in page
+
+
+@pytest.mark.parametrize(("plan", "override", "valid"), [
+    ("pro", None, True), ("Pro", None, False), ("pro ", None, True), ("gold", None, False),
+    ("gold", 5, True),  # a plan the default table does not know, with this workspace's limit
+])
+def test_the_workspace_form_refuses_a_plan_that_would_silently_mean_a_limit_of_0(
+    plan: str, override: int | None, valid: bool,
+) -> None:
+    from django.forms import modelform_factory
+
+    from domains.admin import WorkspaceAdminForm
+    from domains.models import Workspace
+
+    form_class = modelform_factory(Workspace, form=WorkspaceAdminForm,
+                                   fields=["slug", "name", "plan", "domain_limit_override"])
+    form = form_class(data={"slug": "acme", "name": "Acme", "plan": plan,
+                            "domain_limit_override": "" if override is None else override})
+    assert form.is_valid() is valid, form.errors
+    if valid:
+        assert form.cleaned_data["plan"] == plan.strip()  # the form strips what staff type
+    else:
+        assert "plan" in form.errors
+
+
+def test_a_failed_admin_sign_in_logs_the_typed_name_only_for_an_existing_user(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """People paste passwords into the username box: an unknown name is logged as a short
+    hash, an existing account by name (the audit trail)."""
+    UserFactory(username="ops-alice", is_staff=True)
+    pasted = "hunter2-Correct-Horse"
+    with caplog.at_level("WARNING", logger="vedomains.security"):
+        Client().post("/admin/login/", {"username": pasted, "password": "x"})
+        Client().post("/admin/login/", {"username": "ops-alice", "password": "wrong"})
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name == "vedomains.security")
+    assert "sign-in failed" in text
+    assert pasted not in text
+    assert "'ops-alice'" in text

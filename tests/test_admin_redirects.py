@@ -116,3 +116,14 @@ def test_removing_a_target_and_its_redirect_together_reports_both_removed(staff:
     msgs = messages_of(r)
     assert "Removed: 2 domain(s)." in msgs and not any("failed" in m for m in msgs), msgs
     assert set(CustomDomain.objects.values_list("status", flat=True)) == {DomainStatus.REMOVED}
+
+
+def test_add_page_refuses_a_pair_with_a_redirect_target(staff: Client) -> None:
+    ws = WorkspaceFactory(plan=Plan.PRO)
+    CustomDomainFactory(workspace=ws, hostname="www.mine.com")
+    r = staff.post(CHANGELIST + "add/", {"hostname": "client.com", "workspace": ws.pk,
+                                         "include_www": "on", "redirect_to": "www.mine.com",
+                                         "redirect_code": "308"})
+    assert r.status_code == 200
+    assert "cannot be combined" in r.content.decode()
+    assert not CustomDomain.objects.filter(hostname__endswith="client.com").exists()

@@ -285,3 +285,30 @@ def test_a_secret_mid_rotation_connects_with_its_pending_version(
         sql.Identifier(made.role), sql.Literal(secrets.token_urlsafe(24))))
     refused = _connects(app)
     assert refused.returncode != 0 and "password authentication failed" in refused.stderr
+
+
+@pytest.mark.django_db
+def test_db_app_user_never_sends_the_plaintext_password(tmp_path: Path) -> None:
+    """The statement reaches the server log (log_statement, errors): it carries a SCRAM
+    verifier computed here, never the password itself."""
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("db_app_user needs PostgreSQL")
+    role = f"app_{secrets.token_hex(6)}"
+    password = secrets.token_urlsafe(24)
+    path = tmp_path / "pw"
+    path.write_text(password)
+    # Inside the test's transaction: the role is rolled back with it (the scratch database
+    # test above logs in with the verifier the command sets).
+    with CaptureQueriesContext(connection) as queries:
+        call_command("db_app_user", "--username", role, "--password-file", str(path))
+    sent = [q["sql"] for q in queries.captured_queries]
+    assert any("ROLE" in q for q in sent), sent
+    assert not any(password in q for q in sent), sent
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", [role])
+        (stored,) = cursor.fetchone()
+    assert stored.startswith("SCRAM-SHA-256$")

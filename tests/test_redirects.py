@@ -387,3 +387,94 @@ def test_the_database_refuses_a_self_redirect_and_a_lone_code(workspace: Any) ->
                    {"redirect_to": other, "redirect_code": 302}, {"redirect_to": other}):
         with pytest.raises(IntegrityError), transaction.atomic():
             CustomDomain.objects.filter(pk=domain.pk).update(**fields)
+
+
+@pytest.mark.parametrize("code", ["\u00b2", "\u0663\u0660\u0661", "３０８"])
+def test_a_redirect_code_of_non_ascii_digits_is_a_400_not_a_500(code: str) -> None:
+    """`str.isdigit()` accepts "²" (and Arabic-Indic or full-width digits); only 0-9 count."""
+    from domains.errors import InvalidInput
+
+    with pytest.raises(InvalidInput) as exc:
+        services.redirect_code_check(code)
+    assert exc.value.field == "redirect_code"
+
+
+def test_a_failed_redirect_does_not_block_removing_its_target(
+    api: APIClient, workspace: Any
+) -> None:
+    """One status set (live) for the `redirects` field, the chain check and the removal's
+    refusal: a failed domain is not listed as a redirect, so it does not block either."""
+    www = CustomDomainFactory(workspace=workspace, hostname="www.mine.com")
+    CustomDomainFactory(workspace=workspace, hostname="mine.com", redirect_to=www,
+                        redirect_code=308, status=DomainStatus.FAILED)
+    assert services.domain_live_redirects(www) == []
+    r = api.delete("/api/domains/www.mine.com/")
+    assert r.status_code == 200, r.content
+    assert CustomDomain.objects.get(hostname="mine.com").status == DomainStatus.FAILED
+
+
+# --- row locks (query shape on PostgreSQL: SQLite has no FOR UPDATE) ------------------------
+
+
+def _sql_log(run: Any) -> list[str]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks need PostgreSQL")
+    with CaptureQueriesContext(connection) as queries:
+        run()
+    return [q["sql"] for q in queries.captured_queries]
+
+
+def test_removing_a_target_locks_it_before_listing_its_redirects(workspace: Any) -> None:
+    """A registration with redirect_to=<target> locks the target (redirect_target_check,
+    lock=True); the removal must hold the same row lock before it lists the redirects, or
+    a redirect registered in between is left pointing at a removed domain."""
+    www = CustomDomainFactory(workspace=workspace, hostname="www.mine.com")
+    sql = _sql_log(lambda: services.domain_remove_target(domain=www, by=None, source="test"))
+    locks = [i for i, q in enumerate(sql) if "FOR UPDATE" in q
+             and f'"domains_customdomain"."id" = {www.pk} ' in q]
+    listing = next(i for i, q in enumerate(sql) if '"redirect_to_id" =' in q
+                   and "FOR UPDATE" not in q)
+    assert locks and locks[0] < listing, sql
+
+
+def test_setting_a_redirect_locks_both_rows_in_primary_key_order(workspace: Any) -> None:
+    """A->B and B->A at once must not lock the two rows in opposite orders (a deadlock):
+    one statement locks both, ordered by primary key."""
+    a = CustomDomainFactory(workspace=workspace, hostname="a.mine.com")
+    b = CustomDomainFactory(workspace=workspace, hostname="b.mine.com")
+    sql = _sql_log(lambda: services.domain_set_redirect(domain=b, redirect_to="a.mine.com",
+                                                        by=None, source="test"))
+    locks = [q for q in sql if "FOR UPDATE" in q]
+    assert locks, sql
+    first = locks[0]
+    assert any(f'"domains_customdomain"."id" IN ({x}, {y})' in first
+               for x, y in ((a.pk, b.pk), (b.pk, a.pk))), locks
+    assert 'ORDER BY "domains_customdomain"."id" ASC' in first, locks
+
+
+def test_patch_refuses_unknown_fields(api: APIClient, workspace: Any) -> None:
+    CustomDomainFactory(workspace=workspace, hostname="a.mine.com")
+    err = error(api.patch("/api/domains/a.mine.com/", {"redirect_to": None, "redirect_too": 1},
+                          format="json"), 400)
+    assert err["field"] == "redirect_too"
+
+
+def test_include_www_with_redirect_to_is_refused_on_every_path(
+    api: APIClient, workspace: Any, apex_enabled: None
+) -> None:
+    """One check in the service: the pair already makes one of the two a redirect."""
+    CustomDomainFactory(workspace=workspace, hostname="www.mine.com")
+    r = register(api, hostname="client.com", include_www=True, redirect_to="www.mine.com")
+    assert error(r, 400)["field"] == "redirect_to"
+    r = api.post("/api/domains/register", {"subdomain": "", "domain": "client.com",
+                                           "workspaceId": "acme", "includeWww": True,
+                                           "redirectTo": "www.mine.com"}, format="json")
+    assert error(r, 400)["field"] == "redirectTo"
+    with pytest.raises(services.InvalidInput) as exc:
+        services.domain_register_pair(workspace=workspace, hostname="client.com", by=None,
+                                      redirect_to="www.mine.com")
+    assert exc.value.field == "redirect_to"
+    assert not CustomDomain.objects.filter(hostname__endswith="client.com").exists()

@@ -46,6 +46,9 @@ def test_a_valid_configuration_has_no_problem() -> None:
         ({"VEDOMAINS_PLAN_LIMITS": {"pro": -1, "free": 0}}, "vedomains.E003",
          "VEDOMAINS_PLAN_LIMITS"),
         ({"VEDOMAINS_PLAN_LIMITS": {"pro": "3"}}, "vedomains.E003", "VEDOMAINS_PLAN_LIMITS"),
+        # A key the sync and the admin can never match (plan names are lower-case).
+        ({"VEDOMAINS_PLAN_LIMITS": {"Pro": 3}}, "vedomains.E003", "VEDOMAINS_PLAN_LIMITS"),
+        ({"VEDOMAINS_PLAN_LIMITS": {"pro ": 3}}, "vedomains.E003", "VEDOMAINS_PLAN_LIMITS"),
         ({"VEDOMAINS_PENDING_TIMEOUT": timedelta(0)}, "vedomains.E004",
          "VEDOMAINS_PENDING_TIMEOUT"),
         ({"VEDOMAINS_CHECK_INTERVAL_SECONDS": -5}, "vedomains.E004",

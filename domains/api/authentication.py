@@ -105,9 +105,11 @@ _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
 
 def service_signature(secret: str, timestamp: int, method: str, path: str, query: str,
-                      body: bytes | str) -> str:
+                      body: bytes | str, *, path_decoded: bool = False) -> str:
     """`t=<unix>,v2=<hex HMAC-SHA256(secret, canonical request)>`."""
-    return f"t={timestamp},v2={signing.v2_digest(secret, timestamp, method, path, query, body)}"
+    digest = signing.v2_digest(secret, timestamp, method, path, query, body,
+                               path_decoded=path_decoded)
+    return f"t={timestamp},v2={digest}"
 
 
 def _signature_fields(header: str) -> dict[str, str]:
@@ -152,12 +154,14 @@ class ServiceSignatureAuthentication(BaseAuthentication):
                 f"The signature's timestamp is more than {tolerance} s away from our clock.",
                 code="signature_expired")
         body = self.body_sha256(request)
-        # request.path is already percent-decoded (as Django routes it); the canonical form
-        # re-encodes it, so the client's choice of which characters to escape does not matter.
+        # request.path is already percent-decoded (as Django routes it), once: the canonical
+        # form re-encodes it without decoding it again (the client decodes the path it sends
+        # once), so a literal `%41` in an id signs the same on both sides, and the client's
+        # choice of which characters to escape does not matter.
         path, query = request._request.path, meta.get("QUERY_STRING", "")
         for secret in secrets:
             expected = service_signature(secret, timestamp, request.method or "", path, query,
-                                         body)
+                                         body, path_decoded=True)
             if hmac.compare_digest(expected.split("v2=", 1)[1].encode(), given.encode()):
                 return ServicePrincipal(), None
         raise exceptions.AuthenticationFailed("The service signature does not match.",
@@ -180,6 +184,7 @@ BULK_MAX_BYTES = 64 * 1024 * 1024
 class BodyTooLarge(exceptions.APIException):
     status_code = 413
     default_code = "body_too_large"
+    field = "body"
 
 
 class StreamedServiceSignatureAuthentication(ServiceSignatureAuthentication):
@@ -189,6 +194,22 @@ class StreamedServiceSignatureAuthentication(ServiceSignatureAuthentication):
     signature covers its SHA-256, so nothing of it is parsed before the signature checks.
     """
 
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        # Refused before a byte is read or spooled (the signature cannot be checked before
+        # the body is): a declared size over the limit costs the server nothing.
+        declared = request._request.META.get("CONTENT_LENGTH") or ""
+        if re.fullmatch(r"[0-9]+", declared) and int(declared) > BULK_MAX_BYTES:
+            raise BodyTooLarge(f"The body is larger than {BULK_MAX_BYTES} bytes; send the "
+                               "records in several requests.")
+        try:
+            return super().authenticate(request)
+        except BaseException:
+            # The view (which closes it after streaming) never runs: close it here.
+            spooled = getattr(request._request, "spooled_body", None)
+            if spooled is not None:
+                spooled.close()
+            raise
+
     def body_sha256(self, request: Request) -> str:
         spooled = getattr(request._request, "spooled_body", None)
         if spooled is not None:
@@ -196,14 +217,17 @@ class StreamedServiceSignatureAuthentication(ServiceSignatureAuthentication):
         digest = hashlib.sha256()
         spooled = tempfile.SpooledTemporaryFile(max_size=BULK_SPOOL_BYTES)  # noqa: SIM115
         size = 0
-        while chunk := request._request.read(64 * 1024):
-            size += len(chunk)
-            if size > BULK_MAX_BYTES:
-                spooled.close()
-                raise BodyTooLarge(f"The body is larger than {BULK_MAX_BYTES} bytes; send the "
-                                   "records in several requests.")
-            digest.update(chunk)
-            spooled.write(chunk)
+        try:
+            while chunk := request._request.read(64 * 1024):
+                size += len(chunk)
+                if size > BULK_MAX_BYTES:
+                    raise BodyTooLarge(f"The body is larger than {BULK_MAX_BYTES} bytes; send "
+                                       "the records in several requests.")
+                digest.update(chunk)
+                spooled.write(chunk)
+        except BaseException:
+            spooled.close()  # a read error or the size limit: nothing else will close it
+            raise
         spooled.seek(0)
         request._request.spooled_body = spooled
         request._request.spooled_body_sha256 = digest.hexdigest()

@@ -128,7 +128,8 @@ def _api_exception_body(exc: exceptions.APIException) -> dict[str, Any]:
     message = str(detail)
     if isinstance(detail, exceptions.ErrorDetail):
         code = detail.code or code
-    field = "body" if isinstance(exc, _BODY_ERRORS) else None
+    # An exception may name its field (`field` class attribute, e.g. the bulk body's 413).
+    field = "body" if isinstance(exc, _BODY_ERRORS) else getattr(exc, "field", None)
     return error_body(code=str(code), message=message, field=field)
 
 

@@ -122,7 +122,7 @@ class DomainRegisterSerializer(RefusesUnknownFields):
     )
 
 
-class DomainUpdateSerializer(serializers.Serializer):
+class DomainUpdateSerializer(RefusesUnknownFields):
     redirect_to = serializers.CharField(
         allow_null=True, max_length=MAX_HOSTNAME_INPUT,
         help_text="Another custom domain of the same workspace to redirect to, or null to "

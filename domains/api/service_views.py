@@ -181,6 +181,13 @@ def _bulk_lines(spooled: IO[bytes], *, dry_run: bool) -> Iterator[bytes]:
             answer: dict[str, Any] = {"line": number}
             try:
                 parsed = json.loads(raw)
+            except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+                counts["failed"] += 1
+                answer["error"] = {"code": "invalid_json", "message": str(exc)[:200],
+                                   "field": "body"}
+                yield json.dumps(answer).encode() + b"\n"
+                continue
+            try:
                 if isinstance(parsed, dict) and isinstance(parsed.get("id"), str):
                     answer["id"] = parsed["id"][:200]
                 record = workspace_sync.record_input(parsed)
@@ -196,10 +203,6 @@ def _bulk_lines(spooled: IO[bytes], *, dry_run: bool) -> Iterator[bytes]:
                 counts[answer["outcome"]] += 1
                 for member in answer["members"]:
                     members[member.get("outcome", "failed")] += 1
-            except (ValueError, RecursionError) as exc:  # json.JSONDecodeError is a ValueError
-                counts["failed"] += 1
-                answer["error"] = {"code": "invalid_json", "message": str(exc)[:200],
-                                   "field": "body"}
             except DomainError as exc:
                 counts["failed"] += 1
                 answer["error"] = {"code": exc.code, "message": exc.message, "field": exc.field}

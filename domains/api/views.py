@@ -157,7 +157,7 @@ class _WriteOnPost(APIView):
 
     def _register_pair(
         self, request: Request, *, hostname: str, slug: str, ws_field: str,
-        prevalidation: str = "", redirect_code: int | None = None,
+        prevalidation: str = "", redirect_code: int | None = None, redirect_to: object = None,
     ) -> services.PairRegistration:
         """`include_www`: the apex and its www name in one step (docs/redirects.md)."""
         workspace = visible_workspace(user=request.user, slug=slug, field=ws_field)
@@ -171,7 +171,7 @@ class _WriteOnPost(APIView):
         throttle_workspace(request, self, scope=REGISTER_WORKSPACE_SCOPE, workspace=workspace)
         return services.domain_register_pair(
             workspace=workspace, hostname=hostname, by=request.user, source="api",
-            prevalidation=prevalidation, redirect_code=redirect_code,
+            prevalidation=prevalidation, redirect_code=redirect_code, redirect_to=redirect_to,
         )
 
 
@@ -262,14 +262,10 @@ class DomainListCreateView(_WriteOnPost, generics.ListAPIView):
         body.is_valid(raise_exception=True)
         data = body.validated_data
         if data.get("include_www"):
-            if data.get("redirect_to") is not None:
-                raise InvalidInput("include_www and redirect_to cannot be combined: the pair "
-                                   "already makes one of the two a redirect.",
-                                   code="invalid", field="redirect_to")
             pair = self._register_pair(
                 request, hostname=data["hostname"], slug=data["workspace"],
                 ws_field="workspace", prevalidation=data.get("prevalidation", ""),
-                redirect_code=data.get("redirect_code"))
+                redirect_code=data.get("redirect_code"), redirect_to=data.get("redirect_to"))
             return Response(
                 s.DomainRegisterAnswerSerializer(pair.primary, context={"pair": pair.redirect,
                                                               "notes": pair.notes}).data,
@@ -490,7 +486,8 @@ class LegacyRegisterView(_SeedErrors, _WriteOnPost):
             if data.get("includeWww"):
                 pair = self._register_pair(request, hostname=hostname,
                                            slug=data["workspaceId"], ws_field="workspaceId",
-                                           redirect_code=data.get("redirectCode"))
+                                           redirect_code=data.get("redirectCode"),
+                                           redirect_to=data.get("redirectTo"))
                 return Response(
                     {**s.LegacyRegisterAnswerSerializer(pair.primary).data,
                      "pair": s.DomainSerializer(pair.redirect).data if pair.redirect else None,

@@ -233,6 +233,11 @@ def test_redirect_domains_count_and_are_the_first_extras() -> None:
     assert (change.outcome, change.live, change.limit) == ("over_limit", 4, 3)
     # The redirect goes before any domain that serves the site, however old it is.
     assert change.extras == ["d1.client.com"]
+    # The plan state endpoint names the same domain as the one that will be detached.
+    from domains import selectors
+
+    state = selectors.workspace_plan_state(ws)
+    assert [d["hostname"] for d in state["at_risk"]] == change.extras
 
 
 def test_the_frontend_sees_limit_usage_deadline_and_the_domains_at_risk() -> None:

@@ -544,3 +544,103 @@ def test_webhooks_carry_the_same_v2_signature_next_to_v1() -> None:
     assert f"t={fields['t']},v2={fields['v2']}" == expected
     # Without a URL (the documented v1 example), the value is unchanged.
     assert "v2=" not in notifications.sign("whsec_x", 1700000000, body)
+
+
+def test_an_imported_member_without_a_version_is_ordered_like_its_workspace(
+    service_secret: str,
+) -> None:
+    """A member of a workspace ordered by `updated_at` inherits `updated_at` (not the
+    workspace's microseconds as a `version`): a later removal by `updated_at` applies."""
+    _bulk(_ndjson({"id": "ws_123", "slug": "acme", "name": "Acme", "plan": "pro",
+                   "updated_at": "2026-12-01T00:00:00Z",
+                   "members": [{"subject": "auth0|gone", "role": "member"}]}))
+    assert Membership.objects.filter(workspace__slug="acme").count() == 1
+    r = signed_request("DELETE", f"{WS}/members/auth0|gone",
+                       {"updated_at": "2026-12-02T00:00:00Z"})
+    assert r.status_code == 200, r.content
+    assert r.json()["outcome"] == "deleted"
+    assert not Membership.objects.filter(workspace__slug="acme").exists()
+
+
+@pytest.mark.parametrize("subject", ["user%41x", "oauth2/gh%2F42", "a%zz/b%"])
+def test_a_subject_with_percent_signs_syncs_over_real_http(
+    service_secret: str, live_server: Any, subject: str,
+) -> None:
+    """The path is decoded exactly once on each side: a literal `%XX` in an id (sent as
+    `%25XX`) signs and verifies the same as the reference client computed it."""
+    from urllib.parse import quote
+
+    client = sync_client.SyncClient(live_server.url, SERVICE_SECRET)
+    status, _, body = client.request("PUT", "/api/service/workspaces/ws%25pct",
+                                     {"slug": "pct", "name": "Pct", "plan": "pro",
+                                      "version": 1})
+    assert status == 200, body
+    assert ExternalWorkspace.objects.get().external_id == "ws%pct"
+    path = f"/api/service/workspaces/ws%25pct/members/{quote(subject, safe='')}"
+    status, _, body = client.request("PUT", path, {"role": "owner", "version": 1})
+    assert status == 200, body
+    assert ExternalIdentity.objects.get().subject == subject
+    status, _, body = client.request("DELETE", path + "?version=2")
+    assert status == 200, body
+    assert json.loads(body)["outcome"] == "deleted"
+    assert not Membership.objects.filter(workspace__slug="pct").exists()
+
+
+@pytest.mark.parametrize("version", ["\u00b2", "\u0663"])
+def test_a_version_of_non_ascii_digits_is_a_400_on_every_path(service_secret: str,
+                                                              version: str) -> None:
+    r = upsert(version)
+    assert r.status_code == 400, r.content
+    assert (r.json()["error"]["code"], r.json()["error"]["field"]) == (
+        "invalid_version", "version")
+    # The bulk stream labels it for what it is, not as a JSON syntax error.
+    lines = _bulk(_ndjson({"id": "w1", "slug": "one", "name": "One", "plan": "pro",
+                           "version": version}))
+    assert lines[0]["error"]["code"] == "invalid_version"
+    assert not Workspace.objects.exists()
+
+
+def test_a_bulk_content_length_over_the_limit_is_413_before_the_body_is_read(
+    service_secret: str, monkeypatch: Any,
+) -> None:
+    from domains.api import authentication
+
+    body = _ndjson({"id": "w1", "slug": "one", "name": "One", "plan": "pro", "version": 1})
+    header = {SIGNATURE_META: sync_client.sign(SERVICE_SECRET, int(time.time()), "POST",
+                                               "/api/service/import", body)}
+    reads: list[int] = []
+    real = authentication.tempfile.SpooledTemporaryFile
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        reads.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(authentication.tempfile, "SpooledTemporaryFile", counting)
+    r = APIClient().generic("POST", "/api/service/import", body,
+                            content_type="application/x-ndjson",
+                            CONTENT_LENGTH=str(authentication.BULK_MAX_BYTES + 1), **header)
+    assert r.status_code == 413, r.content if hasattr(r, "content") else r
+    assert (r.json()["error"]["code"], r.json()["error"]["field"]) == ("body_too_large", "body")
+    assert reads == [] and not Workspace.objects.exists()
+
+
+def test_a_bulk_body_that_fails_the_signature_has_its_spooled_file_closed(
+    service_secret: str, monkeypatch: Any,
+) -> None:
+    from domains.api import authentication
+
+    opened: list[Any] = []
+    real = authentication.tempfile.SpooledTemporaryFile
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        opened.append(real(*args, **kwargs))
+        return opened[-1]
+
+    monkeypatch.setattr(authentication.tempfile, "SpooledTemporaryFile", recording)
+    body = _ndjson({"id": "w1", "slug": "one", "name": "One", "plan": "pro", "version": 1})
+    header = {SIGNATURE_META: sync_client.sign(SERVICE_SECRET, int(time.time()), "POST",
+                                               "/api/service/import", body + b"\n")}
+    r = APIClient().generic("POST", "/api/service/import", body,
+                            content_type="application/x-ndjson", **header)
+    assert r.status_code == 401
+    assert opened and all(f.closed for f in opened)

@@ -62,10 +62,14 @@ class Command(BaseCommand):
             raw = cursor.connection
             cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [username])
             verb = "ALTER" if cursor.fetchone() else "CREATE"
-            # Utility statements take no bind parameters: the password is quoted as a literal.
+            # Utility statements take no bind parameters, so the value is a literal, and a
+            # statement can reach the server's log: send libpq's SCRAM verifier (computed
+            # here, salted), never the password itself.
+            verifier = raw.pgconn.encrypt_password(
+                password.encode(), username.encode(), b"scram-sha-256").decode()
             cursor.execute(sql.SQL(
                 verb + " ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT "
-                "PASSWORD {}").format(role, sql.Literal(password)).as_string(raw))
+                "PASSWORD {}").format(role, sql.Literal(verifier)).as_string(raw))
             for statement in statements:
                 cursor.execute(statement.as_string(raw))
         done = "created" if verb == "CREATE" else "altered"

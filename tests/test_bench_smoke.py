@@ -77,7 +77,7 @@ DATABASE_ROWS: dict[str, tuple[str, ...]] = {
     "ttl": ("DNS set + certificate ISSUED -> edge routes",),
     "fleet": ("dispatch",),
     "cdn": ("100 domains, default path", "CloudFront calls per domain",
-            "CNAME set -> active"),
+            "register (CNAME in place) -> active"),
     "live": ("one pass over", "CNAME set -> active", "CNAME set -> edge routes",
              "AWS calls spent on the"),
 }

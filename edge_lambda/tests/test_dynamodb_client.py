@@ -638,6 +638,9 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
                 raw, _ = listener.accept()
             except OSError:
                 continue
+            # Not the listener's 0.2 s poll: a handshake on a loaded machine takes longer,
+            # and a server that gives up reads as RemoteDisconnected to the client.
+            raw.settimeout(10)
             try:
                 with context.wrap_socket(raw, server_side=True) as conn:
                     data = b""

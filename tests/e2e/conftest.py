@@ -16,15 +16,6 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 WAIT = 20
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # The whole-stack tests share one Redis database (VEDOMAINS_E2E_BROKER_URL), which each
-    # flushes, and two stacks at once would starve a 2-core machine: under pytest-xdist
-    # (`./dev test` runs `--dist loadgroup`) they all run on one worker, one after another.
-    for item in items:
-        if item.get_closest_marker("e2e") is not None:
-            item.add_marker(pytest.mark.xdist_group("e2e-stack"))
-
-
 @pytest.fixture
 def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not shutil.which(p)]

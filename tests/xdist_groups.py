@@ -18,13 +18,26 @@ from _pytest.nodeid import coerce_node_id
 GROUPS = {"e2e": "e2e-stack", "bench_smoke": "bench"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _unique_node_ids(items)
     for item in items:
         for marker, group in GROUPS.items():
             if item.get_closest_marker(marker) is not None:
                 item.add_marker(pytest.mark.xdist_group(group))
                 break
+    if config.getvalue("loadgroup"):
+        _group_suffix(items)
+
+
+def _group_suffix(items: list[pytest.Item]) -> None:
+    # `--dist loadgroup` schedules by the `@group` suffix of a node id. pytest-xdist 3.8 adds
+    # it to `item._nodeid`, which pytest 9 no longer reads (the id lives in `_id`), so no
+    # group held together: the e2e stacks ran on both workers at once and failed.
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        if names and "@" not in item.nodeid:
+            item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(names)}")
 
 
 def _unique_node_ids(items: list[pytest.Item]) -> None:

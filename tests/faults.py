@@ -34,6 +34,8 @@ from typing import Any
 import redis
 from django.conf import settings
 
+from tests.polling import wait_for
+
 # --- TCP proxy -----------------------------------------------------------------------------
 
 
@@ -120,11 +122,9 @@ class TcpProxy:
             self._hold_counts.clear()
 
     def wait_seen(self, pattern: bytes, count: int = 1, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while self.seen[pattern] < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"proxy saw {self.seen[pattern]} of {count} {pattern!r}")
-            time.sleep(0.02)
+        wait_for(lambda: self.seen[pattern] >= count, timeout,
+                 f"the proxy to see {count} {pattern!r}",
+                 on_timeout=lambda: f"it saw {self.seen[pattern]}", step=0.02)
 
     def watch(self, *patterns: bytes) -> None:
         """Count requests containing these patterns (without delaying them)."""
@@ -239,16 +239,20 @@ class RedisServer:
             "--logfile", str(self.workdir / "redis.log"),
         ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while True:
+
+        def answers() -> bool:
             try:
-                redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping()
-                return self
+                return bool(redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping())
             except redis.RedisError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    log = (self.workdir / "redis.log").read_text(errors="replace")[-2000:]
-                    raise RuntimeError(f"redis-server did not start: {log}") from None
-                time.sleep(0.05)
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise RuntimeError(f"redis-server exited: {self._log_tail()}") from None
+                return False
+
+        wait_for(answers, 10, "redis-server to answer", on_timeout=self._log_tail, step=0.05)
+        return self
+
+    def _log_tail(self) -> str:
+        return (self.workdir / "redis.log").read_text(errors="replace")[-2000:]
 
     def kill(self) -> None:
         """SIGKILL: no shutdown save; only the append-only file (if on) survives."""

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from localdev import bootstrap, saas_resources
 from localdev.dns_server import LocalDNSServer
 from localdev.edge_proxy import EdgeProxyServer
 from localdev.moto_server import MotoHandle, aws_env, start_moto
+from tests.polling import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 # Certificates turn ISSUED this many seconds after they are requested (moto server mode).
@@ -258,14 +258,14 @@ class WorkerProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+        def ready() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited: {self.log_path.read_text()[-3000:]}")
-            if b"ready." in self.log_path.read_bytes():
-                return self
-            time.sleep(0.2)
-        raise RuntimeError(f"worker not ready in 30 s: {self.log_path.read_text()[-3000:]}")
+            return b"ready." in self.log_path.read_bytes()
+
+        wait_for(ready, 30, "the worker to say ready",
+                 on_timeout=lambda: self.log_path.read_text()[-3000:])
+        return self
 
     def kill(self) -> None:
         """SIGKILL the whole process group: no cleanup, no acks (a crash)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from domains.integrations import acm, aws
 from domains.models import CustomDomain, DomainStatus
 from localdev import bootstrap
 from tests.factories import WorkspaceFactory
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -41,10 +41,8 @@ def per_domain_active(saas_stack: dict[str, Any], dns_server: Any, settings: Any
                                       hostname=HOST, by=None)
     assert certificates.domain_request_certificate(domain_id=domain.pk) == "requested"
     domain.refresh_from_db()
-    deadline = time.monotonic() + 10
-    while not acm.describe_certificate(domain.certificate_arn).issued:
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    wait_for(lambda: acm.describe_certificate(domain.certificate_arn).issued, 10,
+             "moto to issue the certificate")
     dns_server.set_record(HOST, "CNAME", "domain.ve.ai")
     assert checks.domain_check(domain_id=domain.pk, force=True).outcome == "activated"
     domain.refresh_from_db()
@@ -101,10 +99,8 @@ def test_back_to_distributions_deletes_the_old_tenant_s_managed_certificate(
     domain = services.domain_register(workspace=WorkspaceFactory(slug="acme", plan="pro"),
                                       hostname=HOST, by=None)
     dns_server.set_record(HOST, "CNAME", "domain.ve.ai")
-    deadline = time.monotonic() + 15
-    while checks.domain_check(domain_id=domain.pk, force=True).outcome != "activated":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for(lambda: checks.domain_check(domain_id=domain.pk, force=True).outcome
+             == "activated", 15, "the domain to activate", step=0.1)
     domain.refresh_from_db()
     managed = _cf().get_managed_certificate_details(Identifier=domain.cdn_resource_id)[
         "ManagedCertificateDetails"]["CertificateArn"]

@@ -7,7 +7,6 @@ validation token (so a certificate issues only when the customer's CNAME points 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +20,7 @@ from domains.integrations.cdn import CERTIFICATE_FAILURES
 from domains.models import CapacityAlert, CustomDomain, DomainStatus, EventKind
 from domains.outbox import failure_advice
 from tests.factories import UserFactory, WorkspaceFactory
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 
@@ -39,13 +39,13 @@ def _check(domain: CustomDomain) -> checks.CheckOutcome:
 
 def _until(fn: Callable[[], checks.CheckOutcome], want: str, timeout: float = 15
            ) -> checks.CheckOutcome:
-    deadline = time.monotonic() + timeout
-    while True:
-        outcome = fn()
-        if outcome.outcome == want:
-            return outcome
-        assert time.monotonic() < deadline, f"never reached {want}: {outcome}"
-        time.sleep(0.1)
+    last: list[checks.CheckOutcome] = []
+
+    def reached() -> checks.CheckOutcome | None:
+        last[:] = [fn()]
+        return last[0] if last[0].outcome == want else None
+
+    return wait_for(reached, timeout, want, on_timeout=lambda: f"last: {last}", step=0.1)
 
 
 def test_default_path_asks_for_one_record_and_activates_when_deployed(
@@ -177,10 +177,8 @@ def test_removal_disables_waits_for_deployed_then_deletes(
     assert cleanup.domain_cleanup(domain_id=domain.pk) == "detaching"
     tenant = _cf().get_distribution_tenant(Identifier=tenant_id)["DistributionTenant"]
     assert tenant["Enabled"] is False
-    deadline = time.monotonic() + 10
-    while cleanup.domain_cleanup(domain_id=domain.pk) == "detaching":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for(lambda: cleanup.domain_cleanup(domain_id=domain.pk) != "detaching", 10,
+             "the cleanup to get past detaching", step=0.1)
     assert _cf().list_distribution_tenants()["DistributionTenantList"] == []
 
 
@@ -231,11 +229,13 @@ def test_acm_prevalidation_attaches_the_issued_certificate_before_the_cname_move
     purposes = [r["purpose"] for r in selectors.domain_dns_records(domain)]
     assert purposes == ["routing", "certificate_validation"]
     _until(lambda: _check(domain), "waiting")
-    deadline = time.monotonic() + 10
-    while not domain.cdn_resource_id:
-        assert time.monotonic() < deadline, "tenant never created"
-        time.sleep(0.2)
-        _check(domain)
+
+    def tenant_created() -> str:
+        if not domain.cdn_resource_id:
+            _check(domain)
+        return domain.cdn_resource_id
+
+    wait_for(tenant_created, 10, "the tenant to be created")
     tenant = _cf().get_distribution_tenant(Identifier=domain.cdn_resource_id)[
         "DistributionTenant"]
     assert tenant["Customizations"]["Certificate"]["Arn"] == domain.certificate_arn
@@ -309,10 +309,8 @@ def test_hostname_moves_to_another_workspace_between_tenants_without_overlap(
     assert holder["Id"] == new.cdn_resource_id != old_tenant
     assert _cf().get_distribution_tenant(Identifier=old_tenant)["DistributionTenant"][
         "Domains"] == []
-    deadline = time.monotonic() + 10
-    while cleanup.domain_cleanup(domain_id=old.pk) != "clean":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for(lambda: cleanup.domain_cleanup(domain_id=old.pk) == "clean", 10,
+             "the old domain's cleanup", step=0.1)
     # The emptied old tenant cannot be disabled by a whole-tenant update (it has no domain
     # to name; the emulator refuses, as the API reference reads): the cleanup finishes and
     # leaves it to staff, holding nothing (docs/aws-fidelity.md, unverified).
@@ -354,10 +352,8 @@ def test_a_record_keeps_its_strategy_after_a_switch(
     moto_server.saas_configure(edge_proxy=edge)
     assert _check(domain).outcome == "activated"
     services.domain_remove(domain=domain, by=None)
-    deadline = time.monotonic() + 10
-    while cleanup.domain_cleanup(domain_id=domain.pk) != "clean":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_for(lambda: cleanup.domain_cleanup(domain_id=domain.pk) == "clean", 10,
+             "the cleanup", step=0.1)
     assert _cf().list_distribution_tenants()["DistributionTenantList"] == []
 
 

@@ -211,7 +211,8 @@ def test_attack_password_rotated_under_a_running_web_and_worker(
                tmp_path / "web.log")
     worker = Proc([str(RUN), "worker", "checks", "--concurrency", "1"], env,
                   tmp_path / "worker.log")
-    # Not the current app: the suite's later task_send calls go through `current_app`.
+    # Not the current app: lifecycle.task_send queues through celery.current_app, and
+    # later tests in this process must keep the project's app (its queues and routes).
     sender = Celery(broker=clean_redis, set_as_current=False)
     try:
         wait_for(lambda: (_ready(port) or (0,))[0] == 200, 90, "web ready on the database")

@@ -7,7 +7,6 @@ servers: moto + the SaaS Manager emulator, the loopback DNS server, the local ed
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +23,7 @@ from domains.integrations.errors import IntegrationError
 from domains.models import CapacityAlert, CertificateBudgetDay, CustomDomain, DomainStatus
 from localdev.saas_manager import DNS_NOT_VERIFIED_MESSAGE
 from tests.factories import UserFactory, WorkspaceFactory
+from tests.polling import wait_for
 
 HOST = "gallery.client.com"
 AwsAnswer = dns_first.AwsAnswer
@@ -359,10 +359,8 @@ def test_live_means_served_deploying_until_the_certificate_is_attached(
     assert tenant["Status"] == "Deployed"
     assert tenant["Domains"][0]["Status"] == "inactive"
     assert "Certificate" not in (tenant.get("Customizations") or {})
-    deadline = time.monotonic() + 10
-    while _check(domain).outcome != "activated":
-        assert time.monotonic() < deadline, domain.checks["cdn"]
-        time.sleep(0.2)
+    wait_for(lambda: _check(domain).outcome == "activated", 10, "the domain to activate",
+             on_timeout=lambda: str(domain.checks["cdn"]))
     tenant = _cf().get_distribution_tenant(Identifier=domain.cdn_resource_id)[
         "DistributionTenant"]
     assert tenant["Domains"][0]["Status"] == "active"

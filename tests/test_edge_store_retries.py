@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from domains import edge_sync
 from domains.integrations import aws, edge_store
-from domains.integrations.edge_store import EdgeItem
+from domains.integrations.edge_store import EdgeItem, RetryDelays
 from domains.integrations.errors import IntegrationError
 from domains.models import CustomDomain, DomainStatus
 from tests.factories import WorkspaceFactory
@@ -32,6 +32,13 @@ HOLD = READ_TIMEOUT + 2.0
 BOTOCORE_ATTEMPTS = 4
 SCAN = b"DynamoDB_20120810.Scan"
 CONTINUATION = b"ExclusiveStartKey"
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    # These tests are about what is retried; the held responses' read timeouts are the
+    # waiting they need, not our backoff between page retries.
+    monkeypatch.setattr(edge_store, "RETRY_DELAYS", RetryDelays(0, 0, 0, 0))
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import pytest
 import redis
 
 from tests.needs import need
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.slow]
 
@@ -126,7 +127,6 @@ def test_dev_run_starts_from_a_fresh_clone_and_stops_on_sigterm(tmp_path: Path) 
     (the stack starts its own as a child), on free ports; SIGTERM stops everything."""
     import json
     import signal
-    import time
 
     from localdev.stack import PORTS
 
@@ -141,11 +141,12 @@ def test_dev_run_starts_from_a_fresh_clone_and_stops_on_sigterm(tmp_path: Path) 
                                 stderr=subprocess.STDOUT, start_new_session=True)
     stack_file = clone / "var" / "stack.json"
     try:
-        deadline = time.monotonic() + 240
-        while not stack_file.exists():
+        def started() -> bool:
             assert proc.poll() is None, out_path.read_text()[-4000:]
-            assert time.monotonic() < deadline, out_path.read_text()[-4000:]
-            time.sleep(0.5)
+            return stack_file.exists()
+
+        wait_for(started, 240, "`./dev run` to start the stack",
+                 on_timeout=lambda: out_path.read_text()[-4000:], step=0.5)
         described = json.loads(stack_file.read_text())
         assert described["env"]["DATABASE_URL"].startswith("sqlite:///")
         assert redis_answers(redis_port)

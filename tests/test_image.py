@@ -18,7 +18,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from tests import polling
 from tests.infra import database_url_for_subprocess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,13 +179,12 @@ class Proc:
         return self.log.read_text(errors="replace")
 
     def wait_for(self, condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
-        deadline = time.monotonic() + seconds
-        while not condition():
+        def met() -> bool:
             if self.proc.poll() is not None:
                 pytest.fail(f"exited {self.proc.returncode} before {what}:\n{self.text()[-3000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"no {what} within {seconds:g} s:\n{self.text()[-3000:]}")
-            time.sleep(0.2)
+            return condition()
+
+        polling.wait_for(met, seconds, what, on_timeout=lambda: self.text()[-3000:])
 
     def stop(self) -> int:
         if self.proc.poll() is None:

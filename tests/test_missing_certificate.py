@@ -6,7 +6,6 @@ person would in the console (moto, like ACM, then answers ResourceNotFoundExcept
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from domains import certificates, checks, services
 from domains.integrations import acm, aws
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
 from tests.notify_helpers import TaskRecorder
+from tests.polling import wait_for
 
 # The per-domain strategy (ACM certificates the engine requests, template clones).
 pytestmark = [
@@ -32,10 +32,8 @@ def queued(queued_tasks: TaskRecorder) -> TaskRecorder:
 
 
 def _wait_issued(arn: str, seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while acm.describe_certificate(arn).status != "ISSUED":
-        assert time.monotonic() < deadline, "moto never issued the certificate"
-        time.sleep(0.2)
+    wait_for(lambda: acm.describe_certificate(arn).status == "ISSUED", seconds,
+             "moto to issue the certificate")
 
 
 def test_a_deleted_certificate_is_shown_and_replaced(

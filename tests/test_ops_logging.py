@@ -7,7 +7,6 @@ import logging
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from tests.factories import (
 from tests.infra import WorkerProcess
 from tests.notify_helpers import webhook_receiver
 from tests.ops_helpers import captured_json_logs
+from tests.polling import wait_for
 from vedomains_site.observability import context
 from vedomains_site.observability.logs import REDACTED, redact
 
@@ -189,21 +189,18 @@ def test_a_real_run_never_logs_the_api_token_or_the_webhook_secret(
                 assert client.get("/api/domains/").status_code == 401
                 domain = CustomDomain.objects.get(hostname="logs.client.com")
                 # The first check (queued by the registration) requests the certificate.
-                deadline = time.monotonic() + 60
-                while not CustomDomain.objects.filter(pk=domain.pk).exclude(
-                        certificate_arn="").exists():
-                    assert time.monotonic() < deadline, worker.log_path.read_text()[-3000:]
-                    time.sleep(0.2)
+                wait_for(lambda: CustomDomain.objects.filter(pk=domain.pk).exclude(
+                             certificate_arn="").exists(), 60, "the certificate request",
+                         on_timeout=lambda: worker.log_path.read_text()[-3000:])
                 domain.refresh_from_db()
                 with transaction.atomic():
                     assert lifecycle.domain_transition(domain=domain, to=DomainStatus.FAILED,
                                                allowed_from=[domain.status], source="test")
-                deadline = time.monotonic() + 60
-                while not (WebhookDelivery.objects.filter(status=DeliveryStatus.DELIVERED).exists()
-                           and CustomDomain.objects.exclude(certificate_arn="")
-                           .filter(pk=domain.pk).exists()):
-                    assert time.monotonic() < deadline, worker.log_path.read_text()[-3000:]
-                    time.sleep(0.2)
+                wait_for(lambda: (
+                    WebhookDelivery.objects.filter(status=DeliveryStatus.DELIVERED).exists()
+                    and CustomDomain.objects.exclude(certificate_arn="")
+                    .filter(pk=domain.pk).exists()), 60, "the webhook's delivery",
+                    on_timeout=lambda: worker.log_path.read_text()[-3000:])
         finally:
             worker.stop()
     assert receiver.requests, "the worker never delivered the webhook"

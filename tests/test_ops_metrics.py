@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from domains.models import CustomDomain, DomainStatus, WebhookDelivery
 from tests.factories import CustomDomainFactory, WebhookEndpointFactory, WorkspaceFactory
 from tests.notify_helpers import webhook_receiver
 from tests.ops_helpers import METRICS_TOKEN, aws_answering, closed_port, scrape
+from tests.polling import wait_for
 from vedomains_site.observability import counters, emf, queues
 
 HOST = "metrics.client.com"
@@ -78,10 +78,8 @@ def test_a_real_check_moves_domains_checks_durations_aws_calls_and_edge_lag(
     assert certificates.domain_request_certificate(domain_id=domain.pk) == "requested"
     dns_server.store.set_record(HOST, "CNAME", "domain.ve.ai")
     domain.refresh_from_db()
-    deadline = time.monotonic() + 15
-    while acm.describe_certificate(domain.certificate_arn).status != "ISSUED":
-        assert time.monotonic() < deadline, "moto never issued the certificate"
-        time.sleep(0.2)
+    wait_for(lambda: acm.describe_certificate(domain.certificate_arn).status == "ISSUED", 15,
+             "moto to issue the certificate")
     mid = scrape()
     assert mid.get_value("vedomains_aws_calls_total", service="acm",
                          operation="RequestCertificate") == 1

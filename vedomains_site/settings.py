@@ -240,11 +240,19 @@ if (not (DEBUG or TESTING)
 
 # --- Celery ---------------------------------------------------------------------------------
 if TESTING:
-    # Each pytest-xdist worker gets its own Redis database, so queued tasks never cross.
-    _xdist = int("".join(c for c in env.str("PYTEST_XDIST_WORKER", default="") if c.isdigit()) or 0)
+    # Each pytest-xdist worker gets its own Redis database (10 to 15; `./dev test` gives 0 to
+    # a serial run and 1 to the e2e stack, and starts at most six workers), also on the
+    # server VEDOMAINS_TEST_BROKER_URL names, so queued tasks never cross and one worker's
+    # flush never empties another's.
+    _xdist_worker = env.str("PYTEST_XDIST_WORKER", default="")
+    _xdist = int("".join(c for c in _xdist_worker if c.isdigit()) or 0)
     CELERY_BROKER_URL = env.str(
-        "VEDOMAINS_TEST_BROKER_URL", default=f"redis://127.0.0.1:6379/{10 + _xdist % 5}"
+        "VEDOMAINS_TEST_BROKER_URL", default=f"redis://127.0.0.1:6379/{10 + _xdist % 6}"
     )
+    if _xdist_worker:
+        _broker = urlsplit(CELERY_BROKER_URL)
+        CELERY_BROKER_URL = urlunsplit(
+            (_broker.scheme, _broker.netloc, f"/{10 + _xdist % 6}", _broker.query, ""))
 else:
     CELERY_BROKER_URL = _redis_auth(
         env.str("CELERY_BROKER_URL", default="redis://127.0.0.1:6379/0"))

@@ -35,6 +35,21 @@ PAGE_ATTEMPTS = 6
 PAGE_RETRY_BASE_SECONDS = 0.5
 PAGE_RETRY_MAX_SECONDS = 10.0
 
+
+@dataclass(frozen=True)
+class RetryDelays:
+    """The backoff between our own retries (botocore's come first, inside each attempt)."""
+
+    batch_base: float = BATCH_RETRY_BASE_SECONDS
+    batch_cap: float = BATCH_RETRY_MAX_SECONDS
+    page_base: float = PAGE_RETRY_BASE_SECONDS
+    page_cap: float = PAGE_RETRY_MAX_SECONDS
+
+
+# Read at every pause, so a test that is about what is retried, not how long the pause is,
+# can replace it (`monkeypatch.setattr(edge_store, "RETRY_DELAYS", RetryDelays(0, 0, 0, 0))`).
+RETRY_DELAYS = RetryDelays()
+
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -213,10 +228,12 @@ def start_batch_put(items: Iterable[EdgeItem], pool: Executor) -> list[Future[in
     return [pool.submit(_write_batch, chunk) for chunk in _chunks(items)]
 
 
-def _pause(attempt: int, *, base: float = BATCH_RETRY_BASE_SECONDS,
-           cap: float = BATCH_RETRY_MAX_SECONDS) -> None:
+def _pause(attempt: int, *, page: bool = False) -> None:
     # Full jitter, so the parallel writers or scan segments that failed together do not
     # retry together.
+    delays = RETRY_DELAYS
+    base, cap = ((delays.page_base, delays.page_cap) if page
+                 else (delays.batch_base, delays.batch_cap))
     time.sleep(backoff_seconds(attempt, base=base, cap=cap))
 
 
@@ -235,7 +252,7 @@ def with_retries(action: str, call: Callable[[], T], *, attempts: int = PAGE_ATT
                 raise err from exc
             log.warning("%s failed (%s); retry %d of %d", action, err, attempt + 1,
                         attempts - 1)
-            _pause(attempt, base=PAGE_RETRY_BASE_SECONDS, cap=PAGE_RETRY_MAX_SECONDS)
+            _pause(attempt, page=True)
     raise AssertionError("unreachable")
 
 

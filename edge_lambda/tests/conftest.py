@@ -180,3 +180,20 @@ def load_event(name: str, host: str | None = None, **headers: str) -> dict[str, 
 
 def request_of(event: dict[str, Any]) -> dict[str, Any]:
     return event["Records"][0]["cf"]["request"]
+
+
+def with_event_type(event: dict[str, Any], event_type: str) -> dict[str, Any]:
+    """The event as another trigger would send it (`config.eventType`), changed in place."""
+    event["Records"][0]["cf"]["config"]["eventType"] = event_type
+    return event
+
+
+def event_for(name: str, host: str, uri: str | None = None,
+              query: str | None = None) -> dict[str, Any]:
+    """A recorded event for `host`, with another URI or query string when given."""
+    event = load_event(name, host)
+    if uri is not None:
+        request_of(event)["uri"] = uri
+    if query is not None:
+        request_of(event)["querystring"] = query
+    return event

@@ -24,7 +24,7 @@ from edge_lambda.build import (
     replica_map,
 )
 from edge_lambda.config import REGIONAL_EDGE_CACHE_REGIONS
-from edge_lambda.tests.conftest import EVENTS_DIR, MappingTable
+from edge_lambda.tests.conftest import MappingTable, load_event
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EDGE_DIR = REPO_ROOT / "edge_lambda"
@@ -220,11 +220,7 @@ def test_unpacked_zip_runs_in_isolation(tmp_path: Path, table: MappingTable) -> 
         archive.extractall(task_root)
 
     def event(name: str, host: str) -> dict[str, Any]:
-        data = json.loads((EVENTS_DIR / f"{name}.json").read_text())
-        request = data["Records"][0]["cf"]["request"]
-        request["headers"]["host"] = [{"key": "Host", "value": host}]
-        request["headers"]["workspace-id"] = [{"key": "Workspace-Id", "value": "spoof"}]
-        return data
+        return load_event(name, host, workspace_id="spoof")
 
     events = [
         event("origin-request-custom", "gallery.client.com"),

@@ -22,6 +22,7 @@ from edge_lambda.tests.conftest import (
     MappingTable,
     load_event,
     request_of,
+    with_event_type,
 )
 
 pytestmark = pytest.mark.integration
@@ -234,8 +235,7 @@ def test_viewer_request_mode(configure_edge: ConfigureEdge, table: MappingTable)
 
 
 def test_response_trigger_is_refused(edge_fn: ModuleType) -> None:
-    event = load_event("viewer-request", HOST)
-    event["Records"][0]["cf"]["config"]["eventType"] = "origin-response"
+    event = with_event_type(load_event("viewer-request", HOST), "origin-response")
     with pytest.raises(ValueError, match="origin-response"):
         edge_fn.handler(event)
 

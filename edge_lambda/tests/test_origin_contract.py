@@ -12,7 +12,6 @@ The local edge proxy speaks plain HTTP, so only this test sees the TLS name.
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 import zipfile
 from pathlib import Path
@@ -25,7 +24,12 @@ from django.test import override_settings
 from domains.edge_config import edge_config_from_settings, edge_replica_regions
 from edge_lambda.build import PACKAGE_FILES, build_package
 from edge_lambda.config import REGIONAL_EDGE_CACHE_REGIONS
-from edge_lambda.tests.conftest import EVENTS_DIR, MappingTable
+from edge_lambda.tests.conftest import (
+    MappingTable,
+    load_event,
+    request_of,
+    with_event_type,
+)
 from tests.cfn import load_template
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -149,9 +153,8 @@ def _cf_headers(pairs: dict[str, str]) -> dict[str, list[dict[str, str]]]:
 def _origin_request(cf: dict[str, Any], mode: str, fn: ModuleType) -> dict[str, Any]:
     """What CloudFront sends the origin for VIEWER_HEADERS: connect target, TLS name, headers."""
     fixture = "origin-request-custom" if mode == "origin-request" else "viewer-request"
-    event = json.loads((EVENTS_DIR / f"{fixture}.json").read_text())
-    request = event["Records"][0]["cf"]["request"]
-    event["Records"][0]["cf"]["config"]["eventType"] = mode
+    event = with_event_type(load_event(fixture), mode)
+    request = request_of(event)
     if mode == "origin-request":
         # Only forwarded viewer headers exist by now, next to CloudFront's own.
         kept = {k: v for k, v in VIEWER_HEADERS.items() if k in cf["forwarded"]}

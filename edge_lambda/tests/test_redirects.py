@@ -10,7 +10,12 @@ from typing import Any
 
 import pytest
 
-from edge_lambda.tests.conftest import LookupCounter, MappingTable, load_event, request_of
+from edge_lambda.tests.conftest import (
+    LookupCounter,
+    MappingTable,
+    event_for,
+    load_event,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -31,16 +36,6 @@ def put_redirect(table: MappingTable, host: str, workspace: str, target: Any,
     if code is not None:
         item["redirectCode"] = {"N": str(code)}
     table.client.put_item(TableName=table.name, Item=item)
-
-
-def event_for(name: str, host: str, uri: str | None = None,
-              query: str | None = None) -> dict[str, Any]:
-    event = load_event(name, host)
-    if uri is not None:
-        request_of(event)["uri"] = uri
-    if query is not None:
-        request_of(event)["querystring"] = query
-    return event
 
 
 def location(result: dict[str, Any]) -> str:

@@ -241,11 +241,13 @@ def stack(tmp_path: Path, e2e_database: str) -> Iterator[RunningStack]:
         )
     running: RunningStack | None = None
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not summary_file.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the stack did not start:\n{output.read_text()[-4000:]}")
-            time.sleep(0.2)
+        def started() -> bool:
+            if proc.poll() is not None:
+                pytest.fail(f"the stack exited:\n{output.read_text()[-4000:]}")
+            return summary_file.exists()
+
+        wait_for(started, START_TIMEOUT, "the stack to start",
+                 on_timeout=lambda: output.read_text()[-4000:])
         running = RunningStack(proc, json.loads(summary_file.read_text()), env, output)
         yield running
     finally:

@@ -21,7 +21,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -112,11 +111,13 @@ def readme_stack(tmp_path: Path, e2e_database: str) -> Iterator[RunningStack]:  
             stderr=subprocess.STDOUT, start_new_session=True)
     running: RunningStack | None = None
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not summary_file.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the stack did not start:\n{output.read_text()[-4000:]}")
-            time.sleep(0.2)
+        def started() -> bool:
+            if proc.poll() is not None:
+                pytest.fail(f"the stack exited:\n{output.read_text()[-4000:]}")
+            return summary_file.exists()
+
+        wait_for(started, START_TIMEOUT, "the stack to start",
+                 on_timeout=lambda: output.read_text()[-4000:])
         running = RunningStack(proc, json.loads(summary_file.read_text()),
                                {**env, "VEDOMAINS_LOCAL_VAR_DIR": str(var_dir)}, output)
         yield running

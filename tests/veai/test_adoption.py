@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from domains import edge_sync, services
 from domains.integrations import edge_store
 from domains.models import CustomDomain, DomainStatus, EventKind, SeedAdoption
 from tests.factories import MembershipFactory, WorkspaceFactory
+from tests.polling import wait_for
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 
@@ -79,10 +79,8 @@ def seed_verify(domain: str, workspace_id: str) -> None:
 
 
 def _wait_issued(arn: str) -> None:
-    deadline = time.monotonic() + 20
-    while _acm().describe_certificate(CertificateArn=arn)["Certificate"]["Status"] != "ISSUED":
-        assert time.monotonic() < deadline, "moto never issued the certificate"
-        time.sleep(0.2)
+    wait_for(lambda: _acm().describe_certificate(CertificateArn=arn)["Certificate"]["Status"]
+             == "ISSUED", 20, "moto to issue the certificate")
 
 
 def _table() -> dict[str, dict[str, Any]]:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ from django.utils import timezone
 from domains import plans
 from domains.integrations import edge_store
 from domains.models import CustomDomain, DomainStatus, PlanGrace
+from tests import polling
 from tests.infra import WorkerProcess
 from tests.veai.helpers import JwksServer, SigningKey, bearer, signed_request
 
@@ -33,13 +33,7 @@ TARGET = "domain.ve.ai"
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.3)
+    return polling.wait_for(check, timeout, what, step=0.3)
 
 
 @pytest.fixture

@@ -25,7 +25,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if item.get_closest_marker(marker) is not None:
                 item.add_marker(pytest.mark.xdist_group(group))
                 break
-    if config.getvalue("loadgroup"):
+    # pytest-xdist sets `loadgroup` only on the processes of a `--dist loadgroup` run; a
+    # serial run (`./dev test <args>`) has no such option at all.
+    if getattr(config.option, "loadgroup", False):
         _group_suffix(items)
 
 

@@ -16,7 +16,7 @@ import asyncio
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
@@ -312,10 +312,13 @@ async def _dns_troubles(hostname: str, records: list[dict[str, str]]) -> list[Tr
     resolver = dns.make_resolver()
     cnames = [(r["name"].rstrip(".").lower(), r["value"].rstrip(".").lower())
               for r in records if r.get("type", "CNAME") == "CNAME"]
-    caa, *validations = await asyncio.gather(
+    first, *rest = await asyncio.gather(
         dns_caa.lookup_caa_async(resolver, hostname),
         *(dns.check_routing_async(resolver, name, value) for name, value in cnames),
     )
+    # gather() over two kinds of coroutine types its results as object.
+    caa = cast(dns_caa.CaaResult, first)
+    validations = cast(list[dns.RoutingCheck], rest)
     troubles: list[Trouble] = []
     for (name, value), check in zip(cnames, validations, strict=True):
         if not check.ok and not check.transient:

@@ -39,7 +39,8 @@ from domains.models import (
 # (task name, row id) pairs for the caller to queue once its transaction commits.
 Queued = list[tuple[str, int]]
 
-STATUS_NOTIFICATIONS = {
+# Keyed by str: a DomainEvent's to_status is a plain string from the database.
+STATUS_NOTIFICATIONS: dict[str, NotificationKind] = {
     DomainStatus.ACTIVE: NotificationKind.DOMAIN_ACTIVE,
     DomainStatus.MISCONFIGURED: NotificationKind.DOMAIN_MISCONFIGURED,
     DomainStatus.FAILED: NotificationKind.DOMAIN_FAILED,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Case, QuerySet, Value, When
 
 from domains import dns_doctor, hostnames
@@ -22,8 +22,8 @@ from domains.models import (
 )
 
 
-def membership_role(*, user: AbstractBaseUser | AnonymousUser, workspace: Workspace) -> str | None:
-    if not getattr(user, "is_authenticated", False):
+def membership_role(*, user: User | AnonymousUser, workspace: Workspace) -> str | None:
+    if isinstance(user, AnonymousUser) or not user.is_authenticated:
         return None
     return (
         Membership.objects.filter(user=user, workspace=workspace)
@@ -32,7 +32,7 @@ def membership_role(*, user: AbstractBaseUser | AnonymousUser, workspace: Worksp
     )
 
 
-def staff_may(user: AbstractBaseUser | AnonymousUser, *perms: str) -> bool:
+def staff_may(user: User | AnonymousUser, *perms: str) -> bool:
     """Staff powers follow Django permissions: `is_staff` alone grants nothing.
 
     True for an active staff user holding any of `perms` ("domains.delete_customdomain").
@@ -51,19 +51,19 @@ WORKSPACE_READ_PERMS = ("domains.view_workspace", "domains.change_workspace",
                         "domains.add_customdomain")
 
 
-def workspaces_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Workspace]:
+def workspaces_visible_to(user: User | AnonymousUser) -> QuerySet[Workspace]:
     if staff_may(user, *WORKSPACE_READ_PERMS):
         return Workspace.objects.all()
-    if not getattr(user, "is_authenticated", False):
+    if isinstance(user, AnonymousUser) or not user.is_authenticated:
         return Workspace.objects.none()
     return Workspace.objects.filter(memberships__user=user)
 
 
-def domains_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[CustomDomain]:
+def domains_visible_to(user: User | AnonymousUser) -> QuerySet[CustomDomain]:
     qs = CustomDomain.objects.select_related("workspace")
     if staff_may(user, *DOMAIN_READ_PERMS):
         return qs
-    if not getattr(user, "is_authenticated", False):
+    if isinstance(user, AnonymousUser) or not user.is_authenticated:
         return qs.none()
     return qs.filter(workspace__memberships__user=user)
 

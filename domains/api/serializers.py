@@ -17,7 +17,7 @@ from rest_framework.exceptions import ErrorDetail
 from domains import selectors
 from domains.dns_doctor import DiagnosisCode, DiagnosisDict, stored_diagnosis
 from domains.hostnames import to_unicode
-from domains.models import LIVE_STATUSES, CustomDomain, DomainStatus, slug_validator
+from domains.models import LIVE_STATUSES, CustomDomain, DomainStatus, Workspace, slug_validator
 
 # Longer than any valid hostname (253) so normalization, not a length check, explains what is
 # wrong with e.g. a URL; short enough that nobody makes the server process megabytes.
@@ -59,7 +59,7 @@ class RefusesUnknownFields(serializers.Serializer):
         except serializers.ValidationError as exc:
             if not unknown or not isinstance(exc.detail, dict):
                 raise
-            errors = dict(exc.detail)
+            errors: dict[Any, Any] = dict(exc.detail)
         else:
             if not unknown:
                 return value
@@ -232,7 +232,8 @@ class WorkspacePlanSerializer(serializers.Serializer):
 
 
 class DomainSerializer(serializers.ModelSerializer):
-    workspace = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    workspace: serializers.SlugRelatedField[Workspace] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True)
     diagnosis = serializers.SerializerMethodField(
         help_text="What the last check found wrong with the DNS, most important first; "
         "empty when nothing is.",

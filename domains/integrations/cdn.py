@@ -71,6 +71,13 @@ class CdnStrategy(Protocol):
 
     def certificate(self, *, resource_id: str) -> CertificateState | None: ...
 
+    # Pre-validation (docs/cdn.md): only a strategy with managed_certificates offers it;
+    # services refuse it on the others, so the checks call these on tenants only.
+    def set_certificate(self, *, resource_id: str, certificate_arn: str) -> None: ...
+
+    def request_managed_certificate(self, *, resource_id: str, hostname: str,
+                                    validation_host: str) -> None: ...
+
 
 def _cf() -> Any:
     # CloudFront is a global service whose API lives in us-east-1.
@@ -79,6 +86,13 @@ def _cf() -> Any:
 
 def _managed_tag() -> dict[str, str]:
     return {"Key": aws.MANAGED_TAG_KEY, "Value": aws.MANAGED_TAG_VALUE}
+
+
+def _no_prevalidation() -> IntegrationError:
+    # Never reached: services refuse pre-validation unless the strategy has managed
+    # certificates. Here only so every strategy is a whole CdnStrategy.
+    return IntegrationError("Pre-validation needs the saas-tenant CDN strategy",
+                            permanent=True, code="prevalidation_unavailable")
 
 
 def _raise(exc: ClientError | BotoCoreError, action: str) -> IntegrationError:
@@ -174,6 +188,13 @@ class DistributionPerDomain:
 
     def certificate(self, *, resource_id: str) -> CertificateState | None:
         return None  # the per-domain strategy uses ACM certificates (domains.integrations.acm)
+
+    def set_certificate(self, *, resource_id: str, certificate_arn: str) -> None:
+        raise _no_prevalidation()
+
+    def request_managed_certificate(self, *, resource_id: str, hostname: str,
+                                    validation_host: str) -> None:
+        raise _no_prevalidation()
 
     def create_without_alias(self, *, hostname: str, certificate_arn: str,
                              reference: str) -> str:

@@ -55,6 +55,7 @@ from domains.models import (
     DomainEvent,
     DomainStatus,
     Membership,
+    Prevalidation,
     RedirectCode,
     Workspace,
 )
@@ -678,14 +679,15 @@ class CustomDomainAdmin(admin.ModelAdmin):
                   permissions=["change"])
     def prevalidate_acm(self, request: HttpRequest, queryset: QuerySet[CustomDomain]) -> None:
         self._run(request, queryset, verb="Pre-validation (ACM) requested",
-                  call=lambda **kw: services.domain_prevalidate(mode="acm", **kw))
+                  call=lambda **kw: services.domain_prevalidate(mode=Prevalidation.ACM, **kw))
 
     @admin.action(description="Pre-validate: token on the customer's current server",
                   permissions=["change"])
     def prevalidate_self_hosted(self, request: HttpRequest,
                                 queryset: QuerySet[CustomDomain]) -> None:
         self._run(request, queryset, verb="Pre-validation (self-hosted) requested",
-                  call=lambda **kw: services.domain_prevalidate(mode="self-hosted", **kw))
+                  call=lambda **kw: services.domain_prevalidate(mode=Prevalidation.SELF_HOSTED,
+                                                                **kw))
 
     @admin.action(description="Remove (detach and clean up)", permissions=["change"])
     def remove_domains(self, request: HttpRequest, queryset: QuerySet[CustomDomain]

@@ -33,6 +33,7 @@ from domains.models import (
     DomainEvent,
     DomainStatus,
     EventKind,
+    Prevalidation,
 )
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ def domain_request_certificate(*, domain_id: int) -> str:
         return "exists"
     if domain.status != DomainStatus.PENDING_VALIDATION:
         return "not_pending"
-    if cdn.strategy().managed_certificates and domain.prevalidation != "acm":
+    if cdn.strategy().managed_certificates and domain.prevalidation != Prevalidation.ACM:
         return "not_needed"  # CloudFront manages this domain's certificate
     # --- certificate budget ---
     try:
@@ -100,7 +101,7 @@ def domain_request_certificate(*, domain_id: int) -> str:
         # The arn is stored whatever the status now is, so a removal that raced with this
         # request still finds (and deletes) the certificate.
         stored = CustomDomain.objects.filter(pk=domain.pk, certificate_arn="").update(
-            certificate_arn=arn, certificate_status="PENDING_VALIDATION",
+            certificate_arn=arn, certificate_status=acm.AcmStatus.PENDING_VALIDATION,
             certificate_requested_at=now, updated_at=now,
         )
         if stored:
@@ -354,7 +355,7 @@ def certificates_sweep_expired() -> dict[str, int]:
     would fail the workspace check). A certificate a live domain uses is never touched.
     """
     counts = {"expired": 0, "deleted": 0, "kept": 0}
-    arns = acm.list_certificate_arns(statuses=["EXPIRED"])
+    arns = acm.list_certificate_arns(statuses=[acm.AcmStatus.EXPIRED])
     counts["expired"] = len(arns)
     holders = {d.certificate_arn: d for d in CustomDomain.objects.select_related("workspace")
                .filter(certificate_arn__in=arns)}

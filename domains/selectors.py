@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, assert_never
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
@@ -142,20 +142,28 @@ def domain_seed_status(domain: CustomDomain) -> tuple[str, str]:
     dns_check = (domain.checks or {}).get("dns") if isinstance(domain.checks, dict) else None
     # The DNS doctor's words, where the last check found something to name.
     doctor = dns_doctor.in_words(dns_doctor.stored_diagnosis(domain.checks))
-    if domain.status == DomainStatus.ACTIVE:
-        return SEED_VERIFIED, "Domain verified and mapped successfully"
-    if domain.status == DomainStatus.MISCONFIGURED:
-        return SEED_INVALID_CNAME, (
-            f"{doctor or f'Please ensure CNAME points to {target}.'} The domain stops serving "
-            "if it is not fixed within the grace period."
-        )
-    if domain.status == DomainStatus.FAILED:
-        return SEED_ERROR, domain.last_error or "Could not verify domain. Check DNS configuration."
-    if domain.status == DomainStatus.REMOVED:
-        return SEED_ERROR, "This domain was removed; register it again to use it."
-    if domain.status == DomainStatus.DEPLOYING:
-        return SEED_PENDING, ("DNS and the TLS certificate are ready; CloudFront is deploying "
-                              "the domain. It goes live within minutes.")
+    # Exhaustive: a status added to DomainStatus fails the type check here.
+    status = DomainStatus(domain.status)
+    match status:
+        case DomainStatus.ACTIVE:
+            return SEED_VERIFIED, "Domain verified and mapped successfully"
+        case DomainStatus.MISCONFIGURED:
+            return SEED_INVALID_CNAME, (
+                f"{doctor or f'Please ensure CNAME points to {target}.'} The domain stops "
+                "serving if it is not fixed within the grace period."
+            )
+        case DomainStatus.FAILED:
+            return SEED_ERROR, (domain.last_error
+                                or "Could not verify domain. Check DNS configuration.")
+        case DomainStatus.REMOVED:
+            return SEED_ERROR, "This domain was removed; register it again to use it."
+        case DomainStatus.DEPLOYING:
+            return SEED_PENDING, ("DNS and the TLS certificate are ready; CloudFront is "
+                                  "deploying the domain. It goes live within minutes.")
+        case DomainStatus.PENDING_VALIDATION:
+            pass  # what to do next depends on the last check (below)
+        case _:
+            assert_never(status)
     if dns_check is None:
         return SEED_PENDING, f"Add a CNAME record for {domain.hostname} pointing to {target}."
     if dns_check.get("transient"):

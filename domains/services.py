@@ -53,6 +53,7 @@ from domains.models import (
     CustomDomain,
     DomainStatus,
     EventKind,
+    Prevalidation,
     RedirectCode,
     Workspace,
 )
@@ -97,7 +98,7 @@ def workspace_check_write_access(
 # --- register -----------------------------------------------------------------------------
 
 
-PREVALIDATION_MODES = ("", "acm", "self-hosted")
+PREVALIDATION_MODES = tuple(Prevalidation)
 
 
 def domain_register(
@@ -174,7 +175,7 @@ def _register_check_prevalidation(prevalidation: str) -> bool:
             "Pre-validation needs the saas-tenant CDN strategy; this platform validates every "
             "certificate by DNS before attaching anyway.",
             code="prevalidation_unavailable", field="prevalidation")
-    return not managed or prevalidation == "acm"
+    return not managed or prevalidation == Prevalidation.ACM
 
 
 def _register_check_entitlement(workspace: Workspace) -> None:
@@ -307,7 +308,7 @@ def _register_create(*, workspace: Workspace, host: str, token: str, proof: bool
     )
     # The main app hears of the new domain now, not only when it leaves pending.
     enqueue_all_after_commit(outbox.outbox_registered(domain=domain, event=registered))
-    if domain.prevalidation == "acm":
+    if domain.prevalidation == Prevalidation.ACM:
         # Pre-validation is the intent: the certificate comes before the CNAME moves.
         enqueue_after_commit("request_certificate", domain.pk)
     else:
@@ -439,7 +440,7 @@ def domain_prevalidate(
     `acm`: an ACM certificate validated by a DNS record becomes the tenant's certificate;
     `self-hosted`: CloudFront's HTTP token, served by the customer's current web server.
     """
-    if mode not in ("acm", "self-hosted"):
+    if mode not in (Prevalidation.ACM, Prevalidation.SELF_HOSTED):
         raise InvalidInput("mode must be acm or self-hosted.", code="invalid", field="mode")
     if not cdn.strategy().managed_certificates:
         raise InvalidInput("Pre-validation needs the saas-tenant CDN strategy.",
@@ -455,7 +456,7 @@ def domain_prevalidate(
                                     code="not_pending")
         event_record(domain=domain, kind=EventKind.CHECK_REQUESTED, source=source, by=by,
                      message=f"Pre-validation requested ({mode}).", data={"prevalidation": mode})
-        if mode == "acm":
+        if mode == Prevalidation.ACM:
             enqueue_after_commit("request_certificate", domain.pk)
         enqueue_after_commit("check_domain", domain.pk)
     domain.refresh_from_db()

@@ -17,7 +17,14 @@ from rest_framework.exceptions import ErrorDetail
 from domains import selectors
 from domains.dns_doctor import DiagnosisCode, DiagnosisDict, stored_diagnosis
 from domains.hostnames import to_unicode
-from domains.models import LIVE_STATUSES, CustomDomain, DomainStatus, Workspace, slug_validator
+from domains.models import (
+    LIVE_STATUSES,
+    CustomDomain,
+    DomainStatus,
+    Prevalidation,
+    Workspace,
+    slug_validator,
+)
 
 # Longer than any valid hostname (253) so normalization, not a length check, explains what is
 # wrong with e.g. a URL; short enough that nobody makes the server process megabytes.
@@ -95,7 +102,7 @@ class DomainRegisterSerializer(RefusesUnknownFields):
     )
     workspace = workspace_slug_field()
     prevalidation = serializers.ChoiceField(
-        choices=["", "acm", "self-hosted"], required=False, default="",
+        choices=Prevalidation.values, required=False, default=Prevalidation.NONE.value,
         help_text="Only for a hostname that already serves a live site elsewhere: have the "
         "certificate issued BEFORE you move the CNAME, so the switch has no TLS gap. `acm`: "
         "one extra DNS record (certificate_validation in dns_records); `self-hosted`: a "

@@ -21,7 +21,8 @@ import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from enum import StrEnum
+from typing import Any, Final, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
@@ -37,6 +38,26 @@ CNAME_TAKEN_MESSAGE = (
     "distribution (CNAMEAlreadyExists), possibly in another AWS account. The hostname's "
     "owner must remove it there first."
 )
+
+
+class ManagedCertificateStatus(StrEnum):
+    """A CloudFront-managed certificate's status (lowercase, unlike ACM's).
+    https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_ManagedCertificateDetails.html"""
+
+    PENDING_VALIDATION = "pending-validation"
+    ISSUED = "issued"
+    INACTIVE = "inactive"
+    EXPIRED = "expired"
+    VALIDATION_TIMED_OUT = "validation-timed-out"
+    REVOKED = "revoked"
+    FAILED = "failed"
+
+
+class ValidationTokenHost(StrEnum):
+    """Who serves a managed certificate's HTTP validation token (ValidationTokenHost)."""
+
+    CLOUDFRONT = "cloudfront"
+    SELF_HOSTED = "self-hosted"
 
 
 @dataclass(frozen=True)
@@ -62,7 +83,7 @@ class CdnStrategy(Protocol):
     managed_certificates: bool
 
     def attach(self, *, hostname: str, certificate_arn: str, reference: str,
-               workspace_id: str = "", validation_host: str = "cloudfront",
+               workspace_id: str = "", validation_host: str = ValidationTokenHost.CLOUDFRONT,
                takeover: bool = False, anycast_only: bool = False) -> Attachment: ...
 
     def detach(self, *, resource_id: str) -> Detachment: ...
@@ -132,7 +153,7 @@ class DistributionPerDomain:
         return config
 
     def attach(self, *, hostname: str, certificate_arn: str, reference: str,
-               workspace_id: str = "", validation_host: str = "cloudfront",
+               workspace_id: str = "", validation_host: str = ValidationTokenHost.CLOUDFRONT,
                takeover: bool = False, anycast_only: bool = False) -> Attachment:
         if not self.template_id:
             # Our configuration, not the customer's: retried (and a system check says so).
@@ -252,18 +273,21 @@ class DistributionPerDomain:
 
 TENANT_NAME_MAX = 128
 # Managed certificate states that will not become "issued" by waiting.
-# https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_ManagedCertificateDetails.html
-CERTIFICATE_FAILURES = {
-    "validation-timed-out": (
+CERTIFICATE_FAILURES: Final[dict[str, str]] = {
+    ManagedCertificateStatus.VALIDATION_TIMED_OUT: (
         "CloudFront could not validate the certificate in time: the hostname's CNAME was not "
         "pointing at us (or the validation token was not served) while it tried."
     ),
-    "failed": "The certificate authority refused to issue a certificate for this hostname "
-              "(for example a CAA record at the domain that does not allow Amazon).",
-    "revoked": "The certificate for this hostname was revoked.",
-    "expired": "The certificate for this hostname expired and could not be renewed; check "
-               "that the CNAME still points at us.",
-    "inactive": "The certificate for this hostname is inactive.",
+    ManagedCertificateStatus.FAILED: (
+        "The certificate authority refused to issue a certificate for this hostname "
+        "(for example a CAA record at the domain that does not allow Amazon)."
+    ),
+    ManagedCertificateStatus.REVOKED: "The certificate for this hostname was revoked.",
+    ManagedCertificateStatus.EXPIRED: (
+        "The certificate for this hostname expired and could not be renewed; check "
+        "that the CNAME still points at us."
+    ),
+    ManagedCertificateStatus.INACTIVE: "The certificate for this hostname is inactive.",
 }
 
 
@@ -313,7 +337,7 @@ class ResourceState:
 class CertificateState:
     """A CloudFront-managed certificate (GetManagedCertificateDetails)."""
 
-    status: str  # pending-validation | issued | inactive | expired | validation-timed-out | ...
+    status: str  # a ManagedCertificateStatus (a str: CloudFront may add statuses)
     arn: str = ""
     token_host: str = ""
     # Self-hosted validation: the customer's server must redirect each `redirect_from` URL
@@ -322,7 +346,7 @@ class CertificateState:
 
     @property
     def issued(self) -> bool:
-        return self.status == "issued"
+        return self.status == ManagedCertificateStatus.ISSUED
 
     @property
     def failure_reason(self) -> str:
@@ -386,7 +410,7 @@ class SaasTenant:
         return raw[:TENANT_NAME_MAX].rstrip(".-")
 
     def attach(self, *, hostname: str, certificate_arn: str, reference: str,
-               workspace_id: str = "", validation_host: str = "cloudfront",
+               workspace_id: str = "", validation_host: str = ValidationTokenHost.CLOUDFRONT,
                takeover: bool = False, anycast_only: bool = False) -> Attachment:
         """Create the tenant (idempotent: an earlier attempt's tenant is found by name).
 

@@ -9,10 +9,11 @@ domain rows cannot be deleted (that would skip the CDN, edge and certificate cle
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, F, Q, QuerySet
 from django.http import (
@@ -54,6 +55,7 @@ from domains.models import (
     DomainEvent,
     DomainStatus,
     Membership,
+    Prevalidation,
     RedirectCode,
     Workspace,
 )
@@ -265,7 +267,9 @@ class DomainAddForm(forms.ModelForm):
         pass
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        # ModelForm.clean returns cleaned_data; the stubs allow None (a form's own clean may).
+        data = self.cleaned_data
         if self.errors or not data.get("workspace"):
             return data
         target = (data.get("redirect_to") or "").strip() or None
@@ -293,6 +297,12 @@ class DomainAddForm(forms.ModelForm):
     def save(self, commit: bool = True) -> CustomDomain:
         assert self.registered is not None  # clean() succeeded
         return self.registered
+
+
+class _AddRequest(HttpRequest):
+    """For the type checker: the add page's request carries its form to response_add."""
+
+    _vd_add_form: DomainAddForm
 
 
 # Actions offered as buttons on a domain's page (the list's "Remove" stays in the list, where
@@ -402,12 +412,15 @@ class CustomDomainAdmin(admin.ModelAdmin):
             kwargs["form"] = DomainAddForm
             kwargs["fields"] = ["hostname", "workspace"]
             form_class = super().get_form(request, obj, change=change, **kwargs)
+            add_request = cast(_AddRequest, request)
 
-            class BoundAddForm(form_class):
+            # mypy cannot check a base class that is only known at run time (the class
+            # modelform_factory built just above), hence the one ignore.
+            class BoundAddForm(form_class):  # type: ignore[valid-type,misc]
                 def __init__(self, *args: Any, **kw: Any) -> None:
                     super().__init__(*args, request_user=request.user, **kw)
                     # The page-level message for the pair's notes reads them from here.
-                    request._vd_add_form = self
+                    add_request._vd_add_form = self
 
             return BoundAddForm
         return super().get_form(request, obj, change=change, **kwargs)
@@ -666,14 +679,15 @@ class CustomDomainAdmin(admin.ModelAdmin):
                   permissions=["change"])
     def prevalidate_acm(self, request: HttpRequest, queryset: QuerySet[CustomDomain]) -> None:
         self._run(request, queryset, verb="Pre-validation (ACM) requested",
-                  call=lambda **kw: services.domain_prevalidate(mode="acm", **kw))
+                  call=lambda **kw: services.domain_prevalidate(mode=Prevalidation.ACM, **kw))
 
     @admin.action(description="Pre-validate: token on the customer's current server",
                   permissions=["change"])
     def prevalidate_self_hosted(self, request: HttpRequest,
                                 queryset: QuerySet[CustomDomain]) -> None:
         self._run(request, queryset, verb="Pre-validation (self-hosted) requested",
-                  call=lambda **kw: services.domain_prevalidate(mode="self-hosted", **kw))
+                  call=lambda **kw: services.domain_prevalidate(mode=Prevalidation.SELF_HOSTED,
+                                                                **kw))
 
     @admin.action(description="Remove (detach and clean up)", permissions=["change"])
     def remove_domains(self, request: HttpRequest, queryset: QuerySet[CustomDomain]
@@ -700,7 +714,7 @@ class CustomDomainAdmin(admin.ModelAdmin):
                 **self.admin_site.each_context(request), "opts": self.model._meta,
                 "title": "Remove the redirects too?", "affected": affected,
                 "selected": [d.pk for d, _ in targets], "action": action, "verb": verb,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME})
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME})
         taken_along: set[int] = set()
 
         def remove_one(*, domain: CustomDomain, by: Any, source: str) -> None:
@@ -722,10 +736,10 @@ class CustomDomainAdmin(admin.ModelAdmin):
 class CapacityAlertAdmin(admin.ModelAdmin):
     """CloudFront quotas our account hit; written by the engine, read-only here."""
 
-    list_display = ["code", "is_open", "occurrences", "last_hostname", "first_seen_at",
-                    "last_seen_at", "resolved_at"]
+    list_display = ("code", "is_open", "occurrences", "last_hostname", "first_seen_at",
+                    "last_seen_at", "resolved_at")
     list_filter = [("resolved_at", admin.EmptyFieldListFilter)]
-    readonly_fields = list_display + ["message"]
+    readonly_fields = (*list_display, "message")
 
     @admin.display(boolean=True, description="Open")
     def is_open(self, obj: CapacityAlert) -> bool:

@@ -65,13 +65,13 @@ class AttentionFilter(admin.SimpleListFilter):
         return queryset.filter(condition) if condition is not None else queryset
 
 
-CERTIFICATE_WATCH_FIELDS = [
+CERTIFICATE_WATCH_FIELDS = (
     "certificate_not_after",
     "certificate_renewal_status",
     "certificate_checked_at",
     "certificate_trouble",
     "certificate_trouble_at",
-]
+)
 
 
 # The admin index gets a link to the dashboard (a template extending admin/index.html).
@@ -128,10 +128,10 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
             return "signing_secret"
         return "signing_secret_masked"
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        fields = ["name", "url", "active", "event_types"]
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        fields: tuple[str, ...] = ("name", "url", "active", "event_types")
         if obj is not None:
-            fields += [self._secret_field(request), "created_at", "updated_at"]
+            fields += (self._secret_field(request), "created_at", "updated_at")
         return fields
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
@@ -184,10 +184,11 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     list_select_related = ["endpoint", "domain"]
     ordering = ["-created_at", "-id"]
     actions = ["replay"]
-    fields = ["endpoint", "domain", "event_type", "version", "status", "attempts", "replays",
-              "status_code", "latency_ms", "last_error", "created_at",
-              "next_attempt_at", "expires_at", "delivered_at", "payload_json", "attempts_table"]
-    readonly_fields = fields
+    # Tuples: the stubs type `fields` (groups allowed) and `readonly_fields` differently.
+    fields = readonly_fields = (
+        "endpoint", "domain", "event_type", "version", "status", "attempts", "replays",
+        "status_code", "latency_ms", "last_error", "created_at",
+        "next_attempt_at", "expires_at", "delivered_at", "payload_json", "attempts_table")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -246,9 +247,9 @@ class NotificationAdmin(admin.ModelAdmin):
     search_fields = ["domain__hostname", "subject"]
     list_select_related = ["domain"]
     ordering = ["-created_at", "-id"]
-    fields = ["domain", "kind", "state_key", "event", "subject", "recipients", "context",
-              "created_at", "attempts", "next_attempt_at", "sent_at", "skipped", "last_error"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "domain", "kind", "state_key", "event", "subject", "recipients", "context",
+        "created_at", "attempts", "next_attempt_at", "sent_at", "skipped", "last_error")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -253,14 +253,14 @@ def _adopt_active(item: seed_table.SeedItem, workspace: Workspace, report: ItemR
         lifecycle.event_record(domain=domain, kind=EventKind.CDN_ATTACHED, source=SOURCE,
                               data={"strategy": strategy.name,
                                     "resource_id": attachment.resource_id})
-        if not seed_table.stamp_version(item, version):
+        stamped = seed_table.stamp_version(item, version)
+        if not stamped:
             transaction.set_rollback(True)
-            domain = None
         else:
             _remember(item, state=SeedAdoption.State.ADOPTED, domain=domain,
                       certificate_arn=cert.arn)
             lifecycle.enqueue_after_commit(TaskName.EDGE_SYNC_HOSTNAME, hostname)
-    if domain is None:
+    if not stamped:
         try:
             strategy.detach(resource_id=attachment.resource_id)
         except IntegrationError as exc:

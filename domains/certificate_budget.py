@@ -131,6 +131,7 @@ def certificate_budget_usage(*, day: date | None = None, top: int = 5) -> dict[s
          "limit": workspace_daily_limit(r.workspace)}
         for r in rows.filter(workspace__isnull=False).select_related("workspace")
         .order_by("-count", "workspace__slug")[:top]
+        if r.workspace is not None  # never None (the filter); says so to the type checker
     ]
     limit = settings.VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY
     return {"day": day, "platform_used": platform, "platform_limit": limit,

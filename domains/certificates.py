@@ -16,7 +16,7 @@ import asyncio
 import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
@@ -33,6 +33,7 @@ from domains.models import (
     DomainEvent,
     DomainStatus,
     EventKind,
+    Prevalidation,
 )
 from domains.task_names import TaskName
 
@@ -77,7 +78,7 @@ def domain_request_certificate(*, domain_id: int) -> str:
         return "exists"
     if domain.status != DomainStatus.PENDING_VALIDATION:
         return "not_pending"
-    if cdn.strategy().managed_certificates and domain.prevalidation != "acm":
+    if cdn.strategy().managed_certificates and domain.prevalidation != Prevalidation.ACM:
         return "not_needed"  # CloudFront manages this domain's certificate
     # --- certificate budget ---
     try:
@@ -101,7 +102,7 @@ def domain_request_certificate(*, domain_id: int) -> str:
         # The arn is stored whatever the status now is, so a removal that raced with this
         # request still finds (and deletes) the certificate.
         stored = CustomDomain.objects.filter(pk=domain.pk, certificate_arn="").update(
-            certificate_arn=arn, certificate_status="PENDING_VALIDATION",
+            certificate_arn=arn, certificate_status=acm.AcmStatus.PENDING_VALIDATION,
             certificate_requested_at=now, updated_at=now,
         )
         if stored:
@@ -313,10 +314,13 @@ async def _dns_troubles(hostname: str, records: list[dict[str, str]]) -> list[Tr
     resolver = dns.make_resolver()
     cnames = [(r["name"].rstrip(".").lower(), r["value"].rstrip(".").lower())
               for r in records if r.get("type", "CNAME") == "CNAME"]
-    caa, *validations = await asyncio.gather(
+    first, *rest = await asyncio.gather(
         dns_caa.lookup_caa_async(resolver, hostname),
         *(dns.check_routing_async(resolver, name, value) for name, value in cnames),
     )
+    # gather() over two kinds of coroutine types its results as object.
+    caa = cast(dns_caa.CaaResult, first)
+    validations = cast(list[dns.RoutingCheck], rest)
     troubles: list[Trouble] = []
     for (name, value), check in zip(cnames, validations, strict=True):
         if not check.ok and not check.transient:
@@ -352,7 +356,7 @@ def certificates_sweep_expired() -> dict[str, int]:
     would fail the workspace check). A certificate a live domain uses is never touched.
     """
     counts = {"expired": 0, "deleted": 0, "kept": 0}
-    arns = acm.list_certificate_arns(statuses=["EXPIRED"])
+    arns = acm.list_certificate_arns(statuses=[acm.AcmStatus.EXPIRED])
     counts["expired"] = len(arns)
     holders = {d.certificate_arn: d for d in CustomDomain.objects.select_related("workspace")
                .filter(certificate_arn__in=arns)}

@@ -10,7 +10,7 @@ import hashlib
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -29,7 +29,7 @@ def external_username(*, issuer: str, subject: str) -> str:
 
 def user_for_external_subject(
     *, issuer: str, subject: str, email: str = "", seen: bool = True
-) -> AbstractBaseUser:
+) -> User:
     """The local user mapped to (issuer, subject), created on first sight."""
     now = timezone.now()
     identity = (ExternalIdentity.objects.select_related("user")

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeAlias
 
 from celery import current_app
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -54,7 +54,12 @@ def enqueue_all_after_commit(queued: Iterable[tuple[TaskName, int]]) -> None:
         enqueue_after_commit(task_name, pk)
 
 
-def actor_or_none(by: AbstractBaseUser | AnonymousUser | None) -> AbstractBaseUser | None:
+# Who asked for a change: a user, the anonymous user of a request (recorded as nobody), or
+# None for the system. Services take any of them; the event row keeps only a real user.
+Actor: TypeAlias = User | AnonymousUser | None
+
+
+def actor_or_none(by: Actor) -> User | None:
     """The user to record as actor: anonymous callers and the system record none."""
     if by is None or isinstance(by, AnonymousUser) or not by.is_authenticated:
         return None
@@ -66,7 +71,7 @@ def event_record(
     domain: CustomDomain,
     kind: str,
     source: str,
-    by: AbstractBaseUser | None = None,
+    by: Actor = None,
     message: str = "",
     from_status: str = "",
     to_status: str = "",
@@ -90,7 +95,7 @@ def domain_transition(
     to: str,
     allowed_from: Iterable[str],
     source: str,
-    by: AbstractBaseUser | None = None,
+    by: Actor = None,
     message: str = "",
     data: dict[str, Any] | None = None,
     updates: dict[str, Any] | None = None,

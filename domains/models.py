@@ -17,6 +17,8 @@ from django.db.models.functions import Lower
 
 from domains.hostnames import HostnameError, normalize_hostname
 from domains.integrations import webhook_http
+from domains.integrations.acm import AcmStatus
+from domains.integrations.cdn import ManagedCertificateStatus
 from domains.integrations.errors import IntegrationError
 
 # A workspace slug is used as a DNS label (`<slug>.ve.ai`), so it must be one.
@@ -120,7 +122,18 @@ class DomainStatus(models.TextChoices):
 EDGE_ROUTED_STATUSES = frozenset({DomainStatus.ACTIVE, DomainStatus.MISCONFIGURED})
 # `certificate_status` once the certificate is issued: ACM says ISSUED, a
 # CloudFront-managed certificate says issued. One set, for every module that asks.
-CERTIFICATE_ISSUED_STATUSES = frozenset({"ISSUED", "issued"})
+CERTIFICATE_ISSUED_STATUSES = frozenset({AcmStatus.ISSUED, ManagedCertificateStatus.ISSUED})
+
+
+class Prevalidation(models.TextChoices):
+    """Pre-validation: the certificate is issued BEFORE the customer moves the CNAME, for a
+    live site. ACM: an ACM certificate validated by a DNS record, set as the tenant's
+    certificate; SELF_HOSTED: CloudFront's HTTP token served by the customer's current
+    server. NONE: the default path (CloudFront validates once the CNAME points)."""
+
+    NONE = "", "None"
+    ACM = "acm", "ACM (DNS record)"
+    SELF_HOSTED = "self-hosted", "Self-hosted HTTP token"
 # Statuses that hold the hostname and count against the plan; checks keep visiting them.
 LIVE_STATUSES = (
     DomainStatus.PENDING_VALIDATION,
@@ -164,13 +177,8 @@ class CustomDomain(models.Model):
     certificate_trouble = models.TextField(blank=True, default="")
     certificate_trouble_at = models.DateTimeField(null=True, blank=True)
 
-    # Pre-validation: the certificate is issued BEFORE the customer moves the
-    # CNAME, for a live site. "acm": an ACM certificate validated by a DNS record, set as the
-    # tenant's certificate; "self-hosted": CloudFront's HTTP token served by the customer's
-    # current server. Blank: the default path (CloudFront validates once the CNAME points).
-    prevalidation = models.CharField(max_length=20, blank=True, default="",
-                                     choices=[("", "None"), ("acm", "ACM (DNS record)"),
-                                              ("self-hosted", "Self-hosted HTTP token")])
+    prevalidation = models.CharField(max_length=20, blank=True, default=Prevalidation.NONE,
+                                     choices=Prevalidation.choices)
     cdn_resource_id = models.CharField(max_length=200, blank=True, default="")
     cdn_domain_name = models.CharField(max_length=253, blank=True, default="")
 

@@ -25,7 +25,6 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.mail import BadHeaderError, EmailMultiAlternatives, get_connection
 from django.core.validators import validate_email
@@ -67,7 +66,8 @@ EMAIL_LEASE = timedelta(minutes=5)
 # --- what the emails say ----------------------------------------------------------------------
 
 
-SUBJECTS = {
+# Keyed by str: a Notification row's kind is a plain string from the database.
+SUBJECTS: dict[str, str] = {
     NotificationKind.DOMAIN_ACTIVE: "{hostname} is live on ve.ai",
     NotificationKind.DOMAIN_MISCONFIGURED: "Action needed: {hostname} no longer points to ve.ai",
     NotificationKind.DOMAIN_FAILED: "{hostname} could not be connected to ve.ai",
@@ -329,7 +329,7 @@ def webhook_deliver(*, delivery_id: int) -> str:
     return outcome
 
 
-def webhook_replay(*, delivery: WebhookDelivery, by: AbstractBaseUser | None) -> None:
+def webhook_replay(*, delivery: WebhookDelivery, by: lifecycle.Actor) -> None:
     """Send the same event (same id and version) again, with a fresh 24 h retry window."""
     now = timezone.now()
     with transaction.atomic():

@@ -40,7 +40,8 @@ from domains.task_names import TaskName
 # (task name, row id) pairs for the caller to queue once its transaction commits.
 Queued = list[tuple[TaskName, int]]
 
-STATUS_NOTIFICATIONS = {
+# Keyed by str: a DomainEvent's to_status is a plain string from the database.
+STATUS_NOTIFICATIONS: dict[str, NotificationKind] = {
     DomainStatus.ACTIVE: NotificationKind.DOMAIN_ACTIVE,
     DomainStatus.MISCONFIGURED: NotificationKind.DOMAIN_MISCONFIGURED,
     DomainStatus.FAILED: NotificationKind.DOMAIN_FAILED,

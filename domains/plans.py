@@ -23,7 +23,6 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
@@ -95,7 +94,7 @@ def _plan_payload(grace: PlanGrace, *, stage: str, live: int,
     }
 
 
-def _record(domain: CustomDomain, *, kind: str, source: str, by: AbstractBaseUser | None,
+def _record(domain: CustomDomain, *, kind: str, source: str, by: lifecycle.Actor,
             message: str, plan: dict[str, Any], from_status: str = "") -> DomainEvent:
     event = lifecycle.event_record(domain=domain, kind=kind, source=source, by=by,
                                    message=message, from_status=from_status,
@@ -136,7 +135,7 @@ def plan_validate(*, plan: object, domain_limit: int | None) -> None:
 
 
 def workspace_plan_change(*, workspace: Workspace, plan: str, source: str,
-                          by: AbstractBaseUser | None = None,
+                          by: lifecycle.Actor = None,
                           domain_limit: int | None | _Keep = KEEP) -> PlanChange:
     """Set the workspace's plan (and its domain limit) and apply what it means for its domains.
 
@@ -196,7 +195,7 @@ def workspace_plan_change(*, workspace: Workspace, plan: str, source: str,
     return result
 
 
-def _resolve(grace: PlanGrace, *, live: int, source: str, by: AbstractBaseUser | None,
+def _resolve(grace: PlanGrace, *, live: int, source: str, by: lifecycle.Actor,
              message: str) -> None:
     applied = PlanGrace.objects.filter(pk=grace.pk, resolved_at__isnull=True).update(
         resolved_at=timezone.now())

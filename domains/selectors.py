@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, assert_never
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Case, Prefetch, Q, QuerySet, Value, When
 
 from domains import dns_doctor, hostnames
@@ -22,8 +22,8 @@ from domains.models import (
 )
 
 
-def membership_role(*, user: AbstractBaseUser | AnonymousUser, workspace: Workspace) -> str | None:
-    if not getattr(user, "is_authenticated", False):
+def membership_role(*, user: User | AnonymousUser, workspace: Workspace) -> str | None:
+    if isinstance(user, AnonymousUser) or not user.is_authenticated:
         return None
     return (
         Membership.objects.filter(user=user, workspace=workspace)
@@ -32,7 +32,7 @@ def membership_role(*, user: AbstractBaseUser | AnonymousUser, workspace: Worksp
     )
 
 
-def staff_may(user: AbstractBaseUser | AnonymousUser, *perms: str) -> bool:
+def staff_may(user: User | AnonymousUser, *perms: str) -> bool:
     """Staff powers follow Django permissions: `is_staff` alone grants nothing.
 
     True for an active staff user holding any of `perms` ("domains.delete_customdomain").
@@ -51,19 +51,19 @@ WORKSPACE_READ_PERMS = ("domains.view_workspace", "domains.change_workspace",
                         "domains.add_customdomain")
 
 
-def workspaces_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Workspace]:
+def workspaces_visible_to(user: User | AnonymousUser) -> QuerySet[Workspace]:
     if staff_may(user, *WORKSPACE_READ_PERMS):
         return Workspace.objects.all()
-    if not getattr(user, "is_authenticated", False):
+    if isinstance(user, AnonymousUser) or not user.is_authenticated:
         return Workspace.objects.none()
     return Workspace.objects.filter(memberships__user=user)
 
 
-def domains_visible_to(user: AbstractBaseUser | AnonymousUser) -> QuerySet[CustomDomain]:
+def domains_visible_to(user: User | AnonymousUser) -> QuerySet[CustomDomain]:
     qs = CustomDomain.objects.select_related("workspace")
     if staff_may(user, *DOMAIN_READ_PERMS):
         return qs
-    if not getattr(user, "is_authenticated", False):
+    if isinstance(user, AnonymousUser) or not user.is_authenticated:
         return qs.none()
     return qs.filter(workspace__memberships__user=user)
 
@@ -142,20 +142,28 @@ def domain_seed_status(domain: CustomDomain) -> tuple[str, str]:
     dns_check = (domain.checks or {}).get("dns") if isinstance(domain.checks, dict) else None
     # The DNS doctor's words, where the last check found something to name.
     doctor = dns_doctor.in_words(dns_doctor.stored_diagnosis(domain.checks))
-    if domain.status == DomainStatus.ACTIVE:
-        return SEED_VERIFIED, "Domain verified and mapped successfully"
-    if domain.status == DomainStatus.MISCONFIGURED:
-        return SEED_INVALID_CNAME, (
-            f"{doctor or f'Please ensure CNAME points to {target}.'} The domain stops serving "
-            "if it is not fixed within the grace period."
-        )
-    if domain.status == DomainStatus.FAILED:
-        return SEED_ERROR, domain.last_error or "Could not verify domain. Check DNS configuration."
-    if domain.status == DomainStatus.REMOVED:
-        return SEED_ERROR, "This domain was removed; register it again to use it."
-    if domain.status == DomainStatus.DEPLOYING:
-        return SEED_PENDING, ("DNS and the TLS certificate are ready; CloudFront is deploying "
-                              "the domain. It goes live within minutes.")
+    # Exhaustive: a status added to DomainStatus fails the type check here.
+    status = DomainStatus(domain.status)
+    match status:
+        case DomainStatus.ACTIVE:
+            return SEED_VERIFIED, "Domain verified and mapped successfully"
+        case DomainStatus.MISCONFIGURED:
+            return SEED_INVALID_CNAME, (
+                f"{doctor or f'Please ensure CNAME points to {target}.'} The domain stops "
+                "serving if it is not fixed within the grace period."
+            )
+        case DomainStatus.FAILED:
+            return SEED_ERROR, (domain.last_error
+                                or "Could not verify domain. Check DNS configuration.")
+        case DomainStatus.REMOVED:
+            return SEED_ERROR, "This domain was removed; register it again to use it."
+        case DomainStatus.DEPLOYING:
+            return SEED_PENDING, ("DNS and the TLS certificate are ready; CloudFront is "
+                                  "deploying the domain. It goes live within minutes.")
+        case DomainStatus.PENDING_VALIDATION:
+            pass  # what to do next depends on the last check (below)
+        case _:
+            assert_never(status)
     if dns_check is None:
         return SEED_PENDING, f"Add a CNAME record for {domain.hostname} pointing to {target}."
     if dns_check.get("transient"):
@@ -308,7 +316,7 @@ def open_plan_grace_deadline(workspace: Workspace) -> Any:
 REMOVAL_EVENTS_ATTR = "removal_events"
 
 
-def removal_events_prefetch() -> Prefetch[DomainEvent]:
+def removal_events_prefetch() -> Prefetch[str, QuerySet[DomainEvent], str]:
     """What `domain_removal` reads, fetched for a whole list in one query.
 
     A list of removed domains otherwise costs two queries a domain (the removal event and

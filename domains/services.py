@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
@@ -39,6 +39,7 @@ from domains.hostnames import (
 from domains.integrations import cdn, dns
 from domains.integrations.errors import IntegrationError
 from domains.lifecycle import (
+    Actor,
     actor_or_none,
     domain_transition,
     enqueue_after_commit,
@@ -52,6 +53,7 @@ from domains.models import (
     CustomDomain,
     DomainStatus,
     EventKind,
+    Prevalidation,
     RedirectCode,
     Workspace,
 )
@@ -80,7 +82,7 @@ def ownership_token_for(*, workspace_id: int, hostname: str) -> str:
 
 
 def workspace_check_write_access(
-    *, user: AbstractBaseUser | AnonymousUser, workspace: Workspace, action: str = "change"
+    *, user: User | AnonymousUser, workspace: Workspace, action: str = "change"
 ) -> None:
     """Owners and admins may write; staff only with Django's `<action>_customdomain` perm."""
     if selectors.staff_may(user, f"domains.{action}_customdomain"):
@@ -97,11 +99,11 @@ def workspace_check_write_access(
 # --- register -----------------------------------------------------------------------------
 
 
-PREVALIDATION_MODES = ("", "acm", "self-hosted")
+PREVALIDATION_MODES = tuple(Prevalidation)
 
 
 def domain_register(
-    *, workspace: Workspace, hostname: object, by: AbstractBaseUser | None, source: str = "api",
+    *, workspace: Workspace, hostname: object, by: Actor, source: str = "api",
     prevalidation: str = "", redirect_to: object = None, redirect_code: object = None,
 ) -> CustomDomain:
     """Claim `hostname` for `workspace`; checks and the certificate request follow.
@@ -174,7 +176,7 @@ def _register_check_prevalidation(prevalidation: str) -> bool:
             "Pre-validation needs the saas-tenant CDN strategy; this platform validates every "
             "certificate by DNS before attaching anyway.",
             code="prevalidation_unavailable", field="prevalidation")
-    return not managed or prevalidation == "acm"
+    return not managed or prevalidation == Prevalidation.ACM
 
 
 def _register_check_entitlement(workspace: Workspace) -> None:
@@ -268,7 +270,7 @@ def _register_check_workspace_quotas(workspace: Workspace, adding: int = 1) -> N
 
 def _register_create(*, workspace: Workspace, host: str, token: str, proof: bool,
                      prevalidation: str = "", needs_acm: bool = True,
-                     by: AbstractBaseUser | None, source: str,
+                     by: Actor, source: str,
                      redirect_to: CustomDomain | None = None,
                      redirect_code: int | None = None) -> CustomDomain:
     """Insert the record, its REGISTERED event and its first check after commit."""
@@ -307,7 +309,7 @@ def _register_create(*, workspace: Workspace, host: str, token: str, proof: bool
     )
     # The main app hears of the new domain now, not only when it leaves pending.
     enqueue_all_after_commit(outbox.outbox_registered(domain=domain, event=registered))
-    if domain.prevalidation == "acm":
+    if domain.prevalidation == Prevalidation.ACM:
         # Pre-validation is the intent: the certificate comes before the CNAME moves.
         enqueue_after_commit(TaskName.DOMAIN_REQUEST_CERTIFICATE, domain.pk)
     else:
@@ -364,7 +366,7 @@ def ownership_txt_record(*, hostname: str, workspace: Workspace) -> dict[str, st
 
 
 def _release_holder(
-    *, holder: CustomDomain, workspace: Workspace, by: AbstractBaseUser | None, source: str,
+    *, holder: CustomDomain, workspace: Workspace, by: Actor, source: str,
     proof: bool,
 ) -> None:
     """Free `holder`'s hostname for `workspace`, or raise Conflict."""
@@ -413,7 +415,7 @@ def _ownership_proven(hostname: str, token: str) -> bool:
 
 
 def domain_request_check(
-    *, domain: CustomDomain, by: AbstractBaseUser | None, source: str = "api"
+    *, domain: CustomDomain, by: Actor, source: str = "api"
 ) -> CustomDomain:
     """Make the domain due now and switch it to fast checks for a while."""
     if domain.status == DomainStatus.REMOVED:
@@ -432,14 +434,14 @@ def domain_request_check(
 
 
 def domain_prevalidate(
-    *, domain: CustomDomain, mode: str, by: AbstractBaseUser | None, source: str = "admin"
+    *, domain: CustomDomain, mode: str, by: Actor, source: str = "admin"
 ) -> CustomDomain:
     """Switch a pending domain to pre-validation: its certificate before the CNAME moves.
 
     `acm`: an ACM certificate validated by a DNS record becomes the tenant's certificate;
     `self-hosted`: CloudFront's HTTP token, served by the customer's current web server.
     """
-    if mode not in ("acm", "self-hosted"):
+    if mode not in (Prevalidation.ACM, Prevalidation.SELF_HOSTED):
         raise InvalidInput("mode must be acm or self-hosted.", code="invalid", field="mode")
     if not cdn.strategy().managed_certificates:
         raise InvalidInput("Pre-validation needs the saas-tenant CDN strategy.",
@@ -455,7 +457,7 @@ def domain_prevalidate(
                                     code="not_pending")
         event_record(domain=domain, kind=EventKind.CHECK_REQUESTED, source=source, by=by,
                      message=f"Pre-validation requested ({mode}).", data={"prevalidation": mode})
-        if mode == "acm":
+        if mode == Prevalidation.ACM:
             enqueue_after_commit(TaskName.DOMAIN_REQUEST_CERTIFICATE, domain.pk)
         enqueue_after_commit(TaskName.DOMAIN_CHECK, domain.pk)
     domain.refresh_from_db()
@@ -463,7 +465,7 @@ def domain_prevalidate(
 
 
 def domain_remove(
-    *, domain: CustomDomain, by: AbstractBaseUser | None, source: str = "api", reason: str = ""
+    *, domain: CustomDomain, by: Actor, source: str = "api", reason: str = ""
 ) -> CustomDomain:
     """Mark removed at once (the hostname is free again), then clean up AWS in the background."""
     if domain.status == DomainStatus.REMOVED:
@@ -492,7 +494,7 @@ def domain_remove(
 
 
 def domain_release(
-    *, domain: CustomDomain, by: AbstractBaseUser | None, source: str = "api"
+    *, domain: CustomDomain, by: Actor, source: str = "api"
 ) -> CustomDomain:
     """The workspace gives the hostname up for good: any workspace may then claim it
     without the ownership TXT proof. Removes the domain if it is still live.
@@ -516,7 +518,7 @@ def domain_release(
 
 
 def domain_push_to_edge(
-    *, domain: CustomDomain, by: AbstractBaseUser | None, source: str = "admin"
+    *, domain: CustomDomain, by: Actor, source: str = "admin"
 ) -> None:
     """Re-send the hostname's edge item (admin's "Push to edge")."""
     if domain.status in (DomainStatus.PENDING_VALIDATION, DomainStatus.DEPLOYING,
@@ -615,7 +617,7 @@ def www_pair(hostname: object) -> tuple[str, str]:
 
 
 def domain_register_pair(
-    *, workspace: Workspace, hostname: object, by: AbstractBaseUser | None, source: str = "api",
+    *, workspace: Workspace, hostname: object, by: Actor, source: str = "api",
     prevalidation: str = "", redirect_code: object = None, redirect_to: object = None,
 ) -> PairRegistration:
     """Register `client.com` and `www.client.com` in one transaction: the name given is the
@@ -680,7 +682,7 @@ def domain_register_pair(
 
 def domain_set_redirect(
     *, domain: CustomDomain, redirect_to: object, redirect_code: object = None,
-    by: AbstractBaseUser | None, source: str = "api",
+    by: Actor, source: str = "api",
 ) -> CustomDomain:
     """Make `domain` a redirect to `redirect_to` (None: serve the workspace again)."""
     target_pk = _redirect_target_pk(workspace_id=domain.workspace_id, target=redirect_to)
@@ -756,7 +758,7 @@ def domain_live_redirects(domain: CustomDomain) -> list[CustomDomain]:
 
 
 def domain_remove_target(
-    *, domain: CustomDomain, by: AbstractBaseUser | None, source: str = "api",
+    *, domain: CustomDomain, by: Actor, source: str = "api",
     remove_redirects: bool = False, release: bool = False,
 ) -> CustomDomain:
     """A person's removal (API, admin): refused while redirects point at the domain, unless

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, assert_never
+from typing import Any, Final, assert_never
 
 import idna
 from django.conf import settings
@@ -23,6 +23,8 @@ from django.utils.timesince import timesince, timeuntil
 from domains import dns_doctor, selectors
 from domains.dns_doctor import DiagnosisCode
 from domains.hostnames import HostnameError, normalize_search_hostname
+from domains.integrations.acm import AcmRenewalStatus, AcmStatus
+from domains.integrations.cdn import ManagedCertificateStatus
 from domains.models import (
     CERTIFICATE_ISSUED_STATUSES,
     CustomDomain,
@@ -33,34 +35,74 @@ from domains.models import (
 
 AUDIT_TRAIL_LIMIT = 50
 
-# ACM's certificate statuses, as a support person says them.
-# https://docs.aws.amazon.com/acm/latest/APIReference/API_CertificateDetail.html
-CERTIFICATE_STATUS_WORDS = {
+def acm_status_words(status: AcmStatus) -> str:
+    """An ACM certificate's status as a support person says it (exhaustive: a status added
+    to AcmStatus fails the type check here)."""
+    match status:
+        case AcmStatus.PENDING_VALIDATION:
+            return "Waiting for validation"
+        case AcmStatus.ISSUED:
+            return "Issued"
+        case AcmStatus.INACTIVE:
+            return "Inactive"
+        case AcmStatus.EXPIRED:
+            return "Expired"
+        case AcmStatus.VALIDATION_TIMED_OUT:
+            return "Validation timed out"
+        case AcmStatus.REVOKED:
+            return "Revoked"
+        case AcmStatus.FAILED:
+            return "Failed"
+        case _:
+            assert_never(status)
+
+
+def managed_status_words(status: ManagedCertificateStatus) -> str:
+    """A CloudFront-managed certificate's status (the default path), in the same words."""
+    match status:
+        case ManagedCertificateStatus.PENDING_VALIDATION:
+            return "Waiting for validation"
+        case ManagedCertificateStatus.ISSUED:
+            return "Issued"
+        case ManagedCertificateStatus.INACTIVE:
+            return "Inactive"
+        case ManagedCertificateStatus.EXPIRED:
+            return "Expired"
+        case ManagedCertificateStatus.VALIDATION_TIMED_OUT:
+            return "Validation timed out"
+        case ManagedCertificateStatus.REVOKED:
+            return "Revoked"
+        case ManagedCertificateStatus.FAILED:
+            return "Failed"
+        case _:
+            assert_never(status)
+
+
+def renewal_status_words(status: AcmRenewalStatus) -> str:
+    match status:
+        case AcmRenewalStatus.PENDING_AUTO_RENEWAL:
+            return "Renewal under way"
+        case AcmRenewalStatus.PENDING_VALIDATION:
+            return "Renewal waiting for validation"
+        case AcmRenewalStatus.SUCCESS:
+            return "Renewed"
+        case AcmRenewalStatus.FAILED:
+            return "Renewal failed"
+        case _:
+            assert_never(status)
+
+
+# `certificate_status` holds either kind (ACM upper case, CloudFront lower case), blank
+# before any request, or MISSING (certificates.py) once ACM no longer has it.
+CERTIFICATE_STATUS_WORDS: Final[dict[str, str]] = {
     "": "Not requested yet",
-    "PENDING_VALIDATION": "Waiting for validation",
-    "ISSUED": "Issued",
-    "INACTIVE": "Inactive",
-    "EXPIRED": "Expired",
-    "VALIDATION_TIMED_OUT": "Validation timed out",
-    "REVOKED": "Revoked",
-    "FAILED": "Failed",
+    **{status: acm_status_words(status) for status in AcmStatus},
     "MISSING": "Missing (no longer in ACM; a new one is requested)",
-    # CloudFront-managed certificates (the default path) spell their statuses this way.
-    # https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_ManagedCertificateDetails.html
-    "pending-validation": "Waiting for validation",
-    "issued": "Issued",
-    "inactive": "Inactive",
-    "expired": "Expired",
-    "validation-timed-out": "Validation timed out",
-    "revoked": "Revoked",
-    "failed": "Failed",
+    **{status: managed_status_words(status) for status in ManagedCertificateStatus},
 }
-RENEWAL_STATUS_WORDS = {
+RENEWAL_STATUS_WORDS: Final[dict[str, str]] = {
     "": "No renewal under way",
-    "PENDING_AUTO_RENEWAL": "Renewal under way",
-    "PENDING_VALIDATION": "Renewal waiting for validation",
-    "SUCCESS": "Renewed",
-    "FAILED": "Renewal failed",
+    **{status: renewal_status_words(status) for status in AcmRenewalStatus},
 }
 
 

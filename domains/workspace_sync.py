@@ -298,8 +298,10 @@ def _workspace_upsert(data: WorkspaceInput, source: str) -> SyncResult:
         effective_limit = data.domain_limit if active else None
         if workspace is None or workspace.slug != data.slug:
             _refuse_held_slug(data.slug, workspace)
-        taken = Workspace.objects.filter(slug=data.slug).exclude(
-            pk=workspace.pk if workspace else None).first()
+        holders = Workspace.objects.filter(slug=data.slug)
+        if workspace is not None:
+            holders = holders.exclude(pk=workspace.pk)
+        taken = holders.first()
         if taken is not None:
             linked = ExternalWorkspace.objects.filter(workspace=taken).exists()
             if linked or workspace is not None:

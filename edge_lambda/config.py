@@ -147,7 +147,8 @@ def validate_config(raw: Mapping[str, Any]) -> dict[str, Any]:
         return type(value) is int and low <= value <= high
 
     def is_number(value: object, low: float, high: float) -> bool:
-        return type(value) in (int, float) and low <= value <= high
+        # type(), not isinstance(): a bool is not a number here.
+        return (type(value) is int or type(value) is float) and low <= value <= high
 
     platform = cfg.get("platform_domain")
     check(

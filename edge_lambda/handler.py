@@ -42,7 +42,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 # The same files are the package `edge_lambda` in the repository (tests, localdev, the
 # build) and top-level modules at the root of the zip, which Lambda puts on sys.path and
@@ -186,8 +186,9 @@ def flush_metrics(now: float | None = None) -> None:
 # --------------------------------------------------------------------------- lookups
 
 
-def _lookup(host: str, settings: Settings) -> str | Redirect | None:
-    """One GetItem: the active workspace for `host`, or None. Raises on any AWS failure."""
+def _lookup(host: str, settings: Settings) -> str | Redirect | Chain | None:
+    """One GetItem: the active workspace for `host`, or None. Raises on any AWS failure.
+    A Chain only while `_following` (the target of a redirect is itself one)."""
     response = _dynamodb().get_item(
         TableName=settings.table_name,
         Key={"domain": {"S": host}},
@@ -215,7 +216,7 @@ def _lookup(host: str, settings: Settings) -> str | Redirect | None:
 
 def _store(
     host: str,
-    workspace: str | None,
+    workspace: str | Redirect | None,
     expires: float,
     limit: int,
     stale_until: float | None = None,
@@ -252,7 +253,8 @@ def _resolve_slow(
     try:
         _dynamodb()  # built once per container, and kept out of the latency figure
         started = time.perf_counter()
-        workspace = _lookup(host, settings)
+        # Not _following here, so never a Chain (that is a nested lookup's answer).
+        workspace = cast("str | Redirect | None", _lookup(host, settings))
     except Exception:  # noqa: BLE001 - timeout, throttling, 5xx, bad response: all "unavailable"
         metrics.error += 1
         if entry is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import stringprep
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypeGuard
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -46,9 +46,10 @@ def normalize_host(raw: object) -> str | None:
     if host.endswith("."):
         host = host[:-1]
     if not host.isascii():
-        host = _to_ascii(host)
-        if host is None:
+        ascii_host = _to_ascii(host)
+        if ascii_host is None:
             return None
+        host = ascii_host
     if _HOST_RE.match(host) is None:
         return None
     if host[host.rfind(".") + 1 :].isdigit():  # IPv4 literal: no TLD is numeric
@@ -73,7 +74,7 @@ def _to_ascii(host: str) -> str | None:
     return None if encoded.endswith(".") else encoded
 
 
-def is_dns_label(value: object) -> bool:
+def is_dns_label(value: object) -> TypeGuard[str]:
     """True for a lowercase LDH label of 1-63 characters (workspace slugs are these)."""
     return isinstance(value, str) and _LABEL_RE.match(value) is not None
 

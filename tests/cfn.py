@@ -19,6 +19,7 @@ def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> object:
         return {name: loader.construct_scalar(node)}
     if isinstance(node, yaml.SequenceNode):
         return {name: loader.construct_sequence(node, deep=True)}
+    assert isinstance(node, yaml.MappingNode)  # PyYAML has no fourth kind of node
     return {name: loader.construct_mapping(node, deep=True)}
 
 

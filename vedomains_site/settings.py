@@ -273,7 +273,7 @@ CELERY_TASK_IGNORE_RESULT = True
 # Three queues, so a flood of checks never delays an edge push or a webhook: production runs
 # a worker per queue (`celery -A vedomains_site worker -Q edge`); a worker started without
 # -Q (development, tests) consumes all three. Anything not routed goes to `checks`.
-CELERY_TASK_QUEUES = {"checks": {}, "edge": {}, "notifications": {}}
+CELERY_TASK_QUEUES: dict[str, dict[str, str]] = {"checks": {}, "edge": {}, "notifications": {}}
 CELERY_TASK_DEFAULT_QUEUE = "checks"
 CELERY_TASK_ROUTES = {
     TaskName.EDGE_SYNC_HOSTNAME.value: {"queue": "edge"},

@@ -18,9 +18,10 @@ import hmac
 import re
 import tempfile
 import time
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
+from django.http import HttpRequest
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -187,6 +188,13 @@ class BodyTooLarge(exceptions.APIException):
     field = "body"
 
 
+class SpooledRequest(HttpRequest):
+    """For the type checker: the Django request once the bulk authentication has read it."""
+
+    spooled_body: tempfile.SpooledTemporaryFile[bytes]
+    spooled_body_sha256: str
+
+
 class StreamedServiceSignatureAuthentication(ServiceSignatureAuthentication):
     """The same signature, for a body too large to hold in memory (the bulk endpoint).
 
@@ -213,7 +221,7 @@ class StreamedServiceSignatureAuthentication(ServiceSignatureAuthentication):
     def body_sha256(self, request: Request) -> str:
         spooled = getattr(request._request, "spooled_body", None)
         if spooled is not None:
-            return str(request._request.spooled_body_sha256)
+            return str(cast(SpooledRequest, request._request).spooled_body_sha256)
         digest = hashlib.sha256()
         spooled = tempfile.SpooledTemporaryFile(max_size=BULK_SPOOL_BYTES)  # noqa: SIM115
         size = 0
@@ -229,8 +237,9 @@ class StreamedServiceSignatureAuthentication(ServiceSignatureAuthentication):
             spooled.close()  # a read error or the size limit: nothing else will close it
             raise
         spooled.seek(0)
-        request._request.spooled_body = spooled
-        request._request.spooled_body_sha256 = digest.hexdigest()
+        spooled_request = cast(SpooledRequest, request._request)
+        spooled_request.spooled_body = spooled
+        spooled_request.spooled_body_sha256 = digest.hexdigest()
         return digest.hexdigest()
 
 

@@ -55,7 +55,7 @@ def _encodable(value: Any) -> Any:
 def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
         set_rollback()
-        headers = {}
+        headers: dict[str, str] = {}
         if exc.http_status == status.HTTP_429_TOO_MANY_REQUESTS:
             # Project throttles (e.g. the ACM quota guard) have no exact wait; a minute is
             # a sensible pause and keeps well-behaved clients from hammering.
@@ -94,9 +94,11 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | 
 
     if isinstance(exc, exceptions.APIException):
         set_rollback()
-        headers: dict[str, str] = {}
-        if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header
+        headers = {}
+        # Set by DRF's APIView on authentication failures only (not a declared attribute).
+        auth_header = getattr(exc, "auth_header", None)
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
         wait = getattr(exc, "wait", None)
         if wait is not None:
             headers["Retry-After"] = str(int(wait))
@@ -117,7 +119,9 @@ def _api_exception_body(exc: exceptions.APIException) -> dict[str, Any]:
         details = {"errors": _plain(exc.detail)} if _error_count(exc.detail) > 1 else None
         return error_body(code=code, message=message, field=field, details=details)
     if isinstance(exc, exceptions.Throttled):
-        wait = int(exc.wait) if exc.wait is not None else None
+        # Throttled sets `wait` in __init__; the stubs do not declare it.
+        throttled_for = getattr(exc, "wait", None)
+        wait = int(throttled_for) if throttled_for is not None else None
         return error_body(
             code="throttled",
             message=str(exc.detail),

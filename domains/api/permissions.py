@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
@@ -44,7 +44,7 @@ def staff_action(request: Request, view: Any) -> str:
 
 
 def visible_workspace(
-    *, user: AbstractBaseUser | AnonymousUser, slug: str, field: str = "workspace"
+    *, user: User | AnonymousUser, slug: str, field: str = "workspace"
 ) -> Workspace:
     workspace = selectors.workspaces_visible_to(user).filter(slug=slug).first()
     if workspace is None:
@@ -54,7 +54,7 @@ def visible_workspace(
     return workspace
 
 
-def visible_domain(*, user: AbstractBaseUser | AnonymousUser, hostname: str) -> CustomDomain:
+def visible_domain(*, user: User | AnonymousUser, hostname: str) -> CustomDomain:
     """The caller's live record for `hostname` (normalized first), or 404."""
     try:
         host = normalize_hostname(hostname)

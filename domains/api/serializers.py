@@ -17,7 +17,14 @@ from rest_framework.exceptions import ErrorDetail
 from domains import selectors
 from domains.dns_doctor import DiagnosisCode, DiagnosisDict, stored_diagnosis
 from domains.hostnames import to_unicode
-from domains.models import LIVE_STATUSES, CustomDomain, DomainStatus, slug_validator
+from domains.models import (
+    LIVE_STATUSES,
+    CustomDomain,
+    DomainStatus,
+    Prevalidation,
+    Workspace,
+    slug_validator,
+)
 
 # Longer than any valid hostname (253) so normalization, not a length check, explains what is
 # wrong with e.g. a URL; short enough that nobody makes the server process megabytes.
@@ -59,7 +66,7 @@ class RefusesUnknownFields(serializers.Serializer):
         except serializers.ValidationError as exc:
             if not unknown or not isinstance(exc.detail, dict):
                 raise
-            errors = dict(exc.detail)
+            errors: dict[Any, Any] = dict(exc.detail)
         else:
             if not unknown:
                 return value
@@ -95,7 +102,7 @@ class DomainRegisterSerializer(RefusesUnknownFields):
     )
     workspace = workspace_slug_field()
     prevalidation = serializers.ChoiceField(
-        choices=["", "acm", "self-hosted"], required=False, default="",
+        choices=Prevalidation.values, required=False, default=Prevalidation.NONE.value,
         help_text="Only for a hostname that already serves a live site elsewhere: have the "
         "certificate issued BEFORE you move the CNAME, so the switch has no TLS gap. `acm`: "
         "one extra DNS record (certificate_validation in dns_records); `self-hosted`: a "
@@ -232,7 +239,8 @@ class WorkspacePlanSerializer(serializers.Serializer):
 
 
 class DomainSerializer(serializers.ModelSerializer):
-    workspace = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    workspace: serializers.SlugRelatedField[Workspace] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True)
     diagnosis = serializers.SerializerMethodField(
         help_text="What the last check found wrong with the DNS, most important first; "
         "empty when nothing is.",

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from django.db import transaction
 from django.http import StreamingHttpResponse
@@ -39,6 +39,7 @@ from domains import workspace_sync
 from domains.api.authentication import (
     ServicePrincipal,
     ServiceSignatureAuthentication,
+    SpooledRequest,
     StreamedServiceSignatureAuthentication,
 )
 from domains.api.parsers import JSONParser
@@ -159,7 +160,7 @@ class BulkImportView(_ServiceView):
     )
     def post(self, request: Request) -> StreamingHttpResponse:
         dry_run = str(request.query_params.get("dry_run", "")).lower() in {"1", "true", "yes"}
-        spooled = request._request.spooled_body
+        spooled = cast(SpooledRequest, request._request).spooled_body
         response = StreamingHttpResponse(_bulk_lines(spooled, dry_run=dry_run),
                                          content_type="application/x-ndjson")
         response["Cache-Control"] = "no-store"

@@ -31,8 +31,11 @@ class _SettingsRateThrottle(SimpleRateThrottle):
     """
 
     def get_rate(self) -> str | None:
-        rates = api_settings.DEFAULT_THROTTLE_RATES or {}
-        return rates.get(self.scope)
+        # The stubs type these rates as numbers; DRF's are strings such as "100/min".
+        rates: dict[str, str | None] = (
+            api_settings.DEFAULT_THROTTLE_RATES or {}  # type: ignore[assignment]
+        )
+        return rates.get(self.scope) if self.scope is not None else None
 
 
 class _UserThrottle(_SettingsRateThrottle):

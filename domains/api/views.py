@@ -17,7 +17,7 @@ Errors: see `domains.api.errors`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
@@ -59,6 +59,13 @@ from domains.hostnames import HostnameError, normalize_hostname, validate_custom
 from domains.models import LIVE_STATUSES, CustomDomain, DomainStatus
 
 TAG = "domains"
+
+if TYPE_CHECKING:
+    class _AnsweredDomain(CustomDomain):
+        """The record as the legacy verify answer sees it: with the flag its serializer
+        reads (an attribute of this one response, not a column)."""
+
+        check_requested: bool
 
 
 _ERROR_DESCRIPTIONS = {
@@ -543,10 +550,11 @@ class LegacyVerifyView(_SeedErrors):
         responses={200: s.LegacyVerifySerializer, **_errors(401, 404)},
     )
     def get(self, request: Request, domain: str) -> Response:
-        record = visible_domain(user=request.user, hostname=domain)
+        record = cast("_AnsweredDomain", visible_domain(user=request.user, hostname=domain))
         record.check_requested = False
         if self._should_check(request, record):
-            record = services.domain_request_check(domain=record, by=request.user, source="api")
+            record = cast("_AnsweredDomain", services.domain_request_check(
+                domain=record, by=request.user, source="api"))
             record.check_requested = True
         return Response(s.LegacyVerifySerializer(record).data)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+from typing import Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -17,10 +19,38 @@ from domains.integrations import aws
 ACM_REGION = "us-east-1"
 
 
+class AcmStatus(StrEnum):
+    """An ACM certificate's status.
+    https://docs.aws.amazon.com/acm/latest/APIReference/API_CertificateDetail.html"""
+
+    PENDING_VALIDATION = "PENDING_VALIDATION"
+    ISSUED = "ISSUED"
+    INACTIVE = "INACTIVE"
+    EXPIRED = "EXPIRED"
+    VALIDATION_TIMED_OUT = "VALIDATION_TIMED_OUT"
+    REVOKED = "REVOKED"
+    FAILED = "FAILED"
+
+
+class AcmRenewalStatus(StrEnum):
+    """RenewalSummary.RenewalStatus of an ACM certificate (same page)."""
+
+    PENDING_AUTO_RENEWAL = "PENDING_AUTO_RENEWAL"
+    PENDING_VALIDATION = "PENDING_VALIDATION"
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+
+
+# Statuses that waiting will not turn into ISSUED.
+ACM_FAILED_STATUSES: Final = frozenset({AcmStatus.FAILED, AcmStatus.VALIDATION_TIMED_OUT,
+                                        AcmStatus.REVOKED, AcmStatus.EXPIRED})
+
+
 @dataclass(frozen=True)
 class Certificate:
     arn: str
-    status: str  # PENDING_VALIDATION | ISSUED | INACTIVE | EXPIRED | VALIDATION_TIMED_OUT | ...
+    # An AcmStatus; kept a str because ACM may add statuses before we learn their names.
+    status: str
     validation_records: list[dict[str, str]] = field(default_factory=list)
     failure_reason: str = ""
     not_after: datetime | None = None
@@ -29,11 +59,11 @@ class Certificate:
 
     @property
     def issued(self) -> bool:
-        return self.status == "ISSUED"
+        return self.status == AcmStatus.ISSUED
 
     @property
     def failed(self) -> bool:
-        return self.status in {"FAILED", "VALIDATION_TIMED_OUT", "REVOKED", "EXPIRED"}
+        return self.status in ACM_FAILED_STATUSES
 
 
 def idempotency_token(key: str) -> str:

@@ -58,7 +58,8 @@ def client(service: str, region: str | None = None) -> Any:
     with _lock:
         if key not in _clients:
             session = boto3.session.Session()
-            _clients[key] = session.client(
+            # boto3-stubs overloads one literal name per service; ours is a parameter.
+            _clients[key] = session.client(  # type: ignore[call-overload]
                 service,
                 region_name=region,
                 endpoint_url=endpoint,

@@ -21,7 +21,8 @@ import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from enum import StrEnum
+from typing import Any, Final, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
@@ -37,6 +38,26 @@ CNAME_TAKEN_MESSAGE = (
     "distribution (CNAMEAlreadyExists), possibly in another AWS account. The hostname's "
     "owner must remove it there first."
 )
+
+
+class ManagedCertificateStatus(StrEnum):
+    """A CloudFront-managed certificate's status (lowercase, unlike ACM's).
+    https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_ManagedCertificateDetails.html"""
+
+    PENDING_VALIDATION = "pending-validation"
+    ISSUED = "issued"
+    INACTIVE = "inactive"
+    EXPIRED = "expired"
+    VALIDATION_TIMED_OUT = "validation-timed-out"
+    REVOKED = "revoked"
+    FAILED = "failed"
+
+
+class ValidationTokenHost(StrEnum):
+    """Who serves a managed certificate's HTTP validation token (ValidationTokenHost)."""
+
+    CLOUDFRONT = "cloudfront"
+    SELF_HOSTED = "self-hosted"
 
 
 @dataclass(frozen=True)
@@ -62,7 +83,7 @@ class CdnStrategy(Protocol):
     managed_certificates: bool
 
     def attach(self, *, hostname: str, certificate_arn: str, reference: str,
-               workspace_id: str = "", validation_host: str = "cloudfront",
+               workspace_id: str = "", validation_host: str = ValidationTokenHost.CLOUDFRONT,
                takeover: bool = False, anycast_only: bool = False) -> Attachment: ...
 
     def detach(self, *, resource_id: str) -> Detachment: ...
@@ -70,6 +91,13 @@ class CdnStrategy(Protocol):
     def state(self, *, resource_id: str) -> ResourceState | None: ...
 
     def certificate(self, *, resource_id: str) -> CertificateState | None: ...
+
+    # Pre-validation (docs/cdn.md): only a strategy with managed_certificates offers it;
+    # services refuse it on the others, so the checks call these on tenants only.
+    def set_certificate(self, *, resource_id: str, certificate_arn: str) -> None: ...
+
+    def request_managed_certificate(self, *, resource_id: str, hostname: str,
+                                    validation_host: str) -> None: ...
 
 
 def _cf() -> Any:
@@ -79,6 +107,13 @@ def _cf() -> Any:
 
 def _managed_tag() -> dict[str, str]:
     return {"Key": aws.MANAGED_TAG_KEY, "Value": aws.MANAGED_TAG_VALUE}
+
+
+def _no_prevalidation() -> IntegrationError:
+    # Never reached: services refuse pre-validation unless the strategy has managed
+    # certificates. Here only so every strategy is a whole CdnStrategy.
+    return IntegrationError("Pre-validation needs the saas-tenant CDN strategy",
+                            permanent=True, code="prevalidation_unavailable")
 
 
 def _raise(exc: ClientError | BotoCoreError, action: str) -> IntegrationError:
@@ -118,7 +153,7 @@ class DistributionPerDomain:
         return config
 
     def attach(self, *, hostname: str, certificate_arn: str, reference: str,
-               workspace_id: str = "", validation_host: str = "cloudfront",
+               workspace_id: str = "", validation_host: str = ValidationTokenHost.CLOUDFRONT,
                takeover: bool = False, anycast_only: bool = False) -> Attachment:
         if not self.template_id:
             # Our configuration, not the customer's: retried (and a system check says so).
@@ -174,6 +209,13 @@ class DistributionPerDomain:
 
     def certificate(self, *, resource_id: str) -> CertificateState | None:
         return None  # the per-domain strategy uses ACM certificates (domains.integrations.acm)
+
+    def set_certificate(self, *, resource_id: str, certificate_arn: str) -> None:
+        raise _no_prevalidation()
+
+    def request_managed_certificate(self, *, resource_id: str, hostname: str,
+                                    validation_host: str) -> None:
+        raise _no_prevalidation()
 
     def create_without_alias(self, *, hostname: str, certificate_arn: str,
                              reference: str) -> str:
@@ -231,18 +273,21 @@ class DistributionPerDomain:
 
 TENANT_NAME_MAX = 128
 # Managed certificate states that will not become "issued" by waiting.
-# https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_ManagedCertificateDetails.html
-CERTIFICATE_FAILURES = {
-    "validation-timed-out": (
+CERTIFICATE_FAILURES: Final[dict[str, str]] = {
+    ManagedCertificateStatus.VALIDATION_TIMED_OUT: (
         "CloudFront could not validate the certificate in time: the hostname's CNAME was not "
         "pointing at us (or the validation token was not served) while it tried."
     ),
-    "failed": "The certificate authority refused to issue a certificate for this hostname "
-              "(for example a CAA record at the domain that does not allow Amazon).",
-    "revoked": "The certificate for this hostname was revoked.",
-    "expired": "The certificate for this hostname expired and could not be renewed; check "
-               "that the CNAME still points at us.",
-    "inactive": "The certificate for this hostname is inactive.",
+    ManagedCertificateStatus.FAILED: (
+        "The certificate authority refused to issue a certificate for this hostname "
+        "(for example a CAA record at the domain that does not allow Amazon)."
+    ),
+    ManagedCertificateStatus.REVOKED: "The certificate for this hostname was revoked.",
+    ManagedCertificateStatus.EXPIRED: (
+        "The certificate for this hostname expired and could not be renewed; check "
+        "that the CNAME still points at us."
+    ),
+    ManagedCertificateStatus.INACTIVE: "The certificate for this hostname is inactive.",
 }
 
 
@@ -292,7 +337,7 @@ class ResourceState:
 class CertificateState:
     """A CloudFront-managed certificate (GetManagedCertificateDetails)."""
 
-    status: str  # pending-validation | issued | inactive | expired | validation-timed-out | ...
+    status: str  # a ManagedCertificateStatus (a str: CloudFront may add statuses)
     arn: str = ""
     token_host: str = ""
     # Self-hosted validation: the customer's server must redirect each `redirect_from` URL
@@ -301,7 +346,7 @@ class CertificateState:
 
     @property
     def issued(self) -> bool:
-        return self.status == "issued"
+        return self.status == ManagedCertificateStatus.ISSUED
 
     @property
     def failure_reason(self) -> str:
@@ -365,7 +410,7 @@ class SaasTenant:
         return raw[:TENANT_NAME_MAX].rstrip(".-")
 
     def attach(self, *, hostname: str, certificate_arn: str, reference: str,
-               workspace_id: str = "", validation_host: str = "cloudfront",
+               workspace_id: str = "", validation_host: str = ValidationTokenHost.CLOUDFRONT,
                takeover: bool = False, anycast_only: bool = False) -> Attachment:
         """Create the tenant (idempotent: an earlier attempt's tenant is found by name).
 

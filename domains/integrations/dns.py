@@ -380,9 +380,9 @@ async def gather_facts_async(resolver: dns.asyncresolver.Resolver, hostname: str
             dnssec_broken = True
             ds_without_dnskey = await _ds_without_dnskey(resolver, zone, cache)
     if outcome == "nxdomain" and response is not None:
-        caa = (await lookup_caa_cached_async(resolver, hostname, cache.caa)
-               if not dnssec_broken else None)
-        facts = DnsFacts(hostname, zone, nxdomain=True, caa=caa,
+        nx_caa = (await lookup_caa_cached_async(resolver, hostname, cache.caa)
+                  if not dnssec_broken else None)
+        facts = DnsFacts(hostname, zone, nxdomain=True, caa=nx_caa,
                          negative_ttl=_negative_ttl(response), dnssec_broken=dnssec_broken,
                          ds_without_dnskey=ds_without_dnskey)
         return await _zone_facts(resolver, facts, cache)
@@ -392,7 +392,8 @@ async def gather_facts_async(resolver: dns.asyncresolver.Resolver, hostname: str
     caa = await lookup_caa_cached_async(resolver, hostname, cache.caa)
     cnames, cname_ttl = _values(response, hostname, dns.rdatatype.CNAME)
     negative_ttl = _negative_ttl(response) if not cnames else None
-    has_mx, txt = False, ()
+    has_mx = False
+    txt: tuple[str, ...] = ()
     try:
         addresses, address_ttl, _ = await _addresses(resolver, hostname)
         if not cnames:

@@ -181,8 +181,11 @@ def existing_domains(domains: list[str]) -> set[str]:
         request, keys = keys[:100], keys[100:]
         params = {name: {"Keys": request, "ProjectionExpression": "#d",
                          "ExpressionAttributeNames": {"#d": "domain"}}}
-        resp = with_retries("dynamodb.BatchGetItem",
-                            lambda params=params: _ddb().batch_get_item(RequestItems=params))
+
+        def batch_get(params: dict[str, Any] = params) -> Any:
+            return _ddb().batch_get_item(RequestItems=params)
+
+        resp = with_retries("dynamodb.BatchGetItem", batch_get)
         found.update(raw["domain"]["S"] for raw in resp.get("Responses", {}).get(name, []))
         unprocessed = resp.get("UnprocessedKeys", {}).get(name, {}).get("Keys", [])
         if unprocessed:

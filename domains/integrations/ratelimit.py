@@ -130,7 +130,7 @@ def before_send(event_name: str, **_: Any) -> None:
     Per attempt, not per call, because AWS counts each request botocore sends, retries
     included. Returning None lets the request go on.
     """
-    _, service, operation = event_name.split(".", 2)
+    _event, service, operation = event_name.split(".", 2)
     found = limit_for(service, operation)
     if found is not None:
         limiter().acquire(*found)

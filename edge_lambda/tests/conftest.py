@@ -133,7 +133,7 @@ def lookups(monkeypatch: pytest.MonkeyPatch) -> LookupCounter:
     counter = LookupCounter()
     real = edge._lookup
 
-    def counting(host: str, settings: edge.Settings) -> str | None:
+    def counting(host: str, settings: edge.Settings) -> str | edge.Redirect | edge.Chain | None:
         counter.calls.append(host)
         return real(host, settings)
 

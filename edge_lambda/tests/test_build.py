@@ -141,10 +141,10 @@ def test_sibling_imports_are_the_same_in_the_repository_and_the_zip(name: str) -
         for node in tree.body
         if isinstance(node, ast.If) and "__package__" in ast.unparse(node.test)
     ]
-    for node in pairs:
-        assert ast.unparse(node.test) == "TYPE_CHECKING or __package__"
-        repository, zip_root = _sibling_imports(node.body), _sibling_imports(node.orelse)
-        assert len(repository) == len(node.body) and len(zip_root) == len(node.orelse)
+    for pair in pairs:
+        assert ast.unparse(pair.test) == "TYPE_CHECKING or __package__"
+        repository, zip_root = _sibling_imports(pair.body), _sibling_imports(pair.orelse)
+        assert len(repository) == len(pair.body) and len(zip_root) == len(pair.orelse)
         assert all(level == 1 for level, _, _ in repository)
         assert all(level == 0 for level, _, _ in zip_root)
         assert [(m, names) for _, m, names in repository] == [

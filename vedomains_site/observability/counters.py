@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 import redis
 from django.conf import settings
@@ -130,7 +130,8 @@ def read_all() -> list[Sample]:
     raw = client.hgetall(KEY)
     samples = []
     for field, value in raw.items():
-        name, *pairs = field.decode().split("|")
+        # redis-py types replies as bytes | str; without decode_responses they are bytes.
+        name, *pairs = cast(bytes, field).decode().split("|")
         labels = dict(pair.split("=", 1) for pair in pairs)
         samples.append(Sample(name, labels, float(value)))
     return samples

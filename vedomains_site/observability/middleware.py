@@ -26,7 +26,8 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Final
+from contextvars import Token
+from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -45,11 +46,19 @@ METRICS_PATH: Final = "/metrics"
 ADMIN_PREFIX: Final = "/admin"
 
 
+class _TracedRequest(HttpRequest):
+    """For the type checker only: the attributes this middleware adds to every request."""
+
+    request_id: str
+    _log_context_tokens: list[Token[Any]]
+
+
 class RequestIdMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, http_request: HttpRequest) -> HttpResponse:
+        request = cast(_TracedRequest, http_request)
         incoming = request.META.get("HTTP_X_REQUEST_ID", "")
         request_id = incoming if _SAFE_ID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id

@@ -16,6 +16,7 @@ import sentry_sdk
 from sentry_sdk.integrations.celery import CeleryIntegration
 from sentry_sdk.integrations.django import DjangoIntegration
 from sentry_sdk.integrations.logging import LoggingIntegration
+from sentry_sdk.types import Event, Hint
 
 from vedomains_site.observability.logs import REDACTED, redact
 
@@ -39,7 +40,7 @@ def scrub(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def before_send(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+def before_send(event: Event, hint: Hint) -> Event:
     return scrub(event)
 
 

@@ -26,6 +26,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from domains.hostnames import HostnameError, normalize_hostname
 from domains.integrations import aws, cdn, edge_store
+from domains.integrations.acm import AcmStatus
 from domains.integrations.errors import IntegrationError
 
 LIVE_FLAG = "--i-know-this-account-is-live"
@@ -218,7 +219,7 @@ class Probe:
         for rr in records:
             self._put_record(rr["Name"], rr["Type"], rr["Value"])
         issued = self._sleep_until(lambda: acm.describe_certificate(CertificateArn=arn)[
-            "Certificate"]["Status"] == "ISSUED", self.wait)
+            "Certificate"]["Status"] == AcmStatus.ISSUED, self.wait)
         if not issued:
             return f"unknown: the certificate was not issued within {self.wait:g} s"
         return self._create_tenant(domain, Customizations={"Certificate": {"Arn": arn}})

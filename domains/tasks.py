@@ -103,7 +103,7 @@ def dispatch_due_checks() -> int:
     AWS clients, while staying small enough that many workers share a large backlog. Each
     domain is claimed inside the batch, so overlapping dispatches cannot double-check.
     """
-    ids = schedule.domains_dispatch(limit=settings.VEDOMAINS_DISPATCH_LIMIT)
+    ids = schedule.domains_dispatch()
     size = settings.VEDOMAINS_DISPATCH_CHUNK
     for start in range(0, len(ids), size):
         lifecycle.task_send("check_batch", ids[start : start + size])

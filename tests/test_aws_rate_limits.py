@@ -40,7 +40,7 @@ print(json.dumps(ends))
 @pytest.fixture
 def limited(settings: Any, aws_stack: Any, clean_redis: str) -> Any:
     settings.VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL = clean_redis
-    settings.VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT = 30.0
+    settings.VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT_SECONDS = 30.0
     ratelimit._limiters.clear()
     yield settings
     ratelimit._limiters.clear()
@@ -67,7 +67,7 @@ def test_four_processes_share_one_bucket_and_never_exceed_it(limited: Any,
         "VEDOMAINS_AWS_ENDPOINT_URL": moto_server.endpoint_url,
         "VEDOMAINS_AWS_RATE_LIMITS": json.dumps({"acm.ListCertificates": rate}),
         "VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL": limited.VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL,
-        "VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT": "60",
+        "VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT_SECONDS": "60",
     }
     procs = [
         subprocess.Popen([sys.executable, "-c", _CALLER, "6"], env=env, cwd=ROOT,
@@ -92,7 +92,7 @@ def test_four_processes_share_one_bucket_and_never_exceed_it(limited: Any,
 
 def test_a_call_that_cannot_get_capacity_in_time_is_transient(limited: Any) -> None:
     limited.VEDOMAINS_AWS_RATE_LIMITS = {"acm.ListCertificates": 0.2}
-    limited.VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT = 0.5
+    limited.VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT_SECONDS = 0.5
     ratelimit._limiters.clear()
     acm = aws.client("acm")
     acm.list_certificates()  # the bucket's one token
@@ -103,7 +103,7 @@ def test_a_call_that_cannot_get_capacity_in_time_is_transient(limited: Any) -> N
 
 def test_a_service_wide_bucket_covers_operations_without_their_own(limited: Any) -> None:
     limited.VEDOMAINS_AWS_RATE_LIMITS = {"acm.*": 0.2}
-    limited.VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT = 0.5
+    limited.VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT_SECONDS = 0.5
     ratelimit._limiters.clear()
     acm = aws.client("acm")
     acm.list_certificates()

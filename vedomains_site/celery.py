@@ -12,6 +12,12 @@ import vedomains_site.observability.celery_hooks  # noqa: F401
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vedomains_site.settings")
 
+# Beat intervals no deployment needs to change (they were settings until issue 29): the edge
+# table's reconciliation catches what a lost push missed, hourly; expired certificates of
+# removed domains are deleted daily (they cost nothing meanwhile).
+RECONCILE_INTERVAL_SECONDS = 3600.0
+CERTIFICATE_SWEEP_INTERVAL_SECONDS = 86400.0
+
 app = Celery("vedomains")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
@@ -42,7 +48,7 @@ def _setup_periodic_tasks(sender: Celery, **_: object) -> None:
         name="push unconfirmed edge changes",
     )
     sender.add_periodic_task(
-        float(settings.VEDOMAINS_RECONCILE_INTERVAL_SECONDS),
+        RECONCILE_INTERVAL_SECONDS,
         sender.signature("domains.tasks.reconcile_edge"),
         name="reconcile the edge table with Django",
     )
@@ -53,7 +59,7 @@ def _setup_periodic_tasks(sender: Celery, **_: object) -> None:
         name="send due webhooks and notification emails",
     )
     sender.add_periodic_task(
-        float(settings.VEDOMAINS_CERTIFICATE_SWEEP_INTERVAL_SECONDS),
+        CERTIFICATE_SWEEP_INTERVAL_SECONDS,
         sender.signature("domains.tasks.sweep_expired_certificates"),
         name="delete expired certificates of removed domains",
     )

@@ -234,7 +234,6 @@ def notification_settings_problems() -> list[CheckMessage]:
     for name in _not_positive([
         "VEDOMAINS_WEBHOOK_TIMEOUT_SECONDS", "VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS",
         "VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS", "VEDOMAINS_WEBHOOK_RETRY_WINDOW_SECONDS",
-        "VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS",
     ]):
         problems.append(_error(name, "must be greater than zero.",
                                "Webhook deliveries and emails are sent and retried by it.", 40))

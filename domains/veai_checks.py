@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.conf import settings
 from django.core.checks import CheckMessage, Error
 
-from vedomains_site.config.veai import ASYMMETRIC_JWT_ALGORITHMS
+from vedomains_site.config.allowed import ASYMMETRIC_JWT_ALGORITHMS
 
 # The shortest shared secret we accept: 256 bits of hex, as `secrets.token_hex(16)` gives.
 MIN_SERVICE_SECRET_LENGTH = 32

@@ -141,12 +141,18 @@ def test_stubbed_throttling_answers_are_transient(code: str) -> None:
                                    "{not json"])
 def test_a_bad_rate_limit_setting_stops_start_up_with_its_name(tmp_path: Path,
                                                                value: str) -> None:
+    """Broken JSON stops the settings themselves; a readable but wrong value stops
+    `manage.py check` (E023), the deploy's release step."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VEDOMAINS_")}
     out = subprocess.run(
-        [sys.executable, "-c", "import vedomains_site.settings"], cwd=tmp_path,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", "import django; django.setup(); "
+         "from django.core.management import call_command; call_command('check')"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
         env={**env, "PYTHONPATH": str(ROOT), "DJANGO_DEBUG": "true",
+             "DJANGO_SETTINGS_MODULE": "vedomains_site.settings",
              "VEDOMAINS_AWS_RATE_LIMITS": value},
     )
     assert out.returncode != 0
-    assert "ImproperlyConfigured: VEDOMAINS_AWS_RATE_LIMITS" in out.stderr, out.stderr[-500:]
+    expected = ("ImproperlyConfigured: VEDOMAINS_AWS_RATE_LIMITS" if value.startswith("{not")
+                else "(vedomains.E023) VEDOMAINS_AWS_RATE_LIMITS")
+    assert expected in out.stderr, out.stderr[-500:]

@@ -48,6 +48,12 @@ def test_a_valid_configuration_has_no_problem() -> None:
         # A key the sync and the admin can never match (plan names are lower-case).
         ({"VEDOMAINS_PLAN_LIMITS": {"Pro": 3}}, "vedomains.E003", "VEDOMAINS_PLAN_LIMITS"),
         ({"VEDOMAINS_PLAN_LIMITS": {"pro ": 3}}, "vedomains.E003", "VEDOMAINS_PLAN_LIMITS"),
+        ({"VEDOMAINS_PLAN_LIMITS": [3]}, "vedomains.E003", "VEDOMAINS_PLAN_LIMITS"),
+        ({"VEDOMAINS_OWNERSHIP_TXT": "sometimes"}, "vedomains.E007", "VEDOMAINS_OWNERSHIP_TXT"),
+        ({"VEDOMAINS_MISCONFIGURED_GRACE_SECONDS": 0}, "vedomains.E004",
+         "VEDOMAINS_MISCONFIGURED_GRACE_SECONDS"),
+        ({"VEDOMAINS_FAST_CHECK_WINDOW_SECONDS": -1}, "vedomains.E004",
+         "VEDOMAINS_FAST_CHECK_WINDOW_SECONDS"),
         ({"VEDOMAINS_PENDING_TIMEOUT_SECONDS": 0}, "vedomains.E004",
          "VEDOMAINS_PENDING_TIMEOUT_SECONDS"),
         ({"VEDOMAINS_CHECK_INTERVAL_SECONDS": -5}, "vedomains.E004",
@@ -70,6 +76,8 @@ def test_a_valid_configuration_has_no_problem() -> None:
         ({"VEDOMAINS_AWS_RATE_LIMITS": {"acm.DescribeCertificate": -1}}, "vedomains.E023",
          "VEDOMAINS_AWS_RATE_LIMITS"),
         ({"VEDOMAINS_AWS_RATE_LIMITS": [8]}, "vedomains.E023", "VEDOMAINS_AWS_RATE_LIMITS"),
+        ({"VEDOMAINS_AWS_RATE_LIMITS": {"acm": 4}}, "vedomains.E023",
+         "VEDOMAINS_AWS_RATE_LIMITS"),
         ({"VEDOMAINS_EDGE_TABLE": ""}, "vedomains.E030", "VEDOMAINS_EDGE_TABLE"),
         ({"VEDOMAINS_EDGE_MODE": "sideways"}, "vedomains.E031", "VEDOMAINS_EDGE_MODE"),
         ({"VEDOMAINS_EDGE_NEGATIVE_TTL_SECONDS": -1}, "vedomains.E031",
@@ -87,6 +95,9 @@ def test_a_valid_configuration_has_no_problem() -> None:
         ({"DEFAULT_FROM_EMAIL": ""}, "vedomains.E042", "DJANGO_DEFAULT_FROM_EMAIL"),
         ({"EMAIL_HOST": ""}, "vedomains.E043", "EMAIL_HOST"),
         ({"CELERY_BROKER_URL": ""}, "vedomains.E050", "CELERY_BROKER_URL"),
+        ({"VEDOMAINS_LOG_FORMAT": "xml"}, "vedomains.E075", "VEDOMAINS_LOG_FORMAT"),
+        ({"VEDOMAINS_CDN_STRATEGY": "one-big-distribution"}, "vedomains.E107",
+         "VEDOMAINS_CDN_STRATEGY"),
         # ve.ai.
         ({"VEDOMAINS_JWT_JWKS_URL": "ve.ai/.well-known/jwks.json"}, "vedomains.E200",
          "VEDOMAINS_JWT_JWKS_URL"),
@@ -102,6 +113,8 @@ def test_a_valid_configuration_has_no_problem() -> None:
         ({"VEDOMAINS_JWT_AUDIENCE": " "}, "vedomains.E204", "VEDOMAINS_JWT_AUDIENCE"),
         ({"VEDOMAINS_JWT_ISSUER_ID": ""}, "vedomains.E211", "VEDOMAINS_JWT_ISSUER_ID"),
         ({"VEDOMAINS_JWT_ALGORITHMS": []}, "vedomains.E205", "VEDOMAINS_JWT_ALGORITHMS"),
+        ({"VEDOMAINS_JWT_ALGORITHMS": ["RS256", "HS256"]}, "vedomains.E205",
+         "VEDOMAINS_JWT_ALGORITHMS"),
         ({"VEDOMAINS_JWT_LEEWAY_SECONDS": -1}, "vedomains.E206",
          "VEDOMAINS_JWT_LEEWAY_SECONDS"),
         ({"VEDOMAINS_JWKS_TIMEOUT_SECONDS": 0}, "vedomains.E207", "VEDOMAINS_JWKS_TIMEOUT_SECONDS"),
@@ -122,6 +135,10 @@ def test_each_check_fires_and_names_its_setting(overrides: dict[str, Any], check
     found = problems(**overrides)
     assert [i for i, _ in found] == expected
     assert all(setting in message for _, message in found)
+
+
+def test_an_unknown_cdn_strategy_is_reported_in_development_too() -> None:
+    assert [i for i, _ in problems(DEBUG=True, VEDOMAINS_CDN_STRATEGY="x")] == ["vedomains.E107"]
 
 
 def test_missing_cdn_resources_are_not_reported_in_development() -> None:

@@ -25,7 +25,7 @@ from jwt import PyJWK
 from jwt.exceptions import PyJWKError
 
 from domains.integrations.errors import IntegrationError
-from vedomains_site.config.veai import ASYMMETRIC_JWT_ALGORITHMS
+from vedomains_site.config.allowed import ASYMMETRIC_JWT_ALGORITHMS
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,12 @@ VEDOMAINS_OWNERSHIP_TXT: str = env.str("VEDOMAINS_OWNERSHIP_TXT", default="previ
 
 # Domains per plan: the JSON object is merged over these (a plan it does not name keeps its
 # figure). Anything but an object is kept as given, for the system check to name (E003).
-PLAN_LIMITS_BUILT_IN = {"free": 0, "pro": 3, "business": 25, "enterprise": 1000}
-_plan_limits: Any = env.json("VEDOMAINS_PLAN_LIMITS", default={})
-VEDOMAINS_PLAN_LIMITS: dict[str, int] = (
-    {**PLAN_LIMITS_BUILT_IN, **_plan_limits} if isinstance(_plan_limits, dict) else _plan_limits
-)
+_BUILT_IN_PLAN_LIMITS = {"free": 0, "pro": 3, "business": 25, "enterprise": 1000}
+
+
+def _over_built_in(limits: Any) -> Any:
+    return {**_BUILT_IN_PLAN_LIMITS, **limits} if isinstance(limits, dict) else limits
+
+
+VEDOMAINS_PLAN_LIMITS: dict[str, int] = _over_built_in(env.json("VEDOMAINS_PLAN_LIMITS",
+                                                                 default={}))

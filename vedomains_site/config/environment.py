@@ -2,7 +2,7 @@
 
 `env` is django-environ's reader with one difference: a value it cannot parse (`abc` for a
 number, `maybe` for a flag, broken JSON) stops start-up with the variable's name instead of
-a bare ValueError, or, for a flag, instead of silently reading as false.
+a bare ValueError, or instead of silently reading a flag as false and `2h` as 2.0.
 """
 
 from __future__ import annotations
@@ -27,6 +27,14 @@ class _Env(environ.Env):
         raw = self.ENVIRON.get(var)
         if cast is bool and raw is not None and raw.strip().lower() not in _FLAG_WORDS:
             raise ImproperlyConfigured(f"{var} is {raw[:40]!r}, which is not true or false.")
+        if cast is float and raw is not None:
+            # django-environ drops any character that is not a digit ("2h" reads as 2.0):
+            # with every duration in seconds, a unit typed by habit must not pass.
+            try:
+                float(raw)
+            except ValueError:
+                raise ImproperlyConfigured(
+                    f"{var} is {raw[:40]!r}, which is not a number.") from None
         try:
             return super().get_value(var, cast=cast, default=default,
                                      parse_default=parse_default)

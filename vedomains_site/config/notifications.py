@@ -19,7 +19,3 @@ VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS: int = env.int("VEDOMAINS_WEBHOOK_RETRY_MAX_
                                                    default=7200)
 VEDOMAINS_WEBHOOK_RETRY_WINDOW_SECONDS: int = env.int("VEDOMAINS_WEBHOOK_RETRY_WINDOW_SECONDS",
                                                       default=86400)
-# How often beat sends due webhook deliveries and notification emails (retries, and any
-# whose immediate task was lost to a broker outage).
-VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS: float = env.float(
-    "VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS", default=30.0)

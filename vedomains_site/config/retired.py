@@ -59,6 +59,8 @@ RETIRED: dict[str, str] = {
         "vedomains_site/celery.py (RECONCILE_INTERVAL_SECONDS)"),
     "VEDOMAINS_CERTIFICATE_SWEEP_INTERVAL_SECONDS": _constant(
         "vedomains_site/celery.py (CERTIFICATE_SWEEP_INTERVAL_SECONDS)"),
+    "VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS": _constant(
+        "vedomains_site/celery.py (NOTIFY_DISPATCH_INTERVAL_SECONDS)"),
     "VEDOMAINS_CERTIFICATE_TROUBLE_DAYS": _constant("domains/certificates.py (TROUBLE_WINDOW)"),
     "VEDOMAINS_CERTIFICATE_WATCH_HOURS": _constant("domains/certificates.py (WATCH_INTERVAL)"),
     "VEDOMAINS_CDN_WORKSPACE_PARAMETER": _constant(

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 from vedomains_site.config.environment import env
 
-# The algorithms VEDOMAINS_JWT_ALGORITHMS may name: symmetric ones (HS*) and "none" would let
-# anyone holding the public key mint tokens. The check (E205) and the verifier both use it.
-ASYMMETRIC_JWT_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "PS256"})
-
 # Sign-in with the main app's tokens: RS256/ES256 JWTs verified against its JWKS (keys are
 # cached and refetched when an unknown `kid` arrives, at most once per cooldown) or against
 # one static PEM public key. Off when neither is set: then only DRF tokens and sessions work.
@@ -20,6 +16,7 @@ VEDOMAINS_JWT_ISSUER: str = env.str("VEDOMAINS_JWT_ISSUER", default="https://ve.
 # the `iss` URL may change (a new auth domain) without orphaning every identity.
 VEDOMAINS_JWT_ISSUER_ID: str = env.str("VEDOMAINS_JWT_ISSUER_ID", default="ve.ai")
 VEDOMAINS_JWT_AUDIENCE: str = env.str("VEDOMAINS_JWT_AUDIENCE", default="vedomains")
+# Only those in vedomains_site/config/allowed.py (E205).
 VEDOMAINS_JWT_ALGORITHMS: list[str] = env.list("VEDOMAINS_JWT_ALGORITHMS",
                                                default=["RS256", "ES256"])
 VEDOMAINS_JWT_LEEWAY_SECONDS: int = env.int("VEDOMAINS_JWT_LEEWAY_SECONDS", default=60)

@@ -12,7 +12,7 @@ import vedomains_site.observability.celery_hooks  # noqa: F401
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vedomains_site.settings")
 
-# Beat intervals no deployment needs to change (they were settings until issue 29): the edge
+# Beat intervals no deployment needs to change (settings once, now constants): the edge
 # table's reconciliation catches what a lost push missed, hourly; expired certificates of
 # removed domains are deleted daily (they cost nothing meanwhile); due webhook retries and
 # emails (and any whose own task was lost) go out within half a minute.

@@ -144,7 +144,7 @@ def gunicorn(database: BenchDatabase) -> Iterator[int]:
             proc.kill()
             proc.wait()
         if broker == BENCH_BROKER_URL:
-            flush_redis()  # the request_certificate tasks nobody consumed
+            flush_redis()  # the domain_request_certificate tasks nobody consumed
 
 
 def request(port: int, method: str, path: str, body: bytes | None = None,

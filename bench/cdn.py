@@ -143,7 +143,8 @@ def _throughput(endpoint: str, hosts: list[str]) -> list[Row]:
             break
         passes += 1
         for i in range(0, len(pending), BATCH):
-            checks.domains_check(domain_ids=pending[i:i + BATCH], source="bench", force=True)
+            checks.domains_check_batch(domain_ids=pending[i:i + BATCH], source="bench",
+                                       force=True)
     elapsed = time.perf_counter() - t0
     statuses = list(CustomDomain.objects.filter(pk__in=ids).values_list("status", flat=True))
     active = statuses.count(DomainStatus.ACTIVE)
@@ -177,7 +178,7 @@ def _dns_first(endpoint: str, hosts: list[str]) -> list[Row]:
     ids = [services.domain_register(workspace=workspace, hostname=h, by=None).pk
            for h in hosts]
     for _ in range(5):
-        checks.domains_check(domain_ids=ids, source="bench", force=True)
+        checks.domains_check_batch(domain_ids=ids, source="bench", force=True)
     after = _calls(endpoint)
     creates = after.get("CreateDistributionTenant", 0) - before.get("CreateDistributionTenant", 0)
     tenants = [t for t in aws.client("cloudfront", "us-east-1").list_distribution_tenants()[
@@ -219,7 +220,7 @@ def _latency(endpoint: str, hosts: list[str], control_url: str) -> list[Row]:
             due = schedule.domains_due(now=timezone.now())
             mine = [pk for pk in due if pk in ids]
             if mine:
-                checks.domains_check(domain_ids=mine, source="bench")
+                checks.domains_check_batch(domain_ids=mine, source="bench")
             for pk, status in CustomDomain.objects.filter(pk__in=ids).values_list("pk",
                                                                                   "status"):
                 if status == DomainStatus.ACTIVE and pk not in done:

@@ -45,6 +45,7 @@ from bench.common import (
     redis_available,
     verdict,
 )
+from domains.task_names import TaskName
 
 PROBE_DIR: Final = Path(__file__).resolve().parent / "probe"
 TICK: Final = timedelta(seconds=10)
@@ -171,12 +172,12 @@ def workers(env: dict[str, str], count: int, *, concurrency: int, name: str
                 proc.wait()
 
 
-def _send(connection: object, name: str, *args: object, queue: str | None = None) -> None:
+def _send(connection: object, name: TaskName, *args: object, queue: str | None = None) -> None:
     """Queue a task on the benchmark's Redis: this process's own broker is in memory."""
     from vedomains_site.celery import app
 
     options = {"queue": queue} if queue else {}
-    app.tasks[f"domains.tasks.{name}"].apply_async(args=args, connection=connection, **options)
+    app.tasks[name].apply_async(args=args, connection=connection, **options)
 
 
 def _worker_env(database: BenchDatabase, endpoint_url: str, **extra: str) -> dict[str, str]:
@@ -230,7 +231,7 @@ def _request_all(database: BenchDatabase, endpoint_url: str, *, n: int, limits: 
     with workers(env, 4, concurrency=2, name=f"rl-{label}"), \
             app.connection_for_write(BENCH_BROKER_URL) as connection:
         for domain in made:
-            _send(connection, "request_certificate", domain.pk)
+            _send(connection, TaskName.DOMAIN_REQUEST_CERTIFICATE, domain.pk)
         deadline = time.monotonic() + 600
         while CustomDomain.objects.filter(certificate_arn="").exists():
             if time.monotonic() > deadline:
@@ -299,9 +300,9 @@ def _push_latency(database: BenchDatabase, endpoint_url: str, *, checks: int,
                                 edge_version=1)
     with app.connection_for_write(BENCH_BROKER_URL) as connection:
         for i in range(checks):
-            _send(connection, "check_domain", 10_000_000 + i)  # no such domain: a no-op
+            _send(connection, TaskName.DOMAIN_CHECK, 10_000_000 + i)  # no such domain: a no-op
         # Before the queues existed every task shared one FIFO queue.
-        _send(connection, "sync_edge", host, queue=None if separate else "checks")
+        _send(connection, TaskName.EDGE_SYNC_HOSTNAME, host, queue=None if separate else "checks")
     env = _worker_env(database, endpoint_url)
     started = time.monotonic()
     with workers(env, 1, concurrency=1, name="queue"):

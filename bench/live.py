@@ -3,7 +3,7 @@
 10,000 pending domains (--quick: 300) whose DNS is absent sit in the database, registered
 between an hour and three days ago, on the backed-off schedule their age gives them.
 
-1. One check pass over all of them (`checks.domains_check`, batches of 200, as
+1. One check pass over all of them (`checks.domains_check_batch`, batches of 200, as
    `check_domains` runs it): with DNS first no AWS call is made for a domain whose DNS is
    wrong, so the pass is DNS plus the database. Reported with the CPU each process used
    (ours, the emulator, the DNS server), as bench/checks.py does for the per-domain path.
@@ -158,8 +158,8 @@ def _one_pass(endpoint: str, ids: list[int], pids: dict[str, int | None]) -> lis
     started = time.perf_counter()
     outcomes: dict[str, int] = {}
     for i in range(0, len(ids), BATCH):
-        for outcome in checks.domains_check(domain_ids=ids[i:i + BATCH], source="bench",
-                                            force=True):
+        for outcome in checks.domains_check_batch(domain_ids=ids[i:i + BATCH], source="bench",
+                                                  force=True):
             outcomes[outcome.outcome] = outcomes.get(outcome.outcome, 0) + 1
     seconds = time.perf_counter() - started
     used = cpu.stop()

@@ -150,7 +150,7 @@ def run(quick: bool, database: BenchDatabase) -> list[Row]:
                     host = f"live{i}.ttl-client.com"
                     domain = services.domain_register(workspace=workspace, hostname=host,
                                                       by=owner, source="bench")
-                    # The same service the worker's request_certificate task runs; done here
+                    # The same service the worker's domain_request_certificate task runs; done here
                     # so t0 is known exactly.
                     certificates.domain_request_certificate(domain_id=domain.pk)
                     arn = CustomDomain.objects.get(pk=domain.pk).certificate_arn

@@ -45,6 +45,7 @@ from domains.models import (
     SeedAdoption,
     Workspace,
 )
+from domains.task_names import TaskName
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +259,7 @@ def _adopt_active(item: seed_table.SeedItem, workspace: Workspace, report: ItemR
         else:
             _remember(item, state=SeedAdoption.State.ADOPTED, domain=domain,
                       certificate_arn=cert.arn)
-            lifecycle.enqueue_after_commit("sync_edge", hostname)
+            lifecycle.enqueue_after_commit(TaskName.EDGE_SYNC_HOSTNAME, hostname)
     if domain is None:
         try:
             strategy.detach(resource_id=attachment.resource_id)

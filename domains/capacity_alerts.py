@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from domains import lifecycle
 from domains.models import CapacityAlert
+from domains.task_names import TaskName
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ def capacity_alert_raise(*, code: str, message: str, hostname: str) -> CapacityA
         alert.resolved_at = None
         alert.save()
         if opened:
-            lifecycle.enqueue_after_commit("capacity_alert_email", alert.pk)
+            lifecycle.enqueue_after_commit(TaskName.CAPACITY_ALERT_EMAIL, alert.pk)
     return alert
 
 

@@ -34,6 +34,7 @@ from domains.models import (
     DomainStatus,
     EventKind,
 )
+from domains.task_names import TaskName
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ def certificate_replace_missing(*, domain: CustomDomain, cert: acm.Certificate,
             lifecycle.event_record(domain=domain, kind=EventKind.CERTIFICATE_MISSING,
                                    source=source, message=cert.failure_reason,
                                    data={"arn": cert.arn})
-            lifecycle.enqueue_after_commit("request_certificate", domain.pk)
+            lifecycle.enqueue_after_commit(TaskName.DOMAIN_REQUEST_CERTIFICATE, domain.pk)
     if applied:
         log.warning("%s: certificate %s no longer exists; requesting a new one",
                     domain.hostname, cert.arn)

@@ -49,6 +49,7 @@ from domains.models import (
     EventKind,
 )
 from domains.schedule import domains_claim, next_interval
+from domains.task_names import TaskName
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +78,15 @@ class CheckOutcome:
 
 def domain_check(*, domain_id: int, source: str = "system:check", force: bool = False
                  ) -> CheckOutcome:
-    outcomes = domains_check(domain_ids=[domain_id], source=source, force=force)
+    outcomes = domains_check_batch(domain_ids=[domain_id], source=source, force=force)
     if outcomes:
         return outcomes[0]
     return CheckOutcome(domain_id, "", "skipped", detail="not due or claimed by another worker")
 
 
-def domains_check(*, domain_ids: Iterable[int], source: str = "system:check",
-                  force: bool = False, now: datetime | None = None) -> list[CheckOutcome]:
+def domains_check_batch(*, domain_ids: Iterable[int], source: str = "system:check",
+                        force: bool = False, now: datetime | None = None
+                        ) -> list[CheckOutcome]:
     """Check a batch: claim, resolve DNS concurrently, read certificates, then decide each."""
     now = now or timezone.now()
     won = domains_claim(domain_ids, now=now, force=force)
@@ -358,7 +360,7 @@ def _pending_certificate(domain: CustomDomain, routing: dns.RoutingCheck,
                 # Said as what it is: the request is queued (it may still be held by the
                 # certificate budget); the CERTIFICATE_REQUESTED event comes with the ARN.
                 checks["certificate"] = _check_record(False, "Requesting a certificate.", now)
-                lifecycle.enqueue_after_commit("request_certificate", domain.pk)
+                lifecycle.enqueue_after_commit(TaskName.DOMAIN_REQUEST_CERTIFICATE, domain.pk)
         else:
             checks["certificate"] = _check_record(
                 False, "Requested once the CNAME points at us.", now)
@@ -550,7 +552,7 @@ def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
                 now, status=acm_cert.status)
         elif not domain.certificate_arn:
             checks["certificate"] = _check_record(False, "Certificate not requested yet.", now)
-            lifecycle.enqueue_after_commit("request_certificate", domain.pk)
+            lifecycle.enqueue_after_commit(TaskName.DOMAIN_REQUEST_CERTIFICATE, domain.pk)
     # Pre-validation may try the tenant before DNS moves (whether CloudFront accepts that is
     # unverified: docs/cdn.md); a refusal is a wait like any "not pointing at us yet".
     acm_issued = bool(acm_cert and acm_cert.issued)
@@ -850,7 +852,7 @@ def _activate_when_deployed(domain: CustomDomain, strategy: cdn.CdnStrategy, res
         )
     if not applied:
         # Removed while we attached: the cleanup owns the attachment now.
-        lifecycle.enqueue_after_commit("cleanup_domain", domain.pk)
+        lifecycle.enqueue_after_commit(TaskName.DOMAIN_CLEANUP, domain.pk)
         return CheckOutcome(domain.pk, domain.hostname, "skipped", "", "changed during check")
     return CheckOutcome(domain.pk, domain.hostname, "activated" if deployed else "deploying",
                         to)
@@ -946,7 +948,7 @@ def _evaluate_live(domain: CustomDomain, routing: dns.RoutingCheck, checks: dict
             transition_updates={"removed_at": now, "next_check_at": now},
         )
         if applied:
-            lifecycle.enqueue_after_commit("cleanup_domain", domain.pk)
+            lifecycle.enqueue_after_commit(TaskName.DOMAIN_CLEANUP, domain.pk)
         return CheckOutcome(domain.pk, domain.hostname, "detached" if applied else "skipped",
                             DomainStatus.REMOVED, message)
     next_at = min(now + timedelta(

@@ -5,9 +5,10 @@ here imports them back (the import-linter contract in pyproject.toml says so):
 - `event_record` appends a DomainEvent;
 - `domain_transition` compare-and-swaps the status (`filter(pk=…, status=old).update(…)`),
   so two workers can never both apply it, and writes its event and outbox rows with it;
-- `enqueue_after_commit` queues a Celery task by name once the transaction commits. By
-  name, because the tasks module sits at the top (it calls everything else): looking the
-  task up in Celery's registry keeps this layer free of an import of it.
+- `enqueue_after_commit` queues a Celery task by its `TaskName` once the transaction
+  commits. By name, because the tasks module sits at the top (it calls everything else):
+  looking the task up in Celery's registry keeps this layer free of an import of it, and the
+  enum (domains/task_names.py) keeps the name from being a string typed at the call.
 """
 
 from __future__ import annotations
@@ -24,35 +25,31 @@ from django.utils import timezone
 
 from domains import outbox
 from domains.models import EDGE_ROUTED_STATUSES, CustomDomain, DomainEvent, EventKind
+from domains.task_names import TaskName
 
 log = logging.getLogger(__name__)
 
-# Every task of this app is registered under this prefix (see domains/tasks.py).
-TASK_PREFIX = "domains.tasks."
-
-
-def task_send(task_name: str, *args: object) -> None:
+def task_send(task_name: TaskName, *args: object) -> None:
     """Queue a task now; a broker outage must not fail the request that caused it.
 
     Nothing is lost when the send fails: the state it was about is already committed, and
     the dispatcher (for checks and cleanups) and the reconcile pass (for the edge) pick it up.
     """
-    name = task_name if "." in task_name else TASK_PREFIX + task_name
     # Outside the try: an unknown name is a bug to raise, not a broker outage to log.
-    task = current_app.tasks[name]
+    task = current_app.tasks[task_name]
     try:
         task.apply_async(args=args, retry=True, retry_policy={"max_retries": 2})
     except Exception:
-        log.warning("could not queue %s%r; the periodic pass will catch up", name, args,
+        log.warning("could not queue %s%r; the periodic pass will catch up", task_name, args,
                     exc_info=True)
 
 
-def enqueue_after_commit(task_name: str, *args: object) -> None:
+def enqueue_after_commit(task_name: TaskName, *args: object) -> None:
     """Send a task once the surrounding transaction has committed (never for a rollback)."""
     transaction.on_commit(lambda: task_send(task_name, *args))
 
 
-def enqueue_all_after_commit(queued: Iterable[tuple[str, int]]) -> None:
+def enqueue_all_after_commit(queued: Iterable[tuple[TaskName, int]]) -> None:
     for task_name, pk in queued:
         enqueue_after_commit(task_name, pk)
 
@@ -132,7 +129,7 @@ def domain_transition(
     # Webhooks and owner emails: outbox rows in this transaction, sent after commit.
     enqueue_all_after_commit(outbox.outbox_status_changed(domain=domain, event=event))
     if edge_change:
-        enqueue_after_commit("sync_edge", domain.hostname)
+        enqueue_after_commit(TaskName.EDGE_SYNC_HOSTNAME, domain.hostname)
         redirects_follow_target(domain)
     return True
 
@@ -147,4 +144,4 @@ def redirects_follow_target(target: CustomDomain) -> None:
     if hostnames:
         followers.update(edge_version=F("edge_version") + 1, updated_at=timezone.now())
         for hostname in hostnames:
-            enqueue_after_commit("sync_edge", hostname)
+            enqueue_after_commit(TaskName.EDGE_SYNC_HOSTNAME, hostname)

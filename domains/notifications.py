@@ -2,7 +2,7 @@
 
 Both are written as an outbox (`domains.outbox`) in the transaction that changes the domain,
 then sent from here by Celery after commit. A lost task (broker outage, worker killed) only
-delays a send: beat's `dispatch_notifications` picks up every row that is due.
+delays a send: beat's `notifications_dispatch` picks up every row that is due.
 
 Exactly-once where it matters:
 - a Notification row is unique per (domain, state_key) (see domains.outbox), and each send
@@ -51,6 +51,7 @@ from domains.models import (
     WebhookDelivery,
 )
 from domains.outbox import datetime_iso
+from domains.task_names import TaskName
 
 log = logging.getLogger(__name__)
 
@@ -340,7 +341,7 @@ def webhook_replay(*, delivery: WebhookDelivery, by: AbstractBaseUser | None) ->
             replays=F("replays") + 1,
             attempt_log=[*delivery.attempt_log, entry][-ATTEMPT_LOG_MAX:],
         )
-        lifecycle.enqueue_after_commit("deliver_webhook", delivery.pk)
+        lifecycle.enqueue_after_commit(TaskName.WEBHOOK_DELIVER, delivery.pk)
 
 
 # --- the periodic pass -------------------------------------------------------------------------

@@ -35,9 +35,10 @@ from domains.models import (
     WebhookEventType,
     Workspace,
 )
+from domains.task_names import TaskName
 
 # (task name, row id) pairs for the caller to queue once its transaction commits.
-Queued = list[tuple[str, int]]
+Queued = list[tuple[TaskName, int]]
 
 STATUS_NOTIFICATIONS = {
     DomainStatus.ACTIVE: NotificationKind.DOMAIN_ACTIVE,
@@ -164,7 +165,7 @@ def _webhook_outbox(*, domain: CustomDomain, event: DomainEvent, event_type: str
     )
     ids = list(WebhookDelivery.objects.filter(event=event, status=DeliveryStatus.PENDING)
                .values_list("pk", flat=True))
-    return [("deliver_webhook", pk) for pk in ids]
+    return [(TaskName.WEBHOOK_DELIVER, pk) for pk in ids]
 
 
 def _notification_outbox(*, domain: CustomDomain, kind: str, state_key: str,
@@ -179,7 +180,7 @@ def _notification_outbox(*, domain: CustomDomain, kind: str, state_key: str,
             )
     except IntegrityError:
         return []  # this state was notified already: the unique constraint says so
-    return [("send_notification", notification.pk)]
+    return [(TaskName.NOTIFICATION_SEND, notification.pk)]
 
 
 # --- what the emails say ----------------------------------------------------------------------

@@ -11,7 +11,7 @@
   detaching anything.
 - Every step is a DomainEvent on each affected domain and a `domain.plan_limit` webhook.
 
-The grace step is driven by beat (`tasks.enforce_plan_limits`); each open grace period is
+The grace step is driven by beat (`tasks.plan_graces_enforce`); each open grace period is
 processed under a row lock (skip_locked), so overlapping beats never detach twice.
 """
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Case, QuerySet, Value, When
+from django.db.models import Case, Prefetch, Q, QuerySet, Value, When
 
 from domains import dns_doctor, hostnames
 from domains.integrations import edge_store
@@ -305,22 +305,40 @@ def open_plan_grace_deadline(workspace: Workspace) -> Any:
             .values_list("detach_after", flat=True).first())
 
 
+REMOVAL_EVENTS_ATTR = "removal_events"
+
+
+def removal_events_prefetch() -> Prefetch[DomainEvent]:
+    """What `domain_removal` reads, fetched for a whole list in one query.
+
+    A list of removed domains otherwise costs two queries a domain (the removal event and
+    whether a plan detached it).
+    """
+    return Prefetch("events", to_attr=REMOVAL_EVENTS_ATTR, queryset=DomainEvent.objects.filter(
+        Q(to_status=DomainStatus.REMOVED) | Q(kind=EventKind.PLAN_DETACHED)))
+
+
 def domain_removal(domain: CustomDomain) -> dict[str, str] | None:
     """Why a removed domain was removed, as a stable code and the audit event's message.
 
     Codes: `plan_limit` (detached at the end of a downgrade's grace period),
     `workspace_deleted` (deleted in ve.ai), `dns_not_pointing` (misconfigured past its grace),
     `removed_by_member` (the API), `removed_by_staff` (admin, commands), `removed` (anything
-    else). Derived from the audit trail, so old records get a reason too.
+    else). Derived from the audit trail, so old records get a reason too. Reads the events
+    `removal_events_prefetch` fetched when the caller used it, else queries them.
     """
     if domain.status != DomainStatus.REMOVED:
         return None
-    event = (DomainEvent.objects.filter(domain=domain, to_status=DomainStatus.REMOVED)
-             .order_by("-created_at", "-id").first())
-    if event is None:
+    fetched: list[DomainEvent] | None = getattr(domain, REMOVAL_EVENTS_ATTR, None)
+    events = fetched if fetched is not None else list(
+        DomainEvent.objects.filter(Q(domain=domain), Q(to_status=DomainStatus.REMOVED)
+                                   | Q(kind=EventKind.PLAN_DETACHED)))
+    removals = [e for e in events if e.to_status == DomainStatus.REMOVED]
+    if not removals:
         return {"code": "removed", "message": ""}
-    plan_detached = DomainEvent.objects.filter(
-        domain=domain, kind=EventKind.PLAN_DETACHED, created_at__gte=event.created_at).exists()
+    event = max(removals, key=lambda e: (e.created_at, e.pk))
+    plan_detached = any(e.kind == EventKind.PLAN_DETACHED and e.created_at >= event.created_at
+                        for e in events)
     if plan_detached or event.source == "system:plan":
         code = "plan_limit"
     elif event.source == "service:sync":

@@ -56,6 +56,7 @@ from domains.models import (
     RedirectCode,
     Workspace,
 )
+from domains.task_names import TaskName
 
 log = logging.getLogger(__name__)
 
@@ -309,11 +310,11 @@ def _register_create(*, workspace: Workspace, host: str, token: str, proof: bool
     enqueue_all_after_commit(outbox.outbox_registered(domain=domain, event=registered))
     if domain.prevalidation == "acm":
         # Pre-validation is the intent: the certificate comes before the CNAME moves.
-        enqueue_after_commit("request_certificate", domain.pk)
+        enqueue_after_commit(TaskName.DOMAIN_REQUEST_CERTIFICATE, domain.pk)
     else:
         # The first check requests the certificate once the CNAME shows intent, or creates
         # the tenant whose certificate CloudFront manages.
-        enqueue_after_commit("check_domain", domain.pk)
+        enqueue_after_commit(TaskName.DOMAIN_CHECK, domain.pk)
     return domain
 
 
@@ -398,7 +399,7 @@ def _release_holder(
                        code="hostname_taken", field="hostname")
     event_record(domain=holder, kind=EventKind.RELEASED, source=source, by=by, message=reason,
                  data={"to_workspace": workspace.slug})
-    enqueue_after_commit("cleanup_domain", holder.pk)
+    enqueue_after_commit(TaskName.DOMAIN_CLEANUP, holder.pk)
 
 
 def _ownership_proven(hostname: str, token: str) -> bool:
@@ -426,7 +427,7 @@ def domain_request_check(
             updated_at=now,
         )
         event_record(domain=domain, kind=EventKind.CHECK_REQUESTED, source=source, by=by)
-        enqueue_after_commit("check_domain", domain.pk)
+        enqueue_after_commit(TaskName.DOMAIN_CHECK, domain.pk)
     domain.refresh_from_db()
     return domain
 
@@ -456,8 +457,8 @@ def domain_prevalidate(
         event_record(domain=domain, kind=EventKind.CHECK_REQUESTED, source=source, by=by,
                      message=f"Pre-validation requested ({mode}).", data={"prevalidation": mode})
         if mode == "acm":
-            enqueue_after_commit("request_certificate", domain.pk)
-        enqueue_after_commit("check_domain", domain.pk)
+            enqueue_after_commit(TaskName.DOMAIN_REQUEST_CERTIFICATE, domain.pk)
+        enqueue_after_commit(TaskName.DOMAIN_CHECK, domain.pk)
     domain.refresh_from_db()
     return domain
 
@@ -487,7 +488,7 @@ def domain_remove(
                 "The domain changed while it was being removed; reload and try again.",
                 code="concurrent_change",
             )
-        enqueue_after_commit("cleanup_domain", domain.pk)
+        enqueue_after_commit(TaskName.DOMAIN_CLEANUP, domain.pk)
     return domain
 
 
@@ -527,7 +528,7 @@ def domain_push_to_edge(
             code="not_routed")
     with transaction.atomic():
         event_record(domain=domain, kind=EventKind.EDGE_PUSH_REQUESTED, source=source, by=by)
-        enqueue_after_commit("sync_edge", domain.hostname)
+        enqueue_after_commit(TaskName.EDGE_SYNC_HOSTNAME, domain.hostname)
 
 
 
@@ -723,7 +724,7 @@ def domain_set_redirect(
                                       "updated_at": timezone.now()}
         if locked.status in EDGE_ROUTED_STATUSES:
             updates["edge_version"] = F("edge_version") + 1
-            enqueue_after_commit("sync_edge", locked.hostname)
+            enqueue_after_commit(TaskName.EDGE_SYNC_HOSTNAME, locked.hostname)
         CustomDomain.objects.filter(pk=locked.pk).update(**updates)
         event_record(
             domain=locked, kind=EventKind.REDIRECT_CHANGED, source=source, by=by,

@@ -1,14 +1,15 @@
 """Celery tasks: load by id, call the module that does the work, own the retry policy.
 
 A leaf of the import graph: nothing in the product imports this module (follow-ups are
-queued by name through `domains.lifecycle`), and `DomainsConfig.ready` imports it so every
-process knows the tasks. Arguments are ids (or hostnames) only. Every task is idempotent, so
-`acks_late` is safe: a worker killed mid-task leaves the message for another worker, which
-redoes the work.
+queued by their `domains.task_names.TaskName` through `domains.lifecycle`), and
+`DomainsConfig.ready` imports it so every process knows the tasks. Each task is registered
+under its TaskName and has the name of the service it calls (the rule is in task_names.py).
+Arguments are ids (or hostnames) only. Every task is idempotent, so `acks_late` is safe: a
+worker killed mid-task leaves the message for another worker, which redoes the work.
 
 Notification retries are not Celery retries: each row carries its own `next_attempt_at` (a
 countdown of hours would sit in Redis past its visibility timeout and be delivered twice),
-and `dispatch_notifications` sends whatever is due.
+and `notifications_dispatch` sends whatever is due.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from domains import (
     schedule,
 )
 from domains.integrations.errors import IntegrationError, TransientIntegrationError
+from domains.task_names import TaskName
 
 log = logging.getLogger(__name__)
 
@@ -65,38 +67,38 @@ def transient_errors_retried() -> Iterator[None]:
 # --- domains --------------------------------------------------------------------------------
 
 
-@shared_task(bind=True, acks_late=True, name="domains.tasks.request_certificate", **RETRY_TRANSIENT)
-def request_certificate(self: Task, domain_id: int) -> str:
+@shared_task(bind=True, acks_late=True, name=TaskName.DOMAIN_REQUEST_CERTIFICATE, **RETRY_TRANSIENT)
+def domain_request_certificate(self: Task, domain_id: int) -> str:
     with transient_errors_retried():
         return certificates.domain_request_certificate(domain_id=domain_id)
 
 
-@shared_task(bind=True, acks_late=True, name="domains.tasks.check_domain")
-def check_domain(self: Task, domain_id: int) -> str:
+@shared_task(bind=True, acks_late=True, name=TaskName.DOMAIN_CHECK)
+def domain_check(self: Task, domain_id: int) -> str:
     # Transient failures inside a check are recorded on the domain and rescheduled by the
     # check itself (its next_check_at), so the task does not retry them again.
     return checks.domain_check(domain_id=domain_id, source="system:check").outcome
 
 
-@shared_task(bind=True, acks_late=True, name="domains.tasks.check_batch")
-def check_batch(self: Task, domain_ids: list[int]) -> int:
-    return len(checks.domains_check(domain_ids=domain_ids, source="system:check"))
+@shared_task(bind=True, acks_late=True, name=TaskName.DOMAINS_CHECK_BATCH)
+def domains_check_batch(self: Task, domain_ids: list[int]) -> int:
+    return len(checks.domains_check_batch(domain_ids=domain_ids, source="system:check"))
 
 
-@shared_task(bind=True, acks_late=True, name="domains.tasks.sync_edge", **RETRY_TRANSIENT)
-def sync_edge(self: Task, hostname: str) -> str:
+@shared_task(bind=True, acks_late=True, name=TaskName.EDGE_SYNC_HOSTNAME, **RETRY_TRANSIENT)
+def edge_sync_hostname(self: Task, hostname: str) -> str:
     with transient_errors_retried():
         return edge_sync.edge_sync_hostname(hostname=hostname)
 
 
-@shared_task(bind=True, acks_late=True, name="domains.tasks.cleanup_domain", **RETRY_TRANSIENT)
-def cleanup_domain(self: Task, domain_id: int) -> str:
+@shared_task(bind=True, acks_late=True, name=TaskName.DOMAIN_CLEANUP, **RETRY_TRANSIENT)
+def domain_cleanup(self: Task, domain_id: int) -> str:
     with transient_errors_retried():
         return cleanup.domain_cleanup(domain_id=domain_id)
 
 
-@shared_task(acks_late=True, name="domains.tasks.dispatch_due_checks")
-def dispatch_due_checks() -> int:
+@shared_task(acks_late=True, name=TaskName.DOMAINS_DISPATCH)
+def domains_dispatch() -> int:
     """Fan out checks for due domains in small batches of ids.
 
     Batches, not one task per domain: a batch resolves its DNS concurrently and shares the
@@ -106,24 +108,24 @@ def dispatch_due_checks() -> int:
     ids = schedule.domains_dispatch()
     size = settings.VEDOMAINS_DISPATCH_CHUNK
     for start in range(0, len(ids), size):
-        lifecycle.task_send("check_batch", ids[start : start + size])
+        lifecycle.task_send(TaskName.DOMAINS_CHECK_BATCH, ids[start : start + size])
     return len(ids)
 
 
-@shared_task(acks_late=True, name="domains.tasks.sweep_pending_dns")
-def sweep_pending_dns() -> int:
+@shared_task(acks_late=True, name=TaskName.PENDING_DNS_SWEEP)
+def pending_dns_sweep() -> int:
     """DNS-ready first: a DNS-only look at the pending crowd (domains.dns_sweep); the domains
     whose DNS now points at us are checked here, at once, the rest of the ready ones (beyond
     VEDOMAINS_DNS_SWEEP_CHECKS) by the dispatcher's next tick."""
     swept = dns_sweep.pending_dns_sweep()
     now_ids = swept.ready[:settings.VEDOMAINS_DNS_SWEEP_CHECKS]
     if now_ids:
-        checks.domains_check(domain_ids=now_ids, source="system:check")
+        checks.domains_check_batch(domain_ids=now_ids, source="system:check")
     return len(swept.ready)
 
 
-@shared_task(acks_late=True, name="domains.tasks.sync_pending_edges")
-def sync_pending_edges() -> int:
+@shared_task(acks_late=True, name=TaskName.EDGE_SYNC_PENDING)
+def edge_sync_pending() -> int:
     """Push records whose edge change was never confirmed (a lost task, DynamoDB down)."""
     try:
         return edge_sync.edge_sync_pending()
@@ -132,48 +134,48 @@ def sync_pending_edges() -> int:
         return 0
 
 
-@shared_task(acks_late=True, name="domains.tasks.reconcile_edge")
-def reconcile_edge() -> dict[str, int]:
+@shared_task(acks_late=True, name=TaskName.EDGE_RECONCILE)
+def edge_reconcile() -> dict[str, int]:
     return edge_sync.edge_reconcile(repair=True).counts()
 
 
 # --- notifications, webhooks, certificate sweep ---------------------------------------------
 
 
-@shared_task(acks_late=True, name="domains.tasks.deliver_webhook",
+@shared_task(acks_late=True, name=TaskName.WEBHOOK_DELIVER,
              soft_time_limit=120, time_limit=150)
-def deliver_webhook(delivery_id: int) -> str:
+def webhook_deliver(delivery_id: int) -> str:
     return notifications.webhook_deliver(delivery_id=delivery_id)
 
 
-@shared_task(acks_late=True, name="domains.tasks.send_notification",
+@shared_task(acks_late=True, name=TaskName.NOTIFICATION_SEND,
              soft_time_limit=120, time_limit=150)
-def send_notification(notification_id: int) -> str:
+def notification_send(notification_id: int) -> str:
     return notifications.notification_send(notification_id=notification_id)
 
 
-@shared_task(acks_late=True, name="domains.tasks.dispatch_notifications")
-def dispatch_notifications() -> int:
+@shared_task(acks_late=True, name=TaskName.NOTIFICATIONS_DISPATCH)
+def notifications_dispatch() -> int:
     """Queue every due delivery and email: retries, and sends whose task was lost."""
     deliveries = notifications.due_deliveries()
     emails = notifications.due_notifications()
     for pk in deliveries:
-        lifecycle.task_send("deliver_webhook", pk)
+        lifecycle.task_send(TaskName.WEBHOOK_DELIVER, pk)
     for pk in emails:
-        lifecycle.task_send("send_notification", pk)
+        lifecycle.task_send(TaskName.NOTIFICATION_SEND, pk)
     return len(deliveries) + len(emails)
 
 
-@shared_task(acks_late=True, name="domains.tasks.sweep_expired_certificates")
-def sweep_expired_certificates() -> dict[str, int]:
+@shared_task(acks_late=True, name=TaskName.CERTIFICATES_SWEEP_EXPIRED)
+def certificates_sweep_expired() -> dict[str, int]:
     return certificates.certificates_sweep_expired()
 
 
 # --- plans -------------------------------------------------------------------------
 
 
-@shared_task(acks_late=True, name="domains.tasks.enforce_plan_limits")
-def enforce_plan_limits() -> dict[str, int]:
+@shared_task(acks_late=True, name=TaskName.PLAN_GRACES_ENFORCE)
+def plan_graces_enforce() -> dict[str, int]:
     """Beat: open, close, warn and detach over-limit workspaces whose step is due."""
     report = plans.plan_graces_enforce()
     return {"opened": report.opened, "resolved": report.resolved, "warned": report.warned,
@@ -181,7 +183,7 @@ def enforce_plan_limits() -> dict[str, int]:
 
 
 # SMTP down: retried with backoff; the alert stays on the dashboard anyway.
-@shared_task(acks_late=True, name="domains.tasks.capacity_alert_email", autoretry_for=(OSError,),
+@shared_task(acks_late=True, name=TaskName.CAPACITY_ALERT_EMAIL, autoretry_for=(OSError,),
              retry_backoff=5, retry_backoff_max=600, retry_jitter=True, max_retries=8)
 def capacity_alert_email(alert_id: int) -> int:
     return capacity_alerts.capacity_alert_email(alert_id=alert_id)

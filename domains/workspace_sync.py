@@ -43,6 +43,7 @@ from domains.models import (
     Workspace,
     slug_validator,
 )
+from domains.task_names import TaskName
 
 log = logging.getLogger(__name__)
 
@@ -371,7 +372,7 @@ def _rename(workspace: Workspace, slug: str) -> None:
     hostnames = list(routed.values_list("hostname", flat=True))
     routed.update(edge_version=F("edge_version") + 1, updated_at=timezone.now())
     for hostname in hostnames:
-        lifecycle.enqueue_after_commit("sync_edge", hostname)
+        lifecycle.enqueue_after_commit(TaskName.EDGE_SYNC_HOSTNAME, hostname)
 
 
 def workspace_delete(*, external_id: str, version: int, source: str = "service:sync",

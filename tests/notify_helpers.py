@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from celery import current_app
 from django.test import override_settings
 
-from domains import tasks
-from domains.lifecycle import TASK_PREFIX
+from domains.task_names import TaskName
 
 LOCMEM_EMAIL = "django.core.mail.backends.locmem.EmailBackend"
 
@@ -26,24 +26,25 @@ class TaskRecorder:
     """
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.calls: list[tuple[TaskName, tuple[Any, ...]]] = []
 
-    def __call__(self, task_name: str, *args: Any) -> None:
-        self.calls.append((task_name if "." in task_name else TASK_PREFIX + task_name, args))
+    def __call__(self, task_name: TaskName, *args: Any) -> None:
+        if task_name not in current_app.tasks:  # as the real task_send, which raises
+            raise KeyError(task_name)
+        self.calls.append((TaskName(task_name), args))
 
-    def names(self) -> list[str]:
+    def names(self) -> list[TaskName]:
         return [name for name, _ in self.calls]
 
-    def run(self, *only: str) -> list[Any]:
-        """Run (and forget) the recorded calls, or only those whose short name is in `only`."""
+    def run(self, *only: TaskName) -> list[Any]:
+        """Run (and forget) the recorded calls, or only those named in `only`."""
         results = []
         keep = []
         for name, args in self.calls:
-            short = name.rsplit(".", 1)[-1]
-            if only and short not in only:
+            if only and name not in only:
                 keep.append((name, args))
                 continue
-            results.append(getattr(tasks, short)(*args))
+            results.append(current_app.tasks[name](*args))
         self.calls = keep
         return results
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Plan, Role
 from domains.services import ownership_token_for
+from domains.task_names import TaskName
 from tests.factories import CustomDomainFactory, MembershipFactory, UserFactory, WorkspaceFactory
 from tests.notify_helpers import TaskRecorder
 
@@ -245,7 +246,7 @@ def test_add_page_registers_through_the_service(
     event = domain.events.get()
     assert (event.kind, event.source, event.actor) == (EventKind.REGISTERED, "admin", staff_user)
     # The certificate waits for the CNAME: registration queues the first check.
-    assert [name for name, _ in sent] == ["domains.tasks.check_domain"]
+    assert [name for name, _ in sent] == [TaskName.DOMAIN_CHECK]
 
 
 @pytest.mark.parametrize(
@@ -314,7 +315,7 @@ def test_push_to_edge_action(
     with django_capture_on_commit_callbacks(execute=True):
         r = run_action(staff, "push_to_edge", [domain])
     assert "Edge push queued: 1 domain(s)." in messages_of(r)
-    assert sent == [("domains.tasks.sync_edge", (domain.hostname,))]
+    assert sent == [(TaskName.EDGE_SYNC_HOSTNAME, (domain.hostname,))]
     event = domain.events.get()
     assert (event.kind, event.source, event.actor) == (
         EventKind.EDGE_PUSH_REQUESTED, "admin", staff_user
@@ -335,8 +336,8 @@ def test_remove_action(
     assert domain.status == DomainStatus.REMOVED
     event = domain.events.get(kind=EventKind.STATUS_CHANGED)
     assert (event.source, event.actor) == ("admin", staff_user)
-    assert {name for name, _ in sent} == {"domains.tasks.sync_edge",
-                                          "domains.tasks.cleanup_domain"}
+    assert {name for name, _ in sent} == {TaskName.EDGE_SYNC_HOSTNAME,
+                                          TaskName.DOMAIN_CLEANUP}
 
 
 def test_actions_need_change_permission(db: Any) -> None:

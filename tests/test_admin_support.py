@@ -347,17 +347,17 @@ def test_failure_breakdown_from_the_engine(aws_stack: Any, dns_server: Any,
     with time_machine.travel(start, tick=False):
         never = services.domain_register(workspace=ws, hostname="never.client-example.com",
                                          by=None)
-    assert tasks.request_certificate(never.pk) == "requested"
+    assert tasks.domain_request_certificate(never.pk) == "requested"
     with time_machine.travel(start + timedelta(
         seconds=settings.VEDOMAINS_PENDING_TIMEOUT_SECONDS) + timedelta(hours=1)):
-        assert tasks.check_domain(never.pk) == "failed"
+        assert tasks.domain_check(never.pk) == "failed"
     never.refresh_from_db()
     assert never.status == DomainStatus.FAILED, never.last_error
 
     live = CustomDomainFactory(workspace=ws, hostname="live.client-example.com",
                                status=DomainStatus.ACTIVE, activated_at=start,
                                next_check_at=start)
-    assert tasks.check_domain(live.pk) == "misconfigured"  # no CNAME any more: NXDOMAIN
+    assert tasks.domain_check(live.pk) == "misconfigured"  # no CNAME any more: NXDOMAIN
     live.refresh_from_db()
     assert live.status == DomainStatus.MISCONFIGURED
 

@@ -11,6 +11,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Plan, Role
+from domains.task_names import TaskName
 from tests.factories import CustomDomainFactory, MembershipFactory, UserFactory, WorkspaceFactory
 from tests.notify_helpers import TaskRecorder
 
@@ -68,7 +69,7 @@ def test_register_returns_the_record_and_queues_the_certificate(
         assert key in body
     assert r["Location"] == "/api/domains/gallery.client.com/"
     # The certificate waits for the CNAME: registration queues the first check.
-    assert [name for name, _ in sent] == ["domains.tasks.check_domain"]
+    assert [name for name, _ in sent] == [TaskName.DOMAIN_CHECK]
     event = DomainEvent.objects.get(domain__hostname="gallery.client.com")
     assert (event.kind, event.source, event.actor) == (EventKind.REGISTERED, "api", owner)
 
@@ -440,7 +441,7 @@ def test_verify_queues_a_check(
         r = api.post("/api/domains/Gallery.client.com/verify")
     assert r.status_code == 202
     assert r.json()["hostname"] == "gallery.client.com"
-    assert sent == [("domains.tasks.check_domain", (domain.pk,))]
+    assert sent == [(TaskName.DOMAIN_CHECK, (domain.pk,))]
     domain.refresh_from_db()
     assert domain.next_check_at is not None and domain.next_check_at <= timezone.now()
     assert domain.fast_checks_until is not None and domain.fast_checks_until > timezone.now()
@@ -510,8 +511,8 @@ def test_delete_removes_and_answers_with_the_final_record(
     body = r.json()
     assert body["status"] == "removed"
     assert body["removed_at"] is not None
-    assert {name for name, _ in sent} == {"domains.tasks.sync_edge",
-                                          "domains.tasks.cleanup_domain"}
+    assert {name for name, _ in sent} == {TaskName.EDGE_SYNC_HOSTNAME,
+                                          TaskName.DOMAIN_CLEANUP}
     event = domain.events.get(kind=EventKind.STATUS_CHANGED)
     assert (event.source, event.actor, event.to_status) == ("api", owner, "removed")
     # Gone from the caller's view, and the hostname is free to register again.
@@ -617,7 +618,7 @@ def test_legacy_verify_returns_status_and_queues_a_check(
     assert (body["status"], body["state"]) == ("pending_validation", "pending_validation")
     assert body["dns_records"][0]["value"] == "domain.ve.ai"
     assert body["check_requested"] is True
-    assert sent == [("domains.tasks.check_domain", (domain.pk,))]
+    assert sent == [(TaskName.DOMAIN_CHECK, (domain.pk,))]
     # The domain is now in its fast-check window: polling again does not queue more checks.
     r = api.get("/api/domains/verify/gallery.client.com")
     assert r.json()["check_requested"] is False

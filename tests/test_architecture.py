@@ -15,10 +15,7 @@ from pathlib import Path
 
 import grimp
 import pytest
-from celery import current_app
 from importlinter import cli
-
-from domains.lifecycle import TASK_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,18 +57,6 @@ def test_no_two_modules_of_the_product_import_each_other() -> None:
         and graph.chain_exists(importer=b, imported=a, as_packages=True)
     ]
     assert cycles == []
-
-
-def test_the_task_registry_knows_every_task_queued_by_name() -> None:
-    """`lifecycle.enqueue_after_commit` looks tasks up by name: each name must be registered."""
-    queued = set()
-    for path in (ROOT / "domains").rglob("*.py"):
-        text = path.read_text()
-        queued |= set(re.findall(r'(?:enqueue_after_commit|task_send)\(\s*"(\w+)"', text))
-        queued |= set(re.findall(r'\(\s*"(\w+)",\s*\w+(?:\.pk)?\)\s*for ', text))
-    assert queued, "the search found no queued task names"
-    registered = {name.removeprefix(TASK_PREFIX) for name in current_app.tasks}
-    assert queued <= registered, queued - registered
 
 
 def _pinned(requirements: Path) -> set[str]:

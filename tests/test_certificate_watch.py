@@ -28,6 +28,7 @@ from domains.models import (
     Role,
     WebhookDelivery,
 )
+from domains.task_names import TaskName
 from tests.factories import (
     CustomDomainFactory,
     MembershipFactory,
@@ -104,7 +105,7 @@ def _daily_check(domain: CustomDomain, when: datetime, capture,
         with capture(execute=True):
             outcome = checks.domain_check(domain_id=domain.pk, force=True).outcome
         if queued is not None:
-            queued.run("send_notification")
+            queued.run(TaskName.NOTIFICATION_SEND)
     return outcome
 
 
@@ -199,7 +200,7 @@ def test_stubbed_renewed_certificate_clears_the_trouble(
         with django_capture_on_commit_callbacks(execute=True):
             checks.domain_check(domain_id=watched.pk, force=True)
         # The trouble email queued yesterday (not sent yet) is moot now.
-        assert queued.run("send_notification") == ["superseded"]
+        assert queued.run(TaskName.NOTIFICATION_SEND) == ["superseded"]
     watched.refresh_from_db()
     assert watched.certificate_trouble == "" and watched.certificate_trouble_at is None
     assert watched.certificate_not_after == renewed
@@ -265,7 +266,7 @@ def test_stubbed_sweep_deletes_expired_certificates_of_removed_domains_only(
                              {"Tags": [{"Key": "team", "Value": "marketing"}]},
                              {"CertificateArn": arn("untagged")})
 
-    assert tasks.sweep_expired_certificates() == {"expired": 5, "deleted": 2, "kept": 3}
+    assert tasks.certificates_sweep_expired() == {"expired": 5, "deleted": 2, "kept": 3}
     removed.refresh_from_db()
     live.refresh_from_db()
     assert removed.certificate_arn == "" and removed.certificate_status == "DELETED"

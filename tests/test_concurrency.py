@@ -1,7 +1,7 @@
 """Two beats and several workers over many domains: every transition happens exactly once.
 
 Real processes on a private Redis: workers with an embedded beat each (two beats, sending
-`dispatch_due_checks` every half second, so their dispatches overlap all the time), plus
+`domains_dispatch` every half second, so their dispatches overlap all the time), plus
 plain workers, over N domains driven through several check cycles:
 
 1. all pending -> active (CloudFront attach, edge push);
@@ -186,10 +186,10 @@ def test_two_beats_and_several_workers_apply_each_transition_once(
     assert result.problems == []
 
     text = "\n".join(w.log_path.read_text() for w in fleet)
-    dispatched = sum(int(n) for n in re.findall(r"dispatch_due_checks\[[^\]]+\] succeeded "
+    dispatched = sum(int(n) for n in re.findall(r"domains_dispatch\[[^\]]+\] succeeded "
                                                 r"in [\d.]+s: (\d+)", text))
-    checked = sum(int(n) for n in re.findall(r"check_batch\[[^\]]+\] succeeded in [\d.]+s: (\d+)",
-                                             text))
+    checked = sum(int(n) for n in re.findall(r"domains_check_batch\[[^\]]+\] succeeded "
+                                             r"in [\d.]+s: (\d+)", text))
     transitions = kinds[EventKind.STATUS_CHANGED]
     assert transitions == sum(len(v) for v in expected.values())
     print(f"\nCYCLES domains={N} workers={WORKERS} beats=2 rounds={ROUNDS} "

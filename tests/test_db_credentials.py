@@ -29,6 +29,7 @@ import pytest
 from celery import Celery
 from psycopg import sql
 
+from domains.task_names import TaskName
 from tests.needs import need
 from tests.polling import wait_for
 
@@ -221,7 +222,7 @@ def test_attack_password_rotated_under_a_running_web_and_worker(
         def task_done(n: int) -> bool:
             return worker.text().count("succeeded") >= n
 
-        sender.send_task("domains.tasks.dispatch_due_checks", queue="checks")
+        sender.send_task(TaskName.DOMAINS_DISPATCH, queue="checks")
         wait_for(lambda: task_done(1), 60, "a task that reads the database")
 
         # The rotation: the database takes the new password first, the secret follows (as
@@ -235,7 +236,7 @@ def test_attack_password_rotated_under_a_running_web_and_worker(
 
         status, body = _ready(port) or (0, {})
         assert status == 200, body
-        sender.send_task("domains.tasks.dispatch_due_checks", queue="checks")
+        sender.send_task(TaskName.DOMAINS_DISPATCH, queue="checks")
         wait_for(lambda: task_done(2), 60, "the same task after the rotation")
         assert "password authentication failed" not in worker.text().split("succeeded")[-1]
         # Still the processes started before the rotation.

@@ -48,14 +48,14 @@ def test_a_backlog_is_queued_once_per_lease_not_once_per_tick(clean_redis: str,
     _due_domains(300)
     batches = 300 // settings.VEDOMAINS_DISPATCH_CHUNK
     for _ in range(5):  # five beat ticks with no worker running
-        tasks.dispatch_due_checks()
+        tasks.domains_dispatch()
     assert _queued(clean_redis) == batches  # the old dispatcher queued 5 x as many
     # A check whose message was lost runs once the lease ends: queued once more, not lost.
     with time_machine.travel(timezone.now() + timedelta(
         seconds=settings.VEDOMAINS_DISPATCH_LEASE_SECONDS)
                              + timedelta(seconds=1)):
-        tasks.dispatch_due_checks()
-        tasks.dispatch_due_checks()
+        tasks.domains_dispatch()
+        tasks.domains_dispatch()
     assert _queued(clean_redis) == 2 * batches
 
 

@@ -19,6 +19,7 @@ from domains import checks, dns_doctor, support
 from domains.dns_doctor import DiagnosisCode
 from domains.integrations import dns
 from domains.models import CustomDomain, DomainStatus, Role
+from domains.task_names import TaskName
 from tests.factories import CustomDomainFactory, MembershipFactory, UserFactory, WorkspaceFactory
 from tests.notify_helpers import LOCMEM_EMAIL
 
@@ -293,7 +294,7 @@ def test_misconfigured_email_carries_the_diagnosis(
     dns_server.set_record("gallery.client.com", "A", "104.16.132.229")  # orange cloud on
     with django_capture_on_commit_callbacks(execute=True):
         assert checks.domain_check(domain_id=domain.pk, force=True).outcome == "misconfigured"
-    assert queued_tasks.run("send_notification") == ["sent"]
+    assert queued_tasks.run(TaskName.NOTIFICATION_SEND) == ["sent"]
     message = mail.outbox[0]
     html = message.alternatives[0][0]
     for body in (message.body, html):

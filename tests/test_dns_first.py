@@ -21,6 +21,7 @@ from domains import checks, dns_first, selectors, services
 from domains.integrations import aws, dns, dns_caa
 from domains.integrations.errors import IntegrationError
 from domains.models import CapacityAlert, CertificateBudgetDay, CustomDomain, DomainStatus
+from domains.task_names import TaskName
 from localdev.saas_manager import DNS_NOT_VERIFIED_MESSAGE
 from tests.factories import UserFactory, WorkspaceFactory
 from tests.polling import wait_for
@@ -186,14 +187,14 @@ def test_per_domain_five_checks_without_dns_create_nothing_in_aws(
     domain = services.domain_register(workspace=workspace, hostname=HOST, by=None)
     for _ in range(5):
         assert _check(domain).outcome == "waiting"
-    assert "request_certificate" not in " ".join(queued_tasks.names())
+    assert TaskName.DOMAIN_REQUEST_CERTIFICATE not in queued_tasks.names()
     queued_tasks.run()
     assert _aws_resources() == before
     # The first DNS-ready check queues the certificate request.
     dns_server.set_record(HOST, "CNAME", "domain.ve.ai")
     _check(domain)
     assert domain.checks["certificate"]["detail"] == "Requesting a certificate."
-    assert "request_certificate" in " ".join(queued_tasks.names())
+    assert TaskName.DOMAIN_REQUEST_CERTIFICATE in queued_tasks.names()
 
 
 @pytest.mark.integration
@@ -319,7 +320,7 @@ def test_per_domain_caa_holds_the_acm_request(aws_stack: dict[str, Any], dns_ser
     dns_server.set_record(HOST, "CNAME", "domain.ve.ai")
     dns_server.set_record("client.com", "CAA", '0 issue "letsencrypt.org"')
     assert _check(domain).outcome == "waiting"
-    assert "request_certificate" not in " ".join(queued_tasks.names())
+    assert TaskName.DOMAIN_REQUEST_CERTIFICATE not in queued_tasks.names()
     assert 'CAA client.com 0 issue "amazon.com"' in domain.checks["certificate"]["detail"]
 
 

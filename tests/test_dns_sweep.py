@@ -27,7 +27,7 @@ def crowd(saas_stack: dict[str, Any], django_capture_on_commit_callbacks: Any
     domains = [services.domain_register(workspace=workspace, hostname=f"shop{i}.crowd.com",
                                         by=None) for i in range(6)]
     with django_capture_on_commit_callbacks(execute=True):
-        checks.domains_check(domain_ids=[d.pk for d in domains], force=True)
+        checks.domains_check_batch(domain_ids=[d.pk for d in domains], force=True)
     CustomDomain.objects.update(
         fast_checks_until=None, next_check_at=F("last_checked_at") + timedelta(hours=2))
     return list(CustomDomain.objects.order_by("pk"))
@@ -66,7 +66,7 @@ def test_the_sweep_task_checks_the_ready_domain_at_once(
     before = moto_server.saas_calls().get("CreateDistributionTenant", 0)
     dns_server.set_record(crowd[0].hostname, "CNAME", settings.VEDOMAINS_CNAME_TARGET)
     with django_capture_on_commit_callbacks(execute=True):
-        assert tasks.sweep_pending_dns() == 1
+        assert tasks.pending_dns_sweep() == 1
     ready = CustomDomain.objects.get(pk=crowd[0].pk)
     # Checked by the sweep's own task: its tenant exists and (the emulator deploys at once
     # here) it is live.
@@ -76,7 +76,7 @@ def test_the_sweep_task_checks_the_ready_domain_at_once(
     # The crowd: still without a tenant, still on its own schedule.
     assert not CustomDomain.objects.exclude(pk=ready.pk).exclude(cdn_resource_id="").exists()
     # A second tick finds nothing new (the ready one has a tenant now).
-    assert tasks.sweep_pending_dns() == 0
+    assert tasks.pending_dns_sweep() == 0
 
 
 def test_bounded_per_tick_resuming_where_the_last_tick_stopped(

@@ -36,7 +36,7 @@ def test_the_worker_sweeps_a_backed_off_domain_whose_cname_was_just_set(celery_w
     assert not CustomDomain.objects.get(pk=domain.pk).certificate_arn
 
     dns_server.store.set_record(HOST, "CNAME", "domain.ve.ai")
-    tasks.sweep_pending_dns.delay()  # what beat sends every VEDOMAINS_DNS_SWEEP_INTERVAL_SECONDS
+    tasks.pending_dns_sweep.delay()  # what beat sends every VEDOMAINS_DNS_SWEEP_INTERVAL_SECONDS
 
     wait_for(lambda: CustomDomain.objects.get(pk=domain.pk).certificate_arn, 30,
              "the sweep's check to request the certificate",

@@ -6,7 +6,7 @@ the same convergence check (tests/faults.convergence): every record in the right
 every routed record in DynamoDB with its latest version, no removed hostname routed, one
 CloudFront distribution per active alias and none for removed ones. The test process plays
 Celery beat where a periodic pass is the recovery path, by sending the same tasks beat
-sends (`dispatch_due_checks`, `sync_pending_edges`, `reconcile_edge`).
+sends (`domains_dispatch`, `edge_sync_pending`, `edge_reconcile`).
 
 Each test prints one `FAULTS` line with its figures; bench/reliability.py collects them.
 """
@@ -29,6 +29,7 @@ from domains import certificates, checks, edge_sync, lifecycle, services
 from domains.integrations import acm, edge_store
 from domains.integrations.errors import IntegrationError
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Workspace
+from domains.task_names import TaskName
 from tests.factories import WorkspaceFactory
 from tests.faults import (
     RedisServer,
@@ -129,7 +130,7 @@ def register_ready(workspace: Workspace, hosts: list[str], dns_server: Any) -> l
 def activate_in_process(workspace: Workspace, hosts: list[str], dns_server: Any) -> list[int]:
     """Active domains, attached to CloudFront by the real check path, edge not yet synced."""
     ids = register_ready(workspace, hosts, dns_server)
-    outcomes = checks.domains_check(domain_ids=ids, force=True)
+    outcomes = checks.domains_check_batch(domain_ids=ids, force=True)
     assert {o.outcome for o in outcomes} == {"activated"}, outcomes
     return ids
 
@@ -139,7 +140,7 @@ def broker_flush(broker: RedisServer) -> None:
     redis.Redis.from_url(broker.url).flushdb()
 
 
-def beat(*names: str) -> None:
+def beat(*names: TaskName) -> None:
     """What Celery beat does on its tick: send the periodic tasks to the workers."""
     for name in names:
         lifecycle.task_send(name)
@@ -188,7 +189,7 @@ def test_worker_killed_mid_check_after_cloudfront_created_the_distribution(
 
     first = start_worker("first")
     CustomDomain.objects.filter(pk__in=ids).update(next_check_at=timezone.now())
-    beat("dispatch_due_checks")
+    beat(TaskName.DOMAINS_DISPATCH)
     proxy.wait_seen(CREATE_DISTRIBUTION, 1, timeout=30)
     # CloudFront has made it (the response is what the proxy holds back)...
     wait_for(lambda: sum(cloudfront_aliases()[h] for h in hosts) == 1, 10,
@@ -203,7 +204,7 @@ def test_worker_killed_mid_check_after_cloudfront_created_the_distribution(
     second = start_worker("second")
 
     def all_active() -> bool:
-        beat("dispatch_due_checks")  # beat's tick; a no-op until the lease expires
+        beat(TaskName.DOMAINS_DISPATCH)  # beat's tick; a no-op until the lease expires
         return CustomDomain.objects.filter(pk__in=ids, status=DomainStatus.ACTIVE).count() == 6
 
     wait_for(all_active, 40, "every domain to be activated by the second worker",
@@ -227,7 +228,7 @@ def test_pool_process_killed_mid_edge_sync_is_redelivered_and_a_dead_worker_caug
     1. The pool process dies (the worker survives): acks_late + reject_on_worker_lost put
        the message back and the redelivered task finds its write already there.
     2. The whole worker dies during a tombstone write: the message is stranded, and the
-       `sync_pending_edges` pass (beat, every minute) pushes what was never confirmed.
+       `edge_sync_pending` pass (beat, every minute) pushes what was never confirmed.
     """
     workspace = WorkspaceFactory(plan="enterprise")
     hosts = [f"s{i}.sync-client.com" for i in range(5)]
@@ -236,7 +237,7 @@ def test_pool_process_killed_mid_edge_sync_is_redelivered_and_a_dead_worker_caug
     proxy.hold(PUT_ITEM, 60)
     worker = start_worker("sync", concurrency=1)
     for host in hosts:
-        lifecycle.task_send("sync_edge", host)
+        lifecycle.task_send(TaskName.EDGE_SYNC_HOSTNAME, host)
     proxy.wait_seen(PUT_ITEM, 1, timeout=30)
     killed = kill_pool_children(worker.proc.pid)
     proxy.clear_holds()
@@ -257,7 +258,7 @@ def test_pool_process_killed_mid_edge_sync_is_redelivered_and_a_dead_worker_caug
     survivor = start_worker("after-crash", concurrency=1)
 
     def caught_up() -> bool:
-        beat("sync_pending_edges", "dispatch_due_checks")
+        beat(TaskName.EDGE_SYNC_PENDING, TaskName.DOMAINS_DISPATCH)
         return all_clean()
 
     wait_for(caught_up, 40, "the periodic passes to finish the removal", logs(survivor),
@@ -298,8 +299,8 @@ def test_redis_restarted_with_tasks_queued(
         services.domain_remove(domain=CustomDomain.objects.get(hostname=host), by=None,
                                source="test")
     ours = broker.queued_tasks()
-    assert (ours["domains.tasks.check_domain"], ours["domains.tasks.cleanup_domain"],
-            ours["domains.tasks.sync_edge"]) == (6, 2, 2)
+    assert (ours[TaskName.DOMAIN_CHECK], ours[TaskName.DOMAIN_CLEANUP],
+            ours[TaskName.EDGE_SYNC_HOSTNAME]) == (6, 2, 2)
     queued = broker.queued()
 
     broker.kill()
@@ -329,7 +330,7 @@ def test_redis_restarted_with_tasks_queued(
         wait_for(queued_work_done, 30, "the queued tasks to run", logs(worker))
 
     def everything_done() -> bool:
-        beat("dispatch_due_checks", "sync_pending_edges")
+        beat(TaskName.DOMAINS_DISPATCH, TaskName.EDGE_SYNC_PENDING)
         return certificates_requested() and all_clean()
 
     wait_for(everything_done, 45, "the periodic passes to redo the lost work", logs(worker),
@@ -379,7 +380,7 @@ def test_aws_endpoint_cut_while_syncs_run(
     outage = time.monotonic() - cut_at
 
     def landed() -> bool:
-        beat("sync_pending_edges", "dispatch_due_checks")
+        beat(TaskName.EDGE_SYNC_PENDING, TaskName.DOMAINS_DISPATCH)
         return (not CustomDomain.objects.filter(pk__in=ids,
                                                 edge_synced_version__lt=F("edge_version")).exists()
                 and all_clean())
@@ -423,7 +424,7 @@ def test_aws_endpoint_restarted_empty_and_the_edge_table_rebuilt_from_django(
         edge_store.get_item(hosts[2])  # the table is gone with everything else
     # The table itself comes from deploy/ (CloudFormation); recreate it as a deploy would.
     edge_store.create_table()
-    beat("reconcile_edge")
+    beat(TaskName.EDGE_RECONCILE)
 
     def rebuilt() -> bool:
         items = edge_state()
@@ -482,7 +483,7 @@ def test_dns_timeouts_and_servfail_never_change_a_status(
     for fault in ("timeout", "servfail", "refused"):
         dns_server.store.set_fault(fault)
         CustomDomain.objects.update(next_check_at=timezone.now() - timedelta(seconds=1))
-        beat("dispatch_due_checks")
+        beat(TaskName.DOMAINS_DISPATCH)
         wait_for(lambda: all(d.checks.get("dns", {}).get("transient") for d in
                              CustomDomain.objects.all()),
                  30, f"a checked round under {fault}", logs(worker))
@@ -493,13 +494,13 @@ def test_dns_timeouts_and_servfail_never_change_a_status(
     dns_server.store.clear_faults()
 
     CustomDomain.objects.update(next_check_at=timezone.now() - timedelta(seconds=1))
-    beat("dispatch_due_checks")
+    beat(TaskName.DOMAINS_DISPATCH)
     expect = {hosts["fresh"]: DomainStatus.ACTIVE, hosts["expired"]: DomainStatus.FAILED,
               hosts["active"]: DomainStatus.ACTIVE, hosts["gone"]: DomainStatus.MISCONFIGURED,
               hosts["grace"]: DomainStatus.REMOVED}
 
     def verdicts() -> bool:
-        beat("dispatch_due_checks", "sync_pending_edges")
+        beat(TaskName.DOMAINS_DISPATCH, TaskName.EDGE_SYNC_PENDING)
         got = {d.hostname: d.status for d in CustomDomain.objects.all()}
         return got == expect and all_clean()
 

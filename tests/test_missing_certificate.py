@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 from domains import certificates, checks, services
 from domains.integrations import acm, aws
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
+from domains.task_names import TaskName
 from tests.notify_helpers import TaskRecorder
 from tests.polling import wait_for
 
@@ -69,7 +70,7 @@ def test_a_deleted_certificate_is_shown_and_replaced(
 
     # By itself: the queued request gets a new certificate (a new idempotency token: the
     # old one would give back the deleted ARN), and the domain goes on to active.
-    assert sorted(queued.run("request_certificate")) == ["exists", "requested"]
+    assert sorted(queued.run(TaskName.DOMAIN_REQUEST_CERTIFICATE)) == ["exists", "requested"]
     domain.refresh_from_db()
     assert domain.certificate_arn and domain.certificate_arn != old_arn
     assert domain.certificate_status == "PENDING_VALIDATION"

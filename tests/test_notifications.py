@@ -22,6 +22,7 @@ from domains.models import (
     NotificationKind,
     Role,
 )
+from domains.task_names import TaskName
 from tests.factories import CustomDomainFactory, MembershipFactory, UserFactory, WorkspaceFactory
 from tests.notify_helpers import LOCMEM_EMAIL, TaskRecorder
 
@@ -73,8 +74,8 @@ def test_misconfigured_email_names_hostname_record_and_deadline(
 
     assert _check(domain, django_capture_on_commit_callbacks) == "misconfigured"
     # Sent by Celery after commit, with the row id only.
-    assert "domains.tasks.send_notification" in queued.names()
-    assert queued.run("send_notification") == ["sent"]
+    assert TaskName.NOTIFICATION_SEND in queued.names()
+    assert queued.run(TaskName.NOTIFICATION_SEND) == ["sent"]
 
     domain.refresh_from_db()
     deadline = domain.misconfigured_at + timedelta(
@@ -147,7 +148,7 @@ def test_racing_senders_send_once(people, queued, django_capture_on_commit_callb
                             allowed_from=[DomainStatus.PENDING_VALIDATION], source="test",
                             updates={"activated_at": timezone.now()})
     # The task queued after commit, a duplicate of it, and the periodic pass all try.
-    [(pk,)] = [args for name, args in queued.calls if name.endswith("send_notification")]
+    [(pk,)] = [args for name, args in queued.calls if name == TaskName.NOTIFICATION_SEND]
     results = [notifications.notification_send(notification_id=pk) for _ in range(3)]
     assert results == ["sent", "not_due", "not_due"]
     assert len(mail.outbox) == 2
@@ -167,7 +168,7 @@ def test_failed_email_says_why_and_what_to_do(
     with time_machine.travel(later, tick=True):
         # No ARN: the check asks for one (queued, not run) and fails the domain.
         assert _check(domain, django_capture_on_commit_callbacks) == "failed"
-        queued.run("send_notification")
+        queued.run(TaskName.NOTIFICATION_SEND)
     assert len(mail.outbox) == 2
     message = mail.outbox[0]
     assert message.subject == f"{HOST} could not be connected to ve.ai"
@@ -190,7 +191,7 @@ def test_a_state_left_before_sending_is_not_announced(
                                     updates={"misconfigured_at": timezone.now()})
     # Both emails were queued; by the time they run the domain is fine again, and the
     # owner never heard it was broken, so neither message goes out.
-    assert queued.run("send_notification") == ["superseded", "superseded"]
+    assert queued.run(TaskName.NOTIFICATION_SEND) == ["superseded", "superseded"]
     assert mail.outbox == []
 
 
@@ -199,7 +200,7 @@ def test_no_owner_email_is_recorded_not_retried(queued, django_capture_on_commit
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         lifecycle.domain_transition(domain=domain, to=DomainStatus.ACTIVE,
                             allowed_from=[DomainStatus.PENDING_VALIDATION], source="test")
-    assert queued.run("send_notification") == ["no_recipients"]
+    assert queued.run(TaskName.NOTIFICATION_SEND) == ["no_recipients"]
     assert Notification.objects.get(domain=domain).skipped == "no_recipients"
     assert notifications.due_notifications() == []
 
@@ -223,7 +224,7 @@ def test_smtp_failure_is_retried_later_and_then_sent(
 
     # The admin's copy goes out, then the server drops the connection.
     monkeypatch.setattr(EmailBackend, "send_messages", broken_for_owner)
-    assert queued.run("send_notification") == ["retry"]
+    assert queued.run(TaskName.NOTIFICATION_SEND) == ["retry"]
     notification = Notification.objects.get(domain=domain)
     assert "connection refused" in notification.last_error
     assert notification.next_attempt_at > timezone.now()

@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 
 from domains import lifecycle, tasks
 from domains.models import CustomDomain, DeliveryStatus, DomainStatus, Role, WebhookDelivery
+from domains.task_names import TaskName
 from tests.factories import (
     CustomDomainFactory,
     MembershipFactory,
@@ -121,12 +122,12 @@ def test_request_lines_carry_the_request_id_and_the_domain_hostname(owner: Any,
 def test_task_lines_carry_the_task_id_and_the_domain_id() -> None:
     domain = CustomDomainFactory(status=DomainStatus.ACTIVE)
     with captured_json_logs() as out:
-        result = tasks.cleanup_domain.apply(args=[domain.pk], task_id="task-0001")
+        result = tasks.domain_cleanup.apply(args=[domain.pk], task_id="task-0001")
     assert result.get() == "not_removed"
     events = [e for e in _lines(out.getvalue()) if e["task_id"] == "task-0001"]
     assert events, out.getvalue()
     assert {(e["task"], e["domain_id"]) for e in events} == {
-        ("domains.tasks.cleanup_domain", domain.pk)}
+        (TaskName.DOMAIN_CLEANUP, domain.pk)}
     assert set(context.current().values()) == {None}
 
 
@@ -210,9 +211,9 @@ def test_a_real_run_never_logs_the_api_token_or_the_webhook_secret(
     assert WEBHOOK_SECRET not in everything
     # The run was real and logged at DEBUG, in JSON, with task context.
     worker_events = _lines(worker_log)
-    delivered = [e for e in worker_events if e["task"] == "domains.tasks.deliver_webhook"]
+    delivered = [e for e in worker_events if e["task"] == TaskName.WEBHOOK_DELIVER]
     assert delivered and all(e["task_id"] for e in delivered)
-    assert any(e["task"] == "domains.tasks.request_certificate"
+    assert any(e["task"] == TaskName.DOMAIN_REQUEST_CERTIFICATE
                and e["domain_id"] == domain.pk for e in worker_events)
     assert any(e["level"] == "DEBUG" for e in worker_events)
 

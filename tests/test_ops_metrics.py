@@ -19,6 +19,7 @@ from domains import certificates, edge_sync, lifecycle, services, tasks
 from domains.integrations import acm, aws
 from domains.integrations.errors import IntegrationError
 from domains.models import CustomDomain, DomainStatus, WebhookDelivery
+from domains.task_names import TaskName
 from tests.factories import CustomDomainFactory, WebhookEndpointFactory, WorkspaceFactory
 from tests.notify_helpers import webhook_receiver
 from tests.ops_helpers import METRICS_TOKEN, aws_answering, closed_port, scrape
@@ -88,7 +89,7 @@ def test_a_real_check_moves_domains_checks_durations_aws_calls_and_edge_lag(
 
     # The check runs as the worker runs it: the task, through Celery's tracer (signals).
     CustomDomain.objects.filter(pk=domain.pk).update(next_check_at=timezone.now())
-    result = tasks.check_batch.apply(args=[[domain.pk]])
+    result = tasks.domains_check_batch.apply(args=[[domain.pk]])
     assert result.get() == 1
     domain.refresh_from_db()
     assert domain.status == DomainStatus.ACTIVE
@@ -100,7 +101,7 @@ def test_a_real_check_moves_domains_checks_durations_aws_calls_and_edge_lag(
         mid.get_value("vedomains_domains", status="active") + 1)
     assert after.get_value("vedomains_domains", status="pending_validation") == (
         mid.get_value("vedomains_domains", status="pending_validation") - 1)
-    batch = {"task": "domains.tasks.check_batch"}
+    batch = {"task": TaskName.DOMAINS_CHECK_BATCH}
     assert after.get_value("vedomains_task_duration_seconds_count", **batch) == 1
     assert after.get_value("vedomains_task_duration_seconds_sum", **batch) > 0
     assert after.get_value("vedomains_task_duration_seconds_bucket", le="+Inf", **batch) == 1
@@ -213,9 +214,9 @@ def test_webhook_deliveries_and_failures_move(
                 assert lifecycle.domain_transition(domain=domain, to=to,
                                                    allowed_from=[domain.status], source="test")
         first, second = WebhookDelivery.objects.order_by("pk")
-        assert tasks.deliver_webhook.apply(args=[first.pk]).get() == "delivered"
+        assert tasks.webhook_deliver.apply(args=[first.pk]).get() == "delivered"
         receiver.default = 500
-        assert tasks.deliver_webhook.apply(args=[second.pk]).get() == "retry"
+        assert tasks.webhook_deliver.apply(args=[second.pk]).get() == "retry"
     after = scrape()
     assert after.get_value("vedomains_webhook_attempts_total", outcome="delivered") == (
         before.get_value("vedomains_webhook_attempts_total", outcome="delivered") + 1)
@@ -233,9 +234,9 @@ def test_webhook_deliveries_and_failures_move(
 def test_queue_depth_per_queue_from_the_broker_and_as_emf(clean_redis: str) -> None:
     assert set(scrape().total("vedomains_queue_depth", queue=q) for q in queues.names()) == {0}
     for _ in range(3):
-        tasks.check_batch.apply_async(args=[[1]])
-    tasks.deliver_webhook.apply_async(args=[1])
-    tasks.sync_edge.apply_async(args=["x.client.com"])
+        tasks.domains_check_batch.apply_async(args=[[1]])
+    tasks.webhook_deliver.apply_async(args=[1])
+    tasks.edge_sync_hostname.apply_async(args=["x.client.com"])
     found = scrape()
     assert {q: found.get_value("vedomains_queue_depth", queue=q) for q in queues.names()} == {
         "checks": 3, "notifications": 1, "edge": 1}

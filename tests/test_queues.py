@@ -12,6 +12,7 @@ from django.utils import timezone
 from domains import lifecycle, tasks
 from domains.integrations import edge_store
 from domains.models import CustomDomain, DomainStatus
+from domains.task_names import TaskName
 from tests.factories import CustomDomainFactory, WorkspaceFactory
 from tests.infra import WorkerProcess
 from tests.polling import wait_for
@@ -28,14 +29,14 @@ def _lengths(url: str) -> dict[str, int]:
 @pytest.mark.parametrize(
     ("task", "args", "queue"),
     [
-        (tasks.check_domain, (1,), "checks"),
-        (tasks.check_batch, ([1, 2],), "checks"),
-        (tasks.request_certificate, (1,), "checks"),
-        (tasks.cleanup_domain, (1,), "checks"),
-        (tasks.sync_edge, ("gallery.client.com",), "edge"),
-        (tasks.sync_pending_edges, (), "edge"),
-        (tasks.reconcile_edge, (), "edge"),
-        (tasks.dispatch_due_checks, (), "checks"),
+        (tasks.domain_check, (1,), "checks"),
+        (tasks.domains_check_batch, ([1, 2],), "checks"),
+        (tasks.domain_request_certificate, (1,), "checks"),
+        (tasks.domain_cleanup, (1,), "checks"),
+        (tasks.edge_sync_hostname, ("gallery.client.com",), "edge"),
+        (tasks.edge_sync_pending, (), "edge"),
+        (tasks.edge_reconcile, (), "edge"),
+        (tasks.domains_dispatch, (), "checks"),
     ],
 )
 def test_each_task_is_queued_on_its_own_queue(clean_redis: str, task: Any,
@@ -51,7 +52,8 @@ def test_an_edge_push_is_not_delayed_by_a_flood_of_checks(
     clean_redis: str, aws_stack: Any, dns_server: Any, tmp_path: Path
 ) -> None:
     for domain_id in range(500):
-        lifecycle.task_send("check_domain", 10_000_000 + domain_id)  # ids of no domain: no-ops
+        # Ids of no domain: no-ops.
+        lifecycle.task_send(TaskName.DOMAIN_CHECK, 10_000_000 + domain_id)
     domain = CustomDomainFactory(
         workspace=WorkspaceFactory(slug="acme"), hostname="gallery.client.com",
         status=DomainStatus.ACTIVE, verified_at=timezone.now(), activated_at=timezone.now(),
@@ -59,7 +61,7 @@ def test_an_edge_push_is_not_delayed_by_a_flood_of_checks(
     CustomDomain.objects.filter(pk=domain.pk).update(edge_version=1)
     worker = WorkerProcess(clean_redis, tmp_path / "edge-worker.log", queues=["edge"]).start()
     try:
-        lifecycle.task_send("sync_edge", domain.hostname)
+        lifecycle.task_send(TaskName.EDGE_SYNC_HOSTNAME, domain.hostname)
         wait_for(lambda: edge_store.get_item(domain.hostname), 30, "the edge worker's push",
                  on_timeout=lambda: worker.log_path.read_text()[-3000:])
     finally:

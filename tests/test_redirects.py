@@ -14,6 +14,7 @@ from domains import edge_sync, lifecycle, selectors, services
 from domains.integrations import edge_store
 from domains.integrations.edge_store import EdgeItem
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Role
+from domains.task_names import TaskName
 from tests.factories import CustomDomainFactory, MembershipFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
@@ -161,7 +162,7 @@ def test_changing_a_routed_redirect_pushes_it_to_the_edge(
         api.patch("/api/domains/old.mine.com/", {"redirect_to": "www.mine.com"}, format="json")
     old.refresh_from_db()
     assert old.edge_version == 5
-    assert ("domains.tasks.sync_edge", ("old.mine.com",)) in queued_tasks.calls
+    assert (TaskName.EDGE_SYNC_HOSTNAME, ("old.mine.com",)) in queued_tasks.calls
 
 
 # --- removing a target --------------------------------------------------------------------
@@ -336,7 +337,7 @@ def test_a_target_going_live_re_pushes_its_redirects(
                                            source="test", updates={"activated_at": timezone.now()})
     apex.refresh_from_db()
     assert apex.edge_version == before + 1
-    assert ("domains.tasks.sync_edge", ("mine.com",)) in queued_tasks.calls
+    assert (TaskName.EDGE_SYNC_HOSTNAME, ("mine.com",)) in queued_tasks.calls
 
 
 def test_edge_item_round_trips_the_redirect_and_compares_it() -> None:

@@ -43,7 +43,7 @@ def test_webhook_backoff_doubles_from_the_base(settings: Any) -> None:
 
 
 def test_the_aws_tasks_share_celerys_autoretry_policy() -> None:
-    for task in (tasks.request_certificate, tasks.sync_edge, tasks.cleanup_domain):
+    for task in (tasks.domain_request_certificate, tasks.edge_sync_hostname, tasks.domain_cleanup):
         assert task.autoretry_for == (TransientIntegrationError,)
         assert (task.retry_backoff, task.retry_backoff_max, task.retry_jitter) == (5, 600, True)
         assert task.max_retries == 8
@@ -63,14 +63,14 @@ def _failing(monkeypatch: pytest.MonkeyPatch, error: IntegrationError) -> list[s
 def test_a_transient_error_is_retried_then_raised(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _failing(monkeypatch, IntegrationError("throttled", permanent=False, code="Slow"))
     # apply() runs in this process; Celery's eager retries run again at once (no countdown).
-    result = tasks.sync_edge.apply(args=("gallery.example.com",))
-    assert len(calls) == 1 + tasks.sync_edge.max_retries
+    result = tasks.edge_sync_hostname.apply(args=("gallery.example.com",))
+    assert len(calls) == 1 + tasks.edge_sync_hostname.max_retries
     assert isinstance(result.result, TransientIntegrationError)
     assert result.result.code == "Slow"
 
 
 def test_a_permanent_error_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _failing(monkeypatch, IntegrationError("not ours", permanent=True, code="Denied"))
-    result = tasks.sync_edge.apply(args=("gallery.example.com",))
+    result = tasks.edge_sync_hostname.apply(args=("gallery.example.com",))
     assert len(calls) == 1
     assert result.failed() and "not ours" in repr(result.result)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from domains.task_names import TaskName
 from localdev.dns_server import LocalDNSServer
 
 
@@ -138,7 +139,7 @@ def test_attack_crlf_owner_address_blocks_the_other_owners(
     with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         lifecycle.domain_transition(domain=domain, to=DomainStatus.ACTIVE,
                             allowed_from=[DomainStatus.PENDING_VALIDATION], source="test")
-    assert queued.run("send_notification") == ["sent"]
+    assert queued.run(TaskName.NOTIFICATION_SEND) == ["sent"]
     assert [m.to for m in mail.outbox] == [["owner@acme.test"]]
     assert all("victim" not in str(m.message()) for m in mail.outbox)
     assert notifications.due_notifications() == []
@@ -597,7 +598,7 @@ def test_attack_register_and_remove_loop_exhausts_the_acm_request_quota(
             domain = services.domain_register(workspace=attacker, hostname=f"d{i}.junk.com",
                                               by=None)
             domain_check(domain_id=domain.pk, force=True)
-        queued.run("request_certificate")
+        queued.run(TaskName.DOMAIN_REQUEST_CERTIFICATE)
         services.domain_remove(domain=domain, by=None, source="test")
     assert acm_certificates() == 0
     queued.calls.clear()

@@ -9,6 +9,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from domains.models import WebhookEventType
+from domains.task_names import TaskName
 from tests.factories import WebhookEndpointFactory
 from tests.notify_helpers import Receiver, TaskRecorder, webhook_receiver
 
@@ -39,7 +40,7 @@ def test_registration_and_removal_send_events(
         r = api.post("/api/domains/", {"hostname": "gallery.client.com", "workspace": "acme"},
                      format="json")
     assert r.status_code == 201
-    assert queued.run("deliver_webhook") == ["delivered", "delivered"]
+    assert queued.run(TaskName.WEBHOOK_DELIVER) == ["delivered", "delivered"]
     registered = [q.json() for q in receiver.requests]
     assert {e["type"] for e in registered} == {"domain.registered"}
     assert registered[0]["domain"] == {
@@ -50,7 +51,7 @@ def test_registration_and_removal_send_events(
 
     with django_capture_on_commit_callbacks(execute=True):
         assert api.delete("/api/domains/gallery.client.com/").status_code == 200
-    assert queued.run("deliver_webhook") == ["delivered", "delivered"]
+    assert queued.run(TaskName.WEBHOOK_DELIVER) == ["delivered", "delivered"]
     removed = [q.json() for q in receiver.requests[2:]]
     assert {e["type"] for e in removed} == {"domain.removed"}
     assert {(e["domain"]["previous_status"], e["domain"]["status"]) for e in removed} == {

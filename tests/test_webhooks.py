@@ -27,6 +27,7 @@ from domains.models import (
     WebhookEndpoint,
     WebhookEventType,
 )
+from domains.task_names import TaskName
 from tests.factories import CustomDomainFactory, WebhookEndpointFactory, WorkspaceFactory
 from tests.notify_helpers import Receiver, TaskRecorder, webhook_receiver
 
@@ -73,7 +74,7 @@ def _move(domain: CustomDomain, to: str, capture, *, message: str = "") -> None:
 
 
 def _deliveries(queued: TaskRecorder) -> list[str]:
-    return queued.run("deliver_webhook")
+    return queued.run(TaskName.WEBHOOK_DELIVER)
 
 
 def test_status_change_is_delivered_signed_and_verifies_with_the_documented_snippet(
@@ -143,12 +144,12 @@ def test_receiver_500_then_200_gets_the_event_once_more_and_no_more(
     assert notifications.webhook_deliver(delivery_id=delivery.pk) == "not_due"
 
     with time_machine.travel(delivery.next_attempt_at + timedelta(seconds=1), tick=True):
-        tasks.dispatch_notifications()  # beat's pass queues what is due
+        tasks.notifications_dispatch()  # beat's pass queues what is due
         assert _deliveries(queued) == ["delivered"]
     for hours in (1, 6, 25, 48):
         with time_machine.travel(timezone.now() + timedelta(hours=hours), tick=True):
             assert notifications.due_deliveries() == []
-            tasks.dispatch_notifications()
+            tasks.notifications_dispatch()
             assert _deliveries(queued) == []
 
     assert len(receiver.requests) == 2

@@ -22,7 +22,7 @@ def test_worker_takes_a_domain_from_registration_to_the_edge(celery_worker, dns_
     # The certificate is requested once the CNAME shows intent.
     dns_server.store.set_record("shop.client.com", "CNAME", "domain.ve.ai")
     # Committed (transactional test): the on_commit hook queues the first check, which
-    # sees the CNAME and queues request_certificate.
+    # sees the CNAME and queues domain_request_certificate.
     domain = services.domain_register(workspace=workspace, hostname="shop.client.com", by=None)
     wait_for(lambda: CustomDomain.objects.get(pk=domain.pk).certificate_arn, 20,
               "the worker to request the certificate")
@@ -54,7 +54,7 @@ def test_worker_takes_a_domain_from_registration_to_the_edge(celery_worker, dns_
     def dispatched_and_cleaned() -> bool:
         if cleaned():
             return True
-        tasks.dispatch_due_checks()  # cleanup steps that must wait are re-dispatched
+        tasks.domains_dispatch()  # cleanup steps that must wait are re-dispatched
         return False
 
     wait_for(dispatched_and_cleaned, 30, "the worker to clean up", step=1.0,

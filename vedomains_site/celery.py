@@ -9,6 +9,7 @@ from celery import Celery
 # Log context, task timings and outcomes, logging set-up, beat's queue-depth publisher:
 # importing it connects Celery's signals, which is all it does.
 import vedomains_site.observability.celery_hooks  # noqa: F401
+from domains.task_names import TaskName
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vedomains_site.settings")
 
@@ -33,7 +34,7 @@ def _setup_periodic_tasks(sender: Celery, **_: object) -> None:
     # adaptive schedule, so a short tick costs one indexed query.
     sender.add_periodic_task(
         settings.VEDOMAINS_DISPATCH_INTERVAL_SECONDS,
-        sender.signature("domains.tasks.dispatch_due_checks"),
+        sender.signature(TaskName.DOMAINS_DISPATCH.value),
         name="dispatch due domain checks",
     )
     if settings.VEDOMAINS_DNS_SWEEP_INTERVAL_SECONDS > 0:
@@ -41,33 +42,33 @@ def _setup_periodic_tasks(sender: Celery, **_: object) -> None:
         # domain's backed-off next check (domains/dns_sweep.py).
         sender.add_periodic_task(
             settings.VEDOMAINS_DNS_SWEEP_INTERVAL_SECONDS,
-            sender.signature("domains.tasks.sweep_pending_dns"),
+            sender.signature(TaskName.PENDING_DNS_SWEEP.value),
             name="look up the DNS of pending domains",
         )
     sender.add_periodic_task(
         60.0,
-        sender.signature("domains.tasks.sync_pending_edges"),
+        sender.signature(TaskName.EDGE_SYNC_PENDING.value),
         name="push unconfirmed edge changes",
     )
     sender.add_periodic_task(
         RECONCILE_INTERVAL_SECONDS,
-        sender.signature("domains.tasks.reconcile_edge"),
+        sender.signature(TaskName.EDGE_RECONCILE.value),
         name="reconcile the edge table with Django",
     )
     # Webhook retries and emails that are due (and any whose task was lost).
     sender.add_periodic_task(
         NOTIFY_DISPATCH_INTERVAL_SECONDS,
-        sender.signature("domains.tasks.dispatch_notifications"),
+        sender.signature(TaskName.NOTIFICATIONS_DISPATCH.value),
         name="send due webhooks and notification emails",
     )
     sender.add_periodic_task(
         CERTIFICATE_SWEEP_INTERVAL_SECONDS,
-        sender.signature("domains.tasks.sweep_expired_certificates"),
+        sender.signature(TaskName.CERTIFICATES_SWEEP_EXPIRED.value),
         name="delete expired certificates of removed domains",
     )
     # Downgraded workspaces over their limit: warn the owners, then detach extras.
     sender.add_periodic_task(
         float(settings.VEDOMAINS_PLAN_ENFORCE_INTERVAL_SECONDS),
-        sender.signature("domains.tasks.enforce_plan_limits"),
+        sender.signature(TaskName.PLAN_GRACES_ENFORCE.value),
         name="enforce plan limits after the grace period",
     )

@@ -15,6 +15,7 @@ import environ
 from corsheaders.defaults import default_headers as _cors_default_headers
 from django.core.exceptions import ImproperlyConfigured
 
+from domains.task_names import TaskName
 from vedomains_site.config import retired as _retired
 from vedomains_site.config.environment import REDIS_PASSWORD, env
 from vedomains_site.config.environment import redis_auth as _redis_auth
@@ -266,12 +267,12 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_QUEUES = {"checks": {}, "edge": {}, "notifications": {}}
 CELERY_TASK_DEFAULT_QUEUE = "checks"
 CELERY_TASK_ROUTES = {
-    "domains.tasks.sync_edge": {"queue": "edge"},
-    "domains.tasks.sync_pending_edges": {"queue": "edge"},
-    "domains.tasks.reconcile_edge": {"queue": "edge"},
-    "domains.tasks.deliver_webhook": {"queue": "notifications"},
-    "domains.tasks.send_notification": {"queue": "notifications"},
-    "domains.tasks.dispatch_notifications": {"queue": "notifications"},
+    TaskName.EDGE_SYNC_HOSTNAME.value: {"queue": "edge"},
+    TaskName.EDGE_SYNC_PENDING.value: {"queue": "edge"},
+    TaskName.EDGE_RECONCILE.value: {"queue": "edge"},
+    TaskName.WEBHOOK_DELIVER.value: {"queue": "notifications"},
+    TaskName.NOTIFICATION_SEND.value: {"queue": "notifications"},
+    TaskName.NOTIFICATIONS_DISPATCH.value: {"queue": "notifications"},
 }
 CELERY_TIMEZONE = "UTC"
 

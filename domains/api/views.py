@@ -205,7 +205,7 @@ class DomainListCreateView(_WriteOnPost, generics.ListAPIView):
         qs = selectors.domains_visible_to(self.request.user).select_related(
             "redirect_to").prefetch_related(Prefetch(
                 "redirects", queryset=CustomDomain.objects.filter(status__in=LIVE_STATUSES),
-                to_attr="live_redirects"))
+                to_attr="live_redirects"), selectors.removal_events_prefetch())
         slug = query.validated_data.get("workspace")
         if slug:
             qs = qs.filter(workspace=visible_workspace(user=self.request.user, slug=slug))

@@ -56,8 +56,8 @@ def fleet(
     pending = services.domain_register(workspace=ws, hostname=PENDING_HOST, by=None,
                                        source="api")
     # What the worker does next, run here through the same tasks.
-    assert tasks.request_certificate(pending.pk) == "requested"
-    assert tasks.check_domain(pending.pk) == "waiting"
+    assert tasks.domain_request_certificate(pending.pk) == "requested"
+    assert tasks.domain_check(pending.pk) == "waiting"
     pending.refresh_from_db()
     assert pending.checks["dns"]["reason"] == "nxdomain", pending.checks
     assert pending.validation_records

@@ -459,8 +459,8 @@ def _status(urls: dict[str, str], token: str, hostname: str) -> dict[str, Any]:
     return dict(body)
 
 
-def _admin_dashboard(stack: RunningStack) -> str:
-    """The staff dashboard's HTML, logged in as the stack's admin (session + CSRF)."""
+def admin_page(stack: RunningStack, path: str) -> str:
+    """An admin page's HTML, logged in as the stack's admin with the banner's password."""
     admin = stack.summary["admin"]
     assert admin.get("password"), admin
     jar = CookieJar()
@@ -474,7 +474,12 @@ def _admin_dashboard(stack: RunningStack) -> str:
                                    "password": admin["password"], "next": "/admin/"}).encode()
     opener.open(urllib.request.Request(login, data=form, headers={"Referer": login}),
                 timeout=15).read()
-    return opener.open(stack.urls["admin"] + "domains/dashboard/", timeout=15).read().decode()
+    return opener.open(stack.urls["admin"].rstrip("/") + path, timeout=15).read().decode()
+
+
+def _admin_dashboard(stack: RunningStack) -> str:
+    """The staff dashboard's HTML."""
+    return admin_page(stack, "/domains/dashboard/")
 
 
 def _quota_path(stack: RunningStack, token: str) -> None:

@@ -21,10 +21,7 @@ import re
 import signal
 import subprocess
 import sys
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
-from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +38,7 @@ from tests.e2e.test_end_to_end import (
     RunningStack,
     _alive,
     _free_port,
+    admin_page,
     e2e_database,  # noqa: F401  (a fixture)
 )
 from tests.polling import wait_for
@@ -159,23 +157,6 @@ class Shell:
         done = self.run(readme)
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
-
-
-def admin_page(stack: RunningStack, path: str) -> str:
-    """An admin page's HTML, logged in as the stack's admin with the banner's password."""
-    admin = stack.summary["admin"]
-    jar = CookieJar()
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
-    login = stack.urls["admin"] + "login/"
-    page = opener.open(login, timeout=15).read().decode()
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
-    assert token, page[:500]
-    form = urllib.parse.urlencode({"csrfmiddlewaretoken": token.group(1),
-                                   "username": admin["username"],
-                                   "password": admin["password"], "next": "/admin/"}).encode()
-    opener.open(urllib.request.Request(login, data=form, headers={"Referer": login}),
-                timeout=15).read()
-    return opener.open(stack.urls["admin"].rstrip("/") + path, timeout=15).read().decode()
 
 
 def test_the_readme_walkthrough_does_what_it_says(readme_stack: RunningStack) -> None:

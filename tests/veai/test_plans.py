@@ -24,6 +24,7 @@ from domains.models import (
     WebhookDelivery,
     Workspace,
 )
+from domains.task_names import TaskName
 from tests.factories import (
     CustomDomainFactory,
     MembershipFactory,
@@ -219,8 +220,8 @@ def test_beat_drives_the_grace_period_step() -> None:
     app.loader.import_default_modules()
     app.finalize()
     tasks = {entry["task"] for entry in app.conf.beat_schedule.values()}
-    assert "domains.tasks.enforce_plan_limits" in tasks
-    assert "domains.tasks.enforce_plan_limits" in app.tasks
+    assert TaskName.PLAN_GRACES_ENFORCE in tasks
+    assert TaskName.PLAN_GRACES_ENFORCE in app.tasks
 
 
 def test_redirect_domains_count_and_are_the_first_extras() -> None:

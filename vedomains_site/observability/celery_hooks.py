@@ -19,6 +19,7 @@ from celery import Task
 from celery.signals import beat_init, setup_logging, task_postrun, task_prerun
 from django.conf import settings
 
+from domains.task_names import TaskName
 from vedomains_site.observability import context, counters, emf
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 TASK_DURATION: Final = "vedomains_task_duration_seconds"
 TASKS: Final = "vedomains_tasks_total"
 WEBHOOK_ATTEMPTS: Final = "vedomains_webhook_attempts_total"
-WEBHOOK_TASK: Final = "domains.tasks.deliver_webhook"
+WEBHOOK_TASK: Final = TaskName.WEBHOOK_DELIVER
 
 _started: dict[str, tuple[float, list[Any]]] = {}
 _started_lock = threading.Lock()

@@ -55,7 +55,7 @@ EVENT_COUNTERS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
     celery_hooks.WEBHOOK_ATTEMPTS: ("Webhook delivery attempts, by outcome", ("outcome",)),
 }
 EVENT_HISTOGRAMS: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
-    celery_hooks.TASK_DURATION: ("Celery task run time (check_batch: one batch of checks)",
+    celery_hooks.TASK_DURATION: ("Celery task run time (domains_check_batch: one batch of checks)",
                                  ("task",)),
 }
 

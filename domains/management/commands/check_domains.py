@@ -59,8 +59,9 @@ class Command(BaseCommand):
         size = opts["batch_size"]
         with progress_bar(len(ids), "checking") as bar:
             for start in range(0, len(ids), size):
-                outcomes = checks.domains_check(domain_ids=ids[start:start + size],
-                                                source="command:check_domains", force=force)
+                outcomes = checks.domains_check_batch(domain_ids=ids[start:start + size],
+                                                      source="command:check_domains",
+                                                      force=force)
                 for o in outcomes:
                     counts[o.outcome] += 1
                     detail = f" - {o.detail}" if o.detail else ""

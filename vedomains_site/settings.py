@@ -1,8 +1,11 @@
-"""Settings for vedomains: one module, driven by the environment.
+"""Settings for vedomains, driven by the environment.
 
-Every value can be set by an environment variable of the same name (or in a `.env` file next
-to `manage.py`); `.env.example` documents them all. Values the service cannot run without
-fail here, at start-up, with a message that names the variable.
+Django's own settings are here; the VEDOMAINS_* ones come from one module per subsystem in
+vedomains_site/config/ (its __init__ gives the rules). Every value can be set by an
+environment variable of the same name (or in a `.env` file next to `manage.py`);
+`.env.example` and docs/settings.md document them all. Values the service cannot run without
+or cannot parse fail here, at start-up, naming the variable; every other check of a value is
+a system check (domains/system_checks.py).
 """
 
 from __future__ import annotations

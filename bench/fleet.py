@@ -274,7 +274,7 @@ def rate_limit(quick: bool, database: BenchDatabase, endpoint_url: str) -> Row:
         verdict(ok),
         note=f"{limited['sent']:.0f} RequestCertificate requests sent; "
              f"{limited['rate_limited_retries']:.0f} task retries after waiting "
-             f"VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT for a token.",
+             f"VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT_SECONDS for a token.",
         data={"limited": limited, "unlimited": free},
     )
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -238,7 +238,7 @@ def _adopt_active(item: seed_table.SeedItem, workspace: Workspace, report: ItemR
             certificate_requested_at=now, validation_records=cert.validation_records,
             cdn_resource_id=attachment.resource_id, cdn_domain_name=attachment.domain_name,
             verified_at=_when(item.verified_at) or now, activated_at=now,
-            next_check_at=now + settings.VEDOMAINS_ACTIVE_RECHECK,
+            next_check_at=now + timedelta(seconds=settings.VEDOMAINS_ACTIVE_RECHECK_SECONDS),
             # The stamped seed item holds `version`; our full item (version + 1) replaces it
             # once this commits, through the usual conditional edge sync.
             edge_version=version + 1, edge_synced_version=version,

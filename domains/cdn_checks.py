@@ -12,15 +12,22 @@ import ipaddress
 from django.conf import settings
 from django.core.checks import CheckMessage, Error
 
+STRATEGIES = ("saas-tenant", "distribution-per-domain")
+
 
 def cdn_settings_problems() -> list[CheckMessage]:
+    strategy = settings.VEDOMAINS_CDN_STRATEGY
+    if strategy not in STRATEGIES:
+        # In development too: every attach would fail on it.
+        return [Error(f"VEDOMAINS_CDN_STRATEGY is {strategy!r}.",
+                      hint="'saas-tenant' (the default) or 'distribution-per-domain'.",
+                      id="vedomains.E107")]
     # Production (DEBUG off) only: the local stack creates the distribution and the
     # connection group in the emulator at each start and hands their ids to its processes,
     # so a development shell has none to give, and its `manage.py` commands must stay quiet.
     if settings.DEBUG:
         return []
     problems: list[CheckMessage] = []
-    strategy = settings.VEDOMAINS_CDN_STRATEGY
     if strategy == "saas-tenant":
         if not settings.VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID:
             problems.append(Error(
@@ -37,11 +44,6 @@ def cdn_settings_problems() -> list[CheckMessage]:
                      "routing endpoint the CNAME target does not point at (output "
                      "ConnectionGroupId of deploy/saas-manager.yaml).",
                 id="vedomains.E102"))
-        if not settings.VEDOMAINS_CDN_WORKSPACE_PARAMETER:
-            problems.append(Error(
-                "VEDOMAINS_CDN_WORKSPACE_PARAMETER is empty.",
-                hint="Name of the tenant parameter carrying the workspace id (workspaceId).",
-                id="vedomains.E103"))
     elif not settings.VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID:
         problems.append(Error(
             "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID is not set.",

@@ -39,6 +39,15 @@ from domains.task_names import TaskName
 
 log = logging.getLogger(__name__)
 
+# A certificate this close to expiry that is not renewing is "in trouble": ACM starts renewing
+# 60 days ahead, so a month left means its attempts are failing. Not a setting: no
+# deployment has a reason to warn customers later, and earlier would flag healthy renewals.
+TROUBLE_WINDOW = timedelta(days=30)
+# At most one DescribeCertificate per domain per interval, however often it is checked:
+# ACM's request rate is shared with registrations, and a day's change of renewal status
+# needs no finer watch.
+WATCH_INTERVAL = timedelta(hours=12)
+
 SOURCE = "system:certificate-watch"
 # Renewal statuses that mean ACM is on it (or done); anything else near expiry is trouble.
 # https://docs.aws.amazon.com/acm/latest/APIReference/API_RenewalSummary.html
@@ -201,14 +210,14 @@ def certificate_watch_live(*, domain: CustomDomain, routing_ok: bool, checks: di
                            now: datetime) -> None:
     """Engine hook (re-check of active and misconfigured domains, DNS verdict known).
 
-    At most one DescribeCertificate per domain per VEDOMAINS_CERTIFICATE_WATCH_INTERVAL, so
+    At most one DescribeCertificate per domain per WATCH_INTERVAL, so
     on-demand checks cannot exhaust ACM's request rate. An ACM error skips the watch this
     time; it never fails the DNS check it rides on.
     """
     if not domain.certificate_arn or domain.status not in EDGE_ROUTED_STATUSES:
         return
     last = domain.certificate_checked_at
-    if last is not None and now - last < settings.VEDOMAINS_CERTIFICATE_WATCH_INTERVAL:
+    if last is not None and now - last < WATCH_INTERVAL:
         return
     try:
         cert = acm.describe_certificate(domain.certificate_arn)
@@ -275,8 +284,7 @@ def certificate_watch(*, domain: CustomDomain, cert: acm.Certificate, now: datet
 def certificate_diagnose(*, domain: CustomDomain, cert: acm.Certificate, now: datetime,
                          routing_ok: bool) -> list[Trouble]:
     """Why this certificate will not renew in time ([] when it is fine or not yet due)."""
-    window = settings.VEDOMAINS_CERTIFICATE_TROUBLE_WINDOW
-    if cert.not_after is None or cert.not_after - now > window:
+    if cert.not_after is None or cert.not_after - now > TROUBLE_WINDOW:
         return []
     host, target = domain.hostname, settings.VEDOMAINS_CNAME_TARGET
     expires = _day(cert.not_after)

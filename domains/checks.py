@@ -379,7 +379,7 @@ def _pending_failure(domain: CustomDomain, result: dns.DnsResult, cert: acm.Cert
     routing = result.routing
     transient = routing.transient or (result.txt is not None and result.txt.transient)
     age = now - domain.created_at
-    window = settings.VEDOMAINS_PENDING_TIMEOUT
+    window = timedelta(seconds=settings.VEDOMAINS_PENDING_TIMEOUT_SECONDS)
     if cert is not None and cert.failed:
         return f"The certificate could not be issued: {cert.failure_reason or cert.status}."
     if age <= window or (transient and age <= 2 * window):
@@ -606,7 +606,7 @@ def _evaluate_tenant_pending(domain: CustomDomain, result: dns.DnsResult,
         state = strategy.state(resource_id=domain.cdn_resource_id)
 
     age = now - domain.created_at
-    window = settings.VEDOMAINS_PENDING_TIMEOUT
+    window = timedelta(seconds=settings.VEDOMAINS_PENDING_TIMEOUT_SECONDS)
     transient = routing.transient or (result.txt is not None and result.txt.transient)
     failure = ""
     if cert is not None and cert.failure:
@@ -662,7 +662,8 @@ def _tenant_create(domain: CustomDomain, strategy: cdn.CdnStrategy, checks: dict
         caa_block = _caa_block(domain, checks, now)
         if caa_block:
             checks["certificate"] = _check_record(False, caa_block, now, caa=True)
-            if now - domain.created_at > settings.VEDOMAINS_PENDING_TIMEOUT:
+            if now - domain.created_at > timedelta(
+                seconds=settings.VEDOMAINS_PENDING_TIMEOUT_SECONDS):
                 return _fail_pending(domain, caa_block, checks, updates, now=now,
                                      source=source)
             return _pending_hold(domain, caa_block, checks, updates, now=now)
@@ -837,7 +838,8 @@ def _activate_when_deployed(domain: CustomDomain, strategy: cdn.CdnStrategy, res
     to = DomainStatus.ACTIVE if deployed else DomainStatus.DEPLOYING
     fields: dict[str, Any] = {"verified_at": now}
     if deployed:
-        fields.update(activated_at=now, next_check_at=now + settings.VEDOMAINS_ACTIVE_RECHECK)
+        fields.update(activated_at=now, next_check_at=now + timedelta(
+            seconds=settings.VEDOMAINS_ACTIVE_RECHECK_SECONDS))
     else:
         fields["next_check_at"] = now + _deploy_recheck()
     with transaction.atomic():
@@ -883,7 +885,8 @@ def _evaluate_deploying(domain: CustomDomain, checks: dict[str, Any], updates: d
             domain=domain, to=DomainStatus.ACTIVE, allowed_from=[DomainStatus.DEPLOYING],
             source=source, message="CloudFront finished deploying; the domain is live.",
             updates={"activated_at": now,
-                     "next_check_at": now + settings.VEDOMAINS_ACTIVE_RECHECK},
+                     "next_check_at": now + timedelta(
+                         seconds=settings.VEDOMAINS_ACTIVE_RECHECK_SECONDS)},
         )
     return CheckOutcome(domain.pk, domain.hostname, "activated" if applied else "skipped",
                         DomainStatus.ACTIVE)
@@ -895,7 +898,7 @@ def _evaluate_deploying(domain: CustomDomain, checks: dict[str, Any], updates: d
 def _evaluate_live(domain: CustomDomain, routing: dns.RoutingCheck, checks: dict[str, Any],
                    updates: dict[str, Any], *, now: datetime, source: str) -> CheckOutcome:
     """Active and misconfigured domains: only a DNS verdict moves them, never a transient."""
-    recheck = settings.VEDOMAINS_ACTIVE_RECHECK
+    recheck = timedelta(seconds=settings.VEDOMAINS_ACTIVE_RECHECK_SECONDS)
     if routing.transient:
         _save_check(domain, checks, {**updates, "last_error": routing.detail,
                                      "next_check_at": now + TRANSIENT_RETRY})
@@ -918,7 +921,7 @@ def _evaluate_live(domain: CustomDomain, routing: dns.RoutingCheck, checks: dict
         return CheckOutcome(domain.pk, domain.hostname, "fixed" if applied else "skipped",
                             DomainStatus.ACTIVE)
 
-    grace = settings.VEDOMAINS_MISCONFIGURED_GRACE
+    grace = timedelta(seconds=settings.VEDOMAINS_MISCONFIGURED_GRACE_SECONDS)
     if domain.status == DomainStatus.ACTIVE:
         deadline = now + grace
         applied = _save_check_and_transition(
@@ -928,7 +931,8 @@ def _evaluate_live(domain: CustomDomain, routing: dns.RoutingCheck, checks: dict
             data={"detach_after": deadline.isoformat(), "reason": routing.reason},
             transition_updates={
                 "misconfigured_at": now,
-                "next_check_at": now + min(settings.VEDOMAINS_MISCONFIGURED_RECHECK, grace)},
+                "next_check_at": now + min(timedelta(
+                    seconds=settings.VEDOMAINS_MISCONFIGURED_RECHECK_SECONDS), grace)},
         )
         return CheckOutcome(domain.pk, domain.hostname,
                             "misconfigured" if applied else "skipped", DomainStatus.MISCONFIGURED,
@@ -947,7 +951,8 @@ def _evaluate_live(domain: CustomDomain, routing: dns.RoutingCheck, checks: dict
             lifecycle.enqueue_after_commit(TaskName.DOMAIN_CLEANUP, domain.pk)
         return CheckOutcome(domain.pk, domain.hostname, "detached" if applied else "skipped",
                             DomainStatus.REMOVED, message)
-    next_at = min(now + settings.VEDOMAINS_MISCONFIGURED_RECHECK, since + grace)
+    next_at = min(now + timedelta(
+        seconds=settings.VEDOMAINS_MISCONFIGURED_RECHECK_SECONDS), since + grace)
     _save_check(domain, checks, {**updates, "last_error": routing.detail, "next_check_at": next_at})
     return CheckOutcome(domain.pk, domain.hostname, "still_misconfigured", domain.status,
                         routing.detail)

@@ -13,7 +13,7 @@ still wrong costs no AWS call and no database write. The tick's own task then ch
 ready ones, ahead of the dispatcher's queue.
 
 A domain in the middle of a check is never made due (that would let a second check run
-beside it): a check's lease moves `next_check_at` to `claim + VEDOMAINS_CHECK_LEASE` with
+beside it): a check's lease moves `next_check_at` to `claim + VEDOMAINS_CHECK_LEASE_SECONDS` with
 the claim after the last check, so `next_check_at - last_checked_at` exceeds the lease,
 while a finished check sets the two together. Rows that could be either are left to their
 own schedule: they are due within a lease anyway.
@@ -22,7 +22,7 @@ own schedule: they are due within a lease anyway.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -44,7 +44,7 @@ class SweepResult:
 
 
 def _not_leased(now: datetime) -> Q:
-    lease = settings.VEDOMAINS_CHECK_LEASE
+    lease = timedelta(seconds=settings.VEDOMAINS_CHECK_LEASE_SECONDS)
     return (Q(next_check_at__gt=now + lease)
             | Q(last_checked_at__isnull=False,
                 next_check_at__lte=F("last_checked_at") + lease))
@@ -93,5 +93,6 @@ def pending_dns_sweep(*, limit: int | None = None, now: datetime | None = None) 
         # Fast checks from now, as after "verify": the tenant's certificate and deployment
         # are then followed every few seconds, not at the backed-off interval.
         moved.filter(pk__in=result.ready).update(
-            next_check_at=now, fast_checks_until=now + settings.VEDOMAINS_FAST_CHECK_WINDOW)
+            next_check_at=now, fast_checks_until=now + timedelta(
+                seconds=settings.VEDOMAINS_FAST_CHECK_WINDOW_SECONDS))
     return result

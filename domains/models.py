@@ -19,6 +19,7 @@ from domains.hostnames import HostnameError, normalize_hostname
 from domains.integrations import webhook_http
 from domains.integrations.acm import AcmStatus
 from domains.integrations.cdn import ManagedCertificateStatus
+from domains.integrations.dns import OWNERSHIP_TXT_PREFIX
 from domains.integrations.errors import IntegrationError
 
 # A workspace slug is used as a DNS label (`<slug>.ve.ai`), so it must be one.
@@ -193,7 +194,7 @@ class CustomDomain(models.Model):
     next_check_at = models.DateTimeField(null=True, blank=True)
     # The due time (`next_check_at`) the dispatcher last queued a check for, and when: a
     # due time is queued once (a backlog holds each domain once, not once per beat tick),
-    # again only after VEDOMAINS_DISPATCH_LEASE (a lost message). Any reschedule makes a
+    # again only after VEDOMAINS_DISPATCH_LEASE_SECONDS (a lost message). Any reschedule makes a
     # new due time, so nothing has to clear these.
     dispatched_for = models.DateTimeField(null=True, blank=True)
     dispatched_at = models.DateTimeField(null=True, blank=True)
@@ -285,7 +286,7 @@ class CustomDomain(models.Model):
 
     @property
     def ownership_record_name(self) -> str:
-        return f"{settings.VEDOMAINS_OWNERSHIP_TXT_PREFIX}.{self.hostname}"
+        return f"{OWNERSHIP_TXT_PREFIX}.{self.hostname}"
 
     @property
     def ownership_record_value(self) -> str:

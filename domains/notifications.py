@@ -217,7 +217,8 @@ def notification_send(*, notification_id: int) -> str:
         retry_at = timezone.now() + backoff_delay(
             notification.attempts - 1, base=EMAIL_RETRY_BASE_SECONDS,
             cap=EMAIL_RETRY_MAX_SECONDS, floor=EQUAL_JITTER)
-        give_up = retry_at > notification.created_at + settings.VEDOMAINS_WEBHOOK_RETRY_WINDOW
+        give_up = retry_at > notification.created_at + timedelta(
+            seconds=settings.VEDOMAINS_WEBHOOK_RETRY_WINDOW_SECONDS)
         Notification.objects.filter(pk=notification.pk).update(
             recipients=delivered, subject=subject, last_error=errors,
             next_attempt_at=None if give_up else retry_at,
@@ -267,7 +268,7 @@ def webhook_backoff(attempt: int) -> timedelta:
 def webhook_deliver(*, delivery_id: int) -> str:
     """Make one attempt at a due delivery; record it; schedule the next or give up."""
     now = timezone.now()
-    lease = timedelta(seconds=settings.VEDOMAINS_WEBHOOK_TIMEOUT * 3 + 30)
+    lease = timedelta(seconds=settings.VEDOMAINS_WEBHOOK_TIMEOUT_SECONDS * 3 + 30)
     claimed = WebhookDelivery.objects.filter(
         pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now,
     ).update(next_attempt_at=now + lease)
@@ -294,7 +295,7 @@ def webhook_deliver(*, delivery_id: int) -> str:
     permanent = False
     try:
         result = webhook_http.post_json(endpoint.url, body, headers,
-                                        timeout=settings.VEDOMAINS_WEBHOOK_TIMEOUT)
+                                        timeout=settings.VEDOMAINS_WEBHOOK_TIMEOUT_SECONDS)
         error = "" if result.ok else f"HTTP {result.status_code}"
         if result.location:
             error += f" (redirect to {result.location} not followed)"
@@ -336,7 +337,7 @@ def webhook_replay(*, delivery: WebhookDelivery, by: lifecycle.Actor) -> None:
         entry = {"at": datetime_iso(now), "replayed_by": getattr(by, "get_username", lambda: "")()}
         WebhookDelivery.objects.filter(pk=delivery.pk).update(
             status=DeliveryStatus.PENDING, next_attempt_at=now, delivered_at=None,
-            expires_at=now + settings.VEDOMAINS_WEBHOOK_RETRY_WINDOW,
+            expires_at=now + timedelta(seconds=settings.VEDOMAINS_WEBHOOK_RETRY_WINDOW_SECONDS),
             replays=F("replays") + 1,
             attempt_log=[*delivery.attempt_log, entry][-ATTEMPT_LOG_MAX:],
         )

@@ -15,7 +15,7 @@ WebhookDelivery row is unique per (endpoint, event).
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -158,7 +158,8 @@ def _webhook_outbox(*, domain: CustomDomain, event: DomainEvent, event_type: str
         [
             WebhookDelivery(endpoint=e, domain=domain, event=event, event_type=event_type,
                             payload=payload, next_attempt_at=now,
-                            expires_at=now + settings.VEDOMAINS_WEBHOOK_RETRY_WINDOW)
+                            expires_at=now + timedelta(
+                                seconds=settings.VEDOMAINS_WEBHOOK_RETRY_WINDOW_SECONDS))
             for e in endpoints
         ],
         ignore_conflicts=True,
@@ -193,7 +194,7 @@ def _status_context(domain: CustomDomain, event: DomainEvent) -> dict[str, Any]:
         found = (domain.checks or {}).get("dns") or {}
         since = domain.misconfigured_at or event.created_at
         deadline = (event.data or {}).get("detach_after") or datetime_iso(
-            since + settings.VEDOMAINS_MISCONFIGURED_GRACE)
+            since + timedelta(seconds=settings.VEDOMAINS_MISCONFIGURED_GRACE_SECONDS))
         context.update(
             found=found.get("detail") or event.message,
             chain=list(found.get("chain") or []),

@@ -4,10 +4,11 @@
   `Workspace.domain_limit`, which follows the plan.
 - A downgrade (or a cancelled subscription, which counts as the free plan) below the number
   of live domains blocks new ones at once (the same count), opens a grace period
-  (VEDOMAINS_PLAN_GRACE) and emails the owners. VEDOMAINS_PLAN_WARNING before its end they
-  are emailed again; at its end the extras (redirects first, then the newest) are removed
-  (detached from CloudFront and the edge by the usual cleanup). Back within the limit
-  (upgrade, or removals by the owners) closes the grace period without detaching anything.
+  (VEDOMAINS_PLAN_GRACE_SECONDS) and emails the owners. VEDOMAINS_PLAN_WARNING_SECONDS
+  before its end they are emailed again; at its end the extras (redirects first, then the
+  newest) are removed (detached from CloudFront and the edge by the usual cleanup). Back
+  within the limit (upgrade, or removals by the owners) closes the grace period without
+  detaching anything.
 - Every step is a DomainEvent on each affected domain and a `domain.plan_limit` webhook.
 
 The grace step is driven by beat (`tasks.plan_graces_enforce`); each open grace period is
@@ -19,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -173,7 +174,8 @@ def workspace_plan_change(*, workspace: Workspace, plan: str, source: str,
         if grace is None:
             grace = PlanGrace.objects.create(
                 workspace=workspace, plan=plan, limit=limit, live_at_start=live,
-                started_at=now, detach_after=now + settings.VEDOMAINS_PLAN_GRACE)
+                started_at=now, detach_after=now + timedelta(
+                    seconds=settings.VEDOMAINS_PLAN_GRACE_SECONDS))
         elif (grace.plan, grace.limit) == (plan, limit):
             result.outcome, result.detach_after = "over_limit", grace.detach_after
             return result  # the same downgrade again (a retried sync): nothing new to say
@@ -264,7 +266,7 @@ def plan_graces_enforce(*, now: datetime | None = None, source: str = "system:pl
 
 
 def _enforce_one(pk: int, *, now: datetime, source: str, report: EnforceReport) -> None:
-    warning = settings.VEDOMAINS_PLAN_WARNING
+    warning = timedelta(seconds=settings.VEDOMAINS_PLAN_WARNING_SECONDS)
     with transaction.atomic():
         grace = (PlanGrace.objects.select_for_update(skip_locked=True)
                  .select_related("workspace").filter(pk=pk, resolved_at__isnull=True).first())

@@ -18,6 +18,10 @@ from django.utils import timezone
 
 from domains.models import CustomDomain
 
+# The most due domains one dispatcher tick hands out: the rest wait for the next tick (seconds
+# later), so a backlog drains in steps the broker and the workers can take.
+DISPATCH_LIMIT = 10000
+
 
 def _due(now: datetime, *, queued: bool = False) -> Any:
     due = CustomDomain.objects.filter(next_check_at__lte=now)
@@ -25,7 +29,8 @@ def _due(now: datetime, *, queued: bool = False) -> Any:
         due = due.filter(
             Q(dispatched_for__isnull=True)
             | ~Q(dispatched_for=F("next_check_at"))
-            | Q(dispatched_at__lte=now - settings.VEDOMAINS_DISPATCH_LEASE)
+            | Q(dispatched_at__lte=now - timedelta(
+                seconds=settings.VEDOMAINS_DISPATCH_LEASE_SECONDS))
         )
     return due.order_by("next_check_at")
 
@@ -39,7 +44,7 @@ def domains_due(*, limit: int = 10000, now: datetime | None = None,
     return list(_due(now or timezone.now(), queued=queued).values_list("pk", flat=True)[:limit])
 
 
-def domains_dispatch(*, limit: int = 10000, now: datetime | None = None) -> list[int]:
+def domains_dispatch(*, limit: int = DISPATCH_LIMIT, now: datetime | None = None) -> list[int]:
     """Take the due domains for queueing: each due time is handed out once.
 
     Two beats at once get disjoint ids (skip_locked). A check that starts moves the due
@@ -68,7 +73,7 @@ def next_interval(domain: CustomDomain, now: datetime) -> timedelta:
         return timedelta(seconds=settings.VEDOMAINS_FAST_CHECK_SECONDS)
     base = timedelta(seconds=settings.VEDOMAINS_CHECK_INTERVAL_SECONDS)
     grown = (now - domain.created_at) / 12
-    return min(settings.VEDOMAINS_MAX_CHECK_INTERVAL, max(base, grown))
+    return min(timedelta(seconds=settings.VEDOMAINS_MAX_CHECK_INTERVAL_SECONDS), max(base, grown))
 
 
 def domains_claim(domain_ids: Iterable[int], *, now: datetime, force: bool = False) -> list[int]:
@@ -76,7 +81,7 @@ def domains_claim(domain_ids: Iterable[int], *, now: datetime, force: bool = Fal
     ids = list(domain_ids)
     if not ids:
         return []
-    lease_until = now + settings.VEDOMAINS_CHECK_LEASE
+    lease_until = now + timedelta(seconds=settings.VEDOMAINS_CHECK_LEASE_SECONDS)
     with transaction.atomic():
         qs = CustomDomain.objects.filter(pk__in=ids)
         if not force:

@@ -13,6 +13,7 @@ import hmac
 import logging
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
@@ -224,7 +225,7 @@ def _register_takeover_proof(*, workspace: Workspace, host: str, token: str) -> 
                 {
                     "purpose": "ownership",
                     "type": "TXT",
-                    "name": f"{settings.VEDOMAINS_OWNERSHIP_TXT_PREFIX}.{host}",
+                    "name": f"{dns.OWNERSHIP_TXT_PREFIX}.{host}",
                     "value": f"vedomains-verification={token}",
                 }
             ]
@@ -289,7 +290,7 @@ def _register_create(*, workspace: Workspace, host: str, token: str, proof: bool
         ownership_required=ownership_required,
         ownership_verified_at=now if proof else None,
         next_check_at=now,
-        fast_checks_until=now + settings.VEDOMAINS_FAST_CHECK_WINDOW,
+        fast_checks_until=now + timedelta(seconds=settings.VEDOMAINS_FAST_CHECK_WINDOW_SECONDS),
         edge_version=last_version,
         edge_synced_version=last_version,
         prevalidation=prevalidation,
@@ -361,7 +362,7 @@ def ownership_txt_record(*, hostname: str, workspace: Workspace) -> dict[str, st
     """The TXT record that proves `workspace` controls `hostname`'s DNS."""
     token = ownership_token_for(workspace_id=workspace.pk, hostname=hostname)
     return {"purpose": "ownership", "type": "TXT",
-            "name": f"{settings.VEDOMAINS_OWNERSHIP_TXT_PREFIX}.{hostname}",
+            "name": f"{dns.OWNERSHIP_TXT_PREFIX}.{hostname}",
             "value": f"vedomains-verification={token}"}
 
 
@@ -405,7 +406,7 @@ def _release_holder(
 
 def _ownership_proven(hostname: str, token: str) -> bool:
     try:
-        values = dns.lookup_txt(f"{settings.VEDOMAINS_OWNERSHIP_TXT_PREFIX}.{hostname}")
+        values = dns.lookup_txt(f"{dns.OWNERSHIP_TXT_PREFIX}.{hostname}")
     except IntegrationError:
         return False
     return f"vedomains-verification={token}" in values
@@ -424,7 +425,7 @@ def domain_request_check(
     with transaction.atomic():
         CustomDomain.objects.filter(pk=domain.pk).update(
             next_check_at=now,
-            fast_checks_until=now + settings.VEDOMAINS_FAST_CHECK_WINDOW,
+            fast_checks_until=now + timedelta(seconds=settings.VEDOMAINS_FAST_CHECK_WINDOW_SECONDS),
             updated_at=now,
         )
         event_record(domain=domain, kind=EventKind.CHECK_REQUESTED, source=source, by=by)
@@ -451,7 +452,7 @@ def domain_prevalidate(
         changed = CustomDomain.objects.filter(
             pk=domain.pk, status=DomainStatus.PENDING_VALIDATION).update(
             prevalidation=mode, next_check_at=now, updated_at=now,
-            fast_checks_until=now + settings.VEDOMAINS_FAST_CHECK_WINDOW)
+            fast_checks_until=now + timedelta(seconds=settings.VEDOMAINS_FAST_CHECK_WINDOW_SECONDS))
         if not changed:
             raise InvalidTransition("Only a domain waiting for validation can be pre-validated.",
                                     code="not_pending")

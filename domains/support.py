@@ -520,7 +520,7 @@ def _ownership_why() -> str:
 def _pending_summary(domain: CustomDomain, checks: dict[str, dict[str, Any]],
                      certificate: str, common: dict[str, Any]) -> DomainSummary:
     moments = common["moments"]
-    deadline = domain.created_at + settings.VEDOMAINS_PENDING_TIMEOUT
+    deadline = domain.created_at + timedelta(seconds=settings.VEDOMAINS_PENDING_TIMEOUT_SECONDS)
     moments.append(Moment("Fails if still not set up by", deadline))
     dns = checks.get("dns")
     if dns is None:
@@ -591,7 +591,7 @@ def _active_summary(domain: CustomDomain, common: dict[str, Any]) -> DomainSumma
 def _misconfigured_summary(domain: CustomDomain, checks: dict[str, dict[str, Any]],
                            now: datetime, common: dict[str, Any]) -> DomainSummary:
     since = domain.misconfigured_at or now
-    detach_at = since + settings.VEDOMAINS_MISCONFIGURED_GRACE
+    detach_at = since + timedelta(seconds=settings.VEDOMAINS_MISCONFIGURED_GRACE_SECONDS)
     common["moments"].append(Moment("Detached and removed if not fixed by", detach_at))
     dns = checks.get("dns", {})
     return DomainSummary(

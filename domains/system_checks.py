@@ -9,7 +9,11 @@ One finder per integration, each returning its problems; `SETTINGS_FINDERS` list
 integration, write a finder here and append it to `SETTINGS_FINDERS`. Ids by range:
 E00x domains and plans, E01x DNS, E02x AWS, E03x edge, E04x webhooks and email, E05x
 Celery, E06x abuse limits (certificate budget share, admin login throttle), E07x web server,
-Redis and database credentials, E1xx CDN, E2xx ve.ai (`domains.veai_checks`).
+logs, Redis and database credentials, E1xx CDN, E2xx ve.ai (`domains.veai_checks`).
+
+Every check of a setting's value lives here (or in the two finders it imports); the only
+other refusal is a value that cannot be parsed at all, or a retired variable, which stop
+start-up in vedomains_site/config/ with the variable's name.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Iterable
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -43,12 +46,10 @@ def _error(setting: str, problem: str, hint: str, number: int) -> Error:
 
 
 def _not_positive(names: Iterable[str]) -> list[str]:
-    """The settings among `names` that are not a positive number or duration."""
+    """The settings among `names` that are not a positive number (durations are seconds)."""
     bad = []
     for name in names:
         value = getattr(settings, name)
-        if isinstance(value, timedelta):
-            value = value.total_seconds()
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             bad.append(name)
     return bad
@@ -69,7 +70,17 @@ def domains_settings_problems() -> list[CheckMessage]:
         problems.append(_error(
             "VEDOMAINS_PLATFORM_DOMAIN", "is not a DNS name.",
             "The platform's own zone (ve.ai): its hosts are never custom domains.", 2))
-    limits = settings.VEDOMAINS_PLAN_LIMITS
+    if settings.VEDOMAINS_OWNERSHIP_TXT not in {"always", "previously-held"}:
+        problems.append(_error(
+            "VEDOMAINS_OWNERSHIP_TXT", f"is {settings.VEDOMAINS_OWNERSHIP_TXT!r}.",
+            "'always' (every domain proves ownership with a TXT record) or "
+            "'previously-held' (only hostnames another workspace has held).", 7))
+    limits: Any = settings.VEDOMAINS_PLAN_LIMITS
+    if not isinstance(limits, dict):
+        problems.append(_error(
+            "VEDOMAINS_PLAN_LIMITS", "is not a JSON object.",
+            'JSON such as {"pro": 3}: how many custom domains each plan may hold.', 3))
+        return problems
     bad_plans = [plan for plan, limit in limits.items()
                  if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0]
     if bad_plans:
@@ -86,11 +97,12 @@ def domains_settings_problems() -> list[CheckMessage]:
             "Plan names are 1-20 lower-case letters, digits, '_', '.', '-', as the main app "
             "sends them.", 3))
     durations = _not_positive([
-        "VEDOMAINS_FAST_CHECK_SECONDS", "VEDOMAINS_CHECK_INTERVAL_SECONDS",
-        "VEDOMAINS_MAX_CHECK_INTERVAL", "VEDOMAINS_CHECK_LEASE", "VEDOMAINS_PENDING_TIMEOUT",
-        "VEDOMAINS_ACTIVE_RECHECK", "VEDOMAINS_MISCONFIGURED_GRACE",
-        "VEDOMAINS_MISCONFIGURED_RECHECK", "VEDOMAINS_CLEANUP_RETRY_SECONDS",
-        "VEDOMAINS_DISPATCH_INTERVAL_SECONDS",
+        "VEDOMAINS_FAST_CHECK_SECONDS", "VEDOMAINS_FAST_CHECK_WINDOW_SECONDS",
+        "VEDOMAINS_CHECK_INTERVAL_SECONDS", "VEDOMAINS_MAX_CHECK_INTERVAL_SECONDS",
+        "VEDOMAINS_CHECK_LEASE_SECONDS", "VEDOMAINS_DISPATCH_LEASE_SECONDS",
+        "VEDOMAINS_PENDING_TIMEOUT_SECONDS", "VEDOMAINS_ACTIVE_RECHECK_SECONDS",
+        "VEDOMAINS_MISCONFIGURED_GRACE_SECONDS", "VEDOMAINS_MISCONFIGURED_RECHECK_SECONDS",
+        "VEDOMAINS_CLEANUP_RETRY_SECONDS", "VEDOMAINS_DISPATCH_INTERVAL_SECONDS",
     ])
     for name in durations:
         problems.append(_error(
@@ -127,10 +139,10 @@ def dns_settings_problems() -> list[CheckMessage]:
                 "VEDOMAINS_DNS_NAMESERVERS", f"has {entry!r}, which is not a nameserver.",
                 "Comma-separated IPv4 or IPv6 addresses, each with an optional port "
                 "(1.2.3.4:53, [::1]:5353); empty for the system resolver.", 10))
-    for name in _not_positive(["VEDOMAINS_DNS_TIMEOUT", "VEDOMAINS_DNS_CONCURRENCY"]):
+    for name in _not_positive(["VEDOMAINS_DNS_TIMEOUT_SECONDS", "VEDOMAINS_DNS_CONCURRENCY"]):
         problems.append(_error(
             name, "must be greater than zero.",
-            "Seconds per lookup (VEDOMAINS_DNS_TIMEOUT) and lookups at once "
+            "Seconds per lookup (VEDOMAINS_DNS_TIMEOUT_SECONDS) and lookups at once "
             "(VEDOMAINS_DNS_CONCURRENCY).", 11))
     return problems
 
@@ -151,7 +163,8 @@ def aws_settings_problems() -> list[CheckMessage]:
             problems.append(_error(
                 "VEDOMAINS_AWS_ENDPOINT_URL", f"is {endpoint!r}, which is not an http(s) URL.",
                 "Leave it empty for real AWS; set it to the emulator's URL locally.", 21))
-    for name in _not_positive(["VEDOMAINS_AWS_CONNECT_TIMEOUT", "VEDOMAINS_AWS_READ_TIMEOUT"]):
+    for name in _not_positive(["VEDOMAINS_AWS_CONNECT_TIMEOUT_SECONDS",
+                               "VEDOMAINS_AWS_READ_TIMEOUT_SECONDS"]):
         problems.append(_error(
             name, "must be greater than zero.",
             "Seconds; a call with no timeout can hold a worker for ever.", 22))
@@ -161,12 +174,21 @@ def aws_settings_problems() -> list[CheckMessage]:
             "VEDOMAINS_AWS_RATE_LIMITS", "is not a JSON object.",
             'Such as {"acm.DescribeCertificate": 8}: calls a second per operation.', 23))
     else:
+        # A bad rate would otherwise surface inside every AWS call (the limiter runs in
+        # botocore's before-send hook), and a negative one would make the limiter sleep < 0.
         bad = [name for name, rate in limits.items()
                if isinstance(rate, bool) or not isinstance(rate, int | float) or rate < 0]
         if bad:
             problems.append(_error(
                 "VEDOMAINS_AWS_RATE_LIMITS", f"has no rate >= 0 for {', '.join(bad)}.",
                 "Calls a second (0 = not limited).", 23))
+        unnamed = [repr(name) for name in limits if "." not in str(name)]
+        if unnamed:
+            problems.append(_error(
+                "VEDOMAINS_AWS_RATE_LIMITS", f"has keys that name no operation: "
+                f"{', '.join(unnamed)}.",
+                'Keys are "service.Operation" or "service.*", such as "acm.RequestCertificate".',
+                23))
     return problems
 
 
@@ -178,8 +200,8 @@ EDGE_CONFIG_SETTINGS = {
     "table_name": "VEDOMAINS_EDGE_TABLE",
     "table_region": "VEDOMAINS_AWS_REGION",
     "replica_regions": "VEDOMAINS_EDGE_REPLICA_REGIONS",
-    "positive_ttl_seconds": "VEDOMAINS_EDGE_POSITIVE_TTL",
-    "negative_ttl_seconds": "VEDOMAINS_EDGE_NEGATIVE_TTL",
+    "positive_ttl_seconds": "VEDOMAINS_EDGE_POSITIVE_TTL_SECONDS",
+    "negative_ttl_seconds": "VEDOMAINS_EDGE_NEGATIVE_TTL_SECONDS",
     "mode": "VEDOMAINS_EDGE_MODE",
     "rewrite_origin": "VEDOMAINS_EDGE_REWRITE_ORIGIN",
     "origin_domain": "VEDOMAINS_EDGE_ORIGIN_DOMAIN",
@@ -210,9 +232,8 @@ def edge_settings_problems() -> list[CheckMessage]:
 def notification_settings_problems() -> list[CheckMessage]:
     problems: list[CheckMessage] = []
     for name in _not_positive([
-        "VEDOMAINS_WEBHOOK_TIMEOUT", "VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS",
-        "VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS", "VEDOMAINS_WEBHOOK_RETRY_WINDOW",
-        "VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS",
+        "VEDOMAINS_WEBHOOK_TIMEOUT_SECONDS", "VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS",
+        "VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS", "VEDOMAINS_WEBHOOK_RETRY_WINDOW_SECONDS",
     ]):
         problems.append(_error(name, "must be greater than zero.",
                                "Webhook deliveries and emails are sent and retried by it.", 40))
@@ -296,6 +317,10 @@ def web_settings_problems() -> list[CheckMessage]:
         problems.append(_error(
             "REDIS_PASSWORD", "contains a character ElastiCache AUTH tokens may not hold.",
             "Use 16-128 printable characters other than @, \", / and space.", 71))
+    if settings.VEDOMAINS_LOG_FORMAT not in {"json", "plain"}:
+        problems.append(_error(
+            "VEDOMAINS_LOG_FORMAT", f"is {settings.VEDOMAINS_LOG_FORMAT!r}.",
+            "'json' (production), 'plain', or empty for the default by DJANGO_DEBUG.", 75))
     problems.extend(_database_password_problems())
     return problems
 

@@ -105,7 +105,7 @@ def domains_dispatch() -> int:
     AWS clients, while staying small enough that many workers share a large backlog. Each
     domain is claimed inside the batch, so overlapping dispatches cannot double-check.
     """
-    ids = schedule.domains_dispatch(limit=settings.VEDOMAINS_DISPATCH_LIMIT)
+    ids = schedule.domains_dispatch()
     size = settings.VEDOMAINS_DISPATCH_CHUNK
     for start in range(0, len(ids), size):
         lifecycle.task_send(TaskName.DOMAINS_CHECK_BATCH, ids[start : start + size])

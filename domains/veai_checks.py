@@ -8,13 +8,14 @@ Ids E20x. `domains.system_checks` runs this finder with the other integrations'.
 from __future__ import annotations
 
 import ipaddress
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.conf import settings
 from django.core.checks import CheckMessage, Error
+
+from vedomains_site.config.allowed import ASYMMETRIC_JWT_ALGORITHMS
 
 # The shortest shared secret we accept: 256 bits of hex, as `secrets.token_hex(16)` gives.
 MIN_SERVICE_SECRET_LENGTH = 32
@@ -34,8 +35,6 @@ def _loopback(host: str) -> bool:
 
 
 def _seconds(value: object) -> float | None:
-    if isinstance(value, timedelta):
-        return value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
@@ -80,9 +79,16 @@ def veai_settings_problems() -> list[CheckMessage]:
         value = getattr(settings, name)
         if not isinstance(value, str) or not value.strip():
             problems.append(_error(name, "is empty.", hint, number))
-    if not settings.VEDOMAINS_JWT_ALGORITHMS:
+    algorithms = settings.VEDOMAINS_JWT_ALGORITHMS
+    if not algorithms:
         problems.append(_error("VEDOMAINS_JWT_ALGORITHMS", "is empty.",
                                "RS256, ES256 or both: no token could be verified.", 205))
+    elif unsafe := sorted(set(algorithms) - ASYMMETRIC_JWT_ALGORITHMS):
+        # Symmetric (HS*) and "none" would let anyone holding the public key mint tokens.
+        problems.append(_error(
+            "VEDOMAINS_JWT_ALGORITHMS", f"names {', '.join(unsafe)}.",
+            f"Only {', '.join(sorted(ASYMMETRIC_JWT_ALGORITHMS))}: a symmetric algorithm "
+            "would let anyone holding the public key mint tokens.", 205))
     for name, low, high in (
         ("VEDOMAINS_JWT_LEEWAY_SECONDS", 0, 600),
         ("VEDOMAINS_JWKS_REFETCH_COOLDOWN_SECONDS", 0, 3600),
@@ -91,9 +97,9 @@ def veai_settings_problems() -> list[CheckMessage]:
         if seconds is None or not low <= seconds <= high:
             problems.append(_error(name, f"must be between {low} and {high} seconds.",
                                    "Seconds, as a whole number.", 206))
-    for name in ("VEDOMAINS_JWKS_CACHE_SECONDS", "VEDOMAINS_JWKS_TIMEOUT",
-                 "VEDOMAINS_SERVICE_SIGNATURE_TOLERANCE_SECONDS", "VEDOMAINS_PLAN_GRACE",
-                 "VEDOMAINS_PLAN_WARNING", "VEDOMAINS_PLAN_ENFORCE_INTERVAL_SECONDS"):
+    for name in ("VEDOMAINS_JWKS_CACHE_SECONDS", "VEDOMAINS_JWKS_TIMEOUT_SECONDS",
+                 "VEDOMAINS_SERVICE_SIGNATURE_TOLERANCE_SECONDS", "VEDOMAINS_PLAN_GRACE_SECONDS",
+                 "VEDOMAINS_PLAN_WARNING_SECONDS", "VEDOMAINS_PLAN_ENFORCE_INTERVAL_SECONDS"):
         seconds = _seconds(getattr(settings, name))
         if seconds is None or seconds <= 0:
             problems.append(_error(name, "must be greater than zero.",
@@ -107,11 +113,11 @@ def veai_settings_problems() -> list[CheckMessage]:
             f"(number {', '.join(map(str, short))}).",
             "Generate each with `python -c 'import secrets; print(secrets.token_hex(32))'`.",
             208))
-    grace, warning = _seconds(settings.VEDOMAINS_PLAN_GRACE), _seconds(
-        settings.VEDOMAINS_PLAN_WARNING)
+    grace = _seconds(settings.VEDOMAINS_PLAN_GRACE_SECONDS)
+    warning = _seconds(settings.VEDOMAINS_PLAN_WARNING_SECONDS)
     if grace and warning and warning > grace:
         problems.append(_error(
-            "VEDOMAINS_PLAN_WARNING", "is longer than VEDOMAINS_PLAN_GRACE.",
+            "VEDOMAINS_PLAN_WARNING_SECONDS", "is longer than VEDOMAINS_PLAN_GRACE_SECONDS.",
             "The second email goes this long before the detachment, inside the grace.", 209))
     for origin in settings.VEDOMAINS_CORS_ALLOWED_ORIGINS:
         parts = urlsplit(origin)

@@ -83,9 +83,9 @@ PORTS: Final = (
 LOCAL_SETTING_DEFAULTS: Final[Mapping[str, str]] = {
     "VEDOMAINS_DISPATCH_INTERVAL_SECONDS": "5",
     "VEDOMAINS_FAST_CHECK_SECONDS": "3",
-    "VEDOMAINS_DNS_TIMEOUT": "2",
-    "VEDOMAINS_EDGE_POSITIVE_TTL": "30",
-    "VEDOMAINS_EDGE_NEGATIVE_TTL": "5",
+    "VEDOMAINS_DNS_TIMEOUT_SECONDS": "2",
+    "VEDOMAINS_EDGE_POSITIVE_TTL_SECONDS": "30",
+    "VEDOMAINS_EDGE_NEGATIVE_TTL_SECONDS": "5",
     # Production's limits (30 registrations an hour per user) would lock out a developer
     # trying things; these still show a 429 to whoever loops on the API.
     "VEDOMAINS_THROTTLE_REGISTER_USER": "600/hour",

@@ -136,7 +136,7 @@ def dns_server(dns_server_session: LocalDNSServer, settings: Any) -> Iterator[Lo
     if not dns_server_session.running:
         dns_server_session.start()
     settings.VEDOMAINS_DNS_NAMESERVERS = [dns_server_session.nameserver]
-    settings.VEDOMAINS_DNS_TIMEOUT = 1.0
+    settings.VEDOMAINS_DNS_TIMEOUT_SECONDS = 1.0
     yield dns_server_session
     dns_server_session.store.clear()
     dns_server_session.store.clear_faults()
@@ -191,7 +191,7 @@ def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:
             "DATABASE_URL": database_url_for_subprocess(),
             "VEDOMAINS_AWS_ENDPOINT_URL": settings.VEDOMAINS_AWS_ENDPOINT_URL or "",
             "VEDOMAINS_DNS_NAMESERVERS": ",".join(settings.VEDOMAINS_DNS_NAMESERVERS),
-            "VEDOMAINS_DNS_TIMEOUT": str(settings.VEDOMAINS_DNS_TIMEOUT),
+            "VEDOMAINS_DNS_TIMEOUT_SECONDS": str(settings.VEDOMAINS_DNS_TIMEOUT_SECONDS),
             "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID": template_id,
             "VEDOMAINS_CDN_STRATEGY": settings.VEDOMAINS_CDN_STRATEGY,
             "VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID":

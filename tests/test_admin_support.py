@@ -348,7 +348,8 @@ def test_failure_breakdown_from_the_engine(aws_stack: Any, dns_server: Any,
         never = services.domain_register(workspace=ws, hostname="never.client-example.com",
                                          by=None)
     assert tasks.domain_request_certificate(never.pk) == "requested"
-    with time_machine.travel(start + settings.VEDOMAINS_PENDING_TIMEOUT + timedelta(hours=1)):
+    with time_machine.travel(start + timedelta(
+        seconds=settings.VEDOMAINS_PENDING_TIMEOUT_SECONDS) + timedelta(hours=1)):
         assert tasks.domain_check(never.pk) == "failed"
     never.refresh_from_db()
     assert never.status == DomainStatus.FAILED, never.last_error

@@ -40,7 +40,7 @@ print(json.dumps(ends))
 @pytest.fixture
 def limited(settings: Any, aws_stack: Any, clean_redis: str) -> Any:
     settings.VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL = clean_redis
-    settings.VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT = 30.0
+    settings.VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT_SECONDS = 30.0
     ratelimit._limiters.clear()
     yield settings
     ratelimit._limiters.clear()
@@ -67,7 +67,7 @@ def test_four_processes_share_one_bucket_and_never_exceed_it(limited: Any,
         "VEDOMAINS_AWS_ENDPOINT_URL": moto_server.endpoint_url,
         "VEDOMAINS_AWS_RATE_LIMITS": json.dumps({"acm.ListCertificates": rate}),
         "VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL": limited.VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL,
-        "VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT": "60",
+        "VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT_SECONDS": "60",
     }
     procs = [
         subprocess.Popen([sys.executable, "-c", _CALLER, "6"], env=env, cwd=ROOT,
@@ -92,7 +92,7 @@ def test_four_processes_share_one_bucket_and_never_exceed_it(limited: Any,
 
 def test_a_call_that_cannot_get_capacity_in_time_is_transient(limited: Any) -> None:
     limited.VEDOMAINS_AWS_RATE_LIMITS = {"acm.ListCertificates": 0.2}
-    limited.VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT = 0.5
+    limited.VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT_SECONDS = 0.5
     ratelimit._limiters.clear()
     acm = aws.client("acm")
     acm.list_certificates()  # the bucket's one token
@@ -103,7 +103,7 @@ def test_a_call_that_cannot_get_capacity_in_time_is_transient(limited: Any) -> N
 
 def test_a_service_wide_bucket_covers_operations_without_their_own(limited: Any) -> None:
     limited.VEDOMAINS_AWS_RATE_LIMITS = {"acm.*": 0.2}
-    limited.VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT = 0.5
+    limited.VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT_SECONDS = 0.5
     ratelimit._limiters.clear()
     acm = aws.client("acm")
     acm.list_certificates()
@@ -141,12 +141,18 @@ def test_stubbed_throttling_answers_are_transient(code: str) -> None:
                                    "{not json"])
 def test_a_bad_rate_limit_setting_stops_start_up_with_its_name(tmp_path: Path,
                                                                value: str) -> None:
+    """Broken JSON stops the settings themselves; a readable but wrong value stops
+    `manage.py check` (E023), the deploy's release step."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VEDOMAINS_")}
     out = subprocess.run(
-        [sys.executable, "-c", "import vedomains_site.settings"], cwd=tmp_path,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", "import django; django.setup(); "
+         "from django.core.management import call_command; call_command('check')"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
         env={**env, "PYTHONPATH": str(ROOT), "DJANGO_DEBUG": "true",
+             "DJANGO_SETTINGS_MODULE": "vedomains_site.settings",
              "VEDOMAINS_AWS_RATE_LIMITS": value},
     )
     assert out.returncode != 0
-    assert "ImproperlyConfigured: VEDOMAINS_AWS_RATE_LIMITS" in out.stderr, out.stderr[-500:]
+    expected = ("ImproperlyConfigured: VEDOMAINS_AWS_RATE_LIMITS" if value.startswith("{not")
+                else "(vedomains.E023) VEDOMAINS_AWS_RATE_LIMITS")
+    assert expected in out.stderr, out.stderr[-500:]

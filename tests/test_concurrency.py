@@ -156,7 +156,8 @@ def test_two_beats_and_several_workers_apply_each_transition_once(
         dns_server.store.delete(host)
         expected[host] += [(A, M), (M, R)]
     cycle("break-last", Counter({A: N - len(quarter), M: len(quarter)}))
-    long_ago = timezone.now() - settings.VEDOMAINS_MISCONFIGURED_GRACE - timedelta(hours=1)
+    long_ago = timezone.now() - timedelta(
+        seconds=settings.VEDOMAINS_MISCONFIGURED_GRACE_SECONDS) - timedelta(hours=1)
     CustomDomain.objects.filter(status=M).update(misconfigured_at=long_ago)
     cycle("detach", Counter({A: N - len(quarter), R: len(quarter)}), clean=True)
 

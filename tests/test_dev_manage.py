@@ -103,7 +103,7 @@ def test_offline_commands_and_explicit_requests_run_without_a_stack(tmp_path: Pa
     # Asked for on purpose: it runs (and here fails on its own, with no AWS to reach).
     env = shell_env(tmp_path / "var", VEDOMAINS_ALLOW_REAL_AWS="1",
                     VEDOMAINS_AWS_ENDPOINT_URL="http://127.0.0.1:9",
-                    VEDOMAINS_AWS_CONNECT_TIMEOUT="0.5")
+                    VEDOMAINS_AWS_CONNECT_TIMEOUT_SECONDS="0.5")
     done = dev_manage("reconcile_edge", "--dry-run", env=env)
     assert "no local stack is running" not in done.stderr
 

@@ -51,7 +51,8 @@ def test_a_backlog_is_queued_once_per_lease_not_once_per_tick(clean_redis: str,
         tasks.domains_dispatch()
     assert _queued(clean_redis) == batches  # the old dispatcher queued 5 x as many
     # A check whose message was lost runs once the lease ends: queued once more, not lost.
-    with time_machine.travel(timezone.now() + settings.VEDOMAINS_DISPATCH_LEASE
+    with time_machine.travel(timezone.now() + timedelta(
+        seconds=settings.VEDOMAINS_DISPATCH_LEASE_SECONDS)
                              + timedelta(seconds=1)):
         tasks.domains_dispatch()
         tasks.domains_dispatch()
@@ -68,7 +69,8 @@ def test_a_new_due_time_is_dispatched_at_once(settings: Any) -> None:
     # due time is dispatched when it comes, not a dispatch lease later.
     assert sorted(schedule.domains_claim(ids[:2], now=now)) == sorted(ids[:2])
     CustomDomain.objects.filter(pk=ids[2]).update(next_check_at=now + timedelta(seconds=5))
-    later = now + settings.VEDOMAINS_DISPATCH_LEASE - timedelta(seconds=1)
+    later = now + timedelta(
+        seconds=settings.VEDOMAINS_DISPATCH_LEASE_SECONDS) - timedelta(seconds=1)
     assert sorted(schedule.domains_dispatch(now=later)) == sorted(ids)
 
 

@@ -226,7 +226,8 @@ def test_dns_caches_refusal_waits_with_backoff_and_never_fails(
     assert not CertificateBudgetDay.objects.filter(count__gt=0).exists()
     # Past the pending window it still waits.
     CustomDomain.objects.filter(pk=domain.pk).update(
-        created_at=timezone.now() - 3 * settings.VEDOMAINS_PENDING_TIMEOUT)
+        created_at=timezone.now() - 3 * timedelta(
+            seconds=settings.VEDOMAINS_PENDING_TIMEOUT_SECONDS))
     domain.refresh_from_db()
     assert _check(domain).outcome == "waiting"
     assert domain.status == DomainStatus.PENDING_VALIDATION
@@ -253,7 +254,8 @@ def test_stubbed_unknown_aws_error_pages_staff_and_the_domain_waits(
     monkeypatch.setattr(aws, "client", lambda service, region=None: client
                         if service == "cloudfront" else real(service, region))
     CustomDomain.objects.filter(pk=domain.pk).update(
-        created_at=timezone.now() - 3 * settings.VEDOMAINS_PENDING_TIMEOUT)
+        created_at=timezone.now() - 3 * timedelta(
+            seconds=settings.VEDOMAINS_PENDING_TIMEOUT_SECONDS))
     domain.refresh_from_db()
     with Stubber(client) as stub:
         stub.add_client_error("create_distribution_tenant", service_error_code="AccessDenied",
@@ -289,7 +291,8 @@ def test_caa_forbidding_amazon_holds_the_first_certificate_then_fails_with_the_r
     status, message = selectors.domain_seed_status(domain)
     assert status == "pending_validation" and '0 issue "amazon.com"' in message
     CustomDomain.objects.filter(pk=domain.pk).update(
-        created_at=timezone.now() - 2 * settings.VEDOMAINS_PENDING_TIMEOUT)
+        created_at=timezone.now() - 2 * timedelta(
+            seconds=settings.VEDOMAINS_PENDING_TIMEOUT_SECONDS))
     domain.refresh_from_db()
     assert _check(domain).outcome == "failed"
     assert 'CAA client.com 0 issue "amazon.com"' in domain.last_error

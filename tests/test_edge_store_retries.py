@@ -45,7 +45,7 @@ def _no_retry_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
 def proxy(aws_stack: dict[str, str], moto_server: Any, settings: Any) -> Iterator[TcpProxy]:
     p = TcpProxy(("127.0.0.1", moto_server.port)).start()
     settings.VEDOMAINS_AWS_ENDPOINT_URL = p.url
-    settings.VEDOMAINS_AWS_READ_TIMEOUT = READ_TIMEOUT
+    settings.VEDOMAINS_AWS_READ_TIMEOUT_SECONDS = READ_TIMEOUT
     aws.reset_clients()
     yield p
     aws.reset_clients()

@@ -100,7 +100,8 @@ def test_register_to_active_to_misconfigured_to_detached(aws_stack, dns_server, 
     assert edge_store.get_item(HOST).status == "active"
 
     # Grace passes: detached, tombstoned, certificate deleted.
-    later = timezone.now() + settings.VEDOMAINS_MISCONFIGURED_GRACE + timedelta(minutes=1)
+    later = timezone.now() + timedelta(
+        seconds=settings.VEDOMAINS_MISCONFIGURED_GRACE_SECONDS) + timedelta(minutes=1)
     with time_machine.travel(later, tick=True):
         outcome = checks.domain_check(domain_id=domain.pk, force=True)
         assert outcome.outcome == "detached"
@@ -155,7 +156,8 @@ def test_transient_dns_never_changes_an_active_domain(aws_stack, dns_server):
 def test_pending_domain_fails_after_the_pending_window(aws_stack, dns_server, settings):
     domain = services.domain_register(workspace=WorkspaceFactory(), hostname=HOST, by=None)
     certificates.domain_request_certificate(domain_id=domain.pk)
-    later = timezone.now() + settings.VEDOMAINS_PENDING_TIMEOUT + timedelta(minutes=1)
+    later = timezone.now() + timedelta(
+        seconds=settings.VEDOMAINS_PENDING_TIMEOUT_SECONDS) + timedelta(minutes=1)
     with time_machine.travel(later, tick=True):
         outcome = checks.domain_check(domain_id=domain.pk, force=True)
     assert outcome.outcome == "failed"

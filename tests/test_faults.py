@@ -464,11 +464,13 @@ def test_dns_timeouts_and_servfail_never_change_a_status(
     for host in (hosts["active"], hosts["gone"], hosts["grace"]):
         edge_sync.edge_sync_hostname(hostname=host)
     now = timezone.now()
-    long_ago = now - settings.VEDOMAINS_PENDING_TIMEOUT - timedelta(hours=1)
+    long_ago = now - timedelta(
+        seconds=settings.VEDOMAINS_PENDING_TIMEOUT_SECONDS) - timedelta(hours=1)
     CustomDomain.objects.filter(hostname=hosts["expired"]).update(created_at=long_ago)
     grace_dom = CustomDomain.objects.get(hostname=hosts["grace"])
     with_transition(grace_dom, DomainStatus.MISCONFIGURED,
-                     misconfigured_at=now - settings.VEDOMAINS_MISCONFIGURED_GRACE
+                     misconfigured_at=now - timedelta(
+                         seconds=settings.VEDOMAINS_MISCONFIGURED_GRACE_SECONDS)
                      - timedelta(hours=1))
     for host in (hosts["expired"], hosts["gone"], hosts["grace"]):
         dns_server.store.delete(host)

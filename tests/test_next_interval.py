@@ -17,7 +17,7 @@ NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 def _intervals(settings: Any) -> None:
     settings.VEDOMAINS_FAST_CHECK_SECONDS = 10
     settings.VEDOMAINS_CHECK_INTERVAL_SECONDS = 300
-    settings.VEDOMAINS_MAX_CHECK_INTERVAL = timedelta(hours=6)
+    settings.VEDOMAINS_MAX_CHECK_INTERVAL_SECONDS = 6 * 3600
 
 
 def domain(age: timedelta, fast_for: timedelta | None = None) -> CustomDomain:

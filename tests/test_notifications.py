@@ -78,7 +78,8 @@ def test_misconfigured_email_names_hostname_record_and_deadline(
     assert queued.run(TaskName.NOTIFICATION_SEND) == ["sent"]
 
     domain.refresh_from_db()
-    deadline = domain.misconfigured_at + settings.VEDOMAINS_MISCONFIGURED_GRACE
+    deadline = domain.misconfigured_at + timedelta(
+        seconds=settings.VEDOMAINS_MISCONFIGURED_GRACE_SECONDS)
     assert sorted(m.to[0] for m in mail.outbox) == ["admin@acme.test", "owner@acme.test"]
     message = mail.outbox[0]
     assert HOST in message.subject
@@ -160,7 +161,8 @@ def test_failed_email_says_why_and_what_to_do(
 ):
     workspace, _, _ = people
     domain = services.domain_register(workspace=workspace, hostname=HOST, by=None)
-    later = timezone.now() + settings.VEDOMAINS_PENDING_TIMEOUT + timedelta(minutes=1)
+    later = timezone.now() + timedelta(
+        seconds=settings.VEDOMAINS_PENDING_TIMEOUT_SECONDS) + timedelta(minutes=1)
     # A certificate ARN is not needed to fail: the domain was never pointed at us.
     CustomDomain.objects.filter(pk=domain.pk).update(certificate_arn="")
     with time_machine.travel(later, tick=True):

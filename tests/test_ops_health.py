@@ -116,7 +116,7 @@ def silent_server() -> Iterator[int]:
 def test_readiness_gives_up_on_a_hung_dependency_within_its_timeout(
     settings: Any, silent_server: int, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings.VEDOMAINS_READINESS_TIMEOUT = 0.5
+    settings.VEDOMAINS_READINESS_TIMEOUT_SECONDS = 0.5
     settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{silent_server}/0"
     started = time.monotonic()
     response = Client().get("/health/ready", HTTP_HOST=TASK_HOST)

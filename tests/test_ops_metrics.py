@@ -184,7 +184,7 @@ def test_an_aws_endpoint_that_does_not_answer_counts_a_network_error(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     settings.VEDOMAINS_AWS_ENDPOINT_URL = f"http://127.0.0.1:{closed_port()}"
-    settings.VEDOMAINS_AWS_CONNECT_TIMEOUT = 0.5
+    settings.VEDOMAINS_AWS_CONNECT_TIMEOUT_SECONDS = 0.5
     aws.reset_clients()
     try:
         with pytest.raises(Exception):  # noqa: B017 - botocore's EndpointConnectionError

@@ -262,7 +262,7 @@ def test_attack_slug_freed_by_a_rename_taken_at_once_by_another_workspace(
     from domains.errors import Conflict
 
     monkeypatch.setattr(lifecycle, "task_send", lambda name, *args: None)
-    settings.VEDOMAINS_EDGE_POSITIVE_TTL = 300
+    settings.VEDOMAINS_EDGE_POSITIVE_TTL_SECONDS = 300
 
     def upsert(external_id: str, slug: str, version: int) -> Any:
         return workspace_sync.workspace_upsert(data=workspace_sync.workspace_input(

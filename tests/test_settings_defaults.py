@@ -38,10 +38,18 @@ def _is_number(text: str | None) -> bool:
     return True
 
 
+def settings_sources() -> list[Path]:
+    """settings.py and the modules it takes the VEDOMAINS_* settings from (retired.py only
+    names variables nobody reads any more)."""
+    config = ROOT / "vedomains_site" / "config"
+    return [ROOT / "vedomains_site" / "settings.py",
+            *sorted(p for p in config.glob("*.py") if p.name not in {"retired.py", "allowed.py"})]
+
+
 def _defaults() -> dict[str, Any]:
-    tree = ast.parse((ROOT / "vedomains_site" / "settings.py").read_text())
     found: dict[str, Any] = {}
-    for node in ast.walk(tree):
+    for node in (n for source in settings_sources()
+                 for n in ast.walk(ast.parse(source.read_text()))):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                 and isinstance(node.func.value, ast.Name) and node.func.value.id == "env"
                 and node.args and isinstance(node.args[0], ast.Constant)):

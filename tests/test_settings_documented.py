@@ -6,13 +6,15 @@ import json
 import re
 from pathlib import Path
 
+from tests.test_settings_defaults import settings_sources
+
 ROOT = Path(__file__).resolve().parent.parent
 # Set by pytest-xdist or by the test harness itself, not by operators.
 INTERNAL = {"PYTEST_XDIST_WORKER", "VEDOMAINS_TEST_BROKER_URL", "VEDOMAINS_TEST_MODE"}
 
 
 def test_env_example_documents_every_setting() -> None:
-    source = (ROOT / "vedomains_site" / "settings.py").read_text()
+    source = "\n".join(path.read_text() for path in settings_sources())
     read = set(re.findall(r'env\.\w+\(\s*"([A-Z0-9_]+)"', source)) - INTERNAL
     documented = set(re.findall(r"^([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
     assert read, "no env reads found: the pattern no longer matches settings.py"

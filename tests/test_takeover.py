@@ -122,7 +122,8 @@ def test_dangling_cname_is_not_enough_to_take_a_previously_active_hostname(
     assert squat.checks["ownership"]["ok"] is False
     assert squat.status == DomainStatus.PENDING_VALIDATION
 
-    later = timezone.now() + settings.VEDOMAINS_PENDING_TIMEOUT + timedelta(minutes=1)
+    later = timezone.now() + timedelta(
+        seconds=settings.VEDOMAINS_PENDING_TIMEOUT_SECONDS) + timedelta(minutes=1)
     with time_machine.travel(later, tick=True):
         outcome = check(squat)
     assert outcome.outcome == "failed"
@@ -178,7 +179,8 @@ def test_a_squatter_s_pending_claim_expires_and_the_owner_registers(
     squat = issue(services.domain_register(workspace=a, hostname=HOST, by=None))
     with pytest.raises(Conflict):
         services.domain_register(workspace=b, hostname=HOST, by=None)
-    later = timezone.now() + settings.VEDOMAINS_PENDING_TIMEOUT + timedelta(minutes=1)
+    later = timezone.now() + timedelta(
+        seconds=settings.VEDOMAINS_PENDING_TIMEOUT_SECONDS) + timedelta(minutes=1)
     with time_machine.travel(later, tick=True):
         assert check(squat).outcome == "failed"
         owner = services.domain_register(workspace=b, hostname=HOST, by=None)
@@ -200,7 +202,7 @@ def test_a_dns_outage_at_the_deadline_does_not_end_a_pending_claim(
     when lookups still fail at twice the pending window (so a claim cannot be held for ever).
     """
     domain = issue(services.domain_register(workspace=a, hostname=HOST, by=None))
-    window = settings.VEDOMAINS_PENDING_TIMEOUT
+    window = timedelta(seconds=settings.VEDOMAINS_PENDING_TIMEOUT_SECONDS)
     with time_machine.travel(timezone.now() + window + timedelta(minutes=1), tick=True):
         for fault in ("timeout", "servfail"):
             dns_server.store.set_fault(fault)
@@ -296,7 +298,8 @@ def test_grace_keeps_the_owner_then_detachment_leaves_nothing_to_claim(
         services.domain_register(workspace=b, hostname=HOST, by=None)
     assert routed_to() == "ws-a"
 
-    later = timezone.now() + settings.VEDOMAINS_MISCONFIGURED_GRACE + timedelta(minutes=1)
+    later = timezone.now() + timedelta(
+        seconds=settings.VEDOMAINS_MISCONFIGURED_GRACE_SECONDS) + timedelta(minutes=1)
     with time_machine.travel(later, tick=True):
         assert check(domain).outcome == "detached"
         clean_up(domain)

@@ -221,7 +221,7 @@ def test_non_http_urls_are_refused(db, queued, django_capture_on_commit_callback
 
 def test_a_slow_receiver_times_out_and_is_retried(endpoint, receiver, queued, settings,
                                                   django_capture_on_commit_callbacks):
-    settings.VEDOMAINS_WEBHOOK_TIMEOUT = 0.5
+    settings.VEDOMAINS_WEBHOOK_TIMEOUT_SECONDS = 0.5
     receiver.script = [(200, {}, 2.0)]
     domain = CustomDomainFactory(hostname=HOST)
     _move(domain, DomainStatus.ACTIVE, django_capture_on_commit_callbacks)

@@ -13,6 +13,14 @@ from domains.task_names import TaskName
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vedomains_site.settings")
 
+# Beat intervals no deployment needs to change (settings once, now constants): the edge
+# table's reconciliation catches what a lost push missed, hourly; expired certificates of
+# removed domains are deleted daily (they cost nothing meanwhile); due webhook retries and
+# emails (and any whose own task was lost) go out within half a minute.
+RECONCILE_INTERVAL_SECONDS = 3600.0
+NOTIFY_DISPATCH_INTERVAL_SECONDS = 30.0
+CERTIFICATE_SWEEP_INTERVAL_SECONDS = 86400.0
+
 app = Celery("vedomains")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
@@ -43,18 +51,18 @@ def _setup_periodic_tasks(sender: Celery, **_: object) -> None:
         name="push unconfirmed edge changes",
     )
     sender.add_periodic_task(
-        float(settings.VEDOMAINS_RECONCILE_INTERVAL_SECONDS),
+        RECONCILE_INTERVAL_SECONDS,
         sender.signature(TaskName.EDGE_RECONCILE.value),
         name="reconcile the edge table with Django",
     )
     # Webhook retries and emails that are due (and any whose task was lost).
     sender.add_periodic_task(
-        settings.VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS,
+        NOTIFY_DISPATCH_INTERVAL_SECONDS,
         sender.signature(TaskName.NOTIFICATIONS_DISPATCH.value),
         name="send due webhooks and notification emails",
     )
     sender.add_periodic_task(
-        float(settings.VEDOMAINS_CERTIFICATE_SWEEP_INTERVAL_SECONDS),
+        CERTIFICATE_SWEEP_INTERVAL_SECONDS,
         sender.signature(TaskName.CERTIFICATES_SWEEP_EXPIRED.value),
         name="delete expired certificates of removed domains",
     )

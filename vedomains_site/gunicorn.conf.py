@@ -19,8 +19,8 @@ bind = [f"0.0.0.0:{settings.VEDOMAINS_WEB_PORT}"]
 workers = settings.VEDOMAINS_WEB_WORKERS
 worker_class = "gthread"
 threads = settings.VEDOMAINS_WEB_THREADS
-timeout = settings.VEDOMAINS_WEB_TIMEOUT
-graceful_timeout = settings.VEDOMAINS_WEB_TIMEOUT
+timeout = settings.VEDOMAINS_WEB_TIMEOUT_SECONDS
+graceful_timeout = settings.VEDOMAINS_WEB_TIMEOUT_SECONDS
 # Longer than the ALB's 60 s idle timeout, so the ALB (not gunicorn) closes idle
 # connections and never sends a request on a socket gunicorn has just closed (a 502).
 keepalive = 75

@@ -1,31 +1,36 @@
-"""Settings for vedomains: one module, driven by the environment.
+"""Settings for vedomains, driven by the environment.
 
-Every value can be set by an environment variable of the same name (or in a `.env` file next
-to `manage.py`); `.env.example` documents them all. Values the service cannot run without
-fail here, at start-up, with a message that names the variable.
+Django's own settings are here; the VEDOMAINS_* ones come from one module per subsystem in
+vedomains_site/config/ (its __init__ gives the rules). Every value can be set by an
+environment variable of the same name (or in a `.env` file next to `manage.py`);
+`.env.example` and docs/settings.md document them all. Values the service cannot run without
+or cannot parse fail here, at start-up, naming the variable; every other check of a value is
+a system check (domains/system_checks.py).
 """
 
 from __future__ import annotations
 
-import json
 import os
-from datetime import timedelta
 from pathlib import Path
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import environ
 from corsheaders.defaults import default_headers as _cors_default_headers
 from django.core.exceptions import ImproperlyConfigured
 
 from domains.task_names import TaskName
+from vedomains_site.config import retired as _retired
+from vedomains_site.config.environment import REDIS_PASSWORD, env
+from vedomains_site.config.environment import redis_auth as _redis_auth
 from vedomains_site.observability import logs as _logs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
-env = environ.Env()
-if (BASE_DIR / ".env").is_file():
-    environ.Env.read_env(BASE_DIR / ".env")
+# `env` (vedomains_site/config/environment.py) has read .env already. A variable this version
+# no longer reads stops start-up with its new name rather than being ignored.
+if (_retired_reason := _retired.retired_problem(os.environ)) is not None:
+    raise ImproperlyConfigured(_retired_reason)
 
 # Test mode (insecure key allowed, the test broker) only when asked for explicitly: the test
 # suite sets it (tests/testmode.py, loaded by pytest's addopts). Importing pytest, as a
@@ -213,19 +218,8 @@ SPECTACULAR_SETTINGS = {
 # A CSRF refusal under /api/ is answered in the API's JSON error shape, not Django's page.
 CSRF_FAILURE_VIEW = "domains.api.views.csrf_failure"
 
-# ElastiCache AUTH token (deploy/control-plane.yaml injects it from Secrets Manager). It is
-# added to every redis:// or rediss:// URL below that names no password of its own, so the
-# URLs themselves stay free of secrets.
-REDIS_PASSWORD = env.str("REDIS_PASSWORD", default="")
-
-
-def _redis_auth(url: str) -> str:
-    parts = urlsplit(url)
-    if (not REDIS_PASSWORD or parts.password
-            or parts.scheme not in ("redis", "rediss", "rediscache")):
-        return url
-    netloc = f"{parts.username or ''}:{quote(REDIS_PASSWORD, safe='')}@{parts.netloc}"
-    return urlunsplit(parts._replace(netloc=netloc))
+# REDIS_PASSWORD, the ElastiCache AUTH token, is read in vedomains_site/config/environment.py:
+# `_redis_auth` adds it to every redis:// URL below that names no password of its own.
 
 
 # Throttle counters must be shared by every web process, so production uses Redis.
@@ -285,248 +279,25 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_TIMEZONE = "UTC"
 
-# --- Domains --------------------------------------------------------------------------------
-# The name customers point their CNAME at, and the platform's own zones, which are never
-# accepted as custom domains.
-VEDOMAINS_CNAME_TARGET = env.str("VEDOMAINS_CNAME_TARGET", default="domain.ve.ai").lower()
-VEDOMAINS_PLATFORM_DOMAIN = env.str("VEDOMAINS_PLATFORM_DOMAIN", default="ve.ai").lower()
-VEDOMAINS_RESERVED_DOMAINS = env.list("VEDOMAINS_RESERVED_DOMAINS", default=[])
-# Apex names cannot carry a CNAME and the check follows a CNAME, so an apex domain accepted
-# here would sit pending until it failed. The setting that allowed it is refused by name so
-# that a deployment still setting it learns why at start-up, not from customers.
-if "VEDOMAINS_ALLOW_APEX" in os.environ:
-    raise ImproperlyConfigured(
-        "VEDOMAINS_ALLOW_APEX is no longer supported: apex domains cannot be verified through "
-        "a CNAME. Remove it; customers use a subdomain such as www.<domain>."
-    )
-# "always": every domain proves ownership with a TXT record; "previously-held": only
-# hostnames another workspace has held before, in any status, unless it released them
-# explicitly (takeover protection).
-VEDOMAINS_OWNERSHIP_TXT = env.str("VEDOMAINS_OWNERSHIP_TXT", default="previously-held")
-if VEDOMAINS_OWNERSHIP_TXT not in {"always", "previously-held"}:
-    raise ImproperlyConfigured("VEDOMAINS_OWNERSHIP_TXT must be 'always' or 'previously-held'")
-VEDOMAINS_OWNERSHIP_TXT_PREFIX = "_vedomains-challenge"
+# --- VEDOMAINS_*: one module per subsystem (vedomains_site/config/, docs/settings.md) -------
+from vedomains_site.config.aws import *
+from vedomains_site.config.cdn import *
+from vedomains_site.config.dns import *
+from vedomains_site.config.domains import *
+from vedomains_site.config.edge import *
+from vedomains_site.config.limits import *
+from vedomains_site.config.notifications import *
+from vedomains_site.config.operations import *
+from vedomains_site.config.scheduling import *
+from vedomains_site.config.veai import *
 
-_default_limits = {"free": 0, "pro": 3, "business": 25, "enterprise": 1000}
-try:
-    VEDOMAINS_PLAN_LIMITS: dict[str, int] = {
-        **_default_limits,
-        **json.loads(env.str("VEDOMAINS_PLAN_LIMITS", default="{}")),
-    }
-except json.JSONDecodeError as exc:
-    raise ImproperlyConfigured(f"VEDOMAINS_PLAN_LIMITS is not valid JSON: {exc}") from exc
+# The rate limiter's buckets live on the broker unless a Redis of their own is named.
+VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL = (VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL
+                                      or CELERY_BROKER_URL)
+# Logs: "" = JSON lines in production, plain text in development.
+VEDOMAINS_LOG_FORMAT = VEDOMAINS_LOG_FORMAT or _logs.default_format(DEBUG)
 
-# DNS: "host:port" entries; empty means the system resolver.
-VEDOMAINS_DNS_NAMESERVERS = env.list("VEDOMAINS_DNS_NAMESERVERS", default=[])
-VEDOMAINS_DNS_TIMEOUT = env.float("VEDOMAINS_DNS_TIMEOUT", default=3.0)
-VEDOMAINS_DNS_CONCURRENCY = env.int("VEDOMAINS_DNS_CONCURRENCY", default=100)
-
-# AWS. ACM certificates for CloudFront must live in us-east-1.
-# https://docs.aws.amazon.com/acm/latest/userguide/acm-regions.html
-VEDOMAINS_AWS_ENDPOINT_URL = env.str("VEDOMAINS_AWS_ENDPOINT_URL", default="") or None
-VEDOMAINS_AWS_REGION = env.str("VEDOMAINS_AWS_REGION", default="us-east-1")
-VEDOMAINS_AWS_CONNECT_TIMEOUT = env.float("VEDOMAINS_AWS_CONNECT_TIMEOUT", default=3.0)
-VEDOMAINS_AWS_READ_TIMEOUT = env.float("VEDOMAINS_AWS_READ_TIMEOUT", default=10.0)
-# Calls a second per "service.Operation" (or "service.*" for one bucket shared by the
-# service's other operations), for the whole fleet: AWS throttles per account. The defaults
-# are 80 % of ACM's documented rates (the rest is left to other tools in the account);
-# CloudFront publishes no per-operation rates. DynamoDB (on-demand) is not limited.
-try:
-    VEDOMAINS_AWS_RATE_LIMITS: dict[str, float] = env.json(
-        "VEDOMAINS_AWS_RATE_LIMITS",
-        default={
-            "acm.RequestCertificate": 4,
-            "acm.DescribeCertificate": 8,
-            "acm.DeleteCertificate": 8,
-            "acm.ListCertificates": 6,
-            "cloudfront.*": 8,
-        },
-    )
-except ValueError as exc:
-    raise ImproperlyConfigured(f"VEDOMAINS_AWS_RATE_LIMITS is not valid JSON: {exc}") from exc
-# Checked here: a bad rate would otherwise surface inside every AWS call (the limiter runs
-# in botocore's before-send hook), and a negative one would make the limiter sleep < 0.
-if not isinstance(VEDOMAINS_AWS_RATE_LIMITS, dict) or not all(
-    isinstance(name, str) and "." in name
-    and isinstance(rate, int | float) and not isinstance(rate, bool) and rate >= 0
-    for name, rate in VEDOMAINS_AWS_RATE_LIMITS.items()
-):
-    raise ImproperlyConfigured(
-        'VEDOMAINS_AWS_RATE_LIMITS must be a JSON object of "service.Operation" (or '
-        '"service.*") to calls a second, each a number >= 0'
-    )
-# How long a call waits for a token before it is retried later as a transient error.
-VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT = env.float("VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT", default=5.0)
-VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL = _redis_auth(env.str(
-    "VEDOMAINS_AWS_RATE_LIMIT_REDIS_URL", default=""
-)) or CELERY_BROKER_URL
-VEDOMAINS_EDGE_TABLE = env.str("VEDOMAINS_EDGE_TABLE", default="domain-workspace-mappings")
-# Empty: a replica in every region with a CloudFront regional edge cache, the list
-# edge_lambda.config.REGIONAL_EDGE_CACHE_REGIONS holds and deploy/dynamodb-global-table.yaml
-# defaults to (a test keeps the two equal). Set it only with the template's replicas.
-VEDOMAINS_EDGE_REPLICA_REGIONS = env.list("VEDOMAINS_EDGE_REPLICA_REGIONS", default=[])
-VEDOMAINS_EDGE_ORIGIN_DOMAIN = env.str("VEDOMAINS_EDGE_ORIGIN_DOMAIN", default="origin.ve.ai")
-VEDOMAINS_EDGE_REWRITE_ORIGIN = env.bool("VEDOMAINS_EDGE_REWRITE_ORIGIN", default=False)
-# Send the viewer's Host to the origin (only for an origin holding every custom domain's
-# certificate); by default it gets its own name as Host and the viewer's in X-Forwarded-Host.
-VEDOMAINS_EDGE_FORWARD_VIEWER_HOST = env.bool("VEDOMAINS_EDGE_FORWARD_VIEWER_HOST", default=False)
-VEDOMAINS_EDGE_MODE = env.str("VEDOMAINS_EDGE_MODE", default="origin-request")
-VEDOMAINS_EDGE_POSITIVE_TTL = env.int("VEDOMAINS_EDGE_POSITIVE_TTL", default=300)
-VEDOMAINS_EDGE_NEGATIVE_TTL = env.int("VEDOMAINS_EDGE_NEGATIVE_TTL", default=30)
-
-# --- CDN (validated by the system checks in domains/cdn_checks.py) ------------------------
-# saas-tenant (default): one CloudFront SaaS Manager tenant per domain with a CloudFront-managed
-# certificate, so the customer creates ONE record. distribution-per-domain: a distribution
-# cloned from the template per domain, with an ACM certificate (two records), for accounts
-# without SaaS Manager.
-VEDOMAINS_CDN_STRATEGY = env.str("VEDOMAINS_CDN_STRATEGY", default="saas-tenant")
-if VEDOMAINS_CDN_STRATEGY not in {"distribution-per-domain", "saas-tenant"}:
-    raise ImproperlyConfigured(
-        "VEDOMAINS_CDN_STRATEGY must be 'distribution-per-domain' or 'saas-tenant'"
-    )
-# distribution-per-domain clones this distribution's config.
-VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID = env.str(
-    "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID", default=""
-)
-# saas-tenant: the multi-tenant distribution and the connection group (deploy/saas-manager.yaml).
-VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID = env.str(
-    "VEDOMAINS_CDN_MULTI_TENANT_DISTRIBUTION_ID", default=""
-)
-VEDOMAINS_CDN_CONNECTION_GROUP_ID = env.str("VEDOMAINS_CDN_CONNECTION_GROUP_ID", default="")
-# The tenant parameter carrying the workspace id (the distribution declares it).
-VEDOMAINS_CDN_WORKSPACE_PARAMETER = env.str("VEDOMAINS_CDN_WORKSPACE_PARAMETER",
-                                            default="workspaceId")
-# The connection group's anycast static IPs: when set, apex domains are accepted and answered
-# with A/AAAA records to these addresses. Empty: apex domains are refused with a clear 400.
-VEDOMAINS_CDN_APEX_IPS = env.list("VEDOMAINS_CDN_APEX_IPS", default=[])
-# How often a domain waiting for CloudFront to deploy (status "deploying") is looked at.
-VEDOMAINS_CDN_DEPLOY_CHECK_SECONDS = env.int("VEDOMAINS_CDN_DEPLOY_CHECK_SECONDS", default=30)
-# After a quota/capacity error (TooMany*, EntityLimitExceeded) the domain stays pending and is
-# tried again this much later; staff get an alert.
-VEDOMAINS_CDN_CAPACITY_RETRY_SECONDS = env.int("VEDOMAINS_CDN_CAPACITY_RETRY_SECONDS",
-                                               default=300)
-
-# Checks. The dispatcher tick is cheap (one indexed query); each domain carries its own
-# adaptive next_check_at, so a tick every few seconds does not mean a check every tick.
-VEDOMAINS_DISPATCH_INTERVAL_SECONDS = env.float("VEDOMAINS_DISPATCH_INTERVAL_SECONDS", default=10.0)
-VEDOMAINS_CHECK_INTERVAL_SECONDS = env.int("VEDOMAINS_CHECK_INTERVAL_SECONDS", default=300)
-VEDOMAINS_FAST_CHECK_SECONDS = env.int("VEDOMAINS_FAST_CHECK_SECONDS", default=10)
-VEDOMAINS_FAST_CHECK_WINDOW = timedelta(minutes=env.int("VEDOMAINS_FAST_CHECK_MINUTES", default=15))
-VEDOMAINS_MAX_CHECK_INTERVAL = timedelta(hours=env.int("VEDOMAINS_MAX_CHECK_HOURS", default=6))
-VEDOMAINS_CHECK_LEASE = timedelta(seconds=env.int("VEDOMAINS_CHECK_LEASE_SECONDS", default=300))
-VEDOMAINS_DISPATCH_LIMIT = env.int("VEDOMAINS_DISPATCH_LIMIT", default=10000)
-# A queued check is not queued again for this long; a check whose message was lost runs
-# once the lease ends. Longer than the queue's worst expected wait, or a backlog repeats.
-VEDOMAINS_DISPATCH_LEASE = timedelta(
-    seconds=env.int("VEDOMAINS_DISPATCH_LEASE_SECONDS", default=600)
-)
-VEDOMAINS_DISPATCH_CHUNK = max(1, env.int("VEDOMAINS_DISPATCH_CHUNK", default=25))
-# DNS-ready first (domains/dns_sweep.py): every tick, a DNS-only look at this many pending
-# domains that are not due (no AWS call), so one whose CNAME was just set is checked within
-# seconds whatever its backed-off schedule; at most VEDOMAINS_DNS_SWEEP_CHECKS of those found
-# ready are checked in the tick's own task, the rest by the dispatcher. Interval 0: off.
-VEDOMAINS_DNS_SWEEP_INTERVAL_SECONDS = env.float("VEDOMAINS_DNS_SWEEP_INTERVAL_SECONDS",
-                                                 default=10.0)
-VEDOMAINS_DNS_SWEEP_LIMIT = env.int("VEDOMAINS_DNS_SWEEP_LIMIT", default=2000)
-VEDOMAINS_DNS_SWEEP_CHECKS = env.int("VEDOMAINS_DNS_SWEEP_CHECKS", default=50)
-VEDOMAINS_PENDING_TIMEOUT = timedelta(hours=env.int("VEDOMAINS_PENDING_TIMEOUT_HOURS", default=72))
-VEDOMAINS_ACTIVE_RECHECK = timedelta(hours=env.int("VEDOMAINS_ACTIVE_RECHECK_HOURS", default=24))
-VEDOMAINS_MISCONFIGURED_GRACE = timedelta(
-    hours=env.int("VEDOMAINS_MISCONFIGURED_GRACE_HOURS", default=72)
-)
-VEDOMAINS_MISCONFIGURED_RECHECK = timedelta(
-    minutes=env.int("VEDOMAINS_MISCONFIGURED_RECHECK_MINUTES", default=30)
-)
-# How soon a removal's cleanup looks again at a distribution that is still deploying.
-VEDOMAINS_CLEANUP_RETRY_SECONDS = env.int("VEDOMAINS_CLEANUP_RETRY_SECONDS", default=30)
-VEDOMAINS_RECONCILE_INTERVAL_SECONDS = env.int("VEDOMAINS_RECONCILE_INTERVAL_SECONDS", default=3600)
-VEDOMAINS_ACM_MAX_PENDING = env.int("VEDOMAINS_ACM_MAX_PENDING", default=1000)
-# One workspace's pending certificates: without it a single large plan could take the whole
-# account quota above and pause registration for everyone (0 = no per-workspace cap).
-VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE = env.int(
-    "VEDOMAINS_ACM_MAX_PENDING_PER_WORKSPACE", default=100
-)
-# Certificate requests per UTC day, counted in the database: ACM allows 5,000 a
-# year per account by default (about 14 a day). A workspace may request max(this, its
-# plan's domain limit) a day; the platform as a whole at most the second figure (0 = none).
-VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY = env.int("VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY",
-                                                default=10)
-VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY = env.int("VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY",
-                                               default=50)
-# The most one workspace's plan may take of the platform's daily figure, in percent (1-100):
-# an enterprise plan (1,000 domains) would otherwise spend the whole day for everyone.
-VEDOMAINS_CERT_BUDGET_WORKSPACE_SHARE = env.int("VEDOMAINS_CERT_BUDGET_WORKSPACE_SHARE",
-                                                default=50)
-
-# --- Notifications, webhooks, certificate watch -----------------------------------
-# Webhook POSTs: one timeout for connect and each read; retries back off exponentially
-# (with jitter) from the base delay up to the cap, for the retry window after the event.
-VEDOMAINS_WEBHOOK_TIMEOUT = env.float("VEDOMAINS_WEBHOOK_TIMEOUT", default=10.0)
-# Webhooks go to public addresses only (SSRF); these networks (CIDRs) are allowed
-# although not public: a receiver inside the VPC, or loopback for the local stack and tests.
-VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS = env.list("VEDOMAINS_WEBHOOK_ALLOWED_NETWORKS", default=[])
-VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS = env.int("VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS", default=30)
-VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS = env.int("VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS", default=7200)
-VEDOMAINS_WEBHOOK_RETRY_WINDOW = timedelta(
-    hours=env.int("VEDOMAINS_WEBHOOK_RETRY_WINDOW_HOURS", default=24)
-)
-# How often beat sends due webhook deliveries and notification emails (retries, and any
-# whose immediate task was lost to a broker outage).
-VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS = env.float(
-    "VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS", default=30.0
-)
-# A certificate this close to expiry that is not renewing is "in trouble".
-VEDOMAINS_CERTIFICATE_TROUBLE_WINDOW = timedelta(
-    days=env.int("VEDOMAINS_CERTIFICATE_TROUBLE_DAYS", default=30)
-)
-# At most one DescribeCertificate per domain per interval, however often it is checked.
-VEDOMAINS_CERTIFICATE_WATCH_INTERVAL = timedelta(
-    hours=env.int("VEDOMAINS_CERTIFICATE_WATCH_HOURS", default=12)
-)
-VEDOMAINS_CERTIFICATE_SWEEP_INTERVAL_SECONDS = env.int(
-    "VEDOMAINS_CERTIFICATE_SWEEP_INTERVAL_SECONDS", default=86400
-)
-
-# --- ve.ai integration -----------------------------------------------------------
-# Sign-in with the main app's tokens: RS256/ES256 JWTs verified against its JWKS (keys are
-# cached and refetched when an unknown `kid` arrives, at most once per cooldown) or against
-# one static PEM public key. Off when neither is set: then only DRF tokens and sessions work.
-VEDOMAINS_JWT_JWKS_URL = env.str("VEDOMAINS_JWT_JWKS_URL", default="")
-VEDOMAINS_JWT_PUBLIC_KEY = env.str("VEDOMAINS_JWT_PUBLIC_KEY", default="").replace("\\n", "\n")
-VEDOMAINS_JWT_ISSUER = env.str("VEDOMAINS_JWT_ISSUER", default="https://ve.ai")
-# The stable name under which main-app identities (token subjects, synced members) are kept:
-# the `iss` URL may change (a new auth domain) without orphaning every identity.
-VEDOMAINS_JWT_ISSUER_ID = env.str("VEDOMAINS_JWT_ISSUER_ID", default="ve.ai")
-VEDOMAINS_JWT_AUDIENCE = env.str("VEDOMAINS_JWT_AUDIENCE", default="vedomains")
-VEDOMAINS_JWT_ALGORITHMS = env.list("VEDOMAINS_JWT_ALGORITHMS", default=["RS256", "ES256"])
-if set(VEDOMAINS_JWT_ALGORITHMS) - {"RS256", "RS384", "RS512", "ES256", "ES384", "PS256"}:
-    # Symmetric (HS*) and "none" would let anyone holding the public key mint tokens.
-    raise ImproperlyConfigured("VEDOMAINS_JWT_ALGORITHMS accepts only RS*/ES*/PS256 algorithms")
-VEDOMAINS_JWT_LEEWAY_SECONDS = env.int("VEDOMAINS_JWT_LEEWAY_SECONDS", default=60)
-VEDOMAINS_JWKS_CACHE_SECONDS = env.int("VEDOMAINS_JWKS_CACHE_SECONDS", default=300)
-VEDOMAINS_JWKS_REFETCH_COOLDOWN_SECONDS = env.int(
-    "VEDOMAINS_JWKS_REFETCH_COOLDOWN_SECONDS", default=30
-)
-VEDOMAINS_JWKS_TIMEOUT = env.float("VEDOMAINS_JWKS_TIMEOUT", default=5.0)
-# Service-to-service sync (workspaces, plans, members): HMAC-SHA256 request signatures with
-# one of these shared secrets (several at once while rotating). Empty: the sync API is off.
-VEDOMAINS_SERVICE_SECRETS = [s for s in env.list("VEDOMAINS_SERVICE_SECRETS", default=[]) if s]
-VEDOMAINS_SERVICE_SIGNATURE_TOLERANCE_SECONDS = env.int(
-    "VEDOMAINS_SERVICE_SIGNATURE_TOLERANCE_SECONDS", default=300
-)
-# Plan changes: a downgrade below the live domains blocks new ones at once; after the grace
-# period the newest extras are detached. Owners are emailed at the downgrade and this long
-# before the detachment.
-# Hours, fractions allowed (0.5 = 30 minutes).
-VEDOMAINS_PLAN_GRACE = timedelta(hours=env.float("VEDOMAINS_PLAN_GRACE_HOURS", default=168))
-VEDOMAINS_PLAN_WARNING = timedelta(hours=env.float("VEDOMAINS_PLAN_WARNING_HOURS", default=24))
-VEDOMAINS_PLAN_ENFORCE_INTERVAL_SECONDS = env.int(
-    "VEDOMAINS_PLAN_ENFORCE_INTERVAL_SECONDS", default=300
-)
 # CORS for the ve.ai frontend (bearer tokens, no cookies) on the user API only.
-VEDOMAINS_CORS_ALLOWED_ORIGINS = env.list(
-    "VEDOMAINS_CORS_ALLOWED_ORIGINS", default=["https://ve.ai", "https://app.ve.ai"]
-)
 CORS_ALLOWED_ORIGINS = [o for o in VEDOMAINS_CORS_ALLOWED_ORIGINS if o]
 CORS_URLS_REGEX = r"^/api/(?!service/).*$"
 CORS_ALLOW_CREDENTIALS = False
@@ -535,7 +306,6 @@ CORS_PREFLIGHT_MAX_AGE = 3600
 # quote to support; it may send its own request id to tie its logs to ours.
 CORS_EXPOSE_HEADERS = ["Retry-After", "Location", "X-Request-ID"]
 CORS_ALLOW_HEADERS = [*_cors_default_headers, "x-request-id"]
-# --- end ve.ai integration ------------------------------------------------------------------
 
 # === Production operations: image, health, metrics, logs, errors =============================
 # Everything the container image, the health and metrics endpoints, structured logs and Sentry
@@ -553,10 +323,6 @@ MIDDLEWARE = [
     *MIDDLEWARE[1:],
 ]
 
-# Logs: JSON lines in production, plain text in development ("" = by DJANGO_DEBUG).
-VEDOMAINS_LOG_FORMAT = env.str("VEDOMAINS_LOG_FORMAT", default="") or _logs.default_format(DEBUG)
-if VEDOMAINS_LOG_FORMAT not in {"json", "plain"}:
-    raise ImproperlyConfigured("VEDOMAINS_LOG_FORMAT must be 'json', 'plain' or empty")
 # (Replaces the LOGGING dict above.)
 LOGGING = _logs.logging_config(level=env.str("LOG_LEVEL", default="INFO"),
                                fmt=VEDOMAINS_LOG_FORMAT)
@@ -591,15 +357,6 @@ if DATABASES["default"]["ENGINE"] in ("django.db.backends.postgresql",
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", DATABASE_CONNECT_TIMEOUT)
 
-# Admin sign-in throttle (domains/admin_security.py): this many failures per account, or per
-# client address, within the lockout time lock further sign-ins out for that long.
-VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ACCOUNT = env.int("VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ACCOUNT",
-                                                     default=5)
-VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ADDRESS = env.int("VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ADDRESS",
-                                                     default=20)
-VEDOMAINS_ADMIN_LOGIN_LOCKOUT_SECONDS = env.int("VEDOMAINS_ADMIN_LOGIN_LOCKOUT_SECONDS",
-                                                default=900)
-
 # Behind a TLS-terminating load balancer: trust its X-Forwarded-Proto (only the ALB can reach
 # the tasks), and send session and CSRF cookies over HTTPS only.
 DJANGO_BEHIND_TLS_PROXY = env.bool("DJANGO_BEHIND_TLS_PROXY", default=False)
@@ -614,28 +371,6 @@ if DJANGO_BEHIND_TLS_PROXY:
 CELERY_BROKER_CONNECTION_TIMEOUT = 5.0
 # Pool processes per worker container (`run worker QUEUE`); a --concurrency flag wins.
 CELERY_WORKER_CONCURRENCY = env.int("CELERY_WORKER_CONCURRENCY", default=4)
-
-# Web (read by vedomains_site/gunicorn.conf.py).
-VEDOMAINS_WEB_PORT = env.int("VEDOMAINS_WEB_PORT", default=8000)
-VEDOMAINS_WEB_WORKERS = env.int("VEDOMAINS_WEB_WORKERS", default=2)
-VEDOMAINS_WEB_THREADS = env.int("VEDOMAINS_WEB_THREADS", default=4)
-VEDOMAINS_WEB_TIMEOUT = env.int("VEDOMAINS_WEB_TIMEOUT", default=30)
-# Peers whose X-Forwarded-* gunicorn believes: the load balancer's subnets only (never "*":
-# the metrics scraper reaches the same port). gunicorn's own default is loopback.
-VEDOMAINS_WEB_FORWARDED_ALLOW_IPS = env.list("VEDOMAINS_WEB_FORWARDED_ALLOW_IPS",
-                                             default=["127.0.0.1", "::1"])
-
-# Health and metrics.
-VEDOMAINS_READINESS_TIMEOUT = env.float("VEDOMAINS_READINESS_TIMEOUT", default=3.0)
-# /metrics answers only with "Authorization: Bearer <token>"; empty = the endpoint is off.
-VEDOMAINS_METRICS_TOKEN = env.str("VEDOMAINS_METRICS_TOKEN", default="")
-# Where event counters (AWS calls, task timings, webhook attempts) live; "" = the broker.
-VEDOMAINS_METRICS_REDIS_URL = _redis_auth(env.str("VEDOMAINS_METRICS_REDIS_URL", default=""))
-# Beat writes queue depth as CloudWatch EMF lines this often (for autoscaling); 0 = off.
-VEDOMAINS_QUEUE_METRICS_INTERVAL_SECONDS = env.float(
-    "VEDOMAINS_QUEUE_METRICS_INTERVAL_SECONDS", default=60.0)
-VEDOMAINS_QUEUE_METRICS_NAMESPACE = env.str("VEDOMAINS_QUEUE_METRICS_NAMESPACE",
-                                            default="vedomains")
 
 # Sentry: nothing is initialised (and nothing sent) unless SENTRY_DSN is set.
 SENTRY_DSN = env.str("SENTRY_DSN", default="")

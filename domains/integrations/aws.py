@@ -64,8 +64,8 @@ def client(service: str, region: str | None = None) -> Any:
                 region_name=region,
                 endpoint_url=endpoint,
                 config=Config(
-                    connect_timeout=settings.VEDOMAINS_AWS_CONNECT_TIMEOUT,
-                    read_timeout=settings.VEDOMAINS_AWS_READ_TIMEOUT,
+                    connect_timeout=settings.VEDOMAINS_AWS_CONNECT_TIMEOUT_SECONDS,
+                    read_timeout=settings.VEDOMAINS_AWS_READ_TIMEOUT_SECONDS,
                     # Our own task retries carry the long backoff; botocore's retries only
                     # smooth over a blip so one call does not hang a worker for minutes.
                     retries={"max_attempts": 3, "mode": "standard"},

@@ -33,6 +33,9 @@ from domains.integrations.errors import IntegrationError
 log = logging.getLogger(__name__)
 
 ETAG_ATTEMPTS = 4
+# The tenant parameter carrying the workspace id: deploy/saas-manager.yaml declares it on the
+# multi-tenant distribution under this name, so the two change together or not at all.
+WORKSPACE_PARAMETER = "workspaceId"
 CNAME_TAKEN_MESSAGE = (
     "CloudFront says this hostname is already an alternate domain name of another "
     "distribution (CNAMEAlreadyExists), possibly in another AWS account. The hostname's "
@@ -440,7 +443,7 @@ class SaasTenant:
         if workspace_id:
             tags.append({"Key": "vedomains-workspace", "Value": workspace_id})
             params["Parameters"] = [
-                {"Name": settings.VEDOMAINS_CDN_WORKSPACE_PARAMETER, "Value": workspace_id}
+                {"Name": WORKSPACE_PARAMETER, "Value": workspace_id}
             ]
         if certificate_arn:
             params["Customizations"] = {"Certificate": {"Arn": certificate_arn}}

@@ -34,6 +34,9 @@ from domains.integrations.dns_caa import CaaCache, CaaResult, lookup_caa_cached_
 from domains.integrations.errors import IntegrationError
 
 MAX_CHAIN = 10
+# The ownership TXT record lives at <prefix>.<hostname>; customers' zones hold it, so it is
+# part of the product's contract, not a setting.
+OWNERSHIP_TXT_PREFIX = "_vedomains-challenge"
 
 
 @dataclass(frozen=True)
@@ -88,8 +91,8 @@ def make_resolver() -> dns.asyncresolver.Resolver:
         resolver.nameservers = servers
     else:
         resolver = dns.asyncresolver.Resolver()
-    resolver.lifetime = settings.VEDOMAINS_DNS_TIMEOUT
-    resolver.timeout = max(0.5, settings.VEDOMAINS_DNS_TIMEOUT / 2)
+    resolver.lifetime = settings.VEDOMAINS_DNS_TIMEOUT_SECONDS
+    resolver.timeout = max(0.5, settings.VEDOMAINS_DNS_TIMEOUT_SECONDS / 2)
     return resolver
 
 
@@ -206,7 +209,7 @@ async def check_many_async(
     apex = set(apex_for)
     apex_ips = list(settings.VEDOMAINS_CDN_APEX_IPS)
     semaphore = asyncio.Semaphore(settings.VEDOMAINS_DNS_CONCURRENCY)
-    prefix = settings.VEDOMAINS_OWNERSHIP_TXT_PREFIX
+    prefix = OWNERSHIP_TXT_PREFIX
 
     async def one(host: str) -> tuple[str, DnsResult]:
         async with semaphore:

@@ -25,6 +25,7 @@ from jwt import PyJWK
 from jwt.exceptions import PyJWKError
 
 from domains.integrations.errors import IntegrationError
+from vedomains_site.config.allowed import ASYMMETRIC_JWT_ALGORITHMS
 
 log = logging.getLogger(__name__)
 
@@ -170,14 +171,15 @@ def enabled() -> bool:
 def jwks_cache() -> JwksCache:
     # Keyed by the settings, so a changed configuration (tests, a reload) gets its own cache.
     key = (settings.VEDOMAINS_JWT_JWKS_URL, settings.VEDOMAINS_JWKS_CACHE_SECONDS,
-           settings.VEDOMAINS_JWKS_REFETCH_COOLDOWN_SECONDS, settings.VEDOMAINS_JWKS_TIMEOUT)
+           settings.VEDOMAINS_JWKS_REFETCH_COOLDOWN_SECONDS,
+           settings.VEDOMAINS_JWKS_TIMEOUT_SECONDS)
     with _lock:
         cache = _caches.get(key)
         if cache is None:
             cache = JwksCache(url=settings.VEDOMAINS_JWT_JWKS_URL,
                               lifespan=max(1, settings.VEDOMAINS_JWKS_CACHE_SECONDS),
                               cooldown=max(0, settings.VEDOMAINS_JWKS_REFETCH_COOLDOWN_SECONDS),
-                              timeout=settings.VEDOMAINS_JWKS_TIMEOUT)
+                              timeout=settings.VEDOMAINS_JWKS_TIMEOUT_SECONDS)
             _caches[key] = cache
         return cache
 
@@ -211,7 +213,9 @@ def verify_token(token: str) -> TokenClaims:
     (transient) when the key set cannot be fetched.
     """
     arrived = time.monotonic()
-    algorithms = list(settings.VEDOMAINS_JWT_ALGORITHMS)
+    # The system check (E205) refuses any other; a process that never ran the checks (a
+    # worker) must not accept a symmetric algorithm either.
+    algorithms = [a for a in settings.VEDOMAINS_JWT_ALGORITHMS if a in ASYMMETRIC_JWT_ALGORITHMS]
     try:
         header = jwt.get_unverified_header(token)
     except jwt.DecodeError as exc:

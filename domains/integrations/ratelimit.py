@@ -6,7 +6,7 @@ is refilled by Redis's own clock inside one Lua script, so workers on other mach
 other clocks) draw from the same tokens atomically.
 https://docs.aws.amazon.com/acm/latest/userguide/acm-limits.html (API rate quotas)
 
-A caller that finds no token waits for one, up to `VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT`
+A caller that finds no token waits for one, up to `VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT_SECONDS`
 seconds, then gets a transient `IntegrationError` (code `RateLimited`) that the task's retry
 policy backs off from. If Redis cannot be reached the limiter lets calls through: AWS's own
 throttling answers are transient too, so the worst case is the retries we had without it.
@@ -119,7 +119,7 @@ def limiter() -> RateLimiter:
     if found is None:
         with _lock:
             found = _limiters.setdefault(
-                url, RateLimiter(url, max_wait=settings.VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT)
+                url, RateLimiter(url, max_wait=settings.VEDOMAINS_AWS_RATE_LIMIT_MAX_WAIT_SECONDS)
             )
     return found
 

@@ -19,7 +19,7 @@ def local_dns(settings: Any) -> Iterator[LocalDNSServer]:
     with LocalDNSServer(port=0, control_port=0) as server:
         settings.VEDOMAINS_LOCAL_DNS_CONTROL_URL = server.control_url
         settings.VEDOMAINS_DNS_NAMESERVERS = [server.nameserver]
-        settings.VEDOMAINS_DNS_TIMEOUT = 1.0
+        settings.VEDOMAINS_DNS_TIMEOUT_SECONDS = 1.0
         yield server
 
 

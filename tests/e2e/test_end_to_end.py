@@ -209,10 +209,10 @@ def stack(tmp_path: Path, e2e_database: str) -> Iterator[RunningStack]:
             "VEDOMAINS_LOCAL_ACM_WAIT": "1",
             "VEDOMAINS_DISPATCH_INTERVAL_SECONDS": "1",
             "VEDOMAINS_FAST_CHECK_SECONDS": "1",
-            "VEDOMAINS_DNS_TIMEOUT": "1",
+            "VEDOMAINS_DNS_TIMEOUT_SECONDS": "1",
             # Short edge caches, so a removed domain 404s within seconds.
-            "VEDOMAINS_EDGE_POSITIVE_TTL": str(POSITIVE_TTL),
-            "VEDOMAINS_EDGE_NEGATIVE_TTL": str(NEGATIVE_TTL),
+            "VEDOMAINS_EDGE_POSITIVE_TTL_SECONDS": str(POSITIVE_TTL),
+            "VEDOMAINS_EDGE_NEGATIVE_TTL_SECONDS": str(NEGATIVE_TTL),
             # VEDOMAINS_LOCAL_DEPLOY_SECONDS left at the stack's default (a few seconds),
             # so the deploying step is observable as it is in `./dev run`.
             "VEDOMAINS_CDN_DEPLOY_CHECK_SECONDS": "1",

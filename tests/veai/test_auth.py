@@ -213,7 +213,7 @@ def test_an_unreachable_jwks_answers_503_not_401(settings: Any, db: Any) -> None
     server.stop()  # nothing listens there any more
     settings.VEDOMAINS_JWT_JWKS_URL = url
     settings.VEDOMAINS_JWT_ISSUER = ISSUER
-    settings.VEDOMAINS_JWKS_TIMEOUT = 1.0
+    settings.VEDOMAINS_JWKS_TIMEOUT_SECONDS = 1.0
     main_app_tokens.reset_clients()
     r = bearer(SigningKey("RSA").token()).get("/api/domains/")
     assert r.status_code == 503

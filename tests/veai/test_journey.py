@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +33,19 @@ pytestmark = [pytest.mark.integration, pytest.mark.worker,
 
 TARGET = "domain.ve.ai"
 # Short enough for a test, long enough to see the deadline before beat acts on it.
-GRACE_HOURS, WARNING_HOURS = 0.006, 0.002  # 21.6 s, 7.2 s
+GRACE_SECONDS, WARNING_SECONDS = 21.6, 7.2
 
 
 @pytest.fixture
 def stack(clean_redis: str, tmp_path: Path, saas_stack: dict[str, Any], dns_server: Any,
           settings: Any) -> Any:
-    settings.VEDOMAINS_PLAN_GRACE = timedelta(hours=GRACE_HOURS)
-    settings.VEDOMAINS_PLAN_WARNING = timedelta(hours=WARNING_HOURS)
+    settings.VEDOMAINS_PLAN_GRACE_SECONDS = GRACE_SECONDS
+    settings.VEDOMAINS_PLAN_WARNING_SECONDS = WARNING_SECONDS
     worker = WorkerProcess(clean_redis, tmp_path / "worker.log", beat=True, extra_env={
         "VEDOMAINS_DISPATCH_INTERVAL_SECONDS": "1", "VEDOMAINS_FAST_CHECK_SECONDS": "1",
         "VEDOMAINS_CLEANUP_RETRY_SECONDS": "1", "VEDOMAINS_PLAN_ENFORCE_INTERVAL_SECONDS": "1",
-        "VEDOMAINS_PLAN_GRACE_HOURS": str(GRACE_HOURS),
-        "VEDOMAINS_PLAN_WARNING_HOURS": str(WARNING_HOURS)})
+        "VEDOMAINS_PLAN_GRACE_SECONDS": str(GRACE_SECONDS),
+        "VEDOMAINS_PLAN_WARNING_SECONDS": str(WARNING_SECONDS)})
     worker.start()
     try:
         yield worker

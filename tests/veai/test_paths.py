@@ -115,9 +115,11 @@ def test_frontend_and_main_app_paths(jwks: JwksServer, service_secret: str,
                    format="json")
     assert r.status_code == 403 and r.json()["error"]["code"] == "plan_not_entitled"
     grace = PlanGrace.objects.get(resolved_at__isnull=True)
-    later = timezone.now() + settings.VEDOMAINS_PLAN_GRACE + timedelta(days=2)
+    later = timezone.now() + timedelta(
+        seconds=settings.VEDOMAINS_PLAN_GRACE_SECONDS) + timedelta(days=2)
     plans.plan_graces_enforce(now=later)  # the warning
-    report = plans.plan_graces_enforce(now=later + settings.VEDOMAINS_PLAN_WARNING)
+    report = plans.plan_graces_enforce(now=later + timedelta(
+        seconds=settings.VEDOMAINS_PLAN_WARNING_SECONDS))
     assert report.detached == ["shop.client.com"]
     assert CustomDomain.objects.get(hostname="shop.client.com").status == DomainStatus.REMOVED
     assert grace.workspace.slug == "acme"

@@ -40,8 +40,8 @@ WARNING = timedelta(days=1)
 
 @pytest.fixture(autouse=True)
 def _plan_settings(settings: Any) -> None:
-    settings.VEDOMAINS_PLAN_GRACE = GRACE
-    settings.VEDOMAINS_PLAN_WARNING = WARNING
+    settings.VEDOMAINS_PLAN_GRACE_SECONDS = GRACE.total_seconds()
+    settings.VEDOMAINS_PLAN_WARNING_SECONDS = WARNING.total_seconds()
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 
 

@@ -7,7 +7,7 @@ the workers are down: a worker outage must slow background work, not the API. Wh
 is three reads with a deadline each and a JSON reason, which is this module.
 
 Each check runs in its own thread with one shared deadline, so a host that drops packets
-(no answer, no error) costs the probe `VEDOMAINS_READINESS_TIMEOUT` seconds, not the
+(no answer, no error) costs the probe `VEDOMAINS_READINESS_TIMEOUT_SECONDS` seconds, not the
 driver's default timeout of minutes, and the answer still names what hung.
 """
 
@@ -51,7 +51,7 @@ def check_broker() -> str:
     url = settings.CELERY_BROKER_URL
     if not url.startswith(("redis://", "rediss://")):
         return f"not checked ({url.split(':', 1)[0]} broker)"
-    timeout = settings.VEDOMAINS_READINESS_TIMEOUT
+    timeout = settings.VEDOMAINS_READINESS_TIMEOUT_SECONDS
     client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
     try:
         client.ping()
@@ -89,7 +89,7 @@ def _timed(name: str) -> CheckResult:
 
 
 def readiness() -> list[CheckResult]:
-    timeout = settings.VEDOMAINS_READINESS_TIMEOUT
+    timeout = settings.VEDOMAINS_READINESS_TIMEOUT_SECONDS
     pool = ThreadPoolExecutor(max_workers=len(CHECKS), thread_name_prefix="readiness")
     try:
         futures = {name: pool.submit(_timed, name) for name in CHECKS}

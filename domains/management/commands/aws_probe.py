@@ -185,7 +185,7 @@ class Probe:
         params: dict[str, Any] = {
             "DistributionId": self.distribution_id, "Name": domain.replace(".", "-")[:128],
             "Domains": [{"Domain": domain}], "Enabled": True,
-            "Parameters": [{"Name": settings.VEDOMAINS_CDN_WORKSPACE_PARAMETER,
+            "Parameters": [{"Name": cdn.WORKSPACE_PARAMETER,
                             "Value": "aws-probe"}],
             "Tags": {"Items": [{"Key": PROBE_TAG, "Value": self.run}]}, **extra,
         }

@@ -361,3 +361,15 @@ def due_notifications(*, limit: int = 1000) -> list[int]:
                                     next_attempt_at__lte=timezone.now())
         .order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
     )
+
+
+def notifications_dispatch() -> int:
+    """Queue every due webhook delivery and owner email: retries, and sends whose task was
+    lost. Returns how many were queued."""
+    deliveries = due_deliveries()
+    emails = due_notifications()
+    for pk in deliveries:
+        lifecycle.task_send(TaskName.WEBHOOK_DELIVER, pk)
+    for pk in emails:
+        lifecycle.task_send(TaskName.NOTIFICATION_SEND, pk)
+    return len(deliveries) + len(emails)

@@ -156,14 +156,7 @@ def notification_send(notification_id: int) -> str:
 
 @shared_task(acks_late=True, name=TaskName.NOTIFICATIONS_DISPATCH)
 def notifications_dispatch() -> int:
-    """Queue every due delivery and email: retries, and sends whose task was lost."""
-    deliveries = notifications.due_deliveries()
-    emails = notifications.due_notifications()
-    for pk in deliveries:
-        lifecycle.task_send(TaskName.WEBHOOK_DELIVER, pk)
-    for pk in emails:
-        lifecycle.task_send(TaskName.NOTIFICATION_SEND, pk)
-    return len(deliveries) + len(emails)
+    return notifications.notifications_dispatch()
 
 
 @shared_task(acks_late=True, name=TaskName.CERTIFICATES_SWEEP_EXPIRED)

@@ -160,3 +160,17 @@ def test_services_connect_as_the_app_user_and_only_migrate_as_the_master() -> No
     assert read["PolicyDocument"]["Statement"][0]["Resource"] == {"Ref": "AppDatabaseSecret"}
     assert "MasterUserSecret" not in str(resources["TaskRole"])
     assert "MasterUserSecret" in str(resources["MigrateTaskRole"])
+
+
+def test_the_tenant_parameter_the_distribution_declares_is_the_one_the_code_sends() -> None:
+    """The template let an operator rename the workspace parameter while the code always
+    sends `workspaceId`: every tenant would have been refused for a missing parameter."""
+    from domains.integrations import cdn
+
+    template = load_template(ROOT / "deploy" / "saas-manager.yaml")
+    assert "WorkspaceParameterName" not in template.get("Parameters", {})
+    declared = [d["Name"] for r in template["Resources"].values()
+                if r["Type"] == "AWS::CloudFront::Distribution"
+                for d in r["Properties"]["DistributionConfig"].get("TenantConfig", {})
+                .get("ParameterDefinitions", [])]
+    assert declared == [cdn.WORKSPACE_PARAMETER]

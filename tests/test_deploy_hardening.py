@@ -39,6 +39,18 @@ def test_attack_worker_on_an_unknown_queue_exits_with_one_line(argument: str) ->
     assert out.stdout == ""
 
 
+@pytest.mark.parametrize("process", [["web"], ["worker", "checks"], ["beat"]])
+def test_a_bad_setting_stops_each_long_running_process_before_it_starts(
+        process: list[str]) -> None:
+    """A value only a system check can judge (here the log format) used to run unnoticed:
+    the checks run at `manage.py check`, which no container ran."""
+    env = {**os.environ, "DJANGO_DEBUG": "true", "VEDOMAINS_LOG_FORMAT": "jsn"}
+    out = subprocess.run([str(RUN), *process, "--version"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60, env=env)
+    assert out.returncode != 0
+    assert "vedomains.E075" in out.stderr and "VEDOMAINS_LOG_FORMAT" in out.stderr, out.stderr
+
+
 def test_the_entry_point_knows_exactly_the_app_s_queues() -> None:
     (listed,) = re.findall(r'known="([^"]+)"', RUN.read_text())
     assert sorted(listed.split()) == sorted(queues.names())

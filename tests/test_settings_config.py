@@ -57,6 +57,9 @@ def test_every_duration_is_a_number_of_seconds() -> None:
     assert [n for n, v in values.items() if isinstance(v, timedelta)] == []
     # A name that says a unit says seconds.
     assert [n for n in values if re.search(r"_(HOURS|MINUTES|DAYS|MS)$", n)] == []
+    # A duration named for what it is (the ten renamed by this convention) says its unit.
+    assert [n for n in values
+            if re.search(r"_(TIMEOUT|TTL|WAIT|INTERVAL|WINDOW|LEASE|GRACE|RECHECK)$", n)] == []
 
 
 def test_docs_give_each_setting_a_type_a_default_and_an_operator_verdict() -> None:
@@ -76,10 +79,15 @@ def test_no_retired_variable_is_still_read() -> None:
     assert [n for n in RETIRED if re.search(rf"^{n}=", example, re.M)] == []
 
 
-def _start(extra: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _start(extra: dict[str, str], tmp_path: Path, show: tuple[str, ...] = ()
+           ) -> subprocess.CompletedProcess[str]:
+    """Django set up in a fresh process with `extra` in its environment; prints `show`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VEDOMAINS_", "DJANGO_"))}
+    printed = "".join(f"; print(settings.{name})" for name in show)
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"], cwd=tmp_path,
+        [sys.executable, "-c",
+         f"import django; django.setup(); from django.conf import settings{printed}"],
+        cwd=tmp_path,
         capture_output=True, text=True, timeout=60,
         env={**env, "PYTHONPATH": str(ROOT), "DJANGO_DEBUG": "true",
              "DJANGO_SETTINGS_MODULE": "vedomains_site.settings", **extra})
@@ -97,6 +105,8 @@ def _start(extra: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess
      "VEDOMAINS_DNS_CONCURRENCY is 'lots', which is not a whole number."),
     ({"VEDOMAINS_DNS_TIMEOUT_SECONDS": "2s"},
      "VEDOMAINS_DNS_TIMEOUT_SECONDS is '2s', which is not a number."),
+    ({"VEDOMAINS_DNS_TIMEOUT_SECONDS": "inf"},
+     "VEDOMAINS_DNS_TIMEOUT_SECONDS is 'inf', which is not a finite number."),
     ({"VEDOMAINS_EDGE_REWRITE_ORIGIN": "maybe"},
      "VEDOMAINS_EDGE_REWRITE_ORIGIN is 'maybe', which is not true or false."),
     ({"VEDOMAINS_PLAN_LIMITS": "{pro: 3}"}, "VEDOMAINS_PLAN_LIMITS cannot be read"),
@@ -112,5 +122,17 @@ def test_a_value_start_up_cannot_use_stops_it_naming_the_variable(
 
 def test_the_new_names_start(tmp_path: Path) -> None:
     out = _start({"VEDOMAINS_PENDING_TIMEOUT_SECONDS": "86400",
-                  "VEDOMAINS_EDGE_REWRITE_ORIGIN": "yes"}, tmp_path)
+                  "VEDOMAINS_EDGE_REWRITE_ORIGIN": "yes"}, tmp_path,
+                 show=("VEDOMAINS_PENDING_TIMEOUT_SECONDS", "VEDOMAINS_EDGE_REWRITE_ORIGIN"))
     assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["86400", "True"]
+
+
+@pytest.mark.parametrize(("raw", "read"), [("1e3", 1000.0), ("6.048e5", 604800.0),
+                                           ("2.5", 2.5), ("-1", -1.0)])
+def test_a_number_in_any_float_spelling_is_read_as_written(raw: str, read: float,
+                                                           tmp_path: Path) -> None:
+    out = _start({"VEDOMAINS_PLAN_GRACE_SECONDS": raw}, tmp_path,
+                 show=("VEDOMAINS_PLAN_GRACE_SECONDS",))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout) == read

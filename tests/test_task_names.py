@@ -6,6 +6,7 @@ a stale name; and no code outside task_names.py spells a task name as a string l
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
@@ -36,6 +37,15 @@ def test_each_task_has_the_name_of_its_function() -> None:
         assert module == "domains.tasks", name
         assert name.name == function.upper(), name
         assert getattr(tasks, function).name == name
+
+
+def test_each_task_runs_the_service_of_its_name() -> None:
+    """A task is a thin wrapper: its body calls `<module>.<its own name>(...)`."""
+    current_app.loader.import_default_modules()
+    for name in TaskName:
+        function = name.value.rsplit(".", 1)[1]
+        body = inspect.getsource(current_app.tasks[name].run)
+        assert re.search(rf"\b\w+\.{function}\(", body), f"{name} does not call *.{function}()"
 
 
 def test_no_two_task_names_differ_by_a_plural_alone() -> None:

@@ -13,7 +13,7 @@ from domains.task_names import TaskName
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vedomains_site.settings")
 
-# Beat intervals no deployment needs to change (settings once, now constants): the edge
+# Beat intervals no deployment needs to change, so not settings: the edge
 # table's reconciliation catches what a lost push missed, hourly; expired certificates of
 # removed domains are deleted daily (they cost nothing meanwhile); due webhook retries and
 # emails (and any whose own task was lost) go out within half a minute.

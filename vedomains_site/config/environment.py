@@ -2,11 +2,13 @@
 
 `env` is django-environ's reader with one difference: a value it cannot parse (`abc` for a
 number, `maybe` for a flag, broken JSON) stops start-up with the variable's name instead of
-a bare ValueError, or instead of silently reading a flag as false and `2h` as 2.0.
+a bare ValueError, or instead of silently reading a flag as false, `2h` as 2.0 and
+`6.048e5` as 6.0485 (numbers are read by `float` itself).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -28,13 +30,18 @@ class _Env(environ.Env):
         if cast is bool and raw is not None and raw.strip().lower() not in _FLAG_WORDS:
             raise ImproperlyConfigured(f"{var} is {raw[:40]!r}, which is not true or false.")
         if cast is float and raw is not None:
-            # django-environ drops any character that is not a digit ("2h" reads as 2.0):
-            # with every duration in seconds, a unit typed by habit must not pass.
+            # Read here, not by django-environ, which drops every character that is not a
+            # digit, "," "." or "-": "2h" would read as 2.0 and "6.048e5" as 6.0485 (a grace
+            # period of seconds instead of a week). With every duration in seconds, a unit
+            # typed by habit must not pass either.
             try:
-                float(raw)
+                value = float(raw)
             except ValueError:
                 raise ImproperlyConfigured(
                     f"{var} is {raw[:40]!r}, which is not a number.") from None
+            if not math.isfinite(value):
+                raise ImproperlyConfigured(f"{var} is {raw[:40]!r}, which is not a finite number.")
+            return value
         try:
             return super().get_value(var, cast=cast, default=default,
                                      parse_default=parse_default)

@@ -4,9 +4,6 @@ A deployment still setting one would otherwise run on the default without a word
 of 24 hours set as VEDOMAINS_PLAN_GRACE_HOURS would silently become the 168-hour default).
 Every duration now has one convention (seconds, `*_SECONDS`), and the knobs no operator
 should turn are constants.
-
-/work/wt/i29settings-renames.sh (kept by the integrator) skips this file: the old names
-must stay here as they were.
 """
 
 from __future__ import annotations

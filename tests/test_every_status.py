@@ -180,3 +180,16 @@ def test_a_managed_certificate_reads_in_words_and_counts_as_issued(workspace: Wo
     summary = support.domain_summary(domain=domain)
     assert summary.headline == "DNS and certificate are ready; attaching to the CDN."
     assert support.domain_problem(domain) == ""
+
+
+def test_a_managed_certificate_status_has_the_acm_status_of_its_name() -> None:
+    """support.managed_status_words reads ACM's words by member name: the two enums must
+    name the same states, each with its own spelling."""
+    from domains.integrations.acm import AcmStatus
+    from domains.integrations.cdn import ManagedCertificateStatus
+
+    assert [s.name for s in ManagedCertificateStatus] == [s.name for s in AcmStatus]
+    for status in ManagedCertificateStatus:
+        assert support.managed_status_words(status) == support.acm_status_words(
+            AcmStatus[status.name])
+        assert status.value == AcmStatus[status.name].value.lower().replace("_", "-")

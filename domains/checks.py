@@ -105,7 +105,9 @@ ACM_THREADS = 16
 # The DNS doctor's facts about a hostname are kept this long at most (less when the
 # answer's own TTL is shorter), keyed by the routing answer: a crowd whose DNS stays wrong
 # is diagnosed again from them, and looked up again only once its answer changes or this
-# passes. A constant: it bounds how stale "why" can be, and no operator needs to tune it.
+# passes. The answers a zone's hostnames share (NS, DNSSEC, wildcard, the zone's CAA) are
+# kept as long, so a zone spread over many batches is asked about once. A constant: it
+# bounds how stale "why" can be, and no operator needs to tune it.
 DOCTOR_FACTS_TTL = 300
 DOCTOR_CACHE_PREFIX = "domains:checks:doctor:"
 
@@ -208,13 +210,15 @@ def _dns_doctor(live: list[CustomDomain], results: dict[str, dns.DnsResult], *,
     facts = {host: cached[key] for host, key in keys.items() if key in cached}
     missing = {host: wanted[host] for host in wanted if host not in facts}
     if missing:
+        zones, unknown = _zone_facts_load(missing)
         try:
-            found = dns.gather_facts_many(missing)
+            found = dns.gather_facts_many(missing, zones)
         except Exception:  # the doctor only explains; it never stops a check
             log.exception("DNS doctor lookups failed")
             found = {}
         facts.update(found)
         _doctor_remember({keys[host]: f for host, f in found.items()})
+        _zone_facts_remember(zones, unknown)
     apex = hostnames.apex_supported()
     apex_ips = tuple(settings.VEDOMAINS_CDN_APEX_IPS)
     return {
@@ -245,6 +249,61 @@ def _doctor_remember(found: dict[str, dns.DnsFacts]) -> None:
             cache.set_many(group, timeout=ttl)
     except Exception:
         log.exception("DNS doctor cache write failed")
+
+
+def _zone_names(wanted: dict[str, tuple[str, bool]]) -> list[tuple[str, str]]:
+    """The zone-level answers the doctor's hostnames share, as (kind, name): a zone's NS and
+    DNSSEC keys, a parent's wildcard, the CAA of a zone and of the names above it."""
+    names: set[tuple[str, str]] = set()
+    for host, (zone, _) in wanted.items():
+        names |= {("ns", zone), ("dnssec", zone)}
+        if host != zone:
+            names.add(("wildcard", host.partition(".")[2]))
+        labels = zone.split(".")
+        names |= {("caa", ".".join(labels[i:])) for i in range(len(labels))}
+    return sorted(names)
+
+
+def _zone_key(kind: str, name: str) -> str:
+    return f"{DOCTOR_CACHE_PREFIX}zone:{kind}:{name}"
+
+
+def _zone_facts_load(wanted: dict[str, tuple[str, bool]]
+                     ) -> tuple[dns.FactsCache, list[tuple[str, str]]]:
+    """The shared answers an earlier batch found (within DOCTOR_FACTS_TTL): a zone whose
+    hostnames are spread over many batches is asked about once, not once a batch. Also
+    returns the names still to ask (kept once this batch has asked them)."""
+    zones = dns.FactsCache()
+    names = _zone_names(wanted)
+    try:
+        got = cache.get_many([_zone_key(kind, name) for kind, name in names])
+    except Exception:
+        log.exception("DNS doctor cache read failed")
+        return zones, []
+    unknown: list[tuple[str, str]] = []
+    for kind, name in names:
+        key = _zone_key(kind, name)
+        if key in got:
+            getattr(zones, _ZONE_FIELDS[kind])[name] = got[key]
+        else:
+            unknown.append((kind, name))
+    return zones, unknown
+
+
+def _zone_facts_remember(zones: dns.FactsCache, unknown: list[tuple[str, str]]) -> None:
+    """Keep what this batch found about the zone-level names (not a hostname's own CAA)."""
+    fresh = {}
+    for kind, name in unknown:
+        found = getattr(zones, _ZONE_FIELDS[kind])
+        if name in found:
+            fresh[_zone_key(kind, name)] = found[name]
+    try:
+        cache.set_many(fresh, timeout=DOCTOR_FACTS_TTL)
+    except Exception:
+        log.exception("DNS doctor cache write failed")
+
+
+_ZONE_FIELDS = {"ns": "nameservers", "dnssec": "dnssec", "wildcard": "wildcard", "caa": "caa"}
 
 
 def _cleanup_outcome(domain: CustomDomain) -> CheckOutcome:

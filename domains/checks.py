@@ -25,11 +25,12 @@ domain that is ready happens here, as the last step of its pending check.
 
 from __future__ import annotations
 
-import hashlib
 import logging
+import secrets
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, assert_never, cast
 
@@ -102,14 +103,17 @@ __all__ = ["CERTIFICATE_READ_INTERVAL", "TRANSIENT_RETRY", "CheckOutcome", "doma
 # in last_error and the admin's "has error" filter), and recovers by itself once fixed.
 CHECK_ERROR_RETRY = timedelta(minutes=5)
 ACM_THREADS = 16
-# The DNS doctor's facts about a hostname are kept this long at most (less when the
-# answer's own TTL is shorter), keyed by the routing answer: a crowd whose DNS stays wrong
-# is diagnosed again from them, and looked up again only once its answer changes or this
-# passes. The answers a zone's hostnames share (NS, DNSSEC, wildcard, the zone's CAA) are
-# kept as long, so a zone spread over many batches is asked about once. A constant: it
-# bounds how stale "why" can be, and no operator needs to tune it.
+# What the DNS doctor found is kept in the worker's memory this long at most (less for a
+# hostname whose answer's TTL is shorter): a hostname's facts under its routing answer, so
+# an unchanged answer (a domain checked every few seconds in its fast window) is diagnosed
+# again without a lookup; and the answers a zone's hostnames share (NS, DNSSEC, wildcard,
+# CAA up the tree), so a zone whose hostnames are spread over many batches is asked about
+# once. A constant: it bounds how stale "why" can be; no operator needs to tune it.
 DOCTOR_FACTS_TTL = 300
-DOCTOR_CACHE_PREFIX = "domains:checks:doctor:"
+# Past this many hostnames the memory is emptied (a worker's share stays a few MB).
+DOCTOR_MEMORY_HOSTS = 50_000
+# Emptying Django's cache (tests do between tests) empties every worker's memory too.
+DOCTOR_GENERATION_KEY = "domains:checks:doctor:generation"
 
 
 @dataclass
@@ -192,11 +196,9 @@ def _dns_doctor(live: list[CustomDomain], results: dict[str, dns.DnsResult], *,
                 now: datetime) -> dict[str, list[dns_doctor.DiagnosisDict]]:
     """Why DNS is wrong, for the domains whose DNS is (docs/dns-doctor.md).
 
-    Which domains are looked at is `check_decisions.doctor_wanted`. The facts gathered for
-    a hostname are kept in the cache (DOCTOR_FACTS_TTL at most, the answer's TTL when
-    shorter) under its routing answer: while that answer stays the same the diagnosis is
-    made again from them (with this check's time), without a lookup; a changed answer is a
-    new key. A zone seen in one batch is looked up once (dns.gather_facts_many).
+    Which domains are looked at is `check_decisions.doctor_wanted`; the diagnosis is made
+    with this check's time from facts looked up now, or kept from an earlier check whose
+    routing answer was the same (`_DoctorMemory`).
     """
     wanted: dict[str, tuple[str, bool]] = {}
     for domain in live:
@@ -205,25 +207,19 @@ def _dns_doctor(live: list[CustomDomain], results: dict[str, dns.DnsResult], *,
             wanted[domain.hostname] = (hostnames.zone_of(domain.hostname), light)
     if not wanted:
         return {}
-    keys = {host: _doctor_key(host, light, results[host].routing)
-            for host, (_, light) in wanted.items()}
-    try:
-        cached: dict[str, dns.DnsFacts] = cache.get_many(list(keys.values()))
-    except Exception:  # the cache only saves lookups; the doctor works without it
-        log.exception("DNS doctor cache read failed")
-        cached = {}
-    facts = {host: cached[key] for host, key in keys.items() if key in cached}
+    memory = _doctor_memory()
+    keys = {host: (host, light, results[host].routing) for host, (_, light) in wanted.items()}
+    facts = {host: f for host, key in keys.items() if (f := memory.recall(key)) is not None}
     missing = {host: wanted[host] for host in wanted if host not in facts}
     if missing:
-        zones, unknown = _zone_facts_load(missing)
         try:
-            found = dns.gather_facts_many(missing, zones)
+            found = dns.gather_facts_many(missing, memory.zones)
         except Exception:  # the doctor only explains; it never stops a check
             log.exception("DNS doctor lookups failed")
             found = {}
         facts.update(found)
-        _doctor_remember({keys[host]: f for host, f in found.items()})
-        _zone_facts_remember(zones, unknown)
+        for host, f in found.items():
+            memory.remember(keys[host], f)
     apex = hostnames.apex_supported()
     apex_ips = tuple(settings.VEDOMAINS_CDN_APEX_IPS)
     return {
@@ -234,81 +230,56 @@ def _dns_doctor(live: list[CustomDomain], results: dict[str, dns.DnsResult], *,
     }
 
 
-def _doctor_key(host: str, light: bool, routing: dns.RoutingCheck) -> str:
-    answer = "\x00".join((host, str(light), routing.reason, routing.detail, *routing.chain))
-    return DOCTOR_CACHE_PREFIX + hashlib.sha256(answer.encode()).hexdigest()
+_AnswerKey = tuple[str, bool, dns.RoutingCheck]
 
 
-def _doctor_remember(found: dict[str, dns.DnsFacts]) -> None:
-    """Keep the facts for the shortest TTL among their answers (DOCTOR_FACTS_TTL at most);
-    facts a lookup could not complete are not kept."""
-    by_ttl: dict[int, dict[str, dns.DnsFacts]] = {}
-    for key, f in found.items():
-        if f.transient or f.dnssec_broken:
-            continue
-        ttls = [t for t in (f.cname_ttl, f.address_ttl, f.negative_ttl) if t]
-        ttl = min([DOCTOR_FACTS_TTL, *ttls])
-        by_ttl.setdefault(ttl, {})[key] = f
+@dataclass
+class _DoctorMemory:
+    """The doctor's answers in this worker's memory (DOCTOR_FACTS_TTL at most).
+
+    In memory rather than in Django's cache: a pass over the pending crowd would write an
+    entry per hostname and per zone, which a local-memory cache (development, the
+    benchmarks) culls at 300 entries, and which other workers rarely need within minutes.
+    """
+
+    generation: str = ""
+    zones: dns.FactsCache = field(default_factory=dns.FactsCache)
+    zones_until: float = 0.0
+    facts: dict[_AnswerKey, tuple[float, dns.DnsFacts]] = field(default_factory=dict)
+
+    def recall(self, key: _AnswerKey) -> dns.DnsFacts | None:
+        kept = self.facts.get(key)
+        return kept[1] if kept is not None and kept[0] > time.monotonic() else None
+
+    def remember(self, key: _AnswerKey, facts: dns.DnsFacts) -> None:
+        """Facts a lookup could not complete are not kept."""
+        if facts.transient or facts.dnssec_broken:
+            return
+        if len(self.facts) >= DOCTOR_MEMORY_HOSTS:
+            self.facts.clear()
+        ttls = [t for t in (facts.cname_ttl, facts.address_ttl, facts.negative_ttl) if t]
+        self.facts[key] = (time.monotonic() + min([DOCTOR_FACTS_TTL, *ttls]), facts)
+
+
+_memory = _DoctorMemory()
+
+
+def _doctor_memory() -> _DoctorMemory:
+    """This worker's memory, emptied when it is older than DOCTOR_FACTS_TTL (the zones'
+    answers) or when Django's cache was emptied (everything)."""
+    global _memory
     try:
-        for ttl, group in by_ttl.items():
-            cache.set_many(group, timeout=ttl)
-    except Exception:
-        log.exception("DNS doctor cache write failed")
-
-
-def _zone_names(wanted: dict[str, tuple[str, bool]]) -> list[tuple[str, str]]:
-    """The zone-level answers the doctor's hostnames share, as (kind, name): a zone's NS and
-    DNSSEC keys, a parent's wildcard, the CAA of a zone and of the names above it."""
-    names: set[tuple[str, str]] = set()
-    for host, (zone, _) in wanted.items():
-        names |= {("ns", zone), ("dnssec", zone)}
-        if host != zone:
-            names.add(("wildcard", host.partition(".")[2]))
-        labels = zone.split(".")
-        names |= {("caa", ".".join(labels[i:])) for i in range(len(labels))}
-    return sorted(names)
-
-
-def _zone_key(kind: str, name: str) -> str:
-    return f"{DOCTOR_CACHE_PREFIX}zone:{kind}:{name}"
-
-
-def _zone_facts_load(wanted: dict[str, tuple[str, bool]]
-                     ) -> tuple[dns.FactsCache, list[tuple[str, str]]]:
-    """The shared answers an earlier batch found (within DOCTOR_FACTS_TTL): a zone whose
-    hostnames are spread over many batches is asked about once, not once a batch. Also
-    returns the names still to ask (kept once this batch has asked them)."""
-    zones = dns.FactsCache()
-    names = _zone_names(wanted)
-    try:
-        got = cache.get_many([_zone_key(kind, name) for kind, name in names])
-    except Exception:
-        log.exception("DNS doctor cache read failed")
-        return zones, []
-    unknown: list[tuple[str, str]] = []
-    for kind, name in names:
-        key = _zone_key(kind, name)
-        if key in got:
-            getattr(zones, _ZONE_FIELDS[kind])[name] = got[key]
-        else:
-            unknown.append((kind, name))
-    return zones, unknown
-
-
-def _zone_facts_remember(zones: dns.FactsCache, unknown: list[tuple[str, str]]) -> None:
-    """Keep what this batch found about the zone-level names (not a hostname's own CAA)."""
-    fresh = {}
-    for kind, name in unknown:
-        found = getattr(zones, _ZONE_FIELDS[kind])
-        if name in found:
-            fresh[_zone_key(kind, name)] = found[name]
-    try:
-        cache.set_many(fresh, timeout=DOCTOR_FACTS_TTL)
-    except Exception:
-        log.exception("DNS doctor cache write failed")
-
-
-_ZONE_FIELDS = {"ns": "nameservers", "dnssec": "dnssec", "wildcard": "wildcard", "caa": "caa"}
+        cache.add(DOCTOR_GENERATION_KEY, secrets.token_hex(8), timeout=None)
+        generation = str(cache.get(DOCTOR_GENERATION_KEY) or "")
+    except Exception:  # without the cache, the memory still expires with time
+        log.exception("DNS doctor generation read failed")
+        generation = _memory.generation
+    if generation != _memory.generation:
+        _memory = _DoctorMemory(generation=generation)
+    if _memory.zones_until <= time.monotonic():
+        _memory.zones = dns.FactsCache()
+        _memory.zones_until = time.monotonic() + DOCTOR_FACTS_TTL
+    return _memory
 
 
 def _cleanup_outcome(domain: CustomDomain) -> CheckOutcome:

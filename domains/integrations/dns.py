@@ -380,6 +380,9 @@ async def gather_facts_async(resolver: dns.asyncresolver.Resolver, hostname: str
             dnssec_broken = True
             ds_without_dnskey = await _ds_without_dnskey(resolver, zone, cache)
     if outcome == "nxdomain" and response is not None:
+        # No such name: it holds no CAA record either, so the climb starts at its parent
+        # (RFC 8659 section 3) without asking.
+        cache.caa.setdefault(hostname, ())
         caa = (await lookup_caa_cached_async(resolver, hostname, cache.caa)
                if not dnssec_broken else None)
         facts = DnsFacts(hostname, zone, nxdomain=True, caa=caa,

@@ -421,11 +421,11 @@ def pending_verdict(p: PendingInputs) -> Verdict:
             else:
                 # Said as what it is: the request is queued (it may still be held by the
                 # certificate budget); the CERTIFICATE_REQUESTED event comes with the ARN.
-                checks["certificate"] = check_record(False, "Requesting a certificate.", now)
+                checks["certificate"] = {**check_record(False, "Requesting a certificate.", now)}
                 enqueue = ("request_certificate",)
         else:
-            checks["certificate"] = check_record(
-                False, "Requested once the CNAME points at us.", now)
+            checks["certificate"] = {**check_record(
+                False, "Requested once the CNAME points at us.", now)}
 
     if cert is not None and cert.status == CERTIFICATE_MISSING:
         # Gone from ACM: shown as such, and a new certificate is requested.
@@ -451,7 +451,7 @@ def pending_verdict(p: PendingInputs) -> Verdict:
 
 
 def attached_record(strategy_name: str, resource_id: str, now: datetime) -> CdnCheckDict:
-    return check_record(True, f"Attached ({strategy_name}: {resource_id}).", now)
+    return {**check_record(True, f"Attached ({strategy_name}: {resource_id}).", now)}
 
 
 def deploy_recheck() -> timedelta:
@@ -560,8 +560,8 @@ def tenant_plan(domain: CustomDomain, routing: dns.RoutingCheck,
     can_attach = ownership_ok and (ready or early) and (not use_acm or acm_issued)
     record: CdnCheckDict | None = None
     if not domain.cdn_resource_id and not can_attach and not ready and not early:
-        record = check_record(
-            False, "Nothing is created at CloudFront until the hostname points at us.", now)
+        record = {**check_record(
+            False, "Nothing is created at CloudFront until the hostname points at us.", now)}
     return TenantPlan(ready, use_acm, can_attach and not domain.cdn_resource_id,
                       domain.prevalidation == "self-hosted" and not ready, record)
 
@@ -578,7 +578,7 @@ def tenant_acm_certificate(domain: CustomDomain, acm_cert: acm.Certificate | Non
         checks["certificate"] = certificate_record(acm_cert, now)
         return checks, updates, ()
     if not domain.certificate_arn:
-        checks["certificate"] = check_record(False, "Certificate not requested yet.", now)
+        checks["certificate"] = {**check_record(False, "Certificate not requested yet.", now)}
         return checks, updates, ("request_certificate",)
     return checks, updates, ()
 

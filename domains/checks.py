@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar, assert_never, cast
 
 from django.conf import settings
@@ -179,16 +180,16 @@ def domains_check(*, domain_ids: Iterable[int], source: str = "system:check",
     waits: list[tuple[CustomDomain, Verdict]] = []
     for domain in live:
         result = dns_results[domain.hostname]
-        decided = _guarded(domain, lambda d, r=result: _decide(
-            d, r, certs.get(d.certificate_arn), now=now, source=source,
-            diagnosis=diagnoses.get(d.hostname, [])))
+        decided = _guarded(domain, partial(
+            _decide, result=result, cert=certs.get(domain.certificate_arn), now=now,
+            source=source, diagnosis=diagnoses.get(domain.hostname, [])))
         if isinstance(decided, CheckOutcome):
             outcomes.append(decided)
         elif decided.plain_wait:
             waits.append((domain, decided))
         else:
-            outcomes.append(_guarded(domain, lambda d, v=decided: _apply(d, v, source=source,
-                                                                         now=now)))
+            outcomes.append(_guarded(domain, partial(_apply, verdict=decided, source=source,
+                                                     now=now)))
     return outcomes + _save_waits(waits, now=now, source=source)
 
 
@@ -381,14 +382,14 @@ def _save_waits(waits: list[tuple[CustomDomain, Verdict]], *, now: datetime, sou
     for (status, fields), group in groups.items():
         if len(group) == 1:
             domain, verdict = group[0]
-            outcomes.append(_guarded(domain, lambda d, v=verdict: _apply(d, v, source=source,
-                                                                         now=now)))
+            outcomes.append(_guarded(domain, partial(_apply, verdict=verdict, source=source,
+                                                     now=now)))
             continue
         try:
             written = _write_group(status, fields, group, now=now)
         except Exception:
             log.exception("writing %d check results at once failed; one by one", len(group))
-            outcomes += [_guarded(d, lambda d, v=v: _apply(d, v, source=source, now=now))
+            outcomes += [_guarded(d, partial(_apply, verdict=v, source=source, now=now))
                          for d, v in group]
             continue
         if len(written) != len(group):
@@ -412,7 +413,8 @@ def _write_group(status: str, fields: tuple[str, ...],
     bulk_update, then the rows that moved on are read back.
     """
     stamp = timezone.now()
-    model_fields = [CustomDomain._meta.get_field(name) for name in ("checks", *fields)]
+    by_name = {f.name: f for f in CustomDomain._meta.concrete_fields}
+    model_fields = [by_name[name] for name in ("checks", *fields)]
     if connection.vendor != "postgresql":
         rows = []
         for domain, verdict in group:
@@ -426,7 +428,7 @@ def _write_group(status: str, fields: tuple[str, ...],
         return set(CustomDomain.objects.filter(pk__in=ids, status=status, last_checked_at=now)
                    .values_list("pk", flat=True))
     quote = connection.ops.quote_name
-    columns = [quote(f.column) for f in model_fields]
+    columns = [quote(str(f.column)) for f in model_fields]  # concrete fields: never None
     row_sql = "(%s, " + ", ".join(f"%s::{f.db_type(connection)}" for f in model_fields) + ")"
     params: list[Any] = []
     for domain, verdict in group:

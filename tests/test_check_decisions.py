@@ -263,7 +263,7 @@ def tenant(d: CustomDomain, res: dns.DnsResult, c: cd.TenantCertificate | None =
 
 ISSUED = cd.TenantCertificate(True, "issued", "", "arn:managed")
 VALIDATING = cd.TenantCertificate(False, "pending-validation", "", "arn:managed")
-TENANT = {"cdn_resource_id": "dt-1"}
+TENANT: dict[str, Any] = {"cdn_resource_id": "dt-1"}
 ALERT_WORDS = dns_first.wait_words(dns_first.AwsAnswer.ALERT_UNKNOWN)
 
 TENANT_ROWS: list[tuple[str, Callable[[], Verdict], Want]] = [

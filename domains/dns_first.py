@@ -23,7 +23,9 @@ from typing import assert_never
 from asgiref.sync import async_to_sync
 
 from domains.integrations import dns, dns_caa
+from domains.integrations.acm import AcmStatus
 from domains.integrations.backoff import EQUAL_JITTER, backoff_delay
+from domains.integrations.cdn import ManagedCertificateStatus
 from domains.integrations.errors import IntegrationError
 
 # CAA issuer domains that let ACM (and so CloudFront's managed certificates) issue.
@@ -86,14 +88,14 @@ def managed_certificate_verdict(status: str, *, dns_ok: bool, caa_forbids: bool
 
     https://docs.aws.amazon.com/cloudfront/latest/APIReference/API_ManagedCertificateDetails.html
     """
-    if status == "issued":
+    if status == ManagedCertificateStatus.ISSUED:
         return CertificateVerdict.ISSUED
-    if status == "pending-validation":
+    if status == ManagedCertificateStatus.PENDING_VALIDATION:
         return CertificateVerdict.PENDING
-    if status == "validation-timed-out":
+    if status == ManagedCertificateStatus.VALIDATION_TIMED_OUT:
         # Their DNS was wrong while CloudFront tried: theirs. Right all along: not theirs.
         return CertificateVerdict.ALERT_UNKNOWN if dns_ok else CertificateVerdict.FAIL_CUSTOMER
-    if status == "failed":
+    if status == ManagedCertificateStatus.FAILED:
         return CertificateVerdict.FAIL_CUSTOMER if caa_forbids else CertificateVerdict.ALERT_UNKNOWN
     # revoked, expired, inactive on a certificate never used, or a status we do not know.
     return CertificateVerdict.ALERT_UNKNOWN
@@ -112,13 +114,13 @@ def acm_certificate_verdict(status: str, failure_reason: str) -> CertificateVerd
     (DOMAIN_NOT_ALLOWED, ADDITIONAL_VERIFICATION_REQUIRED, OTHER, ...), or a pending
     certificate REVOKED or EXPIRED: ours to look at.
     """
-    if status == "ISSUED":
+    if status == AcmStatus.ISSUED:
         return CertificateVerdict.ISSUED
-    if status in {"PENDING_VALIDATION", ""}:
+    if status in {AcmStatus.PENDING_VALIDATION, ""}:
         return CertificateVerdict.PENDING
-    if status == "VALIDATION_TIMED_OUT":
+    if status == AcmStatus.VALIDATION_TIMED_OUT:
         return CertificateVerdict.FAIL_CUSTOMER
-    if status == "FAILED" and failure_reason in ACM_CUSTOMER_FAILURES:
+    if status == AcmStatus.FAILED and failure_reason in ACM_CUSTOMER_FAILURES:
         return CertificateVerdict.FAIL_CUSTOMER
     return CertificateVerdict.ALERT_UNKNOWN
 

@@ -28,7 +28,7 @@ def test_the_doctor_does_not_look_again_once_the_certificate_is_issued(
                                  certificate_status=status)
     wanted: list[dict[str, Any]] = []
 
-    def gather(names: dict[str, Any]) -> dict[str, Any]:
+    def gather(names: dict[str, Any], cache: Any = None) -> dict[str, Any]:
         wanted.append(names)
         return {}
 

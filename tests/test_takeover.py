@@ -382,12 +382,12 @@ def test_ownership_proof_and_its_event_are_recorded_together_or_not_at_all() -> 
     now = timezone.now()
     stale = CustomDomain.objects.get(pk=domain.pk)
     CustomDomain.objects.filter(pk=domain.pk).update(status=DomainStatus.REMOVED)
-    checks._pending_ownership(stale, result, {}, {}, now=now, source="test")
+    checks._pending_ownership(stale, result, {}, now=now, source="test")
     assert CustomDomain.objects.get(pk=domain.pk).ownership_verified_at is None
     assert not DomainEvent.objects.filter(kind=EventKind.OWNERSHIP_VERIFIED).exists()
     # The same check on the current row records both.
     CustomDomain.objects.filter(pk=domain.pk).update(status=DomainStatus.PENDING_VALIDATION)
     fresh = CustomDomain.objects.get(pk=domain.pk)
-    assert checks._pending_ownership(fresh, result, {}, {}, now=now, source="test")
+    assert checks._pending_ownership(fresh, result, {}, now=now, source="test")
     assert CustomDomain.objects.get(pk=domain.pk).ownership_verified_at == now
     assert DomainEvent.objects.filter(kind=EventKind.OWNERSHIP_VERIFIED).count() == 1

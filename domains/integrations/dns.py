@@ -383,6 +383,9 @@ async def gather_facts_async(resolver: dns.asyncresolver.Resolver, hostname: str
             dnssec_broken = True
             ds_without_dnskey = await _ds_without_dnskey(resolver, zone, cache)
     if outcome == "nxdomain" and response is not None:
+        # No such name: it holds no CAA record either, so the climb starts at its parent
+        # (RFC 8659 section 3) without asking.
+        cache.caa.setdefault(hostname, ())
         nx_caa = (await lookup_caa_cached_async(resolver, hostname, cache.caa)
                   if not dnssec_broken else None)
         facts = DnsFacts(hostname, zone, nxdomain=True, caa=nx_caa,
@@ -474,10 +477,12 @@ async def _ds_without_dnskey(resolver: dns.asyncresolver.Resolver, zone: str,
     return has_ds and not has_key
 
 
-async def gather_facts_many_async(wanted: dict[str, tuple[str, bool]]) -> dict[str, DnsFacts]:
-    """Facts for many hostnames at once: {hostname: (zone, light)}."""
+async def gather_facts_many_async(wanted: dict[str, tuple[str, bool]],
+                                  cache: FactsCache | None = None) -> dict[str, DnsFacts]:
+    """Facts for many hostnames at once: {hostname: (zone, light)}. `cache`: answers
+    already known (the caller may keep them across batches); filled as it goes."""
     resolver = make_resolver()
-    cache = FactsCache()
+    cache = FactsCache() if cache is None else cache
     semaphore = asyncio.Semaphore(settings.VEDOMAINS_DNS_CONCURRENCY)
 
     async def one(host: str, zone: str, light: bool) -> tuple[str, DnsFacts]:
@@ -496,5 +501,6 @@ async def gather_facts_many_async(wanted: dict[str, tuple[str, bool]]) -> dict[s
             for host, facts in batch}
 
 
-def gather_facts_many(wanted: dict[str, tuple[str, bool]]) -> dict[str, DnsFacts]:
-    return async_to_sync(gather_facts_many_async)(dict(wanted))
+def gather_facts_many(wanted: dict[str, tuple[str, bool]],
+                      cache: FactsCache | None = None) -> dict[str, DnsFacts]:
+    return async_to_sync(gather_facts_many_async)(dict(wanted), cache)

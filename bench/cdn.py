@@ -123,8 +123,8 @@ def run(quick: bool, database: BenchDatabase) -> list[Row]:
 
 
 def _throughput(endpoint: str, hosts: list[str]) -> list[Row]:
-    from domains import checks, services
     from domains.models import CustomDomain, DomainStatus
+    from workflow import checks, services
 
     workspace = _workspace("saas-bench")
     started = time.perf_counter()
@@ -170,8 +170,8 @@ def _throughput(endpoint: str, hosts: list[str]) -> list[Row]:
 
 def _dns_first(endpoint: str, hosts: list[str]) -> list[Row]:
     """No DNS record: five checks of each domain create nothing in AWS."""
-    from domains import checks, services
     from domains.integrations import aws
+    from workflow import checks, services
 
     workspace = _workspace("saas-no-dns")
     before = _calls(endpoint)
@@ -196,10 +196,10 @@ def _latency(endpoint: str, hosts: list[str], control_url: str) -> list[Row]:
     from django.conf import settings
     from django.utils import timezone
 
-    from domains import checks, schedule, services
     from domains.models import CustomDomain, DomainStatus
     from localdev.dns_control import DNSControl
     from localdev.saas_manager import DEFAULT_CERTIFICATE_ATTACH_SECONDS, DEFAULT_DEPLOY_SECONDS
+    from workflow import checks, schedule, services
 
     rows: list[Row] = []
     workspace = _workspace("saas-latency")

@@ -86,8 +86,8 @@ def _simulate(*, once: bool, due: int, ticks: int) -> tuple[list[int], int]:
     """Queue length after each tick, and how many ids were queued in all."""
     from django.utils import timezone
 
-    from domains import schedule
     from domains.models import CustomDomain
+    from workflow import schedule
 
     start = timezone.now()
     CustomDomain.objects.update(next_check_at=start - timedelta(minutes=1),

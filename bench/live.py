@@ -151,7 +151,7 @@ def _calls(endpoint: str) -> dict[str, int]:
 
 
 def _one_pass(endpoint: str, ids: list[int], pids: dict[str, int | None]) -> list[Row]:
-    from domains import checks
+    from workflow import checks
 
     before = sum(_calls(endpoint).values())
     cpu = CpuMeter(pids).start()

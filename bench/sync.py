@@ -111,7 +111,7 @@ def naive_push(offset: int, count: int) -> float:
 
 def reconcile(*, trace: bool) -> tuple[float, int, dict[str, int]]:
     """(seconds, tracemalloc peak bytes or 0, report counts) of one reconcile pass."""
-    from domains import edge_sync
+    from edge import sync as edge_sync
 
     if trace:
         tracemalloc.start()
@@ -139,8 +139,8 @@ def scan_only() -> tuple[float, int]:
 def run(quick: bool, database: BenchDatabase) -> list[Row]:
     from django.conf import settings
 
-    from domains import edge_sync
     from domains.integrations import edge_store
+    from edge import sync as edge_sync
 
     sizes = SyncSizes.for_run(quick)
     half = sizes.naive_sample // 2

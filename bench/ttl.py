@@ -101,13 +101,13 @@ def run(quick: bool, database: BenchDatabase) -> list[Row]:
     from django.conf import settings
     from django.contrib.auth import get_user_model
 
-    from domains import certificates, services
     from domains.integrations import edge_store
     from domains.models import CustomDomain, Membership, Role, Workspace
     from edge_lambda import handler as edge
     from edge_lambda.build import default_config
     from localdev import bootstrap
     from localdev.dns_server import LocalDNSServer
+    from workflow import certificates, services
 
     settings.VEDOMAINS_CDN_STRATEGY = STRATEGY
     sizes = TtlSizes.for_run(quick)

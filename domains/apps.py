@@ -10,7 +10,3 @@ class DomainsConfig(AppConfig):
 
     def ready(self) -> None:
         system_checks_register()
-        # Registers the Celery tasks in every process (web, worker, commands), so
-        # `lifecycle.enqueue_after_commit` finds them by name; nothing else imports them.
-        # Inside ready(): the tasks import the models, which are not loaded before it.
-        from domains import tasks  # noqa: F401

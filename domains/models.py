@@ -1,26 +1,24 @@
 """Records: workspaces, their custom domains, and the audit trail.
 
 Fields, constraints and cheap properties only; every state change goes through
-`domains.lifecycle` (by way of services, checks, cleanup and the other modules above it).
+`workflow.lifecycle` (by way of services, checks, cleanup and the other modules above it).
 """
 
 from __future__ import annotations
 
-import secrets
+import re
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator, URLValidator
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Lower
 
 from domains.hostnames import HostnameError, normalize_hostname
-from domains.integrations import webhook_http
 from domains.integrations.acm import AcmStatus
 from domains.integrations.cdn import ManagedCertificateStatus
 from domains.integrations.dns import OWNERSHIP_TXT_PREFIX
-from domains.integrations.errors import IntegrationError
 
 # A workspace slug is used as a DNS label (`<slug>.ve.ai`), so it must be one.
 slug_validator = RegexValidator(
@@ -28,6 +26,10 @@ slug_validator = RegexValidator(
     "A workspace slug is 1-63 lowercase letters, digits or hyphens, "
     "not starting or ending with a hyphen.",
 )
+
+
+# A plan name: what the main app calls it, short and printable (it appears in emails).
+PLAN_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,19}$")
 
 
 class Plan(models.TextChoices):
@@ -121,6 +123,8 @@ class DomainStatus(models.TextChoices):
 # Statuses in which the edge routes the hostname: a misconfigured domain keeps serving
 # through its grace period, in case the DNS change was a mistake the customer reverts.
 EDGE_ROUTED_STATUSES = frozenset({DomainStatus.ACTIVE, DomainStatus.MISCONFIGURED})
+
+
 # `certificate_status` once the certificate is issued: ACM says ISSUED, a
 # CloudFront-managed certificate says issued. One set, for every module that asks.
 CERTIFICATE_ISSUED_STATUSES = frozenset({AcmStatus.ISSUED, ManagedCertificateStatus.ISSUED})
@@ -135,6 +139,8 @@ class Prevalidation(models.TextChoices):
     NONE = "", "None"
     ACM = "acm", "ACM (DNS record)"
     SELF_HOSTED = "self-hosted", "Self-hosted HTTP token"
+
+
 # Statuses that hold the hostname and count against the plan; checks keep visiting them.
 LIVE_STATUSES = (
     DomainStatus.PENDING_VALIDATION,
@@ -170,7 +176,7 @@ class CustomDomain(models.Model):
     certificate_requested_at = models.DateTimeField(null=True, blank=True)
     # [{"name", "type", "value"}] as ACM publishes them for DNS validation.
     validation_records = models.JSONField(default=list, blank=True)
-    # Certificate renewal watch (written only by domains.certificates): what ACM
+    # Certificate renewal watch (written only by workflow.certificates): what ACM
     # said at the last daily look, and why renewal is in trouble (blank when it is not).
     certificate_not_after = models.DateTimeField(null=True, blank=True)
     certificate_renewal_status = models.CharField(max_length=40, blank=True, default="")
@@ -354,291 +360,6 @@ class DomainEvent(models.Model):
         super().save(*args, **kwargs)
 
 
-# --- notifications and webhooks ---------------------------------------------------
-
-
-def generate_webhook_secret() -> str:
-    # 256 bits, URL-safe; the prefix makes a leaked secret easy to recognise in a scanner.
-    return "whsec_" + secrets.token_urlsafe(32)
-
-
-def validate_webhook_url(value: str) -> None:
-    """Save-time SSRF check without I/O (scheme, metadata names, literal addresses); the
-    sender checks what the name resolves to at send time (integrations.webhook_http)."""
-    try:
-        webhook_http.check_url(value)
-    except IntegrationError as exc:
-        raise ValidationError(exc.message, code="forbidden_destination") from exc
-
-
-class WebhookEventType(models.TextChoices):
-    REGISTERED = "domain.registered", "Domain registered"
-    STATUS_CHANGED = "domain.status_changed", "Domain status changed"
-    REMOVED = "domain.removed", "Domain removed"
-    CERTIFICATE_TROUBLE = "domain.certificate_trouble", "Certificate renewal trouble"
-    PLAN_LIMIT = "domain.plan_limit", "Plan limit (over, warning, detached, resolved)"
-
-
-# Registering and removing change the status too: an endpoint subscribed to status changes
-# (before these types existed) keeps hearing about them.
-STATUS_EVENT_TYPES = frozenset({"domain.registered", "domain.removed"})
-
-
-class WebhookEndpoint(models.Model):
-    """A receiver (the main ve.ai app) of signed domain events; managed by staff in the admin."""
-
-    name = models.CharField(max_length=100)
-    url = models.URLField(
-        max_length=2000,
-        validators=[URLValidator(schemes=["http", "https"]), validate_webhook_url],
-        help_text="Receives a POST per event. Redirects are not followed: give the final URL.",
-    )
-    # Readable by staff on the admin change page only; never logged or put in __str__.
-    secret = models.CharField(max_length=100, default=generate_webhook_secret, editable=False)
-    active = models.BooleanField(default=True)
-    # Event types this endpoint wants; empty means all of them.
-    event_types = models.JSONField(default=list, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["name", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.url})"
-
-    def wants(self, event_type: str) -> bool:
-        return not self.event_types or event_type in self.event_types or (
-            event_type in STATUS_EVENT_TYPES
-            and WebhookEventType.STATUS_CHANGED in self.event_types
-        )
-
-
-class DeliveryStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    DELIVERED = "delivered", "Delivered"
-    FAILED = "failed", "Failed (gave up)"
-
-
-class WebhookDelivery(models.Model):
-    """One event for one endpoint: every attempt updates it and is appended to attempt_log.
-
-    Created in the same transaction as the DomainEvent it carries (an outbox), so a broker
-    outage delays deliveries but cannot lose them: the periodic pass sends what is due.
-    """
-
-    endpoint = models.ForeignKey(
-        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
-    )
-    domain = models.ForeignKey(
-        CustomDomain, on_delete=models.CASCADE, related_name="webhook_deliveries"
-    )
-    event = models.ForeignKey(
-        DomainEvent, on_delete=models.CASCADE, related_name="webhook_deliveries"
-    )
-    event_type = models.CharField(max_length=60, choices=WebhookEventType.choices)
-    # The exact JSON object sent (snapshot at the time of the event; replays send it again).
-    payload = models.JSONField(default=dict)
-    status = models.CharField(
-        max_length=20, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
-    )
-    attempts = models.PositiveIntegerField(default=0)
-    replays = models.PositiveIntegerField(default=0)
-    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    latency_ms = models.PositiveIntegerField(null=True, blank=True)
-    # No response body is stored: an SSRF'd internal service's answer must not
-    # end up on a staff page. Status, timing and errors only.
-    last_error = models.TextField(blank=True, default="")
-    # [{"attempt", "at", "status_code", "latency_ms", "error"}], newest last, capped.
-    attempt_log = models.JSONField(default=list, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    # Due time of the next attempt, also used as a lease while an attempt runs; null when done.
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    # Retries stop here (24 h after the event, or after a replay).
-    expires_at = models.DateTimeField()
-    delivered_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        verbose_name_plural = "webhook deliveries"
-        constraints = [
-            # The outbox is written once per (endpoint, event), whoever writes it.
-            models.UniqueConstraint(fields=["endpoint", "event"], name="uniq_delivery_per_event"),
-            models.CheckConstraint(
-                condition=Q(status__in=DeliveryStatus.values), name="delivery_status_valid"
-            ),
-        ]
-        indexes = [
-            models.Index(fields=["status", "next_attempt_at"], name="delivery_due_idx"),
-            models.Index(fields=["domain", "created_at"], name="delivery_domain_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.event_type} v{self.event_id} -> {self.endpoint_id} ({self.status})"
-
-    @property
-    def version(self) -> int:
-        return int(self.event_id)
-
-
-class NotificationKind(models.TextChoices):
-    DOMAIN_ACTIVE = "domain_active", "Domain active"
-    DOMAIN_MISCONFIGURED = "domain_misconfigured", "Domain misconfigured"
-    DOMAIN_FAILED = "domain_failed", "Domain failed"
-    CERTIFICATE_TROUBLE = "certificate_trouble", "Certificate trouble"
-    PLAN_OVER_LIMIT = "plan_over_limit", "Plan below live domains"
-    PLAN_DETACH_WARNING = "plan_detach_warning", "Domains about to be detached"
-
-
-class Notification(models.Model):
-    """An email to a workspace's owners and admins about one state of one domain.
-
-    `state_key` names the state (the transition's event id, or the certificate and its
-    expiry), and (domain, state_key) is unique: a repeated check, a retried task or two
-    workers can never send a second message about the same state.
-    """
-
-    domain = models.ForeignKey(
-        CustomDomain, on_delete=models.CASCADE, related_name="notifications"
-    )
-    kind = models.CharField(max_length=40, choices=NotificationKind.choices)
-    state_key = models.CharField(max_length=200)
-    event = models.ForeignKey(
-        DomainEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    # What the message says, captured when the state was entered (finding, deadline, ...).
-    context = models.JSONField(default=dict, blank=True)
-    # The addresses it was sent to (each once, even across retried attempts).
-    recipients = models.JSONField(default=list, blank=True)
-    subject = models.CharField(max_length=300, blank=True, default="")
-    created_at = models.DateTimeField(auto_now_add=True)
-    attempts = models.PositiveIntegerField(default=0)
-    # Due time of the next send attempt, also the lease while one runs; null when done.
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    # Why nothing was sent: "superseded" (the domain left the state first), "no_recipients".
-    skipped = models.CharField(max_length=40, blank=True, default="")
-    last_error = models.TextField(blank=True, default="")
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["domain", "state_key"], name="uniq_notification_per_state"
-            ),
-        ]
-        indexes = [models.Index(fields=["next_attempt_at"], name="notification_due_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.kind} for {self.domain_id} ({self.state_key})"
-
-
-# --- certificate budget ------------------------------------------------------------
-
-
-class CertificateBudgetDay(models.Model):
-    """How many certificates were requested on one (UTC) day: per workspace, or platform-wide
-    (`workspace` null). Counted in the database so every worker sees the same figure, and
-    incremented only under the limit (domains.certificate_budget)."""
-
-    day = models.DateField()
-    workspace = models.ForeignKey(Workspace, null=True, blank=True, on_delete=models.CASCADE,
-                                  related_name="+")
-    count = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        ordering = ["-day", "workspace_id"]
-        constraints = [
-            models.UniqueConstraint(fields=["day", "workspace"],
-                                    condition=Q(workspace__isnull=False),
-                                    name="uniq_cert_budget_workspace_day"),
-            models.UniqueConstraint(fields=["day"], condition=Q(workspace__isnull=True),
-                                    name="uniq_cert_budget_platform_day"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.day} {self.workspace_id or 'platform'}: {self.count}"
-
-
-# --- ve.ai integration ------------------------------------------------------------
-
-
-class ExternalIdentity(models.Model):
-    """A main-app account (token issuer + subject) and the local user it signs in as.
-
-    The subject, never the username, is the identity: usernames are generated and may be
-    changed by staff without breaking sign-in.
-    """
-
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="external_identity"
-    )
-    issuer = models.CharField(max_length=300)
-    subject = models.CharField(max_length=255)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_seen_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        verbose_name_plural = "external identities"
-        constraints = [
-            models.UniqueConstraint(fields=["issuer", "subject"], name="uniq_external_identity"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.subject} ({self.issuer})"
-
-
-class ExternalWorkspace(models.Model):
-    """The main app's workspace id, the last version applied from it, and its tombstone.
-
-    `version` only grows (compare-and-swap), so a late, older update is refused; a deleted
-    workspace keeps its row (and version) so an update sent before the delete cannot
-    resurrect it. `workspace` is null only for a delete that arrived before any upsert.
-    """
-
-    external_id = models.CharField(max_length=200, unique=True)
-    workspace = models.OneToOneField(
-        Workspace, null=True, blank=True, on_delete=models.PROTECT, related_name="external"
-    )
-    version = models.BigIntegerField(default=0)
-    # The plan the main app sent and its subscription state ("active" or "cancelled");
-    # Workspace.plan holds the effective one (free while cancelled).
-    plan = models.CharField(max_length=20, blank=True, default="")
-    # Which field orders this resource's versions ("version" or "updated_at"); fixed by the
-    # first applied request, so the two number spaces are never compared.
-    version_field = models.CharField(max_length=10, blank=True, default="")
-    subscription_status = models.CharField(max_length=20, blank=True, default="active")
-    deleted_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self) -> str:
-        return f"{self.external_id} v{self.version}"
-
-
-class ExternalMembership(models.Model):
-    """Last applied version of one member's role (or removal) in a main-app workspace."""
-
-    external_workspace = models.ForeignKey(
-        ExternalWorkspace, on_delete=models.CASCADE, related_name="member_versions"
-    )
-    subject = models.CharField(max_length=255)
-    role = models.CharField(max_length=20, blank=True, default="")
-    version = models.BigIntegerField(default=0)
-    version_field = models.CharField(max_length=10, blank=True, default="")
-    removed_at = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["external_workspace", "subject"], name="uniq_external_member"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.subject} in {self.external_workspace_id} v{self.version}"
-
-
 class PlanGrace(models.Model):
     """A workspace over its plan's domain limit: when it started, when extras are detached.
 
@@ -667,76 +388,3 @@ class PlanGrace(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workspace_id} over {self.plan} limit {self.limit}"
-
-
-class SeedAdoption(models.Model):
-    """One item of the seed's `domain-workspace-mappings` table on its way into Django.
-
-    The adoption command is resumable: each run continues from these rows (a certificate
-    it requested, a conflict it reported) instead of starting over.
-    """
-
-    class State(models.TextChoices):
-        WAITING_CERTIFICATE = "waiting_certificate", "Waiting for the certificate"
-        ADOPTED = "adopted", "Adopted"
-        SKIPPED = "skipped", "Skipped (see detail)"
-
-    hostname = models.CharField(max_length=253, unique=True)
-    workspace_slug = models.CharField(max_length=200)
-    seed_status = models.CharField(max_length=40)
-    seed_item = models.JSONField(default=dict)
-    state = models.CharField(max_length=30, choices=State.choices)
-    reason = models.CharField(max_length=60, blank=True, default="")
-    detail = models.TextField(blank=True, default="")
-    certificate_arn = models.CharField(max_length=2048, blank=True, default="")
-    domain = models.ForeignKey(
-        CustomDomain, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self) -> str:
-        return f"{self.hostname}: {self.state}"
-
-
-class CapacityAlert(models.Model):
-    """A CloudFront quota or capacity limit our account hit: a platform problem.
-
-    One row per error code, open while the limit keeps being hit; the dashboard shows open
-    ones, staff get one email when a row opens, and the affected domains stay pending and
-    are retried. Resolved by the next successful attach.
-    """
-
-    code = models.CharField(max_length=100, unique=True)
-    message = models.TextField(blank=True, default="")
-    first_seen_at = models.DateTimeField()
-    last_seen_at = models.DateTimeField()
-    occurrences = models.PositiveIntegerField(default=0)
-    last_hostname = models.CharField(max_length=253, blank=True, default="")
-    resolved_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["-last_seen_at"]
-
-    def __str__(self) -> str:
-        return f"{self.code} ({'open' if self.resolved_at is None else 'resolved'})"
-
-    @property
-    def is_open(self) -> bool:
-        return self.resolved_at is None
-
-
-class SlugHold(models.Model):
-    """A workspace slug freed by a rename, held for its old workspace for a while.
-
-    The edge keeps routing that workspace's domains to the old slug (its workspaceId) until
-    its cache entries expire, and longer while DynamoDB is unreachable (the stale window):
-    another workspace given the slug meanwhile would receive that traffic.
-    """
-
-    slug = models.CharField(max_length=63, unique=True)
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
-    held_until = models.DateTimeField()
-
-    def __str__(self) -> str:
-        return f"{self.slug} (held until {self.held_until:%Y-%m-%d %H:%M:%S})"

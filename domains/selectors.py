@@ -192,7 +192,7 @@ def domain_seed_status(domain: CustomDomain) -> tuple[str, str]:
 
 def _pending_wait_words(checks: dict[str, Any]) -> str:
     """DNS is right but nothing is requested yet: a CAA record that forbids Amazon, a held
-    certificate budget, or a wait on AWS (domains.checks writes these in words)."""
+    certificate budget, or a wait on AWS (workflow.checks writes these in words)."""
     caa = checks.get("caa") or {}
     if caa.get("ok") is False and caa.get("detail"):
         return str(caa["detail"])
@@ -271,7 +271,7 @@ def live_domains_in_detach_order(workspace: Workspace) -> QuerySet[CustomDomain]
     Redirect domains first, then newest first: the extras detached are redirects before any
     domain that serves the site (a pair over the limit loses its redirect, never its
     primary), then the newest domains; the oldest are kept. A redirect counts like any
-    domain (docs/redirects.md). One rule for `domains.plans` (which detaches) and the plan
+    domain (docs/redirects.md). One rule for `veai.plans` (which detaches) and the plan
     state endpoint (which names what will be detached).
     """
     is_plain = Case(When(redirect_to__isnull=False, then=Value(0)), default=Value(1))
@@ -284,7 +284,7 @@ def workspace_plan_state(workspace: Workspace) -> dict[str, Any]:
 
     `at_risk` lists the live domains that will be detached at `grace_until` unless the
     workspace gets back within its limit: the first ones in `live_domains_in_detach_order`
-    above the limit (the rule `domains.plans` applies at the deadline), so the answer
+    above the limit (the rule `veai.plans` applies at the deadline), so the answer
     matches what will happen.
     """
     live = list(live_domains_in_detach_order(workspace).values_list("hostname", flat=True))

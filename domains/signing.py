@@ -1,7 +1,7 @@
 """The one request-signing scheme, `vedomains-hmac-sha256-v2`, for both directions.
 
-The main app signs its sync API requests with it (verified in `domains.api.authentication`)
-and vedomains signs its webhook deliveries with it (`domains.notifications`, next to the
+The main app signs its sync API requests with it (verified in `api.authentication`)
+and vedomains signs its webhook deliveries with it (`notifications.sending`, next to the
 older `v1=` value receivers may already check). The string to sign is a canonical request,
 six lines: the scheme, the timestamp, the method, the canonical path, the canonical query and
 the body's SHA-256. The path and the query are separate lines, each decoded and re-encoded

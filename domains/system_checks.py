@@ -4,12 +4,14 @@ A missing or inconsistent setting stops `manage.py check`, `migrate` (the deploy
 step), `runserver` and every management command that runs checks, with the setting's name,
 instead of failing customers' domains one by one when a check reaches the integration.
 
-One finder per integration, each returning its problems; `SETTINGS_FINDERS` lists them and
-`settings_check` (registered by `DomainsConfig.ready`) runs them all. To add checks for an
-integration, write a finder here and append it to `SETTINGS_FINDERS`. Ids by range:
+One finder per integration, each returning its problems; each app's `system_checks`
+module lists its own in `SETTINGS_FINDERS` (this one: the records' and the
+integrations'), and `settings_check` (registered by `DomainsConfig.ready`) runs those of
+every installed app. To add checks for an integration, write a finder in its app's
+module and append it to that `SETTINGS_FINDERS`. Ids by range:
 E00x domains and plans, E01x DNS, E02x AWS, E03x edge, E04x webhooks and email, E05x
 Celery, E06x abuse limits (certificate budget share, admin login throttle), E07x web server,
-logs, Redis and database credentials, E1xx CDN, E2xx ve.ai (`domains.veai_checks`).
+logs, Redis and database credentials, E1xx CDN, E2xx ve.ai (`veai.system_checks`).
 
 Every check of a setting's value lives here (or in the two finders it imports); the only
 other refusal is a value that cannot be parsed at all, or a retired variable, which stop
@@ -21,21 +23,24 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, Iterable
+from importlib import import_module
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.apps import apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
+from django.utils.module_loading import module_has_submodule
 
 from domains.cdn_checks import cdn_settings_problems
-from domains.edge_config import edge_config_from_settings
 from domains.integrations import dns
-from domains.veai_checks import veai_settings_problems
-from edge_lambda.config import EdgeConfigError
 
 Finder = Callable[[], list[CheckMessage]]
 
+
 TAG = "vedomains"
+
+
 # A DNS name: dot-separated LDH labels of 1-63 characters (a trailing dot is allowed).
 HOSTNAME = re.compile(r"^(?=.{1,253}\.?$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*"
                       r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.?$")
@@ -53,9 +58,6 @@ def _not_positive(names: Iterable[str]) -> list[str]:
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             bad.append(name)
     return bad
-
-
-# --- domains and plans ------------------------------------------------------------------------
 
 
 def domains_settings_problems() -> list[CheckMessage]:
@@ -88,9 +90,10 @@ def domains_settings_problems() -> list[CheckMessage]:
             "VEDOMAINS_PLAN_LIMITS", f"has no whole number >= 0 for {', '.join(bad_plans)}.",
             'JSON such as {"pro": 3}: how many custom domains each plan may hold.', 3))
     # A key no plan name can equal ("Pro", "pro "): that plan would silently get 0.
-    from domains import plans  # here: it imports the models, not loaded when this module is
+    # Imported here: the models are not loaded when this module is.
+    from domains.models import PLAN_NAME
 
-    bad_names = [repr(plan) for plan in limits if not plans.PLAN_NAME.match(str(plan))]
+    bad_names = [repr(plan) for plan in limits if not PLAN_NAME.match(str(plan))]
     if bad_names:
         problems.append(_error(
             "VEDOMAINS_PLAN_LIMITS", f"has keys that are not plan names: {', '.join(bad_names)}.",
@@ -123,9 +126,6 @@ def domains_settings_problems() -> list[CheckMessage]:
     return problems
 
 
-# --- DNS --------------------------------------------------------------------------------------
-
-
 def dns_settings_problems() -> list[CheckMessage]:
     problems: list[CheckMessage] = []
     for entry in settings.VEDOMAINS_DNS_NAMESERVERS:
@@ -145,9 +145,6 @@ def dns_settings_problems() -> list[CheckMessage]:
             "Seconds per lookup (VEDOMAINS_DNS_TIMEOUT_SECONDS) and lookups at once "
             "(VEDOMAINS_DNS_CONCURRENCY).", 11))
     return problems
-
-
-# --- AWS --------------------------------------------------------------------------------------
 
 
 def aws_settings_problems() -> list[CheckMessage]:
@@ -192,79 +189,11 @@ def aws_settings_problems() -> list[CheckMessage]:
     return problems
 
 
-# --- the edge ---------------------------------------------------------------------------------
-
-# The edge config's keys and the settings they come from (domains/edge_config.py).
-EDGE_CONFIG_SETTINGS = {
-    "platform_domain": "VEDOMAINS_PLATFORM_DOMAIN",
-    "table_name": "VEDOMAINS_EDGE_TABLE",
-    "table_region": "VEDOMAINS_AWS_REGION",
-    "replica_regions": "VEDOMAINS_EDGE_REPLICA_REGIONS",
-    "positive_ttl_seconds": "VEDOMAINS_EDGE_POSITIVE_TTL_SECONDS",
-    "negative_ttl_seconds": "VEDOMAINS_EDGE_NEGATIVE_TTL_SECONDS",
-    "mode": "VEDOMAINS_EDGE_MODE",
-    "rewrite_origin": "VEDOMAINS_EDGE_REWRITE_ORIGIN",
-    "origin_domain": "VEDOMAINS_EDGE_ORIGIN_DOMAIN",
-}
-
-
-def edge_settings_problems() -> list[CheckMessage]:
-    """The edge function's config is built from these settings: it must validate."""
-    if not settings.VEDOMAINS_EDGE_TABLE:
-        return [_error("VEDOMAINS_EDGE_TABLE", "is empty.",
-                       "The DynamoDB table the edge routes by.", 30)]
-    try:
-        edge_config_from_settings()
-    except EdgeConfigError as exc:
-        names = [name for key, name in EDGE_CONFIG_SETTINGS.items() if key in str(exc)]
-        return [_error(
-            " / ".join(names) or "VEDOMAINS_EDGE_*", f"make an invalid edge config: {exc}",
-            "The edge function is built from these (manage.py build_edge_lambda).", 31)]
-    return []
-
-
-# --- the CDN ----------------------------------------------------------------------------------
-
-
-# --- webhooks and email -----------------------------------------------------------------------
-
-
-def notification_settings_problems() -> list[CheckMessage]:
-    problems: list[CheckMessage] = []
-    for name in _not_positive([
-        "VEDOMAINS_WEBHOOK_TIMEOUT_SECONDS", "VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS",
-        "VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS", "VEDOMAINS_WEBHOOK_RETRY_WINDOW_SECONDS",
-    ]):
-        problems.append(_error(name, "must be greater than zero.",
-                               "Webhook deliveries and emails are sent and retried by it.", 40))
-    if (settings.VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS
-            > settings.VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS):
-        problems.append(_error(
-            "VEDOMAINS_WEBHOOK_RETRY_BASE_SECONDS",
-            "is larger than VEDOMAINS_WEBHOOK_RETRY_MAX_SECONDS.",
-            "The first retry's delay cannot exceed the cap on every delay.", 41))
-    if not settings.DEFAULT_FROM_EMAIL:
-        problems.append(_error(
-            "DJANGO_DEFAULT_FROM_EMAIL", "is empty.",
-            "Owner emails need a sender address.", 42))
-    if settings.EMAIL_BACKEND.endswith("smtp.EmailBackend") and not settings.EMAIL_HOST:
-        problems.append(_error(
-            "EMAIL_HOST", "is empty while DJANGO_EMAIL_BACKEND is SMTP.",
-            "The SMTP server owner emails are sent through.", 43))
-    return problems
-
-
-# --- Celery -----------------------------------------------------------------------------------
-
-
 def celery_settings_problems() -> list[CheckMessage]:
     if not settings.CELERY_BROKER_URL:
         return [_error("CELERY_BROKER_URL", "is empty.",
                        "Checks, edge pushes and notifications are queued through it.", 50)]
     return []
-
-
-# --- abuse limits -----------------------------------------------------------------------------
 
 
 def abuse_limit_settings_problems() -> list[CheckMessage]:
@@ -292,9 +221,6 @@ def abuse_limit_settings_problems() -> list[CheckMessage]:
             "Failures per account or client address before the admin sign-in locks, and "
             "how long the lock lasts (seconds).", 62))
     return problems
-
-
-# --- web server and Redis ------------------------------------------------------------------
 
 
 def web_settings_problems() -> list[CheckMessage]:
@@ -343,22 +269,33 @@ def _database_password_problems() -> list[CheckMessage]:
     return problems
 
 
+# This app's finders; each app above lists its own in the SETTINGS_FINDERS of its
+# `system_checks` module, and `settings_finders` gathers them all.
 SETTINGS_FINDERS: list[Finder] = [
     domains_settings_problems,
     dns_settings_problems,
     aws_settings_problems,
-    edge_settings_problems,
     cdn_settings_problems,
-    notification_settings_problems,
     celery_settings_problems,
     abuse_limit_settings_problems,
     web_settings_problems,
-    veai_settings_problems,
 ]
 
 
+def settings_finders() -> list[Finder]:
+    """Every installed app's finders, in INSTALLED_APPS order: found by module name,
+    as the admin finds each app's `admin` module, so this app needs no import of the
+    apps above it."""
+    finders: list[Finder] = []
+    for config in apps.get_app_configs():
+        if module_has_submodule(config.module, "system_checks"):
+            module = import_module(f"{config.name}.system_checks")
+            finders += getattr(module, "SETTINGS_FINDERS", [])
+    return finders
+
+
 def settings_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    return [problem for finder in SETTINGS_FINDERS for problem in finder()]
+    return [problem for finder in settings_finders() for problem in finder()]
 
 
 def system_checks_register() -> None:

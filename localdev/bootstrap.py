@@ -173,9 +173,9 @@ def setup(var_dir: Path) -> dict[str, Any]:
     from django.conf import settings
     from django.core.management import call_command
 
-    from domains import edge_sync
-    from domains.edge_config import edge_config_from_settings
     from domains.integrations import edge_store
+    from edge import sync as edge_sync
+    from edge.config import edge_config_from_settings
     from localdev import saas_resources
 
     _say("applying migrations")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from domains import lifecycle
+from domains import queueing
 from domains.models import Role
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from tests.notify_helpers import TaskRecorder
@@ -58,7 +58,7 @@ def queued_tasks(monkeypatch: pytest.MonkeyPatch) -> TaskRecorder:
     """Tasks queued after commit, recorded instead of sent (`.calls`, `.names()`), and run
     in-process on demand (`.run(...)`): for tests that drive the services without a worker."""
     recorder = TaskRecorder()
-    monkeypatch.setattr(lifecycle, "task_send", recorder)
+    monkeypatch.setattr(queueing, "task_send", recorder)
     return recorder
 
 

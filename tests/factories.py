@@ -6,7 +6,7 @@ import factory
 from django.contrib.auth import get_user_model
 
 from domains.models import CustomDomain, DomainStatus, Membership, Plan, Role, Workspace
-from domains.services import ownership_token_for
+from workflow.services import ownership_token_for
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -25,12 +25,13 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 
 def staff_with_perms(*codenames: str) -> object:
-    """A staff user (not superuser) holding exactly these `domains` model permissions."""
+    """A staff user (not superuser) holding exactly these model permissions."""
     from django.contrib.auth.models import Permission
 
     user = UserFactory(is_staff=True)
-    user.user_permissions.set(Permission.objects.filter(content_type__app_label="domains",
-                                                        codename__in=codenames))
+    user.user_permissions.set(Permission.objects.filter(
+        content_type__app_label__in=('domains', 'notifications', 'workflow', 'veai'),
+        codename__in=codenames))
     return user
 
 
@@ -69,7 +70,7 @@ class CustomDomainFactory(factory.django.DjangoModelFactory):
 
 class WebhookEndpointFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = "domains.WebhookEndpoint"
+        model = "notifications.WebhookEndpoint"
 
     name = factory.Sequence(lambda n: f"receiver {n}")
     url = "http://127.0.0.1:9/hooks"

@@ -14,11 +14,11 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from domains import services
 from domains.errors import Throttled
 from domains.models import CustomDomain, DomainStatus, Role
 from tests.factories import CustomDomainFactory, MembershipFactory, WorkspaceFactory
 from tests.needs import need_postgresql
+from workflow import services
 
 pytestmark = pytest.mark.django_db
 

@@ -14,10 +14,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Plan, Role
-from domains.services import ownership_token_for
 from domains.task_names import TaskName
 from tests.factories import CustomDomainFactory, MembershipFactory, UserFactory, WorkspaceFactory
 from tests.notify_helpers import TaskRecorder
+from workflow.services import ownership_token_for
 
 pytestmark = pytest.mark.django_db
 
@@ -398,8 +398,8 @@ def test_the_workspace_form_refuses_a_plan_that_would_silently_mean_a_limit_of_0
 ) -> None:
     from django.forms import modelform_factory
 
-    from domains.admin import WorkspaceAdminForm
     from domains.models import Workspace
+    from staff.admin import WorkspaceAdminForm
 
     form_class = modelform_factory(Workspace, form=WorkspaceAdminForm,
                                    fields=["slug", "name", "plan", "domain_limit_override"])

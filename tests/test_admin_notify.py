@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from domains.models import DomainStatus, Notification, NotificationKind, WebhookEndpoint
+from domains.models import DomainStatus
+from notifications.models import Notification, NotificationKind, WebhookEndpoint
 from tests.factories import CustomDomainFactory, WebhookEndpointFactory
 
 pytestmark = [pytest.mark.django_db]
@@ -18,7 +19,7 @@ def staff_client(client, staff_user):
 
 
 def test_endpoint_secret_is_generated_and_shown_only_on_its_change_page(staff_client):
-    response = staff_client.post("/admin/domains/webhookendpoint/add/", {
+    response = staff_client.post("/admin/notifications/webhookendpoint/add/", {
         "name": "ve.ai app", "url": "https://app.ve.ai/hooks/domains", "active": "on",
         "event_types": ["domain.status_changed"],
     })
@@ -28,15 +29,15 @@ def test_endpoint_secret_is_generated_and_shown_only_on_its_change_page(staff_cl
     assert endpoint.event_types == ["domain.status_changed"]
     assert endpoint.secret not in str(endpoint) and endpoint.secret not in repr(endpoint)
 
-    listing = staff_client.get("/admin/domains/webhookendpoint/").content.decode()
+    listing = staff_client.get("/admin/notifications/webhookendpoint/").content.decode()
     assert "ve.ai app" in listing and endpoint.secret not in listing
-    change = staff_client.get(f"/admin/domains/webhookendpoint/{endpoint.pk}/change/")
+    change = staff_client.get(f"/admin/notifications/webhookendpoint/{endpoint.pk}/change/")
     assert endpoint.secret in change.content.decode()
 
 
 def test_bad_endpoint_urls_are_refused_by_the_form(staff_client):
     for url in ("ftp://app.ve.ai/hooks", "javascript:alert(1)", "not a url"):
-        response = staff_client.post("/admin/domains/webhookendpoint/add/",
+        response = staff_client.post("/admin/notifications/webhookendpoint/add/",
                                      {"name": "x", "url": url, "active": "on"})
         assert response.status_code == 200  # the form again, with an error
     assert not WebhookEndpoint.objects.exists()
@@ -45,7 +46,7 @@ def test_bad_endpoint_urls_are_refused_by_the_form(staff_client):
 def test_rotate_secret(staff_client):
     endpoint = WebhookEndpointFactory()
     old = endpoint.secret
-    staff_client.post("/admin/domains/webhookendpoint/",
+    staff_client.post("/admin/notifications/webhookendpoint/",
                       {"action": "rotate_secret", "_selected_action": [endpoint.pk]})
     endpoint.refresh_from_db()
     assert endpoint.secret != old and endpoint.secret.startswith("whsec_")
@@ -66,6 +67,6 @@ def test_notification_and_delivery_lists_render(staff_client):
     Notification.objects.create(domain=domain, kind=NotificationKind.DOMAIN_ACTIVE,
                                 state_key="status:1", recipients=["o@acme.test"],
                                 sent_at=timezone.now())
-    assert "o@acme.test" in staff_client.get("/admin/domains/notification/").content.decode()
-    assert staff_client.get("/admin/domains/webhookdelivery/").status_code == 200
+    assert "o@acme.test" in staff_client.get("/admin/notifications/notification/").content.decode()
+    assert staff_client.get("/admin/notifications/webhookdelivery/").status_code == 200
     assert staff_client.get("/admin/domains/dashboard/").status_code == 200

@@ -13,17 +13,11 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.utils import timezone
 
-from domains import capacity, dashboard, services, support, tasks
-from domains.models import (
-    CustomDomain,
-    DomainEvent,
-    DomainStatus,
-    EventKind,
-    Notification,
-    NotificationKind,
-    Plan,
-)
+from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Plan
+from notifications.models import Notification, NotificationKind
+from staff import capacity, dashboard, support
 from tests.factories import CustomDomainFactory, UserFactory, WorkspaceFactory
+from workflow import services, tasks
 
 pytestmark = pytest.mark.django_db
 
@@ -194,7 +188,7 @@ def test_read_only_pages_have_no_save_buttons(staff: Client) -> None:
                                                state_key="status:1")
     for url in (f"{CHANGELIST}{domain.pk}/change/",
                 f"/admin/domains/domainevent/{event.pk}/change/",
-                f"/admin/domains/notification/{notification.pk}/change/"):
+                f"/admin/notifications/notification/{notification.pk}/change/"):
         response = staff.get(url)
         assert response.status_code == 200, url
         html = response.content.decode()

@@ -168,7 +168,7 @@ def test_a_unicode_hostname_comes_back_in_both_forms(token_client: Client,
 
 
 def test_django_s_own_csrf_refusal_is_json_under_api_only(rf: Any) -> None:
-    from domains.api.views import csrf_failure
+    from api.views import csrf_failure
 
     r = csrf_failure(rf.post("/api/anything"), reason="CSRF cookie not set.")
     assert r.status_code == 403 and r["Content-Type"].startswith("application/json")

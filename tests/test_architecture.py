@@ -18,6 +18,9 @@ import pytest
 from importlinter import cli
 
 ROOT = Path(__file__).resolve().parent.parent
+# The product's packages: its Django apps, bottom first, and the REST API.
+APPS = ('domains', 'notifications', 'edge', 'workflow', 'veai', 'staff')
+PACKAGES = (*APPS, "api")
 
 
 def test_import_contracts_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,31 +29,33 @@ def test_import_contracts_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_every_module_of_the_product_has_a_layer() -> None:
-    """A module left out of the layers contract would be checked by nothing."""
+    """A module left out of its app's layers contract would be checked by nothing."""
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    [layers] = [c["layers"] for c in config["tool"]["importlinter"]["contracts"]
-                if c["type"] == "layers" and c["containers"] == ["domains"]]
-    placed = {name.strip() for row in layers for name in re.split(r"[|:]", row)}
-    modules = {p.stem for p in (ROOT / "domains").glob("*.py") if p.stem != "__init__"}
-    packages = {p.name for p in (ROOT / "domains").iterdir()
-                if (p / "__init__.py").is_file() and p.name != "migrations"}
-    missing = sorted((modules | packages) - placed)
-    assert missing == [], f"add these to the layers in pyproject.toml: {missing}"
+    contracts = {c["containers"][0]: c["layers"]
+                 for c in config["tool"]["importlinter"]["contracts"]
+                 if c["type"] == "layers" and c.get("containers")}
+    for app in PACKAGES:
+        placed = {name.strip() for row in contracts[app] for name in row.split("|")}
+        modules = {p.stem for p in (ROOT / app).glob("*.py") if p.stem != "__init__"}
+        packages = {p.name for p in (ROOT / app).iterdir()
+                    if (p / "__init__.py").is_file() and p.name != "migrations"}
+        missing = sorted((modules | packages) - placed)
+        assert missing == [], f"add these to the {app} layers in pyproject.toml: {missing}"
 
 
 def test_every_module_of_the_edge_function_has_a_layer() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     [layers] = [c["layers"] for c in config["tool"]["importlinter"]["contracts"]
-                if c["type"] == "layers" and c["containers"] == ["edge_lambda"]]
+                if c["type"] == "layers" and c.get("containers") == ["edge_lambda"]]
     placed = {name.strip() for row in layers for name in row.split("|")}
     modules = {p.stem for p in (ROOT / "edge_lambda").glob("*.py") if p.stem != "__init__"}
     assert sorted(modules - placed) == [], "add these to the edge_lambda layers in pyproject.toml"
 
 
 def test_no_two_modules_of_the_product_import_each_other() -> None:
-    graph = grimp.build_graph("domains", cache_dir=None)
-    # Top-level modules and subpackages of `domains` (a subpackage counts as one module).
-    units = sorted({".".join(m.split(".")[:2]) for m in graph.modules if m != "domains"})
+    graph = grimp.build_graph(*PACKAGES, cache_dir=None)
+    # The apps' top-level modules and subpackages (a subpackage counts as one module).
+    units = sorted({".".join(m.split(".")[:2]) for m in graph.modules if "." in m})
     cycles = [
         (a, b) for a, b in itertools.combinations(units, 2)
         if graph.chain_exists(importer=a, imported=b, as_packages=True)
@@ -75,11 +80,11 @@ def _normalized(name: str) -> str:
 
 def test_production_requirements_cover_what_the_product_imports() -> None:
     """requirements.txt alone runs the product; dev tools stay in requirements-dev.txt."""
-    graph = grimp.build_graph("domains", "vedomains_site", include_external_packages=True,
+    graph = grimp.build_graph(*PACKAGES, "vedomains_site", include_external_packages=True,
                               cache_dir=None)
     third_party = {
         m for m in graph.modules
-        if "." not in m and not m.startswith(("domains", "vedomains_site"))
+        if "." not in m and m not in PACKAGES and not m.startswith("vedomains_site")
         and m not in sys.stdlib_module_names and m != "edge_lambda"  # ours, in this repo
     }
     assert {"django", "celery", "boto3"} <= third_party, "the graph lost its external imports"
@@ -115,7 +120,7 @@ def test_no_tracker_markers_or_unexplained_type_ignores_in_the_code() -> None:
     checked = set(config["tool"]["mypy"]["files"])
     tracker = re.compile(r"\bissue\s+\d+", re.IGNORECASE)
     found = []
-    for folder in ("domains", "vedomains_site", "localdev", "edge_lambda", "tests", "bench"):
+    for folder in (*PACKAGES, "vedomains_site", "localdev", "edge_lambda", "tests", "bench"):
         for path in (ROOT / folder).rglob("*.py"):
             if "node_modules" in path.parts:
                 continue
@@ -135,7 +140,7 @@ def test_the_architecture_drawing_follows_the_import_contract() -> None:
     import tomllib
 
     doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
-    drawing = doc.split("Modules on one row do not import each other.")[1].split("```")[1]
+    drawing = doc.split("Apps and modules on one row do not import each other.")[1].split("```")[1]
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     layers = config["tool"]["importlinter"]["contracts"][0]["layers"]
 
@@ -146,3 +151,29 @@ def test_the_architecture_drawing_follows_the_import_contract() -> None:
 
     firsts = [min(position(m.strip()) for m in layer.split("|")) for layer in layers]
     assert firsts == sorted(firsts), "the drawing's rows are not in the contract's order"
+
+
+def test_the_drawings_follow_each_apps_contract() -> None:
+    """docs/architecture.md draws each app's modules in the order of the app's contract, and
+    the README draws the apps in the order of the apps' contract."""
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    drawing = doc.split("Apps and modules on one row do not import each other.")[1].split("```")[1]
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))[
+        "tool"]["importlinter"]["contracts"]
+    blocks = re.split(r"^ (\w+)/\s+", drawing, flags=re.MULTILINE)
+    drawn = dict(zip(blocks[1::2], blocks[2::2], strict=True))
+    for contract in contracts[1:]:
+        app = contract.get("containers", [""])[0]
+        if contract["type"] != "layers" or app not in PACKAGES:
+            continue
+        positions = []
+        for row in contract["layers"]:
+            found = [re.search(rf"(?<![\w/]){m.strip()}(?:\.py\b|/)", drawn[app])
+                     for m in row.split("|")]
+            assert all(found), f"{app}: {row} is missing from the drawing"
+            positions.append(min(f.start() for f in found if f))
+        assert positions == sorted(positions), f"{app}: the drawing is not in the contract's order"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = readme.split("## The apps")[1].split("```")[1].strip().splitlines()
+    assert [re.findall(r"(\w+)/", row) for row in rows] == [
+        row.replace("|", " ").split() for row in contracts[0]["layers"]]

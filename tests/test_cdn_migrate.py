@@ -9,12 +9,12 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from domains import certificates, checks, services
 from domains.integrations import acm, aws
 from domains.models import CustomDomain, DomainStatus
 from localdev import bootstrap
 from tests.factories import WorkspaceFactory
 from tests.polling import wait_for
+from workflow import certificates, checks, services
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

@@ -14,13 +14,15 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from domains import capacity_alerts, certificates, checks, cleanup, selectors, services
+from domains import selectors
 from domains.integrations import aws, cdn
 from domains.integrations.cdn import CERTIFICATE_FAILURES
-from domains.models import CapacityAlert, CustomDomain, DomainStatus, EventKind
-from domains.outbox import failure_advice
+from domains.models import CustomDomain, DomainStatus, EventKind
+from notifications.outbox import failure_advice
 from tests.factories import UserFactory, WorkspaceFactory
 from tests.polling import wait_for
+from workflow import capacity_alerts, certificates, checks, cleanup, services
+from workflow.models import CapacityAlert
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

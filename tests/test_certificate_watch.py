@@ -17,18 +17,9 @@ from botocore.stub import Stubber
 from django.core import mail
 from django.utils import timezone
 
-from domains import checks, tasks
-from domains.models import (
-    CustomDomain,
-    DomainEvent,
-    DomainStatus,
-    EventKind,
-    Notification,
-    NotificationKind,
-    Role,
-    WebhookDelivery,
-)
+from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Role
 from domains.task_names import TaskName
+from notifications.models import Notification, NotificationKind, WebhookDelivery
 from tests.factories import (
     CustomDomainFactory,
     MembershipFactory,
@@ -37,6 +28,7 @@ from tests.factories import (
     WorkspaceFactory,
 )
 from tests.notify_helpers import LOCMEM_EMAIL, TaskRecorder
+from workflow import checks, tasks
 
 pytestmark = [pytest.mark.django_db]
 

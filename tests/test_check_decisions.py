@@ -1,5 +1,5 @@
 """The check's decisions as a table: (record, DNS answer, certificate, CDN state, now) ->
-verdict, with no server, no database and no network (domains/check_decisions.py).
+verdict, with no server, no database and no network (workflow/check_decisions.py).
 
 Each row names a branch; together they cover every status the checks visit and every way
 out of the pending, tenant-pending, deploying and live decisions. The executor that
@@ -16,13 +16,14 @@ from typing import Any, cast
 import pytest
 from django.conf import settings
 
-from domains import certificates, dns_first
-from domains import check_decisions as cd
-from domains.check_decisions import AlertKind, Effect, Outcome, Verdict
+from domains import dns_first
 from domains.integrations import acm, cdn, dns, dns_caa
 from domains.integrations.errors import IntegrationError
 from domains.models import CustomDomain, DomainStatus
 from domains.task_names import TaskName
+from workflow import certificates
+from workflow import check_decisions as cd
+from workflow.check_decisions import AlertKind, Effect, Outcome, Verdict
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 HOST = "shop.client.com"

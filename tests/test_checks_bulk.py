@@ -11,11 +11,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from domains import check_decisions as cd
-from domains import checks
 from domains.integrations import dns
 from domains.models import CustomDomain, DomainStatus
 from tests.factories import CustomDomainFactory
+from workflow import check_decisions as cd
+from workflow import checks
 
 WRONG = "No record for {}."
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from domains import checks
 from domains.integrations import dns
 from domains.models import DomainStatus
 from tests.factories import CustomDomainFactory
+from workflow import checks
 
 pytestmark = pytest.mark.django_db
 

@@ -34,7 +34,6 @@ import pytest
 from django.db.models import F
 from django.utils import timezone
 
-from domains import certificates, services
 from domains.integrations import acm
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
 from tests.factories import WorkspaceFactory
@@ -42,6 +41,7 @@ from tests.faults import RedisServer, TcpProxy, convergence, use_broker
 from tests.infra import WorkerProcess
 from tests.needs import need_postgresql
 from tests.polling import wait_for
+from workflow import certificates, services
 
 # What is under test is the claim and the exactly-once transitions, which do not depend on
 # the CDN strategy; the per-domain stack attaches in one call, so 120 domains (2,000 in

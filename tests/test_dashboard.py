@@ -16,8 +16,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from domains import dashboard, support
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Workspace
+from staff import dashboard, support
 from tests.factories import WorkspaceFactory
 from tests.needs import need_programs
 

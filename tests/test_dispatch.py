@@ -12,10 +12,10 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from domains import schedule, tasks
 from domains.models import CustomDomain
 from tests.factories import WorkspaceFactory
 from tests.needs import need_postgresql
+from workflow import schedule, tasks
 
 pytestmark = [pytest.mark.integration]
 

@@ -15,13 +15,15 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
-from domains import checks, dns_doctor, support
+from domains import dns_doctor
 from domains.dns_doctor import DiagnosisCode
 from domains.integrations import dns
 from domains.models import CustomDomain, DomainStatus, Role
 from domains.task_names import TaskName
+from staff import support
 from tests.factories import CustomDomainFactory, MembershipFactory, UserFactory, WorkspaceFactory
 from tests.notify_helpers import LOCMEM_EMAIL
+from workflow import checks
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

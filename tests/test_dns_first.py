@@ -17,14 +17,16 @@ from botocore.stub import Stubber
 from django.core import mail
 from django.utils import timezone
 
-from domains import checks, dns_first, selectors, services
+from domains import dns_first, selectors
 from domains.integrations import aws, dns, dns_caa
 from domains.integrations.errors import IntegrationError
-from domains.models import CapacityAlert, CertificateBudgetDay, CustomDomain, DomainStatus
+from domains.models import CustomDomain, DomainStatus
 from domains.task_names import TaskName
 from localdev.saas_manager import DNS_NOT_VERIFIED_MESSAGE
 from tests.factories import UserFactory, WorkspaceFactory
 from tests.polling import wait_for
+from workflow import checks, services
+from workflow.models import CapacityAlert, CertificateBudgetDay
 
 HOST = "gallery.client.com"
 AwsAnswer = dns_first.AwsAnswer
@@ -266,7 +268,7 @@ def test_stubbed_unknown_aws_error_pages_staff_and_the_domain_waits(
     assert "our team has been alerted" in domain.last_error
     alert = CapacityAlert.objects.get()
     assert alert.code == "unexpected:AccessDenied" and alert.is_open
-    from domains import capacity_alerts
+    from workflow import capacity_alerts
 
     assert capacity_alerts.capacity_alert_email(alert_id=alert.pk) == 1
     assert "Unexpected AWS answer" in mail.outbox[-1].subject

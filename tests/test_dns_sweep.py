@@ -1,4 +1,4 @@
-"""DNS-ready first (domains/dns_sweep.py): a pending domain whose CNAME has just been set is
+"""DNS-ready first (workflow/dns_sweep.py): a pending domain whose CNAME has just been set is
 checked now, not at its backed-off next check; the crowd whose DNS is still wrong costs no
 AWS call and no write. Against the loopback DNS server and the SaaS Manager emulator."""
 
@@ -12,9 +12,9 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
-from domains import checks, dns_sweep, schedule, services, tasks
 from domains.models import CustomDomain, DomainStatus
 from tests.factories import WorkspaceFactory
+from workflow import checks, dns_sweep, schedule, services, tasks
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

@@ -10,10 +10,10 @@ from datetime import timedelta
 import pytest
 from django.db.models import F
 
-from domains import services, tasks
 from domains.models import CustomDomain
 from tests.factories import WorkspaceFactory
 from tests.polling import wait_for
+from workflow import services, tasks
 
 pytestmark = [
     pytest.mark.integration, pytest.mark.worker, pytest.mark.django_db(transaction=True),

@@ -26,9 +26,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from domains import edge_sync
 from domains.hostnames import HostnameError, normalize_hostname
 from domains.models import DomainStatus
+from edge import sync as edge_sync
 from edge_lambda import handler as edge
 from edge_lambda.build import default_config
 from tests.factories import CustomDomainFactory, WorkspaceFactory

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from domains import edge_sync
 from domains.integrations import aws, edge_store
 from domains.integrations.edge_store import EdgeItem, RetryDelays
 from domains.integrations.errors import IntegrationError
 from domains.models import CustomDomain, DomainStatus
+from edge import sync as edge_sync
 from tests.factories import WorkspaceFactory
 from tests.faults import TcpProxy
 

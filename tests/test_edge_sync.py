@@ -10,12 +10,13 @@ from botocore.config import Config
 from django.core.management import call_command
 from django.utils import timezone
 
-from domains import edge_sync, services
 from domains.integrations import edge_store
 from domains.integrations.edge_store import EdgeItem
 from domains.integrations.errors import IntegrationError
 from domains.models import CustomDomain, DomainStatus
+from edge import sync as edge_sync
 from tests.factories import CustomDomainFactory, WorkspaceFactory
+from workflow import services
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

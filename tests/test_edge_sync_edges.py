@@ -9,11 +9,12 @@ import pytest
 from django.db.models import F
 from django.utils import timezone
 
-from domains import edge_sync, selectors
+from domains import selectors
 from domains.integrations import edge_store
 from domains.integrations.edge_store import EdgeItem
 from domains.integrations.errors import IntegrationError
 from domains.models import CustomDomain, DomainStatus
+from edge import sync as edge_sync
 from tests.factories import CustomDomainFactory, WorkspaceFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]

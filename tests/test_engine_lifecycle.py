@@ -8,11 +8,12 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from domains import certificates, checks, cleanup, edge_sync, services
 from domains.integrations import acm, aws, edge_store
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
+from edge import sync as edge_sync
 from tests.factories import WorkspaceFactory
 from tests.polling import wait_for
+from workflow import certificates, checks, cleanup, services
 
 # The per-domain strategy (ACM certificates the engine requests, template clones).
 pytestmark = [

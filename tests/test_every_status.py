@@ -15,8 +15,8 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from domains import support
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Workspace
+from staff import support
 from tests.factories import CustomDomainFactory
 
 pytestmark = pytest.mark.django_db

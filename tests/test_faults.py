@@ -25,11 +25,12 @@ from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from domains import certificates, checks, edge_sync, lifecycle, services
+from domains import queueing
 from domains.integrations import acm, edge_store
 from domains.integrations.errors import IntegrationError
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Workspace
 from domains.task_names import TaskName
+from edge import sync as edge_sync
 from tests.factories import WorkspaceFactory
 from tests.faults import (
     RedisServer,
@@ -42,6 +43,7 @@ from tests.faults import (
 )
 from tests.infra import WorkerProcess
 from tests.polling import wait_for
+from workflow import certificates, checks, lifecycle, services
 
 # The per-domain strategy (ACM certificates the engine requests, template clones).
 pytestmark = [
@@ -143,7 +145,7 @@ def broker_flush(broker: RedisServer) -> None:
 def beat(*names: TaskName) -> None:
     """What Celery beat does on its tick: send the periodic tasks to the workers."""
     for name in names:
-        lifecycle.task_send(name)
+        queueing.task_send(name)
 
 
 def transitions() -> int:
@@ -237,7 +239,7 @@ def test_pool_process_killed_mid_edge_sync_is_redelivered_and_a_dead_worker_caug
     proxy.hold(PUT_ITEM, 60)
     worker = start_worker("sync", concurrency=1)
     for host in hosts:
-        lifecycle.task_send(TaskName.EDGE_SYNC_HOSTNAME, host)
+        queueing.task_send(TaskName.EDGE_SYNC_HOSTNAME, host)
     proxy.wait_seen(PUT_ITEM, 1, timeout=30)
     killed = kill_pool_children(worker.proc.pid)
     proxy.clear_holds()

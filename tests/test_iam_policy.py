@@ -89,7 +89,11 @@ def _source_tag_sets() -> list[dict[str, str]]:
     """The `tags={...}` the code passes to acm.request_certificate (every caller), read from
     domains/ so a new key cannot slip past this test."""
     found = []
-    for path in (ROOT / "domains").rglob("*.py"):
+    for path in (
+        p
+        for app in ("domains", "notifications", "edge", "workflow", "veai", "staff", "api")
+        for p in (ROOT / app).rglob("*.py")
+    ):
         for body in re.findall(r"tags=\{([^}]*)\}", path.read_text()):
             keys = re.findall(r"\"(vedomains-[a-z-]+)\"\s*:", body)
             if keys:
@@ -299,7 +303,7 @@ CALLS: dict[str, list[Request]] = {
     "acm:ListTagsForCertificate": [Request("acm:ListTagsForCertificate", CERT)],
     "acm:ListCertificates": [Request("acm:ListCertificates", "*")],
     # A removed tenant's CloudFront-managed certificate is labelled ours, then deleted
-    # (domains/cleanup.py): CloudFront requested it, so it carries no tag of ours yet.
+    # (workflow/cleanup.py): CloudFront requested it, so it carries no tag of ours yet.
     "acm:AddTagsToCertificate": [Request("acm:AddTagsToCertificate", CERT,
                                          request_tags=MANAGED)],
     "acm:DeleteCertificate": [Request("acm:DeleteCertificate", CERT, resource_tags=MANAGED)],

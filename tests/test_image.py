@@ -118,7 +118,7 @@ sys.meta_path.insert(0, Block())
 import django
 django.setup()
 # What the worker and beat import, besides what `check` loads.
-import vedomains_site.celery, domains.tasks, domains.admin, domains.api.views  # noqa
+import vedomains_site.celery, workflow.tasks, staff.admin, api.views  # noqa
 from django.core.management import execute_from_command_line
 execute_from_command_line(["manage.py", "check", "--deploy"])
 """

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from domains import certificates, checks, services
 from domains.integrations import acm, aws
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
 from domains.task_names import TaskName
 from tests.notify_helpers import TaskRecorder
 from tests.polling import wait_for
+from workflow import certificates, checks, services
 
 # The per-domain strategy (ACM certificates the engine requests, template clones).
 pytestmark = [

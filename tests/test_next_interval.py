@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from domains.models import CustomDomain
-from domains.schedule import next_interval
+from workflow.schedule import next_interval
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

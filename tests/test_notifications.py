@@ -14,17 +14,13 @@ from django.core import mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from domains import checks, lifecycle, notifications, services
-from domains.models import (
-    CustomDomain,
-    DomainStatus,
-    Notification,
-    NotificationKind,
-    Role,
-)
+from domains.models import CustomDomain, DomainStatus, Role
 from domains.task_names import TaskName
+from notifications import sending
+from notifications.models import Notification, NotificationKind
 from tests.factories import CustomDomainFactory, MembershipFactory, UserFactory, WorkspaceFactory
 from tests.notify_helpers import LOCMEM_EMAIL, TaskRecorder
+from workflow import checks, lifecycle, services
 
 pytestmark = [pytest.mark.django_db]
 
@@ -99,8 +95,8 @@ def test_misconfigured_email_names_hostname_record_and_deadline(
         with time_machine.travel(timezone.now() + timedelta(hours=hours), tick=True):
             assert _check(domain, django_capture_on_commit_callbacks) == "still_misconfigured"
             queued.run()
-            for pk in notifications.due_notifications():
-                notifications.notification_send(notification_id=pk)
+            for pk in sending.due_notifications():
+                sending.notification_send(notification_id=pk)
     assert len(mail.outbox) == 2
     assert Notification.objects.filter(domain=domain).count() == 1
     sent = Notification.objects.get(domain=domain)
@@ -149,7 +145,7 @@ def test_racing_senders_send_once(people, queued, django_capture_on_commit_callb
                             updates={"activated_at": timezone.now()})
     # The task queued after commit, a duplicate of it, and the periodic pass all try.
     [(pk,)] = [args for name, args in queued.calls if name == TaskName.NOTIFICATION_SEND]
-    results = [notifications.notification_send(notification_id=pk) for _ in range(3)]
+    results = [sending.notification_send(notification_id=pk) for _ in range(3)]
     assert results == ["sent", "not_due", "not_due"]
     assert len(mail.outbox) == 2
     assert mail.outbox[0].subject == f"{HOST} is live on ve.ai"
@@ -202,7 +198,7 @@ def test_no_owner_email_is_recorded_not_retried(queued, django_capture_on_commit
                             allowed_from=[DomainStatus.PENDING_VALIDATION], source="test")
     assert queued.run(TaskName.NOTIFICATION_SEND) == ["no_recipients"]
     assert Notification.objects.get(domain=domain).skipped == "no_recipients"
-    assert notifications.due_notifications() == []
+    assert sending.due_notifications() == []
 
 
 def test_smtp_failure_is_retried_later_and_then_sent(
@@ -231,7 +227,7 @@ def test_smtp_failure_is_retried_later_and_then_sent(
     assert notification.recipients == ["admin@acme.test"] and notification.sent_at is None
     monkeypatch.setattr(EmailBackend, "send_messages", real_send)
     with time_machine.travel(notification.next_attempt_at + timedelta(seconds=1), tick=True):
-        assert [notifications.notification_send(notification_id=pk)
-                for pk in notifications.due_notifications()] == ["sent"]
+        assert [sending.notification_send(notification_id=pk)
+                for pk in sending.due_notifications()] == ["sent"]
     # Each person got the message once: the retry did not resend the admin's copy.
     assert sorted(m.to[0] for m in mail.outbox) == ["admin@acme.test", "owner@acme.test"]

@@ -7,8 +7,8 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from domains import lifecycle
-from domains.models import DomainStatus, Notification, WebhookDelivery
+from domains.models import DomainStatus
+from notifications.models import Notification, WebhookDelivery
 from tests.factories import (
     CustomDomainFactory,
     MembershipFactory,
@@ -19,6 +19,7 @@ from tests.factories import (
 from tests.notify_helpers import webhook_receiver
 from tests.polling import wait_for
 from tests.test_webhooks import verify_signature
+from workflow import lifecycle
 
 pytestmark = [pytest.mark.integration, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

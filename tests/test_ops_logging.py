@@ -15,9 +15,9 @@ from django.db import transaction
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from domains import lifecycle, tasks
-from domains.models import CustomDomain, DeliveryStatus, DomainStatus, Role, WebhookDelivery
+from domains.models import CustomDomain, DomainStatus, Role
 from domains.task_names import TaskName
+from notifications.models import DeliveryStatus, WebhookDelivery
 from tests.factories import (
     CustomDomainFactory,
     MembershipFactory,
@@ -30,6 +30,7 @@ from tests.ops_helpers import captured_json_logs
 from tests.polling import wait_for
 from vedomains_site.observability import context
 from vedomains_site.observability.logs import REDACTED, redact
+from workflow import lifecycle, tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 DRF_TOKEN = "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"

@@ -15,16 +15,22 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from domains import certificates, edge_sync, lifecycle, services, tasks
+from domains import queueing
 from domains.integrations import acm, aws
 from domains.integrations.errors import IntegrationError
-from domains.models import CustomDomain, DomainStatus, WebhookDelivery
+from domains.models import CustomDomain, DomainStatus
 from domains.task_names import TaskName
+from edge import sync as edge_sync
+from edge import tasks as edge_tasks
+from notifications import tasks as notifications_tasks
+from notifications.models import WebhookDelivery
 from tests.factories import CustomDomainFactory, WebhookEndpointFactory, WorkspaceFactory
 from tests.notify_helpers import webhook_receiver
 from tests.ops_helpers import METRICS_TOKEN, aws_answering, closed_port, scrape
 from tests.polling import wait_for
 from vedomains_site.observability import counters, emf, queues
+from workflow import certificates, lifecycle, services
+from workflow import tasks as workflow_tasks
 
 HOST = "metrics.client.com"
 
@@ -89,7 +95,7 @@ def test_a_real_check_moves_domains_checks_durations_aws_calls_and_edge_lag(
 
     # The check runs as the worker runs it: the task, through Celery's tracer (signals).
     CustomDomain.objects.filter(pk=domain.pk).update(next_check_at=timezone.now())
-    result = tasks.domains_check_batch.apply(args=[[domain.pk]])
+    result = workflow_tasks.domains_check_batch.apply(args=[[domain.pk]])
     assert result.get() == 1
     domain.refresh_from_db()
     assert domain.status == DomainStatus.ACTIVE
@@ -204,7 +210,7 @@ def test_an_aws_endpoint_that_does_not_answer_counts_a_network_error(
 def test_webhook_deliveries_and_failures_move(
     clean_redis: str, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(lifecycle, "task_send", lambda *a, **k: None)  # the test runs them
+    monkeypatch.setattr(queueing, "task_send", lambda *a, **k: None)  # the test runs them
     with webhook_receiver() as receiver:
         WebhookEndpointFactory(url=receiver.url)
         before = scrape()
@@ -214,9 +220,9 @@ def test_webhook_deliveries_and_failures_move(
                 assert lifecycle.domain_transition(domain=domain, to=to,
                                                    allowed_from=[domain.status], source="test")
         first, second = WebhookDelivery.objects.order_by("pk")
-        assert tasks.webhook_deliver.apply(args=[first.pk]).get() == "delivered"
+        assert notifications_tasks.webhook_deliver.apply(args=[first.pk]).get() == "delivered"
         receiver.default = 500
-        assert tasks.webhook_deliver.apply(args=[second.pk]).get() == "retry"
+        assert notifications_tasks.webhook_deliver.apply(args=[second.pk]).get() == "retry"
     after = scrape()
     assert after.get_value("vedomains_webhook_attempts_total", outcome="delivered") == (
         before.get_value("vedomains_webhook_attempts_total", outcome="delivered") + 1)
@@ -234,9 +240,9 @@ def test_webhook_deliveries_and_failures_move(
 def test_queue_depth_per_queue_from_the_broker_and_as_emf(clean_redis: str) -> None:
     assert set(scrape().total("vedomains_queue_depth", queue=q) for q in queues.names()) == {0}
     for _ in range(3):
-        tasks.domains_check_batch.apply_async(args=[[1]])
-    tasks.webhook_deliver.apply_async(args=[1])
-    tasks.edge_sync_hostname.apply_async(args=["x.client.com"])
+        workflow_tasks.domains_check_batch.apply_async(args=[[1]])
+    notifications_tasks.webhook_deliver.apply_async(args=[1])
+    edge_tasks.edge_sync_hostname.apply_async(args=["x.client.com"])
     found = scrape()
     assert {q: found.get_value("vedomains_queue_depth", queue=q) for q in queues.names()} == {
         "checks": 3, "notifications": 1, "edge": 1}

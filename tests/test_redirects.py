@@ -10,12 +10,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from domains import edge_sync, lifecycle, selectors, services
+from domains import selectors
 from domains.integrations import edge_store
 from domains.integrations.edge_store import EdgeItem
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Role
 from domains.task_names import TaskName
+from edge import sync as edge_sync
 from tests.factories import CustomDomainFactory, MembershipFactory, WorkspaceFactory
+from workflow import lifecycle, services
 
 pytestmark = pytest.mark.django_db
 

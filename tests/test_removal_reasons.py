@@ -34,7 +34,7 @@ def _removed(workspace: object, n: int, source: str, before: str, detached: bool
     DomainEvent.objects.create(domain=domain, kind=EventKind.STATUS_CHANGED, source=source,
                                from_status=before, to_status=DomainStatus.REMOVED,
                                message=f"removed #{n}")
-    if detached:  # recorded after the removal it explains, as domains.plans does
+    if detached:  # recorded after the removal it explains, as veai.plans does
         DomainEvent.objects.create(domain=domain, kind=EventKind.PLAN_DETACHED, source=source)
     return domain
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from domains import checks, cleanup, services
 from domains.integrations import aws, cdn
 from domains.models import CustomDomain
 from tests.factories import WorkspaceFactory
 from tests.polling import wait_for
+from workflow import checks, cleanup, services
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db]
 

@@ -22,9 +22,9 @@ from localdev.dns_server import LocalDNSServer
 
 def _record_tasks(monkeypatch: pytest.MonkeyPatch, recorder: Any = None) -> None:
     """Tasks queued after commit are recorded (or dropped), not sent to a broker."""
-    from domains import lifecycle
+    from domains import queueing
 
-    monkeypatch.setattr(lifecycle, "task_send", recorder or (lambda name, *args: None))
+    monkeypatch.setattr(queueing, "task_send", recorder or (lambda name, *args: None))
 
 
 # --- item 11: local DNS control API from a web page -----------------------------------------
@@ -117,8 +117,9 @@ def test_attack_crlf_owner_address_blocks_the_other_owners(
     from django.core import mail
     from django.db import transaction
 
-    from domains import lifecycle, notifications
-    from domains.models import DomainStatus, Notification, Role
+    from domains.models import DomainStatus, Role
+    from notifications import sending
+    from notifications.models import Notification
     from tests.factories import (
         CustomDomainFactory,
         MembershipFactory,
@@ -126,6 +127,7 @@ def test_attack_crlf_owner_address_blocks_the_other_owners(
         WorkspaceFactory,
     )
     from tests.notify_helpers import LOCMEM_EMAIL, TaskRecorder
+    from workflow import lifecycle
 
     settings.EMAIL_BACKEND = LOCMEM_EMAIL
     queued = TaskRecorder()
@@ -142,7 +144,7 @@ def test_attack_crlf_owner_address_blocks_the_other_owners(
     assert queued.run(TaskName.NOTIFICATION_SEND) == ["sent"]
     assert [m.to for m in mail.outbox] == [["owner@acme.test"]]
     assert all("victim" not in str(m.message()) for m in mail.outbox)
-    assert notifications.due_notifications() == []
+    assert sending.due_notifications() == []
     assert Notification.objects.get(domain=domain).recipients == ["owner@acme.test"]
 
 
@@ -225,7 +227,7 @@ def test_attack_view_only_staff_reads_webhook_signing_secret(client: Any) -> Non
     from tests.factories import WebhookEndpointFactory, staff_with_perms
 
     endpoint = WebhookEndpointFactory()
-    url = f"/admin/domains/webhookendpoint/{endpoint.pk}/change/"
+    url = f"/admin/notifications/webhookendpoint/{endpoint.pk}/change/"
     client.force_login(staff_with_perms("view_webhookendpoint"))
     response = client.get(url)
     assert response.status_code == 200
@@ -247,9 +249,9 @@ def test_attack_takeover_after_another_workspace_s_claim_failed_or_was_removed(
     name: B must prove ownership with its own TXT record."""
     from django.db import transaction
 
-    from domains import lifecycle, services
     from domains.models import DomainStatus
     from tests.factories import WorkspaceFactory
+    from workflow import lifecycle, services
 
     _record_tasks(monkeypatch)
     a, b = WorkspaceFactory(slug="ws-a"), WorkspaceFactory(slug="ws-b")
@@ -300,8 +302,8 @@ def test_attack_new_workspace_takes_an_old_slug_and_inherits_txt_tokens(
 ) -> None:
     """Tokens were derived from the slug: a workspace created later under a slug another
     workspace once had would be handed that workspace's proofs. They follow the id now."""
-    from domains import services
     from domains.models import Workspace
+    from workflow import services
 
     first = Workspace.objects.create(slug="acme", name="Acme", plan="pro")
     before = services.ownership_token_for(
@@ -357,9 +359,11 @@ def _deliver_once(url: str, django_capture_on_commit_callbacks: Any,
                   monkeypatch: pytest.MonkeyPatch) -> Any:
     from django.db import transaction
 
-    from domains import lifecycle, notifications
-    from domains.models import DomainStatus, WebhookDelivery, WebhookEndpoint
+    from domains.models import DomainStatus
+    from notifications import sending
+    from notifications.models import WebhookDelivery, WebhookEndpoint
     from tests.factories import CustomDomainFactory, WebhookEndpointFactory
+    from workflow import lifecycle
 
     _record_tasks(monkeypatch)
     endpoint = WebhookEndpointFactory()
@@ -370,7 +374,7 @@ def _deliver_once(url: str, django_capture_on_commit_callbacks: Any,
         lifecycle.domain_transition(domain=domain, to=DomainStatus.ACTIVE,
                             allowed_from=[DomainStatus.PENDING_VALIDATION], source="test")
     delivery = WebhookDelivery.objects.get(endpoint=endpoint)
-    outcome = notifications.webhook_deliver(delivery_id=delivery.pk)
+    outcome = sending.webhook_deliver(delivery_id=delivery.pk)
     delivery.refresh_from_db()
     return outcome, delivery
 
@@ -464,7 +468,7 @@ def test_attack_plain_http_webhook_outside_debug(settings: Any) -> None:
 
 @pytest.mark.django_db
 def test_attack_webhook_response_body_stored_for_staff_to_read() -> None:
-    from domains.models import WebhookDelivery
+    from notifications.models import WebhookDelivery
 
     assert "response_excerpt" not in {f.name for f in WebhookDelivery._meta.get_fields()}
 
@@ -475,7 +479,7 @@ def test_attack_webhook_endpoint_saved_with_a_name_resolving_to_a_private_addres
 ) -> None:
     import socket
 
-    from domains.models import WebhookEndpoint
+    from notifications.models import WebhookEndpoint
     from tests.factories import UserFactory
 
     real_getaddrinfo = socket.getaddrinfo
@@ -487,7 +491,7 @@ def test_attack_webhook_endpoint_saved_with_a_name_resolving_to_a_private_addres
 
     monkeypatch.setattr(socket, "getaddrinfo", fake_dns)
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
-    response = client.post("/admin/domains/webhookendpoint/add/", {
+    response = client.post("/admin/notifications/webhookendpoint/add/", {
         "name": "x", "url": "https://hooks.attacker.example/h", "active": "on"})
     assert response.status_code == 200 and "non-public" in response.content.decode()
     assert not WebhookEndpoint.objects.exists()
@@ -569,11 +573,11 @@ def test_attack_register_and_remove_loop_exhausts_the_acm_request_quota(
     """A 3-domain workspace registers and removes names in a loop. Names whose CNAME never
     points at us cost no certificate; the rest stop at the workspace's daily budget, held
     with the reason; the platform budget caps everyone; nothing is counted twice."""
-    from domains import services
+    from workflow import services
 
     try:  # the engine was split into checks and certificates (struct)
-        from domains.certificates import domain_request_certificate
-        from domains.checks import domain_check
+        from workflow.certificates import domain_request_certificate
+        from workflow.checks import domain_check
     except ImportError:
         from domains.engine import domain_check, domain_request_certificate
     from domains.errors import Throttled
@@ -643,8 +647,8 @@ def test_attack_register_and_remove_loop_exhausts_the_acm_request_quota(
         outcomes.append(domain_request_certificate(domain_id=domain.pk))
     assert outcomes[-3:] == ["requested", "requested", "certificate_budget"]
     assert acm_certificates() == 6
-    from domains.certificate_budget import certificate_budget_usage
-    from domains.models import CertificateBudgetDay
+    from workflow.certificate_budget import certificate_budget_usage
+    from workflow.models import CertificateBudgetDay
 
     usage = certificate_budget_usage()
     assert (usage["platform_used"], usage["platform_limit"]) == (6, 6)
@@ -656,8 +660,8 @@ def test_attack_register_and_remove_loop_exhausts_the_acm_request_quota(
 def test_attack_certificate_budget_shown_on_the_dashboard(client: Any, settings: Any) -> None:
     from django.utils import timezone
 
-    from domains.models import CertificateBudgetDay
     from tests.factories import UserFactory
+    from workflow.models import CertificateBudgetDay
 
     settings.VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY = 50
     CertificateBudgetDay.objects.create(day=timezone.now().date(), workspace=None, count=37)
@@ -693,10 +697,14 @@ def _app_operations() -> set[str]:
     import botocore.session
     from botocore import xform_name
 
-    root = Path(__file__).resolve().parent.parent / "domains"
+    root = Path(__file__).resolve().parent.parent
     session = botocore.session.get_session()
     found: set[str] = set()
-    for path in root.rglob("*.py"):
+    for path in (
+        p
+        for app in ("domains", "notifications", "edge", "workflow", "veai", "staff", "api")
+        for p in (root / app).rglob("*.py")
+    ):
         if "migrations" in path.parts or path.name in OPERATOR_ONLY_MODULES:
             continue
         source = path.read_text()

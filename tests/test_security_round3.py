@@ -62,12 +62,12 @@ def test_guard_webhook_to_a_public_address_still_allowed(address: str, settings:
 def test_attack_one_enterprise_workspace_spends_the_platform_s_daily_budget(
     settings: Any,
 ) -> None:
-    from domains.certificate_budget import (
+    from tests.factories import WorkspaceFactory
+    from workflow.certificate_budget import (
         CertificateBudgetExceeded,
         certificate_budget_check,
         certificate_budget_consume,
     )
-    from tests.factories import WorkspaceFactory
 
     settings.VEDOMAINS_CERT_BUDGET_WORKSPACE_DAILY = 10
     settings.VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY = 50
@@ -107,13 +107,13 @@ def test_attack_seed_adoption_activates_a_name_another_workspace_held_without_pr
     """`other` held shop.client.com and never released it (its claim was removed); the
     seed's table has an active item giving the name to `acme`. Adoption must ask for the
     same TXT proof as a registration would, and adopt once the record is there."""
-    from domains import lifecycle
-    from domains.adoption import seed_table_adopt
+    from domains import queueing
     from domains.models import CustomDomain, DomainStatus
     from tests.factories import CustomDomainFactory, WorkspaceFactory
     from tests.veai.test_adoption import _wait_issued, seed_register, seed_validate
+    from veai.adoption import seed_table_adopt
 
-    monkeypatch.setattr(lifecycle, "task_send", lambda name, *args: None)
+    monkeypatch.setattr(queueing, "task_send", lambda name, *args: None)
     other = WorkspaceFactory(slug="other", plan="pro")
     CustomDomainFactory(hostname="shop.client.com", workspace=other,
                         status=DomainStatus.REMOVED)
@@ -258,10 +258,11 @@ def test_attack_slug_freed_by_a_rename_taken_at_once_by_another_workspace(
     import time_machine
     from django.utils import timezone
 
-    from domains import lifecycle, workspace_sync
+    from domains import queueing
     from domains.errors import Conflict
+    from veai import workspace_sync
 
-    monkeypatch.setattr(lifecycle, "task_send", lambda name, *args: None)
+    monkeypatch.setattr(queueing, "task_send", lambda name, *args: None)
     settings.VEDOMAINS_EDGE_POSITIVE_TTL_SECONDS = 300
 
     def upsert(external_id: str, slug: str, version: int) -> Any:
@@ -292,10 +293,11 @@ def test_attack_staff_create_a_workspace_on_a_held_slug(
 ) -> None:
     from django.contrib.auth import get_user_model
 
-    from domains import lifecycle, workspace_sync
+    from domains import queueing
     from domains.models import Workspace
+    from veai import workspace_sync
 
-    monkeypatch.setattr(lifecycle, "task_send", lambda name, *args: None)
+    monkeypatch.setattr(queueing, "task_send", lambda name, *args: None)
     for version, slug in enumerate(["alpha", "beta"], start=1):
         workspace_sync.workspace_upsert(data=workspace_sync.workspace_input(
             external_id="ws_a", data={"slug": slug, "name": "A", "plan": "pro",
@@ -310,9 +312,10 @@ def test_attack_staff_create_a_workspace_on_a_held_slug(
 
 @pytest.mark.django_db
 def test_guard_a_workspace_takes_its_own_old_slug_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    from domains import lifecycle, workspace_sync
+    from domains import queueing
+    from veai import workspace_sync
 
-    monkeypatch.setattr(lifecycle, "task_send", lambda name, *args: None)
+    monkeypatch.setattr(queueing, "task_send", lambda name, *args: None)
     for version, slug in enumerate(["alpha", "beta", "alpha"], start=1):
         result = workspace_sync.workspace_upsert(data=workspace_sync.workspace_input(
             external_id="ws_a", data={"slug": slug, "name": "A", "plan": "pro",
@@ -458,7 +461,7 @@ def test_attack_malformed_service_signature(
 ) -> None:
     import time
 
-    from domains.api.authentication import SIGNATURE_HEADER
+    from api.authentication import SIGNATURE_HEADER
 
     value = header.replace("{now}", str(int(time.time())))
     client = _client(**{"HTTP_" + SIGNATURE_HEADER.upper().replace("-", "_"): value})

@@ -20,8 +20,8 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from domains import edge_sync
 from domains.models import CustomDomain, DomainStatus, Role
+from edge import sync as edge_sync
 from tests.factories import CustomDomainFactory, MembershipFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db

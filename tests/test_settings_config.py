@@ -100,7 +100,7 @@ def _start(extra: dict[str, str], tmp_path: Path, show: tuple[str, ...] = ()
     ({"VEDOMAINS_DNS_TIMEOUT": "2"},
      "VEDOMAINS_DNS_TIMEOUT was renamed VEDOMAINS_DNS_TIMEOUT_SECONDS"),
     ({"VEDOMAINS_DISPATCH_LIMIT": "5"},
-     "VEDOMAINS_DISPATCH_LIMIT is no longer a setting: a constant in domains/schedule.py"),
+     "VEDOMAINS_DISPATCH_LIMIT is no longer a setting: a constant in workflow/schedule.py"),
     ({"VEDOMAINS_DNS_CONCURRENCY": "lots"},
      "VEDOMAINS_DNS_CONCURRENCY is 'lots', which is not a whole number."),
     ({"VEDOMAINS_DNS_TIMEOUT_SECONDS": "2s"},

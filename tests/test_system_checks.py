@@ -149,7 +149,7 @@ def test_missing_cdn_resources_are_not_reported_in_development() -> None:
 
 
 def test_every_finder_is_registered_and_each_message_is_an_error() -> None:
-    assert len(system_checks.SETTINGS_FINDERS) == 10
+    assert len(system_checks.settings_finders()) == 10
     with override_settings(**{**VALID, "VEDOMAINS_DNS_TIMEOUT_SECONDS": 0,
                               "CELERY_BROKER_URL": ""}):
         found = system_checks.settings_check()

@@ -20,13 +20,14 @@ import time_machine
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from domains import certificates, checks, cleanup, edge_sync, services
 from domains.errors import Conflict
 from domains.integrations import acm, dns, edge_store
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Role, Workspace
+from edge import sync as edge_sync
 from tests.factories import CustomDomainFactory, MembershipFactory, WorkspaceFactory
 from tests.faults import cloudfront_aliases
 from tests.polling import wait_for
+from workflow import certificates, checks, cleanup, services
 
 # The per-domain strategy (ACM certificates the engine requests, template clones).
 pytestmark = [

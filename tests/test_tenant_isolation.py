@@ -21,15 +21,8 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from domains.models import (
-    CustomDomain,
-    DomainEvent,
-    DomainStatus,
-    EventKind,
-    Membership,
-    Role,
-    WebhookEndpoint,
-)
+from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind, Membership, Role
+from notifications.models import WebhookEndpoint
 from tests.factories import (
     CustomDomainFactory,
     MembershipFactory,
@@ -222,20 +215,20 @@ def test_webhook_secret_rotation_needs_staff_with_change_permission(
     world: World, who: str
 ) -> None:
     endpoint = WebhookEndpointFactory()
-    url = reverse("admin:domains_webhookendpoint_changelist")
+    url = reverse("admin:notifications_webhookendpoint_changelist")
     r = run_action(browser(world, who), url, "rotate_secret", [endpoint.pk])
     if who in NON_STAFF:
         assert_sent_to_login(r)
     assert WebhookEndpoint.objects.get(pk=endpoint.pk).secret == endpoint.secret
     # The secret is on the change page only, and only for staff who may view it.
     page = browser(world, who).get(
-        reverse("admin:domains_webhookendpoint_change", args=[endpoint.pk]))
+        reverse("admin:notifications_webhookendpoint_change", args=[endpoint.pk]))
     assert endpoint.secret.encode() not in page.content or who == "staff_viewer"
 
 
 def test_superuser_rotates_a_webhook_secret(world: World) -> None:
     endpoint = WebhookEndpointFactory()
-    url = reverse("admin:domains_webhookendpoint_changelist")
+    url = reverse("admin:notifications_webhookendpoint_changelist")
     r = run_action(browser(world, "superuser"), url, "rotate_secret", [endpoint.pk])
     assert r.status_code == 302
     assert WebhookEndpoint.objects.get(pk=endpoint.pk).secret != endpoint.secret

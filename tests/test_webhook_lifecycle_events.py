@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from domains.models import WebhookEventType
 from domains.task_names import TaskName
+from notifications.models import WebhookEventType
 from tests.factories import WebhookEndpointFactory
 from tests.notify_helpers import Receiver, TaskRecorder, webhook_receiver
 

@@ -18,18 +18,13 @@ import time_machine
 from django.db import transaction
 from django.utils import timezone
 
-from domains import lifecycle, notifications, outbox, tasks
-from domains.models import (
-    CustomDomain,
-    DeliveryStatus,
-    DomainStatus,
-    WebhookDelivery,
-    WebhookEndpoint,
-    WebhookEventType,
-)
+from domains.models import CustomDomain, DomainStatus
 from domains.task_names import TaskName
+from notifications import outbox, sending, tasks
+from notifications.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEventType
 from tests.factories import CustomDomainFactory, WebhookEndpointFactory, WorkspaceFactory
 from tests.notify_helpers import Receiver, TaskRecorder, webhook_receiver
+from workflow import lifecycle
 
 pytestmark = [pytest.mark.django_db]
 
@@ -141,14 +136,14 @@ def test_receiver_500_then_200_gets_the_event_once_more_and_no_more(
     wait = delivery.next_attempt_at - timezone.now()
     assert timedelta(seconds=10) < wait <= timedelta(seconds=31)
     # Not due yet: an early duplicate task does nothing.
-    assert notifications.webhook_deliver(delivery_id=delivery.pk) == "not_due"
+    assert sending.webhook_deliver(delivery_id=delivery.pk) == "not_due"
 
     with time_machine.travel(delivery.next_attempt_at + timedelta(seconds=1), tick=True):
         tasks.notifications_dispatch()  # beat's pass queues what is due
         assert _deliveries(queued) == ["delivered"]
     for hours in (1, 6, 25, 48):
         with time_machine.travel(timezone.now() + timedelta(hours=hours), tick=True):
-            assert notifications.due_deliveries() == []
+            assert sending.due_deliveries() == []
             tasks.notifications_dispatch()
             assert _deliveries(queued) == []
 
@@ -175,7 +170,7 @@ def test_retries_back_off_for_24_hours_then_give_up(
     while delivery.status == DeliveryStatus.PENDING:
         due = delivery.next_attempt_at
         with time_machine.travel(due + timedelta(seconds=1), tick=False):
-            assert notifications.webhook_deliver(delivery_id=delivery.pk) in {"retry", "failed"}
+            assert sending.webhook_deliver(delivery_id=delivery.pk) in {"retry", "failed"}
         delivery.refresh_from_db()
         if delivery.next_attempt_at:
             gaps.append((delivery.next_attempt_at - due).total_seconds())
@@ -242,7 +237,7 @@ def test_replay_from_the_admin_sends_the_same_event_again(
 
     client.force_login(staff_user)
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/admin/domains/webhookdelivery/",
+        response = client.post("/admin/notifications/webhookdelivery/",
                                {"action": "replay", "_selected_action": [delivery.pk]})
     assert response.status_code == 302
     assert _deliveries(queued) == ["delivered"]
@@ -252,7 +247,9 @@ def test_replay_from_the_admin_sends_the_same_event_again(
     assert delivery.replays == 1 and delivery.attempts == 2
     assert any(e.get("replayed_by") == staff_user.username for e in delivery.attempt_log)
     # The delivery's admin page shows the attempts; the secret is not on it.
-    page = client.get(f"/admin/domains/webhookdelivery/{delivery.pk}/change/").content.decode()
+    page = client.get(
+        f"/admin/notifications/webhookdelivery/{delivery.pk}/change/"
+    ).content.decode()
     assert f"replayed by {staff_user.username}" in page
     assert endpoint.secret not in page
 
@@ -300,8 +297,8 @@ def test_the_outbox_commits_or_rolls_back_with_the_status_change(endpoint, queue
 
 
 def test_the_signing_helper_matches_the_documented_format(db):
-    body = notifications.canonical_body({"b": 1, "a": "é"})
+    body = sending.canonical_body({"b": 1, "a": "é"})
     assert body == b'{"a":"\\u00e9","b":1}'
-    header = notifications.sign("whsec_x", 1700000000, body)
+    header = sending.sign("whsec_x", 1700000000, body)
     assert verify_signature("whsec_x", body, header, now=1700000000)
     assert json.loads(body) == {"a": "é", "b": 1}

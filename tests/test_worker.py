@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from domains import services, tasks
 from domains.integrations import edge_store
 from domains.models import CustomDomain, DomainStatus
 from tests.factories import WorkspaceFactory
 from tests.polling import wait_for
+from workflow import services, tasks
 
 # The per-domain strategy (ACM certificates the engine requests, template clones).
 pytestmark = [

@@ -39,7 +39,7 @@ def _setup_periodic_tasks(sender: Celery, **_: object) -> None:
     )
     if settings.VEDOMAINS_DNS_SWEEP_INTERVAL_SECONDS > 0:
         # DNS-ready first: a CNAME just set is seen within a tick or two, not at the
-        # domain's backed-off next check (domains/dns_sweep.py).
+        # domain's backed-off next check (workflow/dns_sweep.py).
         sender.add_periodic_task(
             settings.VEDOMAINS_DNS_SWEEP_INTERVAL_SECONDS,
             sender.signature(TaskName.PENDING_DNS_SWEEP.value),

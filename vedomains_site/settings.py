@@ -75,6 +75,11 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "corsheaders",
     "domains",
+    "notifications",
+    "edge",
+    "workflow",
+    "veai",
+    "staff",
 ]
 # Development tooling (localdev/: `manage.py local_dns` for the local DNS server) in local
 # runs and tests only; production installs requirements.txt, which lacks its packages.
@@ -181,7 +186,7 @@ LOGGING = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # The main app's bearer JWTs first; a "Token ..." header is left to DRF's.
-        "domains.api.authentication.MainAppJWTAuthentication",
+        "api.authentication.MainAppJWTAuthentication",
         "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
@@ -189,7 +194,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "domains.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "domain_register_user": env.str("VEDOMAINS_THROTTLE_REGISTER_USER", default="30/hour"),
         "domain_register_workspace": env.str(
@@ -211,12 +216,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # Each path is answered with and without its final slash; the schema shows it once.
-    "PREPROCESSING_HOOKS": ["domains.api.schema_hooks.drop_alternate_spellings"],
+    "PREPROCESSING_HOOKS": ["api.schema_hooks.drop_alternate_spellings"],
     # The DNS doctor's codes under their own name, not a generic "CodeEnum".
     "ENUM_NAME_OVERRIDES": {"DiagnosisCodeEnum": "domains.dns_doctor.DiagnosisCode"},
 }
 # A CSRF refusal under /api/ is answered in the API's JSON error shape, not Django's page.
-CSRF_FAILURE_VIEW = "domains.api.views.csrf_failure"
+CSRF_FAILURE_VIEW = "api.views.csrf_failure"
 
 # REDIS_PASSWORD, the ElastiCache AUTH token, is read in vedomains_site/config/environment.py:
 # `_redis_auth` adds it to every redis:// URL below that names no password of its own.

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from domains.dashboard import dashboard_view
+from staff.dashboard import dashboard_view
 
 urlpatterns = [
     # Before "admin/" so the admin's catch-all does not answer it; admin_view = staff login.
@@ -11,5 +11,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/", include("domains.api.urls")),
+    path("api/", include("api.urls")),
 ]

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from domains.edge_config import edge_config_from_settings, edge_replica_regions
+from edge.config import edge_config_from_settings, edge_replica_regions
 from edge_lambda.build import PACKAGE_FILES, build_package
 from edge_lambda.config import REGIONAL_EDGE_CACHE_REGIONS
 from edge_lambda.tests.conftest import (

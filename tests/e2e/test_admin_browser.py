@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from domains import certificates, services
 from domains.models import CustomDomain, DomainEvent, EventKind
 from tests.factories import UserFactory, WorkspaceFactory
+from workflow import certificates, services
 
 # Real ACM validation records on the page: the per-domain strategy's certificate request.
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow,

@@ -20,10 +20,11 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from domains import selectors, services, tasks
+from domains import selectors
 from domains.models import CustomDomain, DomainEvent, DomainStatus, EventKind
 from tests.e2e.conftest import WAIT
 from tests.factories import CustomDomainFactory, UserFactory, WorkspaceFactory
+from workflow import services, tasks
 
 # Real ACM validation records on the page: the per-domain strategy's certificate request.
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow,

@@ -18,11 +18,13 @@ import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
 
-from domains import edge_sync, services
 from domains.integrations import edge_store
-from domains.models import CustomDomain, DomainStatus, EventKind, SeedAdoption
+from domains.models import CustomDomain, DomainStatus, EventKind
+from edge import sync as edge_sync
 from tests.factories import MembershipFactory, WorkspaceFactory
 from tests.polling import wait_for
+from veai.models import SeedAdoption
+from workflow import services
 
 pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 

@@ -12,9 +12,8 @@ from cryptography.hazmat.primitives import serialization
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from domains.identity import external_username
 from domains.integrations import main_app_tokens
-from domains.models import ExternalIdentity, Role
+from domains.models import Role
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 from tests.polling import wait_for
 from tests.veai.helpers import (
@@ -24,6 +23,8 @@ from tests.veai.helpers import (
     SigningKey,
     bearer,
 )
+from veai.identity import external_username
+from veai.models import ExternalIdentity
 
 pytestmark = pytest.mark.django_db
 

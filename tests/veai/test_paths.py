@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from domains import plans
 from domains.integrations import edge_store
 from domains.models import CustomDomain, DomainStatus, PlanGrace
 from tests import polling
 from tests.infra import WorkerProcess
 from tests.veai.helpers import JwksServer, SigningKey, bearer, signed_request
+from veai import plans
 
 pytestmark = [pytest.mark.integration, pytest.mark.worker,
               pytest.mark.django_db(transaction=True)]

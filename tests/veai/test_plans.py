@@ -1,4 +1,4 @@
-"""Plan changes and their consequences for a workspace's domains (domains/plans.py)."""
+"""Plan changes and their consequences for a workspace's domains (veai/plans.py)."""
 
 from __future__ import annotations
 
@@ -10,27 +10,27 @@ import time_machine
 from django.core import mail
 from django.utils import timezone
 
-from domains import notifications, plans, services, workspace_sync
 from domains.errors import NotEntitled
 from domains.models import (
     CustomDomain,
     DomainEvent,
     DomainStatus,
     EventKind,
-    Notification,
-    NotificationKind,
     PlanGrace,
     Role,
-    WebhookDelivery,
     Workspace,
 )
 from domains.task_names import TaskName
+from notifications import sending
+from notifications.models import Notification, NotificationKind, WebhookDelivery
 from tests.factories import (
     CustomDomainFactory,
     MembershipFactory,
     WebhookEndpointFactory,
     WorkspaceFactory,
 )
+from veai import plans, workspace_sync
+from workflow import services
 
 pytestmark = pytest.mark.django_db
 
@@ -133,11 +133,11 @@ def test_the_owners_are_emailed_at_the_downgrade_and_before_the_detachment() -> 
     ws, _ = _workspace("business", 4)
     plans.workspace_plan_change(workspace=ws, plan="pro", source="test")
     first = Notification.objects.get(kind=NotificationKind.PLAN_OVER_LIMIT)
-    assert notifications.notification_send(notification_id=first.pk) == "sent"
+    assert sending.notification_send(notification_id=first.pk) == "sent"
     grace = PlanGrace.objects.get()
     plans.plan_graces_enforce(now=grace.detach_after - WARNING)
     second = Notification.objects.get(kind=NotificationKind.PLAN_DETACH_WARNING)
-    assert notifications.notification_send(notification_id=second.pk) == "sent"
+    assert sending.notification_send(notification_id=second.pk) == "sent"
     assert [m.to for m in mail.outbox] == [["owner@acme.com"], ["owner@acme.com"]]
     assert mail.outbox[0].subject == "Action needed: custom domains over your plan's limit"
     assert "d4.client.com" in mail.outbox[0].body and "d1.client.com" not in mail.outbox[0].body

@@ -14,16 +14,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from rest_framework.test import APIClient
 
-from domains import workspace_sync
-from domains.models import (
-    CustomDomain,
-    DomainStatus,
-    ExternalIdentity,
-    ExternalWorkspace,
-    Membership,
-    Role,
-    Workspace,
-)
+from domains.models import CustomDomain, DomainStatus, Membership, Role, Workspace
 from tests.factories import CustomDomainFactory, MembershipFactory, WorkspaceFactory
 from tests.veai.helpers import (
     ISSUER_ID,
@@ -34,6 +25,8 @@ from tests.veai.helpers import (
     signed_request,
     sync_client,
 )
+from veai import workspace_sync
+from veai.models import ExternalIdentity, ExternalWorkspace
 
 pytestmark = pytest.mark.django_db
 
@@ -533,17 +526,17 @@ def test_the_bulk_endpoint_over_real_http_with_the_reference_client(
 
 def test_webhooks_carry_the_same_v2_signature_next_to_v1() -> None:
     """One scheme both ways: a webhook's v2 is what the reference client computes."""
-    from domains import notifications
+    from notifications import sending
 
     body = b'{"type":"domain.active"}'
-    header = notifications.sign("whsec_x", 1700000000, body,
+    header = sending.sign("whsec_x", 1700000000, body,
                                 url="https://hooks.ve.ai/vedomains/in?b=2&a=1")
     fields = dict(part.split("=", 1) for part in header.split(","))
     assert set(fields) == {"t", "v1", "v2"}
     expected = sync_client.sign("whsec_x", 1700000000, "POST", "/vedomains/in?a=1&b=2", body)
     assert f"t={fields['t']},v2={fields['v2']}" == expected
     # Without a URL (the documented v1 example), the value is unchanged.
-    assert "v2=" not in notifications.sign("whsec_x", 1700000000, body)
+    assert "v2=" not in sending.sign("whsec_x", 1700000000, body)
 
 
 def test_an_imported_member_without_a_version_is_ordered_like_its_workspace(
@@ -603,7 +596,7 @@ def test_a_version_of_non_ascii_digits_is_a_400_on_every_path(service_secret: st
 def test_a_bulk_content_length_over_the_limit_is_413_before_the_body_is_read(
     service_secret: str, monkeypatch: Any,
 ) -> None:
-    from domains.api import authentication
+    from api import authentication
 
     body = _ndjson({"id": "w1", "slug": "one", "name": "One", "plan": "pro", "version": 1})
     header = {SIGNATURE_META: sync_client.sign(SERVICE_SECRET, int(time.time()), "POST",
@@ -627,7 +620,7 @@ def test_a_bulk_content_length_over_the_limit_is_413_before_the_body_is_read(
 def test_a_bulk_body_that_fails_the_signature_has_its_spooled_file_closed(
     service_secret: str, monkeypatch: Any,
 ) -> None:
-    from domains.api import authentication
+    from api import authentication
 
     opened: list[Any] = []
     real = authentication.tempfile.SpooledTemporaryFile

@@ -9,7 +9,7 @@ as for any Django setting. The rules every module follows:
   `timedelta` builds it where it uses the value);
 - a value that cannot be parsed stops start-up here with the variable's name
   (`environment.env`); every other check of a value is a system check
-  (`domains.system_checks`, `domains.cdn_checks`, `domains.veai_checks`);
+  (`domains.system_checks`, `domains.cdn_checks`, `veai.system_checks`);
 - a knob no operator should turn is a constant in the module that uses it, not a setting.
 
 docs/settings.md lists each setting with its group, type, default and whether an operator

@@ -1,5 +1,5 @@
 """The edge: the DynamoDB mapping table and the Lambda@Edge function's config
-(domains/edge_config.py). Checked by `edge_settings_problems` (E03x), which builds the
+(edge/config.py). Checked by `edge_settings_problems` (E03x), which builds the
 function's config from them."""
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ VEDOMAINS_CERT_BUDGET_PLATFORM_DAILY: int = env.int("VEDOMAINS_CERT_BUDGET_PLATF
 # an enterprise plan (1,000 domains) would otherwise spend the whole day for everyone.
 VEDOMAINS_CERT_BUDGET_WORKSPACE_SHARE: int = env.int("VEDOMAINS_CERT_BUDGET_WORKSPACE_SHARE",
                                                      default=50)
-# Admin sign-in throttle (domains/admin_security.py): this many failures per account, or per
+# Admin sign-in throttle (staff/admin_security.py): this many failures per account, or per
 # client address, within the lockout time lock further sign-ins out for that long.
 VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ACCOUNT: int = env.int(
     "VEDOMAINS_ADMIN_LOGIN_FAILURES_PER_ACCOUNT", default=5)

@@ -1,4 +1,4 @@
-"""Webhooks and notification emails (domains/notifications.py, domains/outbox.py).
+"""Webhooks and notification emails (notifications/sending.py, notifications/outbox.py).
 Checked by `notification_settings_problems` (E04x)."""
 
 from __future__ import annotations

@@ -51,15 +51,15 @@ RETIRED: dict[str, str] = {
     "VEDOMAINS_WEB_TIMEOUT": _renamed("VEDOMAINS_WEB_TIMEOUT_SECONDS"),
     "VEDOMAINS_READINESS_TIMEOUT": _renamed("VEDOMAINS_READINESS_TIMEOUT_SECONDS"),
     # Knobs no operator should turn.
-    "VEDOMAINS_DISPATCH_LIMIT": _constant("domains/schedule.py (DISPATCH_LIMIT)"),
+    "VEDOMAINS_DISPATCH_LIMIT": _constant("workflow/schedule.py (DISPATCH_LIMIT)"),
     "VEDOMAINS_RECONCILE_INTERVAL_SECONDS": _constant(
         "vedomains_site/celery.py (RECONCILE_INTERVAL_SECONDS)"),
     "VEDOMAINS_CERTIFICATE_SWEEP_INTERVAL_SECONDS": _constant(
         "vedomains_site/celery.py (CERTIFICATE_SWEEP_INTERVAL_SECONDS)"),
     "VEDOMAINS_NOTIFY_DISPATCH_INTERVAL_SECONDS": _constant(
         "vedomains_site/celery.py (NOTIFY_DISPATCH_INTERVAL_SECONDS)"),
-    "VEDOMAINS_CERTIFICATE_TROUBLE_DAYS": _constant("domains/certificates.py (TROUBLE_WINDOW)"),
-    "VEDOMAINS_CERTIFICATE_WATCH_HOURS": _constant("domains/certificates.py (WATCH_INTERVAL)"),
+    "VEDOMAINS_CERTIFICATE_TROUBLE_DAYS": _constant("workflow/certificates.py (TROUBLE_WINDOW)"),
+    "VEDOMAINS_CERTIFICATE_WATCH_HOURS": _constant("workflow/certificates.py (WATCH_INTERVAL)"),
     "VEDOMAINS_CDN_WORKSPACE_PARAMETER": _constant(
         "domains/integrations/cdn.py (WORKSPACE_PARAMETER), as deploy/saas-manager.yaml "
         "declares it"),

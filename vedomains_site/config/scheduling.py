@@ -26,7 +26,7 @@ VEDOMAINS_CHECK_LEASE_SECONDS: int = env.int("VEDOMAINS_CHECK_LEASE_SECONDS", de
 VEDOMAINS_DISPATCH_LEASE_SECONDS: int = env.int("VEDOMAINS_DISPATCH_LEASE_SECONDS", default=600)
 # Due domains per queued task.
 VEDOMAINS_DISPATCH_CHUNK: int = max(1, env.int("VEDOMAINS_DISPATCH_CHUNK", default=25))
-# DNS-ready first (domains/dns_sweep.py): every tick, a DNS-only look at this many pending
+# DNS-ready first (workflow/dns_sweep.py): every tick, a DNS-only look at this many pending
 # domains that are not due (no AWS call), so one whose CNAME was just set is checked within
 # seconds whatever its backed-off schedule; at most VEDOMAINS_DNS_SWEEP_CHECKS of those found
 # ready are checked in the tick's own task, the rest by the dispatcher. Interval 0: off.

@@ -1,5 +1,5 @@
 """The ve.ai integration: sign-in with the main app's tokens, the service-to-service sync,
-plan changes, CORS for its frontend. Checked by `domains.veai_checks` (E2xx)."""
+plan changes, CORS for its frontend. Checked by `veai.system_checks` (E2xx)."""
 
 from __future__ import annotations
 

@@ -39,7 +39,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from domains.models import CustomDomain, DeliveryStatus, DomainStatus, WebhookDelivery
+from domains.models import CustomDomain, DomainStatus
+from notifications.models import DeliveryStatus, WebhookDelivery
 from vedomains_site.observability import aws_metrics, celery_hooks, counters, queues
 
 log = logging.getLogger(__name__)

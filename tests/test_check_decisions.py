@@ -8,9 +8,11 @@ applies these verdicts is tested against real servers (test_cdn_*, test_dns_firs
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -544,3 +546,12 @@ def test_the_dns_record_keeps_its_shape() -> None:
     assert record == {"ok": True, "detail": OK.detail, "at": NOW.isoformat(),
                       "reason": "points_to_target", "chain": list(OK.chain),
                       "transient": False, "diagnosis": []}
+
+
+def test_the_decisions_import_nothing_that_writes() -> None:
+    """The import contract cannot name django.db (a subpackage of an external package)."""
+    tree = ast.parse(Path(cd.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for a in node.names}
+    assert {m for m in imported if m and m.startswith(("django.db", "django.core.cache"))} == set()

@@ -1,4 +1,4 @@
-"""schedule.next_interval directly: the fast window, the base, growth with age, the cap."""
+"""check_decisions.next_interval directly: the fast window, the base, growth with age, the cap."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from domains.models import CustomDomain
-from workflow.schedule import next_interval
+from workflow.check_decisions import next_interval
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

@@ -34,7 +34,6 @@ from domains.integrations.cdn import ValidationTokenHost
 from domains.integrations.errors import IntegrationError
 from domains.models import CERTIFICATE_ISSUED_STATUSES, CustomDomain, DomainStatus, Prevalidation
 from domains.task_names import TaskName
-from workflow.schedule import next_interval
 
 # A DNS lookup or AWS call that could not tell (timeout, throttling): look again soon.
 TRANSIENT_RETRY = timedelta(seconds=60)
@@ -42,6 +41,19 @@ CERTIFICATE_READ_INTERVAL = timedelta(minutes=10)
 # The status ACM's answer gets when the certificate is gone (certificates.MISSING; that
 # module sits above this one, so the word is repeated here and tested equal).
 CERTIFICATE_MISSING = "MISSING"
+
+
+def next_interval(domain: CustomDomain, now: datetime) -> timedelta:
+    """Adaptive: every few seconds right after registration or "verify", then backing off.
+
+    Outside the fast window the interval grows with the domain's age (a twelfth of it),
+    from the base interval up to the maximum: minutes in the first hour, hours after a day.
+    """
+    if domain.fast_checks_until and now < domain.fast_checks_until:
+        return timedelta(seconds=settings.VEDOMAINS_FAST_CHECK_SECONDS)
+    base = timedelta(seconds=settings.VEDOMAINS_CHECK_INTERVAL_SECONDS)
+    grown = (now - domain.created_at) / 12
+    return min(timedelta(seconds=settings.VEDOMAINS_MAX_CHECK_INTERVAL_SECONDS), max(base, grown))
 
 
 # --- the `checks` JSON records ----------------------------------------------------------------

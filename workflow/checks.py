@@ -248,13 +248,17 @@ class _DoctorMemory:
         return kept[1] if kept is not None and kept[0] > time.monotonic() else None
 
     def remember(self, key: _AnswerKey, facts: dns.DnsFacts) -> None:
-        """Facts a lookup could not complete are not kept."""
-        if facts.transient or facts.dnssec_broken:
+        """Facts a lookup could not complete are not kept, nor any past their shortest TTL."""
+        if facts.transient or facts.dnssec_broken or facts.incomplete:
+            return
+        ttls = [t for t in (facts.cname_ttl, facts.address_ttl, facts.negative_ttl)
+                if t is not None]
+        keep = min([DOCTOR_FACTS_TTL, *ttls])
+        if keep <= 0:  # a TTL of 0: the zone asks not to be cached at all
             return
         if len(self.facts) >= DOCTOR_MEMORY_HOSTS:
             self.facts.clear()
-        ttls = [t for t in (facts.cname_ttl, facts.address_ttl, facts.negative_ttl) if t]
-        self.facts[key] = (time.monotonic() + min([DOCTOR_FACTS_TTL, *ttls]), facts)
+        self.facts[key] = (time.monotonic() + keep, facts)
 
 
 _memory = _DoctorMemory()

@@ -1,7 +1,7 @@
 """DNS-ready first: a DNS-only look over the pending crowd, so a domain whose CNAME has just
 been set is checked now rather than at its (backed-off) next check.
 
-A pending domain's checks back off with its age (schedule.next_interval: hours for one a
+A pending domain's checks back off with its age (check_decisions.next_interval: hours for one a
 day old), and with DNS first (domains.dns_first) a pending domain whose DNS is wrong costs
 no AWS call anyway. So each tick this looks up the routing record of a bounded slice of the
 pending domains that are not due yet and whose last check saw their DNS wrong, resuming

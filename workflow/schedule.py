@@ -1,8 +1,8 @@
 """The check schedule: which domains are due, handing them out once, the lease, the pace.
 
 Each domain carries its own `next_check_at`; beat's dispatcher hands every due time out
-once (`domains_dispatch`), a check leases the domains it runs (`domains_claim`), and
-`next_interval` paces the next one. `workflow.checks` does the checking itself.
+once (`domains_dispatch`) and a check leases the domains it runs (`domains_claim`); when
+to look again is part of each check's verdict (`workflow.check_decisions.next_interval`).
 """
 
 from __future__ import annotations
@@ -61,19 +61,6 @@ def domains_dispatch(*, limit: int = DISPATCH_LIMIT, now: datetime | None = None
                 dispatched_for=F("next_check_at"), dispatched_at=now
             )
     return ids
-
-
-def next_interval(domain: CustomDomain, now: datetime) -> timedelta:
-    """Adaptive: every few seconds right after registration or "verify", then backing off.
-
-    Outside the fast window the interval grows with the domain's age (a twelfth of it),
-    from the base interval up to the maximum: minutes in the first hour, hours after a day.
-    """
-    if domain.fast_checks_until and now < domain.fast_checks_until:
-        return timedelta(seconds=settings.VEDOMAINS_FAST_CHECK_SECONDS)
-    base = timedelta(seconds=settings.VEDOMAINS_CHECK_INTERVAL_SECONDS)
-    grown = (now - domain.created_at) / 12
-    return min(timedelta(seconds=settings.VEDOMAINS_MAX_CHECK_INTERVAL_SECONDS), max(base, grown))
 
 
 def domains_claim(domain_ids: Iterable[int], *, now: datetime, force: bool = False) -> list[int]:

@@ -279,6 +279,9 @@ class DnsFacts:
     ds_without_dnskey: bool = False
     # A lookup failed and could not be explained (timeout, SERVFAIL even with CD).
     transient: str = ""
+    # A zone answer (NS, the wildcard probe, DS/DNSKEY) failed and was read as none: these
+    # facts are right for this check but must not be remembered for the next.
+    incomplete: bool = False
 
 
 @dataclass
@@ -439,41 +442,56 @@ async def _addresses(resolver: dns.asyncresolver.Resolver, hostname: str
 async def _zone_facts(resolver: dns.asyncresolver.Resolver, facts: DnsFacts,
                       cache: FactsCache) -> DnsFacts:
     """The zone's nameservers and the wildcard probe: asked once per zone (parent)."""
+    # Only a definite answer is kept in `cache` (which may outlive the batch): a timeout or
+    # SERVFAIL reads as "none" for this name and is asked again for the next.
     zone = facts.zone
-    if zone not in cache.nameservers:
+    incomplete = facts.incomplete
+    nameservers = cache.nameservers.get(zone)
+    if nameservers is None:
         try:
             answer = await resolver.resolve(zone, "NS", raise_on_no_answer=False)
-            cache.nameservers[zone] = tuple(sorted(_values(answer, zone, dns.rdatatype.NS)[0]))
+            nameservers = cache.nameservers[zone] = tuple(
+                sorted(_values(answer, zone, dns.rdatatype.NS)[0]))
+        except dns.resolver.NXDOMAIN:
+            nameservers = cache.nameservers[zone] = ()
         except dns.exception.DNSException:
-            cache.nameservers[zone] = ()
+            nameservers, incomplete = (), True
     parent = facts.hostname.partition(".")[2] if facts.hostname != zone else ""
     wildcard: tuple[str, ...] = ()
     if parent:
-        if parent not in cache.wildcard:
+        known = cache.wildcard.get(parent)
+        if known is None:
             probe = f"{WILDCARD_PROBE_PREFIX}{secrets.token_hex(4)}.{parent}"
             try:
                 answer = await resolver.resolve(probe, "A", raise_on_no_answer=False)
                 cnames = _values(answer, probe, dns.rdatatype.CNAME)[0]
-                cache.wildcard[parent] = cnames or _values(answer, probe, dns.rdatatype.A)[0]
-            except dns.exception.DNSException:  # NXDOMAIN: no wildcard
-                cache.wildcard[parent] = ()
-        wildcard = cache.wildcard[parent]
-    return replace(facts, nameservers=cache.nameservers[zone], wildcard=wildcard)
+                known = cache.wildcard[parent] = (
+                    cnames or _values(answer, probe, dns.rdatatype.A)[0])
+            except dns.resolver.NXDOMAIN:  # no wildcard
+                known = cache.wildcard[parent] = ()
+            except dns.exception.DNSException:
+                known, incomplete = (), True
+        wildcard = known
+    return replace(facts, nameservers=nameservers, wildcard=wildcard, incomplete=incomplete)
 
 
 async def _ds_without_dnskey(resolver: dns.asyncresolver.Resolver, zone: str,
                              cache: FactsCache) -> bool:
     """With CD set: does the zone have a DS at its parent but no DNSKEY of its own?"""
-    if zone not in cache.dnssec:
+    known = cache.dnssec.get(zone)
+    if known is None:
         try:
             ds = await resolver.resolve(zone, "DS", raise_on_no_answer=False)
             key = await resolver.resolve(zone, "DNSKEY", raise_on_no_answer=False)
-            has_ds = bool(_values(ds, zone, dns.rdatatype.DS)[0])
-            has_key = bool(_values(key, zone, dns.rdatatype.DNSKEY)[0])
-            cache.dnssec[zone] = (has_ds, has_key)
+            known = cache.dnssec[zone] = (bool(_values(ds, zone, dns.rdatatype.DS)[0]),
+                                          bool(_values(key, zone, dns.rdatatype.DNSKEY)[0]))
+        except dns.resolver.NXDOMAIN:
+            known = cache.dnssec[zone] = (False, False)
         except dns.exception.DNSException:
-            cache.dnssec[zone] = (False, False)
-    has_ds, has_key = cache.dnssec[zone]
+            # Read as "nothing to blame on DNSSEC" now, asked again next time (the name's
+            # facts are already marked dnssec_broken, which is never remembered).
+            known = (False, False)
+    has_ds, has_key = known
     return has_ds and not has_key
 
 

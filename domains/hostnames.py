@@ -1,4 +1,5 @@
-"""Hostname normalization and validation (DESIGN.md, "Hostname rules").
+"""Hostname normalization and validation (DESIGN.md, "Hostname rules"), and the plan names
+the main app may send (checked by the settings' system checks, which cannot import models).
 
 `normalize_hostname` either returns the canonical form (lowercase ASCII, punycode labels, no
 trailing dot) or raises `HostnameError` with a message a customer can act on. It never
@@ -25,6 +26,9 @@ _FORBIDDEN_CHARS = {
     "@": "user info",
     "\\": "a backslash",
 }
+
+# A plan name: what the main app calls it, short and printable (it appears in emails).
+PLAN_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,19}$")
 
 
 class HostnameError(ValueError):

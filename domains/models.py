@@ -6,8 +6,6 @@ Fields, constraints and cheap properties only; every state change goes through
 
 from __future__ import annotations
 
-import re
-
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
@@ -28,8 +26,6 @@ slug_validator = RegexValidator(
 )
 
 
-# A plan name: what the main app calls it, short and printable (it appears in emails).
-PLAN_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,19}$")
 
 
 class Plan(models.TextChoices):

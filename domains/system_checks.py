@@ -32,6 +32,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, register
 from django.utils.module_loading import module_has_submodule
 
+from domains import hostnames
 from domains.cdn_checks import cdn_settings_problems
 from domains.integrations import dns
 
@@ -90,10 +91,7 @@ def domains_settings_problems() -> list[CheckMessage]:
             "VEDOMAINS_PLAN_LIMITS", f"has no whole number >= 0 for {', '.join(bad_plans)}.",
             'JSON such as {"pro": 3}: how many custom domains each plan may hold.', 3))
     # A key no plan name can equal ("Pro", "pro "): that plan would silently get 0.
-    # Imported here: the models are not loaded when this module is.
-    from domains.models import PLAN_NAME
-
-    bad_names = [repr(plan) for plan in limits if not PLAN_NAME.match(str(plan))]
+    bad_names = [repr(plan) for plan in limits if not hostnames.PLAN_NAME.match(str(plan))]
     if bad_names:
         problems.append(_error(
             "VEDOMAINS_PLAN_LIMITS", f"has keys that are not plan names: {', '.join(bad_names)}.",

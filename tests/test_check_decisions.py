@@ -83,6 +83,7 @@ class Want:
     enqueue: tuple[str, ...] = ()
     lost: Outcome | None | str = "any"  # the transition's outcome when its swap loses
     data: dict[str, Any] | None = None
+    moved: dict[str, Any] | None = None  # fields the transition writes, as a subset
 
 
 def check(verdict: Verdict, want: Want) -> None:
@@ -115,6 +116,9 @@ def check(verdict: Verdict, want: Want) -> None:
         assert t is not None and t.lost == want.lost
     if want.data is not None:
         assert t is not None and t.data == want.data
+    if want.moved is not None:
+        assert t is not None and {k: t.updates.get(k, "absent") for k in want.moved} == (
+            want.moved)
     assert verdict.plain_wait == (t is None and want.effect == Effect.NONE and not want.alerts
                                   and not want.enqueue)
 
@@ -367,7 +371,8 @@ LIVE_ROWS: list[tuple[str, Callable[[], Verdict], Want]] = [
      lambda: cd.live_verdict(domain(DomainStatus.MISCONFIGURED, misconfigured_at=NOW), OK, {},
                              {}, now=NOW),
      Want(Outcome.FIXED, DomainStatus.ACTIVE, to=DomainStatus.ACTIVE,
-          next_in=timedelta(seconds=settings.VEDOMAINS_ACTIVE_RECHECK_SECONDS))),
+          next_in=timedelta(seconds=settings.VEDOMAINS_ACTIVE_RECHECK_SECONDS),
+          moved={"misconfigured_at": None})),
     ("active, DNS wrong: misconfigured, with the detach deadline",
      lambda: cd.live_verdict(domain(DomainStatus.ACTIVE), WRONG, {}, {}, now=NOW),
      Want(Outcome.MISCONFIGURED, DomainStatus.MISCONFIGURED, to=DomainStatus.MISCONFIGURED,
@@ -476,6 +481,8 @@ def test_doctor_wanted(status: str, cert_status: str, routing: dns.RoutingCheck,
     ({}, OK, None, False, (True, False, False, False, False)),
     ({**TENANT}, OK, None, True, (True, False, False, False, False)),
     ({"prevalidation": "self-hosted"}, WRONG, None, True, (False, False, True, True, False)),
+    # DNS already points at us: the token is CloudFront's to serve, not the customer's.
+    ({"prevalidation": "self-hosted"}, OK, None, True, (True, False, True, False, False)),
     ({"prevalidation": "acm"}, WRONG, cert("ISSUED"), True, (False, True, True, False, False)),
     ({"prevalidation": "acm"}, WRONG, cert("PENDING_VALIDATION"), True,
      (False, True, False, False, True)),

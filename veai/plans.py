@@ -29,9 +29,9 @@ from django.utils import timezone
 
 from domains import actors, queueing, selectors
 from domains.errors import InvalidInput, InvalidTransition
+from domains.hostnames import PLAN_NAME
 from domains.models import (
     LIVE_STATUSES,
-    PLAN_NAME,
     CustomDomain,
     DomainEvent,
     EventKind,

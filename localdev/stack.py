@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import hashlib
 import json
 import os
 import shutil
@@ -105,8 +106,8 @@ STACK_FILE_NAME: Final = "stack.json"
 MANAGE_ENV_KEYS: Final = (
     "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
     "VEDOMAINS_AWS_ENDPOINT_URL", "VEDOMAINS_DNS_NAMESERVERS", "VEDOMAINS_LOCAL_DNS_CONTROL_URL",
-    "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID", "CELERY_BROKER_URL", "DATABASE_URL",
-    *LOCAL_SETTING_DEFAULTS,
+    "VEDOMAINS_CDN_TEMPLATE_DISTRIBUTION_ID", "CELERY_BROKER_URL", "CELERY_BROKER_KEY_PREFIX",
+    "DATABASE_URL", *LOCAL_SETTING_DEFAULTS,
 )
 
 
@@ -132,6 +133,10 @@ class StackConfig:
     worker_concurrency: int = 2
     web_threads: int = 4
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    # Every broker key of this stack starts with it: two checkouts' stacks on one Redis (the
+    # default redis://127.0.0.1:6379/0) would otherwise take each other's tasks, each worker
+    # checking the other's domain ids against its own database.
+    broker_key_prefix: str = ""
 
     @classmethod
     def from_env(
@@ -149,9 +154,11 @@ class StackConfig:
             if port in seen:
                 raise StackError(f"{key} and {seen[port]} are both set to port {port}")
             seen[port] = key
+        resolved_var = (var_dir or Path(env.get("VEDOMAINS_LOCAL_VAR_DIR") or ROOT / "var")
+                        ).resolve()
         return cls(
             ports=ports,
-            var_dir=(var_dir or Path(env.get("VEDOMAINS_LOCAL_VAR_DIR") or ROOT / "var")).resolve(),
+            var_dir=resolved_var,
             broker_url=env.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/0",
             database_url=env.get("DATABASE_URL") or None,
             # moto parses MOTO_ACM_VALIDATION_WAIT with int(): whole seconds only.
@@ -164,6 +171,8 @@ class StackConfig:
                 what="ACM validation wait (seconds)",
             ),
             summary_file=summary_file,
+            broker_key_prefix=(env.get("CELERY_BROKER_KEY_PREFIX")
+                               or checkout_broker_prefix(resolved_var)),
         )
 
     @property
@@ -176,6 +185,12 @@ class StackConfig:
 
     def url(self, key: str, path: str = "/") -> str:
         return f"http://{HOST}:{self.ports[key]}{path}"
+
+
+def checkout_broker_prefix(var_dir: Path) -> str:
+    """The broker key prefix of the stack whose state lives in `var_dir`: stable across
+    restarts (queued tasks survive one), different for every checkout."""
+    return f"vedomains-{hashlib.sha256(str(var_dir).encode()).hexdigest()[:10]}:"
 
 
 def _int_env(
@@ -600,6 +615,7 @@ class Stack:
                 "DJANGO_DEBUG": os.environ.get("DJANGO_DEBUG", "true"),
                 "PYTHONUNBUFFERED": "1",
                 "CELERY_BROKER_URL": cfg.broker_url,
+                "CELERY_BROKER_KEY_PREFIX": cfg.broker_key_prefix,
                 "VEDOMAINS_AWS_ENDPOINT_URL": moto_url,
                 "VEDOMAINS_DNS_NAMESERVERS": f"{HOST}:{cfg.ports['dns']}",
                 "VEDOMAINS_LOCAL_DNS_CONTROL_URL": cfg.url("dns_control", "").rstrip("/"),

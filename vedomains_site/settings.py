@@ -267,7 +267,13 @@ CELERY_TASK_ACKS_LATE = True
 # A worker killed mid-task must leave the message for another worker, not drop it.
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Every key the broker writes starts with this (kombu's global_keyprefix): `./dev run` gives
+# each checkout its own, so two local stacks on one Redis never take each other's tasks.
+CELERY_BROKER_KEY_PREFIX = env.str("CELERY_BROKER_KEY_PREFIX", default="")
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+    "visibility_timeout": 3600,
+    **({"global_keyprefix": CELERY_BROKER_KEY_PREFIX} if CELERY_BROKER_KEY_PREFIX else {}),
+}
 CELERY_TASK_IGNORE_RESULT = True
 # Three queues, so a flood of checks never delays an edge push or a webhook: production runs
 # a worker per queue (`celery -A vedomains_site worker -Q edge`); a worker started without

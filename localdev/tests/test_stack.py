@@ -11,6 +11,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from celery import Celery
+from redis import Redis
 
 from localdev.stack import (
     LOCAL_SETTING_DEFAULTS,
@@ -203,3 +205,38 @@ def test_the_banner_lists_the_stack_s_own_pids(tmp_path: Path) -> None:
     text = banner(summary, StackConfig.from_env({}, var_dir=tmp_path))
     assert f"supervisor {os.getpid()}; web 4101, worker 4102" in text
     assert "./dev status" in text
+
+
+def test_each_checkout_has_its_own_broker_keys(tmp_path: Path) -> None:
+    """Two checkouts' stacks on the default Redis took each other's tasks (each worker then
+    checked the other's domain ids against its own database): every broker key of a stack
+    starts with a prefix of its own, the same at every restart."""
+    one = StackConfig.from_env({}, var_dir=tmp_path / "one" / "var")
+    other = StackConfig.from_env({}, var_dir=tmp_path / "other" / "var")
+    assert one.broker_key_prefix != other.broker_key_prefix
+    assert one.broker_key_prefix == StackConfig.from_env(
+        {}, var_dir=tmp_path / "one" / "var").broker_key_prefix
+    chosen = StackConfig.from_env({"CELERY_BROKER_KEY_PREFIX": "mine:"}, var_dir=tmp_path)
+    assert chosen.broker_key_prefix == "mine:"
+
+
+def test_a_prefixed_broker_keeps_its_queue_apart(tmp_path: Path) -> None:
+    """What the prefix does on a real Redis: a task sent by one stack's app lands under its
+    prefix, where the other stack's worker (another prefix) never looks."""
+    url = os.environ.get("VEDOMAINS_TEST_BROKER_URL", "redis://127.0.0.1:6379/10")
+    redis = Redis.from_url(url)
+    apps = {}
+    for name in ("one", "other"):
+        prefix = StackConfig.from_env({}, var_dir=tmp_path / name).broker_key_prefix
+        app = Celery(name, broker=url, set_as_current=False)
+        app.conf.broker_transport_options = {"global_keyprefix": prefix}
+        apps[name] = (app, prefix)
+    app, prefix = apps["one"]
+    try:
+        app.send_task("workflow.tasks.domain_check", args=[1], queue="checks")
+        assert redis.llen(f"{prefix}checks") == 1
+        assert redis.llen(f"{apps['other'][1]}checks") == 0
+        assert redis.llen("checks") == 0
+    finally:
+        redis.delete(f"{prefix}checks")
+        app.close()

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 import pytest
+import redis
 from django.test import Client
 from django.utils import timezone
 
@@ -256,6 +257,18 @@ def test_queue_depth_per_queue_from_the_broker_and_as_emf(clean_redis: str) -> N
     assert directive == {"Namespace": "vedomains", "Dimensions": [["Queue"]],
                          "Metrics": [{"Name": "QueueDepth", "Unit": "Count"}]}
     assert isinstance(documents[0]["_aws"]["Timestamp"], int)
+
+
+def test_queue_depth_reads_the_queues_under_the_broker_key_prefix(clean_redis: str,
+                                                                   settings: Any) -> None:
+    """A stack that shares its Redis (./dev run) keeps its queues under a key prefix."""
+    client = redis.Redis.from_url(clean_redis)
+    client.rpush("vedomains-abc:checks", "m1", "m2")
+    client.rpush("checks", "another stack's")
+    settings.CELERY_BROKER_KEY_PREFIX = "vedomains-abc:"
+    assert queues.depths(clean_redis)["checks"] == 2
+    settings.CELERY_BROKER_KEY_PREFIX = ""
+    assert queues.depths(clean_redis)["checks"] == 1
 
 
 @pytest.mark.django_db

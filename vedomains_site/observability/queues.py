@@ -16,8 +16,9 @@ def names() -> tuple[str, ...]:
     return tuple(settings.CELERY_TASK_QUEUES)
 
 
-# kombu's Redis transport keeps a queue as a list named after it, plus one list per
-# priority step ("<queue>\x06\x16<step>") when priorities are used.
+# kombu's Redis transport keeps a queue as a list named after it (after the broker's key
+# prefix, CELERY_BROKER_KEY_PREFIX), plus one list per priority step
+# ("<queue>\x06\x16<step>") when priorities are used.
 _PRIORITY_SEP: Final = "\x06\x16"
 _PRIORITY_STEPS: Final = (3, 6, 9)
 
@@ -25,13 +26,14 @@ _PRIORITY_STEPS: Final = (3, 6, 9)
 def depths(url: str, *, timeout: float = 2.0) -> dict[str, int]:
     """Messages waiting per queue (not counting the ones a worker holds unacked)."""
     queues = names()
+    prefix = settings.CELERY_BROKER_KEY_PREFIX
     client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
     try:
         pipe = client.pipeline(transaction=False)
         for name in queues:
-            pipe.llen(name)
+            pipe.llen(f"{prefix}{name}")
             for step in _PRIORITY_STEPS:
-                pipe.llen(f"{name}{_PRIORITY_SEP}{step}")
+                pipe.llen(f"{prefix}{name}{_PRIORITY_SEP}{step}")
         values = pipe.execute()
     finally:
         client.close()

@@ -169,6 +169,21 @@ def create_template_distribution(*, origin_domain: str, comment: str = "vedomain
     return str(resp["Distribution"]["Id"])
 
 
+def migrations_not_on_disk() -> list[str]:
+    """Our apps' migrations the database recorded but this checkout does not have: a
+    database made before the migrations were squashed, which `migrate` would half-apply
+    (an index that already exists) instead of saying so."""
+    from django.apps import apps
+    from django.db import connection
+    from django.db.migrations.loader import MigrationLoader
+
+    loader = MigrationLoader(connection, ignore_no_migrations=True)
+    root = Path(__file__).resolve().parent.parent
+    ours = {c.label for c in apps.get_app_configs() if Path(c.path).parent == root}
+    return sorted(f"{app}.{name}" for app, name in loader.applied_migrations
+                  if app in ours and (app, name) not in loader.disk_migrations)
+
+
 def setup(var_dir: Path) -> dict[str, Any]:
     from django.conf import settings
     from django.core.management import call_command
@@ -178,6 +193,12 @@ def setup(var_dir: Path) -> dict[str, Any]:
     from edge.config import edge_config_from_settings
     from localdev import saas_resources
 
+    stale = migrations_not_on_disk()
+    if stale:
+        raise SystemExit(
+            f"this database has migrations this version does not ({', '.join(stale[:3])}): it "
+            "predates the squashed migrations of the app split; delete var/db.sqlite3 (or "
+            "drop the DATABASE_URL database) and run again")
     _say("applying migrations")
     call_command("migrate", interactive=False, verbosity=0)
 

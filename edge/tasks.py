@@ -8,7 +8,7 @@ from celery import Task, shared_task
 
 from domains.integrations.errors import IntegrationError
 from domains.task_names import TaskName
-from domains.tasks import RETRY_TRANSIENT, transient_errors_retried
+from domains.task_retries import RETRY_TRANSIENT, transient_errors_retried
 from edge import sync as edge_sync
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from django.conf import settings
 
 from domains import queueing
 from domains.task_names import TaskName
-from domains.tasks import RETRY_TRANSIENT, transient_errors_retried
+from domains.task_retries import RETRY_TRANSIENT, transient_errors_retried
 from workflow import capacity_alerts, certificates, checks, cleanup, dns_sweep, schedule
 
 

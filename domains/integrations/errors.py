@@ -28,7 +28,7 @@ class TransientIntegrationError(IntegrationError):
     """A transient IntegrationError, as its own class: what Celery's `autoretry_for` retries.
 
     Celery chooses what to retry by exception class, and `permanent` is a flag; the tasks
-    re-raise a transient error as this (domains.tasks.transient_errors_retried).
+    re-raise a transient error as this (domains.task_retries.transient_errors_retried).
     """
 
     def __init__(self, message: str, *, code: str = "") -> None:

@@ -14,6 +14,7 @@ import pytest
 from celery import Celery
 from redis import Redis
 
+from domains.task_names import TaskName
 from localdev.stack import (
     LOCAL_SETTING_DEFAULTS,
     PORTS,
@@ -233,7 +234,7 @@ def test_a_prefixed_broker_keeps_its_queue_apart(tmp_path: Path) -> None:
         apps[name] = (app, prefix)
     app, prefix = apps["one"]
     try:
-        app.send_task("workflow.tasks.domain_check", args=[1], queue="checks")
+        app.send_task(TaskName.DOMAIN_CHECK, args=[1], queue="checks")
         assert redis.llen(f"{prefix}checks") == 1
         assert redis.llen(f"{apps['other'][1]}checks") == 0
         assert redis.llen("checks") == 0

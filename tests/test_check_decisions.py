@@ -562,3 +562,42 @@ def test_the_decisions_import_nothing_that_writes() -> None:
     imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import)
                  for a in node.names}
     assert {m for m in imported if m and m.startswith(("django.db", "django.core.cache"))} == set()
+
+
+ACM = {"prevalidation": "acm", **TENANT}
+SELF = {"prevalidation": "self-hosted", **TENANT}
+
+
+@pytest.mark.parametrize(("fields", "acm_cert", "reads", "arn", "found", "fix"), [
+    # Pre-validation by DNS: the issued ACM certificate goes on the tenant, once.
+    (ACM, cert("ISSUED"), "state", "arn:managed", None, cd.PrevalidationFix.SET_ACM_CERTIFICATE),
+    (ACM, cert("ISSUED"), "state", ARN, None, None),
+    (ACM, cert("ISSUED"), "state", None, None, None),  # the tenant could not be read
+    (ACM, cert("PENDING_VALIDATION"), "", None, None, None),
+    (ACM, None, "", None, None, None),
+    # Self-hosted token: a managed certificate CloudFront validates itself is requested again
+    # with the token on the customer's server, unless it is issued already.
+    (SELF, None, "certificate", None, managed("pending-validation", token_host="cloudfront"),
+     cd.PrevalidationFix.SELF_HOSTED_TOKEN),
+    (SELF, None, "certificate", None, managed("pending-validation", token_host="self-hosted"),
+     None),
+    (SELF, None, "certificate", None, managed("issued", token_host="cloudfront"), None),
+    (SELF, None, "certificate", None, None, None),
+    ({**TENANT}, cert("ISSUED"), "", None, managed("pending-validation"), None),
+])
+def test_prevalidation_fix(fields: dict[str, Any], acm_cert: acm.Certificate | None, reads: str,
+                           arn: str | None, found: cdn.CertificateState | None,
+                           fix: cd.PrevalidationFix | None) -> None:
+    d = domain(**fields)
+    assert cd.prevalidation_reads(d, acm_cert) == reads
+    assert cd.prevalidation_fix(d, acm_cert, tenant_certificate_arn=arn, managed=found) == fix
+
+
+@pytest.mark.parametrize(("found", "state", "vanished"), [
+    (None, None, True),
+    (managed("issued"), None, False),
+    (None, cdn.ResourceState("t-1", "Deployed", True), False),
+])
+def test_tenant_vanished(found: cdn.CertificateState | None, state: cdn.ResourceState | None,
+                         vanished: bool) -> None:
+    assert cd.tenant_vanished(found, state) is vanished

@@ -581,6 +581,48 @@ def tenant_plan(domain: CustomDomain, routing: dns.RoutingCheck,
                       domain.prevalidation == Prevalidation.SELF_HOSTED and not ready, record)
 
 
+class PrevalidationFix(StrEnum):
+    """A call that brings an existing tenant in line with pre-validation asked for later."""
+
+    SET_ACM_CERTIFICATE = "set_acm_certificate"  # the issued ACM certificate, on the tenant
+    SELF_HOSTED_TOKEN = "self_hosted_token"  # a managed certificate whose token they serve
+
+
+def prevalidation_reads(domain: CustomDomain, acm_cert: acm.Certificate | None) -> str:
+    """What `prevalidation_fix` needs read from CloudFront first: "state" (the tenant's
+    certificate), "certificate" (its managed certificate) or "" (nothing: no call either)."""
+    if domain.prevalidation == Prevalidation.ACM and acm_cert is not None and acm_cert.issued:
+        return "state"
+    if domain.prevalidation == Prevalidation.SELF_HOSTED:
+        return "certificate"
+    return ""
+
+
+def prevalidation_fix(domain: CustomDomain, acm_cert: acm.Certificate | None, *,
+                      tenant_certificate_arn: str | None,
+                      managed: cdn.CertificateState | None) -> PrevalidationFix | None:
+    """Pre-validation asked for after the tenant was made: the call that aligns the tenant,
+    if any. `tenant_certificate_arn` is None when the tenant could not be read."""
+    match prevalidation_reads(domain, acm_cert):
+        case "state":
+            assert acm_cert is not None
+            if tenant_certificate_arn is not None and tenant_certificate_arn != acm_cert.arn:
+                return PrevalidationFix.SET_ACM_CERTIFICATE
+        case "certificate":
+            if (managed is not None and managed.token_host != ValidationTokenHost.SELF_HOSTED
+                    and not managed.issued):
+                return PrevalidationFix.SELF_HOSTED_TOKEN
+    return None
+
+
+def tenant_vanished(managed: cdn.CertificateState | None,
+                    state: cdn.ResourceState | None) -> bool:
+    """The recorded tenant answers neither for its certificate nor for itself: deleted
+    outside the app, or a local emulator restarted. The record forgets it and the next
+    check creates one again."""
+    return managed is None and state is None
+
+
 def tenant_acm_certificate(domain: CustomDomain, acm_cert: acm.Certificate | None,
                            checks: ChecksDict, updates: dict[str, Any], now: datetime
                            ) -> tuple[ChecksDict, dict[str, Any], tuple[TaskName, ...]]:

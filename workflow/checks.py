@@ -57,6 +57,7 @@ from workflow.check_decisions import (
     Effect,
     Outcome,
     PendingInputs,
+    PrevalidationFix,
     TenantCertificate,
     TenantInputs,
     TenantPlan,
@@ -76,12 +77,15 @@ from workflow.check_decisions import (
     ownership,
     pending_verdict,
     pending_wants_caa,
+    prevalidation_fix,
+    prevalidation_reads,
     tenant_acm_certificate,
     tenant_acm_view,
     tenant_caa_verdict,
     tenant_created_message,
     tenant_pending_verdict,
     tenant_plan,
+    tenant_vanished,
     tenant_wants_state,
 )
 from workflow.cleanup import domain_cleanup
@@ -642,7 +646,8 @@ def _decide_tenant(domain: CustomDomain, result: dns.DnsResult,
         cert = tenant_acm_view(acm_cert, alerted[0] if alerted else None)
     elif not plan.use_acm and domain.cdn_resource_id:
         managed = strategy.certificate(resource_id=domain.cdn_resource_id)
-        if managed is None and strategy.state(resource_id=domain.cdn_resource_id) is None:
+        if managed is None and tenant_vanished(
+                managed, strategy.state(resource_id=domain.cdn_resource_id)):
             # The tenant is gone (deleted outside the app, or a local emulator restarted):
             # forget it, and the next check creates one again.
             CustomDomain.objects.filter(pk=domain.pk,
@@ -722,16 +727,27 @@ def _tenant_create(domain: CustomDomain, strategy: cdn.CdnStrategy, checks: Chec
 
 def _apply_prevalidation(domain: CustomDomain, strategy: cdn.CdnStrategy,
                          acm_cert: acm.Certificate | None) -> None:
-    """Pre-validation asked for after the tenant was made: bring the tenant in line."""
-    if domain.prevalidation == Prevalidation.ACM and acm_cert is not None and acm_cert.issued:
-        state = strategy.state(resource_id=domain.cdn_resource_id)
-        if state is not None and state.certificate_arn != acm_cert.arn:
+    """Pre-validation asked for after the tenant was made: read what
+    `prevalidation_fix` needs, then make the call it names."""
+    arn: str | None = None
+    managed: cdn.CertificateState | None = None
+    match prevalidation_reads(domain, acm_cert):
+        case "state":
+            state = strategy.state(resource_id=domain.cdn_resource_id)
+            arn = state.certificate_arn if state is not None else None
+        case "certificate":
+            managed = strategy.certificate(resource_id=domain.cdn_resource_id)
+    fix = prevalidation_fix(domain, acm_cert, tenant_certificate_arn=arn, managed=managed)
+    match fix:
+        case PrevalidationFix.SET_ACM_CERTIFICATE:
+            assert acm_cert is not None
             strategy.set_certificate(resource_id=domain.cdn_resource_id,
                                      certificate_arn=acm_cert.arn)
-    elif domain.prevalidation == Prevalidation.SELF_HOSTED:
-        managed = strategy.certificate(resource_id=domain.cdn_resource_id)
-        if (managed is not None and managed.token_host != ValidationTokenHost.SELF_HOSTED
-                and not managed.issued):
+        case PrevalidationFix.SELF_HOSTED_TOKEN:
             strategy.request_managed_certificate(resource_id=domain.cdn_resource_id,
                                                  hostname=domain.hostname,
                                                  validation_host=ValidationTokenHost.SELF_HOSTED)
+        case None:
+            pass
+        case _:
+            assert_never(fix)

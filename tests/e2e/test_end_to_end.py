@@ -186,6 +186,44 @@ class RunningStack:
             self.proc.wait(timeout=10)
 
 
+def started_stack(env: dict[str, str], tmp_path: Path, *, broker_url: str,
+                  running_env: dict[str, str] | None = None) -> Iterator[RunningStack]:
+    """A stack fixture's body (`yield from` it): `python -m localdev.stack` with `env`, its
+    state under tmp_path/var, yielded once up; stopped (or killed) afterwards, and the
+    broker database emptied when it is the suite's own."""
+    summary_file = tmp_path / "summary.json"
+    output = tmp_path / "stack.out"
+    with open(output, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "localdev.stack", "--var-dir", str(tmp_path / "var"),
+             "--summary-file", str(summary_file)],
+            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True)
+    running: RunningStack | None = None
+    try:
+        def started() -> bool:
+            if proc.poll() is not None:
+                pytest.fail(f"the stack exited:\n{output.read_text()[-4000:]}")
+            return summary_file.exists()
+
+        wait_for(started, START_TIMEOUT, "the stack to start",
+                 on_timeout=lambda: output.read_text()[-4000:])
+        running = RunningStack(proc, json.loads(summary_file.read_text()),
+                               running_env or env, output)
+        yield running
+    finally:
+        if running is not None:
+            try:
+                running.stop()
+            finally:
+                running.kill_everything()  # no-op when the stop was clean
+        elif proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        if BROKER_URL_FROM_ENV:
+            redis.Redis.from_url(broker_url).flushdb()
+
+
 @pytest.fixture
 def stack(tmp_path: Path, e2e_database: str) -> Iterator[RunningStack]:
     taken: set[int] = set()
@@ -219,48 +257,7 @@ def stack(tmp_path: Path, e2e_database: str) -> Iterator[RunningStack]:
             "VEDOMAINS_CDN_CAPACITY_RETRY_SECONDS": "2",
         }
     )
-    summary_file = tmp_path / "summary.json"
-    output = tmp_path / "stack.out"
-    with open(output, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "localdev.stack",
-                "--var-dir",
-                str(tmp_path / "var"),
-                "--summary-file",
-                str(summary_file),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    running: RunningStack | None = None
-    try:
-        def started() -> bool:
-            if proc.poll() is not None:
-                pytest.fail(f"the stack exited:\n{output.read_text()[-4000:]}")
-            return summary_file.exists()
-
-        wait_for(started, START_TIMEOUT, "the stack to start",
-                 on_timeout=lambda: output.read_text()[-4000:])
-        running = RunningStack(proc, json.loads(summary_file.read_text()), env, output)
-        yield running
-    finally:
-        if running is not None:
-            try:
-                running.stop()
-            finally:
-                running.kill_everything()  # no-op when the stop was clean
-        elif proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        if BROKER_URL_FROM_ENV:
-            redis.Redis.from_url(broker_url).flushdb()
+    yield from started_stack(env, tmp_path, broker_url=broker_url)
 
 
 # --- the test ---------------------------------------------------------------------------------

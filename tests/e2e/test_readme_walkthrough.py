@@ -33,13 +33,13 @@ from localdev.moto_server import aws_env
 from localdev.stack import PORTS
 from tests.e2e.test_end_to_end import (
     BROKER_URL_FROM_ENV,
-    START_TIMEOUT,
     STOP_TIMEOUT,
     RunningStack,
     _alive,
     _free_port,
     admin_page,
     e2e_database,  # noqa: F401  (a fixture)
+    started_stack,
 )
 from tests.polling import wait_for
 
@@ -98,38 +98,8 @@ def readme_stack(tmp_path: Path, e2e_database: str) -> Iterator[RunningStack]:  
     env.update({var: str(_free_port(taken)) for _, var, _, _ in PORTS})
     env.update({"DATABASE_URL": e2e_database, "CELERY_BROKER_URL": broker_url,
                 "DJANGO_DEBUG": "true"})
-    var_dir = tmp_path / "var"
-    summary_file = tmp_path / "summary.json"
-    output = tmp_path / "stack.out"
-    with open(output, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "localdev.stack", "--var-dir", str(var_dir),
-             "--summary-file", str(summary_file)],
-            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True)
-    running: RunningStack | None = None
-    try:
-        def started() -> bool:
-            if proc.poll() is not None:
-                pytest.fail(f"the stack exited:\n{output.read_text()[-4000:]}")
-            return summary_file.exists()
-
-        wait_for(started, START_TIMEOUT, "the stack to start",
-                 on_timeout=lambda: output.read_text()[-4000:])
-        running = RunningStack(proc, json.loads(summary_file.read_text()),
-                               {**env, "VEDOMAINS_LOCAL_VAR_DIR": str(var_dir)}, output)
-        yield running
-    finally:
-        if running is not None:
-            try:
-                running.stop()
-            finally:
-                running.kill_everything()
-        elif proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        if BROKER_URL_FROM_ENV:
-            redis.Redis.from_url(broker_url).flushdb()
+    yield from started_stack(env, tmp_path, broker_url=broker_url, running_env={
+        **env, "VEDOMAINS_LOCAL_VAR_DIR": str(tmp_path / "var")})
 
 
 class Shell:

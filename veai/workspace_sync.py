@@ -422,13 +422,20 @@ def _member_target(ext: ExternalWorkspace) -> Workspace:
     return ext.workspace
 
 
+def _locked_member(data: MemberInput) -> tuple[Workspace, ExternalMembership]:
+    """Inside the caller's transaction: the member's workspace (its external row locked) and
+    the member's own row, whose ordering field must be the one this change uses."""
+    ext = _locked_external(data.external_id)
+    workspace = _member_target(ext)
+    row, _ = ExternalMembership.objects.get_or_create(external_workspace=ext,
+                                                      subject=data.subject)
+    _same_ordering(row.version_field, data.version_field, what="member")
+    return workspace, row
+
+
 def member_upsert(*, data: MemberInput, source: str = "service:sync") -> SyncResult:
     with transaction.atomic():
-        ext = _locked_external(data.external_id)
-        workspace = _member_target(ext)
-        row, _ = ExternalMembership.objects.get_or_create(external_workspace=ext,
-                                                          subject=data.subject)
-        _same_ordering(row.version_field, data.version_field, what="member")
+        workspace, row = _locked_member(data)
         verdict = _compare(row.version, data.version, exists=row.version > 0 or bool(row.role))
         if verdict:
             return SyncResult(verdict, row.version, workspace)
@@ -444,11 +451,7 @@ def member_upsert(*, data: MemberInput, source: str = "service:sync") -> SyncRes
 
 def member_remove(*, data: MemberInput, source: str = "service:sync") -> SyncResult:
     with transaction.atomic():
-        ext = _locked_external(data.external_id)
-        workspace = _member_target(ext)
-        row, _ = ExternalMembership.objects.get_or_create(external_workspace=ext,
-                                                          subject=data.subject)
-        _same_ordering(row.version_field, data.version_field, what="member")
+        workspace, row = _locked_member(data)
         verdict = _compare(row.version, data.version, exists=row.removed_at is not None)
         if verdict:
             return SyncResult(verdict, row.version, workspace)

@@ -31,6 +31,7 @@ from django.utils.safestring import SafeString
 from django.utils.timesince import timesince, timeuntil
 
 from domains import selectors
+from domains.admin_read_only import ReadOnlyAdmin
 from domains.errors import DomainError
 from domains.models import (
     EDGE_ROUTED_STATUSES,
@@ -746,7 +747,7 @@ class CapacityAlertAdmin(admin.ModelAdmin):
 
 
 @admin.register(DomainEvent)
-class DomainEventAdmin(admin.ModelAdmin):
+class DomainEventAdmin(ReadOnlyAdmin):
     """The audit trail, read-only: it is append-only by design."""
 
     list_display = ["created_at", "domain", "kind", "source", "actor", "from_status",
@@ -755,12 +756,3 @@ class DomainEventAdmin(admin.ModelAdmin):
     search_fields = ["domain__hostname", "message"]
     list_select_related = ["domain", "actor"]
     ordering = ["-created_at", "-id"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

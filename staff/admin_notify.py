@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from domains.admin_read_only import ReadOnlyAdmin
 from domains.integrations import webhook_http
 from domains.integrations.errors import IntegrationError
 from notifications import sending
@@ -178,7 +179,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "endpoint", "domain", "event_type", "version", "status",
                     "attempts", "status_code", "latency_ms", "next_attempt_at", "delivered_at"]
     list_filter = ["status", "event_type", "endpoint"]
@@ -191,15 +192,6 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         "endpoint", "domain", "event_type", "version", "status", "attempts", "replays",
         "status_code", "latency_ms", "last_error", "created_at",
         "next_attempt_at", "expires_at", "delivered_at", "payload_json", "attempts_table")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_replay_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("notifications.change_webhookdelivery")
@@ -242,7 +234,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "domain", "kind", "sent_at", "skipped", "recipient_list",
                     "attempts"]
     list_filter = ["kind", "skipped"]
@@ -252,15 +244,6 @@ class NotificationAdmin(admin.ModelAdmin):
     fields = readonly_fields = (
         "domain", "kind", "state_key", "event", "subject", "recipients", "context",
         "created_at", "attempts", "next_attempt_at", "sent_at", "skipped", "last_error")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="Recipients")
     def recipient_list(self, obj: Notification) -> str:
